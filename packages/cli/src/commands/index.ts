@@ -1,0 +1,5 @@
+import type { CommandModule } from '../command.js';
+import { registerVersion } from './version.js';
+
+/** Every top-level verb, in help order. Add one line per new command file. */
+export const commands: CommandModule[] = [registerVersion];

@@ -1,0 +1,5 @@
+/**
+ * @module @shoal/engine
+ * (being built; see docs/ and the open issues)
+ */
+export const PACKAGE = '@shoal/engine';
