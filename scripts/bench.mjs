@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// Benchmark dispatcher: `npm run bench -- NAME [args]` runs the benchmark NAME.
+// Each benchmark prints progress and ends with one JSON line of named figures.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const benches = {
+  raft: 'packages/raft/dist/bench/raft.js',
+  engine: 'packages/engine/dist/bench/engine.js',
+};
+const [name, ...rest] = process.argv.slice(2);
+const file = name ? benches[name] : undefined;
+if (!file) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [args]`);
+  process.exit(2);
+}
+const root = new URL('..', import.meta.url).pathname;
+if (!existsSync(root + file)) {
+  console.error(`${file} not found: run \`npm run build\` first`);
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, [root + file, ...rest], { stdio: 'inherit', cwd: root });
+process.exit(r.status ?? 1);
