@@ -45,7 +45,7 @@ export function errorMessage(err: unknown): string {
 /** The errno-style code of a Node system error (`ENOENT`, ...), if any. */
 export function errnoCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err).code;
+    const code = err.code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;
