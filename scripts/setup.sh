@@ -66,6 +66,9 @@ say "node $(node --version)"
 
 say "building"
 npm run --silent build
+# Bins of workspace packages are linked by npm only when their targets exist, i.e. after a build.
+chmod +x packages/cli/dist/main.js packages/daemon/dist/main.js
+[ -e node_modules/.bin/shoal ] && [ -e node_modules/.bin/shoald ] || npm rebuild --ignore-scripts --loglevel=error >/dev/null
 if [ -x scripts/build-native.sh ]; then scripts/build-native.sh; fi
 
 say "ready in $(( $(date +%s) - start )) s"
