@@ -3,23 +3,10 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import prettier from 'eslint-config-prettier';
+import layers from './layers.json' with { type: 'json' };
 
-/** Which @shoal packages each package may import (ARCHITECTURE.md "Packages"). */
-const allowed = {
-  common: [],
-  api: ['common'],
-  raft: ['common'],
-  engine: ['common'],
-  store: ['common', 'api', 'raft'],
-  ca: ['common', 'api'],
-  network: ['common', 'api'],
-  compose: ['common', 'api'],
-  manager: ['common', 'api', 'raft', 'store', 'ca', 'network'],
-  worker: ['common', 'api', 'engine', 'network', 'ca'],
-  daemon: ['common', 'api', 'manager', 'worker', 'ca', 'store', 'network', 'engine', 'raft'],
-  cli: ['common', 'api', 'compose', 'engine', 'testkit'],
-  testkit: ['common', 'api', 'raft', 'engine', 'store', 'ca', 'network', 'compose', 'manager', 'worker', 'daemon'],
-};
+/** Which @shoal packages each package may import: layers.json, the one source of the layer table. */
+const { allowed } = layers;
 const all = Object.keys(allowed);
 
 const layerRules = Object.entries(allowed).map(([pkg, deps]) => ({
