@@ -108,3 +108,80 @@ export class ReadyNotAdvancedError extends RaftError {
     super('RAFT_READY_NOT_ADVANCED', 'ready() called again before advance() of the previous Ready');
   }
 }
+
+// ---- Storage (WAL, snapshots), driver, transport and KV errors ----
+
+/**
+ * Thrown when opening a WAL finds damage that is not a torn tail: a bad record followed by valid
+ * ones, a bad record in an older segment, a missing segment. The node must not start; rejoin it
+ * from its peers (or restore the data directory) instead.
+ */
+export class WalCorruptError extends RaftError {
+  readonly file: string;
+  readonly offset: number;
+  constructor(file: string, offset: number, reason: string) {
+    super('RAFT_WAL_CORRUPT', `raft WAL is corrupt in ${file} at byte ${offset}: ${reason}; refusing to start`);
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** Thrown when another process (or another open in this process) holds the lock of a raft data directory. */
+export class StorageLockedError extends RaftError {
+  readonly path: string;
+  readonly pid: number;
+  constructor(path: string, pid: number) {
+    super('RAFT_STORAGE_LOCKED', `raft data directory ${path} is locked by process ${pid}`);
+    this.path = path;
+    this.pid = pid;
+  }
+}
+
+/**
+ * Thrown when fsync/fdatasync/write of the WAL or a snapshot fails. Never retried (the page cache
+ * state is unknown after a failed fsync): the storage is poisoned and the process must exit.
+ */
+export class StorageFatalError extends RaftError {
+  readonly path: string;
+  constructor(path: string, op: string, options?: { cause?: unknown }) {
+    super('RAFT_STORAGE_FATAL', `raft storage ${op} failed on ${path}; the process must exit`, options);
+    this.path = path;
+  }
+}
+
+/** Thrown when a snapshot file cannot be read or verified (it is renamed to `.broken`). */
+export class SnapshotCorruptError extends RaftError {
+  readonly file: string;
+  constructor(file: string, reason: string) {
+    super('RAFT_SNAPSHOT_CORRUPT', `raft snapshot ${file} is corrupt: ${reason}`);
+    this.file = file;
+  }
+}
+
+/**
+ * Rejects a pending proposal or read whose outcome is unknown: the leader changed or this node
+ * lost leadership before it was applied. It may still commit; retry with the same dedupe key.
+ */
+export class ProposalOutcomeUnknownError extends RaftError {
+  constructor(reason: string) {
+    super('RAFT_OUTCOME_UNKNOWN', `raft proposal outcome unknown: ${reason}`, { retryable: true });
+  }
+}
+
+/** Rejects a pending proposal whose log index was taken by an entry of another term: it will never apply. */
+export class ProposalSupersededError extends RaftError {
+  readonly index: number;
+  constructor(index: number) {
+    super('RAFT_PROPOSAL_SUPERSEDED', `raft proposal at index ${index} was overwritten by a newer leader`, {
+      retryable: true,
+    });
+    this.index = index;
+  }
+}
+
+/** Rejects every pending operation when the RaftNode is closed (or failed). */
+export class NodeClosedError extends RaftError {
+  constructor(reason = 'raft node closed', options?: { cause?: unknown }) {
+    super('RAFT_NODE_CLOSED', reason, options);
+  }
+}
