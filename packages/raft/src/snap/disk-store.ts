@@ -1,0 +1,105 @@
+/**
+ * DiskLogStore: the WAL (`<dir>/wal`) plus snapshot files (`<dir>/snap`) behind the LogStore
+ * interface. Boot takes the newest valid snapshot that has a WAL marker and the WAL entries after
+ * it; snapshots are written file-first, then marked in the WAL, and only then is anything purged.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Logger, silentLogger } from '@shoal/common';
+import type { Entry, HardState, Snapshot } from '../core/types.js';
+import { WalCorruptError } from '../errors.js';
+import type { BootState, LogStore } from '../driver/log-store.js';
+import { Wal } from '../wal/wal.js';
+import type { RecordCipher } from '../wal/record.js';
+import { Snapshotter } from './snapshotter.js';
+
+export interface DiskLogStoreOptions {
+  readonly segmentSize?: number;
+  readonly cipher?: RecordCipher;
+  readonly logger?: Logger;
+  readonly nodeId?: string;
+  /** Snapshot files kept (default 2, so a broken newest one can fall back). */
+  readonly keepSnapshots?: number;
+}
+
+export class DiskLogStore implements LogStore {
+  private snapIndexes: number[] = [];
+
+  private constructor(
+    private readonly wal: Wal,
+    private readonly snapshotter: Snapshotter,
+    readonly boot: BootState,
+    private readonly keepSnapshots: number,
+  ) {}
+
+  /** Opens (creating) the store in `dir`. Throws WalCorruptError, StorageLockedError. */
+  static async open(dir: string, opts: DiskLogStoreOptions = {}): Promise<DiskLogStore> {
+    const log = opts.logger ?? silentLogger();
+    mkdirSync(join(dir, 'wal'), { recursive: true });
+    mkdirSync(join(dir, 'snap'), { recursive: true });
+    const { wal, state } = await Wal.open(join(dir, 'wal'), {
+      ...(opts.segmentSize !== undefined ? { segmentSize: opts.segmentSize } : {}),
+      ...(opts.cipher !== undefined ? { cipher: opts.cipher } : {}),
+      ...(opts.nodeId !== undefined ? { nodeId: opts.nodeId } : {}),
+      logger: log,
+    });
+    try {
+      const snapshotter = new Snapshotter(join(dir, 'snap'), {
+        ...(opts.cipher !== undefined ? { cipher: opts.cipher } : {}),
+        logger: log,
+      });
+      const marked = new Set(state.markers.map((m) => `${m.term}/${m.index}`));
+      const snapshot = snapshotter.loadNewest((term, index) => marked.has(`${term}/${index}`));
+      const snapIndex = snapshot?.metadata.index ?? 0;
+      const entries: Entry[] = state.entries.filter((e) => e.index > snapIndex);
+      if (entries.length > 0 && entries[0]!.index !== snapIndex + 1) {
+        throw new WalCorruptError(
+          wal.segmentFiles()[0] ?? 'wal',
+          0,
+          `entries resume at ${entries[0]!.index} but the usable snapshot ends at ${snapIndex}`,
+        );
+      }
+      let hardState: HardState = state.hardState;
+      if (hardState.commit < snapIndex) hardState = { ...hardState, commit: snapIndex };
+      const store = new DiskLogStore(wal, snapshotter, { hardState, snapshot, entries }, opts.keepSnapshots ?? 2);
+      store.snapIndexes = snapshotter
+        .list()
+        .map((f) => f.index)
+        .sort((a, b) => a - b);
+      return store;
+    } catch (err) {
+      await wal.close();
+      throw err;
+    }
+  }
+
+  save(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): Promise<void> {
+    return this.wal.save(hardState, entries, mustSync);
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.snapshotter.save(snapshot);
+    await this.wal.saveSnapshotMarker({ term: snapshot.metadata.term, index: snapshot.metadata.index });
+    this.snapIndexes.push(snapshot.metadata.index);
+  }
+
+  /**
+   * Purges old snapshot files (keeping `keepSnapshots`) and the WAL segments that the oldest kept
+   * snapshot covers, up to `index`.
+   */
+  async releaseTo(index: number): Promise<void> {
+    this.snapshotter.purge(this.keepSnapshots);
+    this.snapIndexes = this.snapIndexes.slice(-this.keepSnapshots);
+    const oldestKept = this.snapIndexes[0] ?? 0;
+    await this.wal.releaseTo(Math.min(index, oldestKept));
+  }
+
+  /** For tests and diagnostics. */
+  files(): { wal: string[]; snap: string[] } {
+    return { wal: this.wal.segmentFiles(), snap: this.snapshotter.list().map((f) => f.name) };
+  }
+
+  close(): Promise<void> {
+    return this.wal.close();
+  }
+}
