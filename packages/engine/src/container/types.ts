@@ -1,0 +1,153 @@
+/**
+ * The container model of the engine: what a caller asks for (ContainerCreateOptions), what the
+ * engine records per container (ContainerRecord, persisted as state.json) and what it reports.
+ */
+
+/** A health check as the engine runs it (durations in milliseconds). */
+export interface HealthcheckConfig {
+  /** `["CMD", prog, ...args]`, `["CMD-SHELL", "command"]` or `["NONE"]` (disabled). */
+  test: string[];
+  intervalMs?: number;
+  timeoutMs?: number;
+  retries?: number;
+  startPeriodMs?: number;
+  startIntervalMs?: number;
+}
+
+/** A bind mount from the host (`-v /host:/ctr[:ro]`). */
+export interface BindMount {
+  source: string;
+  target: string;
+  readOnly?: boolean;
+}
+
+/** A tmpfs mount (`--tmpfs /path[:opts]`). */
+export interface TmpfsMount {
+  target: string;
+  /** Mount options such as `size=64m`, `mode=1777`, `exec`. */
+  options?: string[];
+}
+
+/** What a caller asks the engine to create. Image config fills what is not given. */
+export interface ContainerCreateOptions {
+  image: string;
+  name?: string;
+  /** Replaces the image's Cmd (docker run IMAGE [CMD...]). */
+  cmd?: string[];
+  /** Replaces the image's Entrypoint (and drops its Cmd unless `cmd` is given). */
+  entrypoint?: string[];
+  /** `KEY=value` entries; override the image's per key. */
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  labels?: Record<string, string>;
+  binds?: BindMount[];
+  tmpfs?: TmpfsMount[];
+  /** Memory limit in bytes. */
+  memoryBytes?: number;
+  /** CPU limit in CPUs (0.5 = half a core). */
+  cpus?: number;
+  pidsLimit?: number;
+  readOnly?: boolean;
+  /** Overrides the image's healthcheck; `{test:['NONE']}` disables it. */
+  healthcheck?: HealthcheckConfig;
+  /** Stop signal (name like `SIGTERM` or number); default: image's, then SIGTERM. */
+  stopSignal?: string;
+  /** Grace period of `stop` before SIGKILL, default 10 s. */
+  stopTimeoutMs?: number;
+  /** Remove the container as soon as it exits (`--rm`). */
+  autoRemove?: boolean;
+  /** Log rotation: the size of one file and how many files are kept. */
+  logMaxBytes?: number;
+  logMaxFiles?: number;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'exited';
+
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+/** One probe's outcome (Docker keeps the last five). */
+export interface HealthProbe {
+  start: string;
+  end: string;
+  exitCode: number;
+  output: string;
+}
+
+export interface HealthState {
+  status: HealthStatus;
+  failingStreak: number;
+  log: HealthProbe[];
+}
+
+/** What the engine keeps per container in `<dataRoot>/containers/<id>/state.json`. No secrets. */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  created: string;
+  /** The process as configured: argv, env, cwd, user. */
+  process: { args: string[]; env: string[]; cwd: string; user: string };
+  labels: Record<string, string>;
+  status: ContainerStatus;
+  pid?: number;
+  shimPid?: number;
+  shimStart?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  /** The signal that ended the init (0 if it exited), as the shim saw it. */
+  signal?: number;
+  oomKilled?: boolean;
+  /** Set when the monitor vanished while the container ran: the exit status is unknown. */
+  monitorLost?: boolean;
+  stopSignal: string;
+  stopTimeoutMs: number;
+  autoRemove: boolean;
+  healthcheck?: HealthcheckConfig;
+  health?: HealthState;
+  limits: { memoryBytes?: number; cpus?: number; pidsLimit?: number };
+  readOnly: boolean;
+  binds: BindMount[];
+  tmpfs: TmpfsMount[];
+  /** Paths the engine made: bundle dir (tmpfs), rootfs mount point, cgroup path. */
+  bundle: string;
+  rootfs: string;
+  cgroupsPath: string;
+  logPath: string;
+  logMaxBytes: number;
+  logMaxFiles: number;
+}
+
+/** What `wait` resolves with. */
+export interface ExitStatus {
+  exitCode: number;
+  oomKilled: boolean;
+  /** Signal number that ended the init, 0 if it exited by itself. */
+  signal: number;
+}
+
+/** A summary line of `list`. */
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  status: ContainerStatus;
+  created: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  health?: HealthStatus;
+  command: string;
+}
+
+/** CPU and memory of a running container. */
+export interface ContainerStats {
+  cpuUsageNs: number;
+  memoryUsageBytes: number;
+  memoryLimitBytes?: number;
+  memoryMaxUsageBytes?: number;
+  pids?: number;
+}
