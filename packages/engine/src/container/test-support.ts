@@ -21,7 +21,22 @@ import { randomBytes } from 'node:crypto';
 import type { ResolvedImage } from '../image/types.js';
 import { Engine, type EngineOptions, type ImageResolver } from '../engine.js';
 
-const APPLETS = ['sh', 'echo', 'cat', 'sleep', 'ls', 'test', 'touch', 'rm', 'printf', 'true', 'false', 'head', 'dd'];
+const APPLETS = [
+  'sh',
+  'echo',
+  'cat',
+  'sleep',
+  'ls',
+  'test',
+  'touch',
+  'rm',
+  'printf',
+  'true',
+  'false',
+  'head',
+  'dd',
+  'seq',
+];
 
 /** A busybox layer dir and a resolver that answers every ref with it. */
 export function busyboxImage(root: string): ImageResolver {
