@@ -115,7 +115,10 @@ export class TcpTransport implements Transport {
     this.maxQueue = opts.maxQueueBytes ?? 64 * 1024 * 1024;
     this.chunkSize = opts.chunkSize ?? 1024 * 1024;
     this.log = opts.logger ?? silentLogger();
-    const peers = opts.peers instanceof Map ? [...opts.peers] : Object.entries(opts.peers ?? {});
+    const peers: [NodeId, string][] =
+      opts.peers instanceof Map
+        ? [...(opts.peers as ReadonlyMap<NodeId, string>)]
+        : Object.entries((opts.peers ?? {}) as Record<NodeId, string>);
     for (const [id, addr] of peers) this.setPeer(id, addr);
   }
 
