@@ -185,3 +185,23 @@ export class NodeClosedError extends RaftError {
     super('RAFT_NODE_CLOSED', reason, options);
   }
 }
+
+/** A KV request got no definite answer in time: a write may or may not have applied. */
+export class KvTimeoutError extends RaftError {
+  readonly op: string;
+  readonly key: string;
+  constructor(op: string, key: string, timeoutMs: number) {
+    super('RAFT_KV_TIMEOUT', `kv ${op} of ${JSON.stringify(key)} got no answer within ${timeoutMs} ms`, {
+      retryable: true,
+    });
+    this.op = op;
+    this.key = key;
+  }
+}
+
+/** The KV server refused a request for a non-retryable reason. */
+export class KvRequestError extends RaftError {
+  constructor(message: string) {
+    super('RAFT_KV_REQUEST', `kv request failed: ${message}`);
+  }
+}
