@@ -22,3 +22,42 @@ export {
   ReadyNotAdvancedError,
 } from './errors.js';
 export * from './core/types.js';
+
+// ---- storage, driver, transport, KV, checker ----
+export {
+  WalCorruptError,
+  StorageLockedError,
+  StorageFatalError,
+  SnapshotCorruptError,
+  ProposalOutcomeUnknownError,
+  ProposalSupersededError,
+  NodeClosedError,
+  KvTimeoutError,
+  KvRequestError,
+} from './errors.js';
+export { Wal, type WalOptions, type WalState, type SnapshotRef } from './wal/wal.js';
+export { identityCipher, type RecordCipher } from './wal/record.js';
+export { Snapshotter } from './snap/snapshotter.js';
+export { DiskLogStore, type DiskLogStoreOptions } from './snap/disk-store.js';
+export type { LogStore, BootState } from './driver/log-store.js';
+export {
+  RaftNode,
+  type RaftNodeOptions,
+  type StateMachine,
+  type AppliedEntry,
+  type LeaderInfo,
+} from './driver/raft-node.js';
+export type { Transport, TransportHandlers } from './transport/transport.js';
+export { TcpTransport, type TcpTransportOptions } from './transport/tcp-transport.js';
+export { encodeMessage, decodeMessage, encodeEntry, decodeEntry } from './codec/message-codec.js';
+export { KvStateMachine } from './kv/state-machine.js';
+export { KvClient, type KvClientOptions } from './kv/client.js';
+export type { KvResult } from './kv/command.js';
+export {
+  checkLinearizability,
+  formatOperation,
+  type KvOperation,
+  type KvOpKind,
+  type LinearizabilityResult,
+  type CheckOptions,
+} from './check/linearizability.js';
