@@ -16,11 +16,11 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { watch } from 'node:fs';
+import { mkdirSync, watch } from 'node:fs';
 import { mkdir, readdir, rm, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '@shoal/common';
-import { ContainerStateError } from './errors.js';
+import { ContainerStateError, MonitorError } from './errors.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, validateCreate } from './container/config.js';
 import { ContainerStore } from './container/store.js';
@@ -48,7 +48,8 @@ export interface EngineOptions {
   dataRoot: string;
   /** Runtime state on tmpfs: bundles and the runc root. Default /run/shoal/engine. */
   runRoot?: string;
-  images: ImageResolver;
+  /** Default: the image service on the same data root. */
+  images?: ImageResolver;
   bundles?: BundleBuilder;
   runcPath?: string;
   shimPath?: string;
@@ -117,6 +118,11 @@ export class Engine {
     return Promise.resolve();
   }
 
+  private images(): ImageResolver {
+    if (this.opts.images) return this.opts.images;
+    throw new MonitorError('no image service configured (pass EngineOptions.images)');
+  }
+
   // ---- lifecycle -------------------------------------------------------------------------
 
   /** Creates a container (runc create under its monitor); its init waits for `start`. */
@@ -131,7 +137,7 @@ export class Engine {
 
   private async make(options: ContainerCreateOptions, mode: 'run' | 'create'): Promise<string> {
     validateCreate(options);
-    const image = await this.opts.images.resolve(options.image);
+    const image = await this.images().resolve(options.image);
     const proc = mergeProcess(options, image.config);
     const healthcheck = mergeHealthcheck(options.healthcheck, image.config.Healthcheck);
     const stopSignal = normaliseSignal(options.stopSignal ?? image.config.StopSignal ?? 'SIGTERM', 'stop-signal');
@@ -166,9 +172,9 @@ export class Engine {
     await this.store.reserveName(name, id);
     let prepared = false;
     try {
-      await mkdir(dir);
+      mkdirSync(dir);
       await this.store.write(rec); // before the bundle exists: adopt() treats bundles without state as debris
-      await mkdir(bundle, { recursive: true });
+      mkdirSync(bundle, { recursive: true });
       await this.bundles.prepare({
         id,
         bundle,
@@ -413,7 +419,7 @@ export class Engine {
     const oomKilled = await this.bundles.oomKilled(rec).catch(() => false);
     let won = false;
     const next = await this.store.update(rec.id, (r) => {
-      if (r.status === 'exited') return;
+      if (r.status === 'exited') return false;
       won = true;
       r.status = 'exited';
       r.exitCode = exit.exitCode;
@@ -459,7 +465,12 @@ export class Engine {
               pidFile: join(this.runRoot, 'bundles', rec.id, `health-${Date.now()}.pid`),
             }),
           save: (state: HealthState) =>
-            this.store.update(rec.id, (r) => void (r.status === 'running' && (r.health = state))).then(() => undefined),
+            this.store
+              .update(rec.id, (r) => {
+                if (r.status !== 'running') return false;
+                r.health = state;
+              })
+              .then(() => undefined),
           log: this.log,
         },
         rec.startedAt ?? new Date().toISOString(),

@@ -1,5 +1,6 @@
 import type { CommandModule } from '../command.js';
 import { registerVersion } from './version.js';
+import { registerContainer } from './container.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
-export const commands: CommandModule[] = [registerVersion];
+export const commands: CommandModule[] = [registerVersion, registerContainer];

@@ -7,7 +7,8 @@
  *   <dataRoot>/names/<name> -> <id>             a symlink: creating it reserves the name atomically
  *   <dataRoot>/containers.lock                  flock held around read-modify-write of state.json
  */
-import { mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { renameSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, readdir, readlink, rm, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '@shoal/common';
 import { ContainerNotFoundError, NameInUseError } from '../errors.js';
@@ -73,20 +74,29 @@ export class ContainerStore {
     }
   }
 
-  async write(rec: ContainerRecord): Promise<void> {
+  /**
+   * Writes the record atomically (tmp + rename). Synchronous on purpose: a few KB on local disk
+   * take microseconds, less than the thread-pool round trips of the async calls (start latency).
+   */
+  write(rec: ContainerRecord): Promise<void> {
     const path = join(this.dir(rec.id), 'state.json');
     const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(rec, null, 1));
-    await rename(tmp, path);
+    writeFileSync(tmp, JSON.stringify(rec, null, 1));
+    renameSync(tmp, path);
+    return Promise.resolve();
   }
 
-  /** Read-modify-write of one record under the state lock; returns the record written. */
-  update(id: string, fn: (rec: ContainerRecord) => ContainerRecord | void): Promise<ContainerRecord> {
+  /**
+   * Read-modify-write of one record under the state lock; returns the record as it is now.
+   * `fn` returns false to leave the record untouched.
+   */
+  update(id: string, fn: (rec: ContainerRecord) => ContainerRecord | void | false): Promise<ContainerRecord> {
     return withStateLock(this.lockPath, 'exclusive', async () => {
       const rec = await this.read(id);
-      const next = fn(rec) ?? rec;
-      await this.write(next);
-      return next;
+      const next = fn(rec);
+      if (next === false) return rec;
+      await this.write(next ?? rec);
+      return next ?? rec;
     });
   }
 
@@ -124,9 +134,11 @@ export class ContainerStore {
     throw new ContainerNotFoundError(ref);
   }
 
-  /** Removes the container's state dir and name. */
+  /** Removes the container's state dir and name (under the lock: no update races with it). */
   async destroy(rec: ContainerRecord): Promise<void> {
-    await this.releaseName(rec.name, rec.id);
-    await rm(this.dir(rec.id), { recursive: true, force: true });
+    await withStateLock(this.lockPath, 'exclusive', async () => {
+      await this.releaseName(rec.name, rec.id);
+      await rm(this.dir(rec.id), { recursive: true, force: true });
+    });
   }
 }

@@ -72,7 +72,7 @@ test('applyProbe and mergeHealthcheck follow Docker rules', () => {
   const hc = { test: ['CMD', 'x'], retries: 2 };
   const fail = { start: '', end: '', exitCode: 1, output: '' };
   const ok = { ...fail, exitCode: 0 };
-  let s = { status: 'starting' as const, failingStreak: 0, log: [] };
+  const s = { status: 'starting' as const, failingStreak: 0, log: [] };
   const inStart = applyProbe(s, fail, hc, true);
   assert.equal(inStart.status, 'starting');
   assert.equal(inStart.failingStreak, 0, 'failures in the start period do not count');
@@ -85,8 +85,6 @@ test('applyProbe and mergeHealthcheck follow Docker rules', () => {
   let many = back;
   for (let i = 0; i < 8; i++) many = applyProbe(many, ok, hc, false);
   assert.equal(many.log.length, 5);
-  void s;
-  s = { status: 'starting', failingStreak: 0, log: [] };
   assert.equal(mergeHealthcheck({ test: ['NONE'] }, { Test: ['CMD', 'true'] }), undefined);
   const m = mergeHealthcheck(
     { test: ['CMD-SHELL', 'true'], intervalMs: 1000 },

@@ -4,8 +4,10 @@
  * Engine calls; `basicBundleBuilder` is a plain implementation (overlay via mount(8), a Docker-like
  * spec without seccomp, cgroup v1/v2 reads) used until the spec/rootfs/cgroup modules plug in.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { run } from '@shoal/common';
 import type { ContainerRecord, ContainerStats } from '../container/types.js';
 import type { MergedProcess } from '../container/config.js';
@@ -140,6 +142,35 @@ function basicSpec(req: BundleRequest, nofile: number): object {
   };
 }
 
+type MountFn = (src: string, target: string, fstype: string, flags: number, data: string) => number;
+let mountFn: MountFn | null | undefined;
+
+/** mount(2) in-process through koffi (no mount(8) spawn: ~0.1 ms instead of ~3 ms), or null. */
+function libcMount(): MountFn | null {
+  if (mountFn !== undefined) return mountFn;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as {
+      load(n: string): { func(sig: string): (...a: unknown[]) => unknown };
+    };
+    const f = koffi
+      .load('libc.so.6')
+      .func(
+        'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)',
+      );
+    mountFn = (a, b, c, d, e) => f(a, b, c, d, e) as number;
+  } catch {
+    mountFn = null;
+  }
+  return mountFn;
+}
+
+async function mountOverlay(options: string, target: string): Promise<void> {
+  const m = libcMount();
+  if (m && m('overlay', target, 'overlay', 0, options) === 0) return;
+  // fall back to mount(8), which also reports why it failed
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
+}
+
 /** cgroup v1 controller dir (or the v2 dir) of a container. */
 function cgroupDir(controller: string, path: string): string {
   return `/sys/fs/cgroup/${controller}${path}`;
@@ -164,22 +195,14 @@ export const basicBundleBuilder: BundleBuilder = {
     const rootfs = join(req.bundle, 'rootfs');
     const upper = join(req.stateDir, 'fs', 'upper');
     const work = join(req.stateDir, 'fs', 'work');
-    await Promise.all([
-      mkdir(rootfs, { recursive: true }),
-      mkdir(upper, { recursive: true }),
-      mkdir(work, { recursive: true }),
-    ]);
+    // synchronous on purpose: each call takes microseconds, less than a thread-pool round trip
+    mkdirSync(rootfs, { recursive: true });
+    mkdirSync(upper, { recursive: true });
+    mkdirSync(work, { recursive: true });
     const lower = [...req.layerDirs].reverse().join(':');
     try {
-      await run('mount', [
-        '-t',
-        'overlay',
-        'overlay',
-        '-o',
-        `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
-        rootfs,
-      ]);
-      await writeFile(join(req.bundle, 'config.json'), JSON.stringify(basicSpec(req, await hardNofile())));
+      writeFileSync(join(req.bundle, 'config.json'), JSON.stringify(basicSpec(req, await hardNofile())));
+      await mountOverlay(`lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs);
     } catch (err) {
       await run('umount', [rootfs], { check: false });
       await rm(req.bundle, { recursive: true, force: true });
