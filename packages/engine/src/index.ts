@@ -32,3 +32,56 @@ export {
   MonitorError,
   InvalidContainerSpecError,
 } from './errors.js';
+
+// runtime: spec, cgroups, secrets
+export { buildSpec, defaultNofile, type ContainerSpecInput, type SpecContext } from './spec/build-spec.js';
+export type {
+  OciSpec,
+  OciMount,
+  OciProcess,
+  OciLinux,
+  OciResources,
+  OciSeccomp,
+  OciUser,
+  OciNamespace,
+} from './spec/oci.js';
+export type { MountInput, BindMountInput, VolumeMountInput, TmpfsMountInput } from './spec/mounts.js';
+export {
+  resolveCapabilities,
+  normaliseCapability,
+  DEFAULT_CAPABILITIES,
+  ALL_CAPABILITIES,
+} from './spec/capabilities.js';
+export { resolveStopSignal, normaliseStopSignal } from './spec/signal.js';
+export { parseSize, parseCpus, parseUlimit, type Ulimit } from './spec/units.js';
+export { findInit, INIT_TARGET } from './spec/init.js';
+export { resolveSeccomp, DEFAULT_RULES as DEFAULT_SECCOMP_RULES, type ProfileRule } from './seccomp/profile.js';
+export { resolveUser } from './user/resolve-user.js';
+export {
+  mountRootfs,
+  unmountRootfs,
+  rootfsPaths,
+  type RootfsPaths,
+  type MountRootfsOptions,
+} from './rootfs/overlay.js';
+export { Cgroup, containerCgroup, type CgroupStats } from './cgroups/cgroup.js';
+export { detectCgroupLayout, type CgroupLayout, type CgroupV1Layout, type CgroupV2Layout } from './cgroups/layout.js';
+export {
+  mountSecrets,
+  unmountSecrets,
+  cleanupStaleSecretMounts,
+  secretsDir,
+  type SecretFile,
+  type MountedSecrets,
+} from './secrets/secrets.js';
+export {
+  InvalidSpecError,
+  InvalidMountError,
+  UnknownCapabilityError,
+  InvalidSysctlError,
+  UserNotFoundError,
+  InitNotFoundError,
+  RootfsMountError,
+  CgroupError,
+  SecretMountError,
+} from './errors.js';

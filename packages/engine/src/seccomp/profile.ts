@@ -1,0 +1,209 @@
+/**
+ * The default seccomp profile: an allow list on top of "everything else fails with EPERM", with
+ * rules that depend on the container's capabilities, the CPU architecture and the kernel version.
+ * `resolveSeccomp` evaluates those conditions once, when the spec is built, into the plain
+ * `linux.seccomp` object runc reads, so the written profile is exactly what applies.
+ */
+import { release } from 'node:os';
+import type { OciSeccomp, SeccompArg, SeccompSyscall } from '../spec/oci.js';
+import { ALWAYS_ALLOWED } from './syscalls.js';
+
+const EPERM = 1;
+const ENOSYS = 38;
+
+/** Namespace flags of clone(2): CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET. */
+export const CLONE_NAMESPACE_FLAGS = 0x7e020000;
+/** Address families a default container may not open: AF_ALG (kernel crypto) and AF_VSOCK. */
+export const AF_ALG = 38;
+export const AF_VSOCK = 40;
+
+/** One rule of the profile before resolution. */
+export interface ProfileRule {
+  names: string[];
+  action: 'allow' | 'errno';
+  errnoRet?: number;
+  args?: SeccompArg[];
+  /** Applies only when the container has at least one of these capabilities. */
+  anyCap?: string[];
+  /** Applies only when the container has none of these capabilities. */
+  noCap?: string[];
+  /** Applies only on these architectures (Node's `process.arch` names). */
+  arches?: string[];
+  /** Applies only on kernels at least this version. */
+  minKernel?: [number, number];
+}
+
+/** personality(2) values that only select an execution domain (PER_LINUX, PER_LINUX32, ...), and a query. */
+const PERSONALITY_VALUES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
+
+export const DEFAULT_RULES: readonly ProfileRule[] = [
+  { names: [...ALWAYS_ALLOWED], action: 'allow' },
+  ...PERSONALITY_VALUES.map((value): ProfileRule => ({
+    names: ['personality'],
+    action: 'allow',
+    args: [{ index: 0, value, op: 'SCMP_CMP_EQ' }],
+  })),
+  // socket(2) for every family but AF_ALG and AF_VSOCK: three ranges, OR-ed (one rule per range)
+  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_ALG, op: 'SCMP_CMP_LT' }] },
+  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_ALG + 1, op: 'SCMP_CMP_EQ' }] },
+  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_GT' }] },
+  // ptrace is safe inside a pid namespace since 4.8 (seccomp can no longer be bypassed with it)
+  { names: ['ptrace'], action: 'allow', minKernel: [4, 8] },
+  // x86 only calls
+  { names: ['arch_prctl'], action: 'allow', arches: ['x64'] },
+  { names: ['modify_ldt'], action: 'allow', arches: ['x64', 'ia32'] },
+  // clone without namespace flags; clone3 hides its flags in memory, so say "not implemented"
+  // and libc falls back to clone
+  {
+    names: ['clone'],
+    action: 'allow',
+    noCap: ['CAP_SYS_ADMIN'],
+    args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+  },
+  { names: ['clone3'], action: 'errno', errnoRet: ENOSYS, noCap: ['CAP_SYS_ADMIN'] },
+  // capability-gated groups
+  {
+    names: [
+      'bpf',
+      'clone',
+      'clone3',
+      'fanotify_init',
+      'fsconfig',
+      'fsmount',
+      'fsopen',
+      'fspick',
+      'lookup_dcookie',
+      'mount',
+      'mount_setattr',
+      'move_mount',
+      'open_tree',
+      'perf_event_open',
+      'quotactl',
+      'quotactl_fd',
+      'setdomainname',
+      'sethostname',
+      'setns',
+      'syslog',
+      'umount',
+      'umount2',
+      'unshare',
+    ],
+    action: 'allow',
+    anyCap: ['CAP_SYS_ADMIN'],
+  },
+  { names: ['open_by_handle_at'], action: 'allow', anyCap: ['CAP_DAC_READ_SEARCH'] },
+  { names: ['reboot'], action: 'allow', anyCap: ['CAP_SYS_BOOT'] },
+  { names: ['chroot'], action: 'allow', anyCap: ['CAP_SYS_CHROOT'] },
+  { names: ['delete_module', 'init_module', 'finit_module'], action: 'allow', anyCap: ['CAP_SYS_MODULE'] },
+  { names: ['acct'], action: 'allow', anyCap: ['CAP_SYS_PACCT'] },
+  {
+    names: ['kcmp', 'pidfd_getfd', 'process_madvise', 'process_vm_readv', 'process_vm_writev', 'ptrace'],
+    action: 'allow',
+    anyCap: ['CAP_SYS_PTRACE'],
+  },
+  { names: ['iopl', 'ioperm'], action: 'allow', anyCap: ['CAP_SYS_RAWIO'] },
+  {
+    names: ['settimeofday', 'stime', 'clock_settime', 'clock_settime64'],
+    action: 'allow',
+    anyCap: ['CAP_SYS_TIME'],
+  },
+  { names: ['vhangup'], action: 'allow', anyCap: ['CAP_SYS_TTY_CONFIG'] },
+  {
+    names: ['get_mempolicy', 'mbind', 'set_mempolicy', 'set_mempolicy_home_node'],
+    action: 'allow',
+    anyCap: ['CAP_SYS_NICE'],
+  },
+  { names: ['syslog'], action: 'allow', anyCap: ['CAP_SYSLOG'] },
+  { names: ['bpf'], action: 'allow', anyCap: ['CAP_BPF'] },
+  { names: ['perf_event_open'], action: 'allow', anyCap: ['CAP_PERFMON'] },
+  // AF_ALG and AF_VSOCK come back with CAP_SYS_ADMIN
+  {
+    names: ['socket'],
+    action: 'allow',
+    anyCap: ['CAP_SYS_ADMIN'],
+    args: [{ index: 0, value: AF_ALG, op: 'SCMP_CMP_EQ' }],
+  },
+  {
+    names: ['socket'],
+    action: 'allow',
+    anyCap: ['CAP_SYS_ADMIN'],
+    args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_EQ' }],
+  },
+];
+
+/** libseccomp architecture names for a Node `process.arch`, native first. */
+export function seccompArchitectures(arch: string): string[] {
+  switch (arch) {
+    case 'x64':
+      return ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'];
+    case 'ia32':
+      return ['SCMP_ARCH_X86'];
+    case 'arm64':
+      return ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'];
+    case 'arm':
+      return ['SCMP_ARCH_ARM'];
+    case 'riscv64':
+      return ['SCMP_ARCH_RISCV64'];
+    case 's390x':
+      return ['SCMP_ARCH_S390X', 'SCMP_ARCH_S390'];
+    case 'ppc64':
+      return ['SCMP_ARCH_PPC64LE'];
+    default:
+      return [];
+  }
+}
+
+/** `[major, minor]` of a kernel release string like `6.18.0-1-amd64`. */
+export function kernelVersion(rel = release()): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  return [Number(m?.[1] ?? 0), Number(m?.[2] ?? 0)];
+}
+
+export interface ResolveOptions {
+  /** The container's final capability set (bounding). */
+  capabilities: readonly string[];
+  /** Node `process.arch` name; default this machine's. */
+  arch?: string;
+  /** Kernel version; default this machine's. */
+  kernel?: [number, number];
+  rules?: readonly ProfileRule[];
+}
+
+/** The profile with every condition evaluated: what goes into `linux.seccomp`. */
+export function resolveSeccomp(opts: ResolveOptions): OciSeccomp {
+  const caps = new Set(opts.capabilities);
+  const arch = opts.arch ?? process.arch;
+  const [kmaj, kmin] = opts.kernel ?? kernelVersion();
+  const syscalls: SeccompSyscall[] = [];
+  for (const rule of opts.rules ?? DEFAULT_RULES) {
+    if (rule.anyCap && !rule.anyCap.some((c) => caps.has(c))) continue;
+    if (rule.noCap?.some((c) => caps.has(c))) continue;
+    if (rule.arches && !rule.arches.includes(arch)) continue;
+    if (rule.minKernel) {
+      const [maj, min] = rule.minKernel;
+      if (kmaj < maj || (kmaj === maj && kmin < min)) continue;
+    }
+    const out: SeccompSyscall = {
+      names: [...rule.names],
+      action: rule.action === 'allow' ? 'SCMP_ACT_ALLOW' : 'SCMP_ACT_ERRNO',
+    };
+    if (rule.action === 'errno') out.errnoRet = rule.errnoRet ?? EPERM;
+    if (rule.args) out.args = rule.args.map((a) => ({ ...a }));
+    syscalls.push(out);
+  }
+  return {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: EPERM,
+    architectures: seccompArchitectures(arch),
+    syscalls,
+  };
+}
+
+/** Every syscall name the resolved profile allows without argument conditions. */
+export function allowedNames(profile: OciSeccomp): Set<string> {
+  const out = new Set<string>();
+  for (const s of profile.syscalls) {
+    if (s.action === 'SCMP_ACT_ALLOW' && !s.args) for (const n of s.names) out.add(n);
+  }
+  return out;
+}
