@@ -20,7 +20,9 @@
  *
  * Usage:
  *   shoal-shim -i ID -r RUNC -R RUNC_ROOT -b BUNDLE -d DIR [-m run|create]
- *              [-l LOGFILE] [-s MAX_BYTES] [-n MAX_FILES] [-S SYNC_FD]
+ *              [-l LOGFILE] [-s MAX_BYTES] [-n MAX_FILES] [-S SYNC_FD] [-W] [-D]
+ *   -W  wait for a 'g' byte on the sync fd before running runc (see below)
+ *   -D  daemonise (fork, setsid, fork) instead of relying on the caller to detach it
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -228,7 +230,8 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
   int c;
-  while ((c = getopt(argc, argv, "i:r:R:b:d:m:l:s:n:S:")) != -1) {
+  int daemonise = 0, wait_go = 0;
+  while ((c = getopt(argc, argv, "i:r:R:b:d:m:l:s:n:S:DW")) != -1) {
     switch (c) {
     case 'i': opt_id = optarg; break;
     case 'r': opt_runc = optarg; break;
@@ -240,6 +243,8 @@ int main(int argc, char **argv) {
     case 's': max_bytes = atoll(optarg); break;
     case 'n': max_files = atoi(optarg); break;
     case 'S': sync_fd = atoi(optarg); break;
+    case 'D': daemonise = 1; break;
+    case 'W': wait_go = 1; break;
     default: usage();
     }
   }
@@ -250,14 +255,23 @@ int main(int argc, char **argv) {
   if (!log_path[0]) snprintf(log_path, sizeof log_path, "%s/container.log", opt_dir);
   fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
 
-  /* Detach: the engine's child exits at once; the grandchild lives on in its own session. */
-  pid_t p = fork();
-  if (p < 0) usage();
-  if (p > 0) _exit(0);
-  setsid();
-  p = fork();
-  if (p < 0) _exit(1);
-  if (p > 0) _exit(0);
+  /*
+   * Detach. The engine starts the shim in a new session (setsid) and does not wait for it, so
+   * no fork is needed on the start path: the shim stays the engine's child while the engine
+   * lives (the engine reaps it) and is reparented to init when the engine exits. With -D the
+   * shim daemonises itself (fork, setsid, fork) for callers that do not.
+   */
+  if (daemonise) {
+    pid_t p = fork();
+    if (p < 0) usage();
+    if (p > 0) _exit(0);
+    setsid();
+    p = fork();
+    if (p < 0) _exit(1);
+    if (p > 0) _exit(0);
+  } else if (getsid(0) != getpid()) {
+    setsid();
+  }
 
   umask(022);
   if (chdir("/") != 0) { /* keep going: every path is absolute */ }
@@ -285,6 +299,19 @@ int main(int argc, char **argv) {
     _exit(1);
   }
   open_log();
+
+  /*
+   * With -W the engine starts the shim before the bundle is ready (so that process start-up
+   * overlaps with mounting the rootfs) and writes one byte 'g' on the sync fd when it is. EOF or
+   * anything else means "give up": exit without running runc.
+   */
+  if (wait_go) {
+    char go = 0;
+    ssize_t r;
+    do r = read(sync_fd, &go, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1 || go != 'g') _exit(0);
+  }
 
   char pidfile[PATH_MAX + 16];
   snprintf(pidfile, sizeof pidfile, "%s/pid", opt_dir);

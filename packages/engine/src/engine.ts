@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, watch } from 'node:fs';
-import { mkdir, readdir, rm, access } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '@shoal/common';
 import { ContainerStateError, MonitorError } from './errors.js';
@@ -34,8 +34,9 @@ import type {
 } from './container/types.js';
 import { HealthRunner } from './health/runner.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
-import { defaultShimPath, readExitFile, shimAlive, startShim } from './monitor/shim.js';
-import { basicBundleBuilder, type BundleBuilder } from './runtime/bundle.js';
+import { defaultShimPath, readExitFile, shimAlive, spawnShim, type ShimHandle } from './monitor/shim.js';
+import type { BundleBuilder } from './runtime/bundle.js';
+import { ociBundleBuilder } from './runtime/oci-bundle.js';
 import { Runc, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
 
 /** Where images come from: the image service (or anything with the same `resolve`). */
@@ -87,7 +88,8 @@ export class Engine {
     this.store = new ContainerStore(opts.dataRoot);
     this.runRoot = opts.runRoot ?? '/run/shoal/engine';
     this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', join(this.runRoot, 'runc'));
-    this.bundles = opts.bundles ?? basicBundleBuilder;
+    this.bundles =
+      opts.bundles ?? ociBundleBuilder({ dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent ?? '/shoal' });
     this.shimPath = opts.shimPath ?? defaultShimPath();
     this.log = opts.logger ?? silentLogger();
     this.background = opts.background ?? true;
@@ -171,10 +173,23 @@ export class Engine {
     };
     await this.store.reserveName(name, id);
     let prepared = false;
+    let shim: ShimHandle | undefined;
     try {
       mkdirSync(dir);
       await this.store.write(rec); // before the bundle exists: adopt() treats bundles without state as debris
       mkdirSync(bundle, { recursive: true });
+      // the monitor starts while the rootfs is mounted; it runs runc once told to go
+      shim = spawnShim({
+        shimPath: this.shimPath,
+        runcPath: this.runc.binary,
+        runcRoot: this.runc.root,
+        id,
+        bundle,
+        dir,
+        mode,
+        logMaxBytes: rec.logMaxBytes,
+        logMaxFiles: rec.logMaxFiles,
+      });
       await this.bundles.prepare({
         id,
         bundle,
@@ -186,17 +201,8 @@ export class Engine {
         cgroupsPath: rec.cgroupsPath,
       });
       prepared = true;
-      const started = await startShim({
-        shimPath: this.shimPath,
-        runcPath: this.runc.binary,
-        runcRoot: this.runc.root,
-        id,
-        bundle,
-        dir,
-        mode,
-        logMaxBytes: rec.logMaxBytes,
-        logMaxFiles: rec.logMaxFiles,
-      });
+      shim.go();
+      const started = await shim.ready;
       rec.pid = started.pid;
       rec.shimPid = started.shimPid;
       rec.shimStart = started.shimStart;
@@ -207,10 +213,11 @@ export class Engine {
       }
       await this.store.write(rec);
     } catch (err) {
-      // nothing may be left behind: runc state, mounts, bundle, state dir, name
+      // nothing may be left behind: monitor, runc state, mounts, bundle, state dir, name
+      shim?.abort();
       await this.runc.delete(id, true).catch(() => undefined);
       if (prepared) await this.bundles.release(rec).catch(() => undefined);
-      await rm(bundle, { recursive: true, force: true });
+      await removeBundle(bundle);
       await this.store.destroy(rec);
       throw err;
     }
@@ -290,8 +297,8 @@ export class Engine {
   private async destroy(rec: ContainerRecord): Promise<void> {
     this.untrack(rec.id);
     await this.runc.delete(rec.id, true).catch(() => undefined);
-    await this.bundles.release(rec).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release failed'));
-    await rm(rec.bundle, { recursive: true, force: true });
+    await this.bundles.release(rec);
+    await removeBundle(rec.bundle);
     await this.store.destroy(rec);
   }
 
@@ -431,7 +438,10 @@ export class Engine {
     if (won) {
       this.untrack(rec.id);
       await this.runc.delete(rec.id, true).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'runc delete'));
-      await this.bundles.release(next).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release'));
+      await this.bundles
+        .release(next)
+        .then(() => removeBundle(next.bundle))
+        .catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release'));
       this.log.debug({ id: rec.id, exit }, 'container exited');
       if (next.autoRemove) await this.destroy(next);
     }
@@ -525,7 +535,23 @@ export class Engine {
         await this.runc.delete(id, true).catch(() => undefined);
       }
       await this.bundles.release(stale).catch(() => undefined);
-      await rm(bundle, { recursive: true, force: true });
+      await removeBundle(bundle).catch((err: unknown) => this.log.warn({ err, bundle }, 'stale bundle'));
     }
   }
+}
+
+/**
+ * Deletes a bundle dir (config.json and the rootfs mount point), refusing while anything is still
+ * mounted below it: a recursive delete through a mounted rootfs would delete the container's
+ * files, or a bind-mounted host dir.
+ */
+async function removeBundle(bundle: string): Promise<void> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const prefix = bundle.endsWith('/') ? bundle : `${bundle}/`;
+  const busy = info.split('\n').some((l) => {
+    const mp = l.split(' ')[4];
+    return mp !== undefined && (mp === bundle || mp.startsWith(prefix));
+  });
+  if (busy) throw new MonitorError(`bundle ${bundle} still has mounts; not removing it`);
+  await rm(bundle, { recursive: true, force: true });
 }

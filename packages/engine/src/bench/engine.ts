@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Engine } from '../engine.js';
 import { busyboxImage, removeCgroupParent } from '../container/test-support.js';
 import { mergeProcess } from '../container/config.js';
-import { basicBundleBuilder } from '../runtime/bundle.js';
+import { ociBundleBuilder } from '../runtime/oci-bundle.js';
 import { Runc } from '../runtime/runc.js';
 import { residentKb } from '../monitor/shim.js';
 import type { ContainerRecord } from '../container/types.js';
@@ -114,6 +114,7 @@ function shoalSide(engine: Engine): Side & { ids: string[] } {
 }
 
 function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
+  const builder = ociBundleBuilder({ dataRoot: join(root, 'runc-data'), cgroupParent: cgParent });
   const runc = new Runc(RUNC, join(root, 'runc-root'));
   const proc = mergeProcess({ image: 'busybox', cmd: CMD }, image.config);
   const recs = new Map<number, ContainerRecord>();
@@ -122,7 +123,7 @@ function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
     async prepare(i) {
       const id = `bench-${round}-${i}`;
       const bundle = join(root, 'runc-bundles', id);
-      const stateDir = join(root, 'runc-state', id);
+      const stateDir = join(root, 'runc-data', 'containers', id);
       await mkdir(bundle, { recursive: true });
       await mkdir(stateDir, { recursive: true });
       const req = {
@@ -135,7 +136,7 @@ function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
         hostname: id,
         cgroupsPath: `${cgParent}/${id}`,
       };
-      await basicBundleBuilder.prepare(req);
+      await builder.prepare(req);
       recs.set(i, {
         id,
         bundle,
@@ -170,7 +171,7 @@ function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
           await new Promise((r) => setTimeout(r, 10));
         }
         await runc.delete(rec.id, true).catch(() => undefined);
-        await basicBundleBuilder.release(rec).catch(() => undefined);
+        await builder.release(rec).catch(() => undefined);
       });
       recs.clear();
       round++;

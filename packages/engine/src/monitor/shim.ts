@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { MonitorError, RuncFailedError } from '../errors.js';
 
 /** Where build-native.sh puts the shim, relative to this module (dist/monitor or src/monitor). */
@@ -41,18 +41,35 @@ export interface ShimStarted {
   shimStart: number;
 }
 
-/** Runs the shim and resolves once runc has created (and, in `run` mode, started) the container. */
-export function startShim(o: ShimStartOptions): Promise<ShimStarted> {
+/** A shim started ahead of its bundle: `go()` once the bundle is ready, `abort()` to give up. */
+export interface ShimHandle {
+  go(): void;
+  abort(): void;
+  /** Resolves once runc has created (and, in `run` mode, started) the container. */
+  ready: Promise<ShimStarted>;
+}
+
+/**
+ * Starts the shim in its own session; it prepares its pipes and log file, then waits for `go()`
+ * before running runc, so that its start-up overlaps with the rootfs mount.
+ */
+export function spawnShim(o: ShimStartOptions): ShimHandle {
   if (!existsSync(o.shimPath)) {
-    return Promise.reject(new MonitorError(`${o.shimPath} not found: run scripts/build-native.sh`));
+    const err = new MonitorError(`${o.shimPath} not found: run scripts/build-native.sh`);
+    const ready = Promise.reject(err);
+    ready.catch(() => undefined);
+    return { go: () => undefined, abort: () => undefined, ready };
   }
   const args = ['-i', o.id, '-r', o.runcPath, '-R', o.runcRoot, '-b', o.bundle, '-d', o.dir, '-m', o.mode];
-  args.push('-s', String(o.logMaxBytes), '-n', String(o.logMaxFiles), '-S', '3');
-  return new Promise((resolve, reject) => {
-    const child = spawn(o.shimPath, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], detached: true });
-    const sync = child.stdio[3] as Readable;
+  args.push('-s', String(o.logMaxBytes), '-n', String(o.logMaxFiles), '-S', '3', '-W');
+  const child = spawn(o.shimPath, args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], detached: true });
+  child.unref();
+  const sync = child.stdio[3] as Duplex;
+  let aborted = false;
+  const ready = new Promise<ShimStarted>((resolve, reject) => {
     const chunks: Buffer[] = [];
     sync.on('data', (b: Buffer) => chunks.push(b));
+    sync.on('error', () => undefined);
     child.on('error', (e) => reject(new MonitorError(`cannot run ${o.shimPath}: ${String(e)}`, { cause: e })));
     sync.on('close', () => {
       const text = Buffer.concat(chunks).toString();
@@ -64,11 +81,26 @@ export function startShim(o: ShimStartOptions): Promise<ShimStarted> {
       } else if (head[0] === 'err') {
         reject(new RuncFailedError(o.mode, o.id, Number(head[1]), nl < 0 ? '' : text.slice(nl + 1)));
       } else {
-        reject(new MonitorError(`no start-up report from the shim for ${o.id.slice(0, 12)}`));
+        reject(new MonitorError(aborted ? 'aborted' : `no start-up report from the shim for ${o.id.slice(0, 12)}`));
       }
     });
-    child.unref();
   });
+  ready.catch(() => undefined);
+  return {
+    go: () => void sync.write('g'),
+    abort: () => {
+      aborted = true;
+      sync.destroy();
+    },
+    ready,
+  };
+}
+
+/** Runs the shim and resolves once runc has created (and, in `run` mode, started) the container. */
+export function startShim(o: ShimStartOptions): Promise<ShimStarted> {
+  const h = spawnShim(o);
+  h.go();
+  return h.ready;
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in ticks), or undefined if the process is gone. */
