@@ -262,6 +262,85 @@ async function benchShoalAndRunc(root: string, images: ImageResolver): Promise<P
   }
 }
 
+// ---- conmon (Debian's, the alternative monitor) ------------------------------------------------
+
+/** Resident memory of conmon monitoring one running container on the same kind of bundle. */
+async function benchConmon(
+  root: string,
+  images: ImageResolver,
+): Promise<{ rssKb: number; pssKb: number } | { skipped: string }> {
+  if (!existsSync('/usr/bin/conmon')) return { skipped: 'conmon is not installed' };
+  const tag = randomBytes(3).toString('hex');
+  const cgParent = `/shoal-bench-conmon-${tag}`;
+  const builder = ociBundleBuilder({ dataRoot: join(root, 'conmon-data'), cgroupParent: cgParent });
+  const image = await images.resolve('busybox');
+  const id = `conmon-${tag}`;
+  const d = join(root, 'conmon');
+  const bundle = join(d, 'bundle');
+  const stateDir = join(root, 'conmon-data', 'containers', id);
+  const runcRoot = join(d, 'runc');
+  await mkdir(bundle, { recursive: true });
+  await mkdir(stateDir, { recursive: true });
+  await mkdir(join(d, 'exit'), { recursive: true });
+  await mkdir(join(d, 'sock'), { recursive: true });
+  await mkdir(runcRoot, { recursive: true });
+  const proc = mergeProcess({ image: 'busybox', cmd: CMD }, image.config);
+  const req = {
+    id,
+    bundle,
+    stateDir,
+    layerDirs: image.layerDirs,
+    process: proc,
+    options: { image: 'busybox', cmd: CMD },
+    hostname: id,
+    cgroupsPath: `${cgParent}/${id}`,
+  };
+  await builder.prepare(req);
+  const rec = { id, bundle, rootfs: join(bundle, 'rootfs'), cgroupsPath: req.cgroupsPath } as ContainerRecord;
+  try {
+    await exec('/usr/bin/conmon', [
+      '--cid',
+      id,
+      '--cuuid',
+      id,
+      '-n',
+      id,
+      '-r',
+      RUNC,
+      '-b',
+      bundle,
+      '-p',
+      join(d, 'pid'),
+      '-l',
+      `k8s-file:${join(d, 'ctr.log')}`,
+      '--exit-dir',
+      join(d, 'exit'),
+      '--socket-dir-path',
+      join(d, 'sock'),
+      '--runtime-arg',
+      `--root=${runcRoot}`,
+      '--conmon-pidfile',
+      join(d, 'conmon.pid'),
+      '--log-level',
+      'error',
+    ]);
+    // conmon returns before runc has created the container (no sync pipe given): wait for it
+    for (let i = 0; i < 250 && !existsSync(join(d, 'pid')); i++) await new Promise((r) => setTimeout(r, 20));
+    await exec(RUNC, ['--root', runcRoot, 'start', id]);
+    await new Promise((r) => setTimeout(r, 200));
+    const pid = Number(readFileSync(join(d, 'conmon.pid'), 'utf8').trim());
+    return { rssKb: residentKb(pid) ?? NaN, pssKb: pssKb(pid) ?? NaN };
+  } catch (err) {
+    return { skipped: `conmon failed: ${String(err)}` };
+  } finally {
+    await exec(RUNC, ['--root', runcRoot, 'kill', id, 'KILL']).catch(() => undefined);
+    for (let i = 0; i < 100 && !existsSync(join(d, 'exit', id)); i++) await new Promise((r) => setTimeout(r, 20));
+    await exec(RUNC, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+    await builder.release(rec).catch(() => undefined);
+    removeCgroupParent(cgParent);
+  }
+}
+
 // ---- docker ------------------------------------------------------------------------------------
 
 async function benchDocker(
@@ -423,6 +502,7 @@ async function main(): Promise<void> {
     say(
       `runc   serial median ${r1(median(runc.serial))} ms   x${CONC} median ${r1(median(runc.conc))} ms (wall ${Math.round(runc.concWallMs)} ms)   [runc run -d on prepared bundles]`,
     );
+    const conmon = await benchConmon(root, images);
     const docker = await benchDocker(root, layer);
     if ('skipped' in docker) say(`docker skipped: ${docker.skipped}`);
     else
@@ -437,6 +517,8 @@ async function main(): Promise<void> {
     say(
       `memory: shoal-shim RSS ${r2(shoal.shimRssKb / 1024)} MB (PSS ${r2(shoal.shimPssKb / 1024)} MB)   engine process RSS ${r1(shoal.engineRssKb / 1024)} MB   docker containerd-shim RSS ${dk ? r2(dk.shimRssKb / 1024) : 'n/a'} MB`,
     );
+    if ('skipped' in conmon) say(`conmon skipped: ${conmon.skipped}`);
+    else say(`monitor alternative: conmon RSS ${r2(conmon.rssKb / 1024)} MB (PSS ${r2(conmon.pssKb / 1024)} MB)`);
     say(`shoal remove (kill+delete+umount) median ${r1(shoal.removeMs)} ms`);
     const figures = {
       n: N,
@@ -458,6 +540,8 @@ async function main(): Promise<void> {
       monitor_pss_mb: r2(shoal.shimPssKb / 1024),
       engine_rss_mb: r1(shoal.engineRssKb / 1024),
       docker_shim_rss_mb: dk ? r2(dk.shimRssKb / 1024) : null,
+      conmon_rss_mb: 'skipped' in conmon ? null : r2(conmon.rssKb / 1024),
+      conmon_pss_mb: 'skipped' in conmon ? null : r2(conmon.pssKb / 1024),
       shoal_remove_ms: r1(shoal.removeMs),
     };
     say(JSON.stringify(figures));
