@@ -55,7 +55,7 @@ export function parseKeyValues(text: string | undefined): Map<string, number> {
 
 function checkPath(path: string): string {
   const norm = posix.normalize(path);
-  if (!norm.startsWith('/') || norm === '/' || norm.split('/').includes('..')) {
+  if (!norm.startsWith('/') || norm === '/' || path.split('/').includes('..')) {
     throw new CgroupError(path, 'must be an absolute path below the cgroup root');
   }
   return norm;
