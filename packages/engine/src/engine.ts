@@ -37,6 +37,7 @@ import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js'
 import { defaultShimPath, readExitFile, shimAlive, spawnShim, type ShimHandle } from './monitor/shim.js';
 import type { BundleBuilder } from './runtime/bundle.js';
 import { ociBundleBuilder } from './runtime/oci-bundle.js';
+import { cleanupStaleSecretMounts } from './secrets/secrets.js';
 import { Runc, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
 
 /** Where images come from: the image service (or anything with the same `resolve`). */
@@ -521,6 +522,11 @@ export class Engine {
       });
       this.track(rec);
     }
+    // secrets tmpfs of containers that are not running any more (crash leftovers)
+    const live = new Set(records.filter((r) => r.status !== 'exited').map((r) => r.id));
+    await cleanupStaleSecretMounts(this.opts.dataRoot, (id) => live.has(id)).catch((err: unknown) =>
+      this.log.warn({ err }, 'stale secrets cleanup'),
+    );
     // bundles whose container record is gone (a crash between steps): unmount and delete
     for (const id of await readdir(join(this.runRoot, 'bundles')).catch(() => [] as string[])) {
       if (known.has(id) || (await this.store.exists(id))) continue;

@@ -57,3 +57,26 @@ test(
     await engine.remove(short);
   },
 );
+
+test(
+  'monitor killed: the container keeps running, is flagged, and can still be stopped',
+  { timeout: 60_000 },
+  async (t) => {
+    const te = await testEngine();
+    t.after(() => te.cleanup());
+    const { engine } = te;
+    const id = await engine.run({ image: 'busybox', cmd: ['sleep', '1000'] });
+    const before = await engine.inspect(id);
+    process.kill(before.shimPid ?? 0, 'SIGKILL');
+    for (let i = 0; i < 100 && shimAlive(before.shimPid, before.shimStart); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    const after = await engine.inspect(id);
+    assert.equal(after.status, 'running');
+    assert.equal(after.monitorLost, true);
+    const exit = await engine.stop(id, { timeoutMs: 500 });
+    assert.equal(exit?.exitCode, 255, 'exit status unknown without the monitor');
+    assert.equal((await engine.inspect(id)).status, 'exited');
+    assert.equal(await engine.runc.state(id), undefined);
+    await engine.remove(id);
+  },
+);

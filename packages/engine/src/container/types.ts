@@ -2,6 +2,7 @@
  * The container model of the engine: what a caller asks for (ContainerCreateOptions), what the
  * engine records per container (ContainerRecord, persisted as state.json) and what it reports.
  */
+import type { SecretFile } from '../secrets/secrets.js';
 
 /** A health check as the engine runs it (durations in milliseconds). */
 export interface HealthcheckConfig {
@@ -61,6 +62,11 @@ export interface ContainerCreateOptions {
   /** Log rotation: the size of one file and how many files are kept. */
   logMaxBytes?: number;
   logMaxFiles?: number;
+  /**
+   * Secrets and configs, mounted from a tmpfs of the container's own at /run/secrets/<name> (or
+   * their target). Their bytes are zeroed once written and never reach a state file.
+   */
+  secrets?: SecretFile[];
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';

@@ -11,6 +11,7 @@ import type { ContainerRecord } from '../container/types.js';
 import type { ImageConfig } from '../image/types.js';
 import { mountRootfs, unmountRootfs } from '../rootfs/overlay.js';
 import { buildSpec, type ContainerSpecInput } from '../spec/build-spec.js';
+import { mountSecrets, unmountSecrets } from '../secrets/secrets.js';
 import type { MountInput } from '../spec/mounts.js';
 import type { BundleBuilder, BundleRequest } from './bundle.js';
 
@@ -59,20 +60,23 @@ export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
       const rootfs = join(req.bundle, 'rootfs');
       await mountRootfs({ id: req.id, containerDir: req.stateDir, layerDirs: req.layerDirs, target: rootfs });
       try {
-        const spec = await buildSpec(
-          specInput(req),
-          {},
-          { rootfs, dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent },
-        );
+        const input = specInput(req);
+        if (req.options.secrets?.length) {
+          input.extraMounts = (await mountSecrets(req.stateDir, req.options.secrets)).mounts;
+        }
+        const spec = await buildSpec(input, {}, { rootfs, dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent });
         writeFileSync(join(req.bundle, 'config.json'), JSON.stringify(spec));
       } catch (err) {
+        await unmountSecrets(req.stateDir).catch(() => undefined);
         await unmountRootfs(req.stateDir, { target: rootfs, id: req.id }).catch(() => undefined);
         throw err;
       }
       return { rootfs };
     },
     async release(rec) {
-      await unmountRootfs(join(opts.dataRoot, 'containers', rec.id), { target: rec.rootfs, id: rec.id });
+      const containerDir = join(opts.dataRoot, 'containers', rec.id);
+      await unmountSecrets(containerDir);
+      await unmountRootfs(containerDir, { target: rec.rootfs, id: rec.id });
       if (rec.cgroupsPath) await cgroup(rec).remove({ keepParent: true });
     },
     async oomKilled(rec) {
