@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hasCode } from '@shoal/common';
 import { isMountPoint, listMounts } from '../rootfs/mount.js';
+import { kernelVersion } from '../seccomp/profile.js';
 import { buildSpec } from '../spec/build-spec.js';
 import { RuncHarness, writeBusyboxLayer } from '../spec/test-harness.js';
 import { cleanupStaleSecretMounts, mountSecrets, secretsDir, unmountSecrets } from './secrets.js';
@@ -108,7 +109,10 @@ describe('secrets and configs on tmpfs (real runc)', { timeout: 300_000 }, () =>
         ['/run/secrets/db_pw', '/app.conf'],
       );
       assert.equal(listMounts().find((m) => m.mountPoint === dir)?.fsType, 'tmpfs');
-      assert.match(listMounts().find((m) => m.mountPoint === dir)?.options ?? '', /^ro,/);
+      const tmpfs = listMounts().find((m) => m.mountPoint === dir);
+      assert.match(tmpfs?.options ?? '', /^ro,nosuid,nodev,noexec/);
+      const [kmaj, kmin] = kernelVersion();
+      if (kmaj > 6 || (kmaj === 6 && kmin >= 4)) assert.match(tmpfs?.superOptions ?? '', /noswap/);
       const spec = await buildSpec(
         {
           id,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hasCode } from '@shoal/common';
+import { hasCode, run } from '@shoal/common';
 import { detectCgroupLayout } from '../cgroups/layout.js';
 import { containerCgroup } from '../cgroups/cgroup.js';
 import { isMountPoint, listMounts } from '../rootfs/mount.js';
@@ -146,6 +146,23 @@ describe('containers under the default confinement (real runc)', { timeout: 180_
     });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['0', '1000', 'bar h1', '4096']);
+  });
+
+  it('joins an existing network namespace by path', async () => {
+    const ns = `shoal-spec-${h.suffix}`;
+    await run('ip', ['netns', 'add', ns]);
+    try {
+      await run('ip', ['-n', ns, 'link', 'add', 'shoaltest0', 'type', 'veth', 'peer', 'name', 'shoaltest1']);
+      const r = await runIn('netns', {
+        args: ['sh', '-c', 'cat /proc/net/dev; cat /proc/sys/net/ipv4/ip_unprivileged_port_start'],
+        network: { path: `/run/netns/${ns}` },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /shoaltest0:/);
+      assert.match(r.stdout, /^0$/m);
+    } finally {
+      await run('ip', ['netns', 'del', ns]);
+    }
   });
 
   it('a memory limit causes an OOM kill that the cgroup reports', async () => {
