@@ -13,12 +13,14 @@ import {
   type ContainerCreateOptions,
   type ContainerRecord,
   type HealthcheckConfig,
+  type ImageResolver,
   type TmpfsMount,
 } from '@shoal/engine';
 
 interface GlobalOpts {
   dataRoot?: string;
   runRoot?: string;
+  cgroupParent?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -63,18 +65,31 @@ function parseTmpfs(v: string): TmpfsMount {
   return { target, options: opts ? opts.split(',') : [] };
 }
 
+let images: ImageResolver | undefined;
+
+/**
+ * Sets where `container run/create` get images from. Default: the engine's image service on the
+ * same data root. Tests and embedders pass their own.
+ */
+export function useImages(resolver: ImageResolver | undefined): void {
+  images = resolver;
+}
+
 function openEngine(o: GlobalOpts, background = false): Promise<Engine> {
   return Engine.open({
     dataRoot: o.dataRoot ?? process.env['SHOAL_DATA_ROOT'] ?? '/var/lib/shoal',
     runRoot: o.runRoot ?? process.env['SHOAL_RUN_ROOT'] ?? '/run/shoal/engine',
     background,
+    ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+    ...(images ? { images } : {}),
   });
 }
 
 function withRoots(cmd: Command): Command {
   return cmd
     .option('--data-root <dir>', 'engine state directory (default $SHOAL_DATA_ROOT or /var/lib/shoal)')
-    .option('--run-root <dir>', 'runtime directory on tmpfs (default /run/shoal/engine)');
+    .option('--run-root <dir>', 'runtime directory on tmpfs (default /run/shoal/engine)')
+    .option('--cgroup-parent <path>', 'parent cgroup of the containers (default /shoal)');
 }
 
 interface RunFlags extends GlobalOpts {
