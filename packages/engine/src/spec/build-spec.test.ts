@@ -4,7 +4,16 @@
  * stop signal, and typed errors for bad input.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -188,6 +197,24 @@ describe('buildSpec: mounts and resources', () => {
     assert.ok(existsSync(join(dataRoot, 'volumes', 'pgdata', '_data')));
     assert.deepEqual(user[1]?.options, ['rbind', 'rslave', 'ro']);
     assert.deepEqual(user[2]?.options, ['nosuid', 'nodev', 'rprivate', 'size=67108864', 'mode=1777', 'exec']);
+  });
+
+  it('copies the image content at a new volume target into the volume, once', async () => {
+    mkdirSync(join(rootfs, 'srv', 'www', 'sub'), { recursive: true });
+    writeFileSync(join(rootfs, 'srv', 'www', 'index.html'), 'hello');
+    writeFileSync(join(rootfs, 'srv', 'www', 'sub', 'a'), 'a');
+    symlinkSync('/etc', join(rootfs, 'srv', 'escape'));
+    await spec({ mounts: [{ type: 'volume', source: 'site', target: '/srv/www' }] });
+    const dir = join(dataRoot, 'volumes', 'site', '_data');
+    assert.equal(readFileSync(join(dir, 'index.html'), 'utf8'), 'hello');
+    assert.equal(readFileSync(join(dir, 'sub', 'a'), 'utf8'), 'a');
+    // an existing volume keeps its content
+    writeFileSync(join(dir, 'index.html'), 'changed');
+    await spec({ mounts: [{ type: 'volume', source: 'site', target: '/srv/www' }] });
+    assert.equal(readFileSync(join(dir, 'index.html'), 'utf8'), 'changed');
+    // a target reached through a symlink is not copied (it could leave the rootfs)
+    await spec({ mounts: [{ type: 'volume', source: 'esc', target: '/srv/escape' }] });
+    assert.deepEqual(readdirSync(join(dataRoot, 'volumes', 'esc', '_data')), []);
   });
 
   it('replaces a default mount with a user one at the same target (e.g. /dev/shm)', async () => {

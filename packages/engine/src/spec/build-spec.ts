@@ -296,6 +296,6 @@ export async function buildSpec(input: ContainerSpecInput, image: ImageConfig, c
     throw new InvalidSpecError('seccomp', `${JSON.stringify(input.seccomp)} is not default or unconfined`);
   }
   // only now, with everything valid, create what the spec points at
-  await createVolumeDirs(planned.volumeDirs);
+  await createVolumeDirs(planned.volumes, ctx.rootfs);
   return spec;
 }

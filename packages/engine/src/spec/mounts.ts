@@ -4,7 +4,8 @@
  * sources; known options) and only returns; `createVolumeDirs` then makes the volume dirs, so
  * bad input changes nothing.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, stat } from 'node:fs/promises';
+import { run } from '@shoal/common';
 import { join, posix } from 'node:path';
 import { InvalidMountError } from '../errors.js';
 import type { OciMount } from './oci.js';
@@ -96,15 +97,15 @@ export function mergeOptions(base: readonly string[], extra: readonly string[]):
 
 export interface PlannedMounts {
   mounts: OciMount[];
-  /** Volume dirs to create once every mount is valid. */
-  volumeDirs: string[];
+  /** Named volumes to create once every mount is valid: host dir and container target. */
+  volumes: { dir: string; target: string }[];
 }
 
 /** Validates user mounts and turns them into OCI mounts (nothing is created). */
 export async function planMounts(inputs: readonly MountInput[], dataRoot: string): Promise<PlannedMounts> {
   const seen = new Set<string>();
   const mounts: OciMount[] = [];
-  const volumeDirs: string[] = [];
+  const volumes: { dir: string; target: string }[] = [];
   for (const m of inputs) {
     const target = checkTarget(m.target);
     if (seen.has(target)) throw new InvalidMountError(target, 'two mounts have this target');
@@ -142,7 +143,7 @@ export async function planMounts(inputs: readonly MountInput[], dataRoot: string
           );
         }
         const dir = join(dataRoot, 'volumes', m.source, '_data');
-        volumeDirs.push(dir);
+        volumes.push({ dir, target });
         mounts.push({
           destination: target,
           type: 'bind',
@@ -183,12 +184,37 @@ export async function planMounts(inputs: readonly MountInput[], dataRoot: string
       }
     }
   }
-  return { mounts, volumeDirs };
+  return { mounts, volumes };
 }
 
-/** Creates the planned named-volume dirs (idempotent). */
-export async function createVolumeDirs(dirs: readonly string[]): Promise<void> {
-  for (const d of dirs) await mkdir(d, { recursive: true, mode: 0o755 });
+/**
+ * Creates the planned named-volume dirs (idempotent). A volume made now gets a copy of what the
+ * image has at its target (Docker's copy-up), when that path is a real directory of the rootfs:
+ * no symlink on the way, so nothing outside the rootfs can be copied.
+ */
+export async function createVolumeDirs(volumes: PlannedMounts['volumes'], rootfs?: string): Promise<void> {
+  for (const v of volumes) {
+    const existed = await stat(v.dir).then(
+      () => true,
+      () => false,
+    );
+    await mkdir(v.dir, { recursive: true, mode: 0o755 });
+    if (existed || !rootfs) continue;
+    const src = await imageDir(rootfs, v.target);
+    // cp -a keeps owners, modes, times, xattrs and symlinks as they are
+    if (src) await run('cp', ['-a', '--no-dereference', `${src}/.`, `${v.dir}/`]);
+  }
+}
+
+/** `<rootfs><target>` when each component is a real directory (not a symlink), else undefined. */
+async function imageDir(rootfs: string, target: string): Promise<string | undefined> {
+  let path = rootfs;
+  for (const part of target.split('/').filter(Boolean)) {
+    path = join(path, part);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isDirectory()) return undefined;
+  }
+  return path;
 }
 
 /** Parents before children: mounts sorted by path depth, stable otherwise. */
