@@ -62,7 +62,7 @@ function shoal(ctx: Ctx, args: string[]): Promise<{ code: number; stdout: string
   });
 }
 
-async function setup(t: { after(fn: () => Promise<void>): void }): Promise<Ctx> {
+function setup(t: { after(fn: () => Promise<void>): void }): Ctx {
   const root = mkdtempSync(join(tmpdir(), 'shoal-cli-'));
   const cgroupParent = `/shoal-clitest-${randomBytes(4).toString('hex')}`;
   const ctx: Ctx = {
@@ -98,7 +98,7 @@ test(
   'container run streams output and exits with the container exit code; --rm removes it',
   { timeout: 60_000 },
   async (t) => {
-    const ctx = await setup(t);
+    const ctx = setup(t);
     const r = await shoal(ctx, ['run', '--rm', 'busybox', 'sh', '-c', 'echo hello; echo oops >&2; exit 3']);
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, 'hello\n');
@@ -109,7 +109,7 @@ test(
 );
 
 test('container run -d, ls, exec, logs, stop, inspect, rm; errors are clear', { timeout: 60_000 }, async (t) => {
-  const ctx = await setup(t);
+  const ctx = setup(t);
   const name = `web-${randomBytes(3).toString('hex')}`;
   const run = await shoal(ctx, [
     'run',
