@@ -25,6 +25,14 @@ export interface CgroupStats {
   oomKills: number;
 }
 
+let cachedLayout: CgroupLayout | undefined;
+
+/** This host's layout, read once (it does not change while the engine runs). */
+export function hostLayout(): CgroupLayout {
+  cachedLayout ??= detectCgroupLayout();
+  return cachedLayout;
+}
+
 /** v1 reports "no limit" as a page-rounded huge number. */
 const V1_UNLIMITED = 2 ** 62;
 
@@ -65,7 +73,7 @@ export class Cgroup {
   readonly path: string;
   readonly layout: CgroupLayout;
 
-  constructor(path: string, layout: CgroupLayout = detectCgroupLayout()) {
+  constructor(path: string, layout: CgroupLayout = hostLayout()) {
     this.path = checkPath(path);
     this.layout = layout;
   }

@@ -8,10 +8,9 @@
  */
 import { mkdir, open, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SecretMountError } from '../errors.js';
+import { InvalidMountError, SecretMountError } from '../errors.js';
 import { checkTarget } from '../spec/mounts.js';
 import type { OciMount } from '../spec/oci.js';
-import { InvalidMountError } from '../errors.js';
 import {
   MS_NODEV,
   MS_NOEXEC,

@@ -238,6 +238,16 @@ describe('buildSpec: mounts and resources', () => {
     for (const ro of ['/sys', '/sys/fs/cgroup', '/etc/hosts']) assert.ok(by.get(ro)?.includes('ro'), ro);
   });
 
+  it('refuses a user mount and an extra mount on the same target', async () => {
+    await assert.rejects(
+      spec({
+        mounts: [{ type: 'tmpfs', target: '/run/secrets/pw' }],
+        extraMounts: [{ destination: '/run/secrets/pw', type: 'bind', source: '/dev/null', options: ['rbind'] }],
+      }),
+      (e: unknown) => hasCode(e, 'ENGINE_INVALID_MOUNT') && /\/run\/secrets\/pw/.test(String(e)),
+    );
+  });
+
   it('rejects bad mounts with ENGINE_INVALID_MOUNT naming the target', async () => {
     const bad: ContainerSpecInput['mounts'][] = [
       [{ type: 'tmpfs', target: 'relative' }],

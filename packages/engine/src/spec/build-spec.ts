@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { InvalidSpecError } from '../errors.js';
+import { InvalidMountError, InvalidSpecError } from '../errors.js';
 import type { ImageConfig } from '../image/types.js';
 import { resolveSeccomp } from '../seccomp/profile.js';
 import { resolveUser } from '../user/resolve-user.js';
@@ -248,6 +248,13 @@ export async function buildSpec(input: ContainerSpecInput, image: ImageConfig, c
   let initHost: string | undefined;
   if (input.init) initHost = await findInit(ctx.initPath);
 
+  const plannedTargets = new Set(planned.mounts.map((m) => m.destination));
+  for (const m of extra) {
+    if (!m.destination.startsWith('/')) throw new InvalidMountError(m.destination, 'target must be an absolute path');
+    if (plannedTargets.has(m.destination)) {
+      throw new InvalidMountError(m.destination, 'a user mount and a secret/config/system mount have this target');
+    }
+  }
   const userTargets = new Set([...planned.mounts, ...extra].map((m) => m.destination));
   const readOnly = input.readOnlyRootfs ?? false;
   const defaults = defaultMounts(shmSize).filter((m) => !userTargets.has(m.destination));
