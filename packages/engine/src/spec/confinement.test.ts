@@ -5,10 +5,10 @@
  * leaves nothing behind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hasCode, run } from '@shoal/common';
+import { hasCode, run, waitFor } from '@shoal/common';
 import { detectCgroupLayout } from '../cgroups/layout.js';
 import { containerCgroup } from '../cgroups/cgroup.js';
 import { isMountPoint, listMounts } from '../rootfs/mount.js';
@@ -163,6 +163,42 @@ describe('containers under the default confinement (real runc)', { timeout: 180_
     } finally {
       await run('ip', ['netns', 'del', ns]);
     }
+  });
+
+  it('applies memory, cpu and pids limits that the cgroup stats report while running', async () => {
+    const id = h.newId('stats');
+    try {
+      const rootfs = await h.rootfs(id, layers);
+      const spec = await buildSpec(
+        { id, args: ['sh', '-c', 'sleep 60 & sleep 60 & wait'], memory: '32m', cpus: 0.5, pidsLimit: 20 },
+        image,
+        { rootfs, dataRoot: h.dataRoot, cgroupParent: h.cgroupParent },
+      );
+      await h.runDetached(id, spec);
+      const cg = containerCgroup(id, h.cgroupParent);
+      // sh and its two sleeps (safety-net timeout only)
+      const stats = await waitFor(
+        async () => {
+          const st = await cg.stats();
+          return st.pidsCurrent === 3 ? st : undefined;
+        },
+        { timeoutMs: 10_000, what: '3 processes in the cgroup' },
+      );
+      assert.equal(stats.memoryLimitBytes, 32 * 1024 * 1024);
+      assert.equal(stats.pidsLimit, 20);
+      assert.equal(stats.pidsCurrent, 3);
+      assert.ok(stats.cpuUsageNs > 0);
+      assert.ok(stats.memoryUsageBytes > 0);
+      assert.equal(stats.oomKills, 0);
+      assert.equal((await cg.pids()).length, 3);
+      const layout = detectCgroupLayout();
+      if (layout.version === 1) {
+        assert.equal(readFileSync(join(cg.dir('cpu') ?? '', 'cpu.cfs_quota_us'), 'utf8').trim(), '50000');
+      }
+    } finally {
+      await h.remove(id);
+    }
+    assert.equal(existsSync(`/sys/fs/cgroup/pids${h.cgroupParent}/${id}`), false, 'cgroup removed');
   });
 
   it('a memory limit causes an OOM kill that the cgroup reports', async () => {
