@@ -314,6 +314,7 @@ describe('buildSpec: mounts and resources', () => {
 
   it('merges tmpfs options, the later one winning', () => {
     assert.deepEqual(mergeOptions(['noexec', 'nosuid', 'size=1'], ['exec', 'size=2']), ['nosuid', 'exec', 'size=2']);
+    assert.deepEqual(mergeOptions(['nodev', 'rprivate'], ['rshared', 'sync']), ['nodev', 'rshared', 'sync']);
   });
 });
 

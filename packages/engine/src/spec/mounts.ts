@@ -64,6 +64,15 @@ const TMPFS_FLAGS: Record<string, string> = {
   strictatime: '',
   relatime: '',
   nodiratime: '',
+  sync: 'async',
+  async: 'sync',
+  dirsync: '',
+  private: '',
+  rprivate: '',
+  shared: '',
+  rshared: '',
+  slave: '',
+  rslave: '',
 };
 const TMPFS_KEYS = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'huge', 'mpol']);
 
@@ -87,7 +96,8 @@ export function mergeOptions(base: readonly string[], extra: readonly string[]):
     for (let i = out.length - 1; i >= 0; i--) {
       const cur = out[i] as string;
       const curKey = cur.includes('=') ? cur.slice(0, cur.indexOf('=')) : cur;
-      if (curKey === key || (opposite && cur === opposite)) out.splice(i, 1);
+      const bothPropagation = PROPAGATIONS.has(o) && PROPAGATIONS.has(cur);
+      if (curKey === key || (opposite && cur === opposite) || bothPropagation) out.splice(i, 1);
     }
     out.push(o);
   };
