@@ -59,6 +59,7 @@ async function benchShoal(results: Map<number, Figures>, failovers: number[]): P
   const cluster = new KvProcessCluster({ size: 3, tickMs: 100, electionTicks: 6 });
   try {
     await cluster.start();
+    await sleep(2000); // let the members finish preallocating their next WAL segment
     const client = new KvClient({ endpoints: cluster.clientAddrs, timeoutMs: 30000 });
     await client.put('warmup', VALUE);
     await drive((k, v) => client.put(k, v), 16, Math.round(2000 * SCALE));

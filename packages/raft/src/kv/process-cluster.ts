@@ -36,6 +36,8 @@ export interface ProcessClusterOptions {
   readonly tickMs?: number;
   readonly electionTicks?: number;
   readonly snapshotEntries?: number;
+  /** WAL segment size in MiB (default 64). */
+  readonly segmentMiB?: number;
   /** Forwarded to the members' SHOAL_LOG_LEVEL (default warn). */
   readonly logLevel?: string;
 }
@@ -87,6 +89,8 @@ export class KvProcessCluster {
       String(this.opts.electionTicks ?? 6),
       '--snapshot-entries',
       String(this.opts.snapshotEntries ?? 10_000),
+      '--segment-mib',
+      String(this.opts.segmentMiB ?? 64),
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],
