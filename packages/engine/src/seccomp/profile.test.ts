@@ -134,6 +134,8 @@ describe('seccomp profile resolution', () => {
     const arm = resolveSeccomp({ capabilities: DEFAULT_CAPABILITIES, arch: 'arm64', kernel: [6, 1] });
     assert.deepEqual(arm.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
     assert.ok(!allowedNames(arm).has('arch_prctl'));
+    assert.ok(allowedNames(arm).has('cacheflush'));
+    assert.ok(!allowedNames(defaults).has('cacheflush'));
     const old = resolveSeccomp({ capabilities: DEFAULT_CAPABILITIES, arch: 'x64', kernel: [4, 4] });
     assert.ok(!allowedNames(old).has('ptrace'), 'ptrace needs 4.8 without CAP_SYS_PTRACE');
   });

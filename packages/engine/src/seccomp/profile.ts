@@ -52,6 +52,13 @@ export const DEFAULT_RULES: readonly ProfileRule[] = [
   // x86 only calls
   { names: ['arch_prctl'], action: 'allow', arches: ['x64'] },
   { names: ['modify_ldt'], action: 'allow', arches: ['x64', 'ia32'] },
+  // 32-bit ARM calling conventions and cache/TLS helpers
+  {
+    names: ['arm_fadvise64_64', 'arm_sync_file_range', 'sync_file_range2', 'breakpoint', 'cacheflush', 'set_tls'],
+    action: 'allow',
+    arches: ['arm', 'arm64'],
+  },
+  { names: ['s390_pci_mmio_read', 's390_pci_mmio_write', 's390_runtime_instr'], action: 'allow', arches: ['s390x'] },
   // clone without namespace flags; clone3 hides its flags in memory, so say "not implemented"
   // and libc falls back to clone
   {
