@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hasCode } from '@shoal/common';
 import { buildSpec, DEFAULT_PATH, type ContainerSpecInput } from './build-spec.js';
-import { DEFAULT_CAPABILITIES, resolveCapabilities } from './capabilities.js';
+import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, resolveCapabilities } from './capabilities.js';
 import { mergeOptions } from './mounts.js';
 import { resolveStopSignal } from './signal.js';
 import { parseCpus, parseSize, parseUlimit } from './units.js';
@@ -163,7 +163,16 @@ describe('buildSpec: confinement', () => {
     const r = resolveCapabilities(['net_admin'], ['CAP_KILL', 'mknod']);
     assert.ok(!r.includes('CAP_KILL') && !r.includes('CAP_MKNOD'));
     assert.deepEqual(resolveCapabilities(['NET_BIND_SERVICE'], ['ALL']), ['CAP_NET_BIND_SERVICE']);
-    assert.equal(resolveCapabilities(['ALL']).length, 41);
+    const everything = new Set<string>(ALL_CAPABILITIES);
+    assert.equal(resolveCapabilities(['ALL'], [], everything).length, 41);
+    const limited = new Set([...everything].filter((c) => c !== 'CAP_SYS_RESOURCE' && c !== 'CAP_KILL'));
+    const all = resolveCapabilities(['ALL'], [], limited);
+    assert.equal(all.length, 39, 'ALL is what the engine has');
+    assert.ok(!resolveCapabilities([], [], limited).includes('CAP_KILL'), 'defaults cut to the engine set');
+    assert.throws(
+      () => resolveCapabilities(['SYS_RESOURCE'], [], limited),
+      (e: unknown) => hasCode(e, 'ENGINE_INVALID_SPEC') && /bounding set/.test(String(e)),
+    );
     assert.ok(!resolveCapabilities(['all'], ['sys_admin']).includes('CAP_SYS_ADMIN'));
     assert.throws(
       () => resolveCapabilities(['CAP_FLY']),

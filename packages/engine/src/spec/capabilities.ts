@@ -3,7 +3,8 @@
  * cap-drop resolution (names upper-cased, `CAP_` added, `ALL` accepted). As in Docker, add `ALL`
  * starts from every capability, drop `ALL` from none, and a capability both added and dropped stays.
  */
-import { UnknownCapabilityError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { InvalidSpecError, UnknownCapabilityError } from '../errors.js';
 
 /** Every capability of Linux 6.x, numbered as in linux/capability.h. */
 export const ALL_CAPABILITIES = [
@@ -80,26 +81,49 @@ export function normaliseCapability(name: string, field: string): string {
 }
 
 /**
- * The final capability set: the defaults, plus `add`, minus `drop`. `add: ['ALL']` starts from
- * every capability, `drop: ['ALL']` from none (then `add` puts individual ones back). Sorted in
- * kernel order so the output is stable.
+ * The capabilities this process can hand on: its bounding set (an engine running inside a
+ * container may lack some, and runc fails to apply a capability outside it), cached.
  */
-export function resolveCapabilities(add: readonly string[] = [], drop: readonly string[] = []): string[] {
-  const adds = add.map((c) => normaliseCapability(c, 'capAdd'));
-  const drops = drop.map((c) => normaliseCapability(c, 'capDrop'));
-  let set: Set<string>;
-  if (adds.includes('ALL')) {
-    set = new Set(ALL_CAPABILITIES);
-    for (const d of drops) if (d !== 'ALL') set.delete(d);
-    if (drops.includes('ALL')) set = new Set();
-    return order(set);
+let available: Set<string> | undefined;
+export function engineCapabilities(): Set<string> {
+  if (available) return available;
+  let mask = -1n;
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1]) mask = BigInt(`0x${m[1]}`);
+  } catch {
+    // not Linux: assume everything
   }
-  set = drops.includes('ALL') ? new Set() : new Set(DEFAULT_CAPABILITIES);
-  for (const d of drops) set.delete(d);
-  for (const a of adds) set.add(a);
-  return order(set);
+  available = new Set(ALL_CAPABILITIES.filter((_, bit) => mask < 0n || ((mask >> BigInt(bit)) & 1n) === 1n));
+  return available;
 }
 
-function order(set: Set<string>): string[] {
-  return ALL_CAPABILITIES.filter((c) => set.has(c));
+/**
+ * The final capability set: the defaults, plus `add`, minus `drop`. `add: ['ALL']` starts from
+ * every capability, `drop: ['ALL']` from none (then `add` puts individual ones back). Only
+ * capabilities in `available` (default: the engine's bounding set) are given: `ALL` and the
+ * defaults are cut down to it, an explicit add outside it is an error. Sorted in kernel order.
+ */
+export function resolveCapabilities(
+  add: readonly string[] = [],
+  drop: readonly string[] = [],
+  availableCaps: ReadonlySet<string> = engineCapabilities(),
+): string[] {
+  const adds = add.map((c) => normaliseCapability(c, 'capAdd'));
+  const drops = drop.map((c) => normaliseCapability(c, 'capDrop'));
+  for (const a of adds) {
+    if (a !== 'ALL' && !availableCaps.has(a) && !drops.includes(a)) {
+      throw new InvalidSpecError('capAdd', `${a} is not in the engine's own capability bounding set`);
+    }
+  }
+  let set: Set<string>;
+  if (adds.includes('ALL')) {
+    set = drops.includes('ALL') ? new Set() : new Set(ALL_CAPABILITIES);
+    for (const d of drops) set.delete(d);
+  } else {
+    set = drops.includes('ALL') ? new Set() : new Set(DEFAULT_CAPABILITIES);
+    for (const d of drops) set.delete(d);
+    for (const a of adds) set.add(a);
+  }
+  return ALL_CAPABILITIES.filter((c) => set.has(c) && availableCaps.has(c));
 }

@@ -91,6 +91,13 @@ describe('containers under the default confinement (real runc)', { timeout: 180_
     assert.match(r.stdout, /unshare=0/);
   });
 
+  it('cap-add ALL gives every capability the engine itself has', async () => {
+    const r = await runIn('capall', { args: ['grep', 'CapEff', '/proc/self/status'], capAdd: ['ALL'] });
+    assert.equal(r.code, 0, r.stderr);
+    const own = /CapBnd:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
+    assert.match(r.stdout, new RegExp(`CapEff:\\s+${own}`));
+  });
+
   it('runs as a named user with its groups, and as uid:gid', async () => {
     const named = await runIn('user', { args: ['id'], user: 'app' });
     assert.equal(named.code, 0, named.stderr);
