@@ -24,6 +24,7 @@ export { readLogs, parseLogLine, type LogEntry, type ReadLogsOptions } from './l
 export { defaultShimPath, residentKb, type ShimStarted } from './monitor/shim.js';
 export { Runc, type RuncState, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
 export { basicBundleBuilder, type BundleBuilder, type BundleRequest } from './runtime/bundle.js';
+export { ociBundleBuilder, type OciBundleOptions } from './runtime/oci-bundle.js';
 export {
   ContainerNotFoundError,
   NameInUseError,
@@ -34,7 +35,8 @@ export {
 } from './errors.js';
 
 // runtime: spec, cgroups, secrets
-export { buildSpec, defaultNofile, type ContainerSpecInput, type SpecContext } from './spec/build-spec.js';
+export { buildSpec, type ContainerSpecInput, type SpecContext } from './spec/build-spec.js';
+export { defaultNofile } from './spec/rlimits.js';
 export type {
   OciSpec,
   OciMount,

@@ -21,6 +21,7 @@ import { hasCode } from '@shoal/common';
 import { buildSpec, DEFAULT_PATH, type ContainerSpecInput } from './build-spec.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, resolveCapabilities } from './capabilities.js';
 import { mergeOptions } from './mounts.js';
+import { buildRlimits, parseHardLimits } from './rlimits.js';
 import { resolveStopSignal } from './signal.js';
 import { parseCpus, parseSize, parseUlimit } from './units.js';
 import { resolveUser } from '../user/resolve-user.js';
@@ -78,6 +79,24 @@ describe('buildSpec: process', () => {
     const d = await spec({});
     assert.ok((d.process.rlimits.find((r) => r.type === 'RLIMIT_NOFILE')?.hard ?? 0) >= 1024);
     assert.throws(() => parseUlimit('files=1'), /unknown ulimit "files"/);
+    const hard = parseHardLimits(
+      'Limit                     Soft Limit           Hard Limit           Units\n' +
+        'Max open files            1024                 20000                files\n' +
+        'Max core file size        0                    unlimited            bytes\n',
+    );
+    assert.deepEqual(
+      [...hard],
+      [
+        ['RLIMIT_NOFILE', 20000],
+        ['RLIMIT_CORE', Infinity],
+      ],
+    );
+    assert.throws(
+      () => buildRlimits(['nofile=30000'], { engineHard: hard, canRaise: false }),
+      (e: unknown) => hasCode(e, 'ENGINE_INVALID_SPEC') && /nofile hard limit 30000 .*CAP_SYS_RESOURCE/.test(String(e)),
+    );
+    assert.equal(buildRlimits(['nofile=30000'], { engineHard: hard, canRaise: true }).at(0)?.hard, 30000);
+    assert.equal(buildRlimits(['core=-1'], { engineHard: hard, canRaise: false }).at(1)?.type, 'RLIMIT_CORE');
     assert.throws(() => parseUlimit('nofile=abc'), /name=soft\[:hard\]/);
   });
 

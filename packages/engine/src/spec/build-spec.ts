@@ -9,7 +9,7 @@
  * await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
  * ```
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { InvalidMountError, InvalidSpecError } from '../errors.js';
 import type { ImageConfig } from '../image/types.js';
@@ -17,7 +17,6 @@ import { resolveSeccomp } from '../seccomp/profile.js';
 import { resolveUser } from '../user/resolve-user.js';
 import { resolveCapabilities } from './capabilities.js';
 import {
-  DEFAULT_NOFILE,
   DEFAULT_SHM_SIZE,
   PRIVATE_NETNS_SYSCTLS,
   READONLY_PATHS,
@@ -28,9 +27,10 @@ import {
 } from './defaults.js';
 import { findInit, initArgs, initMount } from './init.js';
 import { createVolumeDirs, planMounts, sortMounts, type MountInput } from './mounts.js';
-import type { OciMount, OciNamespace, OciResources, OciRlimit, OciSpec } from './oci.js';
+import type { OciMount, OciNamespace, OciResources, OciSpec } from './oci.js';
+import { buildRlimits } from './rlimits.js';
 import { validateSysctls } from './sysctls.js';
-import { parseCpus, parseSize, parseSwap, parseUlimit, type Ulimit } from './units.js';
+import { parseCpus, parseSize, parseSwap, type Ulimit } from './units.js';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -157,37 +157,6 @@ function resources(input: ContainerSpecInput): OciResources {
   return res;
 }
 
-function rlimits(input: ContainerSpecInput): OciRlimit[] {
-  const byType = new Map<string, OciRlimit>();
-  const nofile = defaultNofile();
-  byType.set('RLIMIT_NOFILE', { type: 'RLIMIT_NOFILE', soft: nofile, hard: nofile });
-  for (const u of input.ulimits ?? []) {
-    const r = parseUlimit(u, 'ulimits');
-    byType.set(r.type, r);
-  }
-  return [...byType.values()];
-}
-
-let nofileCache: number | undefined;
-
-/**
- * Docker's 1048576, but never above the engine's own hard limit: raising a hard limit needs
- * CAP_SYS_RESOURCE, which an engine running inside a container may lack.
- */
-export function defaultNofile(): number {
-  if (nofileCache !== undefined) return nofileCache;
-  let n = DEFAULT_NOFILE;
-  try {
-    n = Math.min(n, Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()) || n);
-    const m = /Max open files\s+\S+\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (m?.[1]) n = Math.min(n, Number(m[1]));
-  } catch {
-    // keep Docker's default
-  }
-  nofileCache = n;
-  return n;
-}
-
 function hostIsCgroupV2Only(): boolean {
   return existsSync('/sys/fs/cgroup/cgroup.controllers');
 }
@@ -211,7 +180,7 @@ export async function buildSpec(input: ContainerSpecInput, image: ImageConfig, c
   if (!cwd.startsWith('/')) throw new InvalidSpecError('workdir', `${JSON.stringify(cwd)} is not an absolute path`);
   const user = await resolveUser(ctx.rootfs, input.user ?? image.User ?? '', input.groupAdd);
   const caps = resolveCapabilities(input.capAdd, input.capDrop);
-  const limits = rlimits(input);
+  const limits = buildRlimits(input.ulimits ?? []);
   const oomScoreAdj = input.oomScoreAdj ?? 0;
   if (!Number.isInteger(oomScoreAdj) || oomScoreAdj < -1000 || oomScoreAdj > 1000) {
     throw new InvalidSpecError('oomScoreAdj', `${oomScoreAdj} is not between -1000 and 1000`);
