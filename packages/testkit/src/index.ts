@@ -1,5 +1,55 @@
 /**
  * @module @shoal/testkit
- * (being built; see docs/ and the open issues)
+ * Test and demo support: local multi-host labs (network namespaces on an underlay bridge), a real
+ * registry (Debian docker-registry) and offline test images built from busybox-static.
+ *
+ * ```ts
+ * import { startRegistry, pushTestImages, TestImages } from '@shoal/testkit';
+ * const reg = await startRegistry({ dir: await mkdtemp(join(tmpdir(), 'reg-')) });
+ * const pushed = await pushTestImages(reg.url); // shoal-test/busybox:1 and friends, with digests
+ * await reg.stop();
+ * ```
  */
-export const PACKAGE = '@shoal/testkit';
+export {
+  TestkitError,
+  LabNotFoundError,
+  LabInvalidNameError,
+  LabHostCountError,
+  LabNotRootError,
+  LabHostNotFoundError,
+  LabLockedError,
+  LabSubnetExhaustedError,
+  LabConflictError,
+  LabCommandError,
+  RegistryStartError,
+  RegistryPushError,
+  ImageBuildError,
+} from './errors.js';
+export {
+  startRegistry,
+  freePort,
+  writeHtpasswd,
+  type StartRegistryOptions,
+  type RunningRegistry,
+} from './registry/registry-server.js';
+export { RegistryClient, MANIFEST_ACCEPT, type RegistryAuth } from './registry/registry-client.js';
+export {
+  buildTestImages,
+  findTestImage,
+  defaultImageCacheDir,
+  TestImages,
+  type TestImageSet,
+  type BuiltImage,
+  type BuiltManifest,
+  type BuiltLayer,
+  type Compression,
+} from './images/build-test-images.js';
+export {
+  pushTestImages,
+  readTestImageSet,
+  type PushTestImagesOptions,
+  type PushedImage,
+} from './images/push-test-images.js';
+export { MediaType, sha256Digest, readLayoutBlob, type Descriptor } from './images/oci-layout.js';
+export { writeTar, listTar, type TarEntry } from './images/tar-writer.js';
+export { WHITEOUT_EXPECTED, REQUIRED_APPLETS, goArch } from './images/test-rootfs.js';

@@ -1,0 +1,116 @@
+import { ShoalError } from '@shoal/common';
+
+/** Base of every error the testkit throws on purpose (lab, registry, test images). */
+export class TestkitError extends ShoalError {}
+
+/** Thrown when a command names a lab that has no state directory and no leftovers. */
+export class LabNotFoundError extends TestkitError {
+  constructor(readonly lab: string) {
+    super('LAB_NOT_FOUND', `lab '${lab}' does not exist`);
+  }
+}
+
+/** Thrown when a lab or host name is not an identifier (`[a-z][a-z0-9-]{0,30}`). */
+export class LabInvalidNameError extends TestkitError {
+  constructor(
+    readonly kind: 'lab' | 'host',
+    readonly value: string,
+  ) {
+    super('LAB_INVALID_NAME', `invalid ${kind} name '${value}': use a-z, 0-9 and '-', starting with a letter`);
+  }
+}
+
+/** Thrown when `--hosts` is not an integer in 1..64. */
+export class LabHostCountError extends TestkitError {
+  constructor(readonly value: string) {
+    super('LAB_HOST_COUNT', `invalid host count '${value}': must be an integer from 1 to 64`);
+  }
+}
+
+/** Thrown when a lab operation that changes the system runs without root. */
+export class LabNotRootError extends TestkitError {
+  constructor(readonly operation: string) {
+    super('LAB_NOT_ROOT', `'lab ${operation}' must run as root (it manages namespaces, links and bridges)`);
+  }
+}
+
+/** Thrown when a command names a host the lab does not have. */
+export class LabHostNotFoundError extends TestkitError {
+  constructor(
+    readonly lab: string,
+    readonly host: string,
+    readonly known: readonly string[],
+  ) {
+    super('LAB_HOST_NOT_FOUND', `lab '${lab}' has no host '${host}' (hosts: ${known.join(', ') || 'none'})`);
+  }
+}
+
+/** Thrown when another process holds the lab's lock for longer than the wait allows. */
+export class LabLockedError extends TestkitError {
+  constructor(
+    readonly lab: string,
+    readonly holder: number | undefined,
+  ) {
+    super('LAB_LOCKED', `lab '${lab}' is locked by another process${holder ? ` (pid ${holder})` : ''}`, {
+      retryable: true,
+    });
+  }
+}
+
+/** Thrown when every /24 of 198.18.0.0/15 is taken by other labs or addresses. */
+export class LabSubnetExhaustedError extends TestkitError {
+  constructor() {
+    super('LAB_SUBNET_EXHAUSTED', 'no free /24 left in 198.18.0.0/15 for a new lab');
+  }
+}
+
+/** Thrown when a lab's interface names would clash with links another lab or tool owns. */
+export class LabConflictError extends TestkitError {
+  constructor(
+    readonly lab: string,
+    detail: string,
+  ) {
+    super('LAB_CONFLICT', `lab '${lab}': ${detail}`);
+  }
+}
+
+/** Thrown when a lab step (ip, tc, nsenter, ...) fails. */
+export class LabCommandError extends TestkitError {
+  constructor(
+    readonly lab: string,
+    readonly step: string,
+    options?: { cause?: unknown },
+  ) {
+    const detail = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
+    super('LAB_COMMAND_FAILED', `lab '${lab}': ${step} failed${detail}`, options);
+  }
+}
+
+/** Thrown when docker-registry does not start or does not answer /v2/ in time. */
+export class RegistryStartError extends TestkitError {
+  constructor(
+    readonly addr: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super('REGISTRY_START_FAILED', `registry on ${addr} did not start: ${detail}`, options);
+  }
+}
+
+/** Thrown when a registry request of a push answers with an unexpected status. */
+export class RegistryPushError extends TestkitError {
+  constructor(
+    readonly url: string,
+    readonly status: number,
+    detail: string,
+  ) {
+    super('REGISTRY_PUSH_FAILED', `push to ${url} failed (HTTP ${status}): ${detail}`);
+  }
+}
+
+/** Thrown when the test images cannot be built (no busybox-static, unwritable cache, ...). */
+export class ImageBuildError extends TestkitError {
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super('IMAGE_BUILD_FAILED', `building the test images failed: ${detail}`, options);
+  }
+}
