@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { hasCode } from '@shoal/common';
+import { hasCode, waitFor } from '@shoal/common';
 import { Cgroup, containerCgroup } from './cgroup.js';
 import { detectCgroupLayout } from './layout.js';
 
@@ -132,8 +132,12 @@ describe('a real cgroup on this host', () => {
     const dirs =
       layout.version === 2
         ? [join(layout.root, cg.path)]
-        : ['memory', 'pids', 'cpuacct'].map((c) => cg.dir(c)).filter((d): d is string => !!d);
-    const child = spawn('sleep', ['300'], { stdio: 'ignore' });
+        : ['memory', 'pids', 'cpuacct', 'freezer'].map((c) => cg.dir(c)).filter((d): d is string => !!d);
+    // a shell that keeps forking: the kill must still leave the cgroup empty
+    // (it starts forking only once it is in the cgroup: a line on stdin says so)
+    const child = spawn('sh', ['-c', 'read go; while true; do sleep 300 & sleep 0.01; done'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
     try {
       for (const d of dirs) {
         mkdirSync(d, { recursive: true });
@@ -141,15 +145,21 @@ describe('a real cgroup on this host', () => {
       }
       if (layout.version === 1)
         writeFileSync(join(cg.dir('memory') as string, 'memory.limit_in_bytes'), String(64 << 20));
-      assert.deepEqual(await cg.pids(), [child.pid]);
+      child.stdin?.write('go\n');
+      await waitFor(async () => ((await cg.pids()).length >= 3 ? true : undefined), {
+        timeoutMs: 10_000,
+        what: 'forks',
+      });
+      assert.ok((await cg.pids()).includes(child.pid as number));
       const stats = await cg.stats();
       assert.ok(stats.memoryUsageBytes >= 0);
       if (layout.version === 1) assert.equal(stats.memoryLimitBytes, 64 << 20);
-      assert.equal(stats.pidsCurrent, 1);
+      assert.ok((stats.pidsCurrent ?? 0) >= 3);
       assert.equal(stats.oomKills, 0);
       const exited = new Promise((r) => child.once('exit', r));
       await cg.remove();
       assert.equal(await exited, null);
+      assert.deepEqual(await cg.pids(), []);
       for (const d of dirs) {
         assert.equal(existsSync(d), false, d);
         assert.equal(existsSync(dirname(d)), false, `parent ${dirname(d)}`);

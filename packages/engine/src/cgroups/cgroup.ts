@@ -3,7 +3,7 @@
  * usage, OOM-kill detection, and cleanup (kill leftover processes, remove the leaf in every
  * hierarchy, then the parent when it is empty). Reads only files, so recorded trees test it.
  */
-import { readFile, readdir, rmdir, stat } from 'node:fs/promises';
+import { readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { sleep } from '@shoal/common';
 import { CgroupError } from '../errors.js';
@@ -49,6 +49,16 @@ async function readNum(path: string): Promise<number | undefined> {
   if (t === undefined || t === '' || t === 'max') return undefined;
   const n = Number(t);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/** Writes `value` to an existing (pseudo) file; false when it does not exist or refuses. */
+async function writeIfExists(path: string, value: string): Promise<boolean> {
+  try {
+    await writeFile(path, value, { flag: 'r+' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `key value` lines (memory.stat, cpu.stat, memory.events, memory.oom_control). */
@@ -179,12 +189,36 @@ export class Cgroup {
     return [...out];
   }
 
-  /** SIGKILLs every process left in the cgroup and waits (up to `timeoutMs`) until it is empty. */
+  /**
+   * SIGKILLs every process left in the cgroup and waits (up to `timeoutMs`) until it is empty.
+   * v2 kernels with `cgroup.kill` do it atomically; on v1 the freezer (when mounted) stops the
+   * processes first so that none can fork between reading the list and the kill.
+   */
   async killAll(timeoutMs = 5000): Promise<void> {
+    if ((await this.pids()).length === 0) return;
     const deadline = Date.now() + timeoutMs;
+    const v2kill = this.layout.version === 2 ? join(this.layout.root, this.path, 'cgroup.kill') : undefined;
+    if (v2kill && (await writeIfExists(v2kill, '1'))) {
+      // the kernel kills the whole subtree
+    } else {
+      const freezer = this.layout.version === 1 ? this.dir('freezer') : undefined;
+      const frozen = freezer ? await this.freeze(freezer, deadline) : false;
+      try {
+        for (const p of await this.pids()) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      } finally {
+        if (frozen && freezer) await writeIfExists(join(freezer, 'freezer.state'), 'THAWED');
+      }
+    }
     for (;;) {
       const pids = await this.pids();
       if (pids.length === 0) return;
+      if (Date.now() > deadline) throw new CgroupError(this.path, `processes ${pids.join(', ')} do not die`);
       for (const p of pids) {
         try {
           process.kill(p, 'SIGKILL');
@@ -192,9 +226,19 @@ export class Cgroup {
           // already gone
         }
       }
-      if (Date.now() > deadline) throw new CgroupError(this.path, `processes ${pids.join(', ')} do not die`);
       await sleep(20);
     }
+  }
+
+  /** v1 freezer: FROZEN and wait until the state says so (bounded); false when not possible. */
+  private async freeze(dir: string, deadline: number): Promise<boolean> {
+    const state = join(dir, 'freezer.state');
+    if (!(await writeIfExists(state, 'FROZEN'))) return false;
+    while (Date.now() < deadline) {
+      if ((await readText(state))?.trim() === 'FROZEN') return true;
+      await sleep(5);
+    }
+    return true;
   }
 
   /**
