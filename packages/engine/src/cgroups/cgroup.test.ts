@@ -177,3 +177,48 @@ describe('a real cgroup on this host', () => {
     }
   });
 });
+
+/** A real v2 tree: the host's own (v2-only hosts) or a hybrid host's `unified` one. */
+function v2Root(): string | undefined {
+  for (const r of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
+    if (existsSync(join(r, 'cgroup.controllers')) && existsSync(join(r, 'cgroup.procs'))) return r;
+  }
+  return undefined;
+}
+
+describe('a real cgroup v2 tree', { skip: v2Root() ? false : 'no cgroup v2 mount' }, () => {
+  it('kills a forking process tree through cgroup.kill and removes the cgroup and its parent', async () => {
+    const layout = detectCgroupLayout(v2Root());
+    assert.equal(layout.version, 2);
+    const parent = `/shoal-cgtest2-${randomBytes(4).toString('hex')}`;
+    const cg = containerCgroup('leaf', parent, layout);
+    const dir = join(layout.root, cg.path);
+    const child = spawn('sh', ['-c', 'read go; while true; do sleep 300 & sleep 0.01; done'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+      child.stdin?.write('go\n');
+      await waitFor(async () => ((await cg.pids()).length >= 3 ? true : undefined), {
+        timeoutMs: 10_000,
+        what: 'forks',
+      });
+      const stats = await cg.stats();
+      assert.ok(stats.cpuUsageNs >= 0);
+      const exited = new Promise((r) => child.once('exit', r));
+      await cg.remove();
+      assert.equal(await exited, null);
+      assert.equal(existsSync(dir), false);
+      assert.equal(existsSync(dirname(dir)), false);
+    } finally {
+      child.kill('SIGKILL');
+      if (existsSync(dir)) {
+        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+          process.kill(Number(pid), 'SIGKILL');
+        }
+      }
+      await cg.remove().catch(() => undefined);
+    }
+  });
+});
