@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Wal, type WalState } from './wal.js';
-import { StorageLockedError, WalCorruptError } from '../errors.js';
+import { StorageFatalError, StorageLockedError, WalCorruptError } from '../errors.js';
 import type { Entry } from '../core/types.js';
 import { RECORD_HEADER, recordSize } from './record.js';
 import { encodeEntry, encodeHardState } from '../codec/message-codec.js';
@@ -232,4 +232,16 @@ test('kill -9 of a writer in a loop loses nothing it acknowledged', async (t) =>
     assert.ok(state.hardState.commit >= acked);
   }
   assert.ok(acked > 0);
+});
+
+test('a failed write or fdatasync is fatal and poisons the WAL', async (t) => {
+  const dir = await tmp(t);
+  const { wal } = await Wal.open(dir, { segmentSize: 8192 });
+  await wal.save(undefined, [ent(1, 1)], true);
+  // Pull the file out from under the WAL: the next write fails with EBADF.
+  await (wal as unknown as { fh: { close(): Promise<void> } }).fh.close();
+  await assert.rejects(wal.save(undefined, [ent(2, 1)], true), StorageFatalError);
+  await assert.rejects(wal.save(undefined, [ent(3, 1)], true), StorageFatalError, 'never retried');
+  await assert.rejects(wal.saveSnapshotMarker({ term: 1, index: 1 }), StorageFatalError);
+  await wal.close().catch(() => undefined);
 });
