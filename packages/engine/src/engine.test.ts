@@ -46,6 +46,9 @@ test('create then start; names are unique; kill with a signal', LIMIT, async (t)
   assert.equal(rec.status, 'running');
   assert.ok(rec.pid && processStartTime(rec.pid) !== undefined, 'init pid alive');
   await assert.rejects(engine.remove(id), (e) => hasCode(e, 'ENGINE_CONTAINER_STATE'));
+  const stats = await engine.stats(id);
+  assert.ok(stats.memoryUsageBytes > 0, 'memory usage from the cgroup');
+  assert.equal(typeof stats.cpuUsageNs, 'number');
   await engine.kill(id, 'USR1'); // busybox sleep as pid 1 has no handler: ignored by the kernel
   assert.equal((await engine.inspect(id)).status, 'running');
   await engine.kill(id, 'KILL');

@@ -16,7 +16,7 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, watch } from 'node:fs';
+import { existsSync, mkdirSync, watch } from 'node:fs';
 import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '@shoal/common';
@@ -34,7 +34,15 @@ import type {
 } from './container/types.js';
 import { HealthRunner } from './health/runner.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
-import { defaultShimPath, readExitFile, shimAlive, spawnShim, type ShimHandle } from './monitor/shim.js';
+import {
+  defaultShimPath,
+  processStartTime,
+  readExitFile,
+  shimAlive,
+  spawnShim,
+  type ExitRecord,
+  type ShimHandle,
+} from './monitor/shim.js';
 import type { BundleBuilder } from './runtime/bundle.js';
 import { ociBundleBuilder } from './runtime/oci-bundle.js';
 import { cleanupStaleSecretMounts } from './secrets/secrets.js';
@@ -82,6 +90,7 @@ export class Engine {
   private readonly background: boolean;
   private readonly watchers = new Map<string, { close(): void }>();
   private readonly health = new Map<string, HealthRunner>();
+  private readonly collecting = new Map<string, Promise<ContainerRecord>>();
   private sweep: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -349,9 +358,7 @@ export class Engine {
   /** The container's full record, brought up to date. */
   async inspect(ref: string): Promise<ContainerRecord> {
     const id = await this.store.resolve(ref);
-    const rec = await this.refresh(await this.store.read(id));
-    const live = this.health.get(id);
-    return live ? { ...rec, health: live.current } : rec;
+    return this.refresh(await this.store.read(id));
   }
 
   /** Every container (running ones only unless `all`). */
@@ -369,7 +376,7 @@ export class Engine {
         startedAt: rec.startedAt,
         finishedAt: rec.finishedAt,
         exitCode: rec.exitCode,
-        health: (this.health.get(rec.id)?.current ?? rec.health)?.status,
+        health: rec.health?.status,
         command: rec.process.args.join(' '),
       });
     }
@@ -424,28 +431,44 @@ export class Engine {
         exit = { exitCode: 255, signal: 0, exitedAt: new Date().toISOString() };
       }
     }
-    const oomKilled = await this.bundles.oomKilled(rec).catch(() => false);
-    let won = false;
-    const next = await this.store.update(rec.id, (r) => {
+    const inflight = this.collecting.get(rec.id);
+    if (inflight) return inflight;
+    const p = this.collectExit(rec, exit).finally(() => this.collecting.delete(rec.id));
+    this.collecting.set(rec.id, p);
+    return p;
+  }
+
+  /**
+   * Collects an exit in three steps so that a record reads `exited` only once everything is
+   * cleaned up: claim it under the lock (one collector among all processes on the data root),
+   * then read the OOM counter, runc delete and release the rootfs, secrets and cgroup, then mark
+   * it exited under the lock.
+   */
+  private async collectExit(rec: ContainerRecord, exit: ExitRecord): Promise<ContainerRecord> {
+    const me = `${process.pid}:${processStartTime(process.pid) ?? 0}`;
+    const claimed = await this.store.update(rec.id, (r) => {
       if (r.status === 'exited') return false;
-      won = true;
+      if (r.collector && r.collector !== me && collectorAlive(r.collector)) return false;
+      r.collector = me;
+    });
+    if (claimed.status === 'exited' || claimed.collector !== me) return claimed; // done, or another process is at it
+    this.untrack(rec.id);
+    const oomKilled = await this.bundles.oomKilled(claimed).catch(() => false);
+    await this.runc.delete(rec.id, true).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'runc delete'));
+    await this.bundles
+      .release(claimed)
+      .then(() => removeBundle(claimed.bundle))
+      .catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release'));
+    const next = await this.store.update(rec.id, (r) => {
       r.status = 'exited';
       r.exitCode = exit.exitCode;
       r.signal = exit.signal;
       r.oomKilled = oomKilled;
       r.finishedAt = exit.exitedAt;
-      if (r.health) r.health = this.health.get(r.id)?.current ?? r.health;
+      delete r.collector;
     });
-    if (won) {
-      this.untrack(rec.id);
-      await this.runc.delete(rec.id, true).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'runc delete'));
-      await this.bundles
-        .release(next)
-        .then(() => removeBundle(next.bundle))
-        .catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release'));
-      this.log.debug({ id: rec.id, exit }, 'container exited');
-      if (next.autoRemove) await this.destroy(next);
-    }
+    this.log.debug({ id: rec.id, exit }, 'container exited');
+    if (next.autoRemove) await this.destroy(next);
     return next;
   }
 
@@ -475,13 +498,16 @@ export class Engine {
               maxOutput: 4096,
               pidFile: join(this.runRoot, 'bundles', rec.id, `health-${Date.now()}.pid`),
             }),
-          save: (state: HealthState) =>
-            this.store
-              .update(rec.id, (r) => {
-                if (r.status !== 'running') return false;
-                r.health = state;
-              })
-              .then(() => undefined),
+          // probes that fail because the container is exiting do not count
+          save: async (state: HealthState) => {
+            // (a dying init has no namespaces left while the kernel tears its pid namespace down)
+            const initGone = !rec.pid || !existsSync(`/proc/${rec.pid}/ns/ipc`);
+            if (initGone || (await readExitFile(this.store.dir(rec.id)))) return this.collect(rec.id);
+            await this.store.update(rec.id, (r) => {
+              if (r.status !== 'running') return false;
+              r.health = state;
+            });
+          },
           log: this.log,
         },
         rec.startedAt ?? new Date().toISOString(),
@@ -560,4 +586,10 @@ async function removeBundle(bundle: string): Promise<void> {
   });
   if (busy) throw new MonitorError(`bundle ${bundle} still has mounts; not removing it`);
   await rm(bundle, { recursive: true, force: true });
+}
+
+/** True while the process named `pid:starttime` (a collector claim) still runs. */
+function collectorAlive(claim: string): boolean {
+  const [pid, start] = claim.split(':').map(Number);
+  return !!pid && processStartTime(pid) === start;
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { waitFor } from '@shoal/common';
 import { testEngine, logText } from './test-support.js';
 
 test('OOM kill is reported as such in wait and inspect', { timeout: 60_000 }, async (t) => {
@@ -40,8 +41,11 @@ test(
     assert.ok(!readFileSync(`${dir}/state.json`, 'utf8').includes(secret), 'state.json has no secret');
     assert.ok(!readFileSync(`${rec.bundle}/config.json`, 'utf8').includes(secret), 'config.json has no secret');
     assert.ok(readFileSync('/proc/self/mountinfo', 'utf8').includes(`${dir}/mounts/secrets`), 'secrets tmpfs mounted');
+    await waitFor(async () => ((await logText(engine, id)).stdout === `${secret}\n` ? true : undefined), {
+      timeoutMs: 20_000,
+      what: 'the secret in the output',
+    });
     await engine.stop(id, { timeoutMs: 0 });
-    assert.equal((await logText(engine, id)).stdout, `${secret}\n`);
     assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'nothing mounted once it exited');
     await engine.remove(id);
   },

@@ -1,8 +1,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { waitFor } from '@shoal/common';
 import { testEngine, logText } from './test-support.js';
 import { shimAlive } from '../monitor/shim.js';
+
+/** Runs an ESM script in another node process (async: this process's engine keeps running). */
+function nodeScript(
+  script: string,
+): Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => c.kill('SIGKILL'), 30_000);
+    c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    c.on('error', reject);
+    c.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
 
 test(
   'engine restart: containers keep running, are adopted, logs/stop/exit codes stay right',
@@ -22,10 +42,7 @@ test(
     process.stdout.write(JSON.stringify({ long, short }) + '\\n');
     process.kill(process.pid, 'SIGKILL');
   `;
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const child = await nodeScript(script);
     assert.equal(child.signal, 'SIGKILL', child.stderr);
     const { long, short } = JSON.parse(child.stdout.trim()) as { long: string; short: string };
     // no engine runs now; the short one exits meanwhile
@@ -78,5 +95,63 @@ test(
     assert.equal((await engine.inspect(id)).status, 'exited');
     assert.equal(await engine.runc.state(id), undefined);
     await engine.remove(id);
+  },
+);
+
+test(
+  'two engine processes on one data root: exits collected once, records stay consistent',
+  { timeout: 60_000 },
+  async (t) => {
+    const te = await testEngine();
+    t.after(() => te.cleanup());
+    const { engine } = te;
+    // this engine checks health every 50 ms (each probe rewrites the record under the lock)
+    const ids = await Promise.all(
+      [1, 2, 3].map((i) =>
+        engine.run({
+          image: 'busybox',
+          name: `c${i}`,
+          cmd: ['sh', '-c', `trap 'exit ${i}' TERM; while true; do sleep 0.05; done`],
+          healthcheck: { test: ['CMD', 'true'], intervalMs: 50, timeoutMs: 2000 },
+        }),
+      ),
+    );
+    for (const id of ids) {
+      await waitFor(async () => ((await engine.inspect(id)).health?.status === 'healthy' ? true : undefined), {
+        timeoutMs: 20_000,
+        what: 'healthy',
+      });
+    }
+    // a second engine in another process stops them, like `shoal container stop` next to shoald
+    const index = new URL('../index.js', import.meta.url).href;
+    const script = `
+    import { Engine } from ${JSON.stringify(index)};
+    const e = await Engine.open({ ...${JSON.stringify({ ...te.opts, images: undefined })}, background: false });
+    const exits = await Promise.all(['c1', 'c2', 'c3'].map((n) => e.stop(n, { timeoutMs: 5000 })));
+    process.stdout.write(JSON.stringify(exits));
+  `;
+    const child = await nodeScript(script);
+    assert.equal(child.status, 0, child.stderr);
+    const exits = JSON.parse(child.stdout) as { exitCode: number }[];
+    assert.deepEqual(
+      exits.map((x) => x.exitCode),
+      [1, 2, 3],
+    );
+    for (const [i, id] of ids.entries()) {
+      const rec = await engine.inspect(id);
+      assert.equal(rec.status, 'exited');
+      assert.equal(rec.exitCode, i + 1);
+      assert.equal(
+        rec.health?.status,
+        'healthy',
+        JSON.stringify({
+          f: rec.finishedAt,
+          s: rec.health?.failingStreak,
+          l: rec.health?.log.map((x) => [x.start, x.exitCode, x.output.slice(0, 300)]),
+        }),
+      );
+      assert.equal(await engine.runc.state(id), undefined);
+      await engine.remove(id);
+    }
   },
 );

@@ -107,6 +107,8 @@ export interface ContainerRecord {
   /** The signal that ended the init (0 if it exited), as the shim saw it. */
   signal?: number;
   oomKilled?: boolean;
+  /** `pid:starttime` of the engine process collecting the exit (cleared once it is done). */
+  collector?: string;
   /** Set when the monitor vanished while the container ran: the exit status is unknown. */
   monitorLost?: boolean;
   stopSignal: string;
