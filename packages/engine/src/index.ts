@@ -87,3 +87,61 @@ export {
   CgroupError,
   SecretMountError,
 } from './errors.js';
+
+// images
+export {
+  ImageService,
+  DEFAULT_ENGINE_ROOT,
+  type ImageServiceOptions,
+  type PullOptions,
+  type RemoveResult,
+  type GcResult,
+  type ImageInspect,
+} from './image/image-service.js';
+export type {
+  ImageConfig,
+  ImageHealthcheck,
+  ImageConfigFile,
+  ImageRecord,
+  ResolvedImage,
+  PullProgress,
+  ProgressCallback,
+  InUseHook,
+  Descriptor,
+  Platform,
+  ImageManifest,
+  ImageIndex,
+} from './image/types.js';
+export {
+  parseReference,
+  formatReference,
+  familiarName,
+  isDigest,
+  type ImageReference,
+} from './image/reference.js';
+export { RegistryClient, type RegistryClientOptions } from './registry/registry-client.js';
+export type { Credentials } from './registry/auth.js';
+export { LayerStore } from './layer/layer-store.js';
+export { applyLayer, OPAQUE_XATTR } from './layer/apply-layer.js';
+export { sniffCompression, type Compression } from './layer/decompress.js';
+export { BlobStore } from './content/blob-store.js';
+export * as mediaTypes from './image/media-types.js';
+export { acquireStateLock, withStateLock, type LockHandle, type LockMode, type LockOptions } from './state-lock.js';
+export { lgetxattr, lsetxattr } from './libc.js';
+export {
+  EngineError,
+  ImageNotFoundError,
+  ManifestUnknownError,
+  DigestMismatchError,
+  RegistryUnreachableError,
+  UnauthorizedError,
+  InsecureRegistryError,
+  UnsupportedMediaTypeError,
+  PlatformNotFoundError,
+  LayerInvalidError,
+  ImageInUseError,
+  InvalidReferenceError,
+  ArchiveInvalidError,
+  RegistryProtocolError,
+  StateLockedError,
+} from './errors.js';

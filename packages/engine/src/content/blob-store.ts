@@ -1,0 +1,178 @@
+/**
+ * Content-addressed blob store: `<root>/blobs/sha256/<hex>`. A blob appears there only after its
+ * bytes were hashed, counted, fsynced and renamed into place, so a crash or a bad download never
+ * leaves a partial blob under a digest name (temp files live in `<root>/tmp` and are swept).
+ *
+ * Concurrent ingests of one digest in this process share one download (a map of in-flight
+ * promises); ingests in other processes may race, which is harmless: both verify, the second
+ * rename replaces identical content.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DigestMismatchError, InvalidReferenceError } from '../errors.js';
+import { isDigest } from '../image/reference.js';
+import { fsyncDir } from './atomic-file.js';
+
+export type ByteSource = () => Promise<AsyncIterable<Uint8Array>>;
+
+/** Called with bytes received so far and the expected total. */
+export type BlobProgress = (done: number, total: number) => void;
+
+interface InFlight {
+  promise: Promise<void>;
+  listeners: Set<BlobProgress>;
+}
+
+export class BlobStore {
+  readonly blobDir: string;
+  readonly tmpDir: string;
+  private readonly inflight = new Map<string, InFlight>();
+
+  constructor(readonly root: string) {
+    this.blobDir = join(root, 'blobs', 'sha256');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobDir, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+  }
+
+  /** Path of the blob named by `digest` (whether or not it exists). */
+  path(digest: string): string {
+    if (!isDigest(digest)) throw new InvalidReferenceError(digest, 'not a sha256 digest');
+    return join(this.blobDir, digest.slice(7));
+  }
+
+  async has(digest: string): Promise<boolean> {
+    try {
+      await stat(this.path(digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async read(digest: string): Promise<Buffer> {
+    return readFile(this.path(digest));
+  }
+
+  stream(digest: string): NodeJS.ReadableStream {
+    return createReadStream(this.path(digest));
+  }
+
+  /** Stores `data` under its digest, checking it against `expected` when given. Returns the digest. */
+  async put(data: Uint8Array, expected?: { digest: string; size?: number }, what = 'blob'): Promise<string> {
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (expected && expected.digest !== digest) throw new DigestMismatchError(expected.digest, digest, what);
+    if (expected?.size !== undefined && expected.size !== data.length) {
+      throw new DigestMismatchError(`${expected.size} bytes`, `${data.length} bytes`, `${what} ${digest} size`);
+    }
+    if (await this.has(digest)) return digest;
+    await this.commitTemp(digest, async (fh) => {
+      await fh.writeFile(data);
+    });
+    return digest;
+  }
+
+  /**
+   * Ensures the blob `digest` of `size` bytes is present, reading it from `source` if missing.
+   * Verifies size and sha256 while streaming; on mismatch throws DigestMismatchError and keeps
+   * nothing. Returns false when the blob was already there.
+   */
+  async ingest(
+    digest: string,
+    size: number,
+    source: ByteSource,
+    onProgress?: BlobProgress,
+    what = 'blob',
+  ): Promise<boolean> {
+    this.path(digest); // validates the digest
+    const running = this.inflight.get(digest);
+    if (running) {
+      if (onProgress) running.listeners.add(onProgress);
+      try {
+        await running.promise;
+      } finally {
+        if (onProgress) running.listeners.delete(onProgress);
+      }
+      return true;
+    }
+    if (await this.has(digest)) return false;
+    const listeners = new Set<BlobProgress>(onProgress ? [onProgress] : []);
+    const promise = this.commitTemp(digest, async (fh) => {
+      const hash = createHash('sha256');
+      let done = 0;
+      for await (const chunk of await source()) {
+        done += chunk.length;
+        if (done > size) {
+          throw new DigestMismatchError(`${size} bytes`, `more than ${size} bytes`, `${what} ${digest} size`);
+        }
+        hash.update(chunk);
+        await fh.write(chunk);
+        for (const l of listeners) l(done, size);
+      }
+      if (done !== size)
+        throw new DigestMismatchError(`${size} bytes`, `${done} bytes`, `${what} ${digest} size (truncated)`);
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (actual !== digest) throw new DigestMismatchError(digest, actual, what);
+    });
+    this.inflight.set(digest, { promise, listeners });
+    try {
+      await promise;
+    } finally {
+      this.inflight.delete(digest);
+    }
+    return true;
+  }
+
+  /** Digests of every blob present. */
+  async list(): Promise<string[]> {
+    const names = await readdir(this.blobDir).catch(() => [] as string[]);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.path(digest), { force: true });
+  }
+
+  /** Size in bytes of a present blob. */
+  async size(digest: string): Promise<number> {
+    return (await stat(this.path(digest))).size;
+  }
+
+  /** Removes temp files left by crashed processes (older than `olderThanMs`). */
+  async sweepTemp(olderThanMs = 3_600_000): Promise<void> {
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    const now = Date.now();
+    for (const n of names) {
+      const p = join(this.tmpDir, n);
+      const st = await stat(p).catch(() => undefined);
+      if (st && now - st.mtimeMs > olderThanMs) await rm(p, { recursive: true, force: true });
+    }
+  }
+
+  private async commitTemp(digest: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    const tmp = join(this.tmpDir, `blob-${digest.slice(7, 19)}-${randomBytes(6).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    let ok = false;
+    try {
+      await write(fh);
+      await fh.sync();
+      ok = true;
+    } finally {
+      await fh.close();
+      if (!ok) await unlink(tmp).catch(() => undefined);
+    }
+    try {
+      await rename(tmp, this.path(digest));
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fsyncDir(this.blobDir);
+  }
+}

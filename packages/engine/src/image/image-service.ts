@@ -1,0 +1,326 @@
+/**
+ * ImageService: the image half of the engine behind one object. It owns a data root:
+ *
+ *   <root>/blobs/sha256/<hex>   verified content (manifests, indexes, configs, compressed layers)
+ *   <root>/l/<12 hex>/diff      unpacked layers in overlayfs form, keyed by diffID
+ *   <root>/images.json          images and refs (name:tag / name@digest -> image id)
+ *   <root>/images.lock          exclusive lock around every metadata read-modify-write
+ *   <root>/gc.lock              shared while pulling/loading, exclusive while deleting content
+ *   <root>/tmp/                 temp files, swept by gc
+ *
+ * Lock order: gc.lock before images.lock. Several processes (shoald, a daemonless `shoal image`)
+ * may use one root at the same time.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { silentLogger, type Logger } from '@shoal/common';
+import { BlobStore } from '../content/blob-store.js';
+import { ImageInUseError, ImageNotFoundError } from '../errors.js';
+import { LayerStore } from '../layer/layer-store.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/registry-client.js';
+import { acquireStateLock, type LockHandle } from '../state-lock.js';
+import { loadArchive, type LoadOptions } from './archive-load.js';
+import { ImageStore, type ImageIndexFile, type StoredImage } from './image-store.js';
+import { DEFAULT_PLATFORM } from './manifest.js';
+import { pullImage, type Created, type PullOutcome } from './pull.js';
+import { formatReference, parseReference } from './reference.js';
+import type {
+  ImageConfigFile,
+  ImageManifest,
+  ImageRecord,
+  InUseHook,
+  Platform,
+  ProgressCallback,
+  ResolvedImage,
+} from './types.js';
+
+export const DEFAULT_ENGINE_ROOT = '/var/lib/shoal/engine';
+
+export interface ImageServiceOptions {
+  /** Data root (default /var/lib/shoal/engine). */
+  root?: string;
+  registry?: RegistryClientOptions;
+  platform?: Platform;
+  /** Which images containers use (id -> container names); consulted by remove() and gc(). */
+  inUse?: InUseHook;
+  /** How long to wait for another process's lock (ms, default 60 000). */
+  lockTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface PullOptions {
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  /** Image ids deleted. */
+  deleted: string[];
+}
+
+export interface GcResult {
+  images: string[];
+  blobs: number;
+  layers: number;
+}
+
+export interface ImageInspect extends ImageRecord {
+  config: ImageConfigFile;
+  manifest: ImageManifest;
+  layerDirs: string[];
+}
+
+export class ImageService {
+  readonly root: string;
+  readonly blobs: BlobStore;
+  readonly layers: LayerStore;
+  readonly store: ImageStore;
+  readonly registry: RegistryClient;
+  private readonly platform: Platform;
+  private readonly gcLock: string;
+  private readonly lockTimeoutMs: number;
+  private inUseHook: InUseHook | undefined;
+  private readonly log: Logger;
+  private ready: Promise<void> | undefined;
+
+  constructor(opts: ImageServiceOptions = {}) {
+    this.root = opts.root ?? DEFAULT_ENGINE_ROOT;
+    this.lockTimeoutMs = opts.lockTimeoutMs ?? 60_000;
+    this.blobs = new BlobStore(this.root);
+    this.layers = new LayerStore(this.root);
+    this.store = new ImageStore(this.root, { timeoutMs: this.lockTimeoutMs });
+    this.log = opts.logger ?? silentLogger();
+    this.registry = new RegistryClient({ logger: this.log, ...opts.registry });
+    this.platform = opts.platform ?? DEFAULT_PLATFORM;
+    this.gcLock = join(this.root, 'gc.lock');
+    this.inUseHook = opts.inUse;
+  }
+
+  /** Lets the runtime report which images its containers use. */
+  setInUseHook(hook: InUseHook | undefined): void {
+    this.inUseHook = hook;
+  }
+
+  private init(): Promise<void> {
+    this.ready ??= (async () => {
+      await this.blobs.init();
+      await this.layers.init();
+    })();
+    return this.ready;
+  }
+
+  /** Pulls `ref` from its registry; resolves to the stored image. */
+  async pull(ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+    await this.init();
+    const parsed = parseReference(ref);
+    const [outcome] = await this.ingest((created) =>
+      pullImage(
+        { blobs: this.blobs, layers: this.layers, registry: this.registry, platform: this.platform },
+        parsed,
+        created,
+        opts.onProgress,
+        opts.signal,
+      ).then((o) => [o]),
+    );
+    this.log.info({ ref: formatReference(parsed), id: outcome?.image.id }, 'image pulled');
+    return this.recordOf(outcome?.image.id ?? '');
+  }
+
+  /** Loads a `docker save` or OCI layout tar; resolves to the images it held. */
+  async load(path: string, opts: LoadOptions = {}): Promise<ImageRecord[]> {
+    await this.init();
+    const outcomes = await this.ingest((created) =>
+      loadArchive({ blobs: this.blobs, layers: this.layers, platform: this.platform }, path, created, opts),
+    );
+    const out: ImageRecord[] = [];
+    for (const o of outcomes) out.push(await this.recordOf(o.image.id));
+    return out;
+  }
+
+  /**
+   * Runs a pull or load under the shared gc lock, then records images and refs. On failure,
+   * content this run added and nothing references is deleted again (when no other pull is running;
+   * else left to gc).
+   */
+  private async ingest(run: (created: Created) => Promise<PullOutcome[]>): Promise<PullOutcome[]> {
+    const created: Created = { blobs: [], layers: [] };
+    let shared: LockHandle | undefined = await acquireStateLock(this.gcLock, 'shared', {
+      timeoutMs: this.lockTimeoutMs,
+    });
+    try {
+      const outcomes = await run(created);
+      await this.store.update((idx) => {
+        for (const o of outcomes) {
+          idx.images[o.image.id] = o.image;
+          for (const r of o.refs) idx.refs[r] = o.image.id;
+        }
+      });
+      return outcomes;
+    } catch (err) {
+      shared.release();
+      shared = undefined;
+      await this.undo(created).catch((e: unknown) => this.log.warn({ err: e }, 'cleanup after failed pull'));
+      throw err;
+    } finally {
+      shared?.release();
+    }
+  }
+
+  private async undo(created: Created): Promise<void> {
+    if (created.blobs.length === 0 && created.layers.length === 0) return;
+    let lock: LockHandle;
+    try {
+      lock = await acquireStateLock(this.gcLock, 'exclusive', { timeoutMs: 0 });
+    } catch {
+      return; // another pull is running and may use this content: gc will collect it
+    }
+    try {
+      const live = liveSets(await this.store.read());
+      for (const d of created.blobs) if (!live.blobs.has(d)) await this.blobs.delete(d);
+      for (const d of created.layers) if (!live.layers.has(d)) await this.layers.remove(d);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** What the runtime needs to run `ref`: id, config and layer dirs (bottom first). */
+  async resolve(ref: string): Promise<ResolvedImage> {
+    const idx = await this.store.read();
+    const { id } = ImageStore.lookup(idx, ref);
+    const image = idx.images[id];
+    if (!image) throw new ImageNotFoundError(ref);
+    const config = JSON.parse(await readFile(this.blobs.path(image.id), 'utf8')) as ImageConfigFile;
+    const layerDirs: string[] = [];
+    for (const d of image.diffIds) {
+      if (!(await this.layers.has(d))) throw new ImageNotFoundError(`${ref} (layer ${d} missing from the store)`);
+      layerDirs.push(this.layers.diffDir(d));
+    }
+    let normal: string;
+    try {
+      normal = formatReference(parseReference(ref));
+    } catch {
+      normal = id;
+    }
+    return { id, ref: /^[a-f0-9]{12,64}$|^sha256:/.test(ref) ? id : normal, config: config.config ?? {}, layerDirs };
+  }
+
+  /** Every image with its refs, newest first. */
+  async list(): Promise<ImageRecord[]> {
+    const recs = ImageStore.records(await this.store.read());
+    return recs.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? ''));
+  }
+
+  async inspect(ref: string): Promise<ImageInspect> {
+    const idx = await this.store.read();
+    const { id } = ImageStore.lookup(idx, ref);
+    const rec = ImageStore.records(idx).find((r) => r.id === id);
+    if (!rec) throw new ImageNotFoundError(ref);
+    const config = JSON.parse(await readFile(this.blobs.path(rec.id), 'utf8')) as ImageConfigFile;
+    const manifest = JSON.parse(await readFile(this.blobs.path(rec.manifestDigest), 'utf8')) as ImageManifest;
+    return { ...rec, config, manifest, layerDirs: rec.diffIds.map((d) => this.layers.diffDir(d)) };
+  }
+
+  private async recordOf(id: string): Promise<ImageRecord> {
+    const rec = ImageStore.records(await this.store.read()).find((r) => r.id === id);
+    if (!rec) throw new ImageNotFoundError(id);
+    return rec;
+  }
+
+  private async inUse(): Promise<Map<string, string[]>> {
+    return this.inUseHook ? await this.inUseHook() : new Map();
+  }
+
+  /**
+   * Removes a reference. By tag or digest ref: drops that ref, and the image when it was its
+   * last one. By id: drops the image and all its refs. Refused with ImageInUseError (nothing
+   * changed) when the image would go while a container uses it, unless `force`.
+   */
+  async remove(ref: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
+    await this.init();
+    const users = await this.inUse();
+    const result = await this.store.update((idx) => {
+      const { id, key } = ImageStore.lookup(idx, ref);
+      const refs = ImageStore.refsOf(idx, id);
+      const drop = key ? [key] : refs;
+      const remaining = refs.filter((r) => !drop.includes(r));
+      const goes = remaining.length === 0;
+      const using = users.get(id);
+      if (goes && using && using.length > 0 && !opts.force) throw new ImageInUseError(ref, using);
+      for (const r of drop) delete idx.refs[r];
+      if (goes) delete idx.images[id];
+      return { untagged: drop, deleted: goes ? [id] : [] };
+    });
+    if (result.deleted.length > 0) await this.prune(false);
+    return result;
+  }
+
+  /**
+   * Garbage collection: removes dangling images (no refs) that no container uses, then every
+   * blob and layer dir no remaining image references, and stale temp files.
+   */
+  async gc(): Promise<GcResult> {
+    await this.init();
+    const users = await this.inUse();
+    const images = await this.store.update((idx) => {
+      const referenced = new Set(Object.values(idx.refs));
+      const gone: string[] = [];
+      for (const id of Object.keys(idx.images)) {
+        if (!referenced.has(id) && !(users.get(id)?.length ?? 0)) {
+          delete idx.images[id];
+          gone.push(id);
+        }
+      }
+      return gone;
+    });
+    const counts = await this.prune(true);
+    return { images, ...counts };
+  }
+
+  /** Deletes unreferenced blobs and layers; waits for running pulls when `wait`, else skips. */
+  private async prune(wait: boolean): Promise<{ blobs: number; layers: number }> {
+    let lock: LockHandle;
+    try {
+      lock = await acquireStateLock(this.gcLock, 'exclusive', { timeoutMs: wait ? this.lockTimeoutMs : 0 });
+    } catch (err) {
+      if (wait) throw err;
+      return { blobs: 0, layers: 0 };
+    }
+    try {
+      const live = liveSets(await this.store.read());
+      let blobs = 0;
+      let layers = 0;
+      for (const d of await this.blobs.list()) {
+        if (!live.blobs.has(d)) {
+          await this.blobs.delete(d);
+          blobs++;
+        }
+      }
+      for (const d of await this.layers.list()) {
+        if (!live.layers.has(d)) {
+          await this.layers.remove(d);
+          layers++;
+        }
+      }
+      await this.blobs.sweepTemp(wait ? 0 : undefined);
+      await this.layers.sweep(wait ? 0 : undefined);
+      return { blobs, layers };
+    } finally {
+      lock.release();
+    }
+  }
+}
+
+/** Blobs and layers referenced by recorded images. */
+function liveSets(idx: ImageIndexFile): { blobs: Set<string>; layers: Set<string> } {
+  const blobs = new Set<string>();
+  const layers = new Set<string>();
+  for (const img of Object.values<StoredImage>(idx.images)) {
+    blobs.add(img.id);
+    blobs.add(img.manifestDigest);
+    if (img.indexDigest) blobs.add(img.indexDigest);
+    for (const d of img.layerDigests) blobs.add(d);
+    for (const d of img.diffIds) layers.add(d);
+  }
+  return { blobs, layers };
+}

@@ -1,0 +1,110 @@
+/**
+ * One HTTP(S) request with node:http/https: no automatic redirects (the caller decides whether
+ * credentials may follow), a deadline for the response headers, an idle timeout on the body,
+ * and transport failures turned into RegistryUnreachableError / InsecureRegistryError.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { errnoCode } from '@shoal/common';
+import { InsecureRegistryError, RegistryUnreachableError } from '../errors.js';
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  url: URL;
+}
+
+export interface HttpOptions {
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  /** Deadline for connecting and receiving headers (ms). */
+  timeoutMs: number;
+  /** Longest silence while reading the body (ms). */
+  idleTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Name used in errors (`host:port`). */
+  registry: string;
+}
+
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNABORTED',
+]);
+
+/** True for the TLS failure of talking https to a plain HTTP server. */
+export function isPlainHttpAnswer(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /wrong version number|packet length too long|EPROTO|http request/i.test(msg) || errnoCode(err) === 'EPROTO';
+}
+
+export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> {
+  const mod = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const req = mod.request(url, { method: opts.method ?? 'GET', headers: opts.headers, signal: opts.signal });
+    const timer = setTimeout(() => {
+      req.destroy(Object.assign(new Error(`no response within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, opts.timeoutMs);
+    req.on('response', (res) => {
+      settled = true;
+      clearTimeout(timer);
+      const idle = opts.idleTimeoutMs ?? opts.timeoutMs;
+      res.socket.setTimeout(idle, () => {
+        res.destroy(new RegistryUnreachableError(opts.registry, `no data for ${idle} ms from ${url.host}`));
+      });
+      res.on('end', () => res.socket?.setTimeout(0));
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+    });
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      reject(translate(err, url, opts.registry));
+    });
+    req.end();
+  });
+}
+
+function translate(err: Error, url: URL, registry: string): Error {
+  if (err.name === 'AbortError') return err;
+  const code = errnoCode(err);
+  if (url.protocol === 'https:' && isPlainHttpAnswer(err)) {
+    return new InsecureRegistryError(
+      registry,
+      `${url.host} answered plain HTTP to an HTTPS request; name it as an insecure registry to allow HTTP`,
+      { cause: err },
+    );
+  }
+  if ((code && UNREACHABLE.has(code)) || url.protocol === 'https:') {
+    return new RegistryUnreachableError(registry, `${url.protocol}//${url.host}: ${err.message}`, { cause: err });
+  }
+  return new RegistryUnreachableError(registry, `${url.protocol}//${url.host}: ${err.message}`, { cause: err });
+}
+
+/** Reads a whole response body, refusing more than `limit` bytes. */
+export async function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      res.body.destroy();
+      throw new RegistryUnreachableError(res.url.host, `response from ${res.url.pathname} larger than ${limit} bytes`);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Discards a response body. */
+export function drain(res: HttpResponse): void {
+  res.body.resume();
+}
