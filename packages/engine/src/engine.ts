@@ -21,6 +21,7 @@ import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '@shoal/common';
 import { ContainerStateError, MonitorError } from './errors.js';
+import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, validateCreate } from './container/config.js';
 import { ContainerStore } from './container/store.js';
@@ -58,7 +59,7 @@ export interface EngineOptions {
   dataRoot: string;
   /** Runtime state on tmpfs: bundles and the runc root. Default /run/shoal/engine. */
   runRoot?: string;
-  /** Default: the image service on the same data root. */
+  /** Default: the image service (`ImageService`) on the same data root. */
   images?: ImageResolver;
   bundles?: BundleBuilder;
   runcPath?: string;
@@ -130,9 +131,25 @@ export class Engine {
     return Promise.resolve();
   }
 
-  private images(): ImageResolver {
+  private imageService: ImageService | undefined;
+
+  /** The images containers are made from: the given resolver, else the image service on the data root. */
+  images(): ImageResolver {
     if (this.opts.images) return this.opts.images;
-    throw new MonitorError('no image service configured (pass EngineOptions.images)');
+    return this.localImages();
+  }
+
+  /** The image service on this data root (pull, load, list); it asks us which images are in use. */
+  localImages(): ImageService {
+    if (!this.imageService) {
+      this.imageService = new ImageService({ root: this.opts.dataRoot, logger: this.log });
+      this.imageService.setInUseHook(async () => {
+        const used = new Map<string, string[]>();
+        for (const r of await this.store.all()) used.set(r.imageId, [...(used.get(r.imageId) ?? []), r.name]);
+        return used;
+      });
+    }
+    return this.imageService;
   }
 
   // ---- lifecycle -------------------------------------------------------------------------

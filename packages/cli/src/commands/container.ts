@@ -6,8 +6,9 @@
  * Health checks run only while an engine process runs (shoald, or `container run` without -d).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '@shoal/common';
+import { InvalidArgumentError, hasCode } from '@shoal/common';
 import {
+  DEFAULT_ENGINE_ROOT,
   Engine,
   type BindMount,
   type ContainerCreateOptions,
@@ -77,7 +78,7 @@ export function useImages(resolver: ImageResolver | undefined): void {
 
 function openEngine(o: GlobalOpts, background = false): Promise<Engine> {
   return Engine.open({
-    dataRoot: o.dataRoot ?? process.env['SHOAL_DATA_ROOT'] ?? '/var/lib/shoal',
+    dataRoot: o.dataRoot ?? process.env['SHOAL_DATA_ROOT'] ?? DEFAULT_ENGINE_ROOT,
     runRoot: o.runRoot ?? process.env['SHOAL_RUN_ROOT'] ?? '/run/shoal/engine',
     background,
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
@@ -87,7 +88,10 @@ function openEngine(o: GlobalOpts, background = false): Promise<Engine> {
 
 function withRoots(cmd: Command): Command {
   return cmd
-    .option('--data-root <dir>', 'engine state directory (default $SHOAL_DATA_ROOT or /var/lib/shoal)')
+    .option(
+      '--data-root <dir>',
+      `engine state: images and containers (default $SHOAL_DATA_ROOT or ${DEFAULT_ENGINE_ROOT})`,
+    )
     .option('--run-root <dir>', 'runtime directory on tmpfs (default /run/shoal/engine)')
     .option('--cgroup-parent <path>', 'parent cgroup of the containers (default /shoal)');
 }
@@ -219,6 +223,18 @@ async function streamLogs(
   }
 }
 
+/** Like `docker run`: pull the image when the local store lacks it (only with the local image service). */
+async function pullIfMissing(engine: Engine, ref: string): Promise<void> {
+  if (images) return;
+  try {
+    await engine.images().resolve(ref);
+  } catch (err) {
+    if (!hasCode(err, 'ENGINE_IMAGE_NOT_FOUND')) throw err;
+    process.stderr.write(`Unable to find image '${ref}' locally; pulling\n`);
+    await engine.localImages().pull(ref);
+  }
+}
+
 export function registerContainer(program: Command): void {
   const c = program
     .command('container')
@@ -233,6 +249,7 @@ export function registerContainer(program: Command): void {
       const opts = createOptions(image, cmd, f);
       const engine = await openEngine(f, !f.detach);
       try {
+        await pullIfMissing(engine, image);
         const id = await engine.run(opts);
         if (f.detach) {
           process.stdout.write(`${id}\n`);
@@ -259,6 +276,7 @@ export function registerContainer(program: Command): void {
   runFlags(c.command('create').description('Create a container without starting it')).action(
     async (image: string, cmd: string[], f: RunFlags) => {
       const engine = await openEngine(f);
+      await pullIfMissing(engine, image);
       process.stdout.write(`${await engine.create(createOptions(image, cmd, f))}\n`);
       await engine.close();
     },

@@ -1,0 +1,100 @@
+// `shoal container run` end to end: a real registry (Debian docker-registry on loopback), the
+// image pulled by the engine's image service, a container run by runc under its shim, output
+// streamed and the exit code passed through; then a restart of nothing but the CLI (daemonless).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startRegistry, pushTestImages } from '@shoal/testkit';
+
+const root = new URL('../..', import.meta.url).pathname;
+
+function shoal(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [join(root, 'packages/cli/dist/main.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test(
+  'shoal container run pulls from the lab registry, streams output, exits with the code',
+  { timeout: 120_000 },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-'));
+    const cgroupParent = `/shoal-e2e-${randomBytes(4).toString('hex')}`;
+    const reg = await startRegistry({ dir: join(dir, 'registry') });
+    const flags = ['--data-root', join(dir, 'data'), '--run-root', join(dir, 'run'), '--cgroup-parent', cgroupParent];
+    t.after(async () => {
+      const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
+      for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
+      await reg.stop();
+      for (const h of readdirSync('/sys/fs/cgroup')) {
+        try {
+          rmdirSync(join('/sys/fs/cgroup', h, cgroupParent));
+        } catch {
+          // not there
+        }
+      }
+      assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
+      await rm(dir, { recursive: true, force: true });
+    });
+    const pushed = await pushTestImages(reg.url);
+    const busybox = pushed.find((p) => /busybox/.test(p.remoteRef));
+    assert.ok(busybox, `a busybox test image among ${pushed.map((p) => p.remoteRef).join(', ')}`);
+
+    const run = await shoal([
+      'container',
+      'run',
+      ...flags,
+      '--rm',
+      busybox.remoteRef,
+      'sh',
+      '-c',
+      'echo from-registry; echo to-stderr >&2; exit 7',
+    ]);
+    assert.equal(run.code, 7, run.stderr);
+    assert.equal(run.stdout, 'from-registry\n');
+    assert.match(run.stderr, /to-stderr/);
+
+    const name = `e2e-${randomBytes(3).toString('hex')}`;
+    const d = await shoal([
+      'container',
+      'run',
+      ...flags,
+      '-d',
+      '--name',
+      name,
+      '--health-cmd',
+      'true',
+      '--health-interval',
+      '1s',
+      busybox.remoteRef,
+      'sleep',
+      '1000',
+    ]);
+    assert.equal(d.code, 0, d.stderr);
+    const ls = await shoal(['container', 'ls', ...flags]);
+    assert.match(ls.stdout, new RegExp(name));
+    const stop = await shoal(['container', 'stop', ...flags, '-t', '1', name]);
+    assert.equal(stop.code, 0, stop.stderr);
+    const inspect = JSON.parse((await shoal(['container', 'inspect', ...flags, name])).stdout) as {
+      status: string;
+      exitCode: number;
+      image: string;
+    }[];
+    assert.equal(inspect[0]?.status, 'exited');
+    assert.equal(inspect[0]?.exitCode, 137);
+    assert.equal((await shoal(['container', 'rm', ...flags, name])).code, 0);
+  },
+);
