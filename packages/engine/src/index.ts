@@ -23,7 +23,7 @@ export type {
 export { readLogs, parseLogLine, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
 export { defaultShimPath, residentKb, type ShimStarted } from './monitor/shim.js';
 export { Runc, type RuncState, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
-export { basicBundleBuilder, type BundleBuilder, type BundleRequest } from './runtime/bundle.js';
+export type { BundleBuilder, BundleRequest } from './runtime/bundle.js';
 export { ociBundleBuilder, type OciBundleOptions } from './runtime/oci-bundle.js';
 export {
   ContainerNotFoundError,
@@ -112,13 +112,7 @@ export type {
   ImageManifest,
   ImageIndex,
 } from './image/types.js';
-export {
-  parseReference,
-  formatReference,
-  familiarName,
-  isDigest,
-  type ImageReference,
-} from './image/reference.js';
+export { parseReference, formatReference, familiarName, isDigest, type ImageReference } from './image/reference.js';
 export { RegistryClient, type RegistryClientOptions } from './registry/registry-client.js';
 export type { Credentials } from './registry/auth.js';
 export { LayerStore } from './layer/layer-store.js';
