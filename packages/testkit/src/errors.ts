@@ -114,3 +114,13 @@ export class ImageBuildError extends TestkitError {
     super('IMAGE_BUILD_FAILED', `building the test images failed: ${detail}`, options);
   }
 }
+
+/** Thrown when the kernel lacks what a fault needs (e.g. no netem qdisc for delays). */
+export class LabFaultUnsupportedError extends TestkitError {
+  constructor(
+    readonly lab: string,
+    detail: string,
+  ) {
+    super('LAB_FAULT_UNSUPPORTED', `lab '${lab}': ${detail}`);
+  }
+}

@@ -21,6 +21,7 @@ export {
   LabSubnetExhaustedError,
   LabConflictError,
   LabCommandError,
+  LabFaultUnsupportedError,
   RegistryStartError,
   RegistryPushError,
   ImageBuildError,
@@ -33,6 +34,7 @@ export {
   type RunningRegistry,
 } from './registry/registry-server.js';
 export { RegistryClient, MANIFEST_ACCEPT, type RegistryAuth } from './registry/registry-client.js';
+export { startTokenServer, type TokenServerOptions, type RunningTokenServer } from './registry/token-server.js';
 export {
   buildTestImages,
   findTestImage,
@@ -53,3 +55,36 @@ export {
 export { MediaType, sha256Digest, readLayoutBlob, type Descriptor } from './images/oci-layout.js';
 export { writeTar, listTar, type TarEntry } from './images/tar-writer.js';
 export { WHITEOUT_EXPECTED, REQUIRED_APPLETS, goArch } from './images/test-rootfs.js';
+export { labUp, type LabUpOptions } from './lab/lab-up.js';
+export { labDown, labLeftovers, type LabDownReport } from './lab/lab-down.js';
+export {
+  labStatus,
+  labList,
+  labExec,
+  labExecInherit,
+  labCut,
+  labHeal,
+  labDelay,
+  hostCommand,
+  requireLab,
+  type LabView,
+  type LabHostView,
+  type HostStatus,
+} from './lab/lab-ops.js';
+export {
+  readLabState,
+  labRoot,
+  labDir,
+  type LabState,
+  type LabHostState,
+  type LabRegistryState,
+} from './lab/lab-state.js';
+export {
+  MAX_HOSTS,
+  DEFAULT_HOSTS,
+  REGISTRY_PORT,
+  checkLabName,
+  parseHostCount,
+  netnsName,
+  bridgeName,
+} from './lab/lab-names.js';

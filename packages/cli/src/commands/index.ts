@@ -1,6 +1,7 @@
 import type { CommandModule } from '../command.js';
 import { registerVersion } from './version.js';
+import { registerLab } from './lab.js';
 import { registerContainer } from './container.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
-export const commands: CommandModule[] = [registerVersion, registerContainer];
+export const commands: CommandModule[] = [registerVersion, registerLab, registerContainer];

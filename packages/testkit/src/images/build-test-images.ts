@@ -7,7 +7,8 @@ import { mkdtemp, mkdir, readFile, rename, rm, writeFile, access, constants } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { constants as zc, gzipSync, zstdCompressSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { errnoCode } from '@shoal/common';
 import { ImageBuildError } from '../errors.js';
 import { MediaType, OciLayoutWriter, sha256Digest, type Descriptor } from './oci-layout.js';
@@ -107,9 +108,13 @@ export async function defaultImageCacheDir(): Promise<string> {
 function compress(tar: Buffer, compression: Compression): Buffer {
   switch (compression) {
     case 'gzip':
-      return gzipSync(tar, { level: 6 });
+      return zlib.gzipSync(tar, { level: 6 });
     case 'zstd':
-      return zstdCompressSync(tar, { params: { [zc.ZSTD_c_compressionLevel]: 3 } });
+      // Node >= 22.15 has zstd in zlib; older Nodes (Debian's node 20) use the zstd binary.
+      if (typeof zlib.zstdCompressSync === 'function') {
+        return zlib.zstdCompressSync(tar, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 } });
+      }
+      return execFileSync('zstd', ['-3', '-q', '-c'], { input: tar, maxBuffer: 1 << 30 });
     case 'none':
       return tar;
   }

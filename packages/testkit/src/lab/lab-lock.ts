@@ -1,0 +1,68 @@
+/**
+ * A directory lock (mkdir is atomic) holding the owner's pid. A lock whose owner died (kill -9)
+ * is broken by the next taker, so a crashed `up` never blocks `down`.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { errnoCode, sleep } from '@shoal/common';
+import { LabLockedError } from '../errors.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+async function holder(path: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(join(path, 'pid'), 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Takes the lock at `path` (waiting up to `timeoutMs`), runs `fn`, and releases it. */
+export async function withLock<T>(path: string, what: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  await mkdir(dirname(path), { recursive: true });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await mkdir(path);
+      await writeFile(join(path, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+      const pid = await holder(path);
+      if (pid === undefined) {
+        // Just created by someone else (pid not written yet), or left by a crash between the two steps.
+        await sleep(100);
+        if ((await holder(path)) === undefined && Date.now() > deadline - timeoutMs + 2000) await breakLock(path);
+      } else if (!alive(pid)) {
+        await breakLock(path);
+      } else if (Date.now() > deadline) {
+        throw new LabLockedError(what, pid);
+      } else {
+        await sleep(100);
+      }
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+async function breakLock(path: string): Promise<void> {
+  const stale = `${path}.stale-${process.pid}-${Date.now()}`;
+  try {
+    await rename(path, stale);
+  } catch {
+    return; // another taker broke it first
+  }
+  await rm(stale, { recursive: true, force: true });
+}

@@ -1,0 +1,155 @@
+/**
+ * The system calls a lab needs, through iproute2, iptables, nsenter/unshare, umount and /proc:
+ * discovering what exists (namespaces, links, mounts, processes) and removing it.
+ */
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { run, sleep, type RunResult } from '@shoal/common';
+
+/** Runs a command, throwing CommandFailedError on a non-zero exit. */
+export function sh(file: string, args: readonly string[]): Promise<RunResult> {
+  return run(file, args);
+}
+
+/** Runs a command and returns whether it exited 0. */
+export async function tryRun(file: string, args: readonly string[]): Promise<boolean> {
+  try {
+    return (await run(file, args, { check: false })).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Names of all network namespaces under /run/netns. */
+export function listNetns(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
+export function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`);
+}
+
+export interface LinkInfo {
+  ifname: string;
+  operstate: string;
+  flags: string[];
+  master?: string;
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+}
+
+/** Links of the root namespace (or of `netns`), with addresses. */
+export async function listLinks(netns?: string): Promise<LinkInfo[]> {
+  const args = [...(netns ? ['-n', netns] : []), '-j', 'addr', 'show'];
+  const r = await run('ip', args, { check: false });
+  if (r.code !== 0) return [];
+  return JSON.parse(r.stdout || '[]') as LinkInfo[];
+}
+
+export async function linkExists(name: string, netns?: string): Promise<boolean> {
+  return (await run('ip', [...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', name], { check: false })).code === 0;
+}
+
+/** Every IPv4 address of the root namespace (to keep new labs off addresses in use). */
+export async function rootAddresses(): Promise<string[]> {
+  const out: string[] = [];
+  for (const l of await listLinks()) for (const a of l.addr_info ?? []) if (a.family === 'inet') out.push(a.local);
+  const routes = await run('ip', ['-4', 'route', 'show', 'table', 'all'], { check: false });
+  for (const line of routes.stdout.split('\n')) {
+    const dst = line.split(/\s+/)[0] ?? '';
+    if (/^\d+\.\d+\.\d+\.\d+/.test(dst)) out.push(dst.replace(/\/\d+$/, ''));
+  }
+  return out;
+}
+
+/** The command line of a process, or undefined if it is gone. */
+export function cmdline(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids whose command line mentions `needle` (never this process). */
+export function pidsWithCmdline(needle: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    if (cmdline(Number(p))?.includes(needle)) out.push(Number(p));
+  }
+  return out;
+}
+
+/** Pids whose network namespace is the one bound at /run/netns/<name>. */
+export function pidsInNetns(name: string): number[] {
+  let target: string;
+  try {
+    // The inode of the bound namespace, as /proc/<pid>/ns/net shows it ("net:[4026532...]").
+    target = `net:[${statSync(`/run/netns/${name}`).ino}]`;
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readlinkSync(`/proc/${p}/ns/net`) === target) out.push(Number(p));
+    } catch {
+      /* gone or not ours to read */
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM the pids, wait up to `graceMs`, then SIGKILL what is left and wait for it to go. */
+export async function killPids(pids: readonly number[], graceMs = 3000): Promise<void> {
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone */
+    }
+  };
+  for (const p of pids) signal(p, 'SIGTERM');
+  let deadline = Date.now() + graceMs;
+  while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+  for (const p of pids.filter(alive)) signal(p, 'SIGKILL');
+  deadline = Date.now() + 3000;
+  while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+}
+
+/** Mount points at or under `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const path = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (path === dir || path.startsWith(prefix)) out.push(path);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts every mount at or under `dir` (lazily if busy). */
+export async function unmountUnder(dir: string): Promise<void> {
+  for (const mp of mountsUnder(dir)) {
+    if (!(await tryRun('umount', [mp]))) await tryRun('umount', ['-l', mp]);
+  }
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
