@@ -170,6 +170,17 @@ export interface Status {
   readonly lastIndex: number;
   readonly confState: ConfState;
   readonly leadTransferee: NodeId;
+  /** Leader only: the replication progress of every member (additive, for observability and tests). */
+  readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
+}
+
+/** The leader's view of one member's replication. */
+export interface ProgressStatus {
+  readonly match: number;
+  readonly next: number;
+  readonly state: 'probe' | 'replicate' | 'snapshot';
+  readonly isLearner: boolean;
+  readonly recentActive: boolean;
 }
 
 /**
