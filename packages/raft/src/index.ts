@@ -22,6 +22,10 @@ export {
   ReadyNotAdvancedError,
 } from './errors.js';
 export * from './core/types.js';
+export { RawNode, bootstrapSnapshot, validateConfig } from './core/raw-node.js';
+export { MemoryStorage } from './core/memory-storage.js';
+export { encodeConfChange, decodeConfChange } from './core/conf-codec.js';
+export { isEmptySnapshot, EMPTY_CONF_STATE, EMPTY_HARD_STATE, EMPTY_SNAPSHOT, entrySize } from './core/util.js';
 
 // ---- storage, driver, transport, KV, checker ----
 export {
