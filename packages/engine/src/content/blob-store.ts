@@ -21,7 +21,7 @@ export type ByteSource = () => Promise<AsyncIterable<Uint8Array>>;
 export type BlobProgress = (done: number, total: number) => void;
 
 interface InFlight {
-  promise: Promise<void>;
+  promise: Promise<boolean>;
   listeners: Set<BlobProgress>;
 }
 
@@ -80,7 +80,7 @@ export class BlobStore {
   /**
    * Ensures the blob `digest` of `size` bytes is present, reading it from `source` if missing.
    * Verifies size and sha256 while streaming; on mismatch throws DigestMismatchError and keeps
-   * nothing. Returns false when the blob was already there.
+   * nothing. Returns true when this call (or the shared one it joined) wrote the blob.
    */
   async ingest(
     digest: string,
@@ -94,38 +94,41 @@ export class BlobStore {
     if (running) {
       if (onProgress) running.listeners.add(onProgress);
       try {
-        await running.promise;
+        return await running.promise;
       } finally {
         if (onProgress) running.listeners.delete(onProgress);
       }
-      return true;
     }
-    if (await this.has(digest)) return false;
+    // Registered before the first await, so that a concurrent caller always finds it.
     const listeners = new Set<BlobProgress>(onProgress ? [onProgress] : []);
-    const promise = this.commitTemp(digest, async (fh) => {
-      const hash = createHash('sha256');
-      let done = 0;
-      for await (const chunk of await source()) {
-        done += chunk.length;
-        if (done > size) {
-          throw new DigestMismatchError(`${size} bytes`, `more than ${size} bytes`, `${what} ${digest} size`);
+    const promise = (async (): Promise<boolean> => {
+      if (await this.has(digest)) return false;
+      await this.commitTemp(digest, async (fh) => {
+        const hash = createHash('sha256');
+        let done = 0;
+        for await (const chunk of await source()) {
+          done += chunk.length;
+          if (done > size) {
+            throw new DigestMismatchError(`${size} bytes`, `more than ${size} bytes`, `${what} ${digest} size`);
+          }
+          hash.update(chunk);
+          await fh.write(chunk);
+          for (const l of listeners) l(done, size);
         }
-        hash.update(chunk);
-        await fh.write(chunk);
-        for (const l of listeners) l(done, size);
-      }
-      if (done !== size)
-        throw new DigestMismatchError(`${size} bytes`, `${done} bytes`, `${what} ${digest} size (truncated)`);
-      const actual = `sha256:${hash.digest('hex')}`;
-      if (actual !== digest) throw new DigestMismatchError(digest, actual, what);
-    });
+        if (done !== size) {
+          throw new DigestMismatchError(`${size} bytes`, `${done} bytes`, `${what} ${digest} size (truncated)`);
+        }
+        const actual = `sha256:${hash.digest('hex')}`;
+        if (actual !== digest) throw new DigestMismatchError(digest, actual, what);
+      });
+      return true;
+    })();
     this.inflight.set(digest, { promise, listeners });
     try {
-      await promise;
+      return await promise;
     } finally {
       this.inflight.delete(digest);
     }
-    return true;
   }
 
   /** Digests of every blob present. */

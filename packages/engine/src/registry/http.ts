@@ -57,10 +57,19 @@ export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> 
       settled = true;
       clearTimeout(timer);
       const idle = opts.idleTimeoutMs ?? opts.timeoutMs;
-      res.socket.setTimeout(idle, () => {
+      // Sockets are reused (keep-alive): add the idle timer per response and take it off after.
+      const sock = res.socket;
+      const onIdle = (): void => {
         res.destroy(new RegistryUnreachableError(opts.registry, `no data for ${idle} ms from ${url.host}`));
-      });
-      res.on('end', () => res.socket?.setTimeout(0));
+      };
+      sock.setTimeout(idle);
+      sock.on('timeout', onIdle);
+      const done = (): void => {
+        sock.setTimeout(0);
+        sock.off('timeout', onIdle);
+      };
+      res.once('end', done);
+      res.once('close', done);
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
     });
     req.on('error', (err) => {

@@ -106,7 +106,7 @@ export class RegistryClient {
     const res = await this.request(ref, `blobs/${digest}`, {}, signal, true);
     if (res.status === 404) throw new ManifestUnknownError(what, `blob unknown: ${await errorDetail(res)}`);
     if (res.status !== 200) throw await this.statusError(ref, res, what);
-    return res.body;
+    return guardBody(res, ref.registry, what);
   }
 
   private apiHost(registry: string): string {
@@ -268,6 +268,20 @@ export class RegistryClient {
   /** For messages: the reference as the user would write it. */
   static describe(ref: ImageReference): string {
     return formatReference(ref);
+  }
+}
+
+/** Yields a response body, turning a broken connection into RegistryUnreachableError. */
+async function* guardBody(res: HttpResponse, registry: string, what: string): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) yield chunk;
+  } catch (err) {
+    if (err instanceof RegistryUnreachableError) throw err;
+    throw new RegistryUnreachableError(registry, `connection lost while reading ${what}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  } finally {
+    res.body.destroy();
   }
 }
 

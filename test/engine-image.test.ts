@@ -1,0 +1,434 @@
+// The engine's image half against a real registry (Debian docker-registry on loopback): every
+// manifest form and layer compression, Basic and bearer-token auth, blob sharing and skipping,
+// whiteouts in overlay form (and mounted), archives, removal and gc, and bad input that must
+// fail clearly and leave nothing behind. A small HTTP proxy in front of the registry counts blob
+// requests and corrupts, truncates or cuts chosen blobs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, existsSync, lstatSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import {
+  buildTestImages,
+  findTestImage,
+  pushTestImages,
+  startRegistry,
+  startTokenServer,
+  TestImages,
+  WHITEOUT_EXPECTED,
+  goArch,
+  readLayoutBlob,
+  type RunningRegistry,
+  type TestImageSet,
+} from '@shoal/testkit';
+import { hasCode } from '@shoal/common';
+import { ImageService, lgetxattr, OPAQUE_XATTR, type PullProgress } from '@shoal/engine';
+
+const hasCodeOf = (e: unknown, code: string): boolean => {
+  if (!hasCode(e, code)) throw e as Error;
+  return true;
+};
+
+const isRoot = process.getuid?.() === 0;
+const skip = isRoot ? false : 'needs root (chown, mknod, trusted.* xattrs, overlay mounts)';
+
+let work: string;
+let set: TestImageSet;
+let reg: RunningRegistry;
+
+let proxy: FaultProxy;
+
+/** Forwards to the registry; counts blob GETs by digest; can corrupt, truncate or cut a blob. */
+interface FaultProxy {
+  addr: string;
+  blobGets: Map<string, number>;
+  faults: Map<string, 'corrupt' | 'truncate' | 'cut'>;
+  close(): Promise<void>;
+}
+
+async function startProxy(target: string): Promise<FaultProxy> {
+  const blobGets = new Map<string, number>();
+  const faults = new Map<string, 'corrupt' | 'truncate' | 'cut'>();
+  const server = http.createServer((req, res) => {
+    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
+    const digest = m?.[1];
+    if (digest && req.method === 'GET') blobGets.set(digest, (blobGets.get(digest) ?? 0) + 1);
+    const up = http.request(`http://${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
+      const fault = digest ? faults.get(digest) : undefined;
+      if (!fault || ur.statusCode !== 200) {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      ur.on('data', (c: Buffer) => chunks.push(c));
+      ur.on('end', () => {
+        let body = Buffer.concat(chunks);
+        if (fault === 'corrupt') body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0xff;
+        if (fault === 'truncate') body = body.subarray(0, body.length >> 1);
+        const headers = { ...ur.headers, 'content-length': String(fault === 'cut' ? body.length : body.length) };
+        res.writeHead(200, headers);
+        if (fault === 'cut') {
+          res.write(body.subarray(0, body.length >> 1));
+          setTimeout(() => res.socket?.destroy(), 20);
+        } else res.end(body);
+      });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  const port = typeof a === 'object' && a ? a.port : 0;
+  return {
+    addr: `127.0.0.1:${port}`,
+    blobGets,
+    faults,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function newService(opts: ConstructorParameters<typeof ImageService>[0] = {}): ImageService {
+  return new ImageService({ root: mkdtempSync(join(work, 'root-')), ...opts });
+}
+
+/** Everything that a failed operation must not leave in a store. */
+function assertEmptyStore(svc: ImageService): void {
+  const blobs = existsSync(svc.blobs.blobDir) ? readdirSync(svc.blobs.blobDir) : [];
+  assert.deepEqual(blobs, [], 'no blobs left');
+  const layers = existsSync(svc.layers.dir) ? readdirSync(svc.layers.dir) : [];
+  assert.deepEqual(layers, [], 'no layer dirs left');
+  const tmp = existsSync(svc.blobs.tmpDir) ? readdirSync(svc.blobs.tmpDir) : [];
+  assert.deepEqual(tmp, [], 'no temp files left');
+  const idx = existsSync(svc.store.file)
+    ? (JSON.parse(readFileSync(svc.store.file, 'utf8')) as { refs: object; images: object })
+    : { refs: {}, images: {} };
+  assert.deepEqual(idx.refs, {}, 'no refs');
+  assert.deepEqual(idx.images, {}, 'no images');
+}
+
+function remote(ref: string, host = reg.addr): string {
+  return `${host}/${ref}`;
+}
+
+before(async () => {
+  if (!isRoot) return;
+  work = mkdtempSync(join(tmpdir(), 'shoal-image-'));
+  set = await buildTestImages();
+  reg = await startRegistry({ dir: join(work, 'registry') });
+  await pushTestImages(reg.url, { set });
+  proxy = await startProxy(reg.addr);
+});
+
+after(async () => {
+  if (!isRoot) return;
+  await proxy?.close();
+  await reg?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+test(
+  'pulls every manifest form and layer compression, verified, platform picked',
+  { skip, timeout: 120_000 },
+  async () => {
+    const svc = newService();
+    const expected = findTestImage(set, TestImages.busybox).manifest;
+    assert.ok(expected);
+    for (const ref of [
+      TestImages.busybox,
+      TestImages.busyboxDocker,
+      TestImages.busyboxZstd,
+      TestImages.busyboxTar,
+      TestImages.busyboxIndex,
+      TestImages.busyboxList,
+    ]) {
+      const built = findTestImage(set, ref);
+      const events: PullProgress[] = [];
+      const rec = await svc.pull(remote(ref), { onProgress: (e) => events.push(e) });
+      const manifest = built.manifest ?? built.children?.find((c) => c.platform.architecture === goArch());
+      assert.ok(manifest, `built manifest of ${ref}`);
+      assert.equal(rec.id, manifest.config.digest, `${ref}: image id is the config digest`);
+      assert.equal(rec.manifestDigest, manifest.digest, `${ref}: platform manifest picked`);
+      if (built.children) assert.equal(rec.indexDigest, built.digest, `${ref}: index digest kept`);
+      assert.deepEqual(
+        rec.diffIds,
+        manifest.layers.map((l) => l.diffId),
+      );
+      assert.ok(rec.repoTags.includes(`${reg.addr}/${ref}`), `${ref} tagged: ${rec.repoTags.join(',')}`);
+      assert.ok(rec.repoDigests.includes(`${reg.addr}/${built.repository}@${built.digest}`));
+      for (const l of manifest.layers) assert.ok(await svc.blobs.has(l.digest), `${ref}: layer blob stored`);
+      assert.ok(
+        events.some((e) => e.kind === 'resolved') && events.some((e) => e.kind === 'done'),
+        `${ref}: progress reported`,
+      );
+      const resolved = await svc.resolve(remote(ref));
+      assert.equal(resolved.id, rec.id);
+      assert.equal(resolved.layerDirs.length, manifest.layers.length);
+      assert.ok(lstatSync(join(resolved.layerDirs[0] ?? '', 'bin/busybox')).isFile(), `${ref}: layer unpacked`);
+    }
+    // Same diffID from gzip, zstd and plain tar: one unpacked layer directory.
+    const diffIds = new Set((await svc.list()).flatMap((r) => r.diffIds));
+    assert.equal(readdirSync(svc.layers.dir).filter((n) => !n.startsWith('.')).length, diffIds.size);
+    const resolved = await svc.resolve(remote(TestImages.busybox));
+    assert.ok(Array.isArray(resolved.config.Cmd) || Array.isArray(resolved.config.Entrypoint), 'config has a command');
+    // By digest too.
+    const byDigest = await svc.pull(
+      `${reg.addr}/${findTestImage(set, TestImages.busybox).repository}@${expected.digest}`,
+    );
+    assert.equal(byDigest.id, expected.config.digest);
+  },
+);
+
+test('concurrent pulls share one download; a later pull skips present blobs', { skip, timeout: 60_000 }, async () => {
+  const svc = newService();
+  const ref = remote(TestImages.busyboxZstd, proxy.addr);
+  const layer = findTestImage(set, TestImages.busyboxZstd).manifest?.layers[0];
+  assert.ok(layer);
+  const before = proxy.blobGets.get(layer.digest) ?? 0;
+  const [a, b] = await Promise.all([svc.pull(ref), svc.pull(ref)]);
+  assert.equal(a.id, b.id);
+  assert.equal((proxy.blobGets.get(layer.digest) ?? 0) - before, 1, 'one GET of the layer for two pulls');
+  const events: PullProgress[] = [];
+  await svc.pull(ref, { onProgress: (e) => events.push(e) });
+  assert.equal((proxy.blobGets.get(layer.digest) ?? 0) - before, 1, 'no GET when present');
+  assert.ok(events.some((e) => e.kind === 'layer' && e.phase === 'exists'));
+});
+
+test(
+  'whiteouts become overlay whiteouts and opaque dirs; a mounted overlay hides them',
+  { skip, timeout: 60_000 },
+  async () => {
+    const svc = newService();
+    await svc.pull(remote(TestImages.whiteout));
+    const { layerDirs } = await svc.resolve(remote(TestImages.whiteout));
+    const top = layerDirs[layerDirs.length - 1] ?? '';
+    const wh = lstatSync(join(top, 'etc/removed.txt'));
+    assert.ok(wh.isCharacterDevice(), 'whiteout is a char device');
+    assert.equal(wh.rdev, 0, 'whiteout device is 0/0');
+    assert.ok(!existsSync(join(top, 'etc/.wh.removed.txt')), 'no .wh. file kept');
+    assert.ok(!existsSync(join(top, 'data/opaque/.wh..wh..opq')), 'no opaque marker file kept');
+    assert.equal(lgetxattr(join(top, 'data/opaque'), OPAQUE_XATTR)?.toString(), 'y');
+
+    const mnt = join(work, `mnt-${randomBytes(3).toString('hex')}`);
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...layerDirs].reverse().join(':')}`, mnt]);
+    try {
+      for (const p of WHITEOUT_EXPECTED.present) assert.ok(existsSync(join(mnt, p)), `${p} visible`);
+      for (const p of WHITEOUT_EXPECTED.absent) assert.ok(!existsSync(join(mnt, p)), `${p} hidden`);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  },
+);
+
+test(
+  'Basic auth: right credentials pull; wrong or missing fail clearly, leaving nothing',
+  { skip, timeout: 60_000 },
+  async () => {
+    const r = await startRegistry({
+      dir: join(work, `reg-basic-${randomBytes(3).toString('hex')}`),
+      htpasswd: { username: 'alice', password: 's3cret' },
+    });
+    try {
+      await pushTestImages(r.url, { set, only: [TestImages.busybox], auth: { username: 'alice', password: 's3cret' } });
+      const ref = `${r.addr}/${TestImages.busybox}`;
+      const good = newService({ registry: { credentials: { [r.addr]: { username: 'alice', password: 's3cret' } } } });
+      assert.equal((await good.pull(ref)).id, findTestImage(set, TestImages.busybox).manifest?.config.digest);
+      for (const creds of [{ [r.addr]: { username: 'alice', password: 'wrong' } }, undefined]) {
+        const bad = newService(creds ? { registry: { credentials: creds } } : {});
+        await assert.rejects(bad.pull(ref), (e) => hasCodeOf(e, 'ENGINE_UNAUTHORIZED'));
+        assertEmptyStore(bad);
+      }
+    } finally {
+      await r.stop();
+    }
+  },
+);
+
+test('bearer token auth: token per scope; wrong credentials refused', { skip, timeout: 60_000 }, async () => {
+  const dir = join(work, `reg-token-${randomBytes(3).toString('hex')}`);
+  mkdirSync(dir, { recursive: true });
+  const ts = await startTokenServer({ dir, users: [{ username: 'bob', password: 'hunter2' }] });
+  const r = await startRegistry({ dir, auth: ts.authConfig() });
+  try {
+    await pushTestImages(r.url, {
+      set,
+      only: [TestImages.busyboxDocker],
+      auth: { username: 'bob', password: 'hunter2' },
+    });
+    const ref = `${r.addr}/${TestImages.busyboxDocker}`;
+    const good = newService({ registry: { credentials: { [r.addr]: { username: 'bob', password: 'hunter2' } } } });
+    const rec = await good.pull(ref);
+    assert.equal(rec.manifestDigest, findTestImage(set, TestImages.busyboxDocker).digest);
+    const granted = ts.requests.filter(
+      (q) => q.granted && q.user === 'bob' && q.scope === 'repository:shoal-test/busybox:pull',
+    );
+    assert.ok(granted.length >= 1, 'a pull-scoped token was issued');
+    const bad = newService({ registry: { credentials: { [r.addr]: { username: 'bob', password: 'nope' } } } });
+    await assert.rejects(bad.pull(ref), (e) => hasCodeOf(e, 'ENGINE_UNAUTHORIZED'));
+    assertEmptyStore(bad);
+    const anon = newService();
+    await assert.rejects(anon.pull(ref), (e) => hasCodeOf(e, 'ENGINE_UNAUTHORIZED'));
+    assertEmptyStore(anon);
+  } finally {
+    await r.stop();
+    await ts.stop();
+  }
+});
+
+test(
+  'bad input: unknown tag or repo, unreachable registry, corrupted/truncated/cut blob',
+  { skip, timeout: 60_000 },
+  async () => {
+    const cases: [string, string, () => void][] = [
+      [remote('shoal-test/busybox:no-such-tag'), 'ENGINE_MANIFEST_UNKNOWN', () => undefined],
+      [remote('shoal-test/no-such-repo:1'), 'ENGINE_MANIFEST_UNKNOWN', () => undefined],
+    ];
+    for (const [ref, code] of cases) {
+      const svc = newService();
+      await assert.rejects(svc.pull(ref), (e) => hasCodeOf(e, code) && (e as Error).message.includes('no-such'));
+      assertEmptyStore(svc);
+    }
+    // A port nothing listens on.
+    const closed = await new Promise<number>((resolve) => {
+      const s = http.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const a = s.address();
+        s.close(() => resolve(typeof a === 'object' && a ? a.port : 1));
+      });
+    });
+    const unreachable = newService({ registry: { timeoutMs: 5000 } });
+    await assert.rejects(unreachable.pull(`127.0.0.1:${closed}/${TestImages.busybox}`), (e) =>
+      hasCodeOf(e, 'ENGINE_REGISTRY_UNREACHABLE'),
+    );
+    assertEmptyStore(unreachable);
+
+    for (const fault of ['corrupt', 'truncate', 'cut'] as const) {
+      const img = findTestImage(set, TestImages.busyboxTar);
+      const layer = img.manifest?.layers[0];
+      assert.ok(layer);
+      proxy.faults.set(layer.digest, fault);
+      try {
+        const svc = newService();
+        await assert.rejects(svc.pull(remote(TestImages.busyboxTar, proxy.addr)), (e) =>
+          hasCodeOf(e, fault === 'cut' ? 'ENGINE_REGISTRY_UNREACHABLE' : 'ENGINE_DIGEST_MISMATCH'),
+        );
+        assertEmptyStore(svc);
+      } finally {
+        proxy.faults.delete(layer.digest);
+      }
+    }
+  },
+);
+
+test(
+  'plain HTTP only for registries named insecure (loopback implicit unless disabled)',
+  { skip, timeout: 30_000 },
+  async () => {
+    const strict = newService({ registry: { implicitLoopbackInsecure: false } });
+    await assert.rejects(strict.pull(remote(TestImages.busybox)), (e) => hasCodeOf(e, 'ENGINE_INSECURE_REGISTRY'));
+    assertEmptyStore(strict);
+    const named = newService({ registry: { implicitLoopbackInsecure: false, insecureRegistries: [reg.addr] } });
+    await named.pull(remote(TestImages.busybox));
+  },
+);
+
+test('load: docker save archive and OCI layout tar', { skip, timeout: 60_000 }, async () => {
+  // OCI layout: the test image layout itself, tarred.
+  const ociTar = join(work, `oci-${randomBytes(3).toString('hex')}.tar`);
+  execFileSync('tar', ['-C', set.layoutDir, '-cf', ociTar, '.']);
+  const svc = newService();
+  const loaded = await svc.load(ociTar);
+  const bb = findTestImage(set, TestImages.busybox);
+  const got = loaded.find((r) => r.repoTags.includes(`docker.io/${TestImages.busybox}`));
+  assert.ok(got, `busybox loaded with its name: ${loaded.map((r) => r.repoTags.join(',')).join(' | ')}`);
+  assert.equal(got.id, bb.manifest?.config.digest);
+  assert.ok((await svc.resolve(TestImages.whiteout)).layerDirs.length >= 2);
+
+  // docker save: manifest.json + repositories + <id>.json + <layer>/layer.tar (uncompressed).
+  const m = bb.manifest;
+  assert.ok(m);
+  const dir = mkdtempSync(join(work, 'save-'));
+  const configHex = m.config.digest.slice(7);
+  writeFileSync(join(dir, `${configHex}.json`), await readLayoutBlob(set.layoutDir, m.config.digest));
+  const layers: string[] = [];
+  for (const l of m.layers) {
+    const id = l.diffId.slice(7);
+    mkdirSync(join(dir, id));
+    writeFileSync(join(dir, id, 'layer.tar'), gunzipSync(await readLayoutBlob(set.layoutDir, l.digest)));
+    layers.push(`${id}/layer.tar`);
+  }
+  writeFileSync(
+    join(dir, 'manifest.json'),
+    JSON.stringify([{ Config: `${configHex}.json`, RepoTags: ['shoal-test/saved:1'], Layers: layers }]),
+  );
+  writeFileSync(join(dir, 'repositories'), JSON.stringify({ 'shoal-test/saved': { '1': layers[0]?.split('/')[0] } }));
+  const saveTar = join(work, `save-${randomBytes(3).toString('hex')}.tar`);
+  execFileSync('tar', ['-C', dir, '-cf', saveTar, '.']);
+  const svc2 = newService();
+  const [saved] = await svc2.load(saveTar);
+  assert.equal(saved?.id, m.config.digest);
+  assert.deepEqual(saved?.repoTags, ['docker.io/shoal-test/saved:1']);
+  const r = await svc2.resolve('shoal-test/saved:1');
+  assert.ok(lstatSync(join(r.layerDirs[0] ?? '', 'bin/busybox')).isFile());
+
+  // A broken archive: clear error, nothing left.
+  const junk = join(work, 'junk.tar');
+  writeFileSync(junk, randomBytes(4096));
+  const svc3 = newService();
+  await assert.rejects(svc3.load(junk), (e) => hasCodeOf(e, 'ENGINE_ARCHIVE_INVALID'));
+  assertEmptyStore(svc3);
+  await assert.rejects(svc3.load(join(work, 'missing.tar')), (e) => hasCodeOf(e, 'ENGINE_ARCHIVE_INVALID'));
+});
+
+test(
+  'remove drops refs, deletes the image with its last ref, refuses while in use; gc',
+  { skip, timeout: 60_000 },
+  async () => {
+    const users = new Map<string, string[]>();
+    const svc = newService({ inUse: () => users });
+    const a = await svc.pull(remote(TestImages.busybox));
+    await svc.pull(remote(TestImages.busyboxDocker)); // same config and layer, other manifest
+    const refsA = a.repoTags.concat(a.repoDigests);
+    assert.ok(refsA.length >= 2);
+    users.set(a.id, ['c1']);
+    // Dropping one tag is fine while in use; dropping the last ref is not.
+    const all = (await svc.list()).find((r) => r.id === a.id);
+    assert.ok(all);
+    const refs = [...all.repoTags, ...all.repoDigests];
+    for (const r of refs.slice(0, -1)) await svc.remove(r);
+    const last = refs[refs.length - 1] ?? '';
+    await assert.rejects(svc.remove(last), (e) => hasCodeOf(e, 'ENGINE_IMAGE_IN_USE'));
+    assert.ok(
+      (await svc.list()).some((r) => r.id === a.id),
+      'image kept while in use',
+    );
+    users.clear();
+    const res = await svc.remove(last);
+    assert.deepEqual(res.deleted, [a.id]);
+    assert.deepEqual(await svc.list(), []);
+    assert.deepEqual(readdirSync(svc.blobs.blobDir), [], 'blobs removed with the image');
+    assert.deepEqual(readdirSync(svc.layers.dir), [], 'layer dirs removed with the image');
+    await assert.rejects(svc.resolve(last), (e) => hasCodeOf(e, 'ENGINE_IMAGE_NOT_FOUND'));
+
+    // gc: a dangling image (retagged away) and stray content go; referenced content stays.
+    await svc.pull(remote(TestImages.busybox));
+    writeFileSync(join(svc.blobs.blobDir, 'f'.repeat(64)), 'stray');
+    const gc = await svc.gc();
+    assert.equal(gc.blobs, 1);
+    assert.ok(await svc.blobs.has(a.id), 'referenced config kept');
+    assert.equal(
+      (await readFile(join(svc.layers.dir, readdirSync(svc.layers.dir)[0] ?? '', 'diffid'), 'utf8')).trim(),
+      a.diffIds[0],
+    );
+  },
+);
