@@ -132,6 +132,9 @@ test('container run -d, ls, exec, logs, stop, inspect, rm; errors are clear', { 
   assert.match(ls.stdout, new RegExp(`${id.slice(0, 12)}.*running.*${name}`));
   const ex = await shoal(ctx, ['exec', name, 'cat', '/etc/passwd']);
   assert.equal(ex.code, 0, ex.stderr);
+  assert.equal(ex.stdout, 'root:x:0:0:root:/root:/bin/sh\n');
+  const exFail = await shoal(ctx, ['exec', name, 'sh', '-c', 'exit 4']);
+  assert.equal(exFail.code, 4, 'exec passes the exit code through');
   const dup = await shoal(ctx, ['run', '-d', '--name', name, 'busybox', 'true']);
   assert.equal(dup.code, 1);
   assert.match(dup.stderr, /already in use.*\[ENGINE_NAME_IN_USE\]/);
