@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// The main demo (`npm run demo`): a 3-host lab named `demo` with its registry, the offline test
+// images pushed to it, every host pinging every other and pulling a manifest from the registry.
+// Idempotent: run it again and it reuses the lab. The lab stays up unless --down is given.
+// Usage: npm run demo -- [--name demo] [--hosts 3] [--down]
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = new URL('..', import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string', default: 'demo' },
+    hosts: { type: 'string', default: '3' },
+    down: { type: 'boolean', default: false },
+  },
+});
+
+if (process.getuid?.() !== 0) {
+  console.error('demo: must run as root (the lab makes network namespaces, links and a bridge)');
+  process.exit(1);
+}
+let kit;
+try {
+  kit = await import('@shoal/testkit');
+} catch {
+  console.error('demo: build first (./scripts/setup.sh or npm run build)');
+  process.exit(1);
+}
+const { labUp, labStatus, labExec, labDown, pushTestImages, TestImages, MANIFEST_ACCEPT } = kit;
+const { formatLab } = await import(join(root, 'packages/cli/dist/commands/lab.js'));
+
+const t0 = performance.now();
+const step = (msg) => console.log(`\n== ${msg}`);
+const ms = (a) => `${Math.round(performance.now() - a)} ms`;
+
+try {
+  step(`lab up --name ${values.name} --hosts ${values.hosts}`);
+  let t = performance.now();
+  const lab = await labUp({ name: values.name, hosts: values.hosts });
+  const upTook = ms(t);
+  process.stdout.write(formatLab(await labStatus(lab.name)));
+
+  step(`push the offline test images to ${lab.registry.url}`);
+  t = performance.now();
+  const pushed = await pushTestImages(lab.registry.url);
+  for (const p of pushed)
+    console.log(
+      `  ${p.remoteRef.padEnd(54)} ${p.digest.slice(0, 19)}…  ${p.mediaType.replace('application/vnd.', '')}`,
+    );
+  const pushTook = ms(t);
+
+  step('every host pings every other host over the underlay');
+  let ok = 0;
+  let total = 0;
+  for (const from of lab.hosts) {
+    const cells = [];
+    for (const to of lab.hosts) {
+      const r = await labExec(lab.name, from.name, ['ping', '-c', '1', '-W', '1', to.address]);
+      const rtt = /time=([\d.]+) ms/.exec(r.stdout)?.[1];
+      total++;
+      if (r.code === 0) ok++;
+      cells.push(`${to.name} ${r.code === 0 ? `${rtt} ms` : 'FAIL'}`);
+    }
+    console.log(`  ${from.name} (${from.address}) -> ${cells.join(', ')}`);
+  }
+
+  step(`each host fetches ${TestImages.busybox} from the registry and checks its digest`);
+  const want = pushed.find((p) => p.ref === TestImages.busybox);
+  let verified = 0;
+  for (const h of lab.hosts) {
+    const file = join(h.dataDir, 'demo-manifest.json');
+    const url = `${lab.registry.url}/v2/${want.repository}/manifests/${want.tag}`;
+    const r = await labExec(lab.name, h.name, ['curl', '-sf', '-o', file, '-H', `Accept: ${MANIFEST_ACCEPT}`, url]);
+    const got =
+      r.code === 0
+        ? `sha256:${createHash('sha256')
+            .update(await readFile(file))
+            .digest('hex')}`
+        : 'fetch failed';
+    await rm(file, { force: true });
+    if (got === want.digest) verified++;
+    console.log(`  ${h.name}: ${got === want.digest ? 'ok' : 'MISMATCH'} ${got.slice(0, 19)}…`);
+  }
+
+  step('summary');
+  console.log(`  lab ${lab.name}: ${lab.hosts.length} hosts on ${lab.subnet}, registry ${lab.registry.addr}`);
+  console.log(`  up ${upTook}, push of ${pushed.length} images ${pushTook}, whole demo ${ms(t0)}`);
+  console.log(`  pings ${ok}/${total} ok, manifest digests verified on ${verified}/${lab.hosts.length} hosts`);
+  const good = ok === total && verified === lab.hosts.length;
+  if (values.down) {
+    step(`lab down ${lab.name}`);
+    const r = await labDown(lab.name);
+    console.log(
+      `  removed ${r.namespaces.length} namespaces, ${r.links.length} links, ${r.processes.length} processes`,
+    );
+  } else {
+    console.log(`\nThe lab stays up. Try:`);
+    console.log(`  npx shoal lab ls ${lab.name}`);
+    console.log(`  npx shoal lab exec ${lab.name} h1 -- ping -c1 ${lab.hosts.at(-1).address}`);
+    console.log(`  npx shoal lab exec ${lab.name} h2 -- curl -s ${lab.registry.url}/v2/_catalog`);
+    console.log(`  npx shoal lab cut ${lab.name} h2; npx shoal lab heal ${lab.name} h2`);
+    console.log(`Take it down with: npx shoal lab down ${lab.name}   (or npm run demo -- --down)`);
+  }
+  process.exitCode = good ? 0 : 1;
+} catch (err) {
+  console.error(`demo: ${err?.message ?? err}${err?.code ? ` [${err.code}]` : ''}`);
+  process.exitCode = 1;
+}
