@@ -398,34 +398,44 @@ test(
     const svc = newService({ inUse: () => users });
     const a = await svc.pull(remote(TestImages.busybox));
     await svc.pull(remote(TestImages.busyboxDocker)); // same config and layer, other manifest
-    const refsA = a.repoTags.concat(a.repoDigests);
-    assert.ok(refsA.length >= 2);
-    users.set(a.id, ['c1']);
-    // Dropping one tag is fine while in use; dropping the last ref is not.
     const all = (await svc.list()).find((r) => r.id === a.id);
     assert.ok(all);
-    const refs = [...all.repoTags, ...all.repoDigests];
-    for (const r of refs.slice(0, -1)) await svc.remove(r);
-    const last = refs[refs.length - 1] ?? '';
+    assert.equal(all.repoTags.length, 2, 'two tags on one image');
+    assert.equal(all.repoDigests.length, 2, 'two manifest digests on one image');
+    const [tag1, last] = all.repoTags as [string, string];
+    users.set(a.id, ['c1']);
+    // Dropping a digest ref or one of two tags is fine while in use; dropping the last tag is not.
+    assert.deepEqual((await svc.remove(all.repoDigests[0] ?? '')).deleted, []);
+    assert.deepEqual((await svc.remove(tag1)).deleted, []);
     await assert.rejects(svc.remove(last), (e) => hasCodeOf(e, 'ENGINE_IMAGE_IN_USE'));
-    assert.ok(
-      (await svc.list()).some((r) => r.id === a.id),
-      'image kept while in use',
-    );
+    const kept = (await svc.list()).find((r) => r.id === a.id);
+    assert.deepEqual(kept?.repoTags, [last], 'nothing changed by the refused remove');
     users.clear();
     const res = await svc.remove(last);
     assert.deepEqual(res.deleted, [a.id]);
+    assert.deepEqual(res.untagged.sort(), [last, all.repoDigests[1]].sort(), 'digest refs go with the last tag');
     assert.deepEqual(await svc.list(), []);
     assert.deepEqual(readdirSync(svc.blobs.blobDir), [], 'blobs removed with the image');
     assert.deepEqual(readdirSync(svc.layers.dir), [], 'layer dirs removed with the image');
     await assert.rejects(svc.resolve(last), (e) => hasCodeOf(e, 'ENGINE_IMAGE_NOT_FOUND'));
 
-    // gc: a dangling image (retagged away) and stray content go; referenced content stays.
+    // gc: a dangling image (its refs gone, as when another pull moves its tag), stray content and
+    // temp files go; referenced content stays.
+    const w = await svc.pull(remote(TestImages.whiteout));
     await svc.pull(remote(TestImages.busybox));
+    await svc.store.update((idx) => {
+      for (const [k, v] of Object.entries(idx.refs)) if (v === w.id) delete idx.refs[k];
+    });
     writeFileSync(join(svc.blobs.blobDir, 'f'.repeat(64)), 'stray');
+    writeFileSync(join(svc.blobs.tmpDir, 'blob-leftover'), 'partial');
     const gc = await svc.gc();
-    assert.equal(gc.blobs, 1);
+    assert.deepEqual(gc.images, [w.id]);
+    assert.equal(gc.layers, 2, "the whiteout image's own two layers");
+    assert.ok(gc.blobs >= 4, 'stray blob, whiteout config, manifest and layers');
+    assert.deepEqual(readdirSync(svc.blobs.tmpDir), []);
     assert.ok(await svc.blobs.has(a.id), 'referenced config kept');
+    assert.deepEqual((await svc.resolve(remote(TestImages.busybox))).id, a.id);
+    assert.deepEqual(readdirSync(svc.layers.dir), [readdirSync(svc.layers.dir)[0]], 'one layer dir left');
     assert.equal(
       (await readFile(join(svc.layers.dir, readdirSync(svc.layers.dir)[0] ?? '', 'diffid'), 'utf8')).trim(),
       a.diffIds[0],

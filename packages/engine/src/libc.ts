@@ -26,7 +26,7 @@ function load(): Libc {
   const lib = koffi.load('libc.so.6');
   const flock = lib.func('int flock(int fd, int op)');
   const lsetxattr = lib.func('int lsetxattr(const char *path, const char *name, void *value, size_t size, int flags)');
-  const lgetxattr = lib.func('ssize_t lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)');
+  const lgetxattr = lib.func('long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)');
   const mknod = lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
   libc = {
     flock: (fd, op) => flock(fd, op) as number,

@@ -2,6 +2,7 @@ import type { CommandModule } from '../command.js';
 import { registerVersion } from './version.js';
 import { registerLab } from './lab.js';
 import { registerContainer } from './container.js';
+import { registerImage } from './image.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
-export const commands: CommandModule[] = [registerVersion, registerLab, registerContainer];
+export const commands: CommandModule[] = [registerVersion, registerLab, registerContainer, registerImage];

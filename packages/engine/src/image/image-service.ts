@@ -232,8 +232,8 @@ export class ImageService {
   }
 
   /**
-   * Removes a reference. By tag or digest ref: drops that ref, and the image when it was its
-   * last one. By id: drops the image and all its refs. Refused with ImageInUseError (nothing
+   * Removes a reference. By tag: drops that tag, and when it was the image's last tag also its
+   * digest refs and the image. By digest ref: drops that ref, and the image when it was the last. By id: drops the image and all its refs. Refused with ImageInUseError (nothing
    * changed) when the image would go while a container uses it, unless `force`.
    */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
@@ -242,7 +242,9 @@ export class ImageService {
     const result = await this.store.update((idx) => {
       const { id, key } = ImageStore.lookup(idx, ref);
       const refs = ImageStore.refsOf(idx, id);
-      const drop = key ? [key] : refs;
+      let drop = key ? [key] : refs;
+      // As Docker: digest refs do not keep an image alive once its last tag is removed.
+      if (key && !key.includes('@') && !refs.some((r) => r !== key && !r.includes('@'))) drop = refs;
       const remaining = refs.filter((r) => !drop.includes(r));
       const goes = remaining.length === 0;
       const using = users.get(id);
