@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * A replicated KV process:
+ *   npm run raft:kv -- --id N --peers id=host:port,... --data DIR --listen ADDR
+ *                      [--client-listen ADDR] [--client-peers id=host:port,...]
+ *                      [--tick-ms 100] [--election-ticks 6] [--snapshot-entries 10000] [--segment-mib 64]
+ * `--peers` lists every founding member's raft address (this one included); `--client-peers`
+ * their client addresses, used to redirect clients to the leader. Prints one line
+ * `READY id=.. raft=.. client=..` on stdout once serving. Exits 1 on a storage fatal error.
+ */
+import { parseArgs } from 'node:util';
+import { createLogger } from '@shoal/common';
+import { DiskLogStore } from '../snap/disk-store.js';
+import { TcpTransport } from '../transport/tcp-transport.js';
+import { RaftNode } from '../driver/raft-node.js';
+import { coreBinding } from '../driver/core-binding.js';
+import { KvStateMachine } from './state-machine.js';
+import { KvServer } from './server.js';
+
+function parseMap(s: string | undefined, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (s === undefined || s === '') return out;
+  for (const part of s.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new Error(`${flag}: expected id=host:port, got ${JSON.stringify(part)}`);
+    out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+function portPlus(addr: string, delta: number): string {
+  const i = addr.lastIndexOf(':');
+  return `${addr.slice(0, i)}:${Number(addr.slice(i + 1)) + delta}`;
+}
+
+const { values } = parseArgs({
+  options: {
+    id: { type: 'string' },
+    peers: { type: 'string' },
+    data: { type: 'string' },
+    listen: { type: 'string' },
+    'client-listen': { type: 'string' },
+    'client-peers': { type: 'string' },
+    'tick-ms': { type: 'string' },
+    'election-ticks': { type: 'string' },
+    'snapshot-entries': { type: 'string' },
+    'segment-mib': { type: 'string' },
+    join: { type: 'boolean' },
+  },
+});
+const id = values.id;
+const data = values.data;
+const listen = values.listen;
+if (id === undefined || data === undefined || listen === undefined || values.peers === undefined) {
+  process.stderr.write(
+    'usage: raft:kv --id N --peers id=host:port,... --data DIR --listen ADDR [--client-listen ADDR]\n',
+  );
+  process.exit(2);
+}
+const peers = parseMap(values.peers, '--peers');
+if (peers[id] === undefined) peers[id] = listen;
+const clientPeers = parseMap(values['client-peers'], '--client-peers');
+const clientListen = values['client-listen'] ?? clientPeers[id] ?? portPlus(listen, 1000);
+const log = createLogger(`raft-kv-${id}`);
+
+const segmentMiB = Number(values['segment-mib'] ?? 64);
+const store = await DiskLogStore.open(data, { logger: log, nodeId: id, segmentSize: segmentMiB * 1024 * 1024 });
+const transport = new TcpTransport({
+  listen,
+  peers: Object.fromEntries(Object.entries(peers).filter(([p]) => p !== id)),
+  logger: log,
+});
+const sm = new KvStateMachine();
+const node = new RaftNode({
+  id,
+  store,
+  transport,
+  stateMachine: sm,
+  ...coreBinding,
+  ...(values.join ? {} : { bootstrapVoters: Object.keys(peers).sort() }),
+  tickMs: Number(values['tick-ms'] ?? 100),
+  electionTicks: Number(values['election-ticks'] ?? 6),
+  snapshotEntries: Number(values['snapshot-entries'] ?? 10_000),
+  logger: log,
+  onFatal: (err) => {
+    log.fatal({ err: err.message }, 'raft storage failed; exiting');
+    process.exit(1);
+  },
+});
+await node.start();
+const server = new KvServer({
+  node,
+  stateMachine: sm,
+  listen: clientListen,
+  clientAddresses: clientPeers,
+  logger: log,
+});
+await server.start();
+process.stdout.write(`READY id=${id} raft=${transport.address()} client=${server.address()}\n`);
+
+let stopping = false;
+const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
+  void (async () => {
+    await server.close();
+    await node.close();
+    process.exit(0);
+  })();
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
