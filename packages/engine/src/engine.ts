@@ -16,11 +16,11 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, watch } from 'node:fs';
-import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
+import { mkdirSync, watch } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '@shoal/common';
-import { ContainerStateError, MonitorError } from './errors.js';
+import { ContainerStateError } from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, validateCreate } from './container/config.js';
@@ -31,22 +31,12 @@ import type {
   ContainerStats,
   ContainerSummary,
   ExitStatus,
-  HealthState,
 } from './container/types.js';
-import { HealthRunner } from './health/runner.js';
+import { ContainerMonitor, removeBundle } from './monitor/container-monitor.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
-import {
-  defaultShimPath,
-  processStartTime,
-  readExitFile,
-  shimAlive,
-  spawnShim,
-  type ExitRecord,
-  type ShimHandle,
-} from './monitor/shim.js';
+import { defaultShimPath, readExitFile, spawnShim, type ShimHandle } from './monitor/shim.js';
 import type { BundleBuilder } from './runtime/bundle.js';
 import { ociBundleBuilder } from './runtime/oci-bundle.js';
-import { cleanupStaleSecretMounts } from './secrets/secrets.js';
 import { Runc, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
 
 /** Where images come from: the image service (or anything with the same `resolve`). */
@@ -88,12 +78,7 @@ export class Engine {
   private readonly bundles: BundleBuilder;
   private readonly shimPath: string;
   private readonly log: Logger;
-  private readonly background: boolean;
-  private readonly watchers = new Map<string, { close(): void }>();
-  private readonly health = new Map<string, HealthRunner>();
-  private readonly collecting = new Map<string, Promise<ContainerRecord>>();
-  private sweep: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly monitor: ContainerMonitor;
 
   private constructor(private readonly opts: EngineOptions) {
     this.store = new ContainerStore(opts.dataRoot);
@@ -103,7 +88,15 @@ export class Engine {
       opts.bundles ?? ociBundleBuilder({ dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent ?? '/shoal' });
     this.shimPath = opts.shimPath ?? defaultShimPath();
     this.log = opts.logger ?? silentLogger();
-    this.background = opts.background ?? true;
+    this.monitor = new ContainerMonitor({
+      store: this.store,
+      runc: this.runc,
+      bundles: this.bundles,
+      log: this.log,
+      dataRoot: opts.dataRoot,
+      runRoot: this.runRoot,
+      background: opts.background ?? true,
+    });
   }
 
   /** Opens the engine on its data root and adopts the containers found there. */
@@ -112,22 +105,14 @@ export class Engine {
     await e.store.init();
     await mkdir(join(e.runRoot, 'bundles'), { recursive: true });
     await mkdir(e.runc.root, { recursive: true });
-    await e.adopt();
-    if (e.background) {
-      e.sweep = setInterval(() => void e.sweepOnce(), 1000);
-      e.sweep.unref();
-    }
+    await e.monitor.adopt();
+    e.monitor.start();
     return e;
   }
 
   /** Stops watching and health checks. Containers keep running. */
   close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.sweep);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
-    for (const h of this.health.values()) h.stop();
-    this.health.clear();
+    this.monitor.close();
     return Promise.resolve();
   }
 
@@ -249,14 +234,14 @@ export class Engine {
       throw err;
     }
     this.log.debug({ id, name, mode }, 'container created');
-    if (mode === 'run') this.track(rec);
+    if (mode === 'run') this.monitor.track(rec);
     return id;
   }
 
   /** Starts a created container. */
   async start(ref: string): Promise<void> {
     const id = await this.store.resolve(ref);
-    const rec = await this.refresh(await this.store.read(id));
+    const rec = await this.monitor.refresh(await this.store.read(id));
     if (rec.status !== 'created')
       throw new ContainerStateError(id, rec.status, 'only a created container can be started');
     await this.runc.start(id);
@@ -265,13 +250,13 @@ export class Engine {
       r.startedAt = new Date().toISOString();
       if (r.healthcheck) r.health = { status: 'starting', failingStreak: 0, log: [] };
     });
-    this.track(next);
+    this.monitor.track(next);
   }
 
   /** Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. */
   async stop(ref: string, opts: StopOptions = {}): Promise<ExitStatus | undefined> {
     const id = await this.store.resolve(ref);
-    const rec = await this.refresh(await this.store.read(id));
+    const rec = await this.monitor.refresh(await this.store.read(id));
     if (rec.status === 'exited') return this.exitOf(rec);
     if (rec.status === 'created') {
       await this.runc.delete(id, true);
@@ -299,7 +284,7 @@ export class Engine {
   /** Sends a signal to the container's init. */
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
     const id = await this.store.resolve(ref);
-    const rec = await this.refresh(await this.store.read(id));
+    const rec = await this.monitor.refresh(await this.store.read(id));
     if (rec.status !== 'running')
       throw new ContainerStateError(id, rec.status, 'cannot signal a container that is not running');
     await this.runc.kill(id, normaliseSignal(signal));
@@ -308,7 +293,7 @@ export class Engine {
   /** Removes a container (state, logs, rootfs); a running one only with `force` (it is killed). */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
     const id = await this.store.resolve(ref);
-    let rec = await this.refresh(await this.store.read(id));
+    let rec = await this.monitor.refresh(await this.store.read(id));
     if (rec.status === 'running') {
       if (!opts.force) throw new ContainerStateError(id, 'running', 'stop it first or remove with force');
       await this.runc.kill(id, 'SIGKILL');
@@ -318,15 +303,7 @@ export class Engine {
       await this.wait(id);
     }
     rec = await this.store.read(id).catch(() => rec);
-    await this.destroy(rec);
-  }
-
-  private async destroy(rec: ContainerRecord): Promise<void> {
-    this.untrack(rec.id);
-    await this.runc.delete(rec.id, true).catch(() => undefined);
-    await this.bundles.release(rec);
-    await removeBundle(rec.bundle);
-    await this.store.destroy(rec);
+    await this.monitor.destroy(rec);
   }
 
   /** Resolves when the container has exited (at once if it has). */
@@ -336,7 +313,7 @@ export class Engine {
     for (;;) {
       let rec: ContainerRecord;
       try {
-        rec = await this.refresh(await this.store.read(id));
+        rec = await this.monitor.refresh(await this.store.read(id));
       } catch (err) {
         // removed meanwhile (auto-remove): report what the shim recorded, if we saw it
         const exit = await readExitFile(dir);
@@ -375,14 +352,14 @@ export class Engine {
   /** The container's full record, brought up to date. */
   async inspect(ref: string): Promise<ContainerRecord> {
     const id = await this.store.resolve(ref);
-    return this.refresh(await this.store.read(id));
+    return this.monitor.refresh(await this.store.read(id));
   }
 
   /** Every container (running ones only unless `all`). */
   async list(opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
     const out: ContainerSummary[] = [];
     for (const r of await this.store.all()) {
-      const rec = await this.refresh(r).catch(() => r);
+      const rec = await this.monitor.refresh(r).catch(() => r);
       if (!opts.all && rec.status !== 'running') continue;
       out.push({
         id: rec.id,
@@ -410,7 +387,7 @@ export class Engine {
   /** Runs a command inside a running container. */
   async exec(ref: string, argv: string[], opts: RuncExecOptions = {}): Promise<RuncExecResult> {
     const id = await this.store.resolve(ref);
-    const rec = await this.refresh(await this.store.read(id));
+    const rec = await this.monitor.refresh(await this.store.read(id));
     if (rec.status !== 'running') throw new ContainerStateError(id, rec.status, 'exec needs a running container');
     return this.runc.exec(id, argv, opts);
   }
@@ -418,195 +395,8 @@ export class Engine {
   /** CPU and memory from the container's cgroup. */
   async stats(ref: string): Promise<ContainerStats> {
     const id = await this.store.resolve(ref);
-    const rec = await this.refresh(await this.store.read(id));
+    const rec = await this.monitor.refresh(await this.store.read(id));
     if (rec.status !== 'running') throw new ContainerStateError(id, rec.status, 'no stats for a stopped container');
     return this.bundles.stats(rec);
   }
-
-  // ---- monitor side ----------------------------------------------------------------------
-
-  /**
-   * Brings a record up to date with what its shim recorded: an exited container is collected
-   * (OOM read, runc delete, rootfs released) exactly once, whichever process sees it first.
-   */
-  private async refresh(rec: ContainerRecord): Promise<ContainerRecord> {
-    if (rec.status === 'exited') return rec;
-    const dir = this.store.dir(rec.id);
-    let exit = await readExitFile(dir);
-    if (!exit) {
-      if (shimAlive(rec.shimPid, rec.shimStart)) return rec;
-      exit = await readExitFile(dir); // the shim may have finished just now
-      if (!exit) {
-        const st = await this.runc.state(rec.id).catch(() => undefined);
-        if (st && (st.status === 'running' || st.status === 'created')) {
-          if (!rec.monitorLost) {
-            this.log.warn({ id: rec.id }, 'monitor lost: the container runs without its shim');
-            return this.store.update(rec.id, (r) => void (r.monitorLost = true));
-          }
-          return rec;
-        }
-        exit = { exitCode: 255, signal: 0, exitedAt: new Date().toISOString() };
-      }
-    }
-    const inflight = this.collecting.get(rec.id);
-    if (inflight) return inflight;
-    const p = this.collectExit(rec, exit).finally(() => this.collecting.delete(rec.id));
-    this.collecting.set(rec.id, p);
-    return p;
-  }
-
-  /**
-   * Collects an exit in three steps so that a record reads `exited` only once everything is
-   * cleaned up: claim it under the lock (one collector among all processes on the data root),
-   * then read the OOM counter, runc delete and release the rootfs, secrets and cgroup, then mark
-   * it exited under the lock.
-   */
-  private async collectExit(rec: ContainerRecord, exit: ExitRecord): Promise<ContainerRecord> {
-    const me = `${process.pid}:${processStartTime(process.pid) ?? 0}`;
-    const claimed = await this.store.update(rec.id, (r) => {
-      if (r.status === 'exited') return false;
-      if (r.collector && r.collector !== me && collectorAlive(r.collector)) return false;
-      r.collector = me;
-    });
-    if (claimed.status === 'exited' || claimed.collector !== me) return claimed; // done, or another process is at it
-    this.untrack(rec.id);
-    const oomKilled = await this.bundles.oomKilled(claimed).catch(() => false);
-    await this.runc.delete(rec.id, true).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'runc delete'));
-    await this.bundles
-      .release(claimed)
-      .then(() => removeBundle(claimed.bundle))
-      .catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release'));
-    const next = await this.store.update(rec.id, (r) => {
-      r.status = 'exited';
-      r.exitCode = exit.exitCode;
-      r.signal = exit.signal;
-      r.oomKilled = oomKilled;
-      r.finishedAt = exit.exitedAt;
-      delete r.collector;
-    });
-    this.log.debug({ id: rec.id, exit }, 'container exited');
-    if (next.autoRemove) await this.destroy(next);
-    return next;
-  }
-
-  /** Watches a running container (exit collection, health checks) in a background engine. */
-  private track(rec: ContainerRecord): void {
-    if (!this.background || this.closed || rec.status !== 'running') return;
-    if (!this.watchers.has(rec.id)) {
-      try {
-        const w = watch(this.store.dir(rec.id), (_ev, file) => {
-          if (file === 'exit.json') void this.collect(rec.id);
-        });
-        w.on('error', () => undefined);
-        this.watchers.set(rec.id, w);
-      } catch {
-        // the sweep collects it
-      }
-    }
-    if (rec.healthcheck && !this.health.has(rec.id)) {
-      const runner = new HealthRunner(
-        rec.id,
-        rec.healthcheck,
-        {
-          exec: (argv, timeoutMs, signal) =>
-            this.runc.exec(rec.id, argv, {
-              timeoutMs,
-              signal,
-              maxOutput: 4096,
-              pidFile: join(this.runRoot, 'bundles', rec.id, `health-${Date.now()}.pid`),
-            }),
-          // probes that fail because the container is exiting do not count
-          save: async (state: HealthState) => {
-            // (a dying init has no namespaces left while the kernel tears its pid namespace down)
-            const initGone = !rec.pid || !existsSync(`/proc/${rec.pid}/ns/ipc`);
-            if (initGone || (await readExitFile(this.store.dir(rec.id)))) return this.collect(rec.id);
-            await this.store.update(rec.id, (r) => {
-              if (r.status !== 'running') return false;
-              r.health = state;
-            });
-          },
-          log: this.log,
-        },
-        rec.startedAt ?? new Date().toISOString(),
-        rec.health,
-      );
-      this.health.set(rec.id, runner);
-      runner.start();
-    }
-  }
-
-  private untrack(id: string): void {
-    this.watchers.get(id)?.close();
-    this.watchers.delete(id);
-    this.health.get(id)?.stop();
-    this.health.delete(id);
-  }
-
-  private async collect(id: string): Promise<void> {
-    try {
-      await this.refresh(await this.store.read(id));
-    } catch (err) {
-      this.log.debug({ err, id }, 'collect');
-    }
-  }
-
-  private async sweepOnce(): Promise<void> {
-    for (const id of [...this.watchers.keys()]) await this.collect(id);
-  }
-
-  /** On open: collect what exited while no engine ran, track what still runs, drop leftovers. */
-  private async adopt(): Promise<void> {
-    const records = await this.store.all();
-    const known = new Set(records.map((r) => r.id));
-    for (const r of records) {
-      const rec = await this.refresh(r).catch((err: unknown) => {
-        this.log.warn({ err, id: r.id }, 'cannot adopt');
-        return r;
-      });
-      this.track(rec);
-    }
-    // secrets tmpfs of containers that are not running any more (crash leftovers)
-    const live = new Set(records.filter((r) => r.status !== 'exited').map((r) => r.id));
-    await cleanupStaleSecretMounts(this.opts.dataRoot, (id) => live.has(id)).catch((err: unknown) =>
-      this.log.warn({ err }, 'stale secrets cleanup'),
-    );
-    // bundles whose container record is gone (a crash between steps): unmount and delete
-    for (const id of await readdir(join(this.runRoot, 'bundles')).catch(() => [] as string[])) {
-      if (known.has(id) || (await this.store.exists(id))) continue;
-      const bundle = join(this.runRoot, 'bundles', id);
-      const stale = { id, bundle, rootfs: join(bundle, 'rootfs') } as ContainerRecord;
-      if (
-        await access(join(bundle, 'config.json')).then(
-          () => true,
-          () => false,
-        )
-      ) {
-        await this.runc.delete(id, true).catch(() => undefined);
-      }
-      await this.bundles.release(stale).catch(() => undefined);
-      await removeBundle(bundle).catch((err: unknown) => this.log.warn({ err, bundle }, 'stale bundle'));
-    }
-  }
-}
-
-/**
- * Deletes a bundle dir (config.json and the rootfs mount point), refusing while anything is still
- * mounted below it: a recursive delete through a mounted rootfs would delete the container's
- * files, or a bind-mounted host dir.
- */
-async function removeBundle(bundle: string): Promise<void> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const prefix = bundle.endsWith('/') ? bundle : `${bundle}/`;
-  const busy = info.split('\n').some((l) => {
-    const mp = l.split(' ')[4];
-    return mp !== undefined && (mp === bundle || mp.startsWith(prefix));
-  });
-  if (busy) throw new MonitorError(`bundle ${bundle} still has mounts; not removing it`);
-  await rm(bundle, { recursive: true, force: true });
-}
-
-/** True while the process named `pid:starttime` (a collector claim) still runs. */
-function collectorAlive(claim: string): boolean {
-  const [pid, start] = claim.split(':').map(Number);
-  return !!pid && processStartTime(pid) === start;
 }
