@@ -11,7 +11,7 @@ import { LabNotFoundError, LabNotRootError } from '../errors.js';
 import { labRules, removeLabRules } from './lab-firewall.js';
 import { withLock } from './lab-lock.js';
 import { bridgeName, checkLabName, netnsPattern, vethPattern } from './lab-names.js';
-import { labDir, readLabState } from './lab-state.js';
+import { labDir, labLockPath, readLabState } from './lab-state.js';
 import {
   isRoot,
   killPids,
@@ -24,7 +24,6 @@ import {
   tryRun,
   unmountUnder,
 } from './lab-system.js';
-import { labLockPath } from './lab-up.js';
 
 /** What `down` found and removed. */
 export interface LabDownReport {
@@ -38,9 +37,7 @@ export interface LabDownReport {
 }
 
 /** Everything of a lab that exists right now (from its state and by name). */
-export async function labLeftovers(
-  lab: string,
-): Promise<{
+export async function labLeftovers(lab: string): Promise<{
   namespaces: string[];
   links: string[];
   processes: number[];

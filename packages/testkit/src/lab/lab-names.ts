@@ -66,9 +66,9 @@ export function vethName(lab: string, index: number): string {
   return `sv${labTag(lab)}-${index}`;
 }
 
-/** Matches the root-namespace veth ends of one lab. */
+/** Matches the root-namespace veth ends of one lab (`sv`, and `sd`/`sr` of delay relays). */
 export function vethPattern(lab: string): RegExp {
-  return new RegExp(`^sv${labTag(lab).replace(/-/g, '\\-')}-[1-9]\\d?$`);
+  return new RegExp(`^s[vdr]${labTag(lab).replace(/-/g, '\\-')}-[1-9]\\d?$`);
 }
 
 /** The /24 of block `index` (1..511) of 198.18.0.0/15, as its first three octets. */

@@ -10,16 +10,20 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { run, type RunResult } from '@shoal/common';
-import {
-  LabCommandError,
-  LabFaultUnsupportedError,
-  LabHostNotFoundError,
-  LabNotFoundError,
-  LabNotRootError,
-} from '../errors.js';
+import { LabCommandError, LabHostNotFoundError, LabNotFoundError, LabNotRootError } from '../errors.js';
 import { checkLabName } from './lab-names.js';
-import { listLabNames, readLabState, type LabHostState, type LabState } from './lab-state.js';
-import { isRoot, linkExists, listLinks, netnsExists, sh } from './lab-system.js';
+import {
+  labDir,
+  labLockPath,
+  listLabNames,
+  readLabState,
+  writeLabState,
+  type LabHostState,
+  type LabState,
+} from './lab-state.js';
+import { withLock } from './lab-lock.js';
+import { startRelay, stopRelay } from './lab-relay.js';
+import { cmdline, isRoot, linkExists, listLinks, netnsExists, pidsWithCmdline, sh } from './lab-system.js';
 
 export type HostStatus = 'up' | 'cut' | 'down' | 'missing';
 
@@ -86,6 +90,9 @@ export async function labStatus(lab: string): Promise<LabView> {
     let netem = state === 'missing' ? undefined : await netemOf(h);
     const loss = state === 'missing' ? undefined : await nftLoss(h);
     if (loss !== undefined) netem = `loss ${loss}%`;
+    if (h.fault?.via === 'relay' && h.fault.relayPid && cmdline(h.fault.relayPid)) {
+      netem = `delay ${h.fault.delayMs}ms${h.fault.lossPct ? ` loss ${h.fault.lossPct}%` : ''} (relay)`;
+    }
     hosts.push({
       name: h.name,
       hostname: h.hostname,
@@ -209,9 +216,10 @@ async function netemAvailable(h: LabHostState): Promise<boolean> {
   throw new LabCommandError(h.netns, 'tc qdisc replace netem', { cause: new Error(r.stderr.trim()) });
 }
 
-async function clearFaults(h: LabHostState): Promise<void> {
+async function clearFaults(s: LabState, h: LabHostState): Promise<void> {
   await run('tc', ['-n', h.netns, 'qdisc', 'del', 'dev', 'eth0', 'root'], { check: false });
   await run('nsenter', [`--net=/run/netns/${h.netns}`, 'nft', 'delete', 'table', 'inet', LOSS_TABLE], { check: false });
+  await stopRelay(s, h, pidsWithCmdline(labDir(s.name)));
 }
 
 /** Loss set through nftables (`numgen random`) in the host, if any. */
@@ -225,29 +233,38 @@ async function nftLoss(h: LabHostState): Promise<number | undefined> {
 }
 
 /**
- * Adds `ms` of delay and `lossPct` % loss to every packet the host sends on the underlay, with
- * netem on its eth0. Kernels without netem (CONFIG_NET_SCH_NETEM unset, as on this project's VMs)
- * still get loss, from an nftables rule in the host (`numgen random mod 100 < PCT drop`), but
- * refuse a delay with LabFaultUnsupportedError. `ms` 0 without loss removes every fault.
+ * Adds `ms` of delay and `lossPct` % loss to every packet the host sends on the underlay. Uses
+ * netem on the host's eth0 where the kernel has it; otherwise a delay goes through a relay
+ * process (lab-relay.ts) and loss alone through an nftables rule in the host
+ * (`numgen random mod 100 < PCT drop`). `ms` 0 without loss removes every fault.
  */
 export async function labDelay(lab: string, host: string, ms: number, lossPct = 0): Promise<void> {
-  const h = await faultTarget(lab, host, 'delay');
-  await clearFaults(h);
-  if (ms === 0 && lossPct === 0) return;
-  if (await netemAvailable(h)) {
-    const args = ['-n', h.netns, 'qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', `${ms}ms`];
-    if (lossPct > 0) args.push('loss', `${lossPct}%`);
-    await sh('tc', args);
-    return;
-  }
-  if (ms > 0) {
-    throw new LabFaultUnsupportedError(
-      lab,
-      `this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), so delays are unavailable; --loss works without --ms`,
-    );
-  }
-  const pct = Math.round(lossPct);
-  const match = pct >= 100 ? '' : `numgen random mod 100 < ${pct} `;
-  const rules = `table inet ${LOSS_TABLE} {\n chain out {\n  type filter hook output priority 0; policy accept;\n  oifname "eth0" ${match}drop\n }\n}\n`;
-  await run('nsenter', [`--net=/run/netns/${h.netns}`, 'nft', '-f', '-'], { input: rules });
+  const s0 = await requireLab(lab);
+  requireHost(s0, host);
+  if (!isRoot()) throw new LabNotRootError('delay');
+  await withLock(labLockPath(lab), lab, async () => {
+    const s = await requireLab(lab);
+    const h = requireHost(s, host);
+    await clearFaults(s, h);
+    delete h.fault;
+    if (ms > 0 || lossPct > 0) {
+      if (await netemAvailable(h)) {
+        const args = ['-n', h.netns, 'qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', `${ms}ms`];
+        if (lossPct > 0) args.push('loss', `${lossPct}%`);
+        await sh('tc', args);
+        h.fault = { delayMs: ms, lossPct, via: 'netem' };
+      } else if (ms > 0) {
+        const relayPid = await startRelay(s, h, ms, lossPct);
+        h.fault = { delayMs: ms, lossPct, via: 'relay', relayPid };
+      } else {
+        await run('tc', ['-n', h.netns, 'qdisc', 'del', 'dev', 'eth0', 'root'], { check: false });
+        const pct = Math.round(lossPct);
+        const match = pct >= 100 ? '' : `numgen random mod 100 < ${pct} `;
+        const rules = `table inet ${LOSS_TABLE} {\n chain out {\n  type filter hook output priority 0; policy accept;\n  oifname "eth0" ${match}drop\n }\n}\n`;
+        await run('nsenter', [`--net=/run/netns/${h.netns}`, 'nft', '-f', '-'], { input: rules });
+        h.fault = { delayMs: 0, lossPct, via: 'nft' };
+      }
+    }
+    await writeLabState(s);
+  });
 }

@@ -18,6 +18,8 @@ export interface LabHostState {
   runDir: string;
   /** A persistent UTS namespace (bind mount) holding the host's hostname. */
   utsPath: string;
+  /** Delay/loss set with `lab delay`; `relayPid` when a relay (not netem) applies it. */
+  fault?: { delayMs: number; lossPct: number; via: 'netem' | 'relay' | 'nft'; relayPid?: number };
 }
 
 export interface LabRegistryState {
@@ -50,6 +52,11 @@ export function labRoot(): string {
 
 export function labDir(lab: string): string {
   return join(labRoot(), lab);
+}
+
+/** The lock of one lab (outside its directory, so `down` can remove the directory). */
+export function labLockPath(lab: string): string {
+  return join(labRoot(), `.${lab}.lock`);
 }
 
 export function stateFile(lab: string): string {

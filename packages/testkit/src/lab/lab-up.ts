@@ -25,7 +25,7 @@ import {
 } from './lab-names.js';
 import {
   labDir,
-  labRoot,
+  labLockPath,
   listLabNames,
   readLabState,
   writeLabState,
@@ -40,11 +40,6 @@ export interface LabUpOptions {
   hosts?: number | string;
   /** Start the lab's registry (default true). */
   registry?: boolean;
-}
-
-/** The lock path of one lab. */
-export function labLockPath(lab: string): string {
-  return join(labRoot(), `.${lab}.lock`);
 }
 
 async function step<T>(lab: string, what: string, fn: () => Promise<T>): Promise<T> {
