@@ -1,0 +1,67 @@
+/** Helpers shared by the engine benchmark's parts: timing, medians, child processes, memory. */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export const CONC = Number(process.env['BENCH_CONC'] ?? 4);
+export const RUNC = '/usr/sbin/runc';
+export const CMD = ['sleep', '3600'];
+
+export const say = (s: string): void => void process.stdout.write(`${s}\n`);
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+export const r1 = (x: number): number => Math.round(x * 10) / 10;
+export const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+export interface Series {
+  serial: number[];
+  conc: number[];
+  concWallMs: number;
+}
+
+/** Runs `fn(i)` for i < n, `conc` at a time, timing each call. */
+export async function timed(
+  n: number,
+  conc: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<{ lat: number[]; wall: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const t = performance.now();
+        await fn(i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  return { lat, wall: performance.now() - t0 };
+}
+
+export function exec(
+  cmd: string,
+  args: string[],
+  opts: { stdio?: ('ignore' | 'pipe' | number)[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: opts.stdio ?? ['ignore', 'ignore', 'pipe'], env: opts.env });
+    let err = '';
+    c.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    c.on('error', reject);
+    c.on('close', (code) =>
+      code === 0 ? resolve(0) : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err.trim()}`)),
+    );
+  });
+}
+
+export function pssKb(pid: number): number | undefined {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
