@@ -109,6 +109,9 @@ export class RaftNode {
   private persistedVote: NodeId = '';
   private readonly leaderListeners = new Set<(info: LeaderInfo) => void>();
   private readonly transfers = new Set<{ to: NodeId; resolve: () => void }>();
+  /** Proposals queued in this event-loop turn (or during an fsync), handed to the core as one batch. */
+  private queuedIds: number[] = [];
+  private queuedData: Uint8Array[] = [];
 
   constructor(private readonly opts: RaftNodeOptions) {
     this.id = opts.id;
@@ -202,8 +205,32 @@ export class RaftNode {
     }
   }
 
+  /** Steps all queued proposals as one batch (one MsgApp per follower instead of one per proposal). */
+  private flushProposals(): void {
+    if (this.queuedIds.length === 0) return;
+    const ids = this.queuedIds;
+    const datas = this.queuedData;
+    this.queuedIds = [];
+    this.queuedData = [];
+    try {
+      const raw = this.raw as RawNodeApi & { proposeBatch?: (d: readonly Uint8Array[]) => void };
+      if (raw.proposeBatch !== undefined) raw.proposeBatch(datas);
+      else for (const d of datas) raw.propose(d);
+    } catch (err) {
+      const e = err instanceof Error ? err : new RaftError('RAFT_UNKNOWN', String(err));
+      for (const id of ids) {
+        const w = this.waiters.get(id);
+        if (w === undefined) continue;
+        this.waiters.delete(id);
+        w.cleanup?.();
+        w.reject(e);
+      }
+    }
+  }
+
   private async loop(): Promise<void> {
     while (!this.closed) {
+      this.flushProposals();
       if (!this.raw.hasReady()) {
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
         continue;
@@ -270,6 +297,8 @@ export class RaftNode {
 
   /** Rejects every proposal whose outcome depends on the old leader (it may still commit). */
   private failPending(reason: string): void {
+    this.queuedIds = [];
+    this.queuedData = [];
     for (const [id, w] of this.waiters) {
       this.waiters.delete(id);
       if (w.index > 0) this.byIndex.delete(w.index);
@@ -394,6 +423,8 @@ export class RaftNode {
   }
 
   private shutdownPending(err: Error): void {
+    this.queuedIds = [];
+    this.queuedData = [];
     for (const w of this.waiters.values()) {
       w.cleanup?.();
       w.reject(err);
@@ -435,7 +466,10 @@ export class RaftNode {
    * it may still apply), ProposalSupersededError, AbortedError, NodeClosedError.
    */
   propose<T = unknown>(data: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<T> {
-    return this.register<T>(opts.signal, (id) => this.raw.propose(wrapProposal(id, data)));
+    return this.register<T>(opts.signal, (id) => {
+      this.queuedIds.push(id);
+      this.queuedData.push(wrapProposal(id, data));
+    });
   }
 
   /** Linearizable read barrier: resolves once this node has applied everything committed before the call. */
