@@ -390,7 +390,8 @@ export class Raft {
     const myResp: MessageType = this.state === 'preCandidate' ? 'preVoteResp' : 'voteResp';
     switch (m.type as string) {
       case 'prop':
-        throw new ProposalDroppedError('no leader (election in progress)');
+        if (m.from === this.id) throw new ProposalDroppedError('no leader (election in progress)');
+        return;
       case 'app':
         this.becomeFollower(m.term, m.from);
         this.handleAppendEntries(m);
@@ -431,7 +432,10 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type as string) {
       case 'prop':
-        if (this.lead === NONE) throw new ProposalDroppedError('no leader');
+        if (this.lead === NONE) {
+          if (m.from === this.id) throw new ProposalDroppedError('no leader');
+          return;
+        }
         this.forward(m, this.lead);
         return;
       case 'app':
@@ -515,8 +519,8 @@ export class Raft {
       return false;
     }
     const cs = meta.confState;
-    const member = cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
-    if (!member) return false;
+    // A snapshot taken before this node was added does not list it: accept it anyway; the conf
+    // change that adds it follows in the log.
     if (this.log.matchTerm(meta.index, meta.term)) {
       // We already have the entries: just move commit forward.
       this.log.commitTo(meta.index);

@@ -1,0 +1,490 @@
+/**
+ * The seeded deterministic simulator: a cluster of SimNodes over a SimNet on a virtual clock.
+ * A seed determines everything: the schedule of chaos windows (partitions, loss, duplication,
+ * delays, pauses, crashes losing unsynced writes, restarts, membership changes, leader
+ * transfers) alternating with heals, the client workload, and every timeout. After the final
+ * heal a leader must emerge and the KV converge on every member within a bound.
+ */
+import type { ConfChange, Entry, Message, NodeId } from '../core/types.js';
+import { bootstrapSnapshot } from '../core/raw-node.js';
+import { EMPTY_BYTES } from '../core/util.js';
+import { EventQueue } from './event-queue.js';
+import { InvariantChecker, InvariantViolation } from './invariants.js';
+import { type KvApplyResult, type KvCommand } from './kv-machine.js';
+import { Prng } from './prng.js';
+import { SimNet } from './sim-net.js';
+import { SimNode, fmtConf, type SimNodeOptions } from './sim-node.js';
+import { Workload, type HistoryOp } from './workload.js';
+
+export interface SimOptions {
+  readonly nodes: 3 | 5;
+  /** Chaos windows before the final heal. */
+  readonly windows: number;
+  /** Milliseconds of virtual time per tick. */
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  /** Keep the last N trace lines for failure reports. */
+  readonly traceLines: number;
+  readonly verbose: boolean;
+}
+
+export const DEFAULT_SIM_OPTIONS: SimOptions = {
+  nodes: 3,
+  windows: 3,
+  tickMs: 10,
+  electionTicks: 10,
+  traceLines: 60,
+  verbose: false,
+};
+
+export interface SimResult {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly trace: string[];
+  readonly events: number;
+  readonly virtualMs: number;
+  readonly acked: number;
+  readonly history: HistoryOp[];
+  readonly stats: string;
+}
+
+const ELECTION_MS = (o: SimOptions): number => o.tickMs * o.electionTicks;
+
+export class Simulation {
+  readonly q = new EventQueue();
+  readonly rng: Prng;
+  readonly net: SimNet;
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly checker = new InvariantChecker();
+  readonly workload: Workload;
+  private readonly trace: string[] = [];
+  private readonly nodeOpts: SimNodeOptions;
+  private nextId: number;
+  /** Nodes removed from the configuration (never reused, stopped at the final heal). */
+  private readonly retired = new Set<NodeId>();
+  private crashed = new Set<NodeId>();
+  events = 0;
+  private chaos = false;
+
+  constructor(
+    readonly seed: number,
+    readonly o: SimOptions,
+  ) {
+    this.rng = new Prng(seed);
+    this.net = new SimNet(
+      this.q,
+      this.rng.fork(),
+      (m) => this.deliver(m),
+      (m, delivered, cut) => this.feedback(m, delivered, cut),
+    );
+    this.nodeOpts = {
+      electionTicks: o.electionTicks,
+      heartbeatTicks: 1,
+      maxSizePerMsg: this.rng.pick([256, 4096, 1 << 20]),
+      maxInflightMsgs: this.rng.pick([2, 8, 256]),
+      maxUncommittedEntriesSize: this.rng.pick([0, 0, 4096]),
+      snapshotEvery: this.rng.pick([10, 40, 200]),
+      fsyncMin: 0.1,
+      fsyncMax: this.rng.pick([0.5, 2, 8]),
+    };
+    const ids: NodeId[] = [];
+    for (let k = 1; k <= o.nodes; k++) ids.push(`n${k}`);
+    this.nextId = o.nodes + 1;
+    const snap = bootstrapSnapshot(ids);
+    for (const id of ids) this.startNode(id, snap);
+    this.workload = new Workload(this, this.rng.fork());
+  }
+
+  log(line: string): void {
+    const s = `${this.q.now.toFixed(2).padStart(9)} ${line}`;
+    this.trace.push(s);
+    if (this.trace.length > this.o.traceLines * 4) this.trace.splice(0, this.trace.length - this.o.traceLines);
+    if (this.o.verbose) process.stderr.write(s + '\n');
+  }
+
+  private startNode(id: NodeId, snap: ReturnType<typeof bootstrapSnapshot> | undefined): SimNode {
+    const node = new SimNode(id, snap, this.q, this.rng.fork(), this.nodeOpts, {
+      send: (m) => {
+        this.checker.sent(m);
+        this.net.send(m);
+      },
+      applied: (n, e, cmd, res) => this.onApplied(n, e, cmd, res),
+      readReady: (n, ctx, index) => this.workload.readReady(n, ctx, index),
+      persisted: (n, rd) => this.checker.persisted(n, rd.entries),
+      changed: (n) => this.onChanged(n),
+      trace: (l) => this.log(l),
+    });
+    this.nodes.set(id, node);
+    // Ticks with a small per-node skew.
+    const period = this.o.tickMs * (0.95 + this.rng.float() * 0.1);
+    const tick = (): void => {
+      if (this.retired.has(id) && !this.chaos) return;
+      node.tick();
+      this.q.after(period, `tick ${id}`, tick);
+    };
+    this.q.after(this.rng.float() * period, `tick ${id}`, tick);
+    return node;
+  }
+
+  private lastRole = new Map<NodeId, string>();
+
+  private onChanged(n: SimNode): void {
+    this.checker.changed(n);
+    const r = n.raw.raft;
+    const role = `${r.state}@${r.term}`;
+    if (this.lastRole.get(n.id) !== role) {
+      this.lastRole.set(n.id, role);
+      if (r.state === 'leader' || r.state === 'candidate')
+        this.log(`${n.id} becomes ${role} last=${r.log.lastIndex()}`);
+    }
+  }
+
+  private onApplied(n: SimNode, e: Entry, cmd: KvCommand | undefined, res: KvApplyResult | undefined): void {
+    this.checker.applied(n, e);
+    if (cmd !== undefined && res !== undefined) this.workload.applied(n, e, cmd, res);
+  }
+
+  private deliver(m: Message): void {
+    const n = this.nodes.get(m.to);
+    if (n === undefined) return;
+    n.receive(m);
+  }
+
+  /** What a transport reports back to the sending node's core. */
+  private feedback(m: Message, delivered: boolean, cut: boolean): void {
+    const from = this.nodes.get(m.from);
+    if (from === undefined || !from.up) return;
+    if (m.type === 'snap') from.call((raw) => raw.reportSnapshot(m.to, delivered));
+    else if (!delivered && cut && m.type === 'app') from.call((raw) => raw.reportUnreachable(m.to));
+  }
+
+  // ---- cluster views ----
+
+  live(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.up && !this.retired.has(n.id));
+  }
+
+  leader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    for (const n of this.nodes.values()) {
+      if (!n.up || n.raw.raft.state !== 'leader') continue;
+      if (best === undefined || n.raw.raft.term > best.raw.raft.term) best = n;
+    }
+    return best;
+  }
+
+  /** Members of the newest configuration any node applied. */
+  members(): { voters: NodeId[]; all: NodeId[] } {
+    let best: SimNode | undefined;
+    for (const n of this.nodes.values()) {
+      if (best === undefined || n.applied > best.applied) best = n;
+    }
+    const cs = best!.confState;
+    const voters = [...new Set([...cs.voters, ...cs.votersOutgoing])].sort();
+    return { voters, all: [...new Set([...voters, ...cs.learners, ...cs.learnersNext])].sort() };
+  }
+
+  // ---- faults ----
+
+  private allIds(): NodeId[] {
+    return [...this.nodes.keys()];
+  }
+
+  private startChaos(): void {
+    this.chaos = true;
+    const r = this.rng;
+    const ids = this.allIds().filter((id) => !this.retired.has(id));
+    const kind = r.int(7);
+    switch (kind) {
+      case 0: {
+        const sh = r.shuffle(ids);
+        const k = r.range(1, Math.floor(sh.length / 2));
+        this.net.split(sh.slice(0, k), sh.slice(k));
+        this.log(`chaos: split [${sh.slice(0, k).join(',')}] | [${sh.slice(k).join(',')}]`);
+        break;
+      }
+      case 1: {
+        const l = this.leader();
+        if (l !== undefined) {
+          this.net.isolate(l.id, this.allIds());
+          this.log(`chaos: isolate leader ${l.id}`);
+        }
+        break;
+      }
+      case 2: {
+        // Bridge: two groups that only talk through one node.
+        const sh = r.shuffle(ids);
+        const bridge = sh[0]!;
+        const rest = sh.slice(1);
+        const k = Math.max(1, Math.floor(rest.length / 2));
+        this.net.split(rest.slice(0, k), rest.slice(k));
+        this.log(`chaos: bridge via ${bridge}: [${rest.slice(0, k).join(',')}] | [${rest.slice(k).join(',')}]`);
+        break;
+      }
+      case 3: {
+        // One-way cuts.
+        for (let k = 0; k < r.range(1, 3); k++) {
+          const a = r.pick(ids);
+          const b = r.pick(ids);
+          if (a !== b) this.net.cut(a, b);
+        }
+        this.log(`chaos: one-way cuts`);
+        break;
+      }
+      default:
+        break;
+    }
+    this.net.loss = r.chance(0.6) ? r.float() * 0.3 : 0;
+    this.net.dup = r.chance(0.5) ? r.float() * 0.15 : 0;
+    this.net.delayMax = r.pick([3, 10, 30]);
+    this.net.longTail = r.chance(0.4) ? 0.05 : 0;
+    this.log(`chaos: net ${this.net.describe()}`);
+  }
+
+  private heal(final: boolean): void {
+    this.chaos = !final;
+    this.net.heal();
+    for (const n of this.nodes.values()) {
+      if (this.retired.has(n.id)) continue;
+      if (n.paused) n.resume();
+      if (!n.up) {
+        n.restart();
+        this.crashed.delete(n.id);
+      }
+    }
+    this.log(`heal${final ? ' (final)' : ''}`);
+  }
+
+  /** One random fault or operation during a chaos window. */
+  private randomAction(): void {
+    const r = this.rng;
+    const ids = this.allIds().filter((id) => !this.retired.has(id));
+    const x = r.int(100);
+    if (x < 25) {
+      const n = this.nodes.get(r.pick(ids))!;
+      if (n.up && this.crashed.size < Math.floor((ids.length - 1) / 2) + 1) {
+        n.crash();
+        this.crashed.add(n.id);
+        this.q.after(r.range(20, 400), `restart ${n.id}`, () => {
+          if (!n.up && !this.retired.has(n.id)) {
+            n.restart();
+            this.crashed.delete(n.id);
+          }
+        });
+      }
+    } else if (x < 40) {
+      const n = this.nodes.get(r.pick(ids))!;
+      if (n.up && !n.paused) {
+        n.pause();
+        this.log(`${n.id} paused`);
+        this.q.after(r.range(20, 500), `resume ${n.id}`, () => {
+          if (n.paused) {
+            this.log(`${n.id} resumed`);
+            n.resume();
+          }
+        });
+      }
+    } else if (x < 60) {
+      this.membershipChange();
+    } else if (x < 70) {
+      const l = this.leader();
+      if (l !== undefined) {
+        const voters = l.confState.voters.filter((v) => v !== l.id);
+        if (voters.length > 0) {
+          const to = r.pick(voters);
+          const why = l.call((raw) => raw.transferLeader(to));
+          this.log(`transfer ${l.id} -> ${to}${why === undefined ? '' : ` refused: ${why}`}`);
+        }
+      }
+    } else if (x < 80) {
+      // Change network conditions mid-window.
+      this.net.loss = r.chance(0.5) ? r.float() * 0.3 : 0;
+      this.net.dup = r.chance(0.5) ? r.float() * 0.15 : 0;
+    }
+  }
+
+  /** Proposes a random membership change through the current leader. */
+  private membershipChange(): void {
+    const l = this.leader();
+    if (l === undefined) return;
+    const r = this.rng;
+    const cs = l.confState;
+    if (cs.votersOutgoing.length > 0) return;
+    const voters = cs.voters;
+    const learners = cs.learners;
+    const newId = (): NodeId => `n${this.nextId++}`;
+    let cc: ConfChange | undefined;
+    let start: NodeId | undefined;
+    const c = r.int(5);
+    if (c === 0 && voters.length + learners.length < 6) {
+      start = newId();
+      cc = { changes: [{ type: 'addLearner', nodeId: start }], transition: 'auto', context: EMPTY_BYTES };
+    } else if (c === 1 && learners.length > 0 && voters.length < 5) {
+      cc = { changes: [{ type: 'addNode', nodeId: r.pick(learners) }], transition: 'auto', context: EMPTY_BYTES };
+    } else if (c === 2 && voters.length > 3) {
+      cc = { changes: [{ type: 'removeNode', nodeId: r.pick(voters) }], transition: 'auto', context: EMPTY_BYTES };
+    } else if (c === 3 && voters.length >= 3) {
+      // Replace a voter (maybe the leader) in one joint step.
+      start = newId();
+      const out = r.pick(voters);
+      cc = {
+        changes: [
+          { type: 'addNode', nodeId: start },
+          { type: 'removeNode', nodeId: out },
+        ],
+        transition: r.chance(0.7) ? 'auto' : 'explicit',
+        context: EMPTY_BYTES,
+      };
+    } else if (c === 4 && learners.length > 0) {
+      cc = { changes: [{ type: 'removeNode', nodeId: r.pick(learners) }], transition: 'auto', context: EMPTY_BYTES };
+    }
+    if (cc === undefined) return;
+    const desc = cc.changes.map((ch) => `${ch.type} ${ch.nodeId}`).join(', ');
+    const why = l.call((raw) => raw.proposeConfChange(cc));
+    this.log(
+      `conf change via ${l.id} (${fmtConf(cs)}): ${desc} ${cc.transition}${why === undefined ? '' : ` refused: ${why}`}`,
+    );
+    if (why === undefined && start !== undefined) this.startNode(start, undefined);
+    if (why === undefined && cc.transition === 'explicit') {
+      // Leave the explicit joint configuration a little later.
+      this.q.after(r.range(50, 300), 'leave joint', () => {
+        const ll = this.leader();
+        if (ll === undefined || ll.confState.votersOutgoing.length === 0) return;
+        const w = ll.call((raw) => raw.proposeConfChange({ changes: [], transition: 'auto', context: EMPTY_BYTES }));
+        this.log(`leave joint via ${ll.id}${w === undefined ? '' : ` refused: ${w}`}`);
+      });
+    }
+  }
+
+  /** Removed nodes are retired once the removal is applied by a leader. */
+  private retireRemoved(): void {
+    const { all } = this.members();
+    for (const n of this.nodes.values()) {
+      if (this.retired.has(n.id)) continue;
+      const everMember = n.applied > 1 || n.confState.voters.length > 0;
+      if (!all.includes(n.id) && everMember && this.leader()?.applied === this.checker.maxApplied) {
+        this.retired.add(n.id);
+        this.log(`${n.id} retired (not in ${all.join(',')})`);
+      }
+    }
+  }
+
+  // ---- run ----
+
+  private runUntil(t: number): void {
+    for (;;) {
+      const ev = this.q.pop();
+      if (ev === undefined) return;
+      if (ev.time > t) {
+        // Put it back: it belongs to the next phase.
+        this.q.at(ev.time, ev.label, ev.run);
+        this.q.now = t;
+        return;
+      }
+      this.events++;
+      ev.run();
+    }
+  }
+
+  run(): SimResult {
+    const em = ELECTION_MS(this.o);
+    let error: string | undefined;
+    try {
+      this.workload.start();
+      // Let the cluster elect a first leader.
+      this.runUntil(this.q.now + 3 * em);
+      for (let w = 0; w < this.o.windows; w++) {
+        this.startChaos();
+        const len = this.rng.range(5, 20) * em;
+        const end = this.q.now + len;
+        const actions = this.rng.range(2, 8);
+        for (let k = 0; k < actions; k++)
+          this.q.at(this.q.now + this.rng.float() * len, 'action', () => this.randomAction());
+        this.runUntil(end);
+        this.heal(false);
+        this.retireRemoved();
+        this.runUntil(this.q.now + this.rng.range(2, 8) * em);
+      }
+      this.heal(true);
+      this.workload.stop();
+      const healAt = this.q.now;
+      // Liveness: a leader within a bound of election timeouts.
+      const leaderBound = healAt + 10 * em;
+      while (this.q.now < leaderBound && this.leader() === undefined) this.runUntil(this.q.now + this.o.tickMs);
+      if (this.leader() === undefined)
+        throw new LivenessError(`no leader ${10} election timeouts after the final heal`);
+      // Progress: a marker write commits and every member converges.
+      this.retireRemoved();
+      this.workload.finalWrite();
+      const convergeBound = healAt + 40 * em;
+      while (this.q.now < convergeBound && !this.converged()) this.runUntil(this.q.now + this.o.tickMs);
+      if (!this.converged())
+        throw new LivenessError(`no convergence 40 election timeouts after the final heal: ${this.progressLine()}`);
+      this.workload.checkAcked(this);
+      this.workload.checkHistory();
+    } catch (err) {
+      if (err instanceof InvariantViolation || err instanceof LivenessError || err instanceof HistoryError) {
+        error = err.message;
+      } else {
+        error = `exception: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+      }
+    }
+    return {
+      seed: this.seed,
+      nodes: this.o.nodes,
+      ok: error === undefined,
+      ...(error === undefined ? {} : { error }),
+      trace: this.trace.slice(-this.o.traceLines),
+      events: this.events,
+      virtualMs: Math.round(this.q.now),
+      acked: this.workload.ackedCount,
+      history: this.workload.history,
+      stats: `events=${this.events} t=${Math.round(this.q.now)}ms msgs=${this.net.sent} dropped=${this.net.dropped} ops=${this.workload.history.length} acked=${this.workload.ackedCount} applied=${this.checker.maxApplied}`,
+    };
+  }
+
+  progressLine(): string {
+    const { all } = this.members();
+    return all
+      .map((id) => {
+        const n = this.nodes.get(id);
+        if (n === undefined) return `${id}:absent`;
+        const r = n.raw.raft;
+        return `${id}:${n.up ? r.state : 'down'}@${r.term} last=${r.log.lastIndex()} commit=${r.log.committed} applied=${r.log.applied}`;
+      })
+      .join(' ');
+  }
+
+  /** Every member of the final configuration is up and applied the same state as the leader. */
+  converged(): boolean {
+    const l = this.leader();
+    if (l === undefined || !this.workload.finalDone()) return false;
+    const { all } = this.members();
+    const fp = l.kv.fingerprint();
+    for (const id of all) {
+      const n = this.nodes.get(id);
+      if (n === undefined || !n.up) return false;
+      if (n.applied < l.raw.raft.log.committed || n.kv.fingerprint() !== fp) return false;
+    }
+    return true;
+  }
+}
+
+export class LivenessError extends Error {
+  constructor(message: string) {
+    super(`liveness: ${message}`);
+  }
+}
+
+export class HistoryError extends Error {
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** Runs one seed. */
+export function runSeed(seed: number, opts: Partial<SimOptions> = {}): SimResult {
+  return new Simulation(seed, { ...DEFAULT_SIM_OPTIONS, ...opts }).run();
+}
