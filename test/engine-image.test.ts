@@ -442,3 +442,68 @@ test(
     );
   },
 );
+
+test('shoal image pull|ls|inspect|load|rm|gc through the CLI, daemonless', { skip, timeout: 60_000 }, () => {
+  const root = new URL('../..', import.meta.url).pathname;
+  const data = mkdtempSync(join(work, 'cli-'));
+  const flags = ['--data-root', join(data, 'data')];
+  const shoal = (args: string[], extra: string[] = flags): { code: number; stdout: string; stderr: string } => {
+    try {
+      const stdout = execFileSync(
+        process.execPath,
+        [join(root, 'packages/cli/dist/main.js'), 'image', ...args, ...extra],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      return { code: 0, stdout, stderr: '' };
+    } catch (e) {
+      const err = e as { status: number; stdout: string; stderr: string };
+      return { code: err.status, stdout: err.stdout, stderr: err.stderr };
+    }
+  };
+  const ref = remote(TestImages.whiteout);
+  const pull = shoal(['pull', ref]);
+  assert.equal(pull.code, 0, pull.stderr);
+  assert.equal(
+    pull.stdout.split('\n').filter((l) => /: pulled /.test(l)).length,
+    3,
+    `one line per layer:\n${pull.stdout}`,
+  );
+  const ls = JSON.parse(shoal(['ls', '--json']).stdout) as { id: string; repoTags: string[] }[];
+  assert.deepEqual(
+    ls.map((i) => i.repoTags),
+    [[ref]],
+  );
+  const info = JSON.parse(shoal(['inspect', ref]).stdout) as {
+    id: string;
+    layerDirs: string[];
+    config: { rootfs: object };
+  };
+  assert.equal(info.id, ls[0]?.id);
+  assert.equal(info.layerDirs.length, 3);
+  assert.ok(existsSync(info.layerDirs[0] ?? ''));
+
+  const bad = shoal(['pull', remote('shoal-test/busybox:nope')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^shoal: .*nope.*\[ENGINE_MANIFEST_UNKNOWN\]\n$/);
+  const strict = shoal(['pull', '--insecure-registry', 'other:5000', remote('shoal-test/busybox:nope')]);
+  assert.equal(strict.code, 1, 'loopback stays implicitly insecure when others are named');
+
+  const archive = join(work, `cli-${randomBytes(3).toString('hex')}.tar`);
+  execFileSync('tar', ['-C', set.layoutDir, '-cf', archive, '.']);
+  const load = shoal(['load', '-i', archive]);
+  assert.equal(load.code, 0, load.stderr);
+  assert.match(load.stdout, /Loaded image: shoal-test\/busybox:1\n/);
+
+  const runRoot = ['--run-root', join(data, 'run')];
+  // The archive tagged the same image as shoal-test/whiteout:1 too: it goes with its last tag.
+  const rm = shoal(['rm', ref, TestImages.whiteout], [...flags, ...runRoot]);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.match(rm.stdout, /Deleted: sha256:/);
+  const gone = shoal(['inspect', ref]);
+  assert.match(gone.stderr, /\[ENGINE_IMAGE_NOT_FOUND\]/);
+  const gc = shoal(['gc'], [...flags, ...runRoot]);
+  assert.equal(gc.code, 0, gc.stderr);
+});
