@@ -229,7 +229,7 @@ export class Engine {
       shim?.abort();
       await this.runc.delete(id, true).catch(() => undefined);
       if (prepared) await this.bundles.release(rec).catch(() => undefined);
-      await removeBundle(bundle);
+      await removeBundle(bundle).catch((e: unknown) => this.log.warn({ err: e, id }, 'cleanup after a failed create'));
       await this.store.destroy(rec);
       throw err;
     }
