@@ -111,6 +111,8 @@ export class RaftNode {
   private readonly transfers = new Set<{ to: NodeId; resolve: () => void }>();
   /** Proposals queued in this event-loop turn (or during an fsync), handed to the core as one batch. */
   private queuedIds: number[] = [];
+  /** Resolutions of applied proposals, run after advance() so that callers see the core caught up. */
+  private settlements: (() => void)[] = [];
   private queuedData: Uint8Array[] = [];
 
   constructor(private readonly opts: RaftNodeOptions) {
@@ -243,6 +245,11 @@ export class RaftNode {
         return;
       }
       this.raw.advance();
+      if (this.settlements.length > 0) {
+        const done = this.settlements;
+        this.settlements = [];
+        for (const fn of done) fn();
+      }
     }
   }
 
@@ -396,7 +403,7 @@ export class RaftNode {
     w.cleanup?.();
     w.index = index;
     w.term = term;
-    w.resolve(result);
+    this.settlements.push(() => w.resolve(result));
   }
 
   private async compact(): Promise<void> {
