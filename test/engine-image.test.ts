@@ -339,6 +339,14 @@ test(
     assertEmptyStore(strict);
     const named = newService({ registry: { implicitLoopbackInsecure: false, insecureRegistries: [reg.addr] } });
     await named.pull(remote(TestImages.busybox));
+    // Named in the data root's registries.json (what shoald, `shoal image` and `container run` share).
+    const root = mkdtempSync(join(work, 'root-'));
+    writeFileSync(join(root, 'registries.json'), JSON.stringify({ insecureRegistries: [reg.addr] }));
+    const byFile = new ImageService({ root, registry: { implicitLoopbackInsecure: false } });
+    assert.equal(
+      (await byFile.pull(remote(TestImages.busybox))).id,
+      findTestImage(set, TestImages.busybox).manifest?.config.digest,
+    );
   },
 );
 

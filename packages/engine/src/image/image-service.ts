@@ -18,6 +18,7 @@ import { BlobStore } from '../content/blob-store.js';
 import { ImageInUseError, ImageNotFoundError } from '../errors.js';
 import { LayerStore } from '../layer/layer-store.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/registry-client.js';
+import { registryOptions } from '../registry/registry-config.js';
 import { acquireStateLock, type LockHandle } from '../state-lock.js';
 import { loadArchive, type LoadOptions } from './archive-load.js';
 import { ImageStore, type ImageIndexFile, type StoredImage } from './image-store.js';
@@ -39,6 +40,7 @@ export const DEFAULT_ENGINE_ROOT = '/var/lib/shoal/engine';
 export interface ImageServiceOptions {
   /** Data root (default /var/lib/shoal/engine). */
   root?: string;
+  /** Merged over `<root>/registries.json` and $SHOAL_INSECURE_REGISTRIES (see registry-config.ts). */
   registry?: RegistryClientOptions;
   platform?: Platform;
   /** Which images containers use (id -> container names); consulted by remove() and gc(). */
@@ -91,7 +93,7 @@ export class ImageService {
     this.layers = new LayerStore(this.root);
     this.store = new ImageStore(this.root, { timeoutMs: this.lockTimeoutMs });
     this.log = opts.logger ?? silentLogger();
-    this.registry = new RegistryClient({ logger: this.log, ...opts.registry });
+    this.registry = new RegistryClient({ logger: this.log, ...registryOptions(this.root, opts.registry) });
     this.platform = opts.platform ?? DEFAULT_PLATFORM;
     this.gcLock = join(this.root, 'gc.lock');
     this.inUseHook = opts.inUse;
