@@ -310,6 +310,40 @@ test('down cleans up after kill -9 of the CLI mid-up, of the registry and of hos
   assert.throws(() => process.kill(sleeper, 0), 'the process left in the host was killed');
 });
 
+test('concurrent ups of one lab and of two labs do not race', async (t) => {
+  const a = uniq('cc');
+  const b = uniq('cc');
+  for (const n of [a, b]) {
+    t.after(async () => {
+      await labDown(n).catch(() => undefined);
+    });
+  }
+  const results = await Promise.all([
+    cli(['lab', 'up', '--name', a, '--hosts', '2']),
+    cli(['lab', 'up', '--name', a, '--hosts', '2']),
+    cli(['lab', 'up', '--name', b, '--hosts', '2']),
+  ]);
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  const sa = await readLabState(a);
+  const sb = await readLabState(b);
+  assert.ok(sa && sb);
+  assert.deepEqual(
+    sa.hosts.map((h) => h.name),
+    ['h1', 'h2'],
+  );
+  assert.notEqual(sa.subnet, sb.subnet);
+  const registries = readdirSync('/proc').filter((p) => {
+    try {
+      return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(join(root, a, 'registry'));
+    } catch {
+      return false;
+    }
+  });
+  assert.equal(registries.length, 1, 'one registry for the lab');
+  assert.ok(await canPing(a, 'h1', sa.hosts[1]?.address ?? ''));
+  assert.ok(await canPing(b, 'h2', sb.hosts[0]?.address ?? ''));
+});
+
 test('bad input: one clear line, an error code, and nothing made', async () => {
   const name = uniq('bad');
   const cases: [string[], string, { asNobody?: boolean }?][] = [
