@@ -85,6 +85,8 @@ export function registerLab(program: Command): void {
     .argument('<host>', 'host name (h1, h2, ...)')
     .argument('<cmd...>', 'command and arguments (after --)')
     .passThroughOptions()
+    .allowUnknownOption()
+    .helpOption(false)
     .action(async (name: string, host: string, cmd: string[]) => {
       process.exitCode = await labExecInherit(name, host, cmd);
     });

@@ -9,6 +9,12 @@ import { errorMessage } from '@shoal/common';
 import { buildTestImages } from './build-test-images.js';
 import { pushTestImages } from './push-test-images.js';
 
+// `npm run images | head` closes stdout early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {

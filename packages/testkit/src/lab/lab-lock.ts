@@ -29,6 +29,7 @@ async function holder(path: string): Promise<number | undefined> {
 export async function withLock<T>(path: string, what: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
   await mkdir(dirname(path), { recursive: true });
   const deadline = Date.now() + timeoutMs;
+  let pidlessSince: number | undefined;
   for (;;) {
     try {
       await mkdir(path);
@@ -38,14 +39,21 @@ export async function withLock<T>(path: string, what: string, fn: () => Promise<
       if (errnoCode(err) !== 'EEXIST') throw err;
       const pid = await holder(path);
       if (pid === undefined) {
-        // Just created by someone else (pid not written yet), or left by a crash between the two steps.
-        await sleep(100);
-        if ((await holder(path)) === undefined && Date.now() > deadline - timeoutMs + 2000) await breakLock(path);
+        // Just made by another taker that has not written its pid yet, or left by a crash
+        // between mkdir and write: give the first case 2 s, then break it.
+        pidlessSince ??= Date.now();
+        if (Date.now() - pidlessSince > 2000) {
+          await breakLock(path);
+          pidlessSince = undefined;
+        } else {
+          await sleep(100);
+        }
       } else if (!alive(pid)) {
         await breakLock(path);
       } else if (Date.now() > deadline) {
         throw new LabLockedError(what, pid);
       } else {
+        pidlessSince = undefined;
         await sleep(100);
       }
     }

@@ -149,8 +149,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     if (comment) s.firewallComment = comment;
     await writeLabState(s);
     for (let i = 1; i <= count; i++) {
-      if (s.hosts.some((h) => h.index === i)) continue;
-      s.hosts.push(await ensureHost(s, i));
+      const known = s.hosts.find((h) => h.index === i);
+      // A host that exists is left alone; one whose namespace or link vanished is made again.
+      if (known && netnsExists(known.netns) && (await linkExists(known.veth))) continue;
+      const made = await ensureHost(s, i);
+      s.hosts = s.hosts.filter((h) => h.index !== i);
+      s.hosts.push(made);
       s.hosts.sort((a, b) => a.index - b.index);
       await writeLabState(s);
     }
