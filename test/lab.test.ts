@@ -237,7 +237,7 @@ test('test images pushed to the lab registry verify from inside a lab host', asy
 
 test('two labs coexist on separate subnets and bridges; down leaves nothing', async (t) => {
   const a = uniq('la');
-  const b = uniq('lb');
+  const b = uniq('a-rather-long-lab-name');
   const sa = await upLab(t, a, 2);
   const sb = await upLab(t, b, 2);
   assert.notEqual(sa.subnet, sb.subnet);
