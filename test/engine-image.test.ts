@@ -5,7 +5,7 @@
 // requests and corrupts, truncates or cuts chosen blobs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, existsSync, lstatSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
@@ -201,6 +201,32 @@ test('concurrent pulls share one download; a later pull skips present blobs', { 
   await svc.pull(ref, { onProgress: (e) => events.push(e) });
   assert.equal((proxy.blobGets.get(layer.digest) ?? 0) - before, 1, 'no GET when present');
   assert.ok(events.some((e) => e.kind === 'layer' && e.phase === 'exists'));
+});
+
+test('two processes pulling into one data root download each blob once', { skip, timeout: 60_000 }, async () => {
+  const root = new URL('../..', import.meta.url).pathname;
+  const data = mkdtempSync(join(work, 'xproc-'));
+  const ref = remote(TestImages.busyboxTar, proxy.addr);
+  const layer = findTestImage(set, TestImages.busyboxTar).manifest?.layers[0];
+  assert.ok(layer);
+  const before = proxy.blobGets.get(layer.digest) ?? 0;
+  const pullOnce = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const c = spawn(
+        process.execPath,
+        [join(root, 'packages/cli/dist/main.js'), 'image', 'pull', '-q', '--data-root', data, ref],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      c.on('error', reject);
+      c.on('close', (code) => resolve(code ?? -1));
+    });
+  assert.deepEqual(await Promise.all([pullOnce(), pullOnce()]), [0, 0]);
+  assert.equal((proxy.blobGets.get(layer.digest) ?? 0) - before, 1, 'the layer blob was fetched once');
+  const svc = new ImageService({ root: data });
+  assert.equal((await svc.list()).length, 1);
+  assert.deepEqual(readdirSync(join(data, 'locks')), [], 'no lock files left');
 });
 
 test(

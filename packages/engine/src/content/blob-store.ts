@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { DigestMismatchError, InvalidReferenceError } from '../errors.js';
 import { isDigest } from '../image/reference.js';
 import { fsyncDir } from './atomic-file.js';
+import { contentLockPath, withContentLock } from './content-lock.js';
 
 export type ByteSource = () => Promise<AsyncIterable<Uint8Array>>;
 
@@ -101,7 +102,7 @@ export class BlobStore {
     }
     // Registered before the first await, so that a concurrent caller always finds it.
     const listeners = new Set<BlobProgress>(onProgress ? [onProgress] : []);
-    const promise = (async (): Promise<boolean> => {
+    const promise = withContentLock(contentLockPath(this.root, 'blob', digest.slice(7)), async (): Promise<boolean> => {
       if (await this.has(digest)) return false;
       await this.commitTemp(digest, async (fh) => {
         const hash = createHash('sha256');
@@ -122,7 +123,7 @@ export class BlobStore {
         if (actual !== digest) throw new DigestMismatchError(digest, actual, what);
       });
       return true;
-    })();
+    });
     this.inflight.set(digest, { promise, listeners });
     try {
       return await promise;

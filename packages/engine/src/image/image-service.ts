@@ -192,7 +192,7 @@ export class ImageService {
     const { id } = ImageStore.lookup(idx, ref);
     const image = idx.images[id];
     if (!image) throw new ImageNotFoundError(ref);
-    const config = JSON.parse(await readFile(this.blobs.path(image.id), 'utf8')) as ImageConfigFile;
+    const config = await this.readJsonBlob<ImageConfigFile>(image.id, ref);
     const layerDirs: string[] = [];
     for (const d of image.diffIds) {
       if (!(await this.layers.has(d))) throw new ImageNotFoundError(`${ref} (layer ${d} missing from the store)`);
@@ -218,9 +218,17 @@ export class ImageService {
     const { id } = ImageStore.lookup(idx, ref);
     const rec = ImageStore.records(idx).find((r) => r.id === id);
     if (!rec) throw new ImageNotFoundError(ref);
-    const config = JSON.parse(await readFile(this.blobs.path(rec.id), 'utf8')) as ImageConfigFile;
-    const manifest = JSON.parse(await readFile(this.blobs.path(rec.manifestDigest), 'utf8')) as ImageManifest;
+    const config = await this.readJsonBlob<ImageConfigFile>(rec.id, ref);
+    const manifest = await this.readJsonBlob<ImageManifest>(rec.manifestDigest, ref);
     return { ...rec, config, manifest, layerDirs: rec.diffIds.map((d) => this.layers.diffDir(d)) };
+  }
+
+  private async readJsonBlob<T>(digest: string, ref: string): Promise<T> {
+    try {
+      return JSON.parse(await readFile(this.blobs.path(digest), 'utf8')) as T;
+    } catch (err) {
+      throw new ImageNotFoundError(`${ref} (blob ${digest} unreadable: ${(err as Error).message})`, { cause: err });
+    }
   }
 
   private async recordOf(id: string): Promise<ImageRecord> {

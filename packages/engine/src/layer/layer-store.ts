@@ -12,6 +12,7 @@ import { DigestMismatchError, LayerInvalidError } from '../errors.js';
 import { applyLayer } from './apply-layer.js';
 import { openDecompressed, type Compression } from './decompress.js';
 import { fsyncDir } from '../content/atomic-file.js';
+import { contentLockPath, withContentLock } from '../content/content-lock.js';
 
 export const LAYER_ID_LENGTH = 12;
 
@@ -19,7 +20,7 @@ export class LayerStore {
   readonly dir: string;
   private readonly inflight = new Map<string, Promise<string>>();
 
-  constructor(root: string) {
+  constructor(private readonly root: string) {
     this.dir = join(root, 'l');
   }
 
@@ -58,7 +59,14 @@ export class LayerStore {
     }
   }
 
-  private async unpack(diffId: string, blobPath: string, onPhase?: (c: Compression) => void): Promise<string> {
+  private unpack(diffId: string, blobPath: string, onPhase?: (c: Compression) => void): Promise<string> {
+    // Another process unpacking the same layer: wait for it, then find the layer there.
+    return withContentLock(contentLockPath(this.root, 'layer', LayerStore.idOf(diffId)), () =>
+      this.unpackLocked(diffId, blobPath, onPhase),
+    );
+  }
+
+  private async unpackLocked(diffId: string, blobPath: string, onPhase?: (c: Compression) => void): Promise<string> {
     if (await this.has(diffId)) return this.diffDir(diffId);
     const id = LayerStore.idOf(diffId);
     const final = join(this.dir, id);
