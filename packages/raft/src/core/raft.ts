@@ -321,7 +321,8 @@ export class Raft {
 
   // ---- step ----
 
-  step(m: Message): void {
+  /** Steps a message; `local` is true for requests made through this node's own API (they may throw). */
+  step(m: Message, local = false): void {
     if (m.term === 0) {
       // Local or forwarded message (proposal, read index): no term handling.
     } else if (m.term > this.term) {
@@ -374,23 +375,23 @@ export class Raft {
     }
     switch (this.state) {
       case 'leader':
-        this.stepLeader(m);
+        this.stepLeader(m, local);
         return;
       case 'candidate':
       case 'preCandidate':
-        this.stepCandidate(m);
+        this.stepCandidate(m, local);
         return;
       case 'follower':
-        this.stepFollower(m);
+        this.stepFollower(m, local);
         return;
     }
   }
 
-  private stepCandidate(m: Message): void {
+  private stepCandidate(m: Message, local: boolean): void {
     const myResp: MessageType = this.state === 'preCandidate' ? 'preVoteResp' : 'voteResp';
     switch (m.type as string) {
       case 'prop':
-        if (m.from === this.id) throw new ProposalDroppedError('no leader (election in progress)');
+        if (local) throw new ProposalDroppedError('no leader (election in progress)');
         return;
       case 'app':
         this.becomeFollower(m.term, m.from);
@@ -405,10 +406,10 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case 'readIndex':
-        if (m.from === this.id) throw new ProposalDroppedError('no leader for read index');
+        if (local) throw new ProposalDroppedError('no leader for read index');
         return;
       case 'transferLeader':
-        if (m.from === this.id) throw new ProposalDroppedError('no leader to transfer from');
+        if (local) throw new ProposalDroppedError('no leader to transfer from');
         return;
       default:
         break;
@@ -429,11 +430,11 @@ export class Raft {
     }
   }
 
-  private stepFollower(m: Message): void {
+  private stepFollower(m: Message, local: boolean): void {
     switch (m.type as string) {
       case 'prop':
         if (this.lead === NONE) {
-          if (m.from === this.id) throw new ProposalDroppedError('no leader');
+          if (local) throw new ProposalDroppedError('no leader');
           return;
         }
         this.forward(m, this.lead);
@@ -455,7 +456,7 @@ export class Raft {
         return;
       case 'transferLeader':
         if (this.lead === NONE) {
-          if (m.from === this.id) throw new ProposalDroppedError('no leader to transfer from');
+          if (local) throw new ProposalDroppedError('no leader to transfer from');
           return;
         }
         this.forward(m, this.lead);
@@ -466,7 +467,7 @@ export class Raft {
         return;
       case 'readIndex':
         if (this.lead === NONE) {
-          if (m.from === this.id) throw new ProposalDroppedError('no leader for read index');
+          if (local) throw new ProposalDroppedError('no leader for read index');
           return;
         }
         this.forward(m, this.lead);
@@ -532,10 +533,10 @@ export class Raft {
     return true;
   }
 
-  private stepLeader(m: Message): void {
+  private stepLeader(m: Message, local: boolean): void {
     switch (m.type as string) {
       case 'prop':
-        this.handleProposal(m);
+        this.handleProposal(m, local);
         return;
       case 'readIndex':
         if (this.trk.isSingleton()) {
@@ -550,7 +551,7 @@ export class Raft {
         this.startReadIndex(m);
         return;
       case 'transferLeader':
-        this.handleTransferLeader(m);
+        this.handleTransferLeader(m, local);
         return;
       default:
         break;
@@ -671,8 +672,7 @@ export class Raft {
     }
   }
 
-  private handleProposal(m: Message): void {
-    const local = m.from === this.id || m.from === NONE;
+  private handleProposal(m: Message, local: boolean): void {
     const drop = (why: string): void => {
       if (local) throw new ProposalDroppedError(why);
     };
@@ -725,9 +725,8 @@ export class Raft {
     this.uncommittedSize = Math.max(0, this.uncommittedSize - s);
   }
 
-  private handleTransferLeader(m: Message): void {
+  private handleTransferLeader(m: Message, local: boolean): void {
     const to = decodeNodeId(m.context);
-    const local = m.from === this.id;
     const pr = this.trk.progress.get(to);
     if (pr === undefined || pr.isLearner) {
       if (local) throw new ProposalDroppedError(`cannot transfer leadership to ${to}: not a voter`);

@@ -69,7 +69,7 @@ export class RawNode implements RawNodeApi {
 
   /** Steps a message received from a peer. Local message types are refused. */
   step(m: Message): void {
-    if (m.from === this.raft.id && m.type !== 'prop' && m.type !== 'readIndex') {
+    if (m.from === this.raft.id && m.type !== 'prop' && m.type !== 'readIndex' && m.type !== 'transferLeader') {
       throw new RaftInvariantError(`step: message ${m.type} from self`);
     }
     this.raft.step(m);
@@ -82,6 +82,7 @@ export class RawNode implements RawNodeApi {
   propose(data: Uint8Array): void {
     this.raft.step(
       newMessage('prop', NONE, { from: this.raft.id, entries: [{ term: 0, index: 0, type: 'normal', data }] }),
+      true,
     );
   }
 
@@ -89,7 +90,7 @@ export class RawNode implements RawNodeApi {
   proposeBatch(datas: readonly Uint8Array[]): void {
     if (datas.length === 0) return;
     const entries: Entry[] = datas.map((data) => ({ term: 0, index: 0, type: 'normal', data }));
-    this.raft.step(newMessage('prop', NONE, { from: this.raft.id, entries }));
+    this.raft.step(newMessage('prop', NONE, { from: this.raft.id, entries }), true);
   }
 
   proposeConfChange(cc: ConfChange): void {
@@ -97,6 +98,7 @@ export class RawNode implements RawNodeApi {
     const data = encodeConfChange(cc);
     this.raft.step(
       newMessage('prop', NONE, { from: this.raft.id, entries: [{ term: 0, index: 0, type: 'confChange', data }] }),
+      true,
     );
   }
 
@@ -110,12 +112,13 @@ export class RawNode implements RawNodeApi {
   }
 
   readIndex(requestCtx: Uint8Array): void {
-    this.raft.step(newMessage('readIndex', NONE, { from: this.raft.id, context: requestCtx }));
+    this.raft.step(newMessage('readIndex', NONE, { from: this.raft.id, context: requestCtx }), true);
   }
 
   transferLeader(to: NodeId): void {
     this.raft.step(
       newMessage('transferLeader', NONE, { from: this.raft.id, term: this.raft.term, context: encodeNodeId(to) }),
+      true,
     );
   }
 

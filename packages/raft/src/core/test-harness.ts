@@ -67,6 +67,7 @@ export class Network {
     for (const id of [...voters, ...learners]) {
       const storage = new MemoryStorage();
       storage.applySnapshot({ ...snap, metadata: { ...snap.metadata, confState: cs } });
+      storage.setHardState({ term: 1, vote: '', commit: 1 });
       this.addNode(id, storage);
     }
   }
