@@ -5,6 +5,8 @@
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '@shoal/common';
+import { LabHostNotFoundError, LabNotFoundError } from '../errors.js';
+import { checkLabName } from './lab-names.js';
 
 export interface LabHostState {
   name: string;
@@ -93,4 +95,24 @@ export async function listLabNames(): Promise<string[]> {
     if (errnoCode(err) === 'ENOENT') return [];
     throw err;
   }
+}
+
+/** Reads a lab's state or throws LabNotFoundError. */
+export async function requireLab(lab: string): Promise<LabState> {
+  checkLabName(lab);
+  const s = await readLabState(lab);
+  if (!s) throw new LabNotFoundError(lab);
+  return s;
+}
+
+/** Finds a host of a lab or throws LabHostNotFoundError. */
+export function requireHost(s: LabState, host: string): LabHostState {
+  const h = s.hosts.find((x) => x.name === host);
+  if (!h)
+    throw new LabHostNotFoundError(
+      s.name,
+      host,
+      s.hosts.map((x) => x.name),
+    );
+  return h;
 }
