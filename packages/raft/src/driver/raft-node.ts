@@ -10,6 +10,7 @@ import type {
   ConfChange,
   ConfState,
   Entry,
+  HardState,
   Message,
   NodeId,
   RawNodeApi,
@@ -113,6 +114,8 @@ export class RaftNode {
   private queuedIds: number[] = [];
   /** Resolutions of applied proposals, run after advance() so that callers see the core caught up. */
   private settlements: (() => void)[] = [];
+  /** Latest commit-only hard state, written with the next batch. */
+  private deferredHs: HardState | undefined;
   private queuedData: Uint8Array[] = [];
 
   constructor(private readonly opts: RaftNodeOptions) {
@@ -264,7 +267,14 @@ export class RaftNode {
       rest = rest.filter((m) => !EARLY_TYPES.has(m.type));
     }
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) await o.store.saveSnapshot(rd.snapshot);
-    if (hs !== undefined || rd.entries.length > 0) await o.store.save(hs, rd.entries, rd.mustSync);
+    if (rd.entries.length > 0 || rd.mustSync) {
+      await o.store.save(hs ?? this.deferredHs, rd.entries, rd.mustSync);
+      this.deferredHs = undefined;
+    } else if (hs !== undefined) {
+      // A commit-only change needs no durability (a lower commit is re-learned after a restart):
+      // it rides along with the next batch instead of costing a write before apply.
+      this.deferredHs = hs;
+    }
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) this.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) {
       this.storage.append(rd.entries);

@@ -239,7 +239,9 @@ test('a failed write or fdatasync is fatal and poisons the WAL', async (t) => {
   const { wal } = await Wal.open(dir, { segmentSize: 8192 });
   await wal.save(undefined, [ent(1, 1)], true);
   // Pull the file out from under the WAL: the next write fails with EBADF.
-  await (wal as unknown as { fh: { close(): Promise<void> } }).fh.close();
+  const handles = wal as unknown as { fh: { close(): Promise<void> }; dsync: { close(): Promise<void> } };
+  await handles.fh.close();
+  await handles.dsync.close();
   await assert.rejects(wal.save(undefined, [ent(2, 1)], true), StorageFatalError);
   await assert.rejects(wal.save(undefined, [ent(3, 1)], true), StorageFatalError, 'never retried');
   await assert.rejects(wal.saveSnapshotMarker({ term: 1, index: 1 }), StorageFatalError);
