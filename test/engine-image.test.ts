@@ -47,19 +47,23 @@ let proxy: FaultProxy;
 interface FaultProxy {
   addr: string;
   blobGets: Map<string, number>;
-  faults: Map<string, 'corrupt' | 'truncate' | 'cut'>;
+  faults: Map<string, 'corrupt' | 'truncate' | 'cut' | 'cut-once'>;
   close(): Promise<void>;
 }
 
 async function startProxy(target: string): Promise<FaultProxy> {
   const blobGets = new Map<string, number>();
-  const faults = new Map<string, 'corrupt' | 'truncate' | 'cut'>();
+  const faults = new Map<string, 'corrupt' | 'truncate' | 'cut' | 'cut-once'>();
   const server = http.createServer((req, res) => {
     const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
     const digest = m?.[1];
     if (digest && req.method === 'GET') blobGets.set(digest, (blobGets.get(digest) ?? 0) + 1);
     const up = http.request(`http://${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
-      const fault = digest ? faults.get(digest) : undefined;
+      let fault = digest ? faults.get(digest) : undefined;
+      if (fault === 'cut-once' && digest) {
+        faults.delete(digest);
+        fault = 'cut';
+      }
       if (!fault || ur.statusCode !== 200) {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);
@@ -353,6 +357,13 @@ test(
         proxy.faults.delete(layer.digest);
       }
     }
+    // A connection dropped once is retried; the pull then succeeds.
+    const once = findTestImage(set, TestImages.busyboxTar).manifest?.layers[0];
+    assert.ok(once);
+    proxy.faults.set(once.digest, 'cut-once');
+    const retried = newService();
+    assert.equal((await retried.pull(remote(TestImages.busyboxTar, proxy.addr))).diffIds[0], once.diffId);
+    assert.ok(!proxy.faults.has(once.digest), 'the fault fired');
   },
 );
 
@@ -437,6 +448,12 @@ test(
     assert.equal(all.repoTags.length, 2, 'two tags on one image');
     assert.equal(all.repoDigests.length, 2, 'two manifest digests on one image');
     const [tag1, last] = all.repoTags as [string, string];
+    // A lease (held by the runtime between resolve() and recording its container) holds off removal.
+    const lease = await svc.lease();
+    const impatient = new ImageService({ root: svc.root, lockTimeoutMs: 100 });
+    await assert.rejects(impatient.remove(all.repoDigests[0] ?? ''), (e) => hasCodeOf(e, 'ENGINE_STATE_LOCKED'));
+    lease.release();
+    assert.equal((await svc.list())[0]?.repoDigests.length, 2, 'nothing removed while leased');
     users.set(a.id, ['c1']);
     // Dropping a digest ref or one of two tags is fine while in use; dropping the last tag is not.
     assert.deepEqual((await svc.remove(all.repoDigests[0] ?? '')).deleted, []);

@@ -6,9 +6,10 @@
  *   <root>/images.json          images and refs (name:tag / name@digest -> image id)
  *   <root>/images.lock          exclusive lock around every metadata read-modify-write
  *   <root>/gc.lock              shared while pulling/loading, exclusive while deleting content
+ *   <root>/lease.lock           shared by the runtime from resolve() to recording its container
  *   <root>/tmp/                 temp files, swept by gc
  *
- * Lock order: gc.lock before images.lock. Several processes (shoald, a daemonless `shoal image`)
+ * Lock order: lease.lock, gc.lock, images.lock. Several processes (shoald, a daemonless `shoal image`)
  * may use one root at the same time.
  */
 import { readFile } from 'node:fs/promises';
@@ -81,6 +82,7 @@ export class ImageService {
   readonly registry: RegistryClient;
   private readonly platform: Platform;
   private readonly gcLock: string;
+  private readonly leaseLock: string;
   private readonly lockTimeoutMs: number;
   private inUseHook: InUseHook | undefined;
   private readonly log: Logger;
@@ -96,7 +98,27 @@ export class ImageService {
     this.registry = new RegistryClient({ logger: this.log, ...registryOptions(this.root, opts.registry) });
     this.platform = opts.platform ?? DEFAULT_PLATFORM;
     this.gcLock = join(this.root, 'gc.lock');
+    this.leaseLock = join(this.root, 'lease.lock');
     this.inUseHook = opts.inUse;
+  }
+
+  /**
+   * A lease that keeps images from being removed: hold it from `resolve()` until the container
+   * that uses the image is recorded (and so reported by the in-use hook). remove() and gc() wait
+   * for leases before they decide what is unused. Release it promptly.
+   */
+  lease(): Promise<LockHandle> {
+    return acquireStateLock(this.leaseLock, 'shared', { timeoutMs: this.lockTimeoutMs });
+  }
+
+  /** Runs the in-use check and the metadata change with no lease outstanding. */
+  private async unleased<T>(fn: (users: Map<string, string[]>) => Promise<T>): Promise<T> {
+    const lock = await acquireStateLock(this.leaseLock, 'exclusive', { timeoutMs: this.lockTimeoutMs });
+    try {
+      return await fn(await this.inUse());
+    } finally {
+      lock.release();
+    }
   }
 
   /** Lets the runtime report which images its containers use. */
@@ -248,21 +270,22 @@ export class ImageService {
    */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
     await this.init();
-    const users = await this.inUse();
-    const result = await this.store.update((idx) => {
-      const { id, key } = ImageStore.lookup(idx, ref);
-      const refs = ImageStore.refsOf(idx, id);
-      let drop = key ? [key] : refs;
-      // As Docker: digest refs do not keep an image alive once its last tag is removed.
-      if (key && !key.includes('@') && !refs.some((r) => r !== key && !r.includes('@'))) drop = refs;
-      const remaining = refs.filter((r) => !drop.includes(r));
-      const goes = remaining.length === 0;
-      const using = users.get(id);
-      if (goes && using && using.length > 0 && !opts.force) throw new ImageInUseError(ref, using);
-      for (const r of drop) delete idx.refs[r];
-      if (goes) delete idx.images[id];
-      return { untagged: drop, deleted: goes ? [id] : [] };
-    });
+    const result = await this.unleased((users) =>
+      this.store.update((idx) => {
+        const { id, key } = ImageStore.lookup(idx, ref);
+        const refs = ImageStore.refsOf(idx, id);
+        let drop = key ? [key] : refs;
+        // As Docker: digest refs do not keep an image alive once its last tag is removed.
+        if (key && !key.includes('@') && !refs.some((r) => r !== key && !r.includes('@'))) drop = refs;
+        const remaining = refs.filter((r) => !drop.includes(r));
+        const goes = remaining.length === 0;
+        const using = users.get(id);
+        if (goes && using && using.length > 0 && !opts.force) throw new ImageInUseError(ref, using);
+        for (const r of drop) delete idx.refs[r];
+        if (goes) delete idx.images[id];
+        return { untagged: drop, deleted: goes ? [id] : [] };
+      }),
+    );
     if (result.deleted.length > 0) await this.prune(false);
     return result;
   }
@@ -273,18 +296,19 @@ export class ImageService {
    */
   async gc(): Promise<GcResult> {
     await this.init();
-    const users = await this.inUse();
-    const images = await this.store.update((idx) => {
-      const referenced = new Set(Object.values(idx.refs));
-      const gone: string[] = [];
-      for (const id of Object.keys(idx.images)) {
-        if (!referenced.has(id) && !(users.get(id)?.length ?? 0)) {
-          delete idx.images[id];
-          gone.push(id);
+    const images = await this.unleased((users) =>
+      this.store.update((idx) => {
+        const referenced = new Set(Object.values(idx.refs));
+        const gone: string[] = [];
+        for (const id of Object.keys(idx.images)) {
+          if (!referenced.has(id) && !(users.get(id)?.length ?? 0)) {
+            delete idx.images[id];
+            gone.push(id);
+          }
         }
-      }
-      return gone;
-    });
+        return gone;
+      }),
+    );
     const counts = await this.prune(true);
     return { images, ...counts };
   }

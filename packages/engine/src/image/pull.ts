@@ -5,8 +5,8 @@
  * concurrent pulls) -> unpacked layer dirs (diffID verified). Nothing is committed here: the
  * caller records the image and its refs when everything is in place.
  */
-import { throwIfAborted } from '@shoal/common';
-import { DigestMismatchError, UnsupportedMediaTypeError } from '../errors.js';
+import { sleep, throwIfAborted } from '@shoal/common';
+import { DigestMismatchError, RegistryUnreachableError, UnsupportedMediaTypeError } from '../errors.js';
 import type { BlobStore } from '../content/blob-store.js';
 import type { LayerStore } from '../layer/layer-store.js';
 import type { RegistryClient } from '../registry/registry-client.js';
@@ -35,6 +35,8 @@ export interface PullOutcome {
 }
 
 const LAYER_CONCURRENCY = 3;
+/** Tries per layer blob when the registry drops the connection or answers 5xx. */
+const BLOB_ATTEMPTS = 3;
 
 export async function pullImage(
   deps: PullDeps,
@@ -131,20 +133,30 @@ async function fetchLayer(
     onProgress({ kind: 'layer', digest, phase: 'exists', done: size, total: size });
     return;
   }
-  let last = 0;
-  const fresh = await deps.blobs.ingest(
-    digest,
-    size,
-    () => deps.registry.openBlob(ref, digest, signal),
-    (done, total) => {
-      // At most ~100 events per layer.
-      if (done === total || done - last >= Math.max(total / 100, 64 << 10)) {
-        last = done;
-        onProgress({ kind: 'layer', digest, phase: 'downloading', done, total });
-      }
-    },
-    `layer blob of ${formatReference(ref)}`,
-  );
+  let fresh: boolean;
+  for (let attempt = 1; ; attempt++) {
+    let last = 0;
+    try {
+      fresh = await deps.blobs.ingest(
+        digest,
+        size,
+        () => deps.registry.openBlob(ref, digest, signal),
+        (done, total) => {
+          // At most ~100 events per layer.
+          if (done === total || done - last >= Math.max(total / 100, 64 << 10)) {
+            last = done;
+            onProgress({ kind: 'layer', digest, phase: 'downloading', done, total });
+          }
+        },
+        `layer blob of ${formatReference(ref)}`,
+      );
+      break;
+    } catch (err) {
+      // A dropped connection or a 5xx may pass: retry from scratch (nothing was kept).
+      if (!(err instanceof RegistryUnreachableError) || attempt >= BLOB_ATTEMPTS) throw err;
+      await sleep(300 * attempt, signal);
+    }
+  }
   if (fresh) created.blobs.push(digest);
   onProgress({ kind: 'layer', digest, phase: 'extracting', done: size, total: size });
   const hadLayer = await deps.layers.has(diffId);
