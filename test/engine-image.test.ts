@@ -284,6 +284,89 @@ test(
   },
 );
 
+test(
+  'anonymous bearer tokens; credentials do not follow a redirect to another host',
+  { skip, timeout: 60_000 },
+  async () => {
+    // Anonymous token flow: the token server grants pull to everyone.
+    const dir = join(work, `reg-anon-${randomBytes(3).toString('hex')}`);
+    mkdirSync(dir, { recursive: true });
+    const ts = await startTokenServer({ dir });
+    const r = await startRegistry({ dir, auth: ts.authConfig() });
+    try {
+      await pushTestImages(r.url, { set, only: [TestImages.busyboxZstd] });
+      const anon = newService();
+      assert.equal(
+        (await anon.pull(`${r.addr}/${TestImages.busyboxZstd}`)).manifestDigest,
+        findTestImage(set, TestImages.busyboxZstd).digest,
+      );
+      assert.ok(
+        ts.requests.some((q) => q.granted && q.user === undefined),
+        'an anonymous token was issued',
+      );
+    } finally {
+      await r.stop();
+      await ts.stop();
+    }
+
+    // Blobs redirected to another host (as registries do to object storage): Basic credentials go
+    // to the registry but not to the storage host.
+    const creds = { username: 'carol', password: 'pa55' };
+    const basic = `Basic ${Buffer.from('carol:pa55').toString('base64')}`;
+    const r2 = await startRegistry({ dir: join(work, `reg-redir-${randomBytes(3).toString('hex')}`), htpasswd: creds });
+    const storageAuth: (string | undefined)[] = [];
+    const registryAuth: (string | undefined)[] = [];
+    const storage = http.createServer((req, res) => {
+      storageAuth.push(req.headers.authorization);
+      const up = http.request(`http://${r2.addr}${req.url}`, { headers: { authorization: basic } }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end();
+    });
+    await new Promise<void>((ok) => storage.listen(0, '127.0.0.2', ok));
+    const sa = storage.address();
+    const storageHost = `127.0.0.2:${typeof sa === 'object' && sa ? sa.port : 0}`;
+    const front = http.createServer((req, res) => {
+      registryAuth.push(req.headers.authorization);
+      if (/\/blobs\/sha256:/.test(req.url ?? '') && req.headers.authorization) {
+        res.writeHead(307, { location: `http://${storageHost}${req.url}` });
+        res.end();
+        return;
+      }
+      const up = http.request(`http://${r2.addr}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((ok) => front.listen(0, '127.0.0.1', ok));
+    const fa = front.address();
+    const frontHost = `127.0.0.1:${typeof fa === 'object' && fa ? fa.port : 0}`;
+    try {
+      await pushTestImages(r2.url, { set, only: [TestImages.busybox], auth: creds });
+      const svc = newService({ registry: { credentials: { [frontHost]: creds } } });
+      const rec = await svc.pull(`${frontHost}/${TestImages.busybox}`);
+      assert.equal(rec.id, findTestImage(set, TestImages.busybox).manifest?.config.digest);
+      assert.ok(storageAuth.length >= 2, 'config and layer came through the redirect');
+      assert.deepEqual(storageAuth.filter(Boolean), [], 'no Authorization sent to the other host');
+      assert.ok(registryAuth.includes(basic), 'the registry itself got the credentials');
+    } finally {
+      await new Promise<void>((ok) => {
+        front.close(() => ok());
+        front.closeAllConnections();
+      });
+      await new Promise<void>((ok) => {
+        storage.close(() => ok());
+        storage.closeAllConnections();
+      });
+      await r2.stop();
+    }
+  },
+);
+
 test('bearer token auth: token per scope; wrong credentials refused', { skip, timeout: 60_000 }, async () => {
   const dir = join(work, `reg-token-${randomBytes(3).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
