@@ -92,7 +92,5 @@ test('runc failure: a clear error and nothing left behind', LIMIT, async (t) => 
   const id = await engine.run({ image: 'busybox', name: 'broken', cmd: ['true'] });
   assert.equal((await engine.wait(id)).exitCode, 0);
   await engine.remove(id);
-  await assert.rejects(engine.run({ image: 'busybox', memoryBytes: 10 }), (e) =>
-    hasCode(e, 'ENGINE_INVALID_CONTAINER_SPEC'),
-  );
+  await assert.rejects(engine.run({ image: 'busybox', memoryBytes: 10 }), (e) => hasCode(e, 'ENGINE_INVALID_SPEC'));
 });

@@ -243,17 +243,6 @@ export class MonitorError extends EngineError {
   }
 }
 
-/** Thrown when a container create request is invalid (bad flag value, mount, healthcheck). */
-export class InvalidContainerSpecError extends EngineError {
-  constructor(
-    readonly field: string,
-    detail: string,
-    options?: { cause?: unknown },
-  ) {
-    super('ENGINE_INVALID_CONTAINER_SPEC', `invalid container spec: ${field}: ${detail}`, options);
-  }
-}
-
 // runtime: spec, confinement, rootfs, cgroups, secrets
 
 /** Thrown when a container spec field is invalid (bad size, cpus, ulimit, user, signal...). */

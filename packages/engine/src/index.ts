@@ -31,7 +31,6 @@ export {
   RuncFailedError,
   ContainerStateError,
   MonitorError,
-  InvalidContainerSpecError,
 } from './errors.js';
 
 // runtime: spec, cgroups, secrets

@@ -3,9 +3,9 @@
  * entrypoint/cmd pair, env per key, working dir, user, stop signal and healthcheck field by field.
  * Also validates and normalises the request so that bad input fails before anything is made.
  */
-import { constants } from 'node:os';
 import type { ImageConfig } from '../image/types.js';
-import { InvalidContainerSpecError } from '../errors.js';
+import { InvalidSpecError } from '../errors.js';
+import { normaliseStopSignal } from '../spec/signal.js';
 import type { ContainerCreateOptions, HealthcheckConfig } from './types.js';
 
 export interface MergedProcess {
@@ -21,32 +21,23 @@ export function mergeProcess(opts: ContainerCreateOptions, image: ImageConfig): 
   const entrypoint = opts.entrypoint ?? image.Entrypoint ?? [];
   const cmd = opts.cmd ?? (opts.entrypoint ? [] : (image.Cmd ?? []));
   const args = [...entrypoint, ...cmd];
-  if (args.length === 0) throw new InvalidContainerSpecError('cmd', 'no command given and the image has none');
+  if (args.length === 0) throw new InvalidSpecError('cmd', 'no command given and the image has none');
   const env = new Map<string, string>();
   for (const e of image.Env ?? []) env.set(e.split('=')[0] ?? e, e);
   for (const e of opts.env ?? []) {
     const key = e.split('=')[0] ?? '';
-    if (!key) throw new InvalidContainerSpecError('env', `${JSON.stringify(e)} has no name`);
+    if (!key) throw new InvalidSpecError('env', `${JSON.stringify(e)} has no name`);
     env.set(key, e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`);
   }
   if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
   const cwd = opts.workdir ?? (image.WorkingDir || '/');
-  if (!cwd.startsWith('/')) throw new InvalidContainerSpecError('workdir', `${cwd} is not absolute`);
+  if (!cwd.startsWith('/')) throw new InvalidSpecError('workdir', `${cwd} is not absolute`);
   return { args, env: [...env.values()], cwd, user: opts.user ?? (image.User || '') };
 }
 
-/** The signal name (SIGTERM) for a name, short name or number; throws on an unknown one. */
+/** The signal name (SIGTERM, or the number of a real-time signal); throws on an unknown one. */
 export function normaliseSignal(sig: string | number, field = 'signal'): string {
-  const s = String(sig).trim().toUpperCase();
-  if (/^\d+$/.test(s)) {
-    const n = Number(s);
-    const name = Object.entries(constants.signals).find(([, v]) => v === n)?.[0];
-    if (!name) throw new InvalidContainerSpecError(field, `unknown signal ${s}`);
-    return name;
-  }
-  const name = s.startsWith('SIG') ? s : `SIG${s}`;
-  if (!(name in constants.signals)) throw new InvalidContainerSpecError(field, `unknown signal ${String(sig)}`);
-  return name;
+  return normaliseStopSignal(sig, field);
 }
 
 const NS = 1_000_000;
@@ -60,12 +51,12 @@ export function mergeHealthcheck(
   if (!test || test.length === 0 || test[0] === 'NONE') return undefined;
   const kind = test[0];
   if (kind !== 'CMD' && kind !== 'CMD-SHELL') {
-    throw new InvalidContainerSpecError('healthcheck', `test must start with CMD, CMD-SHELL or NONE, got ${kind}`);
+    throw new InvalidSpecError('healthcheck', `test must start with CMD, CMD-SHELL or NONE, got ${kind}`);
   }
-  if (test.length < 2) throw new InvalidContainerSpecError('healthcheck', `${kind} needs a command`);
+  if (test.length < 2) throw new InvalidSpecError('healthcheck', `${kind} needs a command`);
   const pick = (mine: number | undefined, img: number | undefined, def: number): number => {
     const v = mine ?? (img ? img / NS : undefined) ?? def;
-    if (!Number.isFinite(v) || v < 0) throw new InvalidContainerSpecError('healthcheck', `bad duration ${v}`);
+    if (!Number.isFinite(v) || v < 0) throw new InvalidSpecError('healthcheck', `bad duration ${v}`);
     return v || def;
   };
   return {
@@ -86,20 +77,20 @@ export function healthArgv(hc: HealthcheckConfig): string[] {
 
 /** Checks limits and mounts of a request. */
 export function validateCreate(opts: ContainerCreateOptions): void {
-  if (!opts.image) throw new InvalidContainerSpecError('image', 'missing');
+  if (!opts.image) throw new InvalidSpecError('image', 'missing');
   if (opts.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(opts.name)) {
-    throw new InvalidContainerSpecError('name', `${JSON.stringify(opts.name)} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+    throw new InvalidSpecError('name', `${JSON.stringify(opts.name)} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
   }
   if (opts.memoryBytes !== undefined && (!Number.isInteger(opts.memoryBytes) || opts.memoryBytes < 6 * 1024 * 1024)) {
-    throw new InvalidContainerSpecError('memory', 'must be at least 6 MiB');
+    throw new InvalidSpecError('memory', 'must be at least 6 MiB');
   }
-  if (opts.cpus !== undefined && !(opts.cpus > 0)) throw new InvalidContainerSpecError('cpus', 'must be > 0');
+  if (opts.cpus !== undefined && !(opts.cpus > 0)) throw new InvalidSpecError('cpus', 'must be > 0');
   for (const b of opts.binds ?? []) {
     if (!b.source.startsWith('/') || !b.target.startsWith('/')) {
-      throw new InvalidContainerSpecError('volume', `${b.source}:${b.target}: both paths must be absolute`);
+      throw new InvalidSpecError('volume', `${b.source}:${b.target}: both paths must be absolute`);
     }
   }
   for (const t of opts.tmpfs ?? []) {
-    if (!t.target.startsWith('/')) throw new InvalidContainerSpecError('tmpfs', `${t.target} is not absolute`);
+    if (!t.target.startsWith('/')) throw new InvalidSpecError('tmpfs', `${t.target} is not absolute`);
   }
 }
