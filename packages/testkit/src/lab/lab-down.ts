@@ -54,7 +54,7 @@ export async function labLeftovers(lab: string): Promise<{
   const vp = vethPattern(lab);
   const bridge = state?.bridge ?? bridgeName(lab);
   const links = (await listLinks()).map((l) => l.ifname).filter((n) => n === bridge || vp.test(n));
-  const processes = [...new Set([...namespaces.flatMap((n) => pidsInNetns(n)), ...pidsWithCmdline(`${dir}/`)])];
+  const processes = [...new Set([...pidsInNetns(namespaces), ...pidsWithCmdline(`${dir}/`)])];
   return { namespaces, links, processes, mounts: mountsUnder(dir), rules: await labRules(lab), dir: existsSync(dir) };
 }
 

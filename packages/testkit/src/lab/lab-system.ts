@@ -83,20 +83,23 @@ export function pidsWithCmdline(needle: string): number[] {
   return out;
 }
 
-/** Pids whose network namespace is the one bound at /run/netns/<name>. */
-export function pidsInNetns(name: string): number[] {
-  let target: string;
-  try {
-    // The inode of the bound namespace, as /proc/<pid>/ns/net shows it ("net:[4026532...]").
-    target = `net:[${statSync(`/run/netns/${name}`).ino}]`;
-  } catch {
-    return [];
+/** Pids whose network namespace is one of those bound at /run/netns/<name> (one /proc scan). */
+export function pidsInNetns(names: readonly string[]): number[] {
+  const targets = new Set<string>();
+  for (const name of names) {
+    try {
+      // The inode of the bound namespace, as /proc/<pid>/ns/net shows it ("net:[4026532...]").
+      targets.add(`net:[${statSync(`/run/netns/${name}`).ino}]`);
+    } catch {
+      /* not bound */
+    }
   }
+  if (targets.size === 0) return [];
   const out: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
-      if (readlinkSync(`/proc/${p}/ns/net`) === target) out.push(Number(p));
+      if (targets.has(readlinkSync(`/proc/${p}/ns/net`))) out.push(Number(p));
     } catch {
       /* gone or not ours to read */
     }
