@@ -55,9 +55,11 @@ async function startProxy(target: string): Promise<FaultProxy> {
   const blobGets = new Map<string, number>();
   const faults = new Map<string, 'corrupt' | 'truncate' | 'cut' | 'cut-once'>();
   const server = http.createServer((req, res) => {
-    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
-    const digest = m?.[1];
-    if (digest && req.method === 'GET') blobGets.set(digest, (blobGets.get(digest) ?? 0) + 1);
+    const blob = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '')?.[1];
+    if (blob && req.method === 'GET') blobGets.set(blob, (blobGets.get(blob) ?? 0) + 1);
+    // Faults are keyed by blob digest, or by `manifests/<tag|digest>`.
+    const manifest = /\/(manifests\/[^/]+)$/.exec(req.url ?? '')?.[1];
+    const digest = blob ?? manifest;
     const up = http.request(`http://${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
       let fault = digest ? faults.get(digest) : undefined;
       if (fault === 'cut-once' && digest) {
@@ -438,6 +440,25 @@ test(
         assertEmptyStore(svc);
       } finally {
         proxy.faults.delete(layer.digest);
+      }
+    }
+    // A manifest that does not hash to its Docker-Content-Digest (by tag) or to the digest asked
+    // for (by digest).
+    const tarImage = findTestImage(set, TestImages.busyboxTar);
+    for (const [key, ref] of [
+      [`manifests/${tarImage.tag}`, remote(TestImages.busyboxTar, proxy.addr)],
+      [`manifests/${tarImage.digest}`, `${proxy.addr}/${tarImage.repository}@${tarImage.digest}`],
+    ] as const) {
+      proxy.faults.set(key, 'corrupt');
+      try {
+        const svc = newService();
+        await assert.rejects(
+          svc.pull(ref),
+          (e) => hasCodeOf(e, 'ENGINE_DIGEST_MISMATCH') && /manifest/.test((e as Error).message),
+        );
+        assertEmptyStore(svc);
+      } finally {
+        proxy.faults.delete(key);
       }
     }
     // A connection dropped once is retried; the pull then succeeds.

@@ -115,7 +115,7 @@ export type PullProgress =
   | {
       kind: 'layer';
       digest: string;
-      phase: 'exists' | 'downloading' | 'verifying' | 'extracting' | 'done';
+      phase: 'exists' | 'downloading' | 'extracting' | 'done';
       done: number;
       total: number;
     }
