@@ -78,7 +78,7 @@ export class DiskLogStore implements LogStore {
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    this.snapshotter.save(snapshot);
+    await this.snapshotter.save(snapshot);
     await this.wal.saveSnapshotMarker({ term: snapshot.metadata.term, index: snapshot.metadata.index });
     this.snapIndexes.push(snapshot.metadata.index);
   }

@@ -24,8 +24,8 @@ async function tmp(t: { after: (fn: () => Promise<void>) => void }): Promise<str
 test('newest valid snapshot wins; a bad one becomes .broken and the older one is used', async (t) => {
   const dir = await tmp(t);
   const s = new Snapshotter(dir);
-  s.save(snap(1, 10, 'ten'));
-  s.save(snap(2, 20, 'twenty'));
+  await s.save(snap(1, 10, 'ten'));
+  await s.save(snap(2, 20, 'twenty'));
   assert.equal(Buffer.from(s.loadNewest()!.data).toString(), 'twenty');
   assert.equal(s.loadNewest((_t, i) => i < 20)!.metadata.index, 10, 'only accepted snapshots are used');
   const f = join(dir, snapshotFileName(2, 20));
@@ -36,8 +36,8 @@ test('newest valid snapshot wins; a bad one becomes .broken and the older one is
   assert.equal(got.metadata.index, 10);
   assert.deepEqual(got.metadata.confState, cs);
   assert.ok((await readdir(dir)).includes(`${snapshotFileName(2, 20)}.broken`));
-  s.save(snap(3, 30, 'x'));
-  s.save(snap(3, 40, 'y'));
+  await s.save(snap(3, 30, 'x'));
+  await s.save(snap(3, 40, 'y'));
   s.purge(2);
   assert.deepEqual(
     s.list().map((x) => x.index),
@@ -71,7 +71,7 @@ test('disk store boots from snapshot + marker + later entries, and purges only a
   assert.equal(again.boot.hardState.commit, 100);
   await again.close();
   // A snapshot file without a WAL marker (crash between the two) is ignored.
-  new Snapshotter(join(dir, 'snap')).save(snap(1, 110, 'unmarked'));
+  await new Snapshotter(join(dir, 'snap')).save(snap(1, 110, 'unmarked'));
   const third = await DiskLogStore.open(dir, { segmentSize: 2048 });
   assert.equal(third.boot.snapshot!.metadata.index, 100);
   await third.close();

@@ -8,7 +8,8 @@
  * that verifies and that the caller accepts (it has a WAL marker); a file that fails to verify is
  * renamed `.broken` and the next older one is tried.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { type Logger, silentLogger } from '@shoal/common';
@@ -94,21 +95,31 @@ export class Snapshotter {
     this.log = opts.logger ?? silentLogger();
   }
 
-  /** Writes `s` atomically and durably. I/O errors are fatal (StorageFatalError). */
-  save(s: Snapshot): void {
+  /**
+   * Writes `s` atomically and durably (tmp, fsync, rename, fsync dir) without blocking the event
+   * loop. I/O errors are fatal (StorageFatalError).
+   */
+  async save(s: Snapshot): Promise<void> {
     const name = snapshotFileName(s.metadata.term, s.metadata.index);
     const tmp = join(this.dir, `${name}.tmp`);
     const buf = encodeSnapshotFile(s, this.cipher);
     try {
-      const fd = openSync(tmp, 'w', 0o600);
+      const fh = await open(tmp, 'w', 0o600);
       try {
-        for (let done = 0; done < buf.length;) done += writeSync(fd, buf, done, buf.length - done, done);
-        fsyncSync(fd);
+        for (let done = 0; done < buf.length;) {
+          done += (await fh.write(buf, done, buf.length - done, done)).bytesWritten;
+        }
+        await fh.sync();
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
-      renameSync(tmp, join(this.dir, name));
-      fsyncDir(this.dir);
+      await rename(tmp, join(this.dir, name));
+      const dh = await open(this.dir, 'r');
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
     } catch (err) {
       throw new StorageFatalError(join(this.dir, name), 'snapshot write', { cause: err });
     }

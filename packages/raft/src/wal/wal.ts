@@ -85,6 +85,15 @@ function fsyncDir(dir: string): void {
   }
 }
 
+async function fsyncDirAsync(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
 /** Appends `e` with the rule "an entry at index i voids entries at >= i"; a gap restarts the list. */
 function pushEntry(list: Entry[], e: Entry): void {
   const first = list[0]?.index ?? 0;
@@ -480,7 +489,7 @@ export class Wal {
       await fh.write(hdr.buf, 0, hdr.buf.length, 0);
       await fh.datasync();
       await rename(tmp, join(this.dir, seg.name));
-      fsyncDir(this.dir);
+      await fsyncDirAsync(this.dir);
       this.fh = fh;
       this.dsync = await open(join(this.dir, seg.name), DSYNC_FLAGS);
       this.segments.push(seg);
@@ -509,7 +518,7 @@ export class Wal {
         }
         removed++;
       }
-      if (removed > 0) fsyncDir(this.dir);
+      if (removed > 0) await fsyncDirAsync(this.dir);
     });
   }
 
