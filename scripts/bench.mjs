@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 const benches = {
   raft: 'packages/raft/dist/bench/raft.js',
   engine: 'packages/engine/dist/bench/engine.js',
+  image: 'packages/cli/dist/bench/image.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;
