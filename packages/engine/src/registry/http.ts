@@ -1,12 +1,13 @@
 /**
  * One HTTP(S) request with node:http/https: no automatic redirects (the caller decides whether
  * credentials may follow), a deadline for the response headers, an idle timeout on the body,
- * and transport failures turned into RegistryUnreachableError / InsecureRegistryError.
+ * and transport failures (refused, reset, DNS, TLS, timeout) turned into RegistryUnreachableError,
+ * or InsecureRegistryError when an HTTPS request met a plain HTTP server.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { errnoCode } from '@shoal/common';
-import { InsecureRegistryError, RegistryUnreachableError } from '../errors.js';
+import { InsecureRegistryError, RegistryProtocolError, RegistryUnreachableError } from '../errors.js';
 
 export interface HttpResponse {
   status: number;
@@ -26,18 +27,6 @@ export interface HttpOptions {
   /** Name used in errors (`host:port`). */
   registry: string;
 }
-
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ECONNABORTED',
-]);
 
 /** True for the TLS failure of talking https to a plain HTTP server. */
 export function isPlainHttpAnswer(err: unknown): boolean {
@@ -83,8 +72,7 @@ export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> 
 }
 
 function translate(err: Error, url: URL, registry: string): Error {
-  if (err.name === 'AbortError') return err;
-  const code = errnoCode(err);
+  if (err.name === 'AbortError' || err instanceof RegistryUnreachableError) return err;
   if (url.protocol === 'https:' && isPlainHttpAnswer(err)) {
     return new InsecureRegistryError(
       registry,
@@ -92,10 +80,14 @@ function translate(err: Error, url: URL, registry: string): Error {
       { cause: err },
     );
   }
-  if ((code && UNREACHABLE.has(code)) || url.protocol === 'https:') {
-    return new RegistryUnreachableError(registry, `${url.protocol}//${url.host}: ${err.message}`, { cause: err });
-  }
-  return new RegistryUnreachableError(registry, `${url.protocol}//${url.host}: ${err.message}`, { cause: err });
+  const code = errnoCode(err);
+  return new RegistryUnreachableError(
+    registry,
+    `${url.protocol}//${url.host}: ${code && !err.message.includes(code) ? `${code} ` : ''}${err.message}`,
+    {
+      cause: err,
+    },
+  );
 }
 
 /** Reads a whole response body, refusing more than `limit` bytes. */
@@ -106,7 +98,7 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
     n += c.length;
     if (n > limit) {
       res.body.destroy();
-      throw new RegistryUnreachableError(res.url.host, `response from ${res.url.pathname} larger than ${limit} bytes`);
+      throw new RegistryProtocolError(res.url.host, `response from ${res.url.pathname} larger than ${limit} bytes`);
     }
     chunks.push(c);
   }
