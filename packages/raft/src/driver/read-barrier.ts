@@ -17,6 +17,8 @@ interface Round {
   readonly waiters: ReadWaiter[];
   index: number;
   issuedAt: number;
+  /** False when the core refused the request (no leader yet): retried on the next tick. */
+  issued: boolean;
 }
 
 export interface ReadBarrierHooks {
@@ -53,13 +55,14 @@ export class ReadBarrier {
 
   private pump(): void {
     if (this.inflight !== undefined || this.queued.length === 0) return;
-    const round: Round = { ctx: randomBytes(8), waiters: this.queued, index: -1, issuedAt: Date.now() };
+    const round: Round = { ctx: randomBytes(8), waiters: this.queued, index: -1, issuedAt: Date.now(), issued: false };
     this.queued = [];
     this.inflight = round;
     try {
       this.hooks.issue(round.ctx);
+      round.issued = true;
     } catch {
-      // No leader yet: the round is retried on tick.
+      // No leader yet: the round is retried on the next tick.
     }
     this.hooks.wake();
   }
@@ -87,7 +90,7 @@ export class ReadBarrier {
   /** Re-issues a round that got no answer in time. */
   tick(): void {
     const r = this.inflight;
-    if (r === undefined || Date.now() - r.issuedAt < this.hooks.retryMs) return;
+    if (r === undefined || (r.issued && Date.now() - r.issuedAt < this.hooks.retryMs)) return;
     this.inflight = undefined;
     this.queued = [...r.waiters, ...this.queued];
     this.pump();
