@@ -65,6 +65,7 @@ const log = createLogger(`raft-kv-${id}`);
 
 const segmentMiB = Number(values['segment-mib'] ?? 64);
 const store = await DiskLogStore.open(data, { logger: log, nodeId: id, segmentSize: segmentMiB * 1024 * 1024 });
+await store.whenPrepared(); // preallocation of the next WAL segment done before serving
 const transport = new TcpTransport({
   listen,
   peers: Object.fromEntries(Object.entries(peers).filter(([p]) => p !== id)),

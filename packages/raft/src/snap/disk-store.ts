@@ -94,6 +94,11 @@ export class DiskLogStore implements LogStore {
     await this.wal.releaseTo(Math.min(index, oldestKept));
   }
 
+  /** Resolves once the WAL's next segment is preallocated. */
+  whenPrepared(): Promise<void> {
+    return this.wal.whenPrepared();
+  }
+
   /** For tests and diagnostics. */
   files(): { wal: string[]; snap: string[] } {
     return { wal: this.wal.segmentFiles(), snap: this.snapshotter.list().map((f) => f.name) };

@@ -522,6 +522,11 @@ export class Wal {
     });
   }
 
+  /** Resolves once the next segment is preallocated (so that zero-filling does not compete with the first writes). */
+  async whenPrepared(): Promise<void> {
+    await this.nextTmp?.catch(() => undefined);
+  }
+
   /** Names of the segment files, oldest first (for tests and diagnostics). */
   segmentFiles(): string[] {
     return this.segments.map((s) => s.name);
