@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, existsSync, lstatSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -488,6 +489,81 @@ test(
       (await byFile.pull(remote(TestImages.busybox))).id,
       findTestImage(set, TestImages.busybox).manifest?.config.digest,
     );
+  },
+);
+
+test(
+  'HTTPS registry: certificates checked, skipped only for registries named insecure',
+  { skip, timeout: 60_000 },
+  async () => {
+    // A TLS-only docker-registry serving the storage of the plain one (self-signed certificate).
+    const dir = mkdtempSync(join(work, 'tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const port = await new Promise<number>((resolve) => {
+      const probe = http.createServer();
+      probe.listen(0, '127.0.0.1', () => {
+        const a = probe.address();
+        probe.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+      });
+    });
+    const addr = `127.0.0.1:${port}`;
+    const config = {
+      version: 0.1,
+      log: { level: 'error', accesslog: { disabled: true } },
+      storage: { filesystem: { rootdirectory: join(work, 'registry', 'data') } },
+      http: { addr, tls: { certificate: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } },
+    };
+    writeFileSync(join(dir, 'registry.yml'), JSON.stringify(config));
+    const child = spawn('docker-registry', ['serve', join(dir, 'registry.yml')], { stdio: 'ignore' });
+    try {
+      for (let i = 0; ; i++) {
+        const up = await new Promise<boolean>((resolve) => {
+          const req = https.get(`https://${addr}/v2/`, { rejectUnauthorized: false }, (res) => {
+            res.resume();
+            resolve(res.statusCode === 200);
+          });
+          req.on('error', () => resolve(false));
+        });
+        if (up) break;
+        assert.ok(i < 100, 'TLS registry answers');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const ref = `${addr}/${TestImages.busybox}`;
+      const strict = newService({ registry: { implicitLoopbackInsecure: false } });
+      await assert.rejects(
+        strict.pull(ref),
+        (e) => hasCodeOf(e, 'ENGINE_REGISTRY_UNREACHABLE') && /certificate/i.test((e as Error).message),
+      );
+      assertEmptyStore(strict);
+      const named = newService({ registry: { implicitLoopbackInsecure: false, insecureRegistries: [addr] } });
+      assert.equal((await named.pull(ref)).id, findTestImage(set, TestImages.busybox).manifest?.config.digest);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
   },
 );
 

@@ -46,6 +46,8 @@ export interface TokenFetchOptions {
   credentials?: Credentials;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Skip TLS certificate checks (realm on a host named insecure). */
+  insecureTls?: boolean;
 }
 
 /** Caches bearer tokens by `registry|service|scope`. */
@@ -69,7 +71,12 @@ export class TokenCache {
     url.searchParams.set('scope', opts.scope);
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (opts.credentials) headers['Authorization'] = basicHeader(opts.credentials);
-    const req: Parameters<typeof httpRequest>[1] = { headers, timeoutMs: opts.timeoutMs, registry: opts.registry };
+    const req: Parameters<typeof httpRequest>[1] = {
+      headers,
+      timeoutMs: opts.timeoutMs,
+      registry: opts.registry,
+      insecureTls: opts.insecureTls === true,
+    };
     if (opts.signal) req.signal = opts.signal;
     const res = await httpRequest(url, req);
     if (res.status === 401 || res.status === 403) {

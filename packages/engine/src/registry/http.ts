@@ -26,6 +26,8 @@ export interface HttpOptions {
   signal?: AbortSignal;
   /** Name used in errors (`host:port`). */
   registry: string;
+  /** Skip TLS certificate checks (registries named insecure, as Docker does). */
+  insecureTls?: boolean;
 }
 
 /** True for the TLS failure of talking https to a plain HTTP server. */
@@ -38,7 +40,12 @@ export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> 
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     let settled = false;
-    const req = mod.request(url, { method: opts.method ?? 'GET', headers: opts.headers, signal: opts.signal });
+    const req = mod.request(url, {
+      method: opts.method ?? 'GET',
+      headers: opts.headers,
+      signal: opts.signal,
+      ...(url.protocol === 'https:' && opts.insecureTls ? { rejectUnauthorized: false } : {}),
+    });
     const timer = setTimeout(() => {
       req.destroy(Object.assign(new Error(`no response within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, opts.timeoutMs);

@@ -121,9 +121,10 @@ export class RegistryClient {
       this.schemes.set(registry, 'https:');
       return `https://${host}`;
     }
-    // Named insecure: try HTTPS, fall back to HTTP when the server speaks plain HTTP or refuses TLS.
+    // Named insecure: try HTTPS without certificate checks (as Docker), fall back to HTTP when the
+    // server speaks plain HTTP or its TLS fails.
     try {
-      const req: Parameters<typeof httpRequest>[1] = { timeoutMs: this.timeoutMs, registry };
+      const req: Parameters<typeof httpRequest>[1] = { timeoutMs: this.timeoutMs, registry, insecureTls: true };
       if (signal) req.signal = signal;
       drain(await httpRequest(new URL(`https://${host}/v2/`), req));
       this.schemes.set(registry, 'https:');
@@ -199,6 +200,7 @@ export class RegistryClient {
         if (challenge.params['service']) state.service = challenge.params['service'];
         this.auth.set(ref.registry, state);
         const fetchOpts: Parameters<TokenCache['fetch']>[0] = {
+          insecureTls: this.isInsecure(realmUrl.host),
           registry: ref.registry,
           realm: realmUrl,
           scope,
@@ -234,6 +236,7 @@ export class RegistryClient {
         headers: hdrs,
         timeoutMs: this.timeoutMs,
         registry: ref.registry,
+        insecureTls: this.isInsecure(url.host),
       };
       if (signal) req.signal = signal;
       const res = await httpRequest(url, req);
