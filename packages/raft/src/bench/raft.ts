@@ -63,6 +63,7 @@ async function benchShoal(results: Map<number, Figures>, failovers: number[]): P
     const client = new KvClient({ endpoints: cluster.clientAddrs, timeoutMs: 30000 });
     await client.put('warmup', VALUE);
     await drive((k, v) => client.put(k, v), 16, Math.round(2000 * SCALE));
+    await drive((k, v) => client.put(k, v), 1, Math.round(300 * SCALE));
     for (const [conc, total] of LEVELS) {
       const f = await drive((k, v) => client.put(k, v), conc, Math.round(total * SCALE));
       results.set(conc, f);
@@ -120,6 +121,7 @@ async function benchEtcd(results: Map<number, Figures>): Promise<void> {
     try {
       const put: PutFn = (k, v) => client.put(k).value(v).exec();
       await drive(put, 16, Math.round(2000 * SCALE));
+      await drive(put, 1, Math.round(300 * SCALE));
       for (const [conc, total] of LEVELS) {
         const f = await drive(put, conc, Math.round(total * SCALE));
         results.set(conc, f);

@@ -1,6 +1,6 @@
 /**
  * The KV client-facing server: decodes pipelined requests, proposes writes and runs reads behind
- * a ReadIndex barrier on the leader, and sends all responses ready in one event-loop turn as one
+ * a ReadIndex barrier on the leader, and sends all responses ready in one microtask run (e.g. one Ready) as one
  * socket write. Non-leaders answer "not leader" with the leader's client address when known.
  */
 import { createServer, type Server, type Socket } from 'node:net';
@@ -32,7 +32,7 @@ class Conn {
     if (this.socket.destroyed) return;
     if (this.out === undefined) {
       this.out = new BinaryWriter(4096);
-      setImmediate(() => this.flush());
+      queueMicrotask(() => this.flush());
     }
     encodeResponse(this.out, p);
   }
