@@ -42,6 +42,8 @@ import { Runc, type RuncExecOptions, type RuncExecResult } from './runtime/runc.
 /** Where images come from: the image service (or anything with the same `resolve`). */
 export interface ImageResolver {
   resolve(ref: string): Promise<ResolvedImage>;
+  /** Keeps images from removal between resolve() and the container record being written. */
+  lease?(): Promise<{ release(): void }>;
 }
 
 export interface EngineOptions {
@@ -151,6 +153,20 @@ export class Engine {
 
   private async make(options: ContainerCreateOptions, mode: 'run' | 'create'): Promise<string> {
     validateCreate(options);
+    // `shoal image rm`/gc in another process must not delete the image before our record names it
+    const lease = await this.images().lease?.();
+    try {
+      return await this.makeLeased(options, mode, () => lease?.release());
+    } finally {
+      lease?.release();
+    }
+  }
+
+  private async makeLeased(
+    options: ContainerCreateOptions,
+    mode: 'run' | 'create',
+    recorded: () => void,
+  ): Promise<string> {
     const image = await this.images().resolve(options.image);
     const proc = mergeProcess(options, image.config);
     const healthcheck = mergeHealthcheck(options.healthcheck, image.config.Healthcheck);
@@ -189,6 +205,7 @@ export class Engine {
     try {
       mkdirSync(dir);
       await this.store.write(rec); // before the bundle exists: adopt() treats bundles without state as debris
+      recorded();
       mkdirSync(bundle, { recursive: true });
       // the monitor starts while the rootfs is mounted; it runs runc once told to go
       shim = spawnShim({
