@@ -19,7 +19,7 @@ import type {
 import type { BootState, LogStore } from './log-store.js';
 import type { Transport, TransportHandlers } from '../transport/transport.js';
 import { RaftNode, type AppliedEntry, type StateMachine } from './raft-node.js';
-import { ProposalOutcomeUnknownError } from '../errors.js';
+import { NodeClosedError, ProposalOutcomeUnknownError, StorageFatalError } from '../errors.js';
 
 /** Single-node fake: every proposal is appended, then committed in the next Ready. */
 class FakeCore implements RawNodeApi {
@@ -204,4 +204,28 @@ test('pending proposals are rejected as outcome-unknown when the leader changes'
   const q = node.propose(Buffer.from('abort me'), { signal: ac.signal });
   ac.abort();
   await assert.rejects(q, /aborted/);
+});
+
+test('a fatal storage error stops the node, rejects pending work and reports once', async (t) => {
+  const store = new SlowStore();
+  const fatal: Error[] = [];
+  store.save = () => Promise.reject(new StorageFatalError('/x', 'fdatasync', { cause: new Error('EIO') }));
+  const node = new RaftNode({
+    id: 'n1',
+    store,
+    transport: new RecordingTransport(store),
+    stateMachine: new Echo(),
+    createRawNode: (cfg) => new FakeCore(cfg),
+    decodeConfChange: () => {
+      throw new Error('unused');
+    },
+    tickMs: 1000,
+    onFatal: (err) => fatal.push(err),
+  });
+  await node.start();
+  t.after(() => node.close());
+  await assert.rejects(node.propose(Buffer.from('doomed')), NodeClosedError);
+  await assert.rejects(node.propose(Buffer.from('after')), StorageFatalError);
+  assert.equal(fatal.length, 1);
+  assert.ok(fatal[0] instanceof StorageFatalError);
 });

@@ -33,38 +33,73 @@ function portPlus(addr: string, delta: number): string {
   return `${addr.slice(0, i)}:${Number(addr.slice(i + 1)) + delta}`;
 }
 
-const { values } = parseArgs({
-  options: {
-    id: { type: 'string' },
-    peers: { type: 'string' },
-    data: { type: 'string' },
-    listen: { type: 'string' },
-    'client-listen': { type: 'string' },
-    'client-peers': { type: 'string' },
-    'tick-ms': { type: 'string' },
-    'election-ticks': { type: 'string' },
-    'snapshot-entries': { type: 'string' },
-    'segment-mib': { type: 'string' },
-    join: { type: 'boolean' },
-  },
-});
+function usage(message: string): never {
+  process.stderr.write(
+    `raft:kv: ${message}\nusage: raft:kv --id N --peers id=host:port,... --data DIR --listen ADDR [--client-listen ADDR]\n`,
+  );
+  process.exit(2);
+}
+
+let parsed: ReturnType<typeof parseCli>;
+function parseCli() {
+  return parseArgs({
+    options: {
+      id: { type: 'string' },
+      peers: { type: 'string' },
+      data: { type: 'string' },
+      listen: { type: 'string' },
+      'client-listen': { type: 'string' },
+      'client-peers': { type: 'string' },
+      'tick-ms': { type: 'string' },
+      'election-ticks': { type: 'string' },
+      'snapshot-entries': { type: 'string' },
+      'segment-mib': { type: 'string' },
+      join: { type: 'boolean' },
+    },
+  });
+}
+try {
+  parsed = parseCli();
+} catch (err) {
+  usage((err as Error).message);
+}
+const { values } = parsed;
 const id = values.id;
 const data = values.data;
 const listen = values.listen;
 if (id === undefined || data === undefined || listen === undefined || values.peers === undefined) {
-  process.stderr.write(
-    'usage: raft:kv --id N --peers id=host:port,... --data DIR --listen ADDR [--client-listen ADDR]\n',
-  );
-  process.exit(2);
+  usage('--id, --peers, --data and --listen are required');
 }
-const peers = parseMap(values.peers, '--peers');
+let peers: Record<string, string> = {};
+let clientPeers: Record<string, string> = {};
+try {
+  peers = parseMap(values.peers, '--peers');
+  clientPeers = parseMap(values['client-peers'], '--client-peers');
+  for (const [flag, v] of [
+    ['--tick-ms', values['tick-ms']],
+    ['--election-ticks', values['election-ticks']],
+    ['--snapshot-entries', values['snapshot-entries']],
+    ['--segment-mib', values['segment-mib']],
+  ] as const) {
+    if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) {
+      throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(v)}`);
+    }
+  }
+} catch (err) {
+  usage((err as Error).message);
+}
 if (peers[id] === undefined) peers[id] = listen;
-const clientPeers = parseMap(values['client-peers'], '--client-peers');
 const clientListen = values['client-listen'] ?? clientPeers[id] ?? portPlus(listen, 1000);
 const log = createLogger(`raft-kv-${id}`);
 
 const segmentMiB = Number(values['segment-mib'] ?? 64);
-const store = await DiskLogStore.open(data, { logger: log, nodeId: id, segmentSize: segmentMiB * 1024 * 1024 });
+let store: DiskLogStore;
+try {
+  store = await DiskLogStore.open(data, { logger: log, nodeId: id, segmentSize: segmentMiB * 1024 * 1024 });
+} catch (err) {
+  process.stderr.write(`raft:kv: cannot open ${data}: ${(err as Error).message}\n`);
+  process.exit(1);
+}
 await store.whenPrepared(); // preallocation of the next WAL segment done before serving
 const transport = new TcpTransport({
   listen,
