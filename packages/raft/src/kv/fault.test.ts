@@ -118,7 +118,7 @@ test(
       if (g.value === null || Buffer.from(g.value).toString() !== v) lost++;
     }
     t.diagnostic(`kills=${kills} acked sentinels=${acked.size} register ops=${history.length}`);
-    assert.ok(kills >= Math.floor(SECONDS / 5), `members were killed (${kills})`);
+    assert.ok(kills >= Math.max(1, Math.floor(SECONDS / 8)), `members were killed (${kills})`);
     assert.ok(acked.size > 0 && history.length > 50, 'the clients made progress');
     assert.equal(lost, 0, `${lost} acknowledged writes lost`);
     const verdict = checkLinearizability(history);
