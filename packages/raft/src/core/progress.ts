@@ -21,6 +21,8 @@ export class Progress {
   msgAppFlowPaused = false;
   inflights: Inflights;
   isLearner: boolean;
+  /** Snapshot state: set at one election-timeout boundary, and the snapshot is abandoned at the next. */
+  snapshotStale = false;
 
   constructor(next: number, maxInflight: number, isLearner: boolean, maxInflightBytes = 0) {
     this.match = 0;
@@ -67,6 +69,7 @@ export class Progress {
 
   becomeSnapshot(snapshotIndex: number): void {
     this.resetState('snapshot');
+    this.snapshotStale = false;
     this.pendingSnapshot = snapshotIndex;
     this.next = snapshotIndex + 1;
   }

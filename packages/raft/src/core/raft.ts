@@ -72,6 +72,13 @@ export class Raft {
     this.trk.config = r.config;
     this.trk.progress = r.progress;
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) this.loadState(hardState);
+    // A torn write may keep entries of a newer term without the hard state that came with them:
+    // our term is never below a term in our log (the vote of that term is unknown, so none).
+    const lastTerm = this.log.lastTerm();
+    if (lastTerm > this.term) {
+      this.term = lastTerm;
+      this.vote = NONE;
+    }
     if (c.applied > 0) {
       // What the state machine applied was committed, even if the commit index was not synced.
       this.log.commitTo(Math.min(Math.max(this.log.committed, c.applied), this.log.lastIndex()));
@@ -263,6 +270,13 @@ export class Raft {
           return;
         }
         for (const [id, pr] of this.trk.progress) if (id !== this.id) pr.recentActive = false;
+      }
+      // A snapshot whose outcome never came back (lost ack, lost transport report): after one to
+      // two election timeouts, probe again; the follower accepts or we send a new snapshot.
+      for (const [id, pr] of this.trk.progress) {
+        if (id === this.id || pr.state !== 'snapshot') continue;
+        if (pr.snapshotStale) pr.becomeProbe();
+        else pr.snapshotStale = true;
       }
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.leadTransferee !== NONE) this.leadTransferee = NONE;

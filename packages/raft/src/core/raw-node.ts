@@ -60,7 +60,8 @@ export class RawNode implements RawNodeApi {
     validateConfig(config);
     this.raft = new Raft(config);
     this.prevSoft = { leader: this.raft.lead, role: this.raft.state };
-    this.prevHard = this.raft.hardState();
+    // Compare with what is stored, so that a term raised at boot is persisted.
+    this.prevHard = config.storage.initialState().hardState;
   }
 
   tick(): void {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProposalDroppedError, RaftInvariantError } from '../errors.js';
-import { KvMachine } from '../sim/kv-machine.js';
+import { KvMachine, decodeCommand } from '../sim/kv-machine.js';
 import { Prng } from '../sim/prng.js';
 import { SimDisk } from '../sim/sim-disk.js';
 import { MemoryStorage } from './memory-storage.js';
@@ -405,8 +405,8 @@ test('12. Not exactly-once: a duplicated proposal may commit twice; the state ma
   const copies = net.get('c').applied.filter((e) => e.data.byteLength > 0);
   assert.equal(copies.length, 2, 'raft itself does not dedupe');
   const kv = new KvMachine();
-  const r1 = kv.apply(JSON.parse(new TextDecoder().decode(copies[0]!.data)));
-  const r2 = kv.apply(JSON.parse(new TextDecoder().decode(copies[1]!.data)));
+  const r1 = kv.apply(decodeCommand(copies[0]!.data));
+  const r2 = kv.apply(decodeCommand(copies[1]!.data));
   assert.equal(r1.duplicate, false);
   assert.equal(r2.duplicate, true);
 });

@@ -167,6 +167,14 @@ export class Network {
     this.stabilize();
   }
 
+  /** What a transport does after a snapshot was delivered: report success to every leader. */
+  reportSnapshotAll(): void {
+    for (const h of this.nodes.values()) {
+      if (h.node.raft.state !== 'leader') continue;
+      for (const [id, pr] of h.node.raft.trk.progress) if (pr.state === 'snapshot') h.node.reportSnapshot(id, true);
+    }
+  }
+
   leader(): NodeId | undefined {
     for (const h of this.nodes.values()) if (h.node.raft.state === 'leader') return h.id;
     return undefined;

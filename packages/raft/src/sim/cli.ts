@@ -103,6 +103,8 @@ function printFailure(r: Summary, args: CliArgs): void {
 }
 
 async function main(): Promise<number> {
+  // `| head` closes stdout early: stop quietly.
+  process.stdout.on('error', () => process.exit(0));
   const args = parseArgs(process.argv.slice(2));
   const seeds: number[] = [];
   for (let s = args.from; s < args.from + args.seeds; s++) seeds.push(s);

@@ -67,6 +67,8 @@ export class Simulation {
   private crashed = new Set<NodeId>();
   events = 0;
   private chaos = false;
+  /** Coverage counters (reported in stats). */
+  readonly count = { snaps: 0, crashes: 0, confs: 0, leaders: 0, transfers: 0, reads: 0 };
 
   constructor(
     readonly seed: number,
@@ -108,6 +110,8 @@ export class Simulation {
     const node = new SimNode(id, snap, this.q, this.rng.fork(), this.nodeOpts, {
       send: (m) => {
         this.checker.sent(m);
+        if (m.type === 'snap') this.count.snaps++;
+        else if (m.type === 'timeoutNow') this.count.transfers++;
         this.net.send(m);
       },
       applied: (n, e, cmd, res) => this.onApplied(n, e, cmd, res),
@@ -136,12 +140,14 @@ export class Simulation {
     const role = `${r.state}@${r.term}`;
     if (this.lastRole.get(n.id) !== role) {
       this.lastRole.set(n.id, role);
+      if (r.state === 'leader') this.count.leaders++;
       if (r.state === 'leader' || r.state === 'candidate')
         this.log(`${n.id} becomes ${role} last=${r.log.lastIndex()}`);
     }
   }
 
   private onApplied(n: SimNode, e: Entry, cmd: KvCommand | undefined, res: KvApplyResult | undefined): void {
+    if (e.type === 'confChange' && this.checker.appliedEntry(e.index) === undefined) this.count.confs++;
     this.checker.applied(n, e);
     if (cmd !== undefined && res !== undefined) this.workload.applied(n, e, cmd, res);
   }
@@ -266,6 +272,7 @@ export class Simulation {
       const n = this.nodes.get(r.pick(ids))!;
       if (n.up && this.crashed.size < Math.floor((ids.length - 1) / 2) + 1) {
         n.crash();
+        this.count.crashes++;
         this.crashed.add(n.id);
         this.q.after(r.range(20, 400), `restart ${n.id}`, () => {
           if (!n.up && !this.retired.has(n.id)) {
@@ -441,7 +448,7 @@ export class Simulation {
       virtualMs: Math.round(this.q.now),
       acked: this.workload.ackedCount,
       history: this.workload.history,
-      stats: `events=${this.events} t=${Math.round(this.q.now)}ms msgs=${this.net.sent} dropped=${this.net.dropped} ops=${this.workload.history.length} acked=${this.workload.ackedCount} applied=${this.checker.maxApplied}`,
+      stats: `events=${this.events} t=${Math.round(this.q.now)}ms msgs=${this.net.sent} dropped=${this.net.dropped} ops=${this.workload.history.length} acked=${this.workload.ackedCount} applied=${this.checker.maxApplied} leaders=${this.count.leaders} crashes=${this.count.crashes} confs=${this.count.confs} snaps=${this.count.snaps} transfers=${this.count.transfers}`,
     };
   }
 
