@@ -336,3 +336,37 @@ test('quorum: majority and joint arithmetic; ConfChange codec round-trips', () =
   assert.deepEqual(decodeConfChange(encodeConfChange(c)), c);
   assert.throws(() => decodeConfChange(new Uint8Array([9, 0, 0, 0, 0, 0, 0, 0])), /unknown version/);
 });
+
+test('snapshots: Snapshot state falls back to Probe when neither the ack nor the transport report arrives', () => {
+  const net = new Network(['a', 'b', 'c']);
+  net.elect('a');
+  const a = net.get('a').node.raft;
+  const pr = a.trk.progress.get('c')!;
+  pr.becomeSnapshot(a.log.lastIndex());
+  net.isolated.add('c');
+  net.tick('a', 10);
+  net.stabilize();
+  assert.equal(pr.state, 'snapshot', 'kept for the first election timeout');
+  net.tick('a', 10);
+  assert.equal(pr.state, 'probe', 'then probed again');
+});
+
+test('boot: a torn write that kept entries of a newer term raises the term (vote unknown)', () => {
+  const st = new MemoryStorage();
+  st.applySnapshot({
+    metadata: {
+      index: 1,
+      term: 1,
+      confState: { voters: ['a', 'b', 'c'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    },
+    data: E,
+  });
+  st.append([{ index: 2, term: 7, type: 'normal', data: E }]);
+  st.setHardState({ term: 3, vote: 'b', commit: 1 });
+  const n = new RawNode(testConfig('a', st));
+  assert.equal(n.raft.term, 7);
+  assert.equal(n.raft.vote, '');
+  const rd = n.ready();
+  assert.deepEqual(rd.hardState, { term: 7, vote: '', commit: 1 });
+  assert.equal(rd.mustSync, true);
+});

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { nodesForSeed } from './cli.js';
 import { runSeed, type SimResult } from './simulator.js';
 
-const CI_SEEDS = Number(process.env['SHOAL_RAFT_SIM_SEEDS'] ?? 240);
+const CI_SEEDS = Number(process.env['SHOAL_RAFT_SIM_SEEDS'] ?? 300);
 const CI_FROM = Number(process.env['SHOAL_RAFT_SIM_FROM'] ?? 100_000);
 
 function explain(r: SimResult): string {
@@ -46,8 +46,8 @@ test('simulator: the history checker catches a stale read', async () => {
   assert.ok(put !== undefined);
   // A read that completes after the put but sees the value before it must be rejected.
   const bad = [
-    { clientId: 'x', kind: 'put' as const, key: 'zz', value: 'v1', call: 0, return: 1 },
-    { clientId: 'y', kind: 'put' as const, key: 'zz', value: 'v2', call: 2, return: 3 },
+    { clientId: 'x', kind: 'put' as const, key: 'zz', value: 'v1', output: { ok: true }, call: 0, return: 1 },
+    { clientId: 'y', kind: 'put' as const, key: 'zz', value: 'v2', output: { ok: true }, call: 2, return: 3 },
     { clientId: 'z', kind: 'get' as const, key: 'zz', output: { value: 'v1' }, call: 4, return: 5 },
   ];
   assert.equal(checkLinearizability([...r.history, ...bad]).verdict, 'violation');
@@ -70,4 +70,16 @@ test('regression seeds 1, 4, 7: pre-vote terms are not durable terms (checker)',
 
 test('regression seed 119 (3 nodes): writes pending at the end of a run are unknown, not absent (history)', () => {
   mustPass(119, 3);
+});
+
+test('regression seed 100133 (3 nodes): a proposal that round-trips to its origin is not treated as local', () => {
+  mustPass(100133, 3);
+});
+
+test('regression seed 5509 (3 nodes): a learner whose snapshot ack and report were lost still catches up', () => {
+  mustPass(5509, 3);
+});
+
+test('regression seed 4288 (5 nodes): a late leader of a lower term is legal (leader completeness by commit term)', () => {
+  mustPass(4288, 5);
 });

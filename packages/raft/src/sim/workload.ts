@@ -156,7 +156,8 @@ export class Workload {
     const p = this.pending.get(id);
     if (p === undefined || p.node !== n.id || p.life !== n.life || res.duplicate) return;
     this.acked.push({ index: e.index, term: e.term });
-    this.complete(id, p.op.kind === 'cas' ? { ok: res.ok } : undefined);
+    // Completed writes carry an output: the checker treats a write without one as unknown.
+    this.complete(id, { ok: res.ok });
   }
 
   readReady(n: SimNode, ctx: Uint8Array, _index: number): void {
