@@ -55,11 +55,10 @@ export class InvariantChecker {
   }
 
   /** A node persisted `entries` (checked before its messages leave). */
-  persisted(node: SimNode, entries: readonly Entry[]): void {
-    const log = node.raw.raft.log;
+  persisted(node: SimNode, entries: readonly Entry[], firstPrevTerm: number): void {
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
-      const prevTerm = k > 0 ? entries[k - 1]!.term : log.termOr0(e.index - 1);
+      const prevTerm = k > 0 ? entries[k - 1]!.term : firstPrevTerm;
       const id = `${e.index}:${e.term}`;
       const key = entryKey(e);
       const seen = this.logEntries.get(id);

@@ -23,7 +23,7 @@ export interface SimNodeHooks {
   /** A read index is ready to serve on `node` (applied >= index). */
   readReady(node: SimNode, ctx: Uint8Array, index: number): void;
   /** Called after the node persisted a Ready (before sending): invariant checks. */
-  persisted(node: SimNode, rd: Ready): void;
+  persisted(node: SimNode, rd: Ready, prevTerm: number): void;
   /** Called after every state change of the node. */
   changed(node: SimNode): void;
   trace(line: string): void;
@@ -56,6 +56,8 @@ export class SimNode {
   private processScheduled = false;
   private pendingReads: { ctx: Uint8Array; index: number }[] = [];
   private lastSnapIndex = 0;
+  /** When set, the node loses power during its next fsync (set by the simulator). */
+  crashDuringNextSync: (() => void) | undefined = undefined;
   /** Highest term this node ever sent a message in (durable by construction). */
   sentTerm = 0;
 
@@ -197,33 +199,43 @@ export class SimNode {
       return;
     }
     const rd = this.raw.ready();
+    // Term of the entry before the batch, as the batch was cut (later steps may rewrite it).
+    const prevTerm = rd.entries.length > 0 ? this.raw.raft.log.termOr0(rd.entries[0]!.index - 1) : 0;
     this.busy = true;
     if (rd.snapshot !== undefined) this.disk.write({ kind: 'snap', snap: rd.snapshot, wipe: true });
     if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries });
     if (rd.hardState !== undefined) this.disk.write({ kind: 'hard', hs: rd.hardState });
     const life = this.life;
     const delay = rd.mustSync ? this.opts.fsyncMin + this.rng.float() * (this.opts.fsyncMax - this.opts.fsyncMin) : 0;
+    const crash = this.crashDuringNextSync;
+    if (crash !== undefined && rd.mustSync) {
+      // Power loss in the middle of this fsync: the batch is volatile, its acks never leave.
+      this.crashDuringNextSync = undefined;
+      this.q.after(delay * this.rng.float(), `crash-in-sync ${this.id}`, () => {
+        if (life === this.life && this.up) crash();
+      });
+    }
     this.q.after(delay, `persisted ${this.id}`, () => {
       if (life !== this.life) return;
-      this.finishWhenRunning(rd, life);
+      this.finishWhenRunning(rd, life, prevTerm);
     });
   }
 
-  private finishWhenRunning(rd: Ready, life: number): void {
+  private finishWhenRunning(rd: Ready, life: number, prevTerm: number): void {
     if (life !== this.life) return;
     if (this.paused) {
-      this.q.after(1, `persisted-retry ${this.id}`, () => this.finishWhenRunning(rd, life));
+      this.q.after(1, `persisted-retry ${this.id}`, () => this.finishWhenRunning(rd, life, prevTerm));
       return;
     }
-    this.finish(rd);
+    this.finish(rd, prevTerm);
   }
 
-  private finish(rd: Ready): void {
+  private finish(rd: Ready, prevTerm: number): void {
     if (rd.mustSync) this.disk.fsync();
     if (rd.snapshot !== undefined) this.storage.applySnapshot(rd.snapshot);
     this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
-    this.hooks.persisted(this, rd);
+    this.hooks.persisted(this, rd, prevTerm);
     for (const m of rd.messages) {
       if (m.term > this.sentTerm) this.sentTerm = m.term;
       this.hooks.send(m);

@@ -83,3 +83,7 @@ test('regression seed 5509 (3 nodes): a learner whose snapshot ack and report we
 test('regression seed 4288 (5 nodes): a late leader of a lower term is legal (leader completeness by commit term)', () => {
   mustPass(4288, 5);
 });
+
+test('regression seed 990 (5 nodes): the log-matching check uses the previous term as the batch was cut', () => {
+  mustPass(990, 5);
+});

@@ -116,7 +116,7 @@ export class Simulation {
       },
       applied: (n, e, cmd, res) => this.onApplied(n, e, cmd, res),
       readReady: (n, ctx, index) => this.workload.readReady(n, ctx, index),
-      persisted: (n, rd) => this.checker.persisted(n, rd.entries),
+      persisted: (n, rd, prevTerm) => this.checker.persisted(n, rd.entries, prevTerm),
       changed: (n) => this.onChanged(n),
       trace: (l) => this.log(l),
     });
@@ -253,6 +253,7 @@ export class Simulation {
     this.chaos = !final;
     this.net.heal();
     for (const n of this.nodes.values()) {
+      n.crashDuringNextSync = undefined;
       if (this.retired.has(n.id)) continue;
       if (n.paused) n.resume();
       if (!n.up) {
@@ -271,15 +272,22 @@ export class Simulation {
     if (x < 25) {
       const n = this.nodes.get(r.pick(ids))!;
       if (n.up && this.crashed.size < Math.floor((ids.length - 1) / 2) + 1) {
-        n.crash();
-        this.count.crashes++;
-        this.crashed.add(n.id);
-        this.q.after(r.range(20, 400), `restart ${n.id}`, () => {
-          if (!n.up && !this.retired.has(n.id)) {
-            n.restart();
-            this.crashed.delete(n.id);
-          }
-        });
+        const restartAfter = r.range(20, 400);
+        const crash = (): void => {
+          if (!n.up || this.crashed.has(n.id)) return;
+          n.crash();
+          this.count.crashes++;
+          this.crashed.add(n.id);
+          this.q.after(restartAfter, `restart ${n.id}`, () => {
+            if (!n.up && !this.retired.has(n.id)) {
+              n.restart();
+              this.crashed.delete(n.id);
+            }
+          });
+        };
+        // Half of the crashes hit the middle of an fsync (unsynced writes lost), half at once.
+        if (r.chance(0.5)) n.crashDuringNextSync = crash;
+        else crash();
       }
     } else if (x < 40) {
       const n = this.nodes.get(r.pick(ids))!;
