@@ -1,8 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   Backoff,
   ShoalError,
+  fsyncDir,
+  fsyncDirSync,
+  isProcessAlive,
   isValidName,
   newObjectId,
   randomId64,
@@ -58,4 +65,24 @@ test('run collects output and reports failures with stderr', async () => {
   });
   const soft = await run('sh', ['-c', 'exit 4'], { check: false });
   assert.equal(soft.code, 4);
+});
+
+test('isProcessAlive tells a live process from a reaped one', async () => {
+  assert.equal(isProcessAlive(process.pid), true);
+  const child = spawn('true');
+  await new Promise((resolve) => child.on('exit', resolve));
+  assert.ok(child.pid !== undefined);
+  assert.equal(isProcessAlive(child.pid), false);
+});
+
+test('fsyncDir and fsyncDirSync sync a directory and fail on a missing one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-common-'));
+  try {
+    await fsyncDir(dir);
+    fsyncDirSync(dir);
+    await assert.rejects(fsyncDir(join(dir, 'missing')), /ENOENT/);
+    assert.throws(() => fsyncDirSync(join(dir, 'missing')), /ENOENT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

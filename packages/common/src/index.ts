@@ -17,3 +17,5 @@ export { throwIfAborted, sleep, waitFor } from './abort.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { systemClock, type Clock } from './clock.js';
 export { run, CommandFailedError, type RunOptions, type RunResult } from './exec.js';
+export { fsyncDir, fsyncDirSync } from './fs.js';
+export { isProcessAlive } from './process.js';

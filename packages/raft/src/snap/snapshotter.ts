@@ -8,11 +8,11 @@
  * that verifies and that the caller accepts (it has a WAL marker); a file that fails to verify is
  * renamed `.broken` and the next older one is tried.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { type Logger, silentLogger } from '@shoal/common';
+import { type Logger, silentLogger, fsyncDir, fsyncDirSync } from '@shoal/common';
 import type { Snapshot } from '../core/types.js';
 import { BinaryReader, BinaryWriter } from '../codec/binary.js';
 import { readConfState, writeConfState } from '../codec/message-codec.js';
@@ -29,15 +29,6 @@ function hex16(n: number): string {
 
 export function snapshotFileName(term: number, index: number): string {
   return `${hex16(term)}-${hex16(index)}.snap`;
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export function encodeSnapshotFile(s: Snapshot, cipher: RecordCipher = identityCipher): Buffer {
@@ -114,12 +105,7 @@ export class Snapshotter {
         await fh.close();
       }
       await rename(tmp, join(this.dir, name));
-      const dh = await open(this.dir, 'r');
-      try {
-        await dh.sync();
-      } finally {
-        await dh.close();
-      }
+      await fsyncDir(this.dir);
     } catch (err) {
       throw new StorageFatalError(join(this.dir, name), 'snapshot write', { cause: err });
     }
@@ -157,7 +143,7 @@ export class Snapshotter {
         if (!(err instanceof SnapshotCorruptError)) throw err;
         this.log.error({ file: f.name, err: err.message }, 'broken snapshot renamed; falling back to an older one');
         renameSync(path, `${path}.broken`);
-        fsyncDir(this.dir);
+        fsyncDirSync(this.dir);
       }
     }
     return undefined;
@@ -171,6 +157,6 @@ export class Snapshotter {
       unlinkSync(join(this.dir, f.name));
       removed = true;
     }
-    if (removed) fsyncDir(this.dir);
+    if (removed) fsyncDirSync(this.dir);
   }
 }

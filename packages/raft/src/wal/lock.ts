@@ -4,19 +4,10 @@
  */
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
-import { errnoCode } from '@shoal/common';
+import { errnoCode, isProcessAlive } from '@shoal/common';
 import { StorageLockedError } from '../errors.js';
 
 const heldInProcess = new Set<string>();
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
 
 export class DirLock {
   private released = false;
@@ -40,7 +31,7 @@ export class DirLock {
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw err;
         const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isProcessAlive(pid)) {
           throw new StorageLockedError(dir, pid);
         }
         unlinkSync(path); // stale: its owner is gone

@@ -11,7 +11,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, 
 import { constants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Logger, silentLogger } from '@shoal/common';
+import { type Logger, silentLogger, fsyncDir, fsyncDirSync } from '@shoal/common';
 import type { Entry, HardState } from '../core/types.js';
 import { EMPTY_HARD_STATE } from '../core/util.js';
 import { BinaryReader, BinaryWriter } from '../codec/binary.js';
@@ -75,24 +75,6 @@ function segmentName(seq: number, firstIndex: number): string {
 }
 
 const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function fsyncDirAsync(dir: string): Promise<void> {
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-}
 
 /** Appends `e` with the rule "an entry at index i voids entries at >= i"; a gap restarts the list. */
 function pushEntry(list: Entry[], e: Entry): void {
@@ -203,7 +185,7 @@ export class Wal {
         closeSync(fd);
       }
       renameSync(tmp, join(dir, seg.name));
-      fsyncDir(dir);
+      fsyncDirSync(dir);
       const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
       const wal = new Wal(dir, lock, opts, {
         segments: [seg],
@@ -489,7 +471,7 @@ export class Wal {
       await fh.write(hdr.buf, 0, hdr.buf.length, 0);
       await fh.datasync();
       await rename(tmp, join(this.dir, seg.name));
-      await fsyncDirAsync(this.dir);
+      await fsyncDir(this.dir);
       this.fh = fh;
       this.dsync = await open(join(this.dir, seg.name), DSYNC_FLAGS);
       this.segments.push(seg);
@@ -518,7 +500,7 @@ export class Wal {
         }
         removed++;
       }
-      if (removed > 0) await fsyncDirAsync(this.dir);
+      if (removed > 0) await fsyncDir(this.dir);
     });
   }
 

@@ -4,17 +4,8 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errnoCode, sleep } from '@shoal/common';
+import { errnoCode, sleep, isProcessAlive } from '@shoal/common';
 import { LabLockedError } from '../errors.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
 
 async function holder(path: string): Promise<number | undefined> {
   try {
@@ -48,7 +39,7 @@ export async function withLock<T>(path: string, what: string, fn: () => Promise<
         } else {
           await sleep(100);
         }
-      } else if (!alive(pid)) {
+      } else if (!isProcessAlive(pid)) {
         await breakLock(path);
       } else if (Date.now() > deadline) {
         throw new LabLockedError(what, pid);

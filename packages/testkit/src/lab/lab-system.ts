@@ -3,7 +3,7 @@
  * discovering what exists (namespaces, links, mounts, processes) and removing it.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { run, sleep, type RunResult } from '@shoal/common';
+import { run, sleep, type RunResult, isProcessAlive } from '@shoal/common';
 
 /** Runs a command, throwing CommandFailedError on a non-zero exit. */
 export function sh(file: string, args: readonly string[]): Promise<RunResult> {
@@ -107,15 +107,6 @@ export function pidsInNetns(names: readonly string[]): number[] {
   return out;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** SIGTERM the pids, wait up to `graceMs`, then SIGKILL what is left and wait for it to go. */
 export async function killPids(pids: readonly number[], graceMs = 3000): Promise<void> {
   const signal = (pid: number, sig: NodeJS.Signals): void => {
@@ -127,10 +118,10 @@ export async function killPids(pids: readonly number[], graceMs = 3000): Promise
   };
   for (const p of pids) signal(p, 'SIGTERM');
   let deadline = Date.now() + graceMs;
-  while (pids.some(alive) && Date.now() < deadline) await sleep(50);
-  for (const p of pids.filter(alive)) signal(p, 'SIGKILL');
+  while (pids.some(isProcessAlive) && Date.now() < deadline) await sleep(50);
+  for (const p of pids.filter(isProcessAlive)) signal(p, 'SIGKILL');
   deadline = Date.now() + 3000;
-  while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+  while (pids.some(isProcessAlive) && Date.now() < deadline) await sleep(50);
 }
 
 /** Mount points at or under `dir`, deepest first. */

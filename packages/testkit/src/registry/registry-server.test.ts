@@ -5,15 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from './registry-server.js';
 import { RegistryStartError } from '../errors.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isProcessAlive } from '@shoal/common';
 
 test('startRegistry serves /v2/ on a free loopback port and stop() ends the process', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-reg-'));
@@ -26,7 +18,7 @@ test('startRegistry serves /v2/ on a free loopback port and stop() ends the proc
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('docker-distribution-api-version'), 'registry/2.0');
   await reg.stop();
-  assert.equal(alive(reg.pid), false);
+  assert.equal(isProcessAlive(reg.pid), false);
   await assert.rejects(fetch(`${reg.url}/v2/`));
 });
 

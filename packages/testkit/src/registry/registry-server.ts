@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { run, sleep } from '@shoal/common';
+import { run, sleep, isProcessAlive } from '@shoal/common';
 import { RegistryStartError } from '../errors.js';
 
 export const REGISTRY_BINARY = 'docker-registry';
@@ -97,26 +97,17 @@ export async function writeHtpasswd(path: string, username: string, password: st
   await writeFile(path, stdout.trim() + '\n', { mode: 0o600 });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Stops a process by pid: SIGTERM, then SIGKILL after `graceMs`. */
 export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
-  if (!alive(pid)) return;
+  if (!isProcessAlive(pid)) return;
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
     return;
   }
   const deadline = Date.now() + graceMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) {
+  while (isProcessAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isProcessAlive(pid)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -158,7 +149,7 @@ async function startOnce(
   const deadline = Date.now() + (opts.timeoutMs ?? 15000);
   for (;;) {
     if (await answers(url)) break;
-    if (exited !== undefined || !alive(pid) || Date.now() > deadline) {
+    if (exited !== undefined || !isProcessAlive(pid) || Date.now() > deadline) {
       await stopPid(pid, 1000);
       const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-2).join('; ');
       throw new RegistryStartError(
