@@ -2,6 +2,7 @@
 import { open, rename, unlink, mkdir } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fsyncDir } from '@shoal/common';
 
 /** Writes `data` to `path` so that readers see either the old or the new file, never a mix. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
@@ -25,14 +26,4 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err;
   }
   await fsyncDir(dir);
-}
-
-/** fsync(2) of a directory, so that a rename or create in it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

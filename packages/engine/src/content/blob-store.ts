@@ -8,12 +8,12 @@
  * rename replaces identical content.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { fsyncDir } from '@shoal/common';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DigestMismatchError, InvalidReferenceError } from '../errors.js';
 import { isDigest } from '../image/reference.js';
-import { fsyncDir } from './atomic-file.js';
 import { contentLockPath, withContentLock } from './content-lock.js';
 
 export type ByteSource = () => Promise<AsyncIterable<Uint8Array>>;

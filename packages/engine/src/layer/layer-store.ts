@@ -6,12 +6,12 @@
  * overlay mount data (all lowerdirs) must fit in one page.
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { fsyncDir } from '@shoal/common';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DigestMismatchError, LayerInvalidError } from '../errors.js';
 import { applyLayer } from './apply-layer.js';
 import { openDecompressed, type Compression } from './decompress.js';
-import { fsyncDir } from '../content/atomic-file.js';
 import { contentLockPath, withContentLock } from '../content/content-lock.js';
 
 export const LAYER_ID_LENGTH = 12;
