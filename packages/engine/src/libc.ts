@@ -1,7 +1,7 @@
 /**
  * The few libc calls Node has no API for, through koffi (FFI, prebuilt, no compiler): flock for
  * the state lock, lsetxattr/lgetxattr for overlay opaque dirs and PAX xattrs, mknod for whiteout
- * and device nodes. Loaded lazily so that importing the engine never needs libc.
+ * and device nodes, mount/umount2 for rootfs and secrets without spawning mount(8). Loaded lazily so that importing the engine never needs libc.
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -11,6 +11,8 @@ interface Libc {
   lsetxattr: (path: string, name: string, value: Buffer, size: number, flags: number) => number;
   lgetxattr: (path: string, name: string, value: Buffer | null, size: number) => number;
   mknod: (path: string, mode: number, dev: bigint) => number;
+  mount: (src: string, target: string, fstype: string | null, flags: number, data: string | null) => number;
+  umount2: (target: string, flags: number) => number;
   errno: () => number;
 }
 
@@ -28,19 +30,24 @@ function load(): Libc {
   const lsetxattr = lib.func('int lsetxattr(const char *path, const char *name, void *value, size_t size, int flags)');
   const lgetxattr = lib.func('long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)');
   const mknod = lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
+  const mount = lib.func(
+    'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)',
+  );
+  const umount2 = lib.func('int umount2(const char *target, int flags)');
   libc = {
     flock: (fd, op) => flock(fd, op) as number,
     lsetxattr: (p, n, v, s, f) => lsetxattr(p, n, v, s, f) as number,
     lgetxattr: (p, n, v, s) => Number(lgetxattr(p, n, v, s)),
     mknod: (p, m, d) => mknod(p, m, d) as number,
+    mount: (a, b, c, d, e) => mount(a, b, c, d, e) as number,
+    umount2: (t, f) => umount2(t, f) as number,
     errno: () => koffi.errno(),
   };
   return libc;
 }
 
-/** A Node-style system error for a failed libc call. */
-function sysError(call: string, path: string): NodeJS.ErrnoException {
-  const errno = load().errno();
+/** A Node-style system error for a failed libc call (`errno` defaults to the last one). */
+function sysError(call: string, path: string, errno = load().errno()): NodeJS.ErrnoException {
   const name = Object.entries(os.constants.errno).find(([, v]) => v === errno)?.[0] ?? `E${errno}`;
   const err = new Error(`${call} ${path}: ${name}`) as NodeJS.ErrnoException;
   err.code = name;
@@ -95,4 +102,24 @@ export const S_IFIFO = 0o010000;
 /** mknod(2): `type` is S_IFCHR, S_IFBLK or S_IFIFO; `perm` the permission bits. */
 export function mknod(path: string, type: number, perm: number, major = 0, minor = 0): void {
   if (load().mknod(path, type | (perm & 0o7777), makedev(major, minor)) !== 0) throw sysError('mknod', path);
+}
+
+/** mount(2); throws an errno error (code EINVAL, ENOENT, ...). */
+export function sysMount(
+  source: string,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null,
+): void {
+  if (load().mount(source, target, fstype, flags, data) !== 0) throw sysError('mount', target);
+}
+
+/** umount2(2); resolves false when `target` was not a mount point (EINVAL) or is gone (ENOENT). */
+export function sysUmount(target: string, flags = 0): boolean {
+  const lib = load();
+  if (lib.umount2(target, flags) === 0) return true;
+  const errno = lib.errno();
+  if (errno === os.constants.errno.EINVAL || errno === os.constants.errno.ENOENT) return false;
+  throw sysError('umount2', target, errno);
 }

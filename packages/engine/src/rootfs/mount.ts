@@ -1,10 +1,9 @@
 /**
- * mount(2)/umount2(2) in-process through koffi (no mount(8) spawn), with the errno as a Node-style
- * error code, and a reader of /proc/self/mountinfo. Used by the rootfs, secrets and tests.
+ * Mount flags, mount(2)/umount2(2) in-process (libc.ts, no mount(8) spawn) with the errno as a
+ * Node-style error code, and a reader of /proc/self/mountinfo. Used by the rootfs, secrets and tests.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
+import { sysMount, sysUmount } from '../libc.js';
 
 export const MS_RDONLY = 0x1;
 export const MS_NOSUID = 0x2;
@@ -15,63 +14,7 @@ export const MS_BIND = 0x1000;
 export const MS_PRIVATE = 0x40000;
 export const MNT_DETACH = 0x2;
 
-interface Sys {
-  mount: (src: string, target: string, fstype: string | null, flags: number, data: string | null) => number;
-  umount2: (target: string, flags: number) => number;
-  errno: () => number;
-}
-
-let sys: Sys | undefined;
-
-function load(): Sys {
-  if (sys) return sys;
-  const koffi = createRequire(import.meta.url)('koffi') as {
-    load(name: string): { func(sig: string): (...args: unknown[]) => unknown };
-    errno(): number;
-  };
-  const lib = koffi.load('libc.so.6');
-  const mount = lib.func(
-    'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)',
-  );
-  const umount2 = lib.func('int umount2(const char *target, int flags)');
-  sys = {
-    mount: (a, b, c, d, e) => mount(a, b, c, d, e) as number,
-    umount2: (t, f) => umount2(t, f) as number,
-    errno: () => koffi.errno(),
-  };
-  return sys;
-}
-
-function errnoError(call: string, path: string, errno: number): NodeJS.ErrnoException {
-  const name = Object.entries(os.constants.errno).find(([, v]) => v === errno)?.[0] ?? `E${errno}`;
-  const err = new Error(`${call} ${path}: ${name}`) as NodeJS.ErrnoException;
-  err.code = name;
-  err.errno = errno;
-  err.syscall = call;
-  err.path = path;
-  return err;
-}
-
-/** mount(2); throws an errno error (code EINVAL, ENOENT, ...). */
-export function sysMount(
-  source: string,
-  target: string,
-  fstype: string | null,
-  flags: number,
-  data: string | null,
-): void {
-  const s = load();
-  if (s.mount(source, target, fstype, flags, data) !== 0) throw errnoError('mount', target, s.errno());
-}
-
-/** umount2(2); resolves false when `target` was not a mount point (EINVAL) or is gone (ENOENT). */
-export function sysUmount(target: string, flags = 0): boolean {
-  const s = load();
-  if (s.umount2(target, flags) === 0) return true;
-  const errno = s.errno();
-  if (errno === os.constants.errno.EINVAL || errno === os.constants.errno.ENOENT) return false;
-  throw errnoError('umount2', target, errno);
-}
+export { sysMount, sysUmount };
 
 export interface MountInfo {
   mountPoint: string;
