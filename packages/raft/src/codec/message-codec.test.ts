@@ -9,6 +9,7 @@ import {
   encodeMessage,
 } from './message-codec.js';
 import type { Message } from '../core/types.js';
+import { newMessage } from '../core/messages.js';
 import { RaftDecodeError } from '../errors.js';
 
 const cs = { voters: ['a1', 'b2'], learners: ['c3'], votersOutgoing: [], learnersNext: [], autoLeave: true };
@@ -54,19 +55,7 @@ test('entries encode once and decode back; hard states round-trip', () => {
 });
 
 test('truncated or garbage input fails with RaftDecodeError', () => {
-  const m = encodeMessage({
-    type: 'heartbeat',
-    from: 'a',
-    to: 'b',
-    term: 1,
-    index: 0,
-    logTerm: 0,
-    commit: 0,
-    entries: [],
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-  });
+  const m = encodeMessage(newMessage('heartbeat', 'b', { from: 'a', term: 1 }));
   for (let n = 0; n < m.length; n++) assert.throws(() => decodeMessage(m.subarray(0, n)), RaftDecodeError);
   assert.throws(() => decodeMessage(Buffer.concat([m, Buffer.from([0])])), RaftDecodeError);
   const bad = Buffer.from(m);

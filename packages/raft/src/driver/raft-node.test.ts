@@ -17,6 +17,7 @@ import type {
   Status,
 } from '../core/types.js';
 import type { BootState, LogStore } from './log-store.js';
+import { newMessage } from '../core/messages.js';
 import type { Transport, TransportHandlers } from '../transport/transport.js';
 import { RaftNode, type AppliedEntry, type StateMachine } from './raft-node.js';
 import { NodeClosedError, ProposalOutcomeUnknownError, StorageFatalError } from '../errors.js';
@@ -132,19 +133,7 @@ function setup(): { node: RaftNode; core: () => FakeCore; store: SlowStore; sm: 
   return { node, core: () => core!, store, sm };
 }
 
-const msg = (type: Message['type']): Message => ({
-  type,
-  from: 'n1',
-  to: 'n2',
-  term: 1,
-  index: 0,
-  logTerm: 0,
-  commit: 0,
-  entries: [],
-  reject: false,
-  rejectHint: 0,
-  context: new Uint8Array(0),
-});
+const msg = (type: Message['type']): Message => newMessage(type, 'n2', { from: 'n1', term: 1 });
 
 test('proposals made during an fsync are group-committed in the next batch and resolve on apply', async (t) => {
   const { node, store, sm } = setup();

@@ -3,26 +3,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { TcpTransport } from './tcp-transport.js';
 import type { Message } from '../core/types.js';
+import { newMessage, type MessageFields } from '../core/messages.js';
 import { waitFor } from '@shoal/common';
 
 const until = (f: () => boolean, timeoutMs = 5000, intervalMs = 20): Promise<true> =>
   waitFor(() => (f() ? true : undefined), { timeoutMs, intervalMs });
 
-function msg(from: string, to: string, extra: Partial<Message> = {}): Message {
-  return {
-    type: 'app',
-    from,
-    to,
-    term: 1,
-    index: 0,
-    logTerm: 0,
-    commit: 0,
-    entries: [],
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-    ...extra,
-  };
+function msg(from: string, to: string, extra: MessageFields & { type?: Message['type'] } = {}): Message {
+  const { type = 'app', ...fields } = extra;
+  return newMessage(type, to, { from, term: 1, ...fields });
 }
 
 function collector(): {
