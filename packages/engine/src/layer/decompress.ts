@@ -2,9 +2,10 @@
  * Layer compression: sniffed from the magic bytes (the media type can lie, and skopeo keeps
  * zstd layers under gzip names in some paths): `1f 8b` gzip, `28 b5 2f fd` zstd, else plain tar.
  */
+import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { UnsupportedMediaTypeError } from '../errors.js';
 
@@ -40,11 +41,33 @@ export async function openDecompressed(path: string): Promise<{ stream: Readable
       const create = (zlib as { createZstdDecompress?: () => unknown }).createZstdDecompress;
       if (!create) {
         raw.destroy();
-        throw new UnsupportedMediaTypeError('zstd', `${path} (this Node has no zlib zstd; Node >= 22.15 needed)`);
+        return { stream: zstdProcess(path), compression };
       }
       return { stream: chain(create() as Readable), compression };
     }
     case 'none':
       return { stream: raw, compression };
   }
+}
+
+/**
+ * Node < 22.15 has no zlib zstd: decompress with the `zstd` program (Debian's zstd, installed by
+ * setup) instead. A missing program or a failed decompression destroys the stream with an error.
+ */
+export function zstdProcess(path: string): Readable {
+  const child = spawn('zstd', ['-dc', '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // the output ends only once zstd has exited 0, so that a failure is never seen as a short stream
+  const out = new PassThrough();
+  child.stdout.pipe(out, { end: false });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.on('error', () => {
+    out.destroy(new UnsupportedMediaTypeError('zstd', `${path} (no zlib zstd in this Node and no zstd program)`));
+  });
+  child.on('close', (code) => {
+    if (code === 0) out.end();
+    else out.destroy(new Error(`zstd -dc ${path} failed (exit ${code}): ${stderr.trim()}`));
+  });
+  out.on('close', () => child.kill());
+  return out;
 }
