@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Cgroup } from '@shoal/engine';
 import { startRegistry, pushTestImages } from '@shoal/testkit';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -39,13 +40,7 @@ test(
       const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
       for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
       await reg.stop();
-      for (const h of readdirSync('/sys/fs/cgroup')) {
-        try {
-          rmdirSync(join('/sys/fs/cgroup', h, cgroupParent));
-        } catch {
-          // not there
-        }
-      }
+      await new Cgroup(cgroupParent).remove({ keepParent: true });
       assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
       await rm(dir, { recursive: true, force: true });
     });

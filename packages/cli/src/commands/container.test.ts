@@ -1,21 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Engine } from '@shoal/engine';
+import { Cgroup, Engine } from '@shoal/engine';
 
 /** A one-layer busybox image on disk. */
 function makeLayer(root: string): string {
@@ -81,13 +72,7 @@ function setup(t: { after(fn: () => Promise<void>): void }): Ctx {
     });
     for (const c of await e.list({ all: true })) await e.remove(c.id, { force: true }).catch(() => undefined);
     await e.close();
-    for (const h of readdirSync('/sys/fs/cgroup')) {
-      try {
-        rmdirSync(join('/sys/fs/cgroup', h, cgroupParent));
-      } catch {
-        // not there
-      }
-    }
+    await new Cgroup(cgroupParent).remove({ keepParent: true });
     assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(root), 'no mounts left');
     await rm(root, { recursive: true, force: true });
   });

@@ -86,6 +86,6 @@ export async function benchConmon(
     for (let i = 0; i < 100 && !existsSync(join(d, 'exit', id)); i++) await new Promise((r) => setTimeout(r, 20));
     await exec(RUNC, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
     await builder.release(rec).catch(() => undefined);
-    removeCgroupParent(cgParent);
+    await removeCgroupParent(cgParent);
   }
 }

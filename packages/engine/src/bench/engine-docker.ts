@@ -142,7 +142,7 @@ export async function benchDocker(
       .map((l) => l.split(' ')[4] ?? '')
       .filter((m) => m.startsWith(d));
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
-    removeCgroupParent('/shoal-bench-docker');
-    if (!cgroupsBefore) removeCgroupParent('/docker');
+    await removeCgroupParent('/shoal-bench-docker');
+    if (!cgroupsBefore) await removeCgroupParent('/docker');
   }
 }

@@ -196,8 +196,8 @@ async function benchShoalAndRunc(root: string, images: ImageResolver): Promise<P
     await rc.teardown().catch(() => undefined);
     for (const c of await engine.list({ all: true })) await engine.remove(c.id, { force: true }).catch(() => undefined);
     await engine.close();
-    removeCgroupParent(`/shoal-bench-${tag}`);
-    removeCgroupParent(`/shoal-bench-runc-${tag}`);
+    await removeCgroupParent(`/shoal-bench-${tag}`);
+    await removeCgroupParent(`/shoal-bench-runc-${tag}`);
   }
 }
 

@@ -4,22 +4,14 @@
  * temp dirs) and a cleanup that leaves nothing behind: containers, shims, mounts, cgroups, dirs.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmdirSync,
-  symlinkSync,
-  writeFileSync,
-  readFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ResolvedImage } from '../image/types.js';
 import { Engine, type EngineOptions, type ImageResolver } from '../engine.js';
+import { Cgroup } from '../cgroups/cgroup.js';
 
 const APPLETS = [
   'sh',
@@ -98,26 +90,15 @@ export async function testEngine(extra: Partial<EngineOptions> = {}): Promise<Te
         const mp = line.split(' ')[4];
         if (mp?.startsWith(root)) execFileSync('umount', ['-l', mp]);
       }
-      removeCgroupParent(opts.cgroupParent ?? '');
+      await removeCgroupParent(opts.cgroupParent ?? '');
       await rm(root, { recursive: true, force: true });
     },
   };
 }
 
-/** rmdir the cgroup parent (and any leaf left) in every hierarchy. */
-export function removeCgroupParent(parent: string): void {
-  if (!parent) return;
-  for (const h of readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', h, parent);
-    try {
-      for (const leaf of readdirSync(dir, { withFileTypes: true })) {
-        if (leaf.isDirectory()) rmdirSync(join(dir, leaf.name));
-      }
-      rmdirSync(dir);
-    } catch {
-      // not there
-    }
-  }
+/** Removes a test's cgroup parent and anything left under it (leftover processes killed) in every hierarchy. */
+export async function removeCgroupParent(parent: string): Promise<void> {
+  if (parent) await new Cgroup(parent).remove({ keepParent: true });
 }
 
 /** Collects a container's whole log as text per stream. */
