@@ -37,7 +37,16 @@ function uniq(prefix: string): string {
 function cli(args: string[], opts: { asNobody?: boolean } = {}): Promise<RunResult> {
   const argv = [process.execPath, cliMain, ...args];
   const [file, ...rest] = opts.asNobody
-    ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...argv]
+    ? // nobody, but able to read the checkout wherever it lives (a clone under a 0700 dir), and nothing more
+      [
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--inh-caps=+dac_read_search',
+        '--ambient-caps=+dac_read_search',
+        ...argv,
+      ]
     : argv;
   return run(file ?? 'node', rest, { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
 }
