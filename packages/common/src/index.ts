@@ -10,7 +10,19 @@
  * log.info({ took: 100 }, 'slept');
  * ```
  */
-export { ShoalError, InvalidArgumentError, AbortedError, hasCode, errorMessage, errnoCode } from './errors.js';
+export {
+  ShoalError,
+  InvalidArgumentError,
+  AbortedError,
+  hasCode,
+  errorMessage,
+  errnoCode,
+  errorKind,
+  ignoreErrno,
+  ERROR_KINDS,
+  type ErrorKind,
+  type ShoalErrorOptions,
+} from './errors.js';
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export { randomId64, newObjectId, isValidName } from './ids.js';
 export { throwIfAborted, sleep, waitFor } from './abort.js';

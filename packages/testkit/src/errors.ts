@@ -13,10 +13,12 @@ export class LabNotFoundError extends TestkitError {
 /** Thrown when a lab or host name is not an identifier (`[a-z][a-z0-9-]{0,30}`). */
 export class LabInvalidNameError extends TestkitError {
   constructor(
-    readonly kind: 'lab' | 'host',
+    readonly what: 'lab' | 'host',
     readonly value: string,
   ) {
-    super('LAB_INVALID_NAME', `invalid ${kind} name '${value}': use a-z, 0-9 and '-', starting with a letter`);
+    super('LAB_INVALID_NAME', `invalid ${what} name '${value}': use a-z, 0-9 and '-', starting with a letter`, {
+      kind: 'invalid-argument',
+    });
   }
 }
 
