@@ -58,9 +58,9 @@ stamp=node_modules/.shoal-lock-hash
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing npm dependencies"
-  # `npm install` honours the lock file; `npm ci` of this npm misreads optional platform
-  # bindings (e.g. @unrs/resolver-binding-*) as missing from the lock and refuses.
-  npm install --no-audit --no-fund --loglevel=error
+  # The lock file is complete (every optional platform binding listed), so `npm ci` installs
+  # exactly it and never rewrites it: a fresh clone stays clean after set-up (CI checks).
+  npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
 export PATH="$PWD/node_modules/.bin:$PATH"
