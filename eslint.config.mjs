@@ -1,4 +1,4 @@
-// Lint: type-aware TypeScript rules, async hygiene, and the package layers of ARCHITECTURE.md.
+// Lint: type-aware TypeScript rules, async hygiene, and the package layers of docs/architecture.md.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
@@ -18,7 +18,7 @@ const layerRules = Object.entries(allowed).map(([pkg, deps]) => ({
         patterns: [
           {
             group: all.filter((p) => p !== pkg && !deps.includes(p)).map((p) => `@shoal/${p}`),
-            message: `@shoal/${pkg} may import only: ${deps.join(', ') || 'nothing from @shoal'} (ARCHITECTURE.md)`,
+            message: `@shoal/${pkg} may import only: ${deps.join(', ') || 'nothing from @shoal'} (docs/architecture.md)`,
           },
           { group: ['@shoal/*/src/*', '@shoal/*/dist/*'], message: 'import a package by its public name' },
           { group: ['../../*/src/*', '../../../packages/*'], message: 'no relative imports across packages' },

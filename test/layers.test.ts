@@ -1,5 +1,5 @@
 // The package graph is declared twice (npm dependencies and tsc references) and must match
-// the layer table in layers.json (ARCHITECTURE.md): checked here so that drift fails CI.
+// the layer table in layers.json (docs/architecture.md): checked here so that drift fails CI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
