@@ -125,10 +125,14 @@ export class ClusterStore {
     return this.sm.hub.watch(opts);
   }
 
-  /** Builds a transaction from this manager's state with `fn`, then commits it. */
+  /**
+   * Builds a transaction from this manager's state with `fn`, then commits it. When `fn` stages
+   * nothing, nothing is proposed and the result has no changes.
+   */
   async update(fn: (tx: Tx) => void, opts: { signal?: AbortSignal } = {}): Promise<Committed> {
     const tx = new Tx(this);
     fn(tx);
+    if (tx.ops.length === 0) return { revision: this.revision, changes: [] };
     return this.commit(tx.ops, opts);
   }
 
