@@ -61,19 +61,22 @@ export function checkFormat(format: string | undefined): void {
 export { TemplateError };
 
 function headerContext(headers: Readonly<Record<string, string>>): Record<string, string> {
-  return new Proxy({ ...headers }, {
-    get: (target, key) =>
-      typeof key === 'string' ? (target[key] ?? key.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()) : undefined,
-    has: () => true,
-    getOwnPropertyDescriptor: (target, key) =>
-      typeof key === 'string'
-        ? {
-            value: target[key] ?? key.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase(),
-            enumerable: true,
-            configurable: true,
-          }
-        : undefined,
-  });
+  return new Proxy(
+    { ...headers },
+    {
+      get: (target, key) =>
+        typeof key === 'string' ? (target[key] ?? key.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()) : undefined,
+      has: () => true,
+      getOwnPropertyDescriptor: (target, key) =>
+        typeof key === 'string'
+          ? {
+              value: target[key] ?? key.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase(),
+              enumerable: true,
+              configurable: true,
+            }
+          : undefined,
+    },
+  );
 }
 
 /** docker accepts a literal `\t` typed in a shell-quoted format as a tab. */
