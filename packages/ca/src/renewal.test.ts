@@ -53,13 +53,13 @@ test('renewer: renews at the scheduled point, then for each new certificate; fai
     random: () => 0,
     logger: silentLogger(),
     backoff: { initialMs: 1000, maxMs: 8000, random: () => 1 },
-    renew: async () => {
+    renew: () => {
       attempts.push(clock.now());
       if (fail > 0) {
         fail--;
-        throw new Error('manager unreachable');
+        return Promise.reject(new Error('manager unreachable'));
       }
-      return cert(clock.now(), 90);
+      return Promise.resolve(cert(clock.now(), 90));
     },
   });
   renewer.start();
@@ -99,9 +99,9 @@ test('renewer: an already expired certificate is renewed at once', async () => {
     current: cert(T0, 90),
     clock,
     logger: silentLogger(),
-    renew: async () => {
+    renew: () => {
       calls++;
-      return cert(clock.now(), 90);
+      return Promise.resolve(cert(clock.now(), 90));
     },
   });
   renewer.start();

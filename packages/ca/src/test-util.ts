@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Clock } from '@shoal/common';
 import { createCsr } from './csr.js';
 import { generateNodeKey, signingParams, toCryptoKeyPair } from './keys.js';
-import { RootCA, newClusterId, newNodeId } from './root-ca.js';
+import { type RootCA, newClusterId, newNodeId } from './root-ca.js';
 import type { NodeRole } from './roles.js';
 import { x509 } from './x509.js';
 
