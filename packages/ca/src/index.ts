@@ -104,3 +104,9 @@ export {
   grpcClientCredentialsArgs,
   type NodeTlsMaterial,
 } from './tls.js';
+export {
+  NodeCertificateProvider,
+  identifyGrpcPeer,
+  type CaCertificateUpdate,
+  type IdentityCertificateUpdate,
+} from './grpc-certs.js';
