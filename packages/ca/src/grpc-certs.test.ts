@@ -17,6 +17,7 @@ import {
   bootstrapClientTlsOptions,
   checkRootAgainstToken,
   grpcClientCredentialsArgs,
+  grpcServerCredentialsArgs,
   nodeServerIdentityCheck,
 } from './tls.js';
 import { issueNode, selfSignedNodeCert } from './test-util.js';
@@ -161,4 +162,44 @@ test('grpc-js: NodeCertificateProvider.update swaps the server certificate for n
   c.provider.update({ certPem: renewed.certPem, key: renewed.key, rootPem: c.root.certPem });
   await call(c.port, client(), 'GetRootCACertificate');
   assert.deepEqual(seen, [c.mgr.nodeId, renewed.nodeId]);
+});
+
+test('grpc-js strict listener (createSsl with grpcServerCredentialsArgs): only certificates of the cluster get through', async (t) => {
+  const root = await RootCA.create();
+  const clusterId = 'c' + root.digest.slice(0, 24);
+  const mgr = await issueNode(root, 'manager', { clusterId });
+  const s = grpcServerCredentialsArgs({ certPem: mgr.certPem, key: mgr.key, rootPem: root.certPem });
+  const server = new grpc.Server();
+  server.addService(service, {
+    GetRootCACertificate: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+      cb(null, Buffer.from('x')),
+    Whoami: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+      cb(null, Buffer.from(identifyGrpcPeer(call.getAuthContext(), root.certPem).nodeId)),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      '127.0.0.1:0',
+      grpc.ServerCredentials.createSsl(s.rootCerts, s.keyCertPairs, s.checkClientCertificate),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
+  );
+  t.after(() => new Promise<void>((r) => server.tryShutdown(() => r())));
+  const creds = (certPem: string, key: KeyObject) => {
+    const a = grpcClientCredentialsArgs({ certPem, key, rootPem: root.certPem });
+    return grpc.credentials.createSsl(a.rootCerts, a.privateKey, a.certChain, a.verifyOptions);
+  };
+  const w = await issueNode(root, 'worker', { clusterId });
+  assert.equal(await call(port, creds(w.certPem, w.key), 'Whoami'), w.nodeId);
+  const ss = await selfSignedNodeCert(clusterId);
+  await assert.rejects(call(port, creds(ss.certPem, ss.key), 'Whoami'), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.UNAVAILABLE, err.message);
+    return true;
+  });
+  const none = grpc.credentials.createSsl(Buffer.from(root.certPem), null, null, {
+    checkServerIdentity: nodeServerIdentityCheck(root.certPem),
+  });
+  await assert.rejects(
+    call(port, none, 'GetRootCACertificate'),
+    (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE,
+  );
 });

@@ -134,7 +134,12 @@ export function joinerClientTlsOptions(pinnedRootPem: string): ConnectionOptions
   };
 }
 
-/** Arguments of grpc-js `ServerCredentials.createSsl(rootCerts, keyCertPairs, checkClientCertificate)`. */
+/**
+ * Arguments of grpc-js `ServerCredentials.createSsl(rootCerts, keyCertPairs, checkClientCertificate)`
+ * for a strict listener: grpc-js then requires a client certificate that chains to the root and
+ * refuses others in the handshake. Not for the cluster port, where joiners call the CA RPCs
+ * without a certificate: that one uses `NodeCertificateProvider` (grpc-certs.ts).
+ */
 export function grpcServerCredentialsArgs(m: NodeTlsMaterial): {
   rootCerts: Buffer;
   keyCertPairs: { private_key: Buffer; cert_chain: Buffer }[];
@@ -143,8 +148,7 @@ export function grpcServerCredentialsArgs(m: NodeTlsMaterial): {
   return {
     rootCerts: Buffer.from(m.rootPem),
     keyCertPairs: [{ private_key: Buffer.from(keyPem(m.key)), cert_chain: Buffer.from(m.certPem) }],
-    // false: joiners call the CA RPCs without a certificate; other RPCs check the peer per call.
-    checkClientCertificate: false,
+    checkClientCertificate: true,
   };
 }
 
