@@ -110,3 +110,4 @@ export {
   type CaCertificateUpdate,
   type IdentityCertificateUpdate,
 } from './grpc-certs.js';
+export { issueForJoin, type JoinPolicy, type JoinRequest } from './join-request.js';
