@@ -34,12 +34,14 @@ async function startServer(
   t: { after: (fn: () => Promise<void>) => void },
   m: NodeTlsMaterial,
   opts: { strict?: boolean; roles?: NodeRole[]; rootToSend?: string } = {},
-): Promise<{ port: number; accepted: () => number }> {
+): Promise<{ port: number; accepted: () => number; errors: Error[] }> {
   let accepted = 0;
+  const socketErrors: Error[] = [];
   const roots = parseRoots(m.rootPem);
   const server = tls.createServer(serverTlsOptions(m, { strict: opts.strict }), (socket) => {
     accepted++;
-    socket.on('error', () => socket.destroy());
+    // A client that refuses our certificate resets the connection: record it, the test asserts replies.
+    socket.on('error', (err: Error) => socketErrors.push(err));
     const peer = socket.getPeerCertificate();
     if (!peer || Object.keys(peer).length === 0) {
       socket.end(opts.rootToSend ?? m.rootPem);
@@ -55,7 +57,8 @@ async function startServer(
     }
     socket.end(JSON.stringify(reply));
   });
-  server.on('tlsClientError', () => undefined);
+  // Handshakes the server refused (strict mode) or clients aborted: recorded for the assertions.
+  server.on('tlsClientError', (err) => socketErrors.push(err));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(
     () =>
@@ -63,7 +66,7 @@ async function startServer(
         server.close(() => r());
       }),
   );
-  return { port: (server.address() as AddressInfo).port, accepted: () => accepted };
+  return { port: (server.address() as AddressInfo).port, accepted: () => accepted, errors: socketErrors };
 }
 
 /** Connects, reads until the server ends; resolves with the text, rejects on a TLS error. */
