@@ -29,12 +29,12 @@ export interface GetRootCACertificateRequest {}
 
 export interface GetRootCACertificateResponse {
   /** PEM. The joiner checks its digest against the one in the join token. */
-  Certificate?: Buffer | undefined;
+  Certificate?: Uint8Array | undefined;
 }
 
 export interface IssueNodeCertificateRequest {
   /** PEM certificate signing request (ECDSA P-256 key). */
-  CSR?: Buffer | undefined;
+  CSR?: Uint8Array | undefined;
   /**
    * "SWMTKN-1-..."; it selects the role. Empty for a renewal by a node with a valid
    * certificate (the role then comes from the cluster's record of the node).
@@ -58,7 +58,7 @@ export interface NodeCertificateStatusResponse {
   /** State "issued" carries the certificate; "pending" means ask again; "failed" has Err. */
   Certificate?: NodeCertificate | undefined;
   /** PEM bundle of the root CA (and the cross-signed one during a root rotation). */
-  RootCABundle?: Buffer | undefined;
+  RootCABundle?: Uint8Array | undefined;
 }
 
 function createBaseGetRootCACertificateRequest(): GetRootCACertificateRequest {
@@ -105,7 +105,7 @@ export const GetRootCACertificateRequest: MessageFns<GetRootCACertificateRequest
 };
 
 function createBaseGetRootCACertificateResponse(): GetRootCACertificateResponse {
-  return { Certificate: Buffer.alloc(0) };
+  return { Certificate: new Uint8Array(0) };
 }
 
 export const GetRootCACertificateResponse: MessageFns<GetRootCACertificateResponse> = {
@@ -134,7 +134,7 @@ export const GetRootCACertificateResponse: MessageFns<GetRootCACertificateRespon
               break;
             }
 
-            message.Certificate = Buffer.from(reader.bytes());
+            message.Certificate = reader.bytes();
             continue;
           }
         }
@@ -154,13 +154,13 @@ export const GetRootCACertificateResponse: MessageFns<GetRootCACertificateRespon
   },
   fromPartial<I extends Exact<DeepPartial<GetRootCACertificateResponse>, I>>(object: I): GetRootCACertificateResponse {
     const message = createBaseGetRootCACertificateResponse();
-    message.Certificate = object.Certificate ?? Buffer.alloc(0);
+    message.Certificate = object.Certificate ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseIssueNodeCertificateRequest(): IssueNodeCertificateRequest {
-  return { CSR: Buffer.alloc(0), Token: '', Availability: '' };
+  return { CSR: new Uint8Array(0), Token: '', Availability: '' };
 }
 
 export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest> = {
@@ -195,7 +195,7 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
               break;
             }
 
-            message.CSR = Buffer.from(reader.bytes());
+            message.CSR = reader.bytes();
             continue;
           }
           case 2: {
@@ -231,7 +231,7 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
   },
   fromPartial<I extends Exact<DeepPartial<IssueNodeCertificateRequest>, I>>(object: I): IssueNodeCertificateRequest {
     const message = createBaseIssueNodeCertificateRequest();
-    message.CSR = object.CSR ?? Buffer.alloc(0);
+    message.CSR = object.CSR ?? new Uint8Array(0);
     message.Token = object.Token ?? '';
     message.Availability = object.Availability ?? '';
     return message;
@@ -361,7 +361,7 @@ export const NodeCertificateStatusRequest: MessageFns<NodeCertificateStatusReque
 };
 
 function createBaseNodeCertificateStatusResponse(): NodeCertificateStatusResponse {
-  return { Certificate: undefined, RootCABundle: Buffer.alloc(0) };
+  return { Certificate: undefined, RootCABundle: new Uint8Array(0) };
 }
 
 export const NodeCertificateStatusResponse: MessageFns<NodeCertificateStatusResponse> = {
@@ -401,7 +401,7 @@ export const NodeCertificateStatusResponse: MessageFns<NodeCertificateStatusResp
               break;
             }
 
-            message.RootCABundle = Buffer.from(reader.bytes());
+            message.RootCABundle = reader.bytes();
             continue;
           }
         }
@@ -427,7 +427,7 @@ export const NodeCertificateStatusResponse: MessageFns<NodeCertificateStatusResp
       object.Certificate !== undefined && object.Certificate !== null
         ? NodeCertificate.fromPartial(object.Certificate)
         : undefined;
-    message.RootCABundle = object.RootCABundle ?? Buffer.alloc(0);
+    message.RootCABundle = object.RootCABundle ?? new Uint8Array(0);
     return message;
   },
 };

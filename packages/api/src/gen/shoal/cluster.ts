@@ -90,9 +90,9 @@ export interface JoinTokens {
 /** Shoal: the cluster's root CA as kept in the store (never returned to clients). */
 export interface RootCA {
   /** PEM. */
-  CACert?: Buffer | undefined;
+  CACert?: Uint8Array | undefined;
   /** PEM; empty with an external CA. */
-  CAKey?: Buffer | undefined;
+  CAKey?: Uint8Array | undefined;
   /** "sha256:<hex>" of the DER certificate. */
   CACertHash?: string | undefined;
 }
@@ -118,7 +118,7 @@ export interface Cluster {
    * Shoal: the key that wraps the managers' keys when autolock is on (never returned by
    * GetCluster; see Control.GetUnlockKey).
    */
-  UnlockKey?: Buffer | undefined;
+  UnlockKey?: Uint8Array | undefined;
 }
 
 function createBaseOrchestrationConfig(): OrchestrationConfig {
@@ -1035,7 +1035,7 @@ export const JoinTokens: MessageFns<JoinTokens> = {
 };
 
 function createBaseRootCA(): RootCA {
-  return { CACert: Buffer.alloc(0), CAKey: Buffer.alloc(0), CACertHash: '' };
+  return { CACert: new Uint8Array(0), CAKey: new Uint8Array(0), CACertHash: '' };
 }
 
 export const RootCA: MessageFns<RootCA> = {
@@ -1070,7 +1070,7 @@ export const RootCA: MessageFns<RootCA> = {
               break;
             }
 
-            message.CACert = Buffer.from(reader.bytes());
+            message.CACert = reader.bytes();
             continue;
           }
           case 2: {
@@ -1078,7 +1078,7 @@ export const RootCA: MessageFns<RootCA> = {
               break;
             }
 
-            message.CAKey = Buffer.from(reader.bytes());
+            message.CAKey = reader.bytes();
             continue;
           }
           case 3: {
@@ -1106,8 +1106,8 @@ export const RootCA: MessageFns<RootCA> = {
   },
   fromPartial<I extends Exact<DeepPartial<RootCA>, I>>(object: I): RootCA {
     const message = createBaseRootCA();
-    message.CACert = object.CACert ?? Buffer.alloc(0);
-    message.CAKey = object.CAKey ?? Buffer.alloc(0);
+    message.CACert = object.CACert ?? new Uint8Array(0);
+    message.CAKey = object.CAKey ?? new Uint8Array(0);
     message.CACertHash = object.CACertHash ?? '';
     return message;
   },
@@ -1127,7 +1127,7 @@ function createBaseCluster(): Cluster {
     DataPathPort: 0,
     JoinTokens: undefined,
     RootCA: undefined,
-    UnlockKey: Buffer.alloc(0),
+    UnlockKey: new Uint8Array(0),
   };
 }
 
@@ -1294,7 +1294,7 @@ export const Cluster: MessageFns<Cluster> = {
               break;
             }
 
-            message.UnlockKey = Buffer.from(reader.bytes());
+            message.UnlockKey = reader.bytes();
             continue;
           }
         }
@@ -1332,7 +1332,7 @@ export const Cluster: MessageFns<Cluster> = {
         : undefined;
     message.RootCA =
       object.RootCA !== undefined && object.RootCA !== null ? RootCA.fromPartial(object.RootCA) : undefined;
-    message.UnlockKey = object.UnlockKey ?? Buffer.alloc(0);
+    message.UnlockKey = object.UnlockKey ?? new Uint8Array(0);
     return message;
   },
 };

@@ -76,8 +76,8 @@ export interface Limit {
  */
 export interface TLSInfo {
   TrustRoot?: string | undefined;
-  CertIssuerSubject?: Buffer | undefined;
-  CertIssuerPublicKey?: Buffer | undefined;
+  CertIssuerSubject?: Uint8Array | undefined;
+  CertIssuerPublicKey?: Uint8Array | undefined;
 }
 
 /** A node address as known to the cluster. */
@@ -724,7 +724,7 @@ export const Limit: MessageFns<Limit> = {
 };
 
 function createBaseTLSInfo(): TLSInfo {
-  return { TrustRoot: '', CertIssuerSubject: Buffer.alloc(0), CertIssuerPublicKey: Buffer.alloc(0) };
+  return { TrustRoot: '', CertIssuerSubject: new Uint8Array(0), CertIssuerPublicKey: new Uint8Array(0) };
 }
 
 export const TLSInfo: MessageFns<TLSInfo> = {
@@ -767,7 +767,7 @@ export const TLSInfo: MessageFns<TLSInfo> = {
               break;
             }
 
-            message.CertIssuerSubject = Buffer.from(reader.bytes());
+            message.CertIssuerSubject = reader.bytes();
             continue;
           }
           case 3: {
@@ -775,7 +775,7 @@ export const TLSInfo: MessageFns<TLSInfo> = {
               break;
             }
 
-            message.CertIssuerPublicKey = Buffer.from(reader.bytes());
+            message.CertIssuerPublicKey = reader.bytes();
             continue;
           }
         }
@@ -796,8 +796,8 @@ export const TLSInfo: MessageFns<TLSInfo> = {
   fromPartial<I extends Exact<DeepPartial<TLSInfo>, I>>(object: I): TLSInfo {
     const message = createBaseTLSInfo();
     message.TrustRoot = object.TrustRoot ?? '';
-    message.CertIssuerSubject = object.CertIssuerSubject ?? Buffer.alloc(0);
-    message.CertIssuerPublicKey = object.CertIssuerPublicKey ?? Buffer.alloc(0);
+    message.CertIssuerSubject = object.CertIssuerSubject ?? new Uint8Array(0);
+    message.CertIssuerPublicKey = object.CertIssuerPublicKey ?? new Uint8Array(0);
     return message;
   },
 };

@@ -135,7 +135,7 @@ export interface SeccompOpts {
   /** "default" | "unconfined" | "custom". */
   Mode?: string | undefined;
   /** A custom profile (JSON), with Mode "custom". */
-  Profile?: Buffer | undefined;
+  Profile?: Uint8Array | undefined;
 }
 
 export interface AppArmorOpts {
@@ -1572,7 +1572,7 @@ export const SELinuxContext: MessageFns<SELinuxContext> = {
 };
 
 function createBaseSeccompOpts(): SeccompOpts {
-  return { Mode: '', Profile: Buffer.alloc(0) };
+  return { Mode: '', Profile: new Uint8Array(0) };
 }
 
 export const SeccompOpts: MessageFns<SeccompOpts> = {
@@ -1612,7 +1612,7 @@ export const SeccompOpts: MessageFns<SeccompOpts> = {
               break;
             }
 
-            message.Profile = Buffer.from(reader.bytes());
+            message.Profile = reader.bytes();
             continue;
           }
         }
@@ -1633,7 +1633,7 @@ export const SeccompOpts: MessageFns<SeccompOpts> = {
   fromPartial<I extends Exact<DeepPartial<SeccompOpts>, I>>(object: I): SeccompOpts {
     const message = createBaseSeccompOpts();
     message.Mode = object.Mode ?? '';
-    message.Profile = object.Profile ?? Buffer.alloc(0);
+    message.Profile = object.Profile ?? new Uint8Array(0);
     return message;
   },
 };

@@ -50,7 +50,7 @@ export interface SessionMessage {
   Node?: Node | undefined;
   Managers?: WeightedPeer[] | undefined;
   /** The cluster's root CA certificate (PEM), to follow root rotations. */
-  RootCA?: Buffer | undefined;
+  RootCA?: Uint8Array | undefined;
   /** Nanoseconds between heartbeats. */
   HeartbeatPeriod?: number | undefined;
 }
@@ -244,7 +244,7 @@ export const WeightedPeer: MessageFns<WeightedPeer> = {
 };
 
 function createBaseSessionMessage(): SessionMessage {
-  return { SessionID: '', Node: undefined, Managers: [], RootCA: Buffer.alloc(0), HeartbeatPeriod: 0 };
+  return { SessionID: '', Node: undefined, Managers: [], RootCA: new Uint8Array(0), HeartbeatPeriod: 0 };
 }
 
 export const SessionMessage: MessageFns<SessionMessage> = {
@@ -314,7 +314,7 @@ export const SessionMessage: MessageFns<SessionMessage> = {
               break;
             }
 
-            message.RootCA = Buffer.from(reader.bytes());
+            message.RootCA = reader.bytes();
             continue;
           }
           case 5: {
@@ -345,7 +345,7 @@ export const SessionMessage: MessageFns<SessionMessage> = {
     message.SessionID = object.SessionID ?? '';
     message.Node = object.Node !== undefined && object.Node !== null ? Node.fromPartial(object.Node) : undefined;
     message.Managers = object.Managers?.map((e) => WeightedPeer.fromPartial(e)) || [];
-    message.RootCA = object.RootCA ?? Buffer.alloc(0);
+    message.RootCA = object.RootCA ?? new Uint8Array(0);
     message.HeartbeatPeriod = object.HeartbeatPeriod ?? 0;
     return message;
   },

@@ -78,12 +78,12 @@ export interface NodeCertificate {
   /** The role the certificate carries: "worker" | "manager". */
   Role?: string | undefined;
   /** The pending certificate signing request (DER or PEM). */
-  CSR?: Buffer | undefined;
+  CSR?: Uint8Array | undefined;
   /** "pending" | "issued" | "failed" | "renew" | "rotate". */
   State?: string | undefined;
   Err?: string | undefined;
   /** The issued certificate (PEM). */
-  Certificate?: Buffer | undefined;
+  Certificate?: Uint8Array | undefined;
   /** The certificate's common name: the node ID. */
   CN?: string | undefined;
 }
@@ -780,7 +780,7 @@ export const ManagerStatus: MessageFns<ManagerStatus> = {
 };
 
 function createBaseNodeCertificate(): NodeCertificate {
-  return { Role: '', CSR: Buffer.alloc(0), State: '', Err: '', Certificate: Buffer.alloc(0), CN: '' };
+  return { Role: '', CSR: new Uint8Array(0), State: '', Err: '', Certificate: new Uint8Array(0), CN: '' };
 }
 
 export const NodeCertificate: MessageFns<NodeCertificate> = {
@@ -832,7 +832,7 @@ export const NodeCertificate: MessageFns<NodeCertificate> = {
               break;
             }
 
-            message.CSR = Buffer.from(reader.bytes());
+            message.CSR = reader.bytes();
             continue;
           }
           case 3: {
@@ -856,7 +856,7 @@ export const NodeCertificate: MessageFns<NodeCertificate> = {
               break;
             }
 
-            message.Certificate = Buffer.from(reader.bytes());
+            message.Certificate = reader.bytes();
             continue;
           }
           case 6: {
@@ -885,10 +885,10 @@ export const NodeCertificate: MessageFns<NodeCertificate> = {
   fromPartial<I extends Exact<DeepPartial<NodeCertificate>, I>>(object: I): NodeCertificate {
     const message = createBaseNodeCertificate();
     message.Role = object.Role ?? '';
-    message.CSR = object.CSR ?? Buffer.alloc(0);
+    message.CSR = object.CSR ?? new Uint8Array(0);
     message.State = object.State ?? '';
     message.Err = object.Err ?? '';
-    message.Certificate = object.Certificate ?? Buffer.alloc(0);
+    message.Certificate = object.Certificate ?? new Uint8Array(0);
     message.CN = object.CN ?? '';
     return message;
   },

@@ -53,7 +53,7 @@ export interface RaftLeaveResponse {}
 
 export interface RaftMessageRequest {
   /** One Raft message, as packages/raft encodes it. */
-  Message?: Buffer | undefined;
+  Message?: Uint8Array | undefined;
 }
 
 export interface RaftMessageResponse {}
@@ -397,7 +397,7 @@ export const RaftLeaveResponse: MessageFns<RaftLeaveResponse> = {
 };
 
 function createBaseRaftMessageRequest(): RaftMessageRequest {
-  return { Message: Buffer.alloc(0) };
+  return { Message: new Uint8Array(0) };
 }
 
 export const RaftMessageRequest: MessageFns<RaftMessageRequest> = {
@@ -426,7 +426,7 @@ export const RaftMessageRequest: MessageFns<RaftMessageRequest> = {
               break;
             }
 
-            message.Message = Buffer.from(reader.bytes());
+            message.Message = reader.bytes();
             continue;
           }
         }
@@ -446,7 +446,7 @@ export const RaftMessageRequest: MessageFns<RaftMessageRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<RaftMessageRequest>, I>>(object: I): RaftMessageRequest {
     const message = createBaseRaftMessageRequest();
-    message.Message = object.Message ?? Buffer.alloc(0);
+    message.Message = object.Message ?? new Uint8Array(0);
     return message;
   },
 };

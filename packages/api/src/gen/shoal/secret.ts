@@ -14,7 +14,7 @@ export interface SecretSpec {
   Name?: string | undefined;
   Labels?: { [key: string]: string } | undefined;
   /** The secret's bytes (< 500 KiB). Never returned by Get/List. */
-  Data?: Buffer | undefined;
+  Data?: Uint8Array | undefined;
   /** An external secret driver. */
   Driver?: Driver | undefined;
   /** A templating driver ("golang"). */
@@ -38,7 +38,7 @@ export interface ConfigSpec {
   Name?: string | undefined;
   Labels?: { [key: string]: string } | undefined;
   /** The config's bytes (< 1000 KiB). */
-  Data?: Buffer | undefined;
+  Data?: Uint8Array | undefined;
   Templating?: Driver | undefined;
 }
 
@@ -56,7 +56,7 @@ export interface Config {
 }
 
 function createBaseSecretSpec(): SecretSpec {
-  return { Name: '', Labels: {}, Data: Buffer.alloc(0), Driver: undefined, Templating: undefined };
+  return { Name: '', Labels: {}, Data: new Uint8Array(0), Driver: undefined, Templating: undefined };
 }
 
 export const SecretSpec: MessageFns<SecretSpec> = {
@@ -116,7 +116,7 @@ export const SecretSpec: MessageFns<SecretSpec> = {
               break;
             }
 
-            message.Data = Buffer.from(reader.bytes());
+            message.Data = reader.bytes();
             continue;
           }
           case 4: {
@@ -162,7 +162,7 @@ export const SecretSpec: MessageFns<SecretSpec> = {
       },
       {},
     );
-    message.Data = object.Data ?? Buffer.alloc(0);
+    message.Data = object.Data ?? new Uint8Array(0);
     message.Driver =
       object.Driver !== undefined && object.Driver !== null ? Driver.fromPartial(object.Driver) : undefined;
     message.Templating =
@@ -343,7 +343,7 @@ export const Secret: MessageFns<Secret> = {
 };
 
 function createBaseConfigSpec(): ConfigSpec {
-  return { Name: '', Labels: {}, Data: Buffer.alloc(0), Templating: undefined };
+  return { Name: '', Labels: {}, Data: new Uint8Array(0), Templating: undefined };
 }
 
 export const ConfigSpec: MessageFns<ConfigSpec> = {
@@ -400,7 +400,7 @@ export const ConfigSpec: MessageFns<ConfigSpec> = {
               break;
             }
 
-            message.Data = Buffer.from(reader.bytes());
+            message.Data = reader.bytes();
             continue;
           }
           case 4: {
@@ -438,7 +438,7 @@ export const ConfigSpec: MessageFns<ConfigSpec> = {
       },
       {},
     );
-    message.Data = object.Data ?? Buffer.alloc(0);
+    message.Data = object.Data ?? new Uint8Array(0);
     message.Templating =
       object.Templating !== undefined && object.Templating !== null ? Driver.fromPartial(object.Templating) : undefined;
     return message;
