@@ -22,3 +22,4 @@ export * from './enums.js';
 export * from './defaults.js';
 export * from './validate.js';
 export * from './inspect.js';
+export * from './auth.js';
