@@ -128,6 +128,34 @@ async function rolesSource(descriptorSet, files) {
   ].join('\n');
 }
 
+const STRICT_LONG_TO_NUMBER = `function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error('Value is larger than Number.MAX_SAFE_INTEGER');
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error('Value is smaller than Number.MIN_SAFE_INTEGER');
+  }
+  return num;
+}`;
+const RELAXED_LONG_TO_NUMBER = `function longToNumber(int64: { toString(): string }): number {
+  // Relaxed by scripts/gen-proto.mjs: int64 beyond 2^53 (durations over 104 days in ns, such as
+  // a one-year certificate expiry) decodes to the nearest double instead of throwing.
+  return globalThis.Number(int64.toString());
+}`;
+
+/** ts-proto's int64 -> number throws beyond 2^53; durations in ns get there (see docs/api.md). */
+function relaxLongToNumber(dir) {
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name);
+    const text = readFileSync(file, 'utf8');
+    if (!text.includes('function longToNumber(')) continue;
+    if (!text.includes(STRICT_LONG_TO_NUMBER))
+      fail(`${name}: ts-proto's longToNumber changed shape; update gen-proto.mjs`);
+    writeFileSync(file, text.replace(STRICT_LONG_TO_NUMBER, RELAXED_LONG_TO_NUMBER));
+  }
+}
+
 async function main() {
   const out = parseArgs();
   const files = readdirSync(join(protoDir, 'shoal'))
@@ -163,6 +191,7 @@ async function main() {
       [prettier, '--config', join(root, '.prettierrc.json'), '--log-level', 'warn', '--write', gen],
       { cwd: root },
     );
+    relaxLongToNumber(join(gen, 'shoal'));
     rmSync(out, { recursive: true, force: true });
     mkdirSync(dirname(out), { recursive: true });
     run('cp', ['-r', gen, out]);

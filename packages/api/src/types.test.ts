@@ -6,6 +6,7 @@ import { Node } from './gen/shoal/node.js';
 import { ServiceSpec } from './gen/shoal/service.js';
 import { Task } from './gen/shoal/task.js';
 import { SecretSpec } from './gen/shoal/secret.js';
+import { ClusterSpec } from './gen/shoal/cluster.js';
 
 const spec: ServiceSpec = {
   Name: 'web',
@@ -99,4 +100,11 @@ test('Node, Task and SecretSpec round trip', () => {
   assert.equal(t.Status?.ContainerStatus?.PID, 42);
   const s = SecretSpec.decode(SecretSpec.encode({ Name: 'db', Data: new TextEncoder().encode('pw') }).finish());
   assert.equal(new TextDecoder().decode(s.Data), 'pw');
+});
+
+test('durations beyond 2^53 ns (a one-year certificate expiry) decode instead of throwing', () => {
+  const year = 365 * 24 * 3600 * 1e9;
+  assert.ok(year > Number.MAX_SAFE_INTEGER);
+  const back = ClusterSpec.decode(ClusterSpec.encode({ CAConfig: { NodeCertExpiry: year } }).finish());
+  assert.equal(back.CAConfig?.NodeCertExpiry, year);
 });
