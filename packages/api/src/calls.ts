@@ -18,12 +18,23 @@ import { fromServiceError, toErrorStatus } from './errors.js';
 // Glue between grpc-js callbacks and async code, with every error crossing through the one
 // table in errors.ts (ShoalError on both sides).
 
-/** A grpc-js unary handler from an async function; what it throws becomes the call's status. */
+/** An AbortSignal that fires when the client cancels the call (or its deadline passes). */
+function cancelSignal(call: { cancelled: boolean; once(event: 'cancelled', fn: () => void): unknown }): AbortSignal {
+  const ac = new AbortController();
+  if (call.cancelled) ac.abort();
+  else call.once('cancelled', () => ac.abort());
+  return ac.signal;
+}
+
+/**
+ * A grpc-js unary handler from an async function; what it throws becomes the call's status.
+ * `signal` aborts when the client cancels.
+ */
 export function unaryHandler<Req, Res>(
-  fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  fn: (request: Req, call: ServerUnaryCall<Req, Res>, signal: AbortSignal) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call.request, call).then(
+    fn(call.request, call, cancelSignal(call)).then(
       (res) => callback(null, res),
       (err: unknown) => callback(toErrorStatus(err)),
     );
@@ -33,15 +44,20 @@ export function unaryHandler<Req, Res>(
 /**
  * A grpc-js server-streaming handler from an async function that writes with `call.write` and
  * returns when the stream is complete; what it throws ends the stream with that status.
+ * `signal` aborts when the client cancels or goes away: long-lived streams (sessions,
+ * assignments) end on it.
  */
 export function serverStreamHandler<Req, Res>(
-  fn: (request: Req, call: ServerWritableStream<Req, Res>) => Promise<void>,
+  fn: (request: Req, call: ServerWritableStream<Req, Res>, signal: AbortSignal) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
-    fn(call.request, call).then(
-      () => call.end(),
+    const signal = cancelSignal(call);
+    fn(call.request, call, signal).then(
+      () => {
+        if (!signal.aborted) call.end();
+      },
       (err: unknown) => {
-        call.emit('error', toErrorStatus(err));
+        if (!signal.aborted) call.emit('error', toErrorStatus(err));
       },
     );
   };

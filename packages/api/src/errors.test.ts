@@ -22,6 +22,11 @@ function errorFor(name: string): Error {
 
 let server: Server;
 let addr: string;
+let streamEndedResolve!: (n: number) => void;
+const streamEnded = {
+  promise: new Promise<number>((r) => (streamEndedResolve = r)),
+  resolve: (n: number) => streamEndedResolve(n),
+};
 
 before(async () => {
   server = new Server();
@@ -33,8 +38,18 @@ before(async () => {
     }),
   });
   server.addService(DispatcherService, {
-    session: serverStreamHandler(async (req: { SessionID?: string }, call) => {
+    session: serverStreamHandler(async (req: { SessionID?: string }, call, signal) => {
       call.write({ SessionID: 'first' } satisfies SessionMessage);
+      if (req.SessionID === 'forever') {
+        // a long-lived stream: write until the client goes away
+        let n = 0;
+        while (!signal.aborted) {
+          call.write({ SessionID: `m${++n}` } satisfies SessionMessage);
+          await new Promise((r) => setImmediate(r));
+        }
+        streamEnded.resolve(n);
+        return;
+      }
       await Promise.resolve();
       if (req.SessionID === 'ok') return;
       throw errorFor(req.SessionID ?? '');
@@ -130,6 +145,21 @@ test('server stream: messages, then the error with its kind and code', async () 
       );
       assert.deepEqual(seen, ['first']);
     }
+  } finally {
+    client.close();
+  }
+});
+
+test('server stream: a client that stops reading cancels the handler through its signal', async () => {
+  const client = new DispatcherClient(addr, credentials.createInsecure());
+  try {
+    const got: string[] = [];
+    for await (const m of serverStream(client.session.bind(client), { SessionID: 'forever' })) {
+      got.push(m.SessionID ?? '');
+      if (got.length === 3) break;
+    }
+    assert.deepEqual(got, ['first', 'm1', 'm2']);
+    assert.ok((await streamEnded.promise) >= 2, 'the handler saw the cancel and returned');
   } finally {
     client.close();
   }
