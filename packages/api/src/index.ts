@@ -23,3 +23,4 @@ export * from './defaults.js';
 export * from './validate.js';
 export * from './inspect.js';
 export * from './auth.js';
+export * from './tls.js';
