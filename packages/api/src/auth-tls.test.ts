@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
 import { Server, credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { ShoalError } from '@shoal/common';
 import { authInterceptor } from './auth.js';
@@ -177,7 +178,7 @@ test('mTLS: a self-signed certificate claiming the manager role counts as no cer
 
 test('verifiedPeerCertificate refuses an expired certificate and one from another CA', () => {
   const root = new X509Certificate(ca);
-  const peer = { raw: new X509Certificate(workerCert).raw } as unknown as import('node:tls').PeerCertificate;
+  const peer = { raw: new X509Certificate(workerCert).raw } as unknown as PeerCertificate;
   assert.ok(verifiedPeerCertificate(peer, [root]), 'valid now');
   const later = new Date(Date.now() + 3 * 24 * 3600 * 1000);
   assert.equal(verifiedPeerCertificate(peer, [root], later), undefined, 'expired after its 1 day');
