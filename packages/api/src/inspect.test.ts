@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultServiceSpec } from './defaults.js';
+import { Service } from './gen/shoal/service.js';
+import { Node } from './gen/shoal/node.js';
+import { Secret } from './gen/shoal/secret.js';
+import { inspectJson } from './inspect.js';
+
+test("service inspect JSON: Docker's omitempty, always-printed fields, no Shoal-only fields", () => {
+  const spec = defaultServiceSpec('web', 'busybox');
+  spec.TaskTemplate!.ContainerSpec!.PullOptions = { RegistryAuth: 'secret-auth' };
+  const wire = Service.decode(
+    Service.encode({
+      ID: 'abc',
+      Version: { Index: 12 },
+      CreatedAt: '2026-11-28T23:00:00Z',
+      UpdatedAt: '2026-11-28T23:00:01Z',
+      Spec: spec,
+      SpecVersion: { Index: 12 },
+      Endpoint: { Spec: { Mode: 'vip' } },
+    }).finish(),
+  );
+  const json = inspectJson('service', wire);
+  assert.deepEqual(Object.keys(json), ['ID', 'Version', 'CreatedAt', 'UpdatedAt', 'Spec', 'Endpoint']);
+  const s = json['Spec'] as Record<string, unknown>;
+  assert.deepEqual(s['Labels'], {});
+  assert.deepEqual(s['Mode'], { Replicated: { Replicas: 1 } });
+  assert.deepEqual(s['UpdateConfig'], {
+    Parallelism: 1,
+    FailureAction: 'pause',
+    Monitor: 5e9,
+    MaxFailureRatio: 0,
+    Order: 'stop-first',
+  });
+  const tt = s['TaskTemplate'] as Record<string, unknown>;
+  assert.deepEqual(tt['ContainerSpec'], { Image: 'busybox', StopGracePeriod: 10e9 });
+  assert.equal(tt['ForceUpdate'], 0);
+  assert.ok(!JSON.stringify(json).includes('secret-auth'));
+  assert.ok(!('Networks' in s), 'empty lists are omitted');
+});
+
+test('global mode prints {}, node drops its certificate, secret data prints base64', () => {
+  const svc = Service.decode(Service.encode({ ID: 'g', Spec: { Name: 'g', Mode: { Global: {} } } }).finish());
+  assert.deepEqual((inspectJson('service', svc)['Spec'] as Record<string, unknown>)['Mode'], { Global: {} });
+  const node = Node.decode(
+    Node.encode({
+      ID: 'n',
+      Spec: { Role: 'worker', Availability: 'active' },
+      Certificate: { Role: 'worker', Certificate: new Uint8Array([1]) },
+      ManagerStatus: { Leader: true, RaftID: 7 },
+    }).finish(),
+  );
+  const nj = inspectJson('node', node);
+  assert.equal(nj['Certificate'], undefined);
+  assert.deepEqual(nj['ManagerStatus'], { Leader: true });
+  assert.deepEqual(nj['Spec'], { Labels: {}, Role: 'worker', Availability: 'active' });
+  assert.deepEqual(nj['Description'], {});
+  const sj = inspectJson(
+    'secret',
+    Secret.decode(Secret.encode({ ID: 's', Spec: { Name: 'x', Data: new Uint8Array([104, 105]) } }).finish()),
+  );
+  assert.equal((sj['Spec'] as Record<string, unknown>)['Data'], 'aGk=');
+});
