@@ -273,9 +273,39 @@ function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCrea
   try {
     validateCreateOptions(o);
   } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
+    throw new InvalidArgumentError(flagMessage(err));
   }
   return o;
+}
+
+/** The engine's field names as the flags that set them. */
+const FLAG_OF: Record<string, string> = {
+  ulimits: '--ulimit',
+  capAdd: '--cap-add',
+  capDrop: '--cap-drop',
+  network: '--network',
+  'add-host': '--add-host',
+  dns: '--dns',
+  'dns-search': '--dns-search',
+  'dns-option': '--dns-option',
+  env: '--env',
+  name: '--name',
+  memory: '--memory',
+  cpus: '--cpus',
+  volume: '--volume',
+  tmpfs: '--tmpfs',
+  image: 'IMAGE',
+};
+
+/** An engine validation error as one line naming the flag: `--ulimit: "x" is not name=soft[:hard]`. */
+function flagMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const e = err as { field?: unknown; key?: unknown };
+  if (typeof e.key === 'string') return `--sysctl ${msg.replace(/^sysctl /, '')}`;
+  const flag = typeof e.field === 'string' ? FLAG_OF[e.field] : undefined;
+  if (!flag || typeof e.field !== 'string') return msg;
+  const prefix = [`invalid spec: ${e.field}: `, `${e.field}: `].find((p) => msg.startsWith(p));
+  return `${flag}: ${prefix ? msg.slice(prefix.length) : msg}`;
 }
 
 function runFlags(cmd: Command): Command {
