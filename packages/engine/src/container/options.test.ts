@@ -231,6 +231,18 @@ test(
   },
 );
 
+test('with a read-only rootfs the /etc files are mounted read-only', { timeout: 60_000 }, async (t) => {
+  const te = await testEngine();
+  t.after(() => te.cleanup());
+  const r = await runToExit(te.engine, {
+    image: 'busybox',
+    readOnly: true,
+    hostname: 'ro-1',
+    cmd: ['sh', '-c', 'cat /etc/hostname; echo x >> /etc/hosts && echo wrote || echo refused'],
+  });
+  assert.equal(r.stdout, 'ro-1\nrefused\n');
+});
+
 test('bad option values are refused before anything is made', { timeout: 60_000 }, async (t) => {
   const te = await testEngine();
   t.after(() => te.cleanup());

@@ -67,8 +67,6 @@ const LOOPBACK_HOSTS = [
   'ff02::2\tip6-allrouters',
 ];
 
-export const ETC_TARGETS = ['/etc/hostname', '/etc/hosts', '/etc/resolv.conf'] as const;
-
 /** Host paths of a container's three files. */
 export function etcFilePaths(dir: string): { hostname: string; hosts: string; resolvConf: string } {
   return { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
