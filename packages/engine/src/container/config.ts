@@ -7,7 +7,7 @@
 import type { ImageConfig } from '../image/types.js';
 import { InvalidSpecError } from '../errors.js';
 import { resolveCapabilities } from '../spec/capabilities.js';
-import { checkDns, checkExtraHost } from '../spec/etc-files.js';
+import { checkDns, checkExtraHost, type EtcFilesInput } from '../spec/etc-files.js';
 import { mergeProcess as mergeWithImage, type MergedProcess } from '../spec/merge.js';
 import { buildRlimits } from '../spec/rlimits.js';
 import { normaliseStopSignal } from '../spec/signal.js';
@@ -34,6 +34,22 @@ export function recordNetwork(opts: ContainerCreateOptions, hostname: string): R
     dns: [...(opts.dns ?? [])],
     dnsSearch: [...(opts.dnsSearch ?? [])],
     dnsOptions: [...(opts.dnsOptions ?? [])],
+  };
+}
+
+/**
+ * What /etc/hostname, hosts and resolv.conf are written from, for a recorded container: the
+ * networking code adds `addresses` (or replaces `dns`) and calls rewriteHosts/rewriteResolvConf
+ * on the container's state dir.
+ */
+export function etcFilesInput(net: RecordedNetwork): EtcFilesInput {
+  return {
+    hostname: net.hostname,
+    hostNetwork: net.mode === 'host',
+    extraHosts: net.extraHosts,
+    dns: net.dns,
+    dnsSearch: net.dnsSearch,
+    dnsOptions: net.dnsOptions,
   };
 }
 

@@ -15,7 +15,8 @@ import { hasCode } from '@shoal/common';
 import type { Engine, ImageResolver } from '../engine.js';
 import type { ImageConfig } from '../image/types.js';
 import { ALL_CAPABILITIES, resolveCapabilities } from '../spec/capabilities.js';
-import { hostResolvConf, renderHosts, renderResolvConf } from '../spec/etc-files.js';
+import { hostResolvConf, renderHosts, renderResolvConf, rewriteHosts, rewriteResolvConf } from '../spec/etc-files.js';
+import { etcFilesInput } from './config.js';
 import type { ContainerCreateOptions } from './types.js';
 import { busyboxImage, logText, testEngine } from './test-support.js';
 
@@ -242,6 +243,31 @@ test('with a read-only rootfs the /etc files are mounted read-only', { timeout: 
   });
   assert.equal(r.stdout, 'ro-1\nrefused\n');
 });
+
+test(
+  'a running container sees /etc/hosts and resolv.conf rewritten from its record',
+  { timeout: 60_000 },
+  async (t) => {
+    const te = await testEngine();
+    t.after(() => te.cleanup());
+    const id = await te.engine.run({
+      image: 'busybox',
+      hostname: 'live-1',
+      extraHosts: [{ host: 'db', ip: '198.18.0.5' }],
+      cmd: ['sleep', '1000'],
+    });
+    const rec = await te.engine.inspect(id);
+    assert.ok(rec.network, 'the record keeps the network settings');
+    const input = { ...etcFilesInput(rec.network), addresses: ['198.18.0.9'] };
+    rewriteHosts(te.engine.store.dir(id), input);
+    rewriteResolvConf(te.engine.store.dir(id), { ...input, dns: ['198.18.0.53'] });
+    const hosts = await te.engine.exec(id, ['cat', '/etc/hosts', '/etc/resolv.conf']);
+    assert.equal(hosts.exitCode, 0, hosts.output);
+    assert.match(hosts.output, /^198\.18\.0\.5\tdb\n198\.18\.0\.9\tlive-1\n/m);
+    assert.match(hosts.output, /^nameserver 198\.18\.0\.53$/m);
+    await te.engine.stop(id, { timeoutMs: 0 });
+  },
+);
 
 test('bad option values are refused before anything is made', { timeout: 60_000 }, async (t) => {
   const te = await testEngine();

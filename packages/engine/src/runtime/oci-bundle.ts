@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '@shoal/common';
 import { Cgroup } from '../cgroups/cgroup.js';
+import { etcFilesInput, recordNetwork } from '../container/config.js';
 import type { ContainerRecord } from '../container/types.js';
 import { mountRootfs, unmountRootfs } from '../rootfs/overlay.js';
 import { buildSpec, type ContainerSpecInput, type SpecContext } from '../spec/build-spec.js';
@@ -59,15 +60,9 @@ export function specInput(req: BundleRequest): ContainerSpecInput {
   return input;
 }
 
-/** The /etc/hosts, /etc/hostname and /etc/resolv.conf of a request (see spec/etc-files.ts). */
+/** The /etc/hosts, /etc/hostname and /etc/resolv.conf of a request (as they are rewritten later from its record). */
 export function etcInput(req: BundleRequest): EtcFilesInput {
-  const o = req.options;
-  const input: EtcFilesInput = { hostname: req.hostname, hostNetwork: o.network === 'host' };
-  if (o.extraHosts) input.extraHosts = o.extraHosts;
-  if (o.dns) input.dns = o.dns;
-  if (o.dnsSearch) input.dnsSearch = o.dnsSearch;
-  if (o.dnsOptions) input.dnsOptions = o.dnsOptions;
-  return input;
+  return etcFilesInput(recordNetwork(req.options, req.hostname));
 }
 
 export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
