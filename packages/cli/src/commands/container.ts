@@ -442,9 +442,10 @@ export function registerContainer(program: Command): void {
 
   runFlags(c.command('create').description('Create a container without starting it')).action(
     async (image: string, cmd: string[], f: RunFlags) => {
+      const opts = createOptions(image, cmd, f); // bad flags fail before anything is pulled
       const engine = await openEngine(f);
       await pullIfMissing(engine, image);
-      process.stdout.write(`${await engine.create(createOptions(image, cmd, f))}\n`);
+      process.stdout.write(`${await engine.create(opts)}\n`);
       await engine.close();
     },
   );
