@@ -3,6 +3,10 @@
  * rules that depend on the container's capabilities, the CPU architecture and the kernel version.
  * `resolveSeccomp` evaluates those conditions once, when the spec is built, into the plain
  * `linux.seccomp` object runc reads, so the written profile is exactly what applies.
+ *
+ * Every decision equals that of Docker's current default profile (moby/profiles
+ * seccomp/default.json): docker-parity.test.ts checks it against a reference table of that file
+ * for each architecture, capability set and kernel. The data here is Shoal's own.
  */
 import { release } from 'node:os';
 import type { OciSeccomp, SeccompArg, SeccompSyscall } from '../spec/oci.js';
