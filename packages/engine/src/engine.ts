@@ -23,7 +23,8 @@ import { silentLogger, type Logger } from '@shoal/common';
 import { ContainerStateError } from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
-import { mergeHealthcheck, mergeProcess, normaliseSignal, validateCreate } from './container/config.js';
+import { mergeHealthcheck, mergeProcess, normaliseSignal, recordNetwork, validateCreate } from './container/config.js';
+import { defaultHostname } from './spec/build-spec.js';
 import { ContainerStore } from './container/store.js';
 import type {
   ContainerCreateOptions,
@@ -87,7 +88,8 @@ export class Engine {
     this.runRoot = opts.runRoot ?? '/run/shoal/engine';
     this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', join(this.runRoot, 'runc'));
     this.bundles =
-      opts.bundles ?? ociBundleBuilder({ dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent ?? '/shoal' });
+      opts.bundles ??
+      ociBundleBuilder({ dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent ?? '/shoal', logger: opts.logger });
     this.shimPath = opts.shimPath ?? defaultShimPath();
     this.log = opts.logger ?? silentLogger();
     this.monitor = new ContainerMonitor({
@@ -168,10 +170,11 @@ export class Engine {
     recorded: () => void,
   ): Promise<string> {
     const image = await this.images().resolve(options.image);
-    const proc = mergeProcess(options, image.config);
+    const id = randomBytes(32).toString('hex');
+    const hostname = defaultHostname(id, options.hostname, options.network);
+    const proc = mergeProcess(options, image.config, hostname);
     const healthcheck = mergeHealthcheck(options.healthcheck, image.config.Healthcheck);
     const stopSignal = normaliseSignal(options.stopSignal ?? image.config.StopSignal ?? 'SIGTERM', 'stop-signal');
-    const id = randomBytes(32).toString('hex');
     const name = options.name ?? `shoal-${id.slice(0, 12)}`;
     const dir = this.store.dir(id);
     const bundle = join(this.runRoot, 'bundles', id);
@@ -192,6 +195,7 @@ export class Engine {
       readOnly: options.readOnly ?? false,
       binds: options.binds ?? [],
       tmpfs: options.tmpfs ?? [],
+      network: recordNetwork(options, hostname),
       bundle,
       rootfs: join(bundle, 'rootfs'),
       cgroupsPath: `${this.opts.cgroupParent ?? '/shoal'}/${id}`,
@@ -224,9 +228,10 @@ export class Engine {
         bundle,
         stateDir: dir,
         layerDirs: image.layerDirs,
+        imageConfig: image.config,
         process: proc,
         options,
-        hostname: options.hostname ?? id.slice(0, 12),
+        hostname,
         cgroupsPath: rec.cgroupsPath,
       });
       prepared = true;

@@ -19,7 +19,11 @@ export type {
   HealthStatus,
   BindMount,
   TmpfsMount,
+  ExtraHost,
+  NetworkMode,
+  RecordedNetwork,
 } from './container/types.js';
+export { validateCreate as validateCreateOptions } from './container/config.js';
 export { readLogs, parseLogLine, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
 export { defaultShimPath, residentKb, type ShimStarted } from './monitor/shim.js';
 export { Runc, type RuncState, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';

@@ -5,16 +5,22 @@
  * state; containers are watched by their own monitor (shoal-shim), not by this process.
  * Health checks run only while an engine process runs (shoald, or `container run` without -d).
  */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, hasCode } from '@shoal/common';
 import {
   DEFAULT_ENGINE_ROOT,
   Engine,
+  validateCreateOptions,
   type BindMount,
   type ContainerCreateOptions,
   type ContainerRecord,
+  type ExtraHost,
   type HealthcheckConfig,
   type ImageResolver,
+  type NetworkMode,
+  type SecretFile,
   type TmpfsMount,
 } from '@shoal/engine';
 
@@ -25,6 +31,8 @@ interface GlobalOpts {
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const parseSysctlFlag = (v: string, prev: Record<string, string>): Record<string, string> =>
+  parseSysctl(v, { ...prev });
 
 /** `30s`, `1m30s`, `500ms`, `2h`, or plain seconds → milliseconds. */
 export function parseDuration(s: string, what: string): number {
@@ -64,6 +72,91 @@ function parseVolume(v: string): BindMount {
 function parseTmpfs(v: string): TmpfsMount {
   const [target, opts] = [v.split(':')[0] ?? '', v.split(':').slice(1).join(':')];
   return { target, options: opts ? opts.split(',') : [] };
+}
+
+/** `-e KEY=value` as given; a bare `-e KEY` takes the value of KEY here, or stays bare (unset) when KEY is not set. */
+export function parseEnv(v: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (v.startsWith('=') || v === '') throw new InvalidArgumentError(`--env ${JSON.stringify(v)}: no variable name`);
+  if (v.includes('=')) return v;
+  const value = env[v];
+  return value === undefined ? v : `${v}=${value}`;
+}
+
+/** `--network none|host|ns:PATH`. */
+export function parseNetwork(v: string): NetworkMode {
+  if (v === 'none' || v === 'host') return v;
+  if (v.startsWith('ns:')) {
+    const path = v.slice(3);
+    if (!path.startsWith('/')) throw new InvalidArgumentError(`--network ${v}: ns: needs an absolute path`);
+    return { path };
+  }
+  throw new InvalidArgumentError(
+    `--network ${JSON.stringify(v)}: expected none, host or ns:PATH (a network namespace)`,
+  );
+}
+
+/** `--add-host name:ip`, `name=ip` or `name:[ipv6]`, as the docker CLI. */
+export function parseAddHost(v: string): ExtraHost {
+  const sep = v.includes('=') ? v.indexOf('=') : v.indexOf(':');
+  if (sep <= 0 || sep === v.length - 1) {
+    throw new InvalidArgumentError(`--add-host ${JSON.stringify(v)}: expected host:ip (e.g. db:198.18.0.5)`);
+  }
+  return { host: v.slice(0, sep), ip: v.slice(sep + 1).replace(/^\[(.*)\]$/, '$1') };
+}
+
+/** `--sysctl key=value`. */
+export function parseSysctl(v: string, into: Record<string, string>): Record<string, string> {
+  const eq = v.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`--sysctl ${JSON.stringify(v)}: expected key=value`);
+  into[v.slice(0, eq)] = v.slice(eq + 1);
+  return into;
+}
+
+/**
+ * `--secret FILE` or `--secret src=FILE[,name=NAME][,target=PATH][,uid=N][,gid=N][,mode=0400]`:
+ * the file's bytes become a secret at /run/secrets/NAME (default the file's base name).
+ */
+export function parseSecret(v: string, read: (path: string) => Buffer = readFileSync): SecretFile {
+  const fields = new Map<string, string>();
+  if (!v.includes('=')) fields.set('src', v);
+  else {
+    for (const part of v.split(',')) {
+      const eq = part.indexOf('=');
+      const key = eq > 0 ? part.slice(0, eq) : '';
+      if (!['src', 'source', 'name', 'target', 'uid', 'gid', 'mode'].includes(key)) {
+        throw new InvalidArgumentError(
+          `--secret ${JSON.stringify(v)}: unknown field ${JSON.stringify(part)} (src, name, target, uid, gid, mode)`,
+        );
+      }
+      fields.set(key === 'source' ? 'src' : key, part.slice(eq + 1));
+    }
+  }
+  const src = fields.get('src');
+  if (!src) throw new InvalidArgumentError(`--secret ${JSON.stringify(v)}: src=FILE is required`);
+  const num = (key: string, radix: number): number | undefined => {
+    const raw = fields.get(key);
+    if (raw === undefined) return undefined;
+    const ok = radix === 8 ? /^0?[0-7]{1,4}$/.test(raw) : /^\d+$/.test(raw);
+    if (!ok)
+      throw new InvalidArgumentError(`--secret ${JSON.stringify(v)}: ${key} ${JSON.stringify(raw)} is not valid`);
+    return parseInt(raw, radix);
+  };
+  let data: Buffer;
+  try {
+    data = read(src);
+  } catch (err) {
+    throw new InvalidArgumentError(`--secret ${JSON.stringify(v)}: cannot read ${src}: ${(err as Error).message}`);
+  }
+  const f: SecretFile = { name: fields.get('name') ?? basename(src), data };
+  const target = fields.get('target');
+  if (target) f.target = target;
+  const uid = num('uid', 10);
+  const gid = num('gid', 10);
+  const mode = num('mode', 8);
+  if (uid !== undefined) f.uid = uid;
+  if (gid !== undefined) f.gid = gid;
+  if (mode !== undefined) f.mode = mode;
+  return f;
 }
 
 let images: ImageResolver | undefined;
@@ -120,13 +213,24 @@ interface RunFlags extends GlobalOpts {
   stopSignal?: string;
   stopTimeout?: string;
   label: string[];
+  ulimit: string[];
+  sysctl: Record<string, string>;
+  init?: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  secret: string[];
+  network?: string;
+  addHost: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
 }
 
 function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCreateOptions {
   const o: ContainerCreateOptions = { image };
   if (cmd.length) o.cmd = cmd;
   if (f.name) o.name = f.name;
-  if (f.env.length) o.env = f.env;
+  if (f.env.length) o.env = f.env.map((e) => parseEnv(e));
   if (f.rm) o.autoRemove = true;
   if (f.volume.length) o.binds = f.volume.map(parseVolume);
   if (f.tmpfs.length) o.tmpfs = f.tmpfs.map(parseTmpfs);
@@ -145,6 +249,17 @@ function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCrea
   if (f.stopTimeout) o.stopTimeoutMs = Number(f.stopTimeout) * 1000;
   if (f.label.length)
     o.labels = Object.fromEntries(f.label.map((l) => [l.split('=')[0] ?? l, l.split('=').slice(1).join('=')]));
+  if (f.ulimit.length) o.ulimits = f.ulimit;
+  if (Object.keys(f.sysctl).length) o.sysctls = f.sysctl;
+  if (f.init) o.init = true;
+  if (f.capAdd.length) o.capAdd = f.capAdd;
+  if (f.capDrop.length) o.capDrop = f.capDrop;
+  if (f.network) o.network = parseNetwork(f.network);
+  if (f.addHost.length) o.extraHosts = f.addHost.map(parseAddHost);
+  if (f.dns.length) o.dns = f.dns;
+  if (f.dnsSearch.length) o.dnsSearch = f.dnsSearch;
+  if (f.dnsOption.length) o.dnsOptions = f.dnsOption;
+  if (f.secret.length) o.secrets = f.secret.map((v) => parseSecret(v));
   if (f.healthcheck === false) o.healthcheck = { test: ['NONE'] };
   else if (f.healthCmd) {
     const hc: HealthcheckConfig = { test: ['CMD-SHELL', f.healthCmd] };
@@ -154,7 +269,43 @@ function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCrea
     if (f.healthStartPeriod) hc.startPeriodMs = parseDuration(f.healthStartPeriod, '--health-start-period');
     o.healthcheck = hc;
   }
+  // every value checked as the engine will, before anything is pulled or made
+  try {
+    validateCreateOptions(o);
+  } catch (err) {
+    throw new InvalidArgumentError(flagMessage(err));
+  }
   return o;
+}
+
+/** The engine's field names as the flags that set them. */
+const FLAG_OF: Record<string, string> = {
+  ulimits: '--ulimit',
+  capAdd: '--cap-add',
+  capDrop: '--cap-drop',
+  network: '--network',
+  'add-host': '--add-host',
+  dns: '--dns',
+  'dns-search': '--dns-search',
+  'dns-option': '--dns-option',
+  env: '--env',
+  name: '--name',
+  memory: '--memory',
+  cpus: '--cpus',
+  volume: '--volume',
+  tmpfs: '--tmpfs',
+  image: 'IMAGE',
+};
+
+/** An engine validation error as one line naming the flag: `--ulimit: "x" is not name=soft[:hard]`. */
+function flagMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const e = err as { field?: unknown; key?: unknown };
+  if (typeof e.key === 'string') return `--sysctl ${msg.replace(/^sysctl /, '')}`;
+  const flag = typeof e.field === 'string' ? FLAG_OF[e.field] : undefined;
+  if (!flag || typeof e.field !== 'string') return msg;
+  const prefix = [`invalid spec: ${e.field}: `, `${e.field}: `].find((p) => msg.startsWith(p));
+  return `${flag}: ${prefix ? msg.slice(prefix.length) : msg}`;
 }
 
 function runFlags(cmd: Command): Command {
@@ -181,6 +332,22 @@ function runFlags(cmd: Command): Command {
     .option('--stop-signal <sig>', 'signal for stop (default SIGTERM)')
     .option('--stop-timeout <secs>', 'grace period of stop before SIGKILL')
     .option('--rm', 'remove the container when it exits')
+    .option('--ulimit <name=soft[:hard]>', 'resource limit, e.g. nofile=1024:2048 (repeatable)', collect, [])
+    .option('--sysctl <key=value>', 'namespaced kernel parameter (repeatable)', parseSysctlFlag, {})
+    .option('--init', 'run an init (tini) as PID 1 that reaps zombies and forwards signals')
+    .option('--cap-add <cap>', 'add a Linux capability, e.g. NET_ADMIN or ALL (repeatable)', collect, [])
+    .option('--cap-drop <cap>', 'drop a Linux capability, e.g. CHOWN or ALL (repeatable)', collect, [])
+    .option(
+      '--secret <src=FILE,...>',
+      'secret from a file at /run/secrets/NAME: FILE or src=FILE[,name=,target=,uid=,gid=,mode=] (repeatable)',
+      collect,
+      [],
+    )
+    .option('--network <mode>', 'none (default: loopback only), host, or ns:PATH to join a network namespace')
+    .option('--add-host <host:ip>', 'add an /etc/hosts entry (repeatable)', collect, [])
+    .option('--dns <ip>', 'nameserver for /etc/resolv.conf (repeatable)', collect, [])
+    .option('--dns-search <domain>', 'search domain for /etc/resolv.conf (repeatable)', collect, [])
+    .option('--dns-option <opt>', 'resolv.conf option, e.g. ndots:2 (repeatable)', collect, [])
     .argument('<image>', 'image reference')
     .argument('[cmd...]', 'command and arguments')
     .passThroughOptions();
@@ -275,9 +442,10 @@ export function registerContainer(program: Command): void {
 
   runFlags(c.command('create').description('Create a container without starting it')).action(
     async (image: string, cmd: string[], f: RunFlags) => {
+      const opts = createOptions(image, cmd, f); // bad flags fail before anything is pulled
       const engine = await openEngine(f);
       await pullIfMissing(engine, image);
-      process.stdout.write(`${await engine.create(createOptions(image, cmd, f))}\n`);
+      process.stdout.write(`${await engine.create(opts)}\n`);
       await engine.close();
     },
   );

@@ -33,12 +33,13 @@ export async function benchConmon(
   await mkdir(join(d, 'exit'), { recursive: true });
   await mkdir(join(d, 'sock'), { recursive: true });
   await mkdir(runcRoot, { recursive: true });
-  const proc = mergeProcess({ image: 'busybox', cmd: CMD }, image.config);
+  const proc = mergeProcess({ image: 'busybox', cmd: CMD }, image.config, 'bench');
   const req = {
     id,
     bundle,
     stateDir,
     layerDirs: image.layerDirs,
+    imageConfig: image.config,
     process: proc,
     options: { image: 'busybox', cmd: CMD },
     hostname: id,

@@ -55,7 +55,7 @@ function shoalSide(engine: Engine): Side & { ids: string[] } {
 function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
   const builder = ociBundleBuilder({ dataRoot: join(root, 'runc-data'), cgroupParent: cgParent });
   const runc = new Runc(RUNC, join(root, 'runc-root'));
-  const proc = mergeProcess({ image: 'busybox', cmd: CMD }, image.config);
+  const proc = mergeProcess({ image: 'busybox', cmd: CMD }, image.config, 'bench');
   const recs = new Map<number, ContainerRecord>();
   let round = 0;
   return {
@@ -70,6 +70,7 @@ function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
         bundle,
         stateDir,
         layerDirs: image.layerDirs,
+        imageConfig: image.config,
         process: proc,
         options: { image: 'busybox', cmd: CMD },
         hostname: id,

@@ -1,38 +1,56 @@
 /**
- * Merging a create request with its image's config (Docker's rules, daemon/commit.go): the
- * entrypoint/cmd pair, env per key, working dir, user, stop signal and healthcheck field by field.
- * Also validates and normalises the request so that bad input fails before anything is made.
+ * A create request against its image: the process through the one merge of spec/merge.ts
+ * (Docker's rules: entrypoint/cmd, env per key, working dir, user), the stop signal and the
+ * healthcheck field by field, and the validation of every option, so that bad input fails before
+ * anything is made.
  */
 import type { ImageConfig } from '../image/types.js';
 import { InvalidSpecError } from '../errors.js';
+import { resolveCapabilities } from '../spec/capabilities.js';
+import { checkDns, checkExtraHost, type EtcFilesInput } from '../spec/etc-files.js';
+import { mergeProcess as mergeWithImage, type MergedProcess } from '../spec/merge.js';
+import { buildRlimits } from '../spec/rlimits.js';
 import { normaliseStopSignal } from '../spec/signal.js';
-import type { ContainerCreateOptions, HealthcheckConfig } from './types.js';
+import { validateSysctls } from '../spec/sysctls.js';
+import type { ContainerCreateOptions, HealthcheckConfig, RecordedNetwork } from './types.js';
 
-export interface MergedProcess {
-  args: string[];
-  env: string[];
-  cwd: string;
-  user: string;
+export type { MergedProcess };
+
+/** The container's process: the request merged with the image config (the same merge buildSpec makes). */
+export function mergeProcess(opts: ContainerCreateOptions, image: ImageConfig, hostname: string): MergedProcess {
+  return mergeWithImage(
+    { entrypoint: opts.entrypoint, args: opts.cmd, env: opts.env, workdir: opts.workdir, user: opts.user },
+    image,
+    hostname,
+  );
 }
 
-export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** What the record keeps of the network settings. */
+export function recordNetwork(opts: ContainerCreateOptions, hostname: string): RecordedNetwork {
+  return {
+    mode: opts.network ?? 'none',
+    hostname,
+    extraHosts: (opts.extraHosts ?? []).map((e) => ({ host: e.host, ip: e.ip })),
+    dns: [...(opts.dns ?? [])],
+    dnsSearch: [...(opts.dnsSearch ?? [])],
+    dnsOptions: [...(opts.dnsOptions ?? [])],
+  };
+}
 
-export function mergeProcess(opts: ContainerCreateOptions, image: ImageConfig): MergedProcess {
-  const entrypoint = opts.entrypoint ?? image.Entrypoint ?? [];
-  const cmd = opts.cmd ?? (opts.entrypoint ? [] : (image.Cmd ?? []));
-  const args = [...entrypoint, ...cmd];
-  if (args.length === 0) throw new InvalidSpecError('cmd', 'no command given and the image has none');
-  const env = new Map<string, string>();
-  for (const e of image.Env ?? []) env.set(e.split('=')[0] ?? e, e);
-  for (const e of opts.env ?? []) {
-    const key = e.split('=')[0] ?? '';
-    if (!key) throw new InvalidSpecError('env', `${JSON.stringify(e)} has no name`);
-    env.set(key, e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`);
-  }
-  if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
-  const cwd = opts.workdir ?? (image.WorkingDir || '/');
-  if (!cwd.startsWith('/')) throw new InvalidSpecError('workdir', `${cwd} is not absolute`);
-  return { args, env: [...env.values()], cwd, user: opts.user ?? (image.User || '') };
+/**
+ * What /etc/hostname, hosts and resolv.conf are written from, for a recorded container: the
+ * networking code adds `addresses` (or replaces `dns`) and calls rewriteHosts/rewriteResolvConf
+ * on the container's state dir.
+ */
+export function etcFilesInput(net: RecordedNetwork): EtcFilesInput {
+  return {
+    hostname: net.hostname,
+    hostNetwork: net.mode === 'host',
+    extraHosts: net.extraHosts,
+    dns: net.dns,
+    dnsSearch: net.dnsSearch,
+    dnsOptions: net.dnsOptions,
+  };
 }
 
 /** The signal name (SIGTERM, or the number of a real-time signal); throws on an unknown one. */
@@ -93,4 +111,15 @@ export function validateCreate(opts: ContainerCreateOptions): void {
   for (const t of opts.tmpfs ?? []) {
     if (!t.target.startsWith('/')) throw new InvalidSpecError('tmpfs', `${t.target} is not absolute`);
   }
+  const net = opts.network;
+  if (net !== undefined && net !== 'none' && net !== 'host' && net !== 'private') {
+    if (typeof net !== 'object' || typeof net.path !== 'string' || !net.path.startsWith('/')) {
+      throw new InvalidSpecError('network', `${JSON.stringify(net)} is not none, host or {path: /absolute/netns}`);
+    }
+  }
+  if (opts.ulimits !== undefined) buildRlimits(opts.ulimits);
+  if (opts.sysctls !== undefined) validateSysctls(opts.sysctls, net !== 'host');
+  if (opts.capAdd !== undefined || opts.capDrop !== undefined) resolveCapabilities(opts.capAdd, opts.capDrop);
+  for (const e of opts.extraHosts ?? []) checkExtraHost(e);
+  checkDns(opts.dns, opts.dnsSearch, opts.dnsOptions);
 }

@@ -3,6 +3,11 @@
  * engine records per container (ContainerRecord, persisted as state.json) and what it reports.
  */
 import type { SecretFile } from '../secrets/secrets.js';
+import type { NetworkMode } from '../spec/build-spec.js';
+import type { ExtraHost } from '../spec/etc-files.js';
+import type { Ulimit } from '../spec/units.js';
+
+export type { ExtraHost, NetworkMode, Ulimit };
 
 /** A health check as the engine runs it (durations in milliseconds). */
 export interface HealthcheckConfig {
@@ -51,6 +56,26 @@ export interface ContainerCreateOptions {
   cpus?: number;
   pidsLimit?: number;
   readOnly?: boolean;
+  /** Resource limits: `name=soft[:hard]` (`nofile=1024:2048`, -1 unlimited) or objects. */
+  ulimits?: (string | Ulimit)[];
+  /** Namespaced sysctls (`net.*` needs a network namespace of its own, kernel.shm*, kernel.msg*, ...). */
+  sysctls?: Record<string, string>;
+  /** Run an init (tini) as PID 1 that reaps zombies and forwards signals (`--init`). */
+  init?: boolean;
+  /** Capabilities added to / dropped from Docker's default 14 (`NET_ADMIN`, `CAP_NET_ADMIN` or `ALL`). */
+  capAdd?: string[];
+  capDrop?: string[];
+  /**
+   * `none` (default: a network namespace of its own with only loopback), `host`, or `{path}` of
+   * an existing network namespace to join (`--network ns:PATH`).
+   */
+  network?: NetworkMode;
+  /** Extra /etc/hosts entries (`--add-host name:ip`). */
+  extraHosts?: ExtraHost[];
+  /** Nameservers, search domains and options for /etc/resolv.conf (`--dns`, `--dns-search`, `--dns-option`). */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
   /** Overrides the image's healthcheck; `{test:['NONE']}` disables it. */
   healthcheck?: HealthcheckConfig;
   /** Stop signal (name like `SIGTERM` or number); default: image's, then SIGTERM. */
@@ -67,6 +92,16 @@ export interface ContainerCreateOptions {
    * their target). Their bytes are zeroed once written and never reach a state file.
    */
   secrets?: SecretFile[];
+}
+
+/** What the engine keeps of a container's network settings (to rewrite its /etc files later). */
+export interface RecordedNetwork {
+  mode: NetworkMode;
+  hostname: string;
+  extraHosts: ExtraHost[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
 }
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
@@ -120,6 +155,8 @@ export interface ContainerRecord {
   readOnly: boolean;
   binds: BindMount[];
   tmpfs: TmpfsMount[];
+  /** Host name and name resolution, from which /etc/hostname, hosts and resolv.conf are written. */
+  network?: RecordedNetwork;
   /** Paths the engine made: bundle dir (tmpfs), rootfs mount point, cgroup path. */
   bundle: string;
   rootfs: string;

@@ -5,6 +5,7 @@
  */
 import type { ContainerCreateOptions, ContainerRecord, ContainerStats } from '../container/types.js';
 import type { MergedProcess } from '../container/config.js';
+import type { ImageConfig } from '../image/types.js';
 
 export interface BundleRequest {
   id: string;
@@ -13,6 +14,9 @@ export interface BundleRequest {
   /** The container's state dir on disk (overlay upper/work go below it). */
   stateDir: string;
   layerDirs: string[];
+  /** The image's config: merged with `options` when the spec is built (the one merge, spec/merge.ts). */
+  imageConfig?: ImageConfig;
+  /** The merged process as recorded (the spec's args, env, cwd and user come from the same merge). */
   process: MergedProcess;
   options: ContainerCreateOptions;
   hostname: string;

@@ -1,16 +1,20 @@
 /**
  * The engine's default BundleBuilder: the OCI spec from `buildSpec` (Docker's confinement with
  * the seccomp profile), the rootfs from `mountRootfs` (overlay over the image's layer dirs, the
- * upper/work dirs in the container's state dir), OOM and stats from the container's cgroup, and
- * cgroup removal on release.
+ * upper/work dirs in the container's state dir), the container's own /etc/hostname, hosts and
+ * resolv.conf (written in its state dir and bind-mounted), secrets on their tmpfs, OOM and stats
+ * from the container's cgroup, and cgroup removal on release. Every create option reaches the spec
+ * builder here, with the image config it is merged with.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { silentLogger, type Logger } from '@shoal/common';
 import { Cgroup } from '../cgroups/cgroup.js';
+import { etcFilesInput, recordNetwork } from '../container/config.js';
 import type { ContainerRecord } from '../container/types.js';
-import type { ImageConfig } from '../image/types.js';
 import { mountRootfs, unmountRootfs } from '../rootfs/overlay.js';
-import { buildSpec, type ContainerSpecInput } from '../spec/build-spec.js';
+import { buildSpec, type ContainerSpecInput, type SpecContext } from '../spec/build-spec.js';
+import { writeEtcFiles, type EtcFilesInput } from '../spec/etc-files.js';
 import { mountSecrets, unmountSecrets } from '../secrets/secrets.js';
 import type { MountInput } from '../spec/mounts.js';
 import type { BundleBuilder, BundleRequest } from './bundle.js';
@@ -20,11 +24,13 @@ export interface OciBundleOptions {
   dataRoot: string;
   /** Parent of the container cgroups, e.g. `/shoal`. */
   cgroupParent: string;
-  /** The image config the request is merged with (Entrypoint, Cmd, Env, User, ...). */
-  imageConfig?: (req: BundleRequest) => ImageConfig;
+  /** Host path of the init binary for `init: true`; default: searched (tini-static, docker-init). */
+  initPath?: string;
+  logger?: Logger;
 }
 
-function specInput(req: BundleRequest): ContainerSpecInput {
+/** Every create option the spec builder understands, mapped one to one. */
+export function specInput(req: BundleRequest): ContainerSpecInput {
   const o = req.options;
   const mounts: MountInput[] = [
     ...(o.binds ?? []).map((b): MountInput => ({
@@ -35,40 +41,54 @@ function specInput(req: BundleRequest): ContainerSpecInput {
     })),
     ...(o.tmpfs ?? []).map((t): MountInput => ({ type: 'tmpfs', target: t.target, options: t.options })),
   ];
-  const input: ContainerSpecInput = {
-    id: req.id,
-    // the process is already merged with the image config (container/config.ts)
-    entrypoint: [],
-    args: req.process.args,
-    env: req.process.env,
-    workdir: req.process.cwd,
-    hostname: req.hostname,
-    mounts,
-  };
-  if (req.process.user) input.user = req.process.user;
+  const input: ContainerSpecInput = { id: req.id, hostname: req.hostname, mounts };
+  if (o.entrypoint !== undefined) input.entrypoint = o.entrypoint;
+  if (o.cmd !== undefined) input.args = o.cmd;
+  if (o.env !== undefined) input.env = o.env;
+  if (o.workdir !== undefined) input.workdir = o.workdir;
+  if (o.user !== undefined) input.user = o.user;
   if (o.readOnly) input.readOnlyRootfs = true;
   if (o.memoryBytes !== undefined) input.memory = o.memoryBytes;
   if (o.cpus !== undefined) input.cpus = o.cpus;
   if (o.pidsLimit !== undefined) input.pidsLimit = o.pidsLimit;
+  if (o.ulimits !== undefined) input.ulimits = o.ulimits;
+  if (o.sysctls !== undefined) input.sysctls = o.sysctls;
+  if (o.init !== undefined) input.init = o.init;
+  if (o.capAdd !== undefined) input.capAdd = o.capAdd;
+  if (o.capDrop !== undefined) input.capDrop = o.capDrop;
+  if (o.network !== undefined) input.network = o.network;
   return input;
+}
+
+/** The /etc/hosts, /etc/hostname and /etc/resolv.conf of a request (as they are rewritten later from its record). */
+export function etcInput(req: BundleRequest): EtcFilesInput {
+  return etcFilesInput(recordNetwork(req.options, req.hostname));
 }
 
 export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
   const cgroup = (rec: Pick<ContainerRecord, 'cgroupsPath'>): Cgroup => new Cgroup(rec.cgroupsPath);
+  const log = opts.logger ?? silentLogger();
   return {
     async prepare(req) {
       const rootfs = join(req.bundle, 'rootfs');
       await mountRootfs({ id: req.id, containerDir: req.stateDir, layerDirs: req.layerDirs, target: rootfs });
       try {
         const input = specInput(req);
+        // user mounts at these targets win, as in Docker
+        const userTargets = new Set((input.mounts ?? []).map((m) => m.target.replace(/\/+$/, '')));
+        input.extraMounts = writeEtcFiles(req.stateDir, etcInput(req), { skip: userTargets });
         if (req.options.secrets?.length) {
-          input.extraMounts = (await mountSecrets(req.stateDir, req.options.secrets)).mounts;
+          input.extraMounts.push(...(await mountSecrets(req.stateDir, req.options.secrets)).mounts);
         }
-        const spec = await buildSpec(input, {}, { rootfs, dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent });
+        const ctx: SpecContext = { rootfs, dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent };
+        if (opts.initPath) ctx.initPath = opts.initPath;
+        const spec = await buildSpec(input, req.imageConfig ?? {}, ctx);
         writeFileSync(join(req.bundle, 'config.json'), JSON.stringify(spec));
       } catch (err) {
-        await unmountSecrets(req.stateDir).catch(() => undefined);
-        await unmountRootfs(req.stateDir, { target: rootfs, id: req.id }).catch(() => undefined);
+        // undo what was made; the first error is the one to report
+        const warn = (e: unknown): void => log.warn({ err: e, id: req.id }, 'cleanup after a failed prepare');
+        await unmountSecrets(req.stateDir).catch(warn);
+        await unmountRootfs(req.stateDir, { target: rootfs, id: req.id }).catch(warn);
         throw err;
       }
       return { rootfs };

@@ -3,6 +3,10 @@
  * rules that depend on the container's capabilities, the CPU architecture and the kernel version.
  * `resolveSeccomp` evaluates those conditions once, when the spec is built, into the plain
  * `linux.seccomp` object runc reads, so the written profile is exactly what applies.
+ *
+ * Every decision equals that of Docker's current default profile (moby/profiles
+ * seccomp/default.json): docker-parity.test.ts checks it against a reference table of that file
+ * for each architecture, capability set and kernel. The data here is Shoal's own.
  */
 import { release } from 'node:os';
 import type { OciSeccomp, SeccompArg, SeccompSyscall } from '../spec/oci.js';
@@ -17,18 +21,20 @@ export const CLONE_NAMESPACE_FLAGS = 0x7e020000;
 export const AF_ALG = 38;
 export const AF_VSOCK = 40;
 
-/** One rule of the profile before resolution. */
+/** One rule of the profile before resolution. Every condition given must hold. */
 export interface ProfileRule {
   names: string[];
   action: 'allow' | 'errno';
   errnoRet?: number;
   args?: SeccompArg[];
-  /** Applies only when the container has at least one of these capabilities. */
-  anyCap?: string[];
+  /** Applies only when the container has every one of these capabilities (bounding set). */
+  caps?: string[];
   /** Applies only when the container has none of these capabilities. */
   noCap?: string[];
   /** Applies only on these architectures (Node's `process.arch` names). */
   arches?: string[];
+  /** Does not apply on these architectures. */
+  notArches?: string[];
   /** Applies only on kernels at least this version. */
   minKernel?: [number, number];
 }
@@ -36,39 +42,39 @@ export interface ProfileRule {
 /** personality(2) values that only select an execution domain (PER_LINUX, PER_LINUX32, ...), and a query. */
 const PERSONALITY_VALUES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
+const S390 = ['s390', 's390x'];
+
+/**
+ * The conditional part of the profile. The decisions equal those of Docker's default profile
+ * (checked against a reference table of it in profile.test.ts); the data is written here.
+ */
 export const DEFAULT_RULES: readonly ProfileRule[] = [
   { names: [...ALWAYS_ALLOWED], action: 'allow' },
+  // reading another process's memory or tracing it is contained by the pid namespace since 4.8
+  // (before, ptrace could be used to get around seccomp)
+  { names: ['process_vm_readv', 'process_vm_writev', 'ptrace'], action: 'allow', minKernel: [4, 8] },
+  // socket(2) for every family but AF_ALG and AF_VSOCK: three ranges, OR-ed (one rule per range)
+  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_ALG, op: 'SCMP_CMP_LT' }] },
+  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_ALG + 1, op: 'SCMP_CMP_EQ' }] },
+  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_GT' }] },
   ...PERSONALITY_VALUES.map((value): ProfileRule => ({
     names: ['personality'],
     action: 'allow',
     args: [{ index: 0, value, op: 'SCMP_CMP_EQ' }],
   })),
-  // socket(2) for every family but AF_ALG and AF_VSOCK: three ranges, OR-ed (one rule per range)
-  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_ALG, op: 'SCMP_CMP_LT' }] },
-  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_ALG + 1, op: 'SCMP_CMP_EQ' }] },
-  { names: ['socket'], action: 'allow', args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_GT' }] },
-  // ptrace is safe inside a pid namespace since 4.8 (seccomp can no longer be bypassed with it)
-  { names: ['ptrace'], action: 'allow', minKernel: [4, 8] },
-  // x86 only calls
-  { names: ['arch_prctl'], action: 'allow', arches: ['x64'] },
-  { names: ['modify_ldt'], action: 'allow', arches: ['x64', 'ia32'] },
-  // 32-bit ARM calling conventions and cache/TLS helpers
+  // architecture-specific calling conventions and helpers
+  { names: ['sync_file_range2', 'swapcontext'], action: 'allow', arches: ['ppc64'] },
   {
     names: ['arm_fadvise64_64', 'arm_sync_file_range', 'sync_file_range2', 'breakpoint', 'cacheflush', 'set_tls'],
     action: 'allow',
     arches: ['arm', 'arm64'],
   },
-  { names: ['s390_pci_mmio_read', 's390_pci_mmio_write', 's390_runtime_instr'], action: 'allow', arches: ['s390x'] },
-  // clone without namespace flags; clone3 hides its flags in memory, so say "not implemented"
-  // and libc falls back to clone
-  {
-    names: ['clone'],
-    action: 'allow',
-    noCap: ['CAP_SYS_ADMIN'],
-    args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
-  },
-  { names: ['clone3'], action: 'errno', errnoRet: ENOSYS, noCap: ['CAP_SYS_ADMIN'] },
+  { names: ['arch_prctl'], action: 'allow', arches: ['x64'] },
+  { names: ['modify_ldt'], action: 'allow', arches: ['x64', 'ia32'] },
+  { names: ['s390_pci_mmio_read', 's390_pci_mmio_write', 's390_runtime_instr'], action: 'allow', arches: S390 },
+  { names: ['riscv_flush_icache'], action: 'allow', arches: ['riscv64'] },
   // capability-gated groups
+  { names: ['open_by_handle_at'], action: 'allow', caps: ['CAP_DAC_READ_SEARCH'] },
   {
     names: [
       'bpf',
@@ -80,6 +86,9 @@ export const DEFAULT_RULES: readonly ProfileRule[] = [
       'fsopen',
       'fspick',
       'lookup_dcookie',
+      'lsm_get_self_attr',
+      'lsm_list_modules',
+      'lsm_set_self_attr',
       'mount',
       'mount_setattr',
       'move_mount',
@@ -96,46 +105,49 @@ export const DEFAULT_RULES: readonly ProfileRule[] = [
       'unshare',
     ],
     action: 'allow',
-    anyCap: ['CAP_SYS_ADMIN'],
+    caps: ['CAP_SYS_ADMIN'],
   },
-  { names: ['open_by_handle_at'], action: 'allow', anyCap: ['CAP_DAC_READ_SEARCH'] },
-  { names: ['reboot'], action: 'allow', anyCap: ['CAP_SYS_BOOT'] },
-  { names: ['chroot'], action: 'allow', anyCap: ['CAP_SYS_CHROOT'] },
-  { names: ['delete_module', 'init_module', 'finit_module'], action: 'allow', anyCap: ['CAP_SYS_MODULE'] },
-  { names: ['acct'], action: 'allow', anyCap: ['CAP_SYS_PACCT'] },
+  // clone without namespace flags (s390 passes the flags second); clone3 hides its flags in
+  // memory, so say "not implemented" and libc falls back to clone
+  {
+    names: ['clone'],
+    action: 'allow',
+    noCap: ['CAP_SYS_ADMIN'],
+    notArches: S390,
+    args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+  },
+  {
+    names: ['clone'],
+    action: 'allow',
+    noCap: ['CAP_SYS_ADMIN'],
+    arches: S390,
+    args: [{ index: 1, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+  },
+  { names: ['clone3'], action: 'errno', errnoRet: ENOSYS, noCap: ['CAP_SYS_ADMIN'] },
+  { names: ['reboot'], action: 'allow', caps: ['CAP_SYS_BOOT'] },
+  { names: ['chroot'], action: 'allow', caps: ['CAP_SYS_CHROOT'] },
+  { names: ['delete_module', 'init_module', 'finit_module'], action: 'allow', caps: ['CAP_SYS_MODULE'] },
+  { names: ['acct'], action: 'allow', caps: ['CAP_SYS_PACCT'] },
   {
     names: ['kcmp', 'pidfd_getfd', 'process_madvise', 'process_vm_readv', 'process_vm_writev', 'ptrace'],
     action: 'allow',
-    anyCap: ['CAP_SYS_PTRACE'],
+    caps: ['CAP_SYS_PTRACE'],
   },
-  { names: ['iopl', 'ioperm'], action: 'allow', anyCap: ['CAP_SYS_RAWIO'] },
+  { names: ['iopl', 'ioperm'], action: 'allow', caps: ['CAP_SYS_RAWIO'] },
   {
     names: ['settimeofday', 'stime', 'clock_settime', 'clock_settime64'],
     action: 'allow',
-    anyCap: ['CAP_SYS_TIME'],
+    caps: ['CAP_SYS_TIME'],
   },
-  { names: ['vhangup'], action: 'allow', anyCap: ['CAP_SYS_TTY_CONFIG'] },
+  { names: ['vhangup'], action: 'allow', caps: ['CAP_SYS_TTY_CONFIG'] },
   {
     names: ['get_mempolicy', 'mbind', 'set_mempolicy', 'set_mempolicy_home_node'],
     action: 'allow',
-    anyCap: ['CAP_SYS_NICE'],
+    caps: ['CAP_SYS_NICE'],
   },
-  { names: ['syslog'], action: 'allow', anyCap: ['CAP_SYSLOG'] },
-  { names: ['bpf'], action: 'allow', anyCap: ['CAP_BPF'] },
-  { names: ['perf_event_open'], action: 'allow', anyCap: ['CAP_PERFMON'] },
-  // AF_ALG and AF_VSOCK come back with CAP_SYS_ADMIN
-  {
-    names: ['socket'],
-    action: 'allow',
-    anyCap: ['CAP_SYS_ADMIN'],
-    args: [{ index: 0, value: AF_ALG, op: 'SCMP_CMP_EQ' }],
-  },
-  {
-    names: ['socket'],
-    action: 'allow',
-    anyCap: ['CAP_SYS_ADMIN'],
-    args: [{ index: 0, value: AF_VSOCK, op: 'SCMP_CMP_EQ' }],
-  },
+  { names: ['syslog'], action: 'allow', caps: ['CAP_SYSLOG'] },
+  { names: ['bpf'], action: 'allow', caps: ['CAP_BPF'] },
+  { names: ['perf_event_open'], action: 'allow', caps: ['CAP_PERFMON'] },
 ];
 
 /** libseccomp architecture names for a Node `process.arch`, native first. */
@@ -155,6 +167,8 @@ export function seccompArchitectures(arch: string): string[] {
       return ['SCMP_ARCH_S390X', 'SCMP_ARCH_S390'];
     case 'ppc64':
       return ['SCMP_ARCH_PPC64LE'];
+    case 'loong64':
+      return ['SCMP_ARCH_LOONGARCH64'];
     default:
       return [];
   }
@@ -183,9 +197,10 @@ export function resolveSeccomp(opts: ResolveOptions): OciSeccomp {
   const [kmaj, kmin] = opts.kernel ?? kernelVersion();
   const syscalls: SeccompSyscall[] = [];
   for (const rule of opts.rules ?? DEFAULT_RULES) {
-    if (rule.anyCap && !rule.anyCap.some((c) => caps.has(c))) continue;
+    if (rule.caps && !rule.caps.every((c) => caps.has(c))) continue;
     if (rule.noCap?.some((c) => caps.has(c))) continue;
     if (rule.arches && !rule.arches.includes(arch)) continue;
+    if (rule.notArches?.includes(arch)) continue;
     if (rule.minKernel) {
       const [maj, min] = rule.minKernel;
       if (kmaj < maj || (kmaj === maj && kmin < min)) continue;

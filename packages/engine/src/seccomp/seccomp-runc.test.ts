@@ -1,7 +1,9 @@
 /**
  * The resolved profile as runc/libseccomp load it: a small static probe (compiled here with gcc)
  * makes the syscalls whose rules have argument filters or special errnos, once under the default
- * profile and once unconfined, so each difference is the profile's doing.
+ * profile and once unconfined, so each difference is the profile's doing. A static Go program
+ * using crypto/rand (built with the Go toolchain when one is installed) must run under the
+ * default profile, as it does under Docker's.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -34,6 +36,9 @@ int main(void) {
   report("keyctl", syscall(SYS_keyctl, 0, 0, 0, 0, 0));
   report("io_uring", syscall(SYS_io_uring_setup, 1, NULL));
   report("unshare_uts", syscall(SYS_unshare, 0x04000000));
+  char buf[16];
+  report("getrandom", syscall(SYS_getrandom, buf, sizeof buf, 0));
+  report("getrandom_nonblock", syscall(SYS_getrandom, buf, sizeof buf, 1));
   pid_t p = fork();
   if (p == 0) _exit(0);
   report("fork", p);
@@ -41,14 +46,49 @@ int main(void) {
 }
 `;
 
-function hasGcc(): boolean {
+/**
+ * crypto/rand, then getrandom(2) straight from Go: Go 1.24+ reads crypto/rand only through
+ * getrandom and dies with "crypto/rand: failed to read random data" when it fails; older Go
+ * (Debian's 1.19) falls back to /dev/urandom, so the direct call is what shows the profile.
+ */
+const GO_PROGRAM = `package main
+
+import (
+\t"crypto/rand"
+\t"encoding/hex"
+\t"fmt"
+\t"os"
+\t"runtime"
+\t"syscall"
+\t"unsafe"
+)
+
+func main() {
+\tb := make([]byte, 16)
+\tif _, err := rand.Read(b); err != nil {
+\t\tpanic(err)
+\t}
+\tfmt.Println("random", hex.EncodeToString(b))
+\tnr := map[string]uintptr{"amd64": 318, "arm64": 278, "386": 355, "arm": 384, "riscv64": 278, "s390x": 349, "ppc64le": 359}[runtime.GOARCH]
+\t_, _, e := syscall.Syscall(nr, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0)
+\tif e != 0 {
+\t\tfmt.Println("getrandom", e.Error())
+\t\tos.Exit(3)
+\t}
+\tfmt.Println("getrandom ok")
+}
+`;
+
+function has(tool: string, arg: string): boolean {
   try {
-    execFileSync('gcc', ['--version'], { stdio: 'ignore' });
+    execFileSync(tool, [arg], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
   }
 }
+const hasGcc = (): boolean => has('gcc', '--version');
+const hasGo = (): boolean => has('go', 'version');
 
 describe('seccomp profile loaded by runc', { timeout: 120_000, skip: hasGcc() ? false : 'gcc not installed' }, () => {
   let h: RuncHarness;
@@ -87,12 +127,14 @@ describe('seccomp profile loaded by runc', { timeout: 120_000, skip: hasGcc() ? 
     }
   }
 
-  it('denies AF_ALG/AF_VSOCK, odd personalities, keyctl, io_uring with EPERM, clone3 with ENOSYS; allows the rest', async () => {
+  it('allows getrandom; denies AF_ALG/AF_VSOCK, odd personalities, keyctl, io_uring with EPERM, clone3 with ENOSYS', async () => {
     const confined = await probe('default');
     const open = await probe('unconfined');
     const EPERM = '1';
     // allowed under the profile
-    for (const k of ['inet', 'unix', 'netlink', 'personality_query', 'fork']) assert.equal(confined.get(k), 'ok', k);
+    for (const k of ['inet', 'unix', 'netlink', 'personality_query', 'fork', 'getrandom', 'getrandom_nonblock']) {
+      assert.equal(confined.get(k), 'ok', k);
+    }
     // blocked by the profile, and not for another reason: unconfined gives something else
     for (const k of ['alg', 'vsock', 'personality_odd', 'keyctl', 'io_uring']) {
       assert.equal(confined.get(k), EPERM, k);
@@ -103,4 +145,41 @@ describe('seccomp profile loaded by runc', { timeout: 120_000, skip: hasGcc() ? 
     // unshare is not on the allow list (the kernel would refuse it too without CAP_SYS_ADMIN)
     assert.equal(confined.get('unshare_uts'), EPERM);
   });
+
+  it(
+    'runs a static Go binary that reads crypto/rand and calls getrandom',
+    { skip: hasGo() ? false : 'no Go toolchain' },
+    async () => {
+      const src = join(h.work, 'gorand');
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, 'main.go'), GO_PROGRAM);
+      const goLayer = join(h.work, 'go-layer');
+      mkdirSync(join(goLayer, 'usr', 'bin'), { recursive: true });
+      execFileSync('go', ['build', '-o', join(goLayer, 'usr', 'bin', 'gorand'), 'main.go'], {
+        cwd: src,
+        env: {
+          ...process.env,
+          CGO_ENABLED: '0',
+          GO111MODULE: 'off',
+          GOCACHE: join(h.work, 'gocache'),
+          GOPATH: join(h.work, 'gopath'),
+        },
+      });
+      const id = h.newId('gorand');
+      try {
+        const rootfs = await h.rootfs(id, [layer, goLayer]);
+        const spec = await buildSpec(
+          { id, args: ['/usr/bin/gorand'] },
+          {},
+          { rootfs, dataRoot: h.dataRoot, cgroupParent: h.cgroupParent },
+        );
+        assert.ok(spec.linux.seccomp, 'the default profile is applied');
+        const r = await h.runToExit(id, spec);
+        assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+        assert.match(r.stdout, /^random [0-9a-f]{32}\ngetrandom ok\n$/);
+      } finally {
+        await h.remove(id);
+      }
+    },
+  );
 });

@@ -65,6 +65,12 @@ const PROCESS = [
   'restart_syscall',
   'times',
   'uname',
+  // random bytes from the kernel's CSPRNG (Go's crypto/rand, glibc's arc4random, OpenSSL)
+  'getrandom',
+  // uprobe return trampoline (the kernel makes it, not the program)
+  'uretprobe',
+  // RISC-V feature query (unknown elsewhere, skipped)
+  'riscv_hwprobe',
   'sysinfo',
   'umask',
 ];
@@ -154,6 +160,9 @@ const FILES = [
   'fstatat64',
   'newfstatat',
   'statx',
+  // mount listing by id (6.8+): reads only the caller's own mount namespace
+  'statmount',
+  'listmount',
   'statfs',
   'statfs64',
   'fstatfs',
@@ -206,6 +215,11 @@ const FILES = [
   'flistxattr',
   'removexattr',
   'lremovexattr',
+  // the *at xattr calls of 6.13
+  'getxattrat',
+  'setxattrat',
+  'listxattrat',
+  'removexattrat',
   'fremovexattr',
   'name_to_handle_at',
   'copy_file_range',
@@ -231,6 +245,8 @@ const MEMORY = [
   'mremap',
   'mprotect',
   'madvise',
+  // sealing the caller's own mappings (6.10)
+  'mseal',
   'mincore',
   'msync',
   'mlock',

@@ -51,9 +51,9 @@ describe('buildSpec: process', () => {
     await assert.rejects(spec({}, {}), (e: unknown) => hasCode(e, 'ENGINE_INVALID_SPEC') && /args/.test(String(e)));
   });
 
-  it('merges env per key, adds HOSTNAME and a default PATH, removes bare keys', async () => {
+  it('merges env per key after a default PATH and HOSTNAME (as Docker), removes bare keys', async () => {
     const s = await spec({ env: ['B=2', 'C=3', 'D'], hostname: 'web-1' }, { Cmd: ['sh'], Env: ['A=1', 'B=1', 'D=4'] });
-    assert.deepEqual(s.process.env, ['A=1', 'B=2', 'C=3', DEFAULT_PATH, 'HOSTNAME=web-1']);
+    assert.deepEqual(s.process.env, [DEFAULT_PATH, 'HOSTNAME=web-1', 'A=1', 'B=2', 'C=3']);
     assert.equal(s.hostname, 'web-1');
     const image = { Cmd: ['sh'], Env: ['PATH=/bin'] };
     assert.deepEqual((await spec({}, image)).process.env, ['PATH=/bin', 'HOSTNAME=c0ffee123456']);

@@ -11,6 +11,7 @@
  */
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
 import { InvalidMountError, InvalidSpecError } from '../errors.js';
 import type { ImageConfig } from '../image/types.js';
 import { resolveSeccomp } from '../seccomp/profile.js';
@@ -26,13 +27,17 @@ import {
   maskedPaths,
 } from './defaults.js';
 import { findInit, initArgs, initMount } from './init.js';
+import { mergeProcess } from './merge.js';
 import { createVolumeDirs, planMounts, sortMounts, type MountInput } from './mounts.js';
 import type { OciMount, OciNamespace, OciResources, OciSpec } from './oci.js';
 import { buildRlimits } from './rlimits.js';
 import { validateSysctls } from './sysctls.js';
 import { parseCpus, parseSize, parseSwap, type Ulimit } from './units.js';
 
-export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export { DEFAULT_PATH } from './merge.js';
+
+/** The network namespace of a container. */
+export type NetworkMode = 'none' | 'private' | 'host' | { path: string };
 
 /** What a service (or `shoal container run`) asks for. Unset fields come from the image or defaults. */
 export interface ContainerSpecInput {
@@ -73,8 +78,11 @@ export interface ContainerSpecInput {
   /** Run tini as PID 1 in front of the command. */
   init?: boolean;
   shmSize?: string | number;
-  /** `private` (a new netns, default), `host`, or the path of an existing netns to join. */
-  network?: 'private' | 'host' | { path: string };
+  /**
+   * `none` (a new netns with only loopback, the default; `private` is the same), `host`, or the
+   * path of an existing netns to join.
+   */
+  network?: NetworkMode;
   oomScoreAdj?: number;
 }
 
@@ -97,22 +105,26 @@ export interface SpecContext {
   cgroupNamespace?: boolean;
 }
 
-function mergeEnv(image: readonly string[], mine: readonly string[], hostname: string): string[] {
-  const env = new Map<string, string>();
-  for (const e of image) env.set(e.split('=')[0] ?? e, e);
-  for (const e of mine) {
-    const eq = e.indexOf('=');
-    const key = eq < 0 ? e : e.slice(0, eq);
-    if (!key || /[\0]/.test(e)) throw new InvalidSpecError('env', `${JSON.stringify(e)} has no variable name`);
-    if (eq < 0) env.delete(key);
-    else env.set(key, e);
-  }
-  if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
-  env.set('HOSTNAME', `HOSTNAME=${hostname}`);
-  return [...env.values()];
+const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+/** Whether `name` is a valid host name (RFC 1123 labels, at most 253 characters). */
+export function isHostname(name: string): boolean {
+  return typeof name === 'string' && name.length <= 253 && HOSTNAME.test(name);
 }
 
-const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+/**
+ * The container's host name: the one asked for, else (as Docker) the host's own with the host
+ * network, else the first 12 characters of the id. Throws on an invalid name.
+ */
+export function defaultHostname(id: string, hostname: string | undefined, network?: NetworkMode): string {
+  const name =
+    hostname ||
+    (network === 'host' ? osHostname() : '') ||
+    id.slice(0, 12).replace(/[^a-zA-Z0-9]+$/, '') ||
+    'container';
+  if (!isHostname(name)) throw new InvalidSpecError('hostname', `${JSON.stringify(name)} is not a valid host name`);
+  return name;
+}
 
 function resources(input: ContainerSpecInput): OciResources {
   const res: OciResources = { devices: defaultDeviceRules() };
@@ -166,19 +178,12 @@ export async function buildSpec(input: ContainerSpecInput, image: ImageConfig, c
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(input.id)) {
     throw new InvalidSpecError('id', `${JSON.stringify(input.id)} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
   }
-  // process
-  const entrypoint = input.entrypoint ?? image.Entrypoint ?? [];
-  const cmd = input.args ?? (input.entrypoint ? [] : (image.Cmd ?? []));
-  let args = [...entrypoint, ...cmd];
-  if (args.length === 0) throw new InvalidSpecError('args', 'no command given and the image has none');
-  const hostname = input.hostname ?? (input.id.slice(0, 12).replace(/[^a-zA-Z0-9]+$/, '') || 'container');
-  if (!HOSTNAME.test(hostname) || hostname.length > 253) {
-    throw new InvalidSpecError('hostname', `${JSON.stringify(hostname)} is not a valid host name`);
-  }
-  const env = mergeEnv(image.Env ?? [], input.env ?? [], hostname);
-  const cwd = input.workdir ?? (image.WorkingDir || '/');
-  if (!cwd.startsWith('/')) throw new InvalidSpecError('workdir', `${JSON.stringify(cwd)} is not an absolute path`);
-  const user = await resolveUser(ctx.rootfs, input.user ?? image.User ?? '', input.groupAdd);
+  // process: the one merge with the image config (merge.ts)
+  const hostname = defaultHostname(input.id, input.hostname, input.network);
+  const merged = mergeProcess(input, image, hostname);
+  let args = merged.args;
+  const { env, cwd } = merged;
+  const user = await resolveUser(ctx.rootfs, merged.user, input.groupAdd);
   const caps = resolveCapabilities(input.capAdd, input.capDrop);
   const limits = buildRlimits(input.ulimits ?? []);
   const oomScoreAdj = input.oomScoreAdj ?? 0;
@@ -198,10 +203,10 @@ export async function buildSpec(input: ContainerSpecInput, image: ImageConfig, c
       throw new InvalidSpecError('network.path', `network namespace ${network.path} does not exist`, { cause: err });
     }
     namespaces.splice(1, 0, { type: 'network', path: network.path });
-  } else if (network === 'private') {
+  } else if (network === 'private' || network === 'none') {
     namespaces.splice(1, 0, { type: 'network' });
   } else if (network !== 'host') {
-    throw new InvalidSpecError('network', `${JSON.stringify(network)} is not private, host or {path}`);
+    throw new InvalidSpecError('network', `${JSON.stringify(network)} is not none, host or {path}`);
   }
   if (ctx.cgroupNamespace ?? hostIsCgroupV2Only()) namespaces.push({ type: 'cgroup' });
   const ownNetns = network !== 'host';
