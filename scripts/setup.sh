@@ -35,10 +35,12 @@ start=$(date +%s)
 #   skopeo          an independent reader that checks the test images in the testkit tests
 #   protobuf-compiler libprotobuf-dev  protoc and descriptor.proto for `npm run proto` and its
 #                   drift test (packages/api generates its TypeScript with the ts-proto plugin)
+#   golang-go       builds the static Go program of the seccomp test (crypto/rand, getrandom):
+#                   every Go image depends on getrandom being allowed
 #   git ca-certificates
 pkgs=(runc iproute2 nftables busybox-static docker-registry etcd-server etcd-client zstd tini curl
   iputils-ping psmisc procps kmod gcc libc6-dev util-linux openssl apache2-utils skopeo python3-minimal
-  protobuf-compiler libprotobuf-dev git ca-certificates)
+  protobuf-compiler libprotobuf-dev golang-go git ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
