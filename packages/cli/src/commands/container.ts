@@ -10,6 +10,7 @@ import { InvalidArgumentError, hasCode } from '@shoal/common';
 import {
   DEFAULT_ENGINE_ROOT,
   Engine,
+  ImageService,
   type BindMount,
   type ContainerCreateOptions,
   type ContainerRecord,
@@ -120,6 +121,7 @@ interface RunFlags extends GlobalOpts {
   stopSignal?: string;
   stopTimeout?: string;
   label: string[];
+  insecureRegistry: string[];
 }
 
 function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCreateOptions {
@@ -181,6 +183,12 @@ function runFlags(cmd: Command): Command {
     .option('--stop-signal <sig>', 'signal for stop (default SIGTERM)')
     .option('--stop-timeout <secs>', 'grace period of stop before SIGKILL')
     .option('--rm', 'remove the container when it exits')
+    .option(
+      '--insecure-registry <host[:port]>',
+      'allow plain HTTP for this registry when pulling the image (repeatable)',
+      collect,
+      [],
+    )
     .argument('<image>', 'image reference')
     .argument('[cmd...]', 'command and arguments')
     .passThroughOptions();
@@ -223,15 +231,23 @@ async function streamLogs(
   }
 }
 
-/** Like `docker run`: pull the image when the local store lacks it (only with the local image service). */
-async function pullIfMissing(engine: Engine, ref: string): Promise<void> {
+/**
+ * Like `docker run`: pull the image when the local store lacks it (only with the local image
+ * service), allowing plain HTTP for the registries named with --insecure-registry.
+ */
+async function pullIfMissing(engine: Engine, ref: string, insecureRegistries: string[]): Promise<void> {
   if (images) return;
   try {
     await engine.images().resolve(ref);
   } catch (err) {
     if (!hasCode(err, 'ENGINE_IMAGE_NOT_FOUND')) throw err;
     process.stderr.write(`Unable to find image '${ref}' locally; pulling\n`);
-    await engine.localImages().pull(ref);
+    const local = engine.localImages();
+    const svc =
+      insecureRegistries.length === 0
+        ? local
+        : new ImageService({ root: local.root, registry: { insecureRegistries } });
+    await svc.pull(ref);
   }
 }
 
@@ -249,7 +265,7 @@ export function registerContainer(program: Command): void {
       const opts = createOptions(image, cmd, f);
       const engine = await openEngine(f, !f.detach);
       try {
-        await pullIfMissing(engine, image);
+        await pullIfMissing(engine, image, f.insecureRegistry);
         const id = await engine.run(opts);
         if (f.detach) {
           process.stdout.write(`${id}\n`);
@@ -276,7 +292,7 @@ export function registerContainer(program: Command): void {
   runFlags(c.command('create').description('Create a container without starting it')).action(
     async (image: string, cmd: string[], f: RunFlags) => {
       const engine = await openEngine(f);
-      await pullIfMissing(engine, image);
+      await pullIfMissing(engine, image, f.insecureRegistry);
       process.stdout.write(`${await engine.create(createOptions(image, cmd, f))}\n`);
       await engine.close();
     },
