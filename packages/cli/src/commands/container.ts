@@ -6,7 +6,7 @@
  * Health checks run only while an engine process runs (shoald, or `container run` without -d).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError, hasCode } from '@shoal/common';
+import { InvalidArgumentError, errorMessage, hasCode } from '@shoal/common';
 import {
   DEFAULT_ENGINE_ROOT,
   Engine,
@@ -18,6 +18,7 @@ import {
   type ImageResolver,
   type TmpfsMount,
 } from '@shoal/engine';
+import { ignoreCodes } from '../ignore.js';
 
 interface GlobalOpts {
   dataRoot?: string;
@@ -271,7 +272,12 @@ export function registerContainer(program: Command): void {
           process.stdout.write(`${id}\n`);
           return;
         }
-        const forward = (sig: NodeJS.Signals): void => void engine.kill(id, sig).catch(() => undefined);
+        // The container may have exited (or been removed) in between: nothing to forward to.
+        const forward = (sig: NodeJS.Signals): void =>
+          void engine
+            .kill(id, sig)
+            .catch(ignoreCodes('ENGINE_CONTAINER_STATE', 'ENGINE_CONTAINER_NOT_FOUND'))
+            .catch((err: unknown) => process.stderr.write(`shoal: forwarding ${sig}: ${errorMessage(err)}\n`));
         process.on('SIGINT', forward);
         process.on('SIGTERM', forward);
         try {
@@ -283,7 +289,8 @@ export function registerContainer(program: Command): void {
           process.off('SIGINT', forward);
           process.off('SIGTERM', forward);
         }
-        if (f.rm) await engine.remove(id, { force: true }).catch(() => undefined);
+        // --rm: the engine may have removed it already (auto-remove on exit).
+        if (f.rm) await engine.remove(id, { force: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
       } finally {
         await engine.close();
       }
