@@ -137,4 +137,5 @@ export {
   ArchiveInvalidError,
   RegistryProtocolError,
   StateLockedError,
+  StateUnreadableError,
 } from './errors.js';

@@ -15,7 +15,7 @@
  */
 import { mkdirSync, openSync, closeSync, ftruncateSync, writeSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { sleep, throwIfAborted } from '@shoal/common';
+import { errnoCode, sleep, throwIfAborted } from '@shoal/common';
 import { StateLockedError } from './errors.js';
 import { flockNb, LOCK_EX, LOCK_SH, LOCK_UN } from './libc.js';
 
@@ -91,7 +91,9 @@ function holderOf(path: string): string {
   try {
     const pid = readFileSync(path, 'utf8').trim();
     return pid ? `pid ${pid}` : 'another process';
-  } catch {
-    return 'another process';
+  } catch (err) {
+    // only for the message: the lock file may have been unlinked (content locks) or be unreadable
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') return 'another process';
+    throw err;
   }
 }

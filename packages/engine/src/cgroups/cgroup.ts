@@ -5,7 +5,7 @@
  */
 import { readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { sleep } from '@shoal/common';
+import { errnoCode, ignoreErrno, sleep } from '@shoal/common';
 import { CgroupError } from '../errors.js';
 import { detectCgroupLayout, type CgroupLayout } from './layout.js';
 
@@ -36,12 +36,9 @@ export function hostLayout(): CgroupLayout {
 /** v1 reports "no limit" as a page-rounded huge number. */
 const V1_UNLIMITED = 2 ** 62;
 
+/** A cgroup file's text; undefined when the file (or the whole cgroup, ENODEV) is gone. */
 async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return readFile(path, 'utf8').catch(ignoreErrno('ENOENT', 'ENODEV', 'ENOTDIR'));
 }
 
 async function readNum(path: string): Promise<number | undefined> {
@@ -56,8 +53,11 @@ async function writeIfExists(path: string, value: string): Promise<boolean> {
   try {
     await writeFile(path, value, { flag: 'r+' });
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    // missing (an older kernel, no freezer), or the kernel refuses the value
+    const refused = ['ENOENT', 'ENODEV', 'EINVAL', 'EPERM', 'EACCES', 'EBUSY', 'EOPNOTSUPP'];
+    if (refused.includes(errnoCode(err) ?? '')) return false;
+    throw err;
   }
 }
 
@@ -181,7 +181,7 @@ export class Cgroup {
     const out = new Set<number>();
     const walk = async (dir: string): Promise<void> => {
       for (const l of ((await readText(join(dir, 'cgroup.procs'))) ?? '').split('\n')) if (l.trim()) out.add(Number(l));
-      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT', 'ENODEV'))) ?? []) {
         if (e.isDirectory()) await walk(join(dir, e.name));
       }
     };
@@ -205,11 +205,7 @@ export class Cgroup {
       const frozen = freezer ? await this.freeze(freezer, deadline) : false;
       try {
         for (const p of await this.pids()) {
-          try {
-            process.kill(p, 'SIGKILL');
-          } catch {
-            // already gone
-          }
+          killIfAlive(p);
         }
       } finally {
         if (frozen && freezer) await writeIfExists(join(freezer, 'freezer.state'), 'THAWED');
@@ -220,11 +216,7 @@ export class Cgroup {
       if (pids.length === 0) return;
       if (Date.now() > deadline) throw new CgroupError(this.path, `processes ${pids.join(', ')} do not die`);
       for (const p of pids) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+        killIfAlive(p);
       }
       await sleep(20);
     }
@@ -252,18 +244,15 @@ export class Cgroup {
     const parent = posix.dirname(this.path);
     if (parent === '/') return;
     for (const h of this.layout.hierarchies) {
-      try {
-        await rmdir(join(h, parent));
-      } catch {
-        // not empty (other containers), busy or already gone: leave it
-      }
+      // not empty (other containers), busy or already gone: leave it
+      await rmdir(join(h, parent)).catch(ignoreErrno('ENOTEMPTY', 'EBUSY', 'ENOENT'));
     }
   }
 }
 
 /** rmdir of a cgroup dir and its child cgroups, deepest first (cgroupfs dirs hold only pseudo files). */
 async function rmdirTree(dir: string, path: string): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+  for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT', 'ENODEV'))) ?? []) {
     if (e.isDirectory()) await rmdirTree(join(dir, e.name), path);
   }
   for (let i = 0; ; i++) {
@@ -280,6 +269,15 @@ async function rmdirTree(dir: string, path: string): Promise<void> {
       }
       throw new CgroupError(path, `cannot remove ${dir}: ${code ?? String(err)}`, { cause: err });
     }
+  }
+}
+
+/** SIGKILL to `pid`; a process already gone (ESRCH) is fine. */
+function killIfAlive(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (err) {
+    if (errnoCode(err) !== 'ESRCH') throw err;
   }
 }
 

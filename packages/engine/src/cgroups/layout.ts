@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { errnoCode } from '@shoal/common';
 
 export interface CgroupV1Layout {
   version: 1;
@@ -42,7 +43,8 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
   let entries: string[];
   try {
     entries = readdirSync(root).sort();
-  } catch {
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err; // no cgroup file system mounted there
     entries = [];
   }
   for (const name of entries) {
@@ -51,8 +53,9 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
     try {
       if (!statSync(dir).isDirectory()) continue;
       real = realpathSync(dir);
-    } catch {
-      continue;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue; // a dangling link
+      throw err;
     }
     if (!seen.has(real)) {
       seen.add(real);
@@ -69,7 +72,8 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
 function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
-  } catch {
-    return '';
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return '';
+    throw err;
   }
 }
