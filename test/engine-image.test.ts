@@ -28,7 +28,8 @@ import {
   type TestImageSet,
 } from '@shoal/testkit';
 import { hasCode } from '@shoal/common';
-import { ImageService, lgetxattr, OPAQUE_XATTR, type PullProgress } from '@shoal/engine';
+import { ImageService, type PullProgress } from '@shoal/engine';
+import { lgetxattr, OPAQUE_XATTR } from '@shoal/engine/internal';
 
 const hasCodeOf = (e: unknown, code: string): boolean => {
   if (!hasCode(e, code)) throw e as Error;

@@ -6,7 +6,8 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cgroup, Engine } from '@shoal/engine';
+import { Engine } from '@shoal/engine';
+import { Cgroup } from '@shoal/engine/internal';
 import { ignoreCodes } from '../ignore.js';
 
 /** A one-layer busybox image on disk. */
