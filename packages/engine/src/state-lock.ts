@@ -15,7 +15,7 @@
  */
 import { mkdirSync, openSync, closeSync, ftruncateSync, writeSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { errnoCode, sleep, throwIfAborted } from '@shoal/common';
+import { sleep, throwIfAborted } from '@shoal/common';
 import { StateLockedError } from './errors.js';
 import { flockNb, LOCK_EX, LOCK_SH, LOCK_UN } from './libc.js';
 
@@ -91,9 +91,7 @@ function holderOf(path: string): string {
   try {
     const pid = readFileSync(path, 'utf8').trim();
     return pid ? `pid ${pid}` : 'another process';
-  } catch (err) {
-    // only for the message: the lock file may have been unlinked (content locks) or be unreadable
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') return 'another process';
-    throw err;
+  } catch {
+    return 'another process';
   }
 }

@@ -36,9 +36,13 @@ export function hostLayout(): CgroupLayout {
 /** v1 reports "no limit" as a page-rounded huge number. */
 const V1_UNLIMITED = 2 ** 62;
 
-/** A cgroup file's text; undefined when the file (or the whole cgroup, ENODEV) is gone. */
 async function readText(path: string): Promise<string | undefined> {
-  return readFile(path, 'utf8').catch(ignoreErrno('ENOENT', 'ENODEV', 'ENOTDIR'));
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV') return undefined; // no such cgroup or file
+    throw err;
+  }
 }
 
 async function readNum(path: string): Promise<number | undefined> {
@@ -54,9 +58,7 @@ async function writeIfExists(path: string, value: string): Promise<boolean> {
     await writeFile(path, value, { flag: 'r+' });
     return true;
   } catch (err) {
-    // missing (an older kernel, no freezer), or the kernel refuses the value
-    const refused = ['ENOENT', 'ENODEV', 'EINVAL', 'EPERM', 'EACCES', 'EBUSY', 'EOPNOTSUPP'];
-    if (refused.includes(errnoCode(err) ?? '')) return false;
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV') return false; // no such cgroup or file
     throw err;
   }
 }
@@ -181,7 +183,7 @@ export class Cgroup {
     const out = new Set<number>();
     const walk = async (dir: string): Promise<void> => {
       for (const l of ((await readText(join(dir, 'cgroup.procs'))) ?? '').split('\n')) if (l.trim()) out.add(Number(l));
-      for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT', 'ENODEV'))) ?? []) {
+      for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT'))) ?? []) {
         if (e.isDirectory()) await walk(join(dir, e.name));
       }
     };
@@ -205,7 +207,11 @@ export class Cgroup {
       const frozen = freezer ? await this.freeze(freezer, deadline) : false;
       try {
         for (const p of await this.pids()) {
-          killIfAlive(p);
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch (err) {
+            if (errnoCode(err) !== 'ESRCH') throw err; // already gone
+          }
         }
       } finally {
         if (frozen && freezer) await writeIfExists(join(freezer, 'freezer.state'), 'THAWED');
@@ -216,7 +222,11 @@ export class Cgroup {
       if (pids.length === 0) return;
       if (Date.now() > deadline) throw new CgroupError(this.path, `processes ${pids.join(', ')} do not die`);
       for (const p of pids) {
-        killIfAlive(p);
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch (err) {
+          if (errnoCode(err) !== 'ESRCH') throw err; // already gone
+        }
       }
       await sleep(20);
     }
@@ -244,15 +254,19 @@ export class Cgroup {
     const parent = posix.dirname(this.path);
     if (parent === '/') return;
     for (const h of this.layout.hierarchies) {
-      // not empty (other containers), busy or already gone: leave it
-      await rmdir(join(h, parent)).catch(ignoreErrno('ENOTEMPTY', 'EBUSY', 'ENOENT'));
+      try {
+        await rmdir(join(h, parent));
+      } catch (err) {
+        // not empty (other containers), busy or already gone: leave it
+        if (!['ENOTEMPTY', 'EBUSY', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
+      }
     }
   }
 }
 
 /** rmdir of a cgroup dir and its child cgroups, deepest first (cgroupfs dirs hold only pseudo files). */
 async function rmdirTree(dir: string, path: string): Promise<void> {
-  for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT', 'ENODEV'))) ?? []) {
+  for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT'))) ?? []) {
     if (e.isDirectory()) await rmdirTree(join(dir, e.name), path);
   }
   for (let i = 0; ; i++) {
@@ -269,15 +283,6 @@ async function rmdirTree(dir: string, path: string): Promise<void> {
       }
       throw new CgroupError(path, `cannot remove ${dir}: ${code ?? String(err)}`, { cause: err });
     }
-  }
-}
-
-/** SIGKILL to `pid`; a process already gone (ESRCH) is fine. */
-function killIfAlive(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch (err) {
-    if (errnoCode(err) !== 'ESRCH') throw err;
   }
 }
 

@@ -44,8 +44,8 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
   try {
     entries = readdirSync(root).sort();
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw err; // no cgroup file system mounted there
-    entries = [];
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    entries = []; // no cgroup filesystem mounted there
   }
   for (const name of entries) {
     const dir = join(root, name);
@@ -54,8 +54,8 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
       if (!statSync(dir).isDirectory()) continue;
       real = realpathSync(dir);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') continue; // a dangling link
-      throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      continue; // a dangling symlink
     }
     if (!seen.has(real)) {
       seen.add(real);
@@ -73,7 +73,7 @@ function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return '';
-    throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    return '';
   }
 }

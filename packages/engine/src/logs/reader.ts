@@ -96,10 +96,7 @@ class LineReader {
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
     () => true,
-    (err: unknown) => {
-      if (errnoCode(err) === 'ENOENT') return false;
-      throw err;
-    },
+    () => false,
   );
 }
 
@@ -118,7 +115,7 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       try {
         fh = await open(f, 'r');
       } catch (err) {
-        if (errnoCode(err) === 'ENOENT') continue; // rotated away meanwhile
+        if (errnoCode(err) === 'ENOENT') continue; // rotated away since the listing
         throw err;
       }
       const reader = new LineReader(fh);
@@ -142,10 +139,11 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     let wake: (() => void) | undefined;
     try {
       watcher = watch(dirname(path), () => wake?.());
+      // the dir went away (container removed): wake the loop, which then sees it is gone
+      watcher.on('error', () => wake?.());
     } catch (err) {
-      // No inotify (ENOSPC: out of watches, or the directory went): poll instead.
-      if (errnoCode(err) !== 'ENOSPC' && errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'EMFILE') throw err;
-      watcher = undefined;
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      watcher = undefined; // the dir is gone: the container was removed; the loop below ends
     }
     try {
       for (;;) {

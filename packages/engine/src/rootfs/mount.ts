@@ -72,7 +72,7 @@ export function unmountAll(dir: string): number {
         if (sysUmount(m.mountPoint)) n++;
       } catch (err) {
         if (errnoCode(err) !== 'EBUSY') throw err;
-        if (sysUmount(m.mountPoint, MNT_DETACH)) n++; // busy: detach now, freed when unused
+        if (sysUmount(m.mountPoint, MNT_DETACH)) n++; // busy: detach it now, the kernel frees it later
       }
     }
   }

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ignoreErrno } from '@shoal/common';
+import { errorMessage, ignoreErrno } from '@shoal/common';
 import { RootfsMountError } from '../errors.js';
 import { isMountPoint, sysMount, unmountAll } from './mount.js';
 
@@ -104,11 +104,14 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<RootfsPaths
     }
     return paths;
   } catch (err) {
-    // best effort: the mount error is the one to report
-    for (const d of made.reverse())
-      await rm(d, { recursive: true, force: true }).catch(ignoreErrno('EBUSY', 'ENOTEMPTY'));
-    if (err instanceof RootfsMountError) throw err;
-    throw new RootfsMountError(opts.id, `overlay mount on ${paths.merged} failed: ${(err as Error).message}`, {
+    // undo; a dir that cannot be removed is named in the error rather than hidden
+    const left: string[] = [];
+    for (const d of made.reverse()) {
+      await rm(d, { recursive: true, force: true }).catch((e: unknown) => left.push(`${d} (${errorMessage(e)})`));
+    }
+    const also = left.length ? `; left behind: ${left.join(', ')}` : '';
+    if (err instanceof RootfsMountError && !also) throw err;
+    throw new RootfsMountError(opts.id, `overlay mount on ${paths.merged} failed: ${errorMessage(err)}${also}`, {
       cause: err,
     });
   }
