@@ -492,6 +492,10 @@ test(
     const strict = newService({ registry: { implicitLoopbackInsecure: false } });
     await assert.rejects(strict.pull(remote(TestImages.busybox)), (e) => hasCodeOf(e, 'ENGINE_INSECURE_REGISTRY'));
     assertEmptyStore(strict);
+    // Named for one pull only (what `container run --insecure-registry` passes).
+    const perPull = await strict.pull(remote(TestImages.busybox), { insecureRegistries: [reg.addr] });
+    assert.equal(perPull.id, findTestImage(set, TestImages.busybox).manifest?.config.digest);
+    await assert.rejects(strict.pull(remote(TestImages.busyboxZstd)), (e) => hasCodeOf(e, 'ENGINE_INSECURE_REGISTRY'));
     const named = newService({ registry: { implicitLoopbackInsecure: false, insecureRegistries: [reg.addr] } });
     await named.pull(remote(TestImages.busybox));
     // Named in the data root's registries.json (what shoald, `shoal image` and `container run` share).

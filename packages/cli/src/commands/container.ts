@@ -10,7 +10,6 @@ import { InvalidArgumentError, errorMessage, hasCode } from '@shoal/common';
 import {
   DEFAULT_ENGINE_ROOT,
   Engine,
-  ImageService,
   type BindMount,
   type ContainerCreateOptions,
   type ContainerRecord,
@@ -100,6 +99,7 @@ function withRoots(cmd: Command): Command {
 
 interface RunFlags extends GlobalOpts {
   detach?: boolean;
+  insecureRegistry: string[];
   name?: string;
   env: string[];
   rm?: boolean;
@@ -122,7 +122,6 @@ interface RunFlags extends GlobalOpts {
   stopSignal?: string;
   stopTimeout?: string;
   label: string[];
-  insecureRegistry: string[];
 }
 
 function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCreateOptions {
@@ -163,6 +162,12 @@ function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCrea
 function runFlags(cmd: Command): Command {
   return withRoots(cmd)
     .option('--name <name>', 'container name')
+    .option(
+      '--insecure-registry <host[:port]>',
+      'allow plain HTTP for this registry when pulling the image (repeatable)',
+      collect,
+      [],
+    )
     .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
     .option('-l, --label <k=v>', 'label (repeatable)', collect, [])
     .option('-v, --volume <src:dst[:ro]>', 'bind mount (repeatable)', collect, [])
@@ -184,12 +189,6 @@ function runFlags(cmd: Command): Command {
     .option('--stop-signal <sig>', 'signal for stop (default SIGTERM)')
     .option('--stop-timeout <secs>', 'grace period of stop before SIGKILL')
     .option('--rm', 'remove the container when it exits')
-    .option(
-      '--insecure-registry <host[:port]>',
-      'allow plain HTTP for this registry when pulling the image (repeatable)',
-      collect,
-      [],
-    )
     .argument('<image>', 'image reference')
     .argument('[cmd...]', 'command and arguments')
     .passThroughOptions();
@@ -243,12 +242,7 @@ async function pullIfMissing(engine: Engine, ref: string, insecureRegistries: st
   } catch (err) {
     if (!hasCode(err, 'ENGINE_IMAGE_NOT_FOUND')) throw err;
     process.stderr.write(`Unable to find image '${ref}' locally; pulling\n`);
-    const local = engine.localImages();
-    const svc =
-      insecureRegistries.length === 0
-        ? local
-        : new ImageService({ root: local.root, registry: { insecureRegistries } });
-    await svc.pull(ref);
+    await engine.localImages().pull(ref, { insecureRegistries });
   }
 }
 

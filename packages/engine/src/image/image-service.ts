@@ -63,6 +63,8 @@ export interface ImageServiceOptions {
 export interface PullOptions {
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
+  /** Registries allowed plain HTTP for this pull, besides the service's (`--insecure-registry`). */
+  insecureRegistries?: string[];
 }
 
 export interface RemoveResult {
@@ -97,6 +99,7 @@ export class ImageService {
   readonly layers: LayerStore;
   readonly store: ImageStore;
   readonly registry: RegistryClient;
+  private readonly registryOpts: RegistryClientOptions | undefined;
   private readonly platform: Platform;
   private readonly gcLock: string;
   private readonly leaseLock: string;
@@ -114,6 +117,7 @@ export class ImageService {
     this.layers = new LayerStore(this.root);
     this.store = new ImageStore(this.root, { timeoutMs: this.lockTimeoutMs });
     this.log = opts.logger ?? silentLogger();
+    this.registryOpts = opts.registry;
     this.registry = new RegistryClient({ logger: this.log, ...registryOptions(this.root, opts.registry) });
     this.platform = opts.platform ?? DEFAULT_PLATFORM;
     this.gcLock = join(this.root, 'gc.lock');
@@ -182,7 +186,7 @@ export class ImageService {
     const parsed = parseReference(ref);
     const [outcome] = await this.ingest((created) =>
       pullImage(
-        { blobs: this.blobs, layers: this.layers, registry: this.registry, platform: this.platform },
+        { blobs: this.blobs, layers: this.layers, registry: this.registryFor(opts), platform: this.platform },
         parsed,
         created,
         opts.onProgress,
@@ -191,6 +195,19 @@ export class ImageService {
     );
     this.log.info({ ref: formatReference(parsed), id: outcome?.image.id }, 'image pulled');
     return this.recordOf(outcome?.image.id ?? '');
+  }
+
+  /** The service's registry client, or one that also allows plain HTTP to `opts.insecureRegistries`. */
+  private registryFor(opts: PullOptions): RegistryClient {
+    if (!opts.insecureRegistries?.length) return this.registry;
+    const given = this.registryOpts ?? {};
+    return new RegistryClient({
+      logger: this.log,
+      ...registryOptions(this.root, {
+        ...given,
+        insecureRegistries: [...(given.insecureRegistries ?? []), ...opts.insecureRegistries],
+      }),
+    });
   }
 
   /**
