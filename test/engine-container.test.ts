@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cgroup } from '@shoal/engine';
+import { Cgroup } from '@shoal/engine/internal';
 import { startRegistry, pushTestImages } from '@shoal/testkit';
 
 const root = new URL('../..', import.meta.url).pathname;

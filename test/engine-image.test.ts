@@ -28,7 +28,8 @@ import {
   type TestImageSet,
 } from '@shoal/testkit';
 import { hasCode } from '@shoal/common';
-import { ImageService, lgetxattr, OPAQUE_XATTR, type PullProgress } from '@shoal/engine';
+import { ImageService, type PullProgress } from '@shoal/engine';
+import { lgetxattr, OPAQUE_XATTR } from '@shoal/engine/internal';
 
 const hasCodeOf = (e: unknown, code: string): boolean => {
   if (!hasCode(e, code)) throw e as Error;
@@ -121,6 +122,18 @@ function assertEmptyStore(svc: ImageService): void {
     : { refs: {}, images: {} };
   assert.deepEqual(idx.refs, {}, 'no refs');
   assert.deepEqual(idx.images, {}, 'no images');
+}
+
+/** Names and contents of a store's blobs, layer dirs, temp files and index. */
+function storeSnapshot(svc: ImageService): Record<string, string[] | string> {
+  const ls = (d: string): string[] => (existsSync(d) ? readdirSync(d).sort() : []);
+  return {
+    blobs: ls(svc.blobs.blobDir),
+    layers: ls(svc.layers.dir),
+    layerBlobs: ls(svc.layers.dir).flatMap((l) => ls(join(svc.layers.dir, l, 'blobs')).map((b) => `${l}/${b}`)),
+    tmp: ls(svc.blobs.tmpDir),
+    index: existsSync(svc.store.file) ? readFileSync(svc.store.file, 'utf8') : '',
+  };
 }
 
 function remote(ref: string, host = reg.addr): string {
@@ -479,6 +492,10 @@ test(
     const strict = newService({ registry: { implicitLoopbackInsecure: false } });
     await assert.rejects(strict.pull(remote(TestImages.busybox)), (e) => hasCodeOf(e, 'ENGINE_INSECURE_REGISTRY'));
     assertEmptyStore(strict);
+    // Named for one pull only (what `container run --insecure-registry` passes).
+    const perPull = await strict.pull(remote(TestImages.busybox), { insecureRegistries: [reg.addr] });
+    assert.equal(perPull.id, findTestImage(set, TestImages.busybox).manifest?.config.digest);
+    await assert.rejects(strict.pull(remote(TestImages.busyboxZstd)), (e) => hasCodeOf(e, 'ENGINE_INSECURE_REGISTRY'));
     const named = newService({ registry: { implicitLoopbackInsecure: false, insecureRegistries: [reg.addr] } });
     await named.pull(remote(TestImages.busybox));
     // Named in the data root's registries.json (what shoald, `shoal image` and `container run` share).
@@ -606,6 +623,32 @@ test('load: docker save archive and OCI layout tar', { skip, timeout: 60_000 }, 
   const r = await svc2.resolve('shoal-test/saved:1');
   assert.ok(lstatSync(join(r.layerDirs[0] ?? '', 'bin/busybox')).isFile());
 
+  // The same archive with its layer corrupted, loaded where that layer is already unpacked:
+  // refused (the layer tar does not hash to the config's diffID), and nothing changes.
+  const layerFile = join(dir, layers[0] ?? '');
+  const good = readFileSync(layerFile);
+  const bad = Buffer.from(good);
+  bad[bad.length >> 1] = (bad[bad.length >> 1] ?? 0) ^ 0xff;
+  writeFileSync(layerFile, bad);
+  writeFileSync(
+    join(dir, 'manifest.json'),
+    JSON.stringify([{ Config: `${configHex}.json`, RepoTags: ['shoal-test/corrupt:1'], Layers: layers }]),
+  );
+  const badTar = join(work, `bad-${randomBytes(3).toString('hex')}.tar`);
+  execFileSync('tar', ['-C', dir, '-cf', badTar, '.']);
+  writeFileSync(layerFile, good);
+  const before = storeSnapshot(svc2);
+  await assert.rejects(
+    svc2.load(badTar),
+    (e) => hasCodeOf(e, 'ENGINE_DIGEST_MISMATCH') && (e as Error).message.includes(m.layers[0]?.diffId ?? '?'),
+  );
+  assert.deepEqual(storeSnapshot(svc2), before, 'nothing changed by the refused load');
+  await assert.rejects(svc2.resolve('shoal-test/corrupt:1'), (e) => hasCodeOf(e, 'ENGINE_IMAGE_NOT_FOUND'));
+  // Into an empty store as well.
+  const svc4 = newService();
+  await assert.rejects(svc4.load(badTar), (e) => hasCodeOf(e, 'ENGINE_DIGEST_MISMATCH'));
+  assertEmptyStore(svc4);
+
   // A broken archive: clear error, nothing left.
   const junk = join(work, 'junk.tar');
   writeFileSync(junk, randomBytes(4096));
@@ -727,6 +770,9 @@ test('shoal image pull|ls|inspect|load|rm|gc through the CLI, daemonless', { ski
   const load = shoal(['load', '-i', archive]);
   assert.equal(load.code, 0, load.stderr);
   assert.match(load.stdout, /Loaded image: shoal-test\/busybox:1\n/);
+  // The whiteout image already had the pulled tag: only the archive's own tags are printed.
+  assert.match(load.stdout, /Loaded image: shoal-test\/whiteout:1\n/);
+  assert.ok(!load.stdout.includes(reg.addr), `tags the archive does not hold:\n${load.stdout}`);
 
   const runRoot = ['--run-root', join(data, 'run')];
   // The archive tagged the same image as shoal-test/whiteout:1 too: it goes with its last tag.
@@ -738,3 +784,47 @@ test('shoal image pull|ls|inspect|load|rm|gc through the CLI, daemonless', { ski
   const gc = shoal(['gc'], [...flags, ...runRoot]);
   assert.equal(gc.code, 0, gc.stderr);
 });
+
+test(
+  'temp files of dead processes go when the store opens, those of live ones stay; gc reports them',
+  { skip, timeout: 60_000 },
+  async () => {
+    const root = mkdtempSync(join(work, 'sweep-'));
+    // A process that has exited: its pid names no process with that start time any more.
+    const dead = spawn(process.execPath, ['-e', '']);
+    const deadPid = await new Promise<number>((resolve) => dead.on('exit', () => resolve(dead.pid ?? 1)));
+    const deadTag = `o${deadPid}.12345`;
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const liveTag = `o${process.pid}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+    for (const d of ['tmp', 'l', 'blobs/sha256', 'locks']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, 'tmp', `blob-0123456789ab-${deadTag}-aa11`), 'partial download');
+    mkdirSync(join(root, 'tmp', `load-${deadTag}-bb22`, 'blobs'), { recursive: true });
+    mkdirSync(join(root, 'l', `.tmp-0123456789ab-${deadTag}-cc33`, 'diff', 'etc'), { recursive: true });
+    mkdirSync(join(root, 'l', `.del-0123456789ab-${deadTag}-dd44`, 'diff'), { recursive: true });
+    writeFileSync(join(root, `.images.json.${deadTag}-ee55.tmp`), '{"half');
+    writeFileSync(join(root, 'locks', 'blob-0123456789ab.lock'), `${deadPid}\n`);
+    const live = `blob-0123456789ab-${liveTag}-ff66`;
+    writeFileSync(join(root, 'tmp', live), 'a live download');
+    writeFileSync(join(root, 'tmp', 'blob-leftover'), 'no owner named');
+
+    const svc = new ImageService({ root });
+    await svc.pull(remote(TestImages.busybox));
+    assert.deepEqual(readdirSync(join(root, 'tmp')).sort(), ['blob-leftover', live].sort(), 'dead owners swept');
+    assert.deepEqual(
+      readdirSync(join(root, 'l')).filter((n) => n.startsWith('.')),
+      [],
+      'no half-made or half-deleted layer dirs',
+    );
+    assert.ok(!readdirSync(root).some((n) => n.endsWith('.tmp')), 'no temp copy of images.json');
+    assert.deepEqual(readdirSync(join(root, 'locks')), [], 'unheld lock file removed');
+
+    // gc in a fresh service (as `shoal image gc`): what its opening swept counts, and the unowned one.
+    const gcSvc = new ImageService({ root });
+    writeFileSync(join(root, 'tmp', `blob-0123456789ab-${deadTag}-ab12`), 'another partial download');
+    const gc = await gcSvc.gc();
+    assert.equal(gc.temp, 2, 'the dead one found at open and the unowned one');
+    assert.deepEqual(readdirSync(join(root, 'tmp')), [live], 'a live process keeps its temp file');
+    assert.deepEqual(gc.images, []);
+    assert.equal((await gcSvc.resolve(remote(TestImages.busybox))).layerDirs.length, 1);
+  },
+);

@@ -1,4 +1,4 @@
-import { ShoalError } from '@shoal/common';
+import { errnoCode, ShoalError, type ErrorKind, type ShoalErrorOptions } from '@shoal/common';
 
 /**
  * Base class of every error the engine throws on purpose. `code` is stable (`ENGINE_*`) and is
@@ -6,7 +6,7 @@ import { ShoalError } from '@shoal/common';
  * the engine appends its classes below the `// runtime` marker.
  */
 export class EngineError extends ShoalError {
-  constructor(code: string, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(code: string, message: string, options?: ShoalErrorOptions) {
     super(code, message, options);
   }
 }
@@ -19,7 +19,7 @@ export class ImageNotFoundError extends EngineError {
     readonly ref: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_IMAGE_NOT_FOUND', `image not found: ${ref}`, options);
+    super('ENGINE_IMAGE_NOT_FOUND', `image not found: ${ref}`, { ...options, kind: 'not-found' });
   }
 }
 
@@ -30,7 +30,10 @@ export class ManifestUnknownError extends EngineError {
     detail?: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_MANIFEST_UNKNOWN', `manifest unknown: ${ref}${detail ? ` (${detail})` : ''}`, options);
+    super('ENGINE_MANIFEST_UNKNOWN', `manifest unknown: ${ref}${detail ? ` (${detail})` : ''}`, {
+      ...options,
+      kind: 'not-found',
+    });
   }
 }
 
@@ -42,7 +45,10 @@ export class DigestMismatchError extends EngineError {
     readonly what: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_DIGEST_MISMATCH', `${what}: expected ${expected}, got ${actual}`, options);
+    super('ENGINE_DIGEST_MISMATCH', `${what}: expected ${expected}, got ${actual}`, {
+      ...options,
+      kind: 'failed-precondition',
+    });
   }
 }
 
@@ -56,6 +62,7 @@ export class RegistryUnreachableError extends EngineError {
     super('ENGINE_REGISTRY_UNREACHABLE', `registry ${registry} unreachable: ${detail}`, {
       ...options,
       retryable: true,
+      kind: 'unavailable',
     });
   }
 }
@@ -68,7 +75,10 @@ export class UnauthorizedError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_UNAUTHORIZED', `registry ${registry} refused access (HTTP ${status}): ${detail}`, options);
+    super('ENGINE_UNAUTHORIZED', `registry ${registry} refused access (HTTP ${status}): ${detail}`, {
+      ...options,
+      kind: 'permission-denied',
+    });
   }
 }
 
@@ -79,7 +89,7 @@ export class InsecureRegistryError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_INSECURE_REGISTRY', `registry ${registry}: ${detail}`, options);
+    super('ENGINE_INSECURE_REGISTRY', `registry ${registry}: ${detail}`, { ...options, kind: 'failed-precondition' });
   }
 }
 
@@ -90,7 +100,10 @@ export class UnsupportedMediaTypeError extends EngineError {
     readonly where: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_UNSUPPORTED_MEDIA_TYPE', `unsupported media type ${JSON.stringify(mediaType)} in ${where}`, options);
+    super('ENGINE_UNSUPPORTED_MEDIA_TYPE', `unsupported media type ${JSON.stringify(mediaType)} in ${where}`, {
+      ...options,
+      kind: 'invalid-argument',
+    });
   }
 }
 
@@ -102,11 +115,10 @@ export class PlatformNotFoundError extends EngineError {
     readonly available: string[],
     options?: { cause?: unknown },
   ) {
-    super(
-      'ENGINE_PLATFORM_NOT_FOUND',
-      `no ${platform} manifest in ${ref} (has: ${available.join(', ') || 'none'})`,
-      options,
-    );
+    super('ENGINE_PLATFORM_NOT_FOUND', `no ${platform} manifest in ${ref} (has: ${available.join(', ') || 'none'})`, {
+      ...options,
+      kind: 'not-found',
+    });
   }
 }
 
@@ -117,7 +129,7 @@ export class LayerInvalidError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_LAYER_INVALID', `layer ${layer}: ${detail}`, options);
+    super('ENGINE_LAYER_INVALID', `layer ${layer}: ${detail}`, { ...options, kind: 'invalid-argument' });
   }
 }
 
@@ -128,7 +140,10 @@ export class ImageInUseError extends EngineError {
     readonly users: string[],
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_IMAGE_IN_USE', `image ${ref} is in use by ${users.join(', ')}`, options);
+    super('ENGINE_IMAGE_IN_USE', `image ${ref} is in use by ${users.join(', ')}`, {
+      ...options,
+      kind: 'failed-precondition',
+    });
   }
 }
 
@@ -139,7 +154,10 @@ export class InvalidReferenceError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_INVALID_REFERENCE', `invalid reference ${JSON.stringify(ref)}: ${detail}`, options);
+    super('ENGINE_INVALID_REFERENCE', `invalid reference ${JSON.stringify(ref)}: ${detail}`, {
+      ...options,
+      kind: 'invalid-argument',
+    });
   }
 }
 
@@ -150,7 +168,7 @@ export class ArchiveInvalidError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_ARCHIVE_INVALID', `image archive ${path}: ${detail}`, options);
+    super('ENGINE_ARCHIVE_INVALID', `image archive ${path}: ${detail}`, { ...options, kind: 'invalid-argument' });
   }
 }
 
@@ -161,7 +179,7 @@ export class RegistryProtocolError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_REGISTRY_PROTOCOL', `registry ${registry}: ${detail}`, options);
+    super('ENGINE_REGISTRY_PROTOCOL', `registry ${registry}: ${detail}`, { ...options, kind: 'internal' });
   }
 }
 
@@ -172,7 +190,35 @@ export class StateLockedError extends EngineError {
     readonly holder: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_STATE_LOCKED', `engine state ${lockPath} is locked by ${holder}`, { ...options, retryable: true });
+    super('ENGINE_STATE_LOCKED', `engine state ${lockPath} is locked by ${holder}`, {
+      ...options,
+      retryable: true,
+      kind: 'unavailable',
+    });
+  }
+}
+
+/**
+ * Thrown when a state file (image index, container record, blob) exists but cannot be read or
+ * parsed: permissions, I/O, corrupt JSON. Never reported as "not found".
+ */
+export class StateUnreadableError extends EngineError {
+  constructor(
+    readonly path: string,
+    detail: string,
+    options?: { cause?: unknown; kind?: ErrorKind },
+  ) {
+    super('ENGINE_STATE_UNREADABLE', `cannot read ${path}: ${detail}`, { kind: 'internal', ...options });
+  }
+
+  /** For a failed read of `path`: permission errors get kind permission-denied. */
+  static from(path: string, err: unknown): StateUnreadableError {
+    const code = errnoCode(err);
+    const kind: ErrorKind = code === 'EACCES' || code === 'EPERM' ? 'permission-denied' : 'internal';
+    return new StateUnreadableError(path, code ? `${code} (${(err as Error).message})` : String(err), {
+      cause: err,
+      kind,
+    });
   }
 }
 
@@ -184,7 +230,7 @@ export class ContainerNotFoundError extends EngineError {
     readonly ref: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_CONTAINER_NOT_FOUND', `no such container: ${ref}`, options);
+    super('ENGINE_CONTAINER_NOT_FOUND', `no such container: ${ref}`, { ...options, kind: 'not-found' });
   }
 }
 
@@ -195,7 +241,10 @@ export class NameInUseError extends EngineError {
     readonly holder: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_NAME_IN_USE', `container name ${containerName} is already in use by ${holder}`, options);
+    super('ENGINE_NAME_IN_USE', `container name ${containerName} is already in use by ${holder}`, {
+      ...options,
+      kind: 'already-exists',
+    });
   }
 }
 
@@ -211,7 +260,7 @@ export class RuncFailedError extends EngineError {
     super(
       'ENGINE_RUNC_FAILED',
       `runc ${operation} ${containerId.slice(0, 12)} failed (exit ${exitCode ?? 'signal'}): ${RuncFailedError.clean(stderr)}`,
-      options,
+      { ...options, kind: 'internal' },
     );
   }
 
@@ -232,14 +281,17 @@ export class ContainerStateError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_CONTAINER_STATE', `container ${containerId.slice(0, 12)} is ${state}: ${detail}`, options);
+    super('ENGINE_CONTAINER_STATE', `container ${containerId.slice(0, 12)} is ${state}: ${detail}`, {
+      ...options,
+      kind: 'failed-precondition',
+    });
   }
 }
 
 /** Thrown when the per-container monitor (shoal-shim) is missing or cannot start. */
 export class MonitorError extends EngineError {
   constructor(detail: string, options?: { cause?: unknown }) {
-    super('ENGINE_MONITOR', `container monitor: ${detail}`, options);
+    super('ENGINE_MONITOR', `container monitor: ${detail}`, { ...options, kind: 'internal' });
   }
 }
 
@@ -252,7 +304,7 @@ export class InvalidSpecError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_INVALID_SPEC', `invalid spec: ${field}: ${detail}`, options);
+    super('ENGINE_INVALID_SPEC', `invalid spec: ${field}: ${detail}`, { ...options, kind: 'invalid-argument' });
   }
 }
 
@@ -263,7 +315,10 @@ export class InvalidMountError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_INVALID_MOUNT', `invalid mount ${JSON.stringify(target)}: ${detail}`, options);
+    super('ENGINE_INVALID_MOUNT', `invalid mount ${JSON.stringify(target)}: ${detail}`, {
+      ...options,
+      kind: 'invalid-argument',
+    });
   }
 }
 
@@ -274,7 +329,10 @@ export class UnknownCapabilityError extends EngineError {
     readonly field: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_UNKNOWN_CAPABILITY', `${field}: unknown capability ${JSON.stringify(capability)}`, options);
+    super('ENGINE_UNKNOWN_CAPABILITY', `${field}: unknown capability ${JSON.stringify(capability)}`, {
+      ...options,
+      kind: 'invalid-argument',
+    });
   }
 }
 
@@ -285,7 +343,10 @@ export class InvalidSysctlError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_INVALID_SYSCTL', `sysctl ${JSON.stringify(key)}: ${detail}`, options);
+    super('ENGINE_INVALID_SYSCTL', `sysctl ${JSON.stringify(key)}: ${detail}`, {
+      ...options,
+      kind: 'invalid-argument',
+    });
   }
 }
 
@@ -296,7 +357,7 @@ export class UserNotFoundError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_USER_NOT_FOUND', `user ${JSON.stringify(user)}: ${detail}`, options);
+    super('ENGINE_USER_NOT_FOUND', `user ${JSON.stringify(user)}: ${detail}`, { ...options, kind: 'invalid-argument' });
   }
 }
 
@@ -306,7 +367,10 @@ export class InitNotFoundError extends EngineError {
     readonly searched: string[],
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_INIT_NOT_FOUND', `no init binary found (looked for ${searched.join(', ')})`, options);
+    super('ENGINE_INIT_NOT_FOUND', `no init binary found (looked for ${searched.join(', ')})`, {
+      ...options,
+      kind: 'failed-precondition',
+    });
   }
 }
 
@@ -317,7 +381,7 @@ export class RootfsMountError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_ROOTFS_MOUNT', `rootfs of ${containerId}: ${detail}`, options);
+    super('ENGINE_ROOTFS_MOUNT', `rootfs of ${containerId}: ${detail}`, { ...options, kind: 'internal' });
   }
 }
 
@@ -328,7 +392,7 @@ export class CgroupError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_CGROUP', `cgroup ${path}: ${detail}`, options);
+    super('ENGINE_CGROUP', `cgroup ${path}: ${detail}`, { ...options, kind: 'internal' });
   }
 }
 
@@ -339,6 +403,6 @@ export class SecretMountError extends EngineError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('ENGINE_SECRET_MOUNT', `secret ${JSON.stringify(secret)}: ${detail}`, options);
+    super('ENGINE_SECRET_MOUNT', `secret ${JSON.stringify(secret)}: ${detail}`, { ...options, kind: 'internal' });
   }
 }

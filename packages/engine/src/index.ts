@@ -1,10 +1,14 @@
 /**
  * @module @shoal/engine
- * (being built; see docs/ and the open issues)
+ * The embedded container engine of a Shoal worker: `Engine` (containers under runc, each watched
+ * by its own monitor) and `ImageService` (pull, load, list, remove, gc), their option and record
+ * types, and the errors they throw. Everything else (spec builder, cgroups, rootfs, secrets,
+ * runc, stores, locks, libc calls) is an implementation detail, reachable for tests and tools
+ * through `@shoal/engine/internal` and not a stable API.
  */
 export const PACKAGE = '@shoal/engine';
 
-// runtime: lifecycle
+// containers
 export { Engine, type EngineOptions, type ImageResolver, type StopOptions } from './engine.js';
 export type {
   ContainerCreateOptions,
@@ -24,72 +28,8 @@ export type {
   RecordedNetwork,
 } from './container/types.js';
 export { validateCreate as validateCreateOptions } from './container/config.js';
-export { readLogs, parseLogLine, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
-export { defaultShimPath, residentKb, type ShimStarted } from './monitor/shim.js';
-export { Runc, type RuncState, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
-export type { BundleBuilder, BundleRequest } from './runtime/bundle.js';
-export { ociBundleBuilder, type OciBundleOptions } from './runtime/oci-bundle.js';
-export {
-  ContainerNotFoundError,
-  NameInUseError,
-  RuncFailedError,
-  ContainerStateError,
-  MonitorError,
-} from './errors.js';
-
-// runtime: spec, cgroups, secrets
-export { buildSpec, type ContainerSpecInput, type SpecContext } from './spec/build-spec.js';
-export { defaultNofile } from './spec/rlimits.js';
-export type {
-  OciSpec,
-  OciMount,
-  OciProcess,
-  OciLinux,
-  OciResources,
-  OciSeccomp,
-  OciUser,
-  OciNamespace,
-} from './spec/oci.js';
-export type { MountInput, BindMountInput, VolumeMountInput, TmpfsMountInput } from './spec/mounts.js';
-export {
-  resolveCapabilities,
-  normaliseCapability,
-  DEFAULT_CAPABILITIES,
-  ALL_CAPABILITIES,
-} from './spec/capabilities.js';
-export { resolveStopSignal, normaliseStopSignal } from './spec/signal.js';
-export { parseSize, parseCpus, parseUlimit, type Ulimit } from './spec/units.js';
-export { findInit, INIT_TARGET } from './spec/init.js';
-export { resolveSeccomp, DEFAULT_RULES as DEFAULT_SECCOMP_RULES, type ProfileRule } from './seccomp/profile.js';
-export { resolveUser } from './user/resolve-user.js';
-export {
-  mountRootfs,
-  unmountRootfs,
-  rootfsPaths,
-  type RootfsPaths,
-  type MountRootfsOptions,
-} from './rootfs/overlay.js';
-export { Cgroup, containerCgroup, type CgroupStats } from './cgroups/cgroup.js';
-export { detectCgroupLayout, type CgroupLayout, type CgroupV1Layout, type CgroupV2Layout } from './cgroups/layout.js';
-export {
-  mountSecrets,
-  unmountSecrets,
-  cleanupStaleSecretMounts,
-  secretsDir,
-  type SecretFile,
-  type MountedSecrets,
-} from './secrets/secrets.js';
-export {
-  InvalidSpecError,
-  InvalidMountError,
-  UnknownCapabilityError,
-  InvalidSysctlError,
-  UserNotFoundError,
-  InitNotFoundError,
-  RootfsMountError,
-  CgroupError,
-  SecretMountError,
-} from './errors.js';
+export type { SecretFile } from './secrets/secrets.js';
+export type { LogEntry, ReadLogsOptions } from './logs/reader.js';
 
 // images
 export {
@@ -100,7 +40,9 @@ export {
   type RemoveResult,
   type GcResult,
   type ImageInspect,
+  type LoadedImage,
 } from './image/image-service.js';
+export type { LoadOptions } from './image/archive-load.js';
 export type {
   ImageConfig,
   ImageHealthcheck,
@@ -115,16 +57,12 @@ export type {
   ImageManifest,
   ImageIndex,
 } from './image/types.js';
-export { parseReference, formatReference, familiarName, isDigest, type ImageReference } from './image/reference.js';
-export { RegistryClient, type RegistryClientOptions } from './registry/registry-client.js';
+export { parseReference, formatReference, familiarName, type ImageReference } from './image/reference.js';
+export type { RegistryClientOptions } from './registry/registry-client.js';
 export type { Credentials } from './registry/auth.js';
-export { LayerStore } from './layer/layer-store.js';
-export { applyLayer, OPAQUE_XATTR } from './layer/apply-layer.js';
-export { sniffCompression, type Compression } from './layer/decompress.js';
-export { BlobStore } from './content/blob-store.js';
-export * as mediaTypes from './image/media-types.js';
-export { acquireStateLock, withStateLock, type LockHandle, type LockMode, type LockOptions } from './state-lock.js';
-export { lgetxattr, lsetxattr } from './libc.js';
+export type { LockHandle } from './state-lock.js';
+
+// errors
 export {
   EngineError,
   ImageNotFoundError,
@@ -141,4 +79,19 @@ export {
   ArchiveInvalidError,
   RegistryProtocolError,
   StateLockedError,
+  StateUnreadableError,
+  ContainerNotFoundError,
+  NameInUseError,
+  RuncFailedError,
+  ContainerStateError,
+  MonitorError,
+  InvalidSpecError,
+  InvalidMountError,
+  UnknownCapabilityError,
+  InvalidSysctlError,
+  UserNotFoundError,
+  InitNotFoundError,
+  RootfsMountError,
+  CgroupError,
+  SecretMountError,
 } from './errors.js';

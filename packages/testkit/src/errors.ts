@@ -6,7 +6,7 @@ export class TestkitError extends ShoalError {}
 /** Thrown when a command names a lab that has no state directory and no leftovers. */
 export class LabNotFoundError extends TestkitError {
   constructor(readonly lab: string) {
-    super('LAB_NOT_FOUND', `lab '${lab}' does not exist`);
+    super('LAB_NOT_FOUND', `lab '${lab}' does not exist`, { kind: 'not-found' });
   }
 }
 
@@ -25,14 +25,18 @@ export class LabInvalidNameError extends TestkitError {
 /** Thrown when `--hosts` is not an integer in 1..64. */
 export class LabHostCountError extends TestkitError {
   constructor(readonly value: string) {
-    super('LAB_HOST_COUNT', `invalid host count '${value}': must be an integer from 1 to 64`);
+    super('LAB_HOST_COUNT', `invalid host count '${value}': must be an integer from 1 to 64`, {
+      kind: 'invalid-argument',
+    });
   }
 }
 
 /** Thrown when a lab operation that changes the system runs without root. */
 export class LabNotRootError extends TestkitError {
   constructor(readonly operation: string) {
-    super('LAB_NOT_ROOT', `'lab ${operation}' must run as root (it manages namespaces, links and bridges)`);
+    super('LAB_NOT_ROOT', `'lab ${operation}' must run as root (it manages namespaces, links and bridges)`, {
+      kind: 'permission-denied',
+    });
   }
 }
 
@@ -43,7 +47,9 @@ export class LabHostNotFoundError extends TestkitError {
     readonly host: string,
     readonly known: readonly string[],
   ) {
-    super('LAB_HOST_NOT_FOUND', `lab '${lab}' has no host '${host}' (hosts: ${known.join(', ') || 'none'})`);
+    super('LAB_HOST_NOT_FOUND', `lab '${lab}' has no host '${host}' (hosts: ${known.join(', ') || 'none'})`, {
+      kind: 'not-found',
+    });
   }
 }
 
@@ -54,6 +60,7 @@ export class LabLockedError extends TestkitError {
     readonly holder: number | undefined,
   ) {
     super('LAB_LOCKED', `lab '${lab}' is locked by another process${holder ? ` (pid ${holder})` : ''}`, {
+      kind: 'unavailable',
       retryable: true,
     });
   }
@@ -62,7 +69,7 @@ export class LabLockedError extends TestkitError {
 /** Thrown when every /24 of 198.18.0.0/15 is taken by other labs or addresses. */
 export class LabSubnetExhaustedError extends TestkitError {
   constructor() {
-    super('LAB_SUBNET_EXHAUSTED', 'no free /24 left in 198.18.0.0/15 for a new lab');
+    super('LAB_SUBNET_EXHAUSTED', 'no free /24 left in 198.18.0.0/15 for a new lab', { kind: 'failed-precondition' });
   }
 }
 
@@ -72,7 +79,7 @@ export class LabConflictError extends TestkitError {
     readonly lab: string,
     detail: string,
   ) {
-    super('LAB_CONFLICT', `lab '${lab}': ${detail}`);
+    super('LAB_CONFLICT', `lab '${lab}': ${detail}`, { kind: 'already-exists' });
   }
 }
 
@@ -84,7 +91,7 @@ export class LabCommandError extends TestkitError {
     options?: { cause?: unknown },
   ) {
     const detail = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
-    super('LAB_COMMAND_FAILED', `lab '${lab}': ${step} failed${detail}`, options);
+    super('LAB_COMMAND_FAILED', `lab '${lab}': ${step} failed${detail}`, { ...options, kind: 'internal' });
   }
 }
 
@@ -95,7 +102,7 @@ export class RegistryStartError extends TestkitError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super('REGISTRY_START_FAILED', `registry on ${addr} did not start: ${detail}`, options);
+    super('REGISTRY_START_FAILED', `registry on ${addr} did not start: ${detail}`, { ...options, kind: 'unavailable' });
   }
 }
 
@@ -106,14 +113,17 @@ export class RegistryPushError extends TestkitError {
     readonly status: number,
     detail: string,
   ) {
-    super('REGISTRY_PUSH_FAILED', `push to ${url} failed (HTTP ${status}): ${detail}`);
+    super('REGISTRY_PUSH_FAILED', `push to ${url} failed (HTTP ${status}): ${detail}`, { kind: 'internal' });
   }
 }
 
 /** Thrown when the test images cannot be built (no busybox-static, unwritable cache, ...). */
 export class ImageBuildError extends TestkitError {
   constructor(detail: string, options?: { cause?: unknown }) {
-    super('IMAGE_BUILD_FAILED', `building the test images failed: ${detail}`, options);
+    super('IMAGE_BUILD_FAILED', `building the test images failed: ${detail}`, {
+      ...options,
+      kind: 'failed-precondition',
+    });
   }
 }
 
@@ -123,6 +133,6 @@ export class LabFaultUnsupportedError extends TestkitError {
     readonly lab: string,
     detail: string,
   ) {
-    super('LAB_FAULT_UNSUPPORTED', `lab '${lab}': ${detail}`);
+    super('LAB_FAULT_UNSUPPORTED', `lab '${lab}': ${detail}`, { kind: 'failed-precondition' });
   }
 }

@@ -11,7 +11,8 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cgroup, Engine } from '@shoal/engine';
+import { Engine } from '@shoal/engine';
+import { Cgroup } from '@shoal/engine/internal';
 import { parseAddHost, parseEnv, parseNetwork, parseSecret, parseSysctl } from './container.js';
 
 function makeLayer(root: string): string {

@@ -6,7 +6,9 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cgroup, Engine } from '@shoal/engine';
+import { Engine } from '@shoal/engine';
+import { Cgroup } from '@shoal/engine/internal';
+import { ignoreCodes } from '../ignore.js';
 
 /** A one-layer busybox image on disk. */
 function makeLayer(root: string): string {
@@ -24,6 +26,7 @@ interface Ctx {
   layer: string;
   flags: string[];
   cgroupParent: string;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs `shoal container <args...>` in a child process with a local image service. */
@@ -43,6 +46,7 @@ function shoal(ctx: Ctx, args: string[]): Promise<{ code: number; stdout: string
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(argv)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...ctx.env },
     });
     let stdout = '';
     let stderr = '';
@@ -70,7 +74,8 @@ function setup(t: { after(fn: () => Promise<void>): void }): Ctx {
       background: false,
       images: { resolve: () => Promise.reject(new Error('unused')) },
     });
-    for (const c of await e.list({ all: true })) await e.remove(c.id, { force: true }).catch(() => undefined);
+    for (const c of await e.list({ all: true }))
+      await e.remove(c.id, { force: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
     await e.close();
     await new Cgroup(cgroupParent).remove({ keepParent: true });
     assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(root), 'no mounts left');
@@ -120,6 +125,11 @@ test('container run -d, ls, exec, logs, stop, inspect, rm; errors are clear', { 
   assert.equal(ex.stdout, 'root:x:0:0:root:/root:/bin/sh\n');
   const exFail = await shoal(ctx, ['exec', name, 'sh', '-c', 'exit 4']);
   assert.equal(exFail.code, 4, 'exec passes the exit code through');
+  // Roots from the environment, so nothing precedes the name: `-c` and the rest go to sh.
+  const env = { SHOAL_DATA_ROOT: join(ctx.root, 'data'), SHOAL_RUN_ROOT: join(ctx.root, 'run') };
+  const exArgs = await shoal({ ...ctx, flags: [], env }, ['exec', name, 'sh', '-c', 'echo "[$1]"', 'x', '-e']);
+  assert.equal(exArgs.code, 0, exArgs.stderr);
+  assert.equal(exArgs.stdout, '[-e]\n');
   const dup = await shoal(ctx, ['run', '-d', '--name', name, 'busybox', 'true']);
   assert.equal(dup.code, 1);
   assert.match(dup.stderr, /already in use.*\[ENGINE_NAME_IN_USE\]/);

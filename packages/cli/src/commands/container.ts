@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError, hasCode } from '@shoal/common';
+import { InvalidArgumentError, errorMessage, hasCode } from '@shoal/common';
 import {
   DEFAULT_ENGINE_ROOT,
   Engine,
@@ -23,6 +23,7 @@ import {
   type SecretFile,
   type TmpfsMount,
 } from '@shoal/engine';
+import { ignoreCodes } from '../ignore.js';
 
 interface GlobalOpts {
   dataRoot?: string;
@@ -191,6 +192,7 @@ function withRoots(cmd: Command): Command {
 
 interface RunFlags extends GlobalOpts {
   detach?: boolean;
+  insecureRegistry: string[];
   name?: string;
   env: string[];
   rm?: boolean;
@@ -311,6 +313,12 @@ function flagMessage(err: unknown): string {
 function runFlags(cmd: Command): Command {
   return withRoots(cmd)
     .option('--name <name>', 'container name')
+    .option(
+      '--insecure-registry <host[:port]>',
+      'allow plain HTTP for this registry when pulling the image (repeatable)',
+      collect,
+      [],
+    )
     .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
     .option('-l, --label <k=v>', 'label (repeatable)', collect, [])
     .option('-v, --volume <src:dst[:ro]>', 'bind mount (repeatable)', collect, [])
@@ -390,15 +398,18 @@ async function streamLogs(
   }
 }
 
-/** Like `docker run`: pull the image when the local store lacks it (only with the local image service). */
-async function pullIfMissing(engine: Engine, ref: string): Promise<void> {
+/**
+ * Like `docker run`: pull the image when the local store lacks it (only with the local image
+ * service), allowing plain HTTP for the registries named with --insecure-registry.
+ */
+async function pullIfMissing(engine: Engine, ref: string, insecureRegistries: string[]): Promise<void> {
   if (images) return;
   try {
     await engine.images().resolve(ref);
   } catch (err) {
     if (!hasCode(err, 'ENGINE_IMAGE_NOT_FOUND')) throw err;
     process.stderr.write(`Unable to find image '${ref}' locally; pulling\n`);
-    await engine.localImages().pull(ref);
+    await engine.localImages().pull(ref, { insecureRegistries });
   }
 }
 
@@ -416,13 +427,18 @@ export function registerContainer(program: Command): void {
       const opts = createOptions(image, cmd, f);
       const engine = await openEngine(f, !f.detach);
       try {
-        await pullIfMissing(engine, image);
+        await pullIfMissing(engine, image, f.insecureRegistry);
         const id = await engine.run(opts);
         if (f.detach) {
           process.stdout.write(`${id}\n`);
           return;
         }
-        const forward = (sig: NodeJS.Signals): void => void engine.kill(id, sig).catch(() => undefined);
+        // The container may have exited (or been removed) in between: nothing to forward to.
+        const forward = (sig: NodeJS.Signals): void =>
+          void engine
+            .kill(id, sig)
+            .catch(ignoreCodes('ENGINE_CONTAINER_STATE', 'ENGINE_CONTAINER_NOT_FOUND'))
+            .catch((err: unknown) => process.stderr.write(`shoal: forwarding ${sig}: ${errorMessage(err)}\n`));
         process.on('SIGINT', forward);
         process.on('SIGTERM', forward);
         try {
@@ -434,7 +450,8 @@ export function registerContainer(program: Command): void {
           process.off('SIGINT', forward);
           process.off('SIGTERM', forward);
         }
-        if (f.rm) await engine.remove(id, { force: true }).catch(() => undefined);
+        // --rm: the engine may have removed it already (auto-remove on exit).
+        if (f.rm) await engine.remove(id, { force: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
       } finally {
         await engine.close();
       }
@@ -444,8 +461,9 @@ export function registerContainer(program: Command): void {
     async (image: string, cmd: string[], f: RunFlags) => {
       const opts = createOptions(image, cmd, f); // bad flags fail before anything is pulled
       const engine = await openEngine(f);
-      await pullIfMissing(engine, image);
-      process.stdout.write(`${await engine.create(opts)}\n`);
+      await pullIfMissing(engine, image, f.insecureRegistry);
+      process.stdout.write(`${await engine.create(opts)}
+`);
       await engine.close();
     },
   );

@@ -198,9 +198,11 @@ export function registerImage(program: Command): void {
     .action(async (f: RootOpts & { input: string; name?: string; quiet?: boolean }) => {
       const loaded = await new ImageService({ root: dataRoot(f) }).load(f.input, f.name ? { name: f.name } : {});
       for (const rec of loaded) {
+        // Only what the archive named: the image may carry other tags from earlier pulls.
+        const tags = rec.loadedRefs.filter((r) => !r.includes('@'));
         if (f.quiet) process.stdout.write(`${rec.id}\n`);
-        else if (rec.repoTags.length === 0) process.stdout.write(`Loaded image ID: ${rec.id}\n`);
-        else for (const t of rec.repoTags) process.stdout.write(`Loaded image: ${familiarName(t)}\n`);
+        else if (tags.length === 0) process.stdout.write(`Loaded image ID: ${rec.id}\n`);
+        else for (const t of tags) process.stdout.write(`Loaded image: ${familiarName(t)}\n`);
       }
     });
 
@@ -235,6 +237,8 @@ export function registerImage(program: Command): void {
     .action(async (f: RootOpts) => {
       const res = await withEngineImages(f, (svc) => svc.gc());
       for (const id of res.images) process.stdout.write(`Deleted: ${id}\n`);
-      process.stdout.write(`Removed ${res.blobs} blob(s), ${res.layers} layer dir(s)\n`);
+      process.stdout.write(
+        `Removed ${res.blobs} blob(s), ${res.layers} layer dir(s), ${res.temp} temp file(s) of dead processes\n`,
+      );
     });
 }

@@ -88,7 +88,8 @@ export function registerLab(program: Command): void {
     .allowUnknownOption()
     .helpOption(false)
     .action(async (name: string, host: string, cmd: string[]) => {
-      process.exitCode = await labExecInherit(name, host, cmd);
+      // `--` ends our arguments; the command after it is passed as is.
+      process.exitCode = await labExecInherit(name, host, cmd[0] === '--' ? cmd.slice(1) : cmd);
     });
 
   lab

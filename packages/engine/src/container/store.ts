@@ -8,10 +8,10 @@
  *   <dataRoot>/containers.lock                  flock held around read-modify-write of state.json
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, readlink, rm, symlink, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rm, stat, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode } from '@shoal/common';
-import { ContainerNotFoundError, NameInUseError } from '../errors.js';
+import { errnoCode, ignoreErrno } from '@shoal/common';
+import { ContainerNotFoundError, NameInUseError, StateUnreadableError } from '../errors.js';
 import { withStateLock } from '../state-lock.js';
 import type { ContainerRecord } from './types.js';
 
@@ -58,19 +58,27 @@ export class ContainerStore {
   }
 
   async exists(id: string): Promise<boolean> {
-    try {
-      await readFile(join(this.dir(id), 'state.json'));
-      return true;
-    } catch {
-      return false;
-    }
+    return (await stat(join(this.dir(id), 'state.json')).catch(ignoreErrno('ENOENT', 'ENOTDIR'))) !== undefined;
   }
 
+  /**
+   * The record of `id`. Only a missing file is ContainerNotFoundError; a record that cannot be
+   * read (EACCES, I/O) or parsed is StateUnreadableError naming the file.
+   */
   async read(id: string): Promise<ContainerRecord> {
+    const path = join(this.dir(id), 'state.json');
+    let text: string;
     try {
-      return JSON.parse(await readFile(join(this.dir(id), 'state.json'), 'utf8')) as ContainerRecord;
+      text = await readFile(path, 'utf8');
     } catch (err) {
-      throw new ContainerNotFoundError(id, { cause: err });
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ContainerNotFoundError(id, { cause: err });
+      throw StateUnreadableError.from(path, err);
+    }
+    try {
+      return JSON.parse(text) as ContainerRecord;
+    } catch (err) {
+      throw new StateUnreadableError(path, `not valid JSON: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -113,8 +121,8 @@ export class ContainerStore {
     for (const id of await this.ids()) {
       try {
         out.push(await this.read(id));
-      } catch {
-        // removed meanwhile
+      } catch (err) {
+        if (!(err instanceof ContainerNotFoundError)) throw err; // removed meanwhile
       }
     }
     return out;

@@ -7,14 +7,15 @@
  * promises); ingests in other processes may race, which is harmless: both verify, the second
  * rename replaces identical content.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { fsyncDir } from '@shoal/common';
+import { createHash } from 'node:crypto';
+import { fsyncDir, ignoreErrno } from '@shoal/common';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DigestMismatchError, InvalidReferenceError } from '../errors.js';
 import { isDigest } from '../image/reference.js';
 import { contentLockPath, withContentLock } from './content-lock.js';
+import { ownedSuffix, ownerAlive } from './tmp-owner.js';
 
 export type ByteSource = () => Promise<AsyncIterable<Uint8Array>>;
 
@@ -48,12 +49,7 @@ export class BlobStore {
   }
 
   async has(digest: string): Promise<boolean> {
-    try {
-      await stat(this.path(digest));
-      return true;
-    } catch {
-      return false;
-    }
+    return (await stat(this.path(digest)).catch(ignoreErrno('ENOENT'))) !== undefined;
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -134,7 +130,7 @@ export class BlobStore {
 
   /** Digests of every blob present. */
   async list(): Promise<string[]> {
-    const names = await readdir(this.blobDir).catch(() => [] as string[]);
+    const names = (await readdir(this.blobDir).catch(ignoreErrno('ENOENT'))) ?? [];
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
   }
 
@@ -147,20 +143,30 @@ export class BlobStore {
     return (await stat(this.path(digest))).size;
   }
 
-  /** Removes temp files left by crashed processes (older than `olderThanMs`). */
-  async sweepTemp(olderThanMs = 3_600_000): Promise<void> {
-    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
-    const now = Date.now();
-    for (const n of names) {
-      const p = join(this.tmpDir, n);
-      const st = await stat(p).catch(() => undefined);
-      if (st && now - st.mtimeMs > olderThanMs) await rm(p, { recursive: true, force: true });
+  /**
+   * Removes temp files and dirs left by crashed processes: those whose owner process is gone;
+   * with `all`, also those that name no owner. Returns how many went.
+   */
+  async sweepTemp(all = false): Promise<number> {
+    const names = (await readdir(this.tmpDir).catch(ignoreErrno('ENOENT'))) ?? [];
+    let n = 0;
+    for (const name of names) {
+      const alive = ownerAlive(name);
+      if (alive === true || (alive === undefined && !all)) continue;
+      await rm(join(this.tmpDir, name), { recursive: true, force: true });
+      n++;
     }
+    return n;
+  }
+
+  /** A fresh temp path under `<root>/tmp` owned by this process (swept once it dies). */
+  tempPath(prefix: string): string {
+    return join(this.tmpDir, `${prefix}-${ownedSuffix()}`);
   }
 
   private async commitTemp(digest: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
     await mkdir(this.tmpDir, { recursive: true });
-    const tmp = join(this.tmpDir, `blob-${digest.slice(7, 19)}-${randomBytes(6).toString('hex')}`);
+    const tmp = this.tempPath(`blob-${digest.slice(7, 19)}`);
     const fh = await open(tmp, 'wx', 0o644);
     let ok = false;
     try {
@@ -169,12 +175,12 @@ export class BlobStore {
       ok = true;
     } finally {
       await fh.close();
-      if (!ok) await unlink(tmp).catch(() => undefined);
+      if (!ok) await unlink(tmp).catch(ignoreErrno('ENOENT'));
     }
     try {
       await rename(tmp, this.path(digest));
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
+      await unlink(tmp).catch(ignoreErrno('ENOENT'));
       throw err;
     }
     await fsyncDir(this.blobDir);

@@ -5,8 +5,9 @@
  * the work is simply done again. Lock files live in `<root>/locks/` and are unlinked after use
  * (the unlink race can at worst let two workers in, which is the same harmless duplicate).
  */
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ignoreErrno } from '@shoal/common';
 import { StateLockedError } from '../errors.js';
 import { acquireStateLock, type LockHandle } from '../state-lock.js';
 
@@ -33,6 +34,29 @@ export async function withContentLock<T>(
   } finally {
     if (lock) {
       await rm(path, { force: true });
+      lock.release();
+    }
+  }
+}
+
+/**
+ * Unlinks per-item lock files that nobody holds (left by a process killed between taking and
+ * unlinking one). A file someone holds is kept.
+ */
+export async function sweepContentLocks(root: string): Promise<void> {
+  const dir = join(root, 'locks');
+  for (const name of (await readdir(dir).catch(ignoreErrno('ENOENT'))) ?? []) {
+    if (!/^(blob|layer)-[0-9a-f]+\.lock$/.test(name)) continue;
+    let lock: LockHandle;
+    try {
+      lock = await acquireStateLock(join(dir, name), 'exclusive', { timeoutMs: 0 });
+    } catch (err) {
+      if (err instanceof StateLockedError) continue; // in use
+      throw err;
+    }
+    try {
+      await rm(join(dir, name), { force: true });
+    } finally {
       lock.release();
     }
   }

@@ -7,16 +7,25 @@
  *   <root>/images.lock          exclusive lock around every metadata read-modify-write
  *   <root>/gc.lock              shared while pulling/loading, exclusive while deleting content
  *   <root>/lease.lock           shared by the runtime from resolve() to recording its container
- *   <root>/tmp/                 temp files, swept by gc
+ *   <root>/tmp/                 temp files and dirs, named after their owner process (pid + start
+ *                               time): swept when the store opens once their owner is gone
  *
  * Lock order: lease.lock, gc.lock, images.lock. Several processes (shoald, a daemonless `shoal image`)
  * may use one root at the same time.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { silentLogger, type Logger } from '@shoal/common';
+import { errnoCode, ignoreErrno, silentLogger, type Logger } from '@shoal/common';
 import { BlobStore } from '../content/blob-store.js';
-import { ImageInUseError, ImageNotFoundError } from '../errors.js';
+import { sweepContentLocks } from '../content/content-lock.js';
+import { ownerAlive } from '../content/tmp-owner.js';
+import {
+  ImageInUseError,
+  ImageNotFoundError,
+  InvalidReferenceError,
+  StateLockedError,
+  StateUnreadableError,
+} from '../errors.js';
 import { LayerStore } from '../layer/layer-store.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/registry-client.js';
 import { registryOptions } from '../registry/registry-config.js';
@@ -54,6 +63,8 @@ export interface ImageServiceOptions {
 export interface PullOptions {
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
+  /** Registries allowed plain HTTP for this pull, besides the service's (`--insecure-registry`). */
+  insecureRegistries?: string[];
 }
 
 export interface RemoveResult {
@@ -66,6 +77,14 @@ export interface GcResult {
   images: string[];
   blobs: number;
   layers: number;
+  /** Temp files and dirs (downloads, half-unpacked or half-deleted layers) removed. */
+  temp: number;
+}
+
+/** An image an archive held, with the refs the archive itself named for it. */
+export interface LoadedImage extends ImageRecord {
+  /** Refs (`name:tag`) from the archive; `repoTags` also has tags the image had before. */
+  loadedRefs: string[];
 }
 
 export interface ImageInspect extends ImageRecord {
@@ -80,6 +99,7 @@ export class ImageService {
   readonly layers: LayerStore;
   readonly store: ImageStore;
   readonly registry: RegistryClient;
+  private readonly registryOpts: RegistryClientOptions | undefined;
   private readonly platform: Platform;
   private readonly gcLock: string;
   private readonly leaseLock: string;
@@ -87,6 +107,8 @@ export class ImageService {
   private inUseHook: InUseHook | undefined;
   private readonly log: Logger;
   private ready: Promise<void> | undefined;
+  /** Temp entries of dead processes removed when the store opened (reported by the next gc). */
+  private sweptAtOpen = 0;
 
   constructor(opts: ImageServiceOptions = {}) {
     this.root = opts.root ?? DEFAULT_ENGINE_ROOT;
@@ -95,6 +117,7 @@ export class ImageService {
     this.layers = new LayerStore(this.root);
     this.store = new ImageStore(this.root, { timeoutMs: this.lockTimeoutMs });
     this.log = opts.logger ?? silentLogger();
+    this.registryOpts = opts.registry;
     this.registry = new RegistryClient({ logger: this.log, ...registryOptions(this.root, opts.registry) });
     this.platform = opts.platform ?? DEFAULT_PLATFORM;
     this.gcLock = join(this.root, 'gc.lock');
@@ -130,8 +153,31 @@ export class ImageService {
     this.ready ??= (async () => {
       await this.blobs.init();
       await this.layers.init();
+      const swept = await this.sweep(false);
+      this.sweptAtOpen += swept;
+      if (swept > 0) this.log.info({ root: this.root, swept }, 'removed temp files of dead processes');
     })();
     return this.ready;
+  }
+
+  /**
+   * Removes what crashed processes left: temp blobs and unpack dirs, half-unpacked and
+   * half-deleted layer dirs, temp copies of images.json and unused per-item lock files. Only
+   * entries whose owner process is gone, and with `all` also those naming no owner. Returns
+   * how many temp entries went (lock files are not counted).
+   */
+  private async sweep(all: boolean): Promise<number> {
+    let n = await this.blobs.sweepTemp(all);
+    n += await this.layers.sweep(all);
+    for (const name of (await readdir(this.root).catch(ignoreErrno('ENOENT'))) ?? []) {
+      if (!name.startsWith('.images.json.') || !name.endsWith('.tmp')) continue;
+      const alive = ownerAlive(name);
+      if (alive === true || (alive === undefined && !all)) continue;
+      await rm(join(this.root, name), { force: true });
+      n++;
+    }
+    await sweepContentLocks(this.root);
+    return n;
   }
 
   /** Pulls `ref` from its registry; resolves to the stored image. */
@@ -140,7 +186,7 @@ export class ImageService {
     const parsed = parseReference(ref);
     const [outcome] = await this.ingest((created) =>
       pullImage(
-        { blobs: this.blobs, layers: this.layers, registry: this.registry, platform: this.platform },
+        { blobs: this.blobs, layers: this.layers, registry: this.registryFor(opts), platform: this.platform },
         parsed,
         created,
         opts.onProgress,
@@ -151,14 +197,30 @@ export class ImageService {
     return this.recordOf(outcome?.image.id ?? '');
   }
 
-  /** Loads a `docker save` or OCI layout tar; resolves to the images it held. */
-  async load(path: string, opts: LoadOptions = {}): Promise<ImageRecord[]> {
+  /** The service's registry client, or one that also allows plain HTTP to `opts.insecureRegistries`. */
+  private registryFor(opts: PullOptions): RegistryClient {
+    if (!opts.insecureRegistries?.length) return this.registry;
+    const given = this.registryOpts ?? {};
+    return new RegistryClient({
+      logger: this.log,
+      ...registryOptions(this.root, {
+        ...given,
+        insecureRegistries: [...(given.insecureRegistries ?? []), ...opts.insecureRegistries],
+      }),
+    });
+  }
+
+  /**
+   * Loads a `docker save` or OCI layout tar; resolves to the images it held. Every blob and every
+   * layer's diffID is checked before the store changes: a bad archive changes nothing.
+   */
+  async load(path: string, opts: LoadOptions = {}): Promise<LoadedImage[]> {
     await this.init();
     const outcomes = await this.ingest((created) =>
       loadArchive({ blobs: this.blobs, layers: this.layers, platform: this.platform }, path, created, opts),
     );
-    const out: ImageRecord[] = [];
-    for (const o of outcomes) out.push(await this.recordOf(o.image.id));
+    const out: LoadedImage[] = [];
+    for (const o of outcomes) out.push({ ...(await this.recordOf(o.image.id)), loadedRefs: [...o.refs] });
     return out;
   }
 
@@ -196,8 +258,10 @@ export class ImageService {
     let lock: LockHandle;
     try {
       lock = await acquireStateLock(this.gcLock, 'exclusive', { timeoutMs: 0 });
-    } catch {
-      return; // another pull is running and may use this content: gc will collect it
+    } catch (err) {
+      // Held shared by another pull, which may use this content: gc will collect it.
+      if (err instanceof StateLockedError) return;
+      throw err;
     }
     try {
       const live = liveSets(await this.store.read());
@@ -223,7 +287,9 @@ export class ImageService {
     let normal: string;
     try {
       normal = formatReference(parseReference(ref));
-    } catch {
+    } catch (err) {
+      // an id prefix is not a reference
+      if (!(err instanceof InvalidReferenceError)) throw err;
       normal = id;
     }
     return { id, ref: /^[a-f0-9]{12,64}$|^sha256:/.test(ref) ? id : normal, config: config.config ?? {}, layerDirs };
@@ -246,10 +312,19 @@ export class ImageService {
   }
 
   private async readJsonBlob<T>(digest: string, ref: string): Promise<T> {
+    const path = this.blobs.path(digest);
+    let text: string;
     try {
-      return JSON.parse(await readFile(this.blobs.path(digest), 'utf8')) as T;
+      text = await readFile(path, 'utf8');
     } catch (err) {
-      throw new ImageNotFoundError(`${ref} (blob ${digest} unreadable: ${(err as Error).message})`, { cause: err });
+      if (errnoCode(err) === 'ENOENT')
+        throw new ImageNotFoundError(`${ref} (blob ${digest} missing from the store)`, { cause: err });
+      throw StateUnreadableError.from(path, err);
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new StateUnreadableError(path, `not valid JSON: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -310,17 +385,20 @@ export class ImageService {
       }),
     );
     const counts = await this.prune(true);
+    counts.temp += this.sweptAtOpen;
+    this.sweptAtOpen = 0;
     return { images, ...counts };
   }
 
   /** Deletes unreferenced blobs and layers; waits for running pulls when `wait`, else skips. */
-  private async prune(wait: boolean): Promise<{ blobs: number; layers: number }> {
+  private async prune(wait: boolean): Promise<{ blobs: number; layers: number; temp: number }> {
     let lock: LockHandle;
     try {
       lock = await acquireStateLock(this.gcLock, 'exclusive', { timeoutMs: wait ? this.lockTimeoutMs : 0 });
     } catch (err) {
-      if (wait) throw err;
-      return { blobs: 0, layers: 0 };
+      // Only "a pull holds it" means "later"; any other failure (EACCES...) is reported.
+      if (wait || !(err instanceof StateLockedError)) throw err;
+      return { blobs: 0, layers: 0, temp: 0 };
     }
     try {
       const live = liveSets(await this.store.read());
@@ -338,9 +416,9 @@ export class ImageService {
           layers++;
         }
       }
-      await this.blobs.sweepTemp(wait ? 0 : undefined);
-      await this.layers.sweep(wait ? 0 : undefined);
-      return { blobs, layers };
+      // No pull or load runs (we hold gc.lock exclusively): temp entries without an owner go too.
+      const temp = await this.sweep(wait);
+      return { blobs, layers, temp };
     } finally {
       lock.release();
     }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { errnoCode } from '@shoal/common';
 import { writeFileAtomic } from '../content/atomic-file.js';
 import { withStateLock, type LockOptions } from '../state-lock.js';
-import { ImageNotFoundError } from '../errors.js';
+import { ImageNotFoundError, StateUnreadableError } from '../errors.js';
 import { isDigest, parseReference, formatReference, tagRef } from './reference.js';
 import type { ImageRecord } from './types.js';
 
@@ -34,14 +34,24 @@ export class ImageStore {
     this.lockPath = join(root, 'images.lock');
   }
 
+  /** The index; empty when there is none yet. An unreadable or corrupt file is an error, not empty. */
   async read(): Promise<ImageIndexFile> {
+    let text: string;
     try {
-      const parsed = JSON.parse(await readFile(this.file, 'utf8')) as ImageIndexFile;
-      return { version: 1, images: parsed.images ?? {}, refs: parsed.refs ?? {} };
+      text = await readFile(this.file, 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return { version: 1, images: {}, refs: {} };
-      throw err;
+      throw StateUnreadableError.from(this.file, err);
     }
+    let parsed: Partial<ImageIndexFile>;
+    try {
+      parsed = JSON.parse(text) as Partial<ImageIndexFile>;
+    } catch (err) {
+      throw new StateUnreadableError(this.file, `not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new StateUnreadableError(this.file, 'not an image index object');
+    return { version: 1, images: parsed.images ?? {}, refs: parsed.refs ?? {} };
   }
 
   /** Read-modify-write under the exclusive metadata lock. */

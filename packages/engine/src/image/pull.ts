@@ -129,7 +129,9 @@ async function fetchLayer(
   signal?: AbortSignal,
 ): Promise<void> {
   const { digest, size } = desc;
-  if ((await deps.layers.has(diffId)) && (await deps.blobs.has(digest))) {
+  // Present and known to unpack to this layer: nothing to do. A layer that is here but was never
+  // checked against this blob is checked below (hashing the blob, not unpacking it again).
+  if ((await deps.layers.verified(diffId, digest)) && (await deps.blobs.has(digest))) {
     onProgress({ kind: 'layer', digest, phase: 'exists', done: size, total: size });
     return;
   }
@@ -160,7 +162,7 @@ async function fetchLayer(
   if (fresh) created.blobs.push(digest);
   onProgress({ kind: 'layer', digest, phase: 'extracting', done: size, total: size });
   const hadLayer = await deps.layers.has(diffId);
-  await deps.layers.ensure(diffId, deps.blobs.path(digest));
+  await deps.layers.ensure(diffId, { digest, path: deps.blobs.path(digest) });
   if (!hadLayer) created.layers.push(diffId);
   onProgress({ kind: 'layer', digest, phase: 'done', done: size, total: size });
 }

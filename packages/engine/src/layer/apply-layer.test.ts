@@ -149,7 +149,13 @@ test(
     writeFileSync(join(blobs, 'gz'), gzipSync(data));
     writeFileSync(join(blobs, 'zst'), zstdCompressSync(data));
     writeFileSync(join(blobs, 'tar'), data);
-    const dirs = await Promise.all(['gz', 'zst', 'tar'].map((b) => store.ensure(diffId, join(blobs, b))));
+    const blob = (name: string): { digest: string; path: string } => ({
+      digest: `sha256:${createHash('sha256')
+        .update(readFileSync(join(blobs, name)))
+        .digest('hex')}`,
+      path: join(blobs, name),
+    });
+    const dirs = await Promise.all(['gz', 'zst', 'tar'].map((b) => store.ensure(diffId, blob(b))));
     assert.equal(new Set(dirs).size, 1);
     assert.equal(readFileSync(join(dirs[0] ?? '', 'hello'), 'utf8'), 'world');
     assert.deepEqual(await store.list(), [diffId]);
@@ -157,13 +163,18 @@ test(
 
     // Wrong diffID: refused, nothing left.
     const other = `sha256:${'a'.repeat(64)}`;
-    await assert.rejects(store.ensure(other, join(blobs, 'gz')), (e) => hasCode(e, 'ENGINE_DIGEST_MISMATCH'));
+    await assert.rejects(store.ensure(other, blob('gz')), (e) => hasCode(e, 'ENGINE_DIGEST_MISMATCH'));
+    // A blob that does not unpack to a layer already here is refused too (not taken on trust).
+    writeFileSync(join(blobs, 'other'), gzipSync(await makeTar([{ name: 'x', type: 'file', body: 'y', mode: 0o644 }])));
+    await assert.rejects(store.ensure(diffId, blob('other')), (e) => hasCode(e, 'ENGINE_DIGEST_MISMATCH'));
+    assert.equal(await store.verified(diffId, blob('other').digest), false);
+    assert.equal(await store.verified(diffId, blob('gz').digest), true);
     // Corrupt gzip: refused, nothing left.
     const bad = gzipSync(data);
     bad[bad.length - 6] = (bad[bad.length - 6] ?? 0) ^ 0xff;
     writeFileSync(join(blobs, 'bad'), bad);
     await assert.rejects(
-      store.ensure(`sha256:${'b'.repeat(64)}`, join(blobs, 'bad')),
+      store.ensure(`sha256:${'b'.repeat(64)}`, blob('bad')),
       (e) => hasCode(e, 'ENGINE_LAYER_INVALID') || hasCode(e, 'ENGINE_DIGEST_MISMATCH'),
     );
     assert.deepEqual(

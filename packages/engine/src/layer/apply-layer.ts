@@ -17,6 +17,7 @@ import { join, posix } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import { ignoreErrno } from '@shoal/common';
 import { LayerInvalidError } from '../errors.js';
 import { lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../libc.js';
 
@@ -79,7 +80,7 @@ export async function applyLayer(input: Readable, dest: string, layer: string): 
 
   /** Removes whatever is at `rel` unless both it and the new entry are directories. */
   const clear = async (rel: string, newIsDir: boolean): Promise<void> => {
-    const st = await lstat(join(dest, rel)).catch(() => undefined);
+    const st = await lstat(join(dest, rel)).catch(ignoreErrno('ENOENT'));
     if (!st) return;
     if (st.isDirectory() && newIsDir) return;
     await rm(join(dest, rel), { recursive: true, force: true });
@@ -152,7 +153,7 @@ export async function applyLayer(input: Readable, dest: string, layer: string): 
           const src = cleanEntryName(h.linkname ?? '', layer);
           if (src === '' || throughSymlink(src))
             throw new LayerInvalidError(layer, `bad hardlink target ${JSON.stringify(h.linkname)}`);
-          const srcStat = await lstat(join(dest, src)).catch(() => undefined);
+          const srcStat = await lstat(join(dest, src)).catch(ignoreErrno('ENOENT', 'ENOTDIR'));
           if (!srcStat)
             throw new LayerInvalidError(
               layer,

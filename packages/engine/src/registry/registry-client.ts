@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Logger } from '@shoal/common';
-import { silentLogger } from '@shoal/common';
+import { errnoCode, silentLogger } from '@shoal/common';
 import {
   DigestMismatchError,
   InsecureRegistryError,
@@ -300,7 +300,11 @@ async function errorDetail(res: HttpResponse): Promise<string> {
     const body = await readBody(res, 64 << 10);
     const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[] };
     return (parsed.errors ?? []).map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
-  } catch {
-    return '';
+  } catch (err) {
+    // Only the optional detail is lost: a body that is not a distribution error, or cut short.
+    if (err instanceof SyntaxError || err instanceof RegistryUnreachableError || err instanceof RegistryProtocolError)
+      return '';
+    if (['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ERR_STREAM_PREMATURE_CLOSE'].includes(errnoCode(err) ?? '')) return '';
+    throw err;
   }
 }

@@ -10,10 +10,8 @@ import { isMountPoint, listMounts } from './mount.js';
 import { mountRootfs, overlayData, unmountRootfs } from './overlay.js';
 
 const work = mkdtempSync(join(tmpdir(), 'shoal-rootfs-'));
-after(() => {
-  for (const m of listMounts().filter((x) => x.mountPoint.startsWith(work))) {
-    unmountRootfs(m.mountPoint).catch(() => undefined);
-  }
+after(async () => {
+  for (const m of listMounts().filter((x) => x.mountPoint.startsWith(work))) await unmountRootfs(m.mountPoint);
   rmSync(work, { recursive: true, force: true });
 });
 

@@ -100,7 +100,9 @@ export async function defaultImageCacheDir(): Promise<string> {
     await mkdir('/var/cache/shoal-test-images', { recursive: true });
     await access('/var/cache/shoal-test-images', constants.W_OK);
     return '/var/cache/shoal-test-images';
-  } catch {
+  } catch (err) {
+    // not root, or a read-only /var: a per-user cache under the temp dir
+    if (!['EACCES', 'EPERM', 'EROFS'].includes(errnoCode(err) ?? '')) throw err;
     return join(tmpdir(), 'shoal-test-images');
   }
 }

@@ -11,8 +11,10 @@ async function holder(path: string): Promise<number | undefined> {
   try {
     const pid = Number((await readFile(join(path, 'pid'), 'utf8')).trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
+  } catch (err) {
+    // no pid written yet, or the lock was just released
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+    throw err;
   }
 }
 
@@ -60,8 +62,9 @@ async function breakLock(path: string): Promise<void> {
   const stale = `${path}.stale-${process.pid}-${Date.now()}`;
   try {
     await rename(path, stale);
-  } catch {
-    return; // another taker broke it first
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return; // another taker broke it first
+    throw err;
   }
   await rm(stale, { recursive: true, force: true });
 }

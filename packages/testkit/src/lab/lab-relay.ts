@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sleep } from '@shoal/common';
+import { ignoreErrno, sleep } from '@shoal/common';
 import { LabCommandError, LabFaultUnsupportedError } from '../errors.js';
 import { labTag } from './lab-names.js';
 import { labDir, type LabHostState, type LabState } from './lab-state.js';
@@ -86,7 +86,8 @@ export function relayPids(s: LabState, h: LabHostState, pids: readonly number[])
 async function noL3(link: string): Promise<void> {
   // No ARP replies or IPv6 from the root namespace on these ends: they only carry bridged frames.
   await sh('ip', ['link', 'set', link, 'arp', 'off']);
-  await writeFile(`/proc/sys/net/ipv6/conf/${link}/disable_ipv6`, '1').catch(() => undefined);
+  // a kernel without IPv6 has no such file
+  await writeFile(`/proc/sys/net/ipv6/conf/${link}/disable_ipv6`, '1').catch(ignoreErrno('ENOENT'));
 }
 
 /** Puts a relay with `ms` delay and `loss` % loss between a host and the bridge. */

@@ -61,7 +61,9 @@ export async function labStatus(lab: string): Promise<LabView> {
       const res = await fetch(`${s.registry.url}/v2/`, { signal: AbortSignal.timeout(1000) });
       await res.body?.cancel();
       up = res.status === 200;
-    } catch {
+    } catch (err) {
+      // refused, reset or no answer within the timeout: the registry is down
+      if (!(err instanceof TypeError) && !(err instanceof DOMException && err.name === 'TimeoutError')) throw err;
       up = false;
     }
     registry = { addr: s.registry.addr, url: s.registry.url, state: up ? 'up' : 'down' };

@@ -3,7 +3,7 @@
  * discovering what exists (namespaces, links, mounts, processes) and removing it.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { run, sleep, type RunResult, isProcessAlive } from '@shoal/common';
+import { errnoCode, run, sleep, type RunResult, isProcessAlive } from '@shoal/common';
 
 /** Runs a command, throwing CommandFailedError on a non-zero exit. */
 export function sh(file: string, args: readonly string[]): Promise<RunResult> {
@@ -14,8 +14,9 @@ export function sh(file: string, args: readonly string[]): Promise<RunResult> {
 export async function tryRun(file: string, args: readonly string[]): Promise<boolean> {
   try {
     return (await run(file, args, { check: false })).code === 0;
-  } catch {
-    return false;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false; // no such program
+    throw err;
   }
 }
 
@@ -23,8 +24,9 @@ export async function tryRun(file: string, args: readonly string[]): Promise<boo
 export function listNetns(): string[] {
   try {
     return readdirSync('/run/netns');
-  } catch {
-    return [];
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return []; // no namespace was ever bound
+    throw err;
   }
 }
 
@@ -68,8 +70,9 @@ export async function rootAddresses(): Promise<string[]> {
 export function cmdline(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined; // gone
+    throw err;
   }
 }
 
@@ -90,8 +93,8 @@ export function pidsInNetns(names: readonly string[]): number[] {
     try {
       // The inode of the bound namespace, as /proc/<pid>/ns/net shows it ("net:[4026532...]").
       targets.add(`net:[${statSync(`/run/netns/${name}`).ino}]`);
-    } catch {
-      /* not bound */
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err; // not bound
     }
   }
   if (targets.size === 0) return [];
@@ -100,8 +103,9 @@ export function pidsInNetns(names: readonly string[]): number[] {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
       if (targets.has(readlinkSync(`/proc/${p}/ns/net`))) out.push(Number(p));
-    } catch {
-      /* gone or not ours to read */
+    } catch (err) {
+      // gone, or not ours to read
+      if (!['ENOENT', 'ESRCH', 'EACCES', 'EPERM'].includes(errnoCode(err) ?? '')) throw err;
     }
   }
   return out;
@@ -112,8 +116,8 @@ export async function killPids(pids: readonly number[], graceMs = 3000): Promise
   const signal = (pid: number, sig: NodeJS.Signals): void => {
     try {
       process.kill(pid, sig);
-    } catch {
-      /* gone */
+    } catch (err) {
+      if (errnoCode(err) !== 'ESRCH') throw err; // gone
     }
   };
   for (const p of pids) signal(p, 'SIGTERM');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from './registry-server.js';
 import { RegistryStartError } from '../errors.js';
-import { isProcessAlive } from '@shoal/common';
+import { errnoCode, isProcessAlive } from '@shoal/common';
 
 test('startRegistry serves /v2/ on a free loopback port and stop() ends the process', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-reg-'));
@@ -55,8 +55,9 @@ test('startRegistry on a taken fixed address fails clearly and leaves no process
   const leftovers = readdirSync('/proc').filter((p) => {
     try {
       return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir2);
-    } catch {
-      return false;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return false; // gone meanwhile
+      throw err;
     }
   });
   assert.deepEqual(leftovers, []);

@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { run, sleep, isProcessAlive } from '@shoal/common';
+import { errnoCode, run, sleep, isProcessAlive } from '@shoal/common';
 import { RegistryStartError } from '../errors.js';
 
 export const REGISTRY_BINARY = 'docker-registry';
@@ -102,16 +102,17 @@ export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
   if (!isProcessAlive(pid)) return;
   try {
     process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
+  } catch (err) {
+    if (errnoCode(err) === 'ESRCH') return; // gone meanwhile
+    throw err;
   }
   const deadline = Date.now() + graceMs;
   while (isProcessAlive(pid) && Date.now() < deadline) await sleep(50);
   if (isProcessAlive(pid)) {
     try {
       process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
+    } catch (err) {
+      if (errnoCode(err) !== 'ESRCH') throw err; // gone
     }
   }
 }
@@ -121,8 +122,10 @@ async function answers(url: string): Promise<boolean> {
     const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
     await res.body?.cancel();
     return res.status === 200 || res.status === 401;
-  } catch {
-    return false;
+  } catch (err) {
+    // refused or no answer within the timeout: not up (yet)
+    if (err instanceof TypeError || (err instanceof DOMException && err.name === 'TimeoutError')) return false;
+    throw err;
   }
 }
 
