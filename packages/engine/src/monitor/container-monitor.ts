@@ -142,21 +142,28 @@ export class ContainerMonitor {
           r.monitorLost = true;
         });
       case 'half-made':
-      case 'remove': {
-        // take the dead owner's lease over (one taker among all processes), then finish
-        const mine = newLease('remove');
-        const taken = await this.store.update(rec.id, (r) => {
-          if (leaseLive(r.lease)) return false;
-          if (r.lease && !sameLease(r.lease, rec.lease)) return false;
-          if (!r.lease && !(r.status === 'exited' && r.autoRemove)) return false;
-          r.lease = mine;
-        });
-        if (!sameLease(taken.lease, mine)) return taken;
-        this.log.info({ id: rec.id, why: v.kind }, 'removing a container whose owner is gone');
-        await this.remove(taken);
-        throw new ContainerNotFoundError(rec.id);
-      }
+      case 'remove':
+        return this.takeOverRemoval(rec, v.kind);
     }
+  }
+
+  /**
+   * Removes a container whose remover (or creator) died, or that exited with auto-remove: takes
+   * the dead owner's lease over (one taker among all processes), then removes it. Throws
+   * ContainerNotFoundError once it is gone; returns the record if another process took over.
+   */
+  private async takeOverRemoval(rec: ContainerRecord, why: string): Promise<ContainerRecord> {
+    const mine = newLease('remove');
+    const taken = await this.store.update(rec.id, (r) => {
+      if (r.lease && leaseLive(r.lease)) return false;
+      if (r.lease && !sameLease(r.lease, rec.lease)) return false;
+      if (!r.lease && !(r.status === 'exited' && r.autoRemove)) return false;
+      r.lease = mine;
+    });
+    if (!sameLease(taken.lease, mine)) return taken;
+    this.log.info({ id: rec.id, why }, 'removing a container');
+    await this.remove(taken);
+    throw new ContainerNotFoundError(rec.id);
   }
 
   /**
@@ -190,7 +197,7 @@ export class ContainerMonitor {
     });
     this.log.debug({ id: rec.id, exit }, 'container exited');
     if (next.autoRemove) {
-      await this.settle(next).catch((err: unknown) => {
+      await this.takeOverRemoval(next, 'auto-remove').catch((err: unknown) => {
         if (!(err instanceof ContainerNotFoundError)) throw err; // removed: as asked
       });
     }
