@@ -53,12 +53,23 @@ test(`kill -9 of the CLI during run -d and rm: ${ROUNDS} rounds, seed ${SEED}`, 
     '1000',
   ];
 
-  // calibration: CLI start-up (ls), a whole run -d and a whole rm -f; kills land between
-  const ls = await timedRun(['container', 'ls', ...root.flags]);
-  const r0 = await timedRun(run(`kf-${tag}-cal`));
-  assert.equal(r0.r.code, 0, r0.r.stderr);
-  const rm0 = await timedRun(['container', 'rm', ...root.flags, '-f', `kf-${tag}-cal`]);
-  assert.equal(rm0.r.code, 0, rm0.r.stderr);
+  // calibration (medians of three): CLI start-up (ls), a whole run -d and a whole rm -f
+  const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1] ?? 0;
+  const lsT: number[] = [];
+  const runT: number[] = [];
+  const rmT: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    lsT.push((await timedRun(['container', 'ls', ...root.flags])).ms);
+    const r = await timedRun(run(`kf-${tag}-cal`));
+    assert.equal(r.r.code, 0, r.r.stderr);
+    runT.push(r.ms);
+    const d = await timedRun(['container', 'rm', ...root.flags, '-f', `kf-${tag}-cal`]);
+    assert.equal(d.r.code, 0, d.r.stderr);
+    rmT.push(d.ms);
+  }
+  const ls = { ms: median(lsT) };
+  const r0 = { ms: median(runT) };
+  const rm0 = { ms: median(rmT) };
   t.diagnostic(
     `calibration: ls ${Math.round(ls.ms)} ms, run -d ${Math.round(r0.ms)} ms, rm -f ${Math.round(rm0.ms)} ms`,
   );
@@ -73,7 +84,7 @@ test(`kill -9 of the CLI during run -d and rm: ${ROUNDS} rounds, seed ${SEED}`, 
     const args = doRm ? ['container', 'rm', ...root.flags, '-f', name] : run(name);
     // half of the kills land at a random time after the CLI started; the other half at a random
     // time after the engine first touched the container (a record appeared, or the record changed)
-    const work = Math.max(50, (doRm ? rm0.ms : r0.ms) - ls.ms);
+    const work = Math.max(250, (doRm ? rm0.ms : r0.ms) - ls.ms);
     const watched = doRm ? join(root.dataRoot, 'containers', idOf.get(name) ?? '') : join(root.dataRoot, 'containers');
     const byEvent = rnd() < 0.5;
     const delay = byEvent ? rnd() * work * 1.2 : ls.ms * 0.6 + rnd() * (ls.ms * 0.4 + work * 1.2);

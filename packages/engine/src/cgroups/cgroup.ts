@@ -5,7 +5,7 @@
  */
 import { readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { sleep } from '@shoal/common';
+import { errnoCode, ignoreErrno, sleep } from '@shoal/common';
 import { CgroupError } from '../errors.js';
 import { detectCgroupLayout, type CgroupLayout } from './layout.js';
 
@@ -39,8 +39,9 @@ const V1_UNLIMITED = 2 ** 62;
 async function readText(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV') return undefined; // no such cgroup or file
+    throw err;
   }
 }
 
@@ -56,8 +57,9 @@ async function writeIfExists(path: string, value: string): Promise<boolean> {
   try {
     await writeFile(path, value, { flag: 'r+' });
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV') return false; // no such cgroup or file
+    throw err;
   }
 }
 
@@ -181,7 +183,7 @@ export class Cgroup {
     const out = new Set<number>();
     const walk = async (dir: string): Promise<void> => {
       for (const l of ((await readText(join(dir, 'cgroup.procs'))) ?? '').split('\n')) if (l.trim()) out.add(Number(l));
-      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT'))) ?? []) {
         if (e.isDirectory()) await walk(join(dir, e.name));
       }
     };
@@ -207,8 +209,8 @@ export class Cgroup {
         for (const p of await this.pids()) {
           try {
             process.kill(p, 'SIGKILL');
-          } catch {
-            // already gone
+          } catch (err) {
+            if (errnoCode(err) !== 'ESRCH') throw err; // already gone
           }
         }
       } finally {
@@ -222,8 +224,8 @@ export class Cgroup {
       for (const p of pids) {
         try {
           process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
+        } catch (err) {
+          if (errnoCode(err) !== 'ESRCH') throw err; // already gone
         }
       }
       await sleep(20);
@@ -254,8 +256,9 @@ export class Cgroup {
     for (const h of this.layout.hierarchies) {
       try {
         await rmdir(join(h, parent));
-      } catch {
+      } catch (err) {
         // not empty (other containers), busy or already gone: leave it
+        if (!['ENOTEMPTY', 'EBUSY', 'ENOENT'].includes(errnoCode(err) ?? '')) throw err;
       }
     }
   }
@@ -263,7 +266,7 @@ export class Cgroup {
 
 /** rmdir of a cgroup dir and its child cgroups, deepest first (cgroupfs dirs hold only pseudo files). */
 async function rmdirTree(dir: string, path: string): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+  for (const e of (await readdir(dir, { withFileTypes: true }).catch(ignoreErrno('ENOENT'))) ?? []) {
     if (e.isDirectory()) await rmdirTree(join(dir, e.name), path);
   }
   for (let i = 0; ; i++) {

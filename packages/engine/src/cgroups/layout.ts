@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { errnoCode } from '@shoal/common';
 
 export interface CgroupV1Layout {
   version: 1;
@@ -42,8 +43,9 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
   let entries: string[];
   try {
     entries = readdirSync(root).sort();
-  } catch {
-    entries = [];
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    entries = []; // no cgroup filesystem mounted there
   }
   for (const name of entries) {
     const dir = join(root, name);
@@ -51,8 +53,9 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
     try {
       if (!statSync(dir).isDirectory()) continue;
       real = realpathSync(dir);
-    } catch {
-      continue;
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      continue; // a dangling symlink
     }
     if (!seen.has(real)) {
       seen.add(real);
@@ -69,7 +72,8 @@ export function detectCgroupLayout(root = DEFAULT_CGROUP_ROOT): CgroupLayout {
 function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
-  } catch {
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
     return '';
   }
 }

@@ -11,6 +11,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { open, readdir, stat, access, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { errnoCode, ignoreErrno } from '@shoal/common';
 
 export interface LogEntry {
   /** RFC3339 with nanoseconds, UTC. */
@@ -59,7 +60,7 @@ export function sinceKey(since: Date | string | number): string {
 export async function logFiles(path: string): Promise<string[]> {
   const dir = dirname(path);
   const base = basename(path);
-  const rotated = (await readdir(dir).catch(() => [] as string[]))
+  const rotated = ((await readdir(dir).catch(ignoreErrno('ENOENT'))) ?? [])
     .map((n) => (n.startsWith(`${base}.`) ? Number(n.slice(base.length + 1)) : NaN))
     .filter((n) => Number.isInteger(n) && n > 0)
     .sort((a, b) => b - a);
@@ -113,8 +114,9 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       let fh: FileHandle;
       try {
         fh = await open(f, 'r');
-      } catch {
-        continue;
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') continue; // rotated away since the listing
+        throw err;
       }
       const reader = new LineReader(fh);
       for await (const l of reader.lines()) {
@@ -137,8 +139,11 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     let wake: (() => void) | undefined;
     try {
       watcher = watch(dirname(path), () => wake?.());
-    } catch {
-      watcher = undefined;
+      // the dir went away (container removed): wake the loop, which then sees it is gone
+      watcher.on('error', () => wake?.());
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      watcher = undefined; // the dir is gone: the container was removed; the loop below ends
     }
     try {
       for (;;) {
@@ -151,7 +156,7 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
           }
         }
         // rotated away? finish the old file (done above) and move to the new one
-        const st = await stat(path).catch(() => undefined);
+        const st = await stat(path).catch(ignoreErrno('ENOENT'));
         if (st && (!current || st.ino !== current.ino)) {
           await current?.fh.close();
           const fh = await open(path, 'r');

@@ -3,6 +3,7 @@
  * Node-style error code, and a reader of /proc/self/mountinfo. Used by the rootfs, secrets and tests.
  */
 import { readFileSync } from 'node:fs';
+import { errnoCode } from '@shoal/common';
 import { sysMount, sysUmount } from '../libc.js';
 
 export const MS_RDONLY = 0x1;
@@ -69,8 +70,9 @@ export function unmountAll(dir: string): number {
     for (const m of list) {
       try {
         if (sysUmount(m.mountPoint)) n++;
-      } catch {
-        if (sysUmount(m.mountPoint, MNT_DETACH)) n++;
+      } catch (err) {
+        if (errnoCode(err) !== 'EBUSY') throw err;
+        if (sysUmount(m.mountPoint, MNT_DETACH)) n++; // busy: detach it now, the kernel frees it later
       }
     }
   }

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage, ignoreErrno } from '@shoal/common';
 import { RootfsMountError } from '../errors.js';
 import { isMountPoint, sysMount, unmountAll } from './mount.js';
 
@@ -68,7 +69,7 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<RootfsPaths
   const paths = rootfsPaths(opts.containerDir, opts.target);
   if (opts.layerDirs.length === 0) throw new RootfsMountError(opts.id, 'the image has no layers');
   for (const d of opts.layerDirs) {
-    const st = await stat(d).catch(() => undefined);
+    const st = await stat(d).catch(ignoreErrno('ENOENT', 'ENOTDIR'));
     if (!st?.isDirectory()) throw new RootfsMountError(opts.id, `layer dir ${d} does not exist`);
   }
   if (isMountPoint(paths.merged)) return paths;
@@ -103,9 +104,14 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<RootfsPaths
     }
     return paths;
   } catch (err) {
-    for (const d of made.reverse()) await rm(d, { recursive: true, force: true }).catch(() => undefined);
-    if (err instanceof RootfsMountError) throw err;
-    throw new RootfsMountError(opts.id, `overlay mount on ${paths.merged} failed: ${(err as Error).message}`, {
+    // undo; a dir that cannot be removed is named in the error rather than hidden
+    const left: string[] = [];
+    for (const d of made.reverse()) {
+      await rm(d, { recursive: true, force: true }).catch((e: unknown) => left.push(`${d} (${errorMessage(e)})`));
+    }
+    const also = left.length ? `; left behind: ${left.join(', ')}` : '';
+    if (err instanceof RootfsMountError && !also) throw err;
+    throw new RootfsMountError(opts.id, `overlay mount on ${paths.merged} failed: ${errorMessage(err)}${also}`, {
       cause: err,
     });
   }
@@ -133,5 +139,5 @@ export async function unmountRootfs(
 
 /** Whether the directory holds anything (used to check the upper dir in tests). */
 export async function isEmptyDir(dir: string): Promise<boolean> {
-  return (await readdir(dir).catch(() => [])).length === 0;
+  return ((await readdir(dir).catch(ignoreErrno('ENOENT'))) ?? []).length === 0;
 }

@@ -6,6 +6,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { errorMessage } from '@shoal/common';
+import { RootfsMountError } from '../errors.js';
 import { Cgroup } from '../cgroups/cgroup.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { ImageConfig } from '../image/types.js';
@@ -67,9 +69,17 @@ export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
         const spec = await buildSpec(input, {}, { rootfs, dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent });
         writeFileSync(join(req.bundle, 'config.json'), JSON.stringify(spec));
       } catch (err) {
-        await unmountSecrets(req.stateDir).catch(() => undefined);
-        await unmountRootfs(req.stateDir, { target: rootfs, id: req.id }).catch(() => undefined);
-        throw err;
+        // undo; if that fails too, say so (the engine's cleanup after a failed create tries again)
+        const undo = await unmountSecrets(req.stateDir)
+          .then(() => unmountRootfs(req.stateDir, { target: rootfs, id: req.id }))
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        if (undo === undefined) throw err;
+        throw new RootfsMountError(req.id, `${errorMessage(err)}; undoing the mounts failed: ${errorMessage(undo)}`, {
+          cause: err,
+        });
       }
       return { rootfs };
     },
