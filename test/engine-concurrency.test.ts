@@ -10,7 +10,7 @@ import { cliEnv, census, openRoot, processAlive, shoal, type CliResult } from '.
 
 test(
   '20 parallel run -d beside 60 parallel ls -a and inspect: all 20 run, none is killed',
-  { timeout: 180_000 },
+  { timeout: 600_000 },
   async (t) => {
     const env = await cliEnv(t);
     const root = await env.root();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { cliEnv, census, openRoot, processAlive, shoal } from './engine-cli-support.js';
 
-test("two data roots on one run root never touch each other's containers", { timeout: 180_000 }, async (t) => {
+test("two data roots on one run root never touch each other's containers", { timeout: 600_000 }, async (t) => {
   const env = await cliEnv(t);
   const a = await env.root();
   // the same run root and cgroup parent, as two roots with the defaults would have
