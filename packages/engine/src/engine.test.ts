@@ -85,7 +85,7 @@ test('runc failure: a clear error and nothing left behind', LIMIT, async (t) => 
   );
   assert.deepEqual(readdirSync(join(te.opts.dataRoot, 'containers')), []);
   assert.deepEqual(readdirSync(join(te.opts.dataRoot, 'names')), []);
-  assert.deepEqual(readdirSync(join(te.opts.runRoot ?? '', 'bundles')), []);
+  assert.deepEqual(readdirSync(engine.runtime.bundles), []);
   assert.deepEqual(await engine.runc.list(), []);
   assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(te.root), 'no mount left');
   // the name is free again

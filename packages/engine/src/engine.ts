@@ -4,8 +4,12 @@
  * State lives in files (see container/store.ts), so several processes may open the same data root
  * (shoald and a daemonless `shoal container ...`); read-modify-write of a record happens under an
  * flock. The shim owns the container's output and exit status, so containers keep running and
- * logging while no engine runs; `Engine.open` adopts them again. With `background: true` (shoald,
- * tests) the engine also collects exits as they happen and runs health checks.
+ * logging while no engine runs. Observing (`inspect`, `list`) writes nothing; opening the engine
+ * recovers what crashed processes left (only what is provably dead or abandoned: see
+ * monitor/verdict.ts). A multi-step change of a container (create, start, remove) holds a lease
+ * in its record (pid and start time of this process), so that no other process touches it
+ * meanwhile. With `collector: true` (shoald) the engine also takes the collector role of the data
+ * root: it collects exits as they happen and runs health checks.
  *
  * ```ts
  * const engine = await Engine.open({ dataRoot: '/var/lib/shoal/engine', images });
@@ -17,10 +21,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, watch } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { silentLogger, type Logger } from '@shoal/common';
-import { ContainerStateError } from './errors.js';
+import { errnoCode, silentLogger, type Logger } from '@shoal/common';
+import { ContainerNotFoundError, ContainerStateError, NameInUseError } from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, recordNetwork, validateCreate } from './container/config.js';
@@ -33,12 +36,14 @@ import type {
   ContainerSummary,
   ExitStatus,
 } from './container/types.js';
-import { ContainerMonitor, removeBundle } from './monitor/container-monitor.js';
+import { ContainerMonitor, leaseMine, newLease } from './monitor/container-monitor.js';
+import { leaseLive } from './monitor/verdict.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
 import { defaultShimPath, readExitFile, spawnShim, type ShimHandle } from './monitor/shim.js';
 import type { BundleBuilder } from './runtime/bundle.js';
 import { ociBundleBuilder } from './runtime/oci-bundle.js';
 import { Runc, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
+import { runtimeDirs, type RuntimeDirs } from './runtime/runtime-dir.js';
 
 /** Where images come from: the image service (or anything with the same `resolve`). */
 export interface ImageResolver {
@@ -50,7 +55,10 @@ export interface ImageResolver {
 export interface EngineOptions {
   /** Persistent state: container records and logs. */
   dataRoot: string;
-  /** Runtime state on tmpfs: bundles and the runc root. Default /run/shoal/engine. */
+  /**
+   * Runtime state on tmpfs, default /run/shoal/engine. Each data root gets its own dir below it
+   * (`<runRoot>/<key>/{bundles,runc}`), so data roots sharing a run root never touch each other.
+   */
   runRoot?: string;
   /** Default: the image service (`ImageService`) on the same data root. */
   images?: ImageResolver;
@@ -59,8 +67,19 @@ export interface EngineOptions {
   shimPath?: string;
   /** cgroup parent of every container, default `/shoal`. */
   cgroupParent?: string;
-  /** Collect exits as they happen and run health checks (a long-lived engine). Default true. */
+  /**
+   * Take the collector role of the data root (shoald sets it): collect exits as they happen and
+   * run health checks. One process holds the role at a time; another waits on standby. Default
+   * false: the daemonless CLI collects only what it touches and what is provably dead.
+   */
+  collector?: boolean;
+  /** @deprecated the former name of `collector`. */
   background?: boolean;
+  /**
+   * Recover at open (default true): settle every record, i.e. collect what is provably dead and
+   * finish or undo what a killed engine process left. False opens for observing only.
+   */
+  recover?: boolean;
   logger?: Logger;
 }
 
@@ -78,15 +97,22 @@ export class Engine {
   readonly store: ContainerStore;
   readonly runc: Runc;
   readonly runRoot: string;
+  /** This data root's own runtime dirs below the run root. */
+  readonly runtime: RuntimeDirs;
   private readonly bundles: BundleBuilder;
   private readonly shimPath: string;
   private readonly log: Logger;
   private readonly monitor: ContainerMonitor;
 
-  private constructor(private readonly opts: EngineOptions) {
-    this.store = new ContainerStore(opts.dataRoot);
+  private constructor(
+    private readonly opts: EngineOptions,
+    runtime: RuntimeDirs,
+    store: ContainerStore,
+  ) {
+    this.store = store;
     this.runRoot = opts.runRoot ?? '/run/shoal/engine';
-    this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', join(this.runRoot, 'runc'));
+    this.runtime = runtime;
+    this.runc = new Runc(opts.runcPath ?? '/usr/sbin/runc', runtime.runcRoot);
     this.bundles =
       opts.bundles ??
       ociBundleBuilder({ dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent ?? '/shoal', logger: opts.logger });
@@ -98,26 +124,30 @@ export class Engine {
       bundles: this.bundles,
       log: this.log,
       dataRoot: opts.dataRoot,
-      runRoot: this.runRoot,
-      background: opts.background ?? true,
+      runtimeDir: runtime.dir,
     });
   }
 
-  /** Opens the engine on its data root and adopts the containers found there. */
+  /** Opens the engine on its data root; recovers what crashed processes left; takes the collector role if asked. */
   static async open(opts: EngineOptions): Promise<Engine> {
-    const e = new Engine(opts);
-    await e.store.init();
-    await mkdir(join(e.runRoot, 'bundles'), { recursive: true });
-    await mkdir(e.runc.root, { recursive: true });
-    await e.monitor.adopt();
-    e.monitor.start();
+    const store = new ContainerStore(opts.dataRoot);
+    await store.init();
+    const runtime = await runtimeDirs(opts.runRoot ?? '/run/shoal/engine', opts.dataRoot);
+    const e = new Engine(opts, runtime, store);
+    if (opts.recover !== false) await e.monitor.recover();
+    if (opts.collector ?? opts.background ?? false) await e.monitor.startCollector();
     return e;
   }
 
-  /** Stops watching and health checks. Containers keep running. */
+  /** Stops watching and health checks and gives the collector role up. Containers keep running. */
   close(): Promise<void> {
     this.monitor.close();
     return Promise.resolve();
+  }
+
+  /** True while this engine holds the collector role of its data root. */
+  get collecting(): boolean {
+    return this.monitor.collecting;
   }
 
   private imageService: ImageService | undefined;
@@ -164,6 +194,14 @@ export class Engine {
     }
   }
 
+  /**
+   * The create path. The record is written first, whole, with a `create` lease of this process;
+   * then the name is reserved, the shim spawned and its pid recorded (before runc runs), the
+   * bundle prepared, runc run, and the lease dropped. If this process dies at any point, the
+   * record tells recovery what to do: adopt the container if its shim lives, else remove every
+   * trace. Nothing here takes a lock shared with other containers, so concurrent creates in one
+   * process overlap completely.
+   */
   private async makeLeased(
     options: ContainerCreateOptions,
     mode: 'run' | 'create',
@@ -177,7 +215,7 @@ export class Engine {
     const stopSignal = normaliseSignal(options.stopSignal ?? image.config.StopSignal ?? 'SIGTERM', 'stop-signal');
     const name = options.name ?? `shoal-${id.slice(0, 12)}`;
     const dir = this.store.dir(id);
-    const bundle = join(this.runRoot, 'bundles', id);
+    const bundle = join(this.runtime.bundles, id);
     const rec: ContainerRecord = {
       id,
       name,
@@ -187,6 +225,7 @@ export class Engine {
       process: proc,
       labels: { ...(image.config.Labels ?? {}), ...(options.labels ?? {}) },
       status: 'created',
+      lease: newLease('create', mode),
       stopSignal,
       stopTimeoutMs: options.stopTimeoutMs ?? 10_000,
       autoRemove: options.autoRemove ?? false,
@@ -203,13 +242,11 @@ export class Engine {
       logMaxBytes: options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
       logMaxFiles: options.logMaxFiles ?? DEFAULT_LOG_MAX_FILES,
     };
-    await this.store.reserveName(name, id);
-    let prepared = false;
+    this.store.create(rec);
+    recorded();
     let shim: ShimHandle | undefined;
     try {
-      mkdirSync(dir);
-      await this.store.write(rec); // before the bundle exists: adopt() treats bundles without state as debris
-      recorded();
+      await this.reserveName(name, id);
       mkdirSync(bundle, { recursive: true });
       // the monitor starts while the rootfs is mounted; it runs runc once told to go
       shim = spawnShim({
@@ -223,6 +260,9 @@ export class Engine {
         logMaxBytes: rec.logMaxBytes,
         logMaxFiles: rec.logMaxFiles,
       });
+      rec.shimPid = shim.shimPid;
+      rec.shimStart = shim.shimStart;
+      this.store.write(rec); // before runc runs: recovery must be able to find the shim
       await this.bundles.prepare({
         id,
         bundle,
@@ -234,51 +274,95 @@ export class Engine {
         hostname,
         cgroupsPath: rec.cgroupsPath,
       });
-      prepared = true;
       shim.go();
       const started = await shim.ready;
       rec.pid = started.pid;
-      rec.shimPid = started.shimPid;
-      rec.shimStart = started.shimStart;
       if (mode === 'run') {
         rec.status = 'running';
         rec.startedAt = new Date().toISOString();
         if (healthcheck) rec.health = { status: 'starting', failingStreak: 0, log: [] };
       }
-      await this.store.write(rec);
+      delete rec.lease;
+      this.store.write(rec);
     } catch (err) {
-      // nothing may be left behind: monitor, runc state, mounts, bundle, state dir, name
+      // nothing may be left behind: monitor, runc state, mounts, cgroup, bundle, state dir, name
       shim?.abort();
-      await this.runc.delete(id, true).catch(() => undefined);
-      if (prepared) await this.bundles.release(rec).catch(() => undefined);
-      await removeBundle(bundle).catch((e: unknown) => this.log.warn({ err: e, id }, 'cleanup after a failed create'));
-      await this.store.destroy(rec);
+      await this.monitor
+        .remove(rec)
+        .catch((e: unknown) => this.log.warn({ err: e, id }, 'cleanup after a failed create'));
       throw err;
     }
     this.log.debug({ id, name, mode }, 'container created');
-    if (mode === 'run') this.monitor.track(rec);
+    this.monitor.track(rec);
     return id;
+  }
+
+  /** Reserves the name; a holder that a killed engine left half made is settled (and so freed) first. */
+  private async reserveName(name: string, id: string): Promise<void> {
+    try {
+      await this.store.reserveName(name, id);
+    } catch (err) {
+      if (!(err instanceof NameInUseError)) throw err;
+      const holder = await this.store.nameHolder(name);
+      if (!holder) throw err;
+      try {
+        await this.monitor.settle(await this.store.read(holder));
+      } catch (e) {
+        if (!(e instanceof ContainerNotFoundError)) throw e;
+        await this.store.reserveName(name, id); // the holder was removed: the name is free
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** The record, settled if it is provably dead or abandoned; throws if another process is changing it. */
+  private async settled(ref: string, what: string): Promise<ContainerRecord> {
+    const id = await this.store.resolve(ref);
+    const rec = await this.monitor.settle(await this.store.read(id));
+    if (rec.lease && leaseLive(rec.lease) && !leaseMine(rec.lease)) {
+      throw new ContainerStateError(id, 'busy', `process ${rec.lease.pid} is doing ${rec.lease.op}; cannot ${what}`);
+    }
+    return rec;
   }
 
   /** Starts a created container. */
   async start(ref: string): Promise<void> {
-    const id = await this.store.resolve(ref);
-    const rec = await this.monitor.refresh(await this.store.read(id));
+    const rec = await this.settled(ref, 'start');
     if (rec.status !== 'created')
-      throw new ContainerStateError(id, rec.status, 'only a created container can be started');
-    await this.runc.start(id);
-    const next = await this.store.update(id, (r) => {
+      throw new ContainerStateError(rec.id, rec.status, 'only a created container can be started');
+    const lease = newLease('start');
+    const held = await this.store.update(rec.id, (r) => {
+      if (r.status !== 'created' || r.lease) return false;
+      r.lease = lease;
+    });
+    if (held.lease !== undefined && held.lease.since !== lease.since) {
+      throw new ContainerStateError(rec.id, 'busy', `process ${held.lease.pid} is doing ${held.lease.op}`);
+    }
+    if (held.status !== 'created')
+      throw new ContainerStateError(rec.id, held.status, 'only a created container can be started');
+    try {
+      await this.runc.start(rec.id);
+    } catch (err) {
+      await this.store.update(rec.id, (r) => {
+        if (!leaseMine(r.lease)) return false;
+        delete r.lease;
+      });
+      throw err;
+    }
+    const next = await this.store.update(rec.id, (r) => {
       r.status = 'running';
       r.startedAt = new Date().toISOString();
       if (r.healthcheck) r.health = { status: 'starting', failingStreak: 0, log: [] };
+      delete r.lease;
     });
     this.monitor.track(next);
   }
 
   /** Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. */
   async stop(ref: string, opts: StopOptions = {}): Promise<ExitStatus | undefined> {
-    const id = await this.store.resolve(ref);
-    const rec = await this.monitor.refresh(await this.store.read(id));
+    const rec = await this.settled(ref, 'stop');
+    const id = rec.id;
     if (rec.status === 'exited') return this.exitOf(rec);
     if (rec.status === 'created') {
       await this.runc.delete(id, true);
@@ -305,27 +389,39 @@ export class Engine {
 
   /** Sends a signal to the container's init. */
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
-    const id = await this.store.resolve(ref);
-    const rec = await this.monitor.refresh(await this.store.read(id));
+    const rec = await this.settled(ref, 'kill');
     if (rec.status !== 'running')
-      throw new ContainerStateError(id, rec.status, 'cannot signal a container that is not running');
-    await this.runc.kill(id, normaliseSignal(signal));
+      throw new ContainerStateError(rec.id, rec.status, 'cannot signal a container that is not running');
+    await this.runc.kill(rec.id, normaliseSignal(signal));
   }
 
-  /** Removes a container (state, logs, rootfs); a running one only with `force` (it is killed). */
+  /**
+   * Removes a container (state, logs, rootfs); a running one only with `force` (it is killed).
+   * Holds a `remove` lease: if this process dies meanwhile, the next engine finishes the removal.
+   */
   async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
     const id = await this.store.resolve(ref);
-    let rec = await this.monitor.refresh(await this.store.read(id));
-    if (rec.status === 'running') {
-      if (!opts.force) throw new ContainerStateError(id, 'running', 'stop it first or remove with force');
-      await this.runc.kill(id, 'SIGKILL');
-      await this.wait(id);
-    } else if (rec.status === 'created') {
-      await this.runc.delete(id, true);
-      await this.wait(id);
+    let rec: ContainerRecord;
+    try {
+      rec = await this.settled(id, 'remove');
+    } catch (err) {
+      if (err instanceof ContainerNotFoundError) return; // settling removed it (--rm, an abandoned removal)
+      throw err;
     }
-    rec = await this.store.read(id).catch(() => rec);
-    await this.monitor.destroy(rec);
+    if (rec.status === 'running' && !opts.force)
+      throw new ContainerStateError(id, 'running', 'stop it first or remove with force');
+    const lease = newLease('remove');
+    const held = await this.store.update(id, (r) => {
+      if (leaseLive(r.lease)) return false;
+      if (r.status === 'running' && !opts.force) return false;
+      r.lease = lease;
+    });
+    if (held.lease?.since !== lease.since || !leaseMine(held.lease)) {
+      if (held.status === 'running' && !opts.force)
+        throw new ContainerStateError(id, 'running', 'stop it first or remove with force');
+      throw new ContainerStateError(id, 'busy', `process ${held.lease?.pid ?? '?'} is doing ${held.lease?.op ?? '?'}`);
+    }
+    await this.monitor.remove(held);
   }
 
   /** Resolves when the container has exited (at once if it has). */
@@ -335,10 +431,14 @@ export class Engine {
     for (;;) {
       let rec: ContainerRecord;
       try {
-        rec = await this.monitor.refresh(await this.store.read(id));
+        rec = await this.monitor.settle(await this.store.read(id));
       } catch (err) {
+        if (!(err instanceof ContainerNotFoundError)) throw err;
         // removed meanwhile (auto-remove): report what the shim recorded, if we saw it
-        const exit = await readExitFile(dir);
+        const exit = await readExitFile(dir).catch((e: unknown) => {
+          if (errnoCode(e) === 'ENOTDIR') return undefined;
+          throw e;
+        });
         if (exit) return { exitCode: exit.exitCode, signal: exit.signal, oomKilled: false };
         throw err;
       }
@@ -354,11 +454,13 @@ export class Engine {
         };
         const t = setTimeout(finish, 500);
         try {
-          w = watch(dir, (_ev, file) => {
+          const fw = watch(dir, (_ev, file) => {
             if (file === 'exit.json') finish();
           });
-        } catch {
-          w = undefined;
+          fw.on('error', finish); // the dir went away: look again at once
+          w = fw;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err; // removed meanwhile: the next read says so
         }
         opts.signal?.addEventListener('abort', finish, { once: true });
       });
@@ -369,19 +471,19 @@ export class Engine {
     return { exitCode: rec.exitCode ?? 255, oomKilled: rec.oomKilled ?? false, signal: rec.signal ?? 0 };
   }
 
-  // ---- observing -------------------------------------------------------------------------
+  // ---- observing: no side effects ---------------------------------------------------------
 
-  /** The container's full record, brought up to date. */
+  /** The container's full record as it truly is now (see monitor/verdict.ts); writes nothing. */
   async inspect(ref: string): Promise<ContainerRecord> {
     const id = await this.store.resolve(ref);
-    return this.monitor.refresh(await this.store.read(id));
+    return this.monitor.observe(await this.store.read(id));
   }
 
-  /** Every container (running ones only unless `all`). */
+  /** Every container (running ones only unless `all`); writes nothing. */
   async list(opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
     const out: ContainerSummary[] = [];
     for (const r of await this.store.all()) {
-      const rec = await this.monitor.refresh(r).catch(() => r);
+      const rec = await this.monitor.observe(r);
       if (!opts.all && rec.status !== 'running') continue;
       out.push({
         id: rec.id,
@@ -408,17 +510,15 @@ export class Engine {
 
   /** Runs a command inside a running container. */
   async exec(ref: string, argv: string[], opts: RuncExecOptions = {}): Promise<RuncExecResult> {
-    const id = await this.store.resolve(ref);
-    const rec = await this.monitor.refresh(await this.store.read(id));
-    if (rec.status !== 'running') throw new ContainerStateError(id, rec.status, 'exec needs a running container');
-    return this.runc.exec(id, argv, opts);
+    const rec = await this.inspect(ref);
+    if (rec.status !== 'running') throw new ContainerStateError(rec.id, rec.status, 'exec needs a running container');
+    return this.runc.exec(rec.id, argv, opts);
   }
 
   /** CPU and memory from the container's cgroup. */
   async stats(ref: string): Promise<ContainerStats> {
-    const id = await this.store.resolve(ref);
-    const rec = await this.monitor.refresh(await this.store.read(id));
-    if (rec.status !== 'running') throw new ContainerStateError(id, rec.status, 'no stats for a stopped container');
+    const rec = await this.inspect(ref);
+    if (rec.status !== 'running') throw new ContainerStateError(rec.id, rec.status, 'no stats for a stopped container');
     return this.bundles.stats(rec);
   }
 }

@@ -170,11 +170,17 @@ export function useImages(resolver: ImageResolver | undefined): void {
   images = resolver;
 }
 
-function openEngine(o: GlobalOpts, background = false): Promise<Engine> {
+/**
+ * Opens the engine. `collector`: `run` in the foreground collects exits and runs health checks
+ * (unless shoald holds that role). `recover: false` for commands that only look (ls, inspect,
+ * logs, stats): they change nothing, not even what crashed processes left.
+ */
+function openEngine(o: GlobalOpts, collector = false, recover = true): Promise<Engine> {
   return Engine.open({
     dataRoot: o.dataRoot ?? process.env['SHOAL_DATA_ROOT'] ?? DEFAULT_ENGINE_ROOT,
     runRoot: o.runRoot ?? process.env['SHOAL_RUN_ROOT'] ?? '/run/shoal/engine',
-    background,
+    collector,
+    recover,
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
     ...(images ? { images } : {}),
   });
@@ -482,7 +488,7 @@ export function registerContainer(program: Command): void {
     .option('-a, --all', 'also stopped containers')
     .option('-q, --quiet', 'only ids')
     .action(async (f: GlobalOpts & { all?: boolean; quiet?: boolean }) => {
-      const engine = await openEngine(f);
+      const engine = await openEngine(f, false, false);
       const list = await engine.list({ all: f.all });
       if (f.quiet) {
         for (const r of list) process.stdout.write(`${r.id.slice(0, 12)}\n`);
@@ -504,7 +510,7 @@ export function registerContainer(program: Command): void {
         ref: string,
         f: GlobalOpts & { follow?: boolean; tail?: string; since?: string; timestamps?: boolean },
       ) => {
-        const engine = await openEngine(f);
+        const engine = await openEngine(f, false, false);
         let since = f.since;
         if (since && /^\d+(\.\d+)?(ms|s|m|h)+/.test(since) && !/^\d+(\.\d+)?$/.test(since)) {
           since = new Date(Date.now() - parseDuration(since, '--since')).toISOString();
@@ -564,7 +570,7 @@ export function registerContainer(program: Command): void {
 
   withRoots(c.command('inspect').description('Show containers as JSON').argument('<container...>')).action(
     async (refs: string[], f: GlobalOpts) => {
-      const engine = await openEngine(f);
+      const engine = await openEngine(f, false, false);
       const out: ContainerRecord[] = [];
       for (const r of refs) out.push(await engine.inspect(r));
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -573,7 +579,7 @@ export function registerContainer(program: Command): void {
 
   withRoots(c.command('stats').description('CPU and memory of running containers').argument('<container...>')).action(
     async (refs: string[], f: GlobalOpts) => {
-      const engine = await openEngine(f);
+      const engine = await openEngine(f, false, false);
       for (const r of refs) process.stdout.write(`${JSON.stringify({ container: r, ...(await engine.stats(r)) })}\n`);
     },
   );

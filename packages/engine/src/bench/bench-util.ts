@@ -1,10 +1,14 @@
 /** Helpers shared by the engine benchmark's parts: timing, medians, child processes, memory. */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { errnoCode } from '@shoal/common';
 
 export const CONC = Number(process.env['BENCH_CONC'] ?? 4);
 export const RUNC = '/usr/sbin/runc';
 export const CMD = ['sleep', '3600'];
+/** Containers started at once from one process in the parallel figure, and how many times. */
+export const PAR = Number(process.env['BENCH_PAR'] ?? 20);
+export const PAR_ROUNDS = Number(process.env['BENCH_PAR_ROUNDS'] ?? 3);
 
 export const say = (s: string): void => void process.stdout.write(`${s}\n`);
 export const median = (xs: number[]): number => {
@@ -19,6 +23,8 @@ export interface Series {
   serial: number[];
   conc: number[];
   concWallMs: number;
+  /** Wall time of PAR creates+starts issued at once, per round. */
+  parWallMs: number[];
 }
 
 /** Runs `fn(i)` for i < n, `conc` at a time, timing each call. */
@@ -61,7 +67,8 @@ export function exec(
 export function pssKb(pid: number): number | undefined {
   try {
     return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]);
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined; // gone
+    throw err;
   }
 }

@@ -9,6 +9,7 @@ import { mergeProcess } from '../container/config.js';
 import type { ContainerRecord } from '../container/types.js';
 import { residentKb } from '../monitor/shim.js';
 import { ociBundleBuilder } from '../runtime/oci-bundle.js';
+import { Runc } from '../runtime/runc.js';
 import { CMD, RUNC, exec, pssKb } from './bench-util.js';
 
 // ---- conmon (Debian's, the alternative monitor) ------------------------------------------------
@@ -83,10 +84,12 @@ export async function benchConmon(
   } catch (err) {
     return { skipped: `conmon failed: ${String(err)}` };
   } finally {
-    await exec(RUNC, ['--root', runcRoot, 'kill', id, 'KILL']).catch(() => undefined);
+    // `delete --force` kills a running container too; runc state tolerates one that never started
+    const runc = new Runc(RUNC, runcRoot);
+    await runc.kill(id, 'KILL');
     for (let i = 0; i < 100 && !existsSync(join(d, 'exit', id)); i++) await new Promise((r) => setTimeout(r, 20));
-    await exec(RUNC, ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
-    await builder.release(rec).catch(() => undefined);
+    await runc.delete(id, true);
+    await builder.release(rec);
     await removeCgroupParent(cgParent);
   }
 }

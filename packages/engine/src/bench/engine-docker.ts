@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeCgroupParent } from '../container/test-support.js';
 import { residentKb } from '../monitor/shim.js';
-import { CMD, CONC, exec, timed, type Series } from './bench-util.js';
+import { CMD, CONC, PAR, PAR_ROUNDS, exec, timed, type Series } from './bench-util.js';
 
 const N = Number(process.env['BENCH_N'] ?? 50);
 
@@ -114,7 +114,13 @@ export async function benchDocker(
     await rmAll();
     const conc = await timed(N, CONC, run);
     await rmAll();
-    return { serial: serial.lat, conc: conc.lat, concWallMs: conc.wall, shimRssKb };
+    // PAR concurrent `docker run -d`, as PAR clients would start them
+    const parWallMs: number[] = [];
+    for (let r = 0; r < PAR_ROUNDS; r++) {
+      parWallMs.push((await timed(PAR, PAR, run)).wall);
+      await rmAll();
+    }
+    return { serial: serial.lat, conc: conc.lat, concWallMs: conc.wall, parWallMs, shimRssKb };
   } finally {
     spawnSync(
       dockerBin,

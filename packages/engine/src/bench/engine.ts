@@ -6,7 +6,11 @@
  * and CONC (default 4) at a time; medians per container and ratios. Then the resident memory of
  * one container's monitor and of the engine process. The last line is one JSON object.
  *
- * Environment: BENCH_N, BENCH_CONC, BENCH_DOCKER=0 to skip docker.
+ * Then PAR (default 20) containers created and started at once from one process (Shoal: one
+ * engine, PAR concurrent `Engine.run`; raw runc: PAR concurrent `runc run -d` on prepared bundles;
+ * docker: PAR concurrent `docker run -d`), wall time until all run, median of PAR_ROUNDS rounds.
+ *
+ * Environment: BENCH_N, BENCH_CONC, BENCH_PAR, BENCH_PAR_ROUNDS, BENCH_DOCKER=0 to skip docker.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +26,21 @@ import { residentKb } from '../monitor/shim.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { ResolvedImage } from '../image/types.js';
 import type { ImageResolver } from '../engine.js';
-import { CMD, CONC, RUNC, exec, median, pssKb, r1, r2, say, timed, type Series } from './bench-util.js';
+import {
+  CMD,
+  CONC,
+  PAR,
+  PAR_ROUNDS,
+  RUNC,
+  exec,
+  median,
+  pssKb,
+  r1,
+  r2,
+  say,
+  timed,
+  type Series,
+} from './bench-util.js';
 import { benchConmon } from './engine-conmon.js';
 import { benchDocker } from './engine-docker.js';
 
@@ -104,14 +122,14 @@ function runcSide(root: string, image: ResolvedImage, cgParent: string): Side {
       await timed(all.length, CONC, async (i) => {
         const rec = all[i];
         if (!rec) return;
-        await runc.kill(rec.id, 'SIGKILL').catch(() => undefined);
+        await runc.kill(rec.id, 'SIGKILL');
         for (let k = 0; k < 100; k++) {
-          const st = await runc.state(rec.id).catch(() => undefined);
+          const st = await runc.state(rec.id);
           if (!st || st.status === 'stopped') break;
           await new Promise((r) => setTimeout(r, 10));
         }
-        await runc.delete(rec.id, true).catch(() => undefined);
-        await builder.release(rec).catch(() => undefined);
+        await runc.delete(rec.id, true);
+        await builder.release(rec);
       });
       recs.clear();
       round++;
@@ -184,18 +202,30 @@ async function benchShoalAndRunc(root: string, images: ImageResolver): Promise<P
     }
     await sh.teardown();
     await rc.teardown();
+    // PAR at once from this process, Shoal and runc alternating round by round
+    const sPar: number[] = [];
+    const rPar: number[] = [];
+    for (let r = 0; r < PAR_ROUNDS; r++) {
+      for (let i = 0; i < PAR; i++) await rc.prepare(i);
+      sPar.push((await timed(PAR, PAR, (i) => sh.start(i))).wall);
+      rPar.push((await timed(PAR, PAR, (i) => rc.start(i))).wall);
+      await sh.teardown();
+      await rc.teardown();
+    }
     return {
-      shoal: { serial: sSer, conc: sCon, concWallMs: sWall },
-      runc: { serial: rSer, conc: rCon, concWallMs: rWall },
+      shoal: { serial: sSer, conc: sCon, concWallMs: sWall, parWallMs: sPar },
+      runc: { serial: rSer, conc: rCon, concWallMs: rWall, parWallMs: rPar },
       shimRssKb,
       shimPssKb,
       engineRssKb,
       removeMs: median(rm1.lat),
     };
   } finally {
-    await sh.teardown().catch(() => undefined);
-    await rc.teardown().catch(() => undefined);
-    for (const c of await engine.list({ all: true })) await engine.remove(c.id, { force: true }).catch(() => undefined);
+    // after a failure: clean up what is left, reporting (not hiding) what cannot be
+    const report = (err: unknown): void => say(`cleanup: ${String(err)}`);
+    await sh.teardown().catch(report);
+    await rc.teardown().catch(report);
+    for (const c of await engine.list({ all: true })) await engine.remove(c.id, { force: true }).catch(report);
     await engine.close();
     await removeCgroupParent(`/shoal-bench-${tag}`);
     await removeCgroupParent(`/shoal-bench-runc-${tag}`);
@@ -243,6 +273,10 @@ async function main(): Promise<void> {
     if ('skipped' in conmon) say(`conmon skipped: ${conmon.skipped}`);
     else say(`monitor alternative: conmon RSS ${r2(conmon.rssKb / 1024)} MB (PSS ${r2(conmon.pssKb / 1024)} MB)`);
     say(`shoal remove (kill+delete+umount) median ${r1(shoal.removeMs)} ms`);
+    const par = (x: { parWallMs: number[] } | undefined): number | null => (x ? Math.round(median(x.parWallMs)) : null);
+    say(
+      `${PAR} at once from one process, wall (median of ${PAR_ROUNDS}): shoal ${par(shoal)} ms   runc ${par(runc)} ms   docker ${par(dk) ?? 'n/a'} ms`,
+    );
     const figures = {
       n: N,
       concurrency: CONC,
@@ -266,6 +300,12 @@ async function main(): Promise<void> {
       conmon_rss_mb: 'skipped' in conmon ? null : r2(conmon.rssKb / 1024),
       conmon_pss_mb: 'skipped' in conmon ? null : r2(conmon.pssKb / 1024),
       shoal_remove_ms: r1(shoal.removeMs),
+      parallel: PAR,
+      shoal_parallel_wall_ms: par(shoal),
+      runc_parallel_wall_ms: par(runc),
+      docker_parallel_wall_ms: par(dk),
+      parallel20_ratio_vs_docker: dk ? r2(median(shoal.parWallMs) / median(dk.parWallMs)) : null,
+      parallel_ratio_vs_runc: r2(median(shoal.parWallMs) / median(runc.parWallMs)),
     };
     say(JSON.stringify(figures));
   } finally {

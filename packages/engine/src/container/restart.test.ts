@@ -126,7 +126,7 @@ test(
     const index = new URL('../index.js', import.meta.url).href;
     const script = `
     import { Engine } from ${JSON.stringify(index)};
-    const e = await Engine.open({ ...${JSON.stringify({ ...te.opts, images: undefined })}, background: false });
+    const e = await Engine.open({ ...${JSON.stringify({ ...te.opts, images: undefined })}, collector: false });
     const exits = await Promise.all(['c1', 'c2', 'c3'].map((n) => e.stop(n, { timeoutMs: 5000 })));
     process.stdout.write(JSON.stringify(exits));
   `;

@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { hasCode } from '@shoal/common';
 import type { ResolvedImage } from '../image/types.js';
 import { Engine, type EngineOptions, type ImageResolver } from '../engine.js';
 import { Cgroup } from '../cgroups/cgroup.js';
@@ -66,6 +67,8 @@ export async function testEngine(extra: Partial<EngineOptions> = {}): Promise<Te
     runRoot: join(root, 'run'),
     images: busyboxImage(root),
     cgroupParent: `/shoal-test-${randomBytes(4).toString('hex')}`,
+    // the engine under test collects exits and runs health checks, as shoald's does
+    collector: true,
     ...extra,
   };
   const engines: Engine[] = [await Engine.open(opts)];
@@ -81,11 +84,15 @@ export async function testEngine(extra: Partial<EngineOptions> = {}): Promise<Te
     },
     async cleanup() {
       for (const e of engines) await e.close();
-      const e = await Engine.open({ ...opts, background: false });
-      for (const c of await e.list({ all: true })) await e.remove(c.id, { force: true }).catch(() => undefined);
+      const e = await Engine.open({ ...opts, collector: false });
+      for (const c of await e.list({ all: true })) {
+        await e.remove(c.id, { force: true }).catch((err: unknown) => {
+          if (!hasCode(err, 'ENGINE_CONTAINER_NOT_FOUND')) throw err;
+        });
+      }
       await e.close();
-      // anything runc still knows under this root
-      for (const c of await e.runc.list().catch(() => [])) await e.runc.delete(c.id, true).catch(() => undefined);
+      // anything runc still knows under this root (a test that failed half way)
+      for (const c of await e.runc.list()) await e.runc.delete(c.id, true);
       for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
         const mp = line.split(' ')[4];
         if (mp?.startsWith(root)) execFileSync('umount', ['-l', mp]);

@@ -106,6 +106,21 @@ export interface RecordedNetwork {
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
 
+/**
+ * The owner of a multi-step change of a container (create, start, remove): the engine process,
+ * named by pid and start time. While the owner lives no other process changes the record, collects
+ * it or reaps its container; once the owner is gone, recovery finishes or undoes the change.
+ */
+export interface ContainerLease {
+  pid: number;
+  /** Start time of the owner (field 22 of /proc/PID/stat), so that a reused pid is not mistaken for it. */
+  start: number;
+  op: 'create' | 'start' | 'remove';
+  /** For `create`: `run` (create and start) or `create` (the init waits for start). */
+  mode?: 'run' | 'create';
+  since: string;
+}
+
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
 
 /** One probe's outcome (Docker keeps the last five). */
@@ -142,6 +157,8 @@ export interface ContainerRecord {
   /** The signal that ended the init (0 if it exited), as the shim saw it. */
   signal?: number;
   oomKilled?: boolean;
+  /** Set while an engine process creates, starts or removes the container. */
+  lease?: ContainerLease;
   /** `pid:starttime` of the engine process collecting the exit (cleared once it is done). */
   collector?: string;
   /** Set when the monitor vanished while the container ran: the exit status is unknown. */

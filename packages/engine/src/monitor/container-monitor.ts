@@ -1,21 +1,30 @@
 /**
- * The monitor side of the engine: it brings container records up to date with what their shims
- * recorded, collects exits exactly once across processes, watches running containers (inotify on
- * `exit.json` plus a 1 s sweep) and runs their health checks, and adopts containers when an engine
- * opens a data root.
+ * The monitor side of the engine. It separates three things:
+ *
+ *  - observing (`observe`): what a record truly is, from the verdict table (verdict.ts), without
+ *    writing anything: `inspect` and `list` use only this;
+ *  - settling (`settle`): acting on a verdict, only for what is provably dead or abandoned:
+ *    collecting an exit exactly once across processes, adopting a container whose creator died,
+ *    removing a record whose creator died before anything ran, finishing an abandoned removal;
+ *  - the collector role (`startCollector`): one process per data root (shoald) watches running
+ *    containers, collects their exits as they happen and runs their health checks. The role is an
+ *    flock on `<dataRoot>/collector.lock`: a second collector waits on standby and takes over
+ *    when the first one exits.
  */
 import { existsSync, watch } from 'node:fs';
-import { access, readdir, readFile, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '@shoal/common';
+import { errnoCode, type Logger } from '@shoal/common';
 import type { ContainerStore } from '../container/store.js';
-import type { ContainerRecord, HealthState } from '../container/types.js';
-import { MonitorError } from '../errors.js';
+import type { ContainerLease, ContainerRecord, HealthState } from '../container/types.js';
+import { ContainerNotFoundError, MonitorError } from '../errors.js';
 import { HealthRunner } from '../health/runner.js';
 import type { BundleBuilder } from '../runtime/bundle.js';
 import type { Runc } from '../runtime/runc.js';
-import { cleanupStaleSecretMounts } from '../secrets/secrets.js';
-import { processStartTime, readExitFile, shimAlive, type ExitRecord } from './shim.js';
+import { tryStateLock, type LockHandle } from '../state-lock.js';
+import { processAlive, selfIdentity } from './proc.js';
+import { readExitFile, type ExitRecord } from './shim.js';
+import { judge, leaseLive, view, type Verdict } from './verdict.js';
 
 export interface ContainerMonitorDeps {
   store: ContainerStore;
@@ -23,9 +32,27 @@ export interface ContainerMonitorDeps {
   bundles: BundleBuilder;
   log: Logger;
   dataRoot: string;
-  runRoot: string;
-  /** Watch exits and run health checks (a long-lived engine). */
-  background: boolean;
+  /** This data root's own dir below the run root: `bundles/` and the runc root live here. */
+  runtimeDir: string;
+}
+
+/** How long a removal waits for a killed container's shim to finish its log and exit. */
+const SHIM_EXIT_WAIT_MS = 10_000;
+
+/** A new lease held by this process. */
+export function newLease(op: ContainerLease['op'], mode?: ContainerLease['mode']): ContainerLease {
+  const me = selfIdentity();
+  return { pid: me.pid, start: me.start, op, ...(mode ? { mode } : {}), since: new Date().toISOString() };
+}
+
+/** True when `lease` is held by this process. */
+export function leaseMine(lease: ContainerLease | undefined): boolean {
+  const me = selfIdentity();
+  return !!lease && lease.pid === me.pid && lease.start === me.start;
+}
+
+function sameLease(a: ContainerLease | undefined, b: ContainerLease | undefined): boolean {
+  return !!a && !!b && a.pid === b.pid && a.start === b.start && a.op === b.op && a.since === b.since;
 }
 
 export class ContainerMonitor {
@@ -33,12 +60,12 @@ export class ContainerMonitor {
   private readonly runc: Runc;
   private readonly bundles: BundleBuilder;
   private readonly log: Logger;
-  private readonly background: boolean;
-  private readonly runRoot: string;
   private readonly watchers = new Map<string, { close(): void }>();
   private readonly health = new Map<string, HealthRunner>();
-  private readonly collecting = new Map<string, Promise<ContainerRecord>>();
-  private sweep: NodeJS.Timeout | undefined;
+  private readonly settling = new Map<string, Promise<ContainerRecord>>();
+  private role: LockHandle | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
   private closed = false;
 
   constructor(private readonly deps: ContainerMonitorDeps) {
@@ -46,87 +73,120 @@ export class ContainerMonitor {
     this.runc = deps.runc;
     this.bundles = deps.bundles;
     this.log = deps.log;
-    this.background = deps.background;
-    this.runRoot = deps.runRoot;
   }
 
-  /** Starts the periodic sweep (background engines only). */
-  start(): void {
-    if (!this.background) return;
-    this.sweep = setInterval(() => void this.sweepOnce(), 1000);
-    this.sweep.unref();
+  /** True while this process holds the collector role of the data root. */
+  get collecting(): boolean {
+    return this.role !== undefined && !this.closed;
   }
 
-  /** Stops watching and health checks. Containers keep running. */
-  close(): void {
-    this.closed = true;
-    clearInterval(this.sweep);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
-    for (const h of this.health.values()) h.stop();
-    this.health.clear();
+  // ---- observing -------------------------------------------------------------------------
+
+  verdict(rec: ContainerRecord): Promise<Verdict> {
+    const dir = this.store.dir(rec.id);
+    return judge(rec, { exit: () => readExitFile(dir), runcState: () => this.runc.state(rec.id) });
   }
 
-  /** Removes a container for good: monitor, runc state, mounts, bundle, state dir, name. */
-  async destroy(rec: ContainerRecord): Promise<void> {
-    this.untrack(rec.id);
-    await this.runc.delete(rec.id, true).catch(() => undefined);
-    await this.bundles.release(rec);
-    await removeBundle(rec.bundle);
-    await this.store.destroy(rec);
+  /** The record as it truly is now; writes nothing and touches no container. */
+  async observe(rec: ContainerRecord): Promise<ContainerRecord> {
+    const v = await this.verdict(rec);
+    const oom = v.kind === 'exited' ? await this.bundles.oomKilled(rec) : false;
+    return view(rec, v, oom);
+  }
+
+  // ---- settling --------------------------------------------------------------------------
+
+  /**
+   * Acts on the record's verdict when it is provably dead or abandoned (see verdict.ts) and
+   * returns the record as it is afterwards (or throws ContainerNotFoundError once it is removed).
+   * A record busy with a live owner, or one that runs, is returned as is. One settle per
+   * container at a time in this process; across processes the record lock and claims decide.
+   */
+  settle(rec: ContainerRecord): Promise<ContainerRecord> {
+    const inflight = this.settling.get(rec.id);
+    if (inflight) return inflight;
+    const p = this.settleOnce(rec).finally(() => this.settling.delete(rec.id));
+    this.settling.set(rec.id, p);
+    return p;
+  }
+
+  private async settleOnce(rec: ContainerRecord): Promise<ContainerRecord> {
+    const v = await this.verdict(rec);
+    switch (v.kind) {
+      case 'settled':
+      case 'busy':
+      case 'pending':
+        return rec;
+      case 'exited':
+        return this.collectExit(rec, v.exit);
+      case 'adopt': {
+        const next = await this.store.update(rec.id, (r) => {
+          if (!sameLease(r.lease, rec.lease)) return false; // settled by someone else meanwhile
+          r.status = v.status;
+          if (v.pid) r.pid = v.pid;
+          if (v.status === 'running') {
+            r.startedAt ??= new Date().toISOString();
+            if (r.healthcheck && !r.health) r.health = { status: 'starting', failingStreak: 0, log: [] };
+          }
+          if (v.monitorLost) r.monitorLost = true;
+          delete r.lease;
+        });
+        this.log.info({ id: rec.id, status: next.status }, 'adopted a container whose creator is gone');
+        this.track(next);
+        return next;
+      }
+      case 'monitor-lost':
+        this.log.warn({ id: rec.id }, 'monitor lost: the container runs without its shim');
+        return this.store.update(rec.id, (r) => {
+          if (r.lease) return false;
+          r.monitorLost = true;
+        });
+      case 'half-made':
+      case 'remove':
+        return this.takeOverRemoval(rec, v.kind);
+    }
   }
 
   /**
-   * Brings a record up to date with what its shim recorded: an exited container is collected
-   * (OOM read, runc delete, rootfs released) exactly once, whichever process sees it first.
+   * Removes a container whose remover (or creator) died, or that exited with auto-remove: takes
+   * the dead owner's lease over (one taker among all processes), then removes it. Throws
+   * ContainerNotFoundError once it is gone; returns the record if another process took over.
    */
-  async refresh(rec: ContainerRecord): Promise<ContainerRecord> {
-    if (rec.status === 'exited') return rec;
-    const dir = this.store.dir(rec.id);
-    let exit = await readExitFile(dir);
-    if (!exit) {
-      if (shimAlive(rec.shimPid, rec.shimStart)) return rec;
-      exit = await readExitFile(dir); // the shim may have finished just now
-      if (!exit) {
-        const st = await this.runc.state(rec.id).catch(() => undefined);
-        if (st && (st.status === 'running' || st.status === 'created')) {
-          if (!rec.monitorLost) {
-            this.log.warn({ id: rec.id }, 'monitor lost: the container runs without its shim');
-            return this.store.update(rec.id, (r) => void (r.monitorLost = true));
-          }
-          return rec;
-        }
-        exit = { exitCode: 255, signal: 0, exitedAt: new Date().toISOString() };
-      }
-    }
-    const inflight = this.collecting.get(rec.id);
-    if (inflight) return inflight;
-    const p = this.collectExit(rec, exit).finally(() => this.collecting.delete(rec.id));
-    this.collecting.set(rec.id, p);
-    return p;
+  private async takeOverRemoval(rec: ContainerRecord, why: string): Promise<ContainerRecord> {
+    const mine = newLease('remove');
+    const taken = await this.store.update(rec.id, (r) => {
+      if (r.lease && leaseLive(r.lease)) return false;
+      if (r.lease && !sameLease(r.lease, rec.lease)) return false;
+      if (!r.lease && !(r.status === 'exited' && r.autoRemove)) return false;
+      r.lease = mine;
+    });
+    if (!sameLease(taken.lease, mine)) return taken;
+    this.log.info({ id: rec.id, why }, 'removing a container');
+    await this.remove(taken);
+    throw new ContainerNotFoundError(rec.id);
   }
 
   /**
    * Collects an exit in three steps so that a record reads `exited` only once everything is
-   * cleaned up: claim it under the lock (one collector among all processes on the data root),
-   * then read the OOM counter, runc delete and release the rootfs, secrets and cgroup, then mark
-   * it exited under the lock.
+   * cleaned up: claim it under the record lock (one collector among all processes on the data
+   * root), then read the OOM counter, runc delete and release the rootfs, secrets and cgroup, then
+   * mark it exited under the lock.
    */
   private async collectExit(rec: ContainerRecord, exit: ExitRecord): Promise<ContainerRecord> {
-    const me = `${process.pid}:${processStartTime(process.pid) ?? 0}`;
+    const me = `${selfIdentity().pid}:${selfIdentity().start}`;
     const claimed = await this.store.update(rec.id, (r) => {
       if (r.status === 'exited') return false;
+      if (leaseLive(r.lease) && !leaseMine(r.lease)) return false;
       if (r.collector && r.collector !== me && collectorAlive(r.collector)) return false;
       r.collector = me;
+      delete r.lease; // a dead creator's or starter's: the container ran, its exit is what counts
     });
     if (claimed.status === 'exited' || claimed.collector !== me) return claimed; // done, or another process is at it
     this.untrack(rec.id);
-    const oomKilled = await this.bundles.oomKilled(claimed).catch(() => false);
-    await this.runc.delete(rec.id, true).catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'runc delete'));
-    await this.bundles
-      .release(claimed)
-      .then(() => removeBundle(claimed.bundle))
-      .catch((err: unknown) => this.log.warn({ err, id: rec.id }, 'release'));
+    const oomKilled = await this.bundles.oomKilled(claimed);
+    await this.runc.delete(rec.id, true);
+    await this.bundles.release(claimed);
+    await removeBundle(claimed.bundle);
     const next = await this.store.update(rec.id, (r) => {
       r.status = 'exited';
       r.exitCode = exit.exitCode;
@@ -136,22 +196,92 @@ export class ContainerMonitor {
       delete r.collector;
     });
     this.log.debug({ id: rec.id, exit }, 'container exited');
-    if (next.autoRemove) await this.destroy(next);
+    if (next.autoRemove) {
+      await this.takeOverRemoval(next, 'auto-remove').catch((err: unknown) => {
+        if (!(err instanceof ContainerNotFoundError)) throw err; // removed: as asked
+      });
+    }
     return next;
   }
 
-  /** Watches a running container (exit collection, health checks) in a background engine. */
+  /**
+   * Removes a container for good; the caller holds the record's `remove` lease. Kills it if it
+   * runs, waits for its shim to finish, then deletes runc state, mounts, cgroup, bundle, the
+   * state dir and the name, in that order: the record goes last, so a crash at any point leaves a
+   * record whose dead lease tells the next engine to finish the job.
+   */
+  async remove(rec: ContainerRecord): Promise<void> {
+    this.untrack(rec.id);
+    const shimUp = processAlive(rec.shimPid, rec.shimStart);
+    await this.runc.delete(rec.id, true); // SIGKILL to a running init, then its runc state
+    if (shimUp) await waitGone(rec.shimPid, rec.shimStart, SHIM_EXIT_WAIT_MS);
+    await this.bundles.release(rec);
+    await removeBundle(rec.bundle);
+    await this.store.destroy(rec);
+  }
+
+  // ---- the collector role ----------------------------------------------------------------
+
+  /**
+   * Takes the collector role when it is free (else waits on standby, trying every second): from
+   * then on this process settles every record each second, watches running containers for their
+   * exit and runs their health checks.
+   */
+  async startCollector(): Promise<void> {
+    this.timer = setInterval(() => void this.tick(), 1000);
+    this.timer.unref();
+    await this.tick();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.closed) return;
+    this.ticking = true;
+    try {
+      if (!this.role) {
+        this.role = await tryStateLock(join(this.deps.dataRoot, 'collector.lock'), 'exclusive');
+        if (!this.role) return;
+        this.log.info({ dataRoot: this.deps.dataRoot }, 'collector role taken');
+      }
+      for (const r of await this.store.all()) {
+        if (this.closed) return;
+        try {
+          this.track(await this.settle(r));
+        } catch (err) {
+          if (!(err instanceof ContainerNotFoundError)) this.log.warn({ err, id: r.id }, 'settle');
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'collector sweep');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Stops watching and health checks and gives the collector role up. Containers keep running. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+    for (const h of this.health.values()) h.stop();
+    this.health.clear();
+    this.role?.release();
+    this.role = undefined;
+  }
+
+  /** Watches a running container (exit collection, health checks) while this process is the collector. */
   track(rec: ContainerRecord): void {
-    if (!this.background || this.closed || rec.status !== 'running') return;
+    if (!this.collecting || rec.status !== 'running' || rec.lease) return;
     if (!this.watchers.has(rec.id)) {
       try {
         const w = watch(this.store.dir(rec.id), (_ev, file) => {
           if (file === 'exit.json') void this.collect(rec.id);
         });
-        w.on('error', () => undefined);
+        // the dir went away (removed by another process): the sweep notices the record is gone
+        w.on('error', (err) => this.log.debug({ err, id: rec.id }, 'exit watch'));
         this.watchers.set(rec.id, w);
-      } catch {
-        // the sweep collects it
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err; // removed meanwhile
       }
     }
     if (rec.healthcheck && !this.health.has(rec.id)) {
@@ -164,7 +294,7 @@ export class ContainerMonitor {
               timeoutMs,
               signal,
               maxOutput: 4096,
-              pidFile: join(this.runRoot, 'bundles', rec.id, `health-${Date.now()}.pid`),
+              pidFile: join(rec.bundle, `health-${Date.now()}.pid`),
             }),
           // probes that fail because the container is exiting do not count
           save: async (state: HealthState) => {
@@ -172,7 +302,7 @@ export class ContainerMonitor {
             const initGone = !rec.pid || !existsSync(`/proc/${rec.pid}/ns/ipc`);
             if (initGone || (await readExitFile(this.store.dir(rec.id)))) return this.collect(rec.id);
             await this.store.update(rec.id, (r) => {
-              if (r.status !== 'running') return false;
+              if (r.status !== 'running' || r.lease) return false;
               r.health = state;
             });
           },
@@ -186,7 +316,7 @@ export class ContainerMonitor {
     }
   }
 
-  private untrack(id: string): void {
+  untrack(id: string): void {
     this.watchers.get(id)?.close();
     this.watchers.delete(id);
     this.health.get(id)?.stop();
@@ -195,49 +325,54 @@ export class ContainerMonitor {
 
   private async collect(id: string): Promise<void> {
     try {
-      await this.refresh(await this.store.read(id));
+      await this.settle(await this.store.read(id));
     } catch (err) {
-      this.log.debug({ err, id }, 'collect');
+      if (err instanceof ContainerNotFoundError) this.untrack(id);
+      else this.log.warn({ err, id }, 'collect');
     }
   }
 
-  private async sweepOnce(): Promise<void> {
-    for (const id of [...this.watchers.keys()]) await this.collect(id);
-  }
+  // ---- recovery --------------------------------------------------------------------------
 
-  /** On open: collect what exited while no engine ran, track what still runs, drop leftovers. */
-  async adopt(): Promise<void> {
-    const records = await this.store.all();
-    const known = new Set(records.map((r) => r.id));
-    for (const r of records) {
-      const rec = await this.refresh(r).catch((err: unknown) => {
-        this.log.warn({ err, id: r.id }, 'cannot adopt');
-        return r;
+  /**
+   * On open: settles every record (collects what exited while no engine ran, adopts or removes
+   * what a killed engine left half made, finishes abandoned removals), removes temp files of dead
+   * processes, and bundles of this data root that no record and no runc state explain. It never
+   * touches a container with a live owner, and never deletes runc state it has no record of.
+   */
+  async recover(): Promise<void> {
+    const debris = await this.store.removeDebris();
+    if (debris.length) this.log.info({ debris }, 'removed leftovers of crashed engine processes');
+    for (const r of await this.store.all()) {
+      await this.settle(r).catch((err: unknown) => {
+        if (!(err instanceof ContainerNotFoundError)) this.log.warn({ err, id: r.id }, 'cannot recover');
       });
-      this.track(rec);
     }
-    // secrets tmpfs of containers that are not running any more (crash leftovers)
-    const live = new Set(records.filter((r) => r.status !== 'exited').map((r) => r.id));
-    await cleanupStaleSecretMounts(this.deps.dataRoot, (id) => live.has(id)).catch((err: unknown) =>
-      this.log.warn({ err }, 'stale secrets cleanup'),
-    );
-    // bundles whose container record is gone (a crash between steps): unmount and delete
-    for (const id of await readdir(join(this.runRoot, 'bundles')).catch(() => [] as string[])) {
-      if (known.has(id) || (await this.store.exists(id))) continue;
-      const bundle = join(this.runRoot, 'bundles', id);
-      const stale = { id, bundle, rootfs: join(bundle, 'rootfs') } as ContainerRecord;
-      if (
-        await access(join(bundle, 'config.json')).then(
-          () => true,
-          () => false,
-        )
-      ) {
-        await this.runc.delete(id, true).catch(() => undefined);
+    const bundles = join(this.deps.runtimeDir, 'bundles');
+    for (const id of (await readdir(bundles).catch(ignore('ENOENT'))) ?? []) {
+      if (await this.store.exists(id)) continue;
+      if (await this.runc.state(id)) {
+        this.log.warn({ id }, 'runc knows a container this data root has no record of: leaving it alone');
+        continue;
       }
-      await this.bundles.release(stale).catch(() => undefined);
-      await removeBundle(bundle).catch((err: unknown) => this.log.warn({ err, bundle }, 'stale bundle'));
+      const bundle = join(bundles, id);
+      await this.bundles.release({ id, bundle, rootfs: join(bundle, 'rootfs'), cgroupsPath: '' } as ContainerRecord);
+      await removeBundle(bundle);
     }
   }
+}
+
+function ignore(...codes: string[]): (err: unknown) => undefined {
+  return (err: unknown) => {
+    if (codes.includes(errnoCode(err) ?? '')) return undefined;
+    throw err;
+  };
+}
+
+/** Waits (polling) until the process is gone, at most `ms`. */
+async function waitGone(pid: number | undefined, start: number | undefined, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (processAlive(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
 /**
@@ -259,5 +394,5 @@ export async function removeBundle(bundle: string): Promise<void> {
 /** True while the process named `pid:starttime` (a collector claim) still runs. */
 function collectorAlive(claim: string): boolean {
   const [pid, start] = claim.split(':').map(Number);
-  return !!pid && processStartTime(pid) === start;
+  return processAlive(pid, start);
 }

@@ -8,7 +8,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { silentLogger, type Logger } from '@shoal/common';
+import { errorMessage, silentLogger, type Logger } from '@shoal/common';
+import { RootfsMountError } from '../errors.js';
 import { Cgroup } from '../cgroups/cgroup.js';
 import { etcFilesInput, recordNetwork } from '../container/config.js';
 import type { ContainerRecord } from '../container/types.js';
@@ -85,11 +86,17 @@ export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
         const spec = await buildSpec(input, req.imageConfig ?? {}, ctx);
         writeFileSync(join(req.bundle, 'config.json'), JSON.stringify(spec));
       } catch (err) {
-        // undo what was made; the first error is the one to report
-        const warn = (e: unknown): void => log.warn({ err: e, id: req.id }, 'cleanup after a failed prepare');
-        await unmountSecrets(req.stateDir).catch(warn);
-        await unmountRootfs(req.stateDir, { target: rootfs, id: req.id }).catch(warn);
-        throw err;
+        // undo; if that fails too, say so (the engine's cleanup after a failed create tries again)
+        const undo = await unmountSecrets(req.stateDir)
+          .then(() => unmountRootfs(req.stateDir, { target: rootfs, id: req.id }))
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        if (undo === undefined) throw err;
+        throw new RootfsMountError(req.id, `${errorMessage(err)}; undoing the mounts failed: ${errorMessage(undo)}`, {
+          cause: err,
+        });
       }
       return { rootfs };
     },

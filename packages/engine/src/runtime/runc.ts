@@ -4,6 +4,8 @@
  * RuncFailedError carrying runc's own message.
  */
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { errnoCode } from '@shoal/common';
 import { RuncFailedError } from '../errors.js';
 
 /** `runc state` output. */
@@ -133,7 +135,7 @@ export class Runc {
       const killIt = (): void => {
         timedOut = true;
         child.kill('SIGKILL');
-        if (opts.pidFile) void killByPidFile(opts.pidFile);
+        if (opts.pidFile) killByPidFile(opts.pidFile).catch((err: unknown) => child.emit('error', err));
       };
       const timer = opts.timeoutMs ? setTimeout(killIt, opts.timeoutMs) : undefined;
       const onAbort = (): void => killIt();
@@ -153,11 +155,18 @@ export class Runc {
 }
 
 async function killByPidFile(path: string): Promise<void> {
-  const { readFile } = await import('node:fs/promises');
+  let text: string;
   try {
-    const pid = Number((await readFile(path, 'utf8')).trim());
-    if (pid > 1) process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return; // runc has not written it: nothing started yet
+    throw err;
+  }
+  const pid = Number(text.trim());
+  if (!(pid > 1)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (err) {
+    if (errnoCode(err) !== 'ESRCH') throw err; // already gone
   }
 }

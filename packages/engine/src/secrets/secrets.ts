@@ -8,6 +8,7 @@
  */
 import { mkdir, open, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage, ignoreErrno } from '@shoal/common';
 import { InvalidMountError, SecretMountError } from '../errors.js';
 import { checkTarget } from '../spec/mounts.js';
 import type { OciMount } from '../spec/oci.js';
@@ -139,10 +140,14 @@ export async function mountSecrets(
     sysMount('tmpfs', dir, null, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, null);
   } catch (err) {
     unmountAll(dir);
-    await rm(join(containerDir, 'mounts'), { recursive: true, force: true }).catch(() => undefined);
+    // undo; a dir that cannot be removed is named in the error rather than hidden
+    const left = await rm(join(containerDir, 'mounts'), { recursive: true, force: true }).then(
+      () => '',
+      (e: unknown) => `; ${join(containerDir, 'mounts')} left behind: ${errorMessage(e)}`,
+    );
     throw new SecretMountError(
       current || (files[0]?.name ?? ''),
-      `cannot mount the secrets tmpfs: ${(err as Error).message}`,
+      `cannot mount the secrets tmpfs: ${errorMessage(err)}${left}`,
       {
         cause: err,
       },
@@ -157,8 +162,8 @@ export async function mountSecrets(
 export async function unmountSecrets(containerDir: string): Promise<void> {
   const dir = secretsDir(containerDir);
   unmountAll(dir);
-  await rmdir(dir).catch(() => undefined);
-  await rmdir(join(containerDir, 'mounts')).catch(() => undefined);
+  await rmdir(dir).catch(ignoreErrno('ENOENT'));
+  await rmdir(join(containerDir, 'mounts')).catch(ignoreErrno('ENOENT', 'ENOTEMPTY'));
 }
 
 /**
@@ -184,8 +189,8 @@ export async function cleanupStaleSecretMounts(
     cleaned.push(id);
   }
   // empty mount points of crashed runs
-  for (const id of await readdir(base).catch(() => [] as string[])) {
-    if (!keep(id) && !ids.has(id)) await unmountSecrets(join(base, id)).catch(() => undefined);
+  for (const id of (await readdir(base).catch(ignoreErrno('ENOENT'))) ?? []) {
+    if (!keep(id) && !ids.has(id)) await unmountSecrets(join(base, id)).catch(ignoreErrno('ENOTDIR'));
   }
   return cleaned;
 }
