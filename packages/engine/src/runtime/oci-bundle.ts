@@ -94,6 +94,7 @@ export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
             (e: unknown) => e,
           );
         if (undo === undefined) throw err;
+        log.warn({ id: req.id, err: errorMessage(undo) }, 'undoing the mounts of a failed prepare failed');
         throw new RootfsMountError(req.id, `${errorMessage(err)}; undoing the mounts failed: ${errorMessage(undo)}`, {
           cause: err,
         });
