@@ -86,9 +86,10 @@ interface Job {
 
 if (!isMainThread && parentPort !== null) {
   const job = workerData as Job;
+  const port = parentPort;
   for (const seed of job.seeds) {
-    const r = runSeed(seed, simOptions(seed, job.args));
-    parentPort.postMessage(summarize(r));
+    const r = await runSeed(seed, simOptions(seed, job.args));
+    port.postMessage(summarize(r));
   }
 }
 
@@ -128,7 +129,7 @@ async function main(): Promise<number> {
   };
   const workers = Math.min(args.workers, seeds.length);
   if (workers <= 1) {
-    for (const seed of seeds) report(summarize(runSeed(seed, simOptions(seed, args))));
+    for (const seed of seeds) report(summarize(await runSeed(seed, simOptions(seed, args))));
   } else {
     // Interleave seeds so each worker gets a similar mix.
     const parts: number[][] = Array.from({ length: workers }, () => []);
