@@ -38,6 +38,8 @@ export interface SimMemberHooks {
   persisted(node: SimMember, entries: readonly Entry[], prevTerm: number): void;
   /** After every state change of the node's core. */
   changed(node: SimMember): void;
+  /** Driver code ran (or was woken): its promise continuations must run before the next event. */
+  touch(): void;
   /** The driver stopped itself (onFatal): the seed fails. */
   fatal(node: SimMember, err: Error): void;
   trace(line: string): void;
@@ -167,6 +169,8 @@ export class SimMember {
   private coreLife = 0;
   /** Per-node clock skew (ticks run ±5 % off). */
   private readonly skew: number;
+  /** Timer slowdown (1 = normal): a clock starved or running slow, set by a fault. */
+  clockRate = 1;
   /** When set, the node loses power during its next fsync (set by the simulator). */
   crashDuringNextSync: (() => void) | undefined = undefined;
 
@@ -232,7 +236,7 @@ export class SimMember {
       now: () => this.q.now,
       setTimeout: (fn, ms) => {
         let live = true;
-        this.later(ms * this.skew, `timer ${this.id}`, () => {
+        this.later(ms * this.skew * this.clockRate, `timer ${this.id}`, () => {
           if (live) fn();
         });
         return {
@@ -274,6 +278,7 @@ export class SimMember {
       random: () => rng.float(),
       onFatal: (err) => this.hooks.fatal(this, err),
     });
+    this.hooks.touch();
     this.driver.start().then(
       () => {
         if (life === this.life) this.hooks.changed(this);
@@ -295,6 +300,7 @@ export class SimMember {
   /** Runs a client call on the driver when the node runs and is not paused; false otherwise. */
   call(fn: (driver: RaftNode) => unknown): boolean {
     if (!this.running || this.paused) return false;
+    this.hooks.touch();
     fn(this.driver);
     return true;
   }
@@ -308,8 +314,12 @@ export class SimMember {
   }
 
   private whenRunning(fn: () => void): void {
-    if (this.paused) this.held.push(fn);
-    else fn();
+    if (this.paused) {
+      this.held.push(fn);
+      return;
+    }
+    this.hooks.touch();
+    fn();
   }
 
   /** Power loss: unsynced writes may be lost; the driver and everything in memory are gone. */
@@ -342,6 +352,7 @@ export class SimMember {
     this.paused = false;
     const held = this.held;
     this.held = [];
+    this.hooks.touch();
     for (const fn of held) {
       if (this.paused || !this.up) break;
       fn();

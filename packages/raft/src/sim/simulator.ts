@@ -14,6 +14,7 @@ import { EventQueue } from './event-queue.js';
 import { InvariantChecker, InvariantViolation } from './invariants.js';
 import { Prng } from './prng.js';
 import { SimNet } from './sim-net.js';
+import { figure8, isolatedSlowLeader, type ScenarioHost } from './scenarios.js';
 import { SimMember, type SimMemberOptions } from './sim-member.js';
 import { Workload, type HistoryOp } from './workload.js';
 
@@ -62,6 +63,8 @@ export class Simulation {
   readonly workload: Workload;
   private readonly trace: string[] = [];
   private readonly nodeOpts: SimMemberOptions;
+  /** Set when an event ran driver code: the drivers' continuations run before the next event. */
+  touched = false;
   /** Set when a driver stopped itself or an unexpected error surfaced in a callback. */
   private fatal: Error | undefined;
   private nextId: number;
@@ -88,7 +91,7 @@ export class Simulation {
       tickMs: o.tickMs,
       electionTicks: o.electionTicks,
       heartbeatTicks: 1,
-      maxSizePerMsg: this.rng.pick([256, 4096, 1 << 20]),
+      maxSizePerMsg: this.rng.pick([1, 256, 4096, 1 << 20]),
       maxInflightMsgs: this.rng.pick([2, 8, 256]),
       maxUncommittedEntriesSize: this.rng.pick([0, 0, 4096]),
       snapshotEvery: this.rng.pick([10, 40, 200]),
@@ -120,8 +123,15 @@ export class Simulation {
       },
       applied: (n, e) => this.onApplied(n, e),
       persisted: (n, entries, prevTerm) => this.checker.persisted(n, entries, prevTerm),
+      touch: () => {
+        this.touched = true;
+      },
       changed: (n) => this.onChanged(n),
-      fatal: (n, err) => this.fail(new Error(`${n.id}: driver stopped: ${err.stack ?? err.message}`)),
+      // An invariant check that fails inside a core call stops that driver: report the check.
+      fatal: (n, err) =>
+        this.fail(
+          err instanceof InvariantViolation ? err : new Error(`${n.id}: driver stopped: ${err.stack ?? err.message}`),
+        ),
       trace: (l) => this.log(l),
     });
     this.nodes.set(id, node);
@@ -141,9 +151,13 @@ export class Simulation {
   }
 
   private lastRole = new Map<NodeId, string>();
+  private readonly watchers = new Set<(n: SimMember) => void>();
+  /** A scripted scenario runs this window: no random actions, a clean network. */
+  private scripted = false;
 
   private onChanged(n: SimMember): void {
     this.checker.changed(n);
+    for (const w of this.watchers) w(n);
     const r = n.raft;
     const role = `${r.state}@${r.term}`;
     if (this.lastRole.get(n.id) !== role) {
@@ -206,11 +220,27 @@ export class Simulation {
     return [...this.nodes.keys()];
   }
 
+  private scenarioHost(): ScenarioHost {
+    return {
+      net: this.net,
+      rng: this.rng,
+      leader: () => this.leader(),
+      memberIds: () => this.allIds().filter((id) => !this.retired.has(id)),
+      allIds: () => this.allIds(),
+      watch: (fn) => {
+        this.watchers.add(fn);
+        return () => this.watchers.delete(fn);
+      },
+      log: (l) => this.log(l),
+    };
+  }
+
   private startChaos(): void {
     this.chaos = true;
     const r = this.rng;
     const ids = this.allIds().filter((id) => !this.retired.has(id));
-    const kind = r.int(7);
+    const kind = r.int(10);
+    this.scripted = false;
     switch (kind) {
       case 0: {
         const sh = r.shuffle(ids);
@@ -247,6 +277,13 @@ export class Simulation {
         this.log(`chaos: one-way cuts`);
         break;
       }
+      case 4:
+        isolatedSlowLeader(this.scenarioHost());
+        break;
+      case 5:
+      case 6:
+        this.scripted = figure8(this.scenarioHost());
+        break;
       default:
         break;
     }
@@ -254,14 +291,22 @@ export class Simulation {
     this.net.dup = r.chance(0.5) ? r.float() * 0.15 : 0;
     this.net.delayMax = r.pick([3, 10, 30]);
     this.net.longTail = r.chance(0.4) ? 0.05 : 0;
+    if (this.scripted) {
+      this.net.loss = 0;
+      this.net.dup = 0;
+      this.net.longTail = 0;
+    }
     this.log(`chaos: net ${this.net.describe()}`);
   }
 
   private heal(final: boolean): void {
     this.chaos = !final;
+    this.scripted = false;
+    this.watchers.clear();
     this.net.heal();
     for (const n of this.nodes.values()) {
       n.crashDuringNextSync = undefined;
+      n.clockRate = 1;
       if (this.retired.has(n.id)) continue;
       if (n.paused) n.resume();
       if (!n.up) {
@@ -274,6 +319,7 @@ export class Simulation {
 
   /** One random fault or operation during a chaos window. */
   private randomAction(): void {
+    if (this.scripted) return;
     const r = this.rng;
     const ids = this.allIds().filter((id) => !this.retired.has(id));
     const x = r.int(100);
@@ -437,8 +483,9 @@ export class Simulation {
         return;
       }
       this.events++;
+      this.touched = false;
       ev.run();
-      await macrotask();
+      if (this.touched) await macrotask();
       if (this.fatal !== undefined) throw this.fatal;
     }
   }
@@ -452,7 +499,8 @@ export class Simulation {
       await this.runUntil(this.q.now + 3 * em);
       for (let w = 0; w < this.o.windows; w++) {
         this.startChaos();
-        const len = this.rng.range(5, 20) * em;
+        // A scripted scenario needs a few elections to play out.
+        const len = Math.max(this.rng.range(5, 20), this.scripted ? 15 : 0) * em;
         const end = this.q.now + len;
         const actions = this.rng.range(2, 8);
         for (let k = 0; k < actions; k++)

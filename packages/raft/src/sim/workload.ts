@@ -128,6 +128,7 @@ export class Workload {
     this.sim.q.after(OP_TIMEOUT, `timeout ${id}`, () => {
       const p = this.pending.get(id);
       if (p === undefined || p.done) return;
+      this.sim.touched = true; // the abort rejects a driver promise
       p.abort.abort();
       this.unknown(id);
     });
