@@ -15,7 +15,6 @@ import { KvStateMachine } from '../kv/state-machine.js';
 import { encodeCommand, type KvResult } from '../kv/command.js';
 import { freePorts } from '../kv/process-cluster.js';
 import { RaftNode } from './raft-node.js';
-import { coreBinding } from './core-binding.js';
 
 interface Member {
   id: string;
@@ -38,7 +37,7 @@ test(
     const root = await mkdtemp(join(tmpdir(), 'shoal-raft-cluster-'));
     const members: Member[] = [];
     t.after(async () => {
-      for (const m of members) await m.node.close().catch(() => undefined);
+      for (const m of members) await m.node.close();
       await rm(root, { recursive: true, force: true });
     });
     const ports = await freePorts(4);
@@ -53,7 +52,6 @@ test(
         store,
         transport: new TcpTransport({ listen: addrs[i]!, chunkSize: 4096 }),
         stateMachine: sm,
-        ...coreBinding,
         ...(bootstrap ? { bootstrapVoters: ids.slice(0, 3) } : {}),
         peers,
         tickMs: 20,

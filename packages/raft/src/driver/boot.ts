@@ -1,0 +1,40 @@
+/**
+ * Boot: rebuilds the in-memory log view from what the LogStore recovered and restores the state
+ * machine from the snapshot; a brand-new cluster first writes the founding snapshot (index 1,
+ * term 1, the founding voters), identical on every founding member.
+ */
+import type { ConfState, HardState } from '../core/types.js';
+import { MemoryStorage } from '../core/memory-storage.js';
+import { bootstrapSnapshot } from '../core/raw-node.js';
+import type { DriverSettings } from './options.js';
+
+export interface BootResult {
+  readonly storage: MemoryStorage;
+  readonly hardState: HardState;
+  readonly confState: ConfState;
+  /** Index of the snapshot the state machine was restored from (0 if none): the applied index. */
+  readonly snapshotIndex: number;
+}
+
+export async function bootNode(s: DriverSettings): Promise<BootResult> {
+  const boot = s.store.boot;
+  let snapshot = boot.snapshot;
+  let hardState = boot.hardState;
+  const fresh = snapshot === undefined && boot.entries.length === 0 && hardState.term === 0;
+  if (fresh && s.bootstrapVoters.length > 0) {
+    snapshot = bootstrapSnapshot(s.bootstrapVoters, s.stateMachine.snapshot());
+    hardState = { term: 1, vote: '', commit: 1 };
+    await s.store.saveSnapshot(snapshot);
+    await s.store.save(hardState, [], true);
+  }
+  const storage = new MemoryStorage();
+  let snapshotIndex = 0;
+  if (snapshot !== undefined) {
+    storage.applySnapshot(snapshot);
+    s.stateMachine.restore(snapshot.data);
+    snapshotIndex = snapshot.metadata.index;
+  }
+  storage.setHardState(hardState);
+  storage.append(boot.entries);
+  return { storage, hardState, confState: storage.initialState().confState, snapshotIndex };
+}
