@@ -20,11 +20,18 @@ import type {
 } from '../core/types.js';
 import { MemoryStorage } from '../core/memory-storage.js';
 import { EMPTY_BYTES } from '../core/util.js';
-import { NodeClosedError, ProposalOutcomeUnknownError, ProposalSupersededError, RaftError } from '../errors.js';
+import {
+  InvalidRaftConfigError,
+  NodeClosedError,
+  ProposalOutcomeUnknownError,
+  ProposalSupersededError,
+  RaftError,
+} from '../errors.js';
 import type { Transport } from '../transport/transport.js';
 import type { LogStore } from './log-store.js';
 import { decodeConfContext, encodeConfContext, IdAllocator, unwrapProposal, wrapProposal } from './envelope.js';
 import { ReadBarrier } from './read-barrier.js';
+import { Snapshots } from './snapshots.js';
 
 /** A committed command handed to the state machine. */
 export interface AppliedEntry {
@@ -60,6 +67,8 @@ export interface RaftNodeOptions {
   readonly heartbeatTicks?: number;
   /** Take a snapshot after this many applied entries (default 10,000). */
   readonly snapshotEntries?: number;
+  /** ... or after this many bytes of applied entry data (default 64 MiB). */
+  readonly snapshotBytes?: number;
   /** Entries kept behind a snapshot for slow followers (default 500). */
   readonly keepEntries?: number;
   readonly maxSizePerMsg?: number;
@@ -94,6 +103,7 @@ export class RaftNode {
   private readonly waiters = new Map<number, Waiter>();
   private readonly byIndex = new Map<number, number>();
   private readonly reads: ReadBarrier;
+  private readonly snaps: Snapshots;
   private readonly log: Logger;
   private ticker: NodeJS.Timeout | undefined;
   private wakeUp: (() => void) | undefined;
@@ -101,7 +111,6 @@ export class RaftNode {
   private closed = false;
   private failed: Error | undefined;
   private applied = 0;
-  private snapIndex = 0;
   private confState!: ConfState;
   private leader: NodeId = '';
   private role = 'follower';
@@ -127,6 +136,11 @@ export class RaftNode {
       wake: () => this.wake(),
       retryMs: (opts.tickMs ?? 100) * (opts.electionTicks ?? 6),
     });
+    this.snaps = new Snapshots(opts.store, opts.stateMachine, this.storage, opts, {
+      wake: () => this.wake(),
+      fail: (err) => this.fail(err),
+      log: this.log,
+    });
   }
 
   /** Loads durable state, restores the state machine, starts the transport, ticker and loop. */
@@ -144,16 +158,27 @@ export class RaftNode {
         learnersNext: [],
         autoLeave: false,
       };
-      snapshot = { metadata: { index: 1, term: 1, confState }, data: o.stateMachine.snapshot() };
+      const metadata = { index: 1, term: 1, confState };
       hardState = { term: 1, vote: '', commit: 1 };
-      await o.store.saveSnapshot(snapshot);
+      if (this.snaps.inFiles) {
+        await this.snaps.writeNow(metadata);
+        snapshot = { metadata, data: EMPTY_BYTES };
+      } else {
+        snapshot = { metadata, data: o.stateMachine.snapshot() };
+        await o.store.saveSnapshot(snapshot);
+      }
       await o.store.save(hardState, [], true);
     }
+    if (this.snaps.inFiles) {
+      if (o.transport.useSnapshotFiles === undefined) {
+        throw new InvalidRaftConfigError('the store keeps snapshots in files: the transport must stream them');
+      }
+      o.transport.useSnapshotFiles(this.snaps.files!);
+    }
     if (snapshot !== undefined) {
-      this.storage.applySnapshot(snapshot);
-      o.stateMachine.restore(snapshot.data);
+      this.storage.applySnapshot(this.snaps.forStorage(snapshot));
+      await this.snaps.restore(snapshot);
       this.applied = snapshot.metadata.index;
-      this.snapIndex = snapshot.metadata.index;
     }
     this.storage.setHardState(hardState);
     this.storage.append(boot.entries);
@@ -235,6 +260,14 @@ export class RaftNode {
 
   private async loop(): Promise<void> {
     while (!this.closed) {
+      if (this.snaps.readyToFinish) {
+        try {
+          await this.snaps.finish();
+        } catch (err) {
+          this.fail(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+      }
       this.flushProposals();
       if (!this.raw.hasReady()) {
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
@@ -266,7 +299,7 @@ export class RaftNode {
       o.transport.send(rest.filter((m) => EARLY_TYPES.has(m.type)));
       rest = rest.filter((m) => !EARLY_TYPES.has(m.type));
     }
-    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) await o.store.saveSnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) await this.snaps.install(rd.snapshot);
     if (rd.entries.length > 0 || rd.mustSync) {
       await o.store.save(hs ?? this.deferredHs, rd.entries, rd.mustSync);
       this.deferredHs = undefined;
@@ -275,7 +308,9 @@ export class RaftNode {
       // it rides along with the next batch instead of costing a write before apply.
       this.deferredHs = hs;
     }
-    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) this.storage.applySnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {
+      this.storage.applySnapshot(this.snaps.forStorage(rd.snapshot));
+    }
     if (rd.entries.length > 0) {
       this.storage.append(rd.entries);
       this.trackIndexes(rd.entries);
@@ -287,11 +322,11 @@ export class RaftNode {
       if (hs.term !== this.term) this.onTerm(hs.term);
     }
     if (rest.length > 0) o.transport.send(rest);
-    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.applied) this.installSnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > this.applied) await this.installSnapshot(rd.snapshot);
     if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
     for (const rs of rd.readStates) this.reads.onReadState(rs.index, rs.requestCtx);
     this.reads.release();
-    if (this.applied - this.snapIndex >= (o.snapshotEntries ?? 10_000)) await this.compact();
+    await this.snaps.maybeStart(this.applied, this.confState);
   }
 
   private onSoftState(leader: NodeId, role: string): void {
@@ -344,10 +379,9 @@ export class RaftNode {
     }
   }
 
-  private installSnapshot(s: Snapshot): void {
-    this.opts.stateMachine.restore(s.data);
+  private async installSnapshot(s: Snapshot): Promise<void> {
+    await this.snaps.restore(s);
     this.applied = s.metadata.index;
-    this.snapIndex = s.metadata.index;
     this.confState = s.metadata.confState;
     this.log.info({ index: s.metadata.index, term: s.metadata.term }, 'installed snapshot from leader');
   }
@@ -355,6 +389,8 @@ export class RaftNode {
   private applyEntries(entries: readonly Entry[]): void {
     let batch: AppliedEntry[] = [];
     let ids: (number | undefined)[] = [];
+    let count = 0;
+    let bytes = 0;
     const flush = (): void => {
       if (batch.length === 0) return;
       const results = this.opts.stateMachine.apply(batch);
@@ -367,6 +403,8 @@ export class RaftNode {
     };
     for (const e of entries) {
       if (e.index <= this.applied) continue;
+      count++;
+      bytes += e.data.byteLength;
       this.checkSuperseded(e);
       if (e.type === 'normal') {
         const u = unwrapProposal(e.data);
@@ -391,6 +429,7 @@ export class RaftNode {
       this.applied = e.index;
     }
     flush();
+    this.snaps.noteApplied(count, bytes);
   }
 
   private checkSuperseded(e: Entry): void {
@@ -414,19 +453,6 @@ export class RaftNode {
     w.index = index;
     w.term = term;
     this.settlements.push(() => w.resolve(result));
-  }
-
-  private async compact(): Promise<void> {
-    const o = this.opts;
-    const data = o.stateMachine.snapshot();
-    const snap = this.storage.createSnapshot(this.applied, this.confState, data);
-    await o.store.saveSnapshot(snap);
-    this.snapIndex = this.applied;
-    const keep = o.keepEntries ?? 500;
-    const upTo = this.applied - keep;
-    if (upTo > this.storage.firstIndex()) this.storage.compact(upTo);
-    await o.store.releaseTo(Math.max(0, upTo));
-    this.log.debug({ index: this.applied }, 'snapshot taken, log compacted');
   }
 
   private fail(err: Error): void {

@@ -3,7 +3,8 @@
  * A replicated KV process:
  *   npm run raft:kv -- --id N --peers id=host:port,... --data DIR --listen ADDR
  *                      [--client-listen ADDR] [--client-peers id=host:port,...]
- *                      [--tick-ms 100] [--election-ticks 6] [--snapshot-entries 10000] [--segment-mib 64]
+ *                      [--tick-ms 100] [--election-ticks 6] [--snapshot-entries 10000] [--snapshot-mib 64]
+ *                      [--segment-mib 64] [--session-ttl-ms 600000]
  * `--peers` lists every founding member's raft address (this one included); `--client-peers`
  * their client addresses, used to redirect clients to the leader. Prints one line
  * `READY id=.. raft=.. client=..` on stdout once serving. Exits 1 on a storage fatal error.
@@ -53,6 +54,8 @@ function parseCli() {
       'tick-ms': { type: 'string' },
       'election-ticks': { type: 'string' },
       'snapshot-entries': { type: 'string' },
+      'snapshot-mib': { type: 'string' },
+      'session-ttl-ms': { type: 'string' },
       'segment-mib': { type: 'string' },
       join: { type: 'boolean' },
     },
@@ -80,6 +83,8 @@ try {
     ['--election-ticks', values['election-ticks']],
     ['--snapshot-entries', values['snapshot-entries']],
     ['--segment-mib', values['segment-mib']],
+    ['--snapshot-mib', values['snapshot-mib']],
+    ['--session-ttl-ms', values['session-ttl-ms']],
   ] as const) {
     if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) {
       throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(v)}`);
@@ -106,7 +111,7 @@ const transport = new TcpTransport({
   peers: Object.fromEntries(Object.entries(peers).filter(([p]) => p !== id)),
   logger: log,
 });
-const sm = new KvStateMachine();
+const sm = new KvStateMachine({ sessionTtlMs: Number(values['session-ttl-ms'] ?? 600_000) });
 const node = new RaftNode({
   id,
   store,
@@ -117,6 +122,7 @@ const node = new RaftNode({
   tickMs: Number(values['tick-ms'] ?? 100),
   electionTicks: Number(values['election-ticks'] ?? 6),
   snapshotEntries: Number(values['snapshot-entries'] ?? 10_000),
+  snapshotBytes: Number(values['snapshot-mib'] ?? 64) * 1024 * 1024,
   logger: log,
   onFatal: (err) => {
     log.fatal({ err: err.message }, 'raft storage failed; exiting');

@@ -36,6 +36,10 @@ export interface ProcessClusterOptions {
   readonly tickMs?: number;
   readonly electionTicks?: number;
   readonly snapshotEntries?: number;
+  /** Snapshot after this many MiB of log (default 64). */
+  readonly snapshotMiB?: number;
+  /** Extra environment for the members (e.g. NODE_OPTIONS). */
+  readonly env?: Readonly<Record<string, string>>;
   /** WAL segment size in MiB (default 64). */
   readonly segmentMiB?: number;
   /** Forwarded to the members' SHOAL_LOG_LEVEL (default warn). */
@@ -91,10 +95,12 @@ export class KvProcessCluster {
       String(this.opts.snapshotEntries ?? 10_000),
       '--segment-mib',
       String(this.opts.segmentMiB ?? 64),
+      '--snapshot-mib',
+      String(this.opts.snapshotMiB ?? 64),
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, SHOAL_LOG_LEVEL: this.opts.logLevel ?? 'warn' },
+      env: { ...process.env, SHOAL_LOG_LEVEL: this.opts.logLevel ?? 'warn', ...this.opts.env },
     });
     this.procs[i] = child;
     await new Promise<void>((resolve, reject) => {
@@ -112,6 +118,16 @@ export class KvProcessCluster {
         reject(new Error(`kv member ${this.ids[i]} exited (${code ?? sig}) before READY`)),
       );
     });
+  }
+
+  /** Process id of member i (undefined when not running). */
+  pid(i: number): number | undefined {
+    return this.isRunning(i) ? this.procs[i]!.pid : undefined;
+  }
+
+  /** Data directory of member i. */
+  dataDir(i: number): string {
+    return this.dirs[i]!;
   }
 
   isRunning(i: number): boolean {
