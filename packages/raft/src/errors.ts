@@ -1,6 +1,6 @@
 /**
- * Typed errors of @shoal/raft. Every class carries a stable `code` (documented in docs/raft.md);
- * callers switch on the code or the class, never on the message text.
+ * Typed errors of @shoal/raft. Every class carries a stable `code` and a `kind` (documented in
+ * docs/raft.md); callers switch on the code, the kind or the class, never on the message text.
  */
 import { ShoalError } from '@shoal/common';
 
@@ -15,7 +15,11 @@ export class RaftError extends ShoalError {}
 export class ProposalDroppedError extends RaftError {
   readonly reason: string;
   constructor(reason: string, options?: { cause?: unknown }) {
-    super('RAFT_PROPOSAL_DROPPED', `raft proposal dropped: ${reason}`, { ...options, retryable: true });
+    super('RAFT_PROPOSAL_DROPPED', `raft proposal dropped: ${reason}`, {
+      ...options,
+      retryable: true,
+      kind: 'unavailable',
+    });
     this.reason = reason;
   }
 }
@@ -25,7 +29,9 @@ export class CompactedError extends RaftError {
   readonly index: number;
   readonly firstIndex: number;
   constructor(index: number, firstIndex: number) {
-    super('RAFT_COMPACTED', `raft log index ${index} is compacted (first available index ${firstIndex})`);
+    super('RAFT_COMPACTED', `raft log index ${index} is compacted (first available index ${firstIndex})`, {
+      kind: 'failed-precondition',
+    });
     this.index = index;
     this.firstIndex = firstIndex;
   }
@@ -36,7 +42,9 @@ export class UnavailableError extends RaftError {
   readonly index: number;
   readonly lastIndex: number;
   constructor(index: number, lastIndex: number) {
-    super('RAFT_UNAVAILABLE', `raft log index ${index} is not available (last index ${lastIndex})`);
+    super('RAFT_UNAVAILABLE', `raft log index ${index} is not available (last index ${lastIndex})`, {
+      kind: 'failed-precondition',
+    });
     this.index = index;
     this.lastIndex = lastIndex;
   }
@@ -45,7 +53,10 @@ export class UnavailableError extends RaftError {
 /** Thrown by Storage.snapshot when a snapshot is being prepared; the core retries later. */
 export class SnapshotTemporarilyUnavailableError extends RaftError {
   constructor() {
-    super('RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE', 'raft snapshot is temporarily unavailable', { retryable: true });
+    super('RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE', 'raft snapshot is temporarily unavailable', {
+      retryable: true,
+      kind: 'unavailable',
+    });
   }
 }
 
@@ -54,41 +65,32 @@ export class SnapshotOutOfDateError extends RaftError {
   readonly index: number;
   readonly current: number;
   constructor(index: number, current: number) {
-    super('RAFT_SNAPSHOT_OUT_OF_DATE', `raft snapshot at index ${index} is older than the current one at ${current}`);
+    super('RAFT_SNAPSHOT_OUT_OF_DATE', `raft snapshot at index ${index} is older than the current one at ${current}`, {
+      kind: 'failed-precondition',
+    });
     this.index = index;
     this.current = current;
-  }
-}
-
-/** Thrown when an operation needs the leader (e.g. transferLeader on a follower without a leader). */
-export class NotLeaderError extends RaftError {
-  readonly leader: string;
-  constructor(leader: string, what: string) {
-    super('RAFT_NOT_LEADER', `${what}: this node is not the raft leader (leader: ${leader || 'unknown'})`, {
-      retryable: true,
-    });
-    this.leader = leader;
   }
 }
 
 /** Thrown when a configuration change is invalid (e.g. removing every voter, or leaving a non-joint config). */
 export class InvalidConfChangeError extends RaftError {
   constructor(message: string) {
-    super('RAFT_INVALID_CONF_CHANGE', `invalid raft configuration change: ${message}`);
+    super('RAFT_INVALID_CONF_CHANGE', `invalid raft configuration change: ${message}`, { kind: 'invalid-argument' });
   }
 }
 
 /** Thrown when the config passed to RawNode is invalid (e.g. heartbeatTicks >= electionTicks). */
 export class InvalidRaftConfigError extends RaftError {
   constructor(message: string) {
-    super('RAFT_INVALID_CONFIG', `invalid raft config: ${message}`);
+    super('RAFT_INVALID_CONFIG', `invalid raft config: ${message}`, { kind: 'invalid-argument' });
   }
 }
 
 /** Thrown when bytes cannot be decoded (ConfChange entry data, ...). */
 export class RaftDecodeError extends RaftError {
   constructor(what: string, message: string) {
-    super('RAFT_DECODE', `cannot decode ${what}: ${message}`);
+    super('RAFT_DECODE', `cannot decode ${what}: ${message}`, { kind: 'internal' });
   }
 }
 
@@ -98,14 +100,16 @@ export class RaftDecodeError extends RaftError {
  */
 export class RaftInvariantError extends RaftError {
   constructor(message: string) {
-    super('RAFT_INVARIANT', `raft invariant violated: ${message}`);
+    super('RAFT_INVARIANT', `raft invariant violated: ${message}`, { kind: 'internal' });
   }
 }
 
 /** Thrown by ready() when the previous Ready was not yet acknowledged with advance(). */
 export class ReadyNotAdvancedError extends RaftError {
   constructor() {
-    super('RAFT_READY_NOT_ADVANCED', 'ready() called again before advance() of the previous Ready');
+    super('RAFT_READY_NOT_ADVANCED', 'ready() called again before advance() of the previous Ready', {
+      kind: 'failed-precondition',
+    });
   }
 }
 
@@ -120,7 +124,9 @@ export class WalCorruptError extends RaftError {
   readonly file: string;
   readonly offset: number;
   constructor(file: string, offset: number, reason: string) {
-    super('RAFT_WAL_CORRUPT', `raft WAL is corrupt in ${file} at byte ${offset}: ${reason}; refusing to start`);
+    super('RAFT_WAL_CORRUPT', `raft WAL is corrupt in ${file} at byte ${offset}: ${reason}; refusing to start`, {
+      kind: 'internal',
+    });
     this.file = file;
     this.offset = offset;
   }
@@ -131,7 +137,9 @@ export class StorageLockedError extends RaftError {
   readonly path: string;
   readonly pid: number;
   constructor(path: string, pid: number) {
-    super('RAFT_STORAGE_LOCKED', `raft data directory ${path} is locked by process ${pid}`);
+    super('RAFT_STORAGE_LOCKED', `raft data directory ${path} is locked by process ${pid}`, {
+      kind: 'failed-precondition',
+    });
     this.path = path;
     this.pid = pid;
   }
@@ -144,7 +152,10 @@ export class StorageLockedError extends RaftError {
 export class StorageFatalError extends RaftError {
   readonly path: string;
   constructor(path: string, op: string, options?: { cause?: unknown }) {
-    super('RAFT_STORAGE_FATAL', `raft storage ${op} failed on ${path}; the process must exit`, options);
+    super('RAFT_STORAGE_FATAL', `raft storage ${op} failed on ${path}; the process must exit`, {
+      ...options,
+      kind: 'internal',
+    });
     this.path = path;
   }
 }
@@ -153,7 +164,7 @@ export class StorageFatalError extends RaftError {
 export class SnapshotCorruptError extends RaftError {
   readonly file: string;
   constructor(file: string, reason: string) {
-    super('RAFT_SNAPSHOT_CORRUPT', `raft snapshot ${file} is corrupt: ${reason}`);
+    super('RAFT_SNAPSHOT_CORRUPT', `raft snapshot ${file} is corrupt: ${reason}`, { kind: 'internal' });
     this.file = file;
   }
 }
@@ -164,7 +175,7 @@ export class SnapshotCorruptError extends RaftError {
  */
 export class ProposalOutcomeUnknownError extends RaftError {
   constructor(reason: string) {
-    super('RAFT_OUTCOME_UNKNOWN', `raft proposal outcome unknown: ${reason}`, { retryable: true });
+    super('RAFT_OUTCOME_UNKNOWN', `raft proposal outcome unknown: ${reason}`, { retryable: true, kind: 'unavailable' });
   }
 }
 
@@ -174,6 +185,7 @@ export class ProposalSupersededError extends RaftError {
   constructor(index: number) {
     super('RAFT_PROPOSAL_SUPERSEDED', `raft proposal at index ${index} was overwritten by a newer leader`, {
       retryable: true,
+      kind: 'unavailable',
     });
     this.index = index;
   }
@@ -182,7 +194,7 @@ export class ProposalSupersededError extends RaftError {
 /** Rejects every pending operation when the RaftNode is closed (or failed). */
 export class NodeClosedError extends RaftError {
   constructor(reason = 'raft node closed', options?: { cause?: unknown }) {
-    super('RAFT_NODE_CLOSED', reason, options);
+    super('RAFT_NODE_CLOSED', reason, { ...options, kind: 'unavailable' });
   }
 }
 
@@ -193,6 +205,7 @@ export class KvTimeoutError extends RaftError {
   constructor(op: string, key: string, timeoutMs: number) {
     super('RAFT_KV_TIMEOUT', `kv ${op} of ${JSON.stringify(key)} got no answer within ${timeoutMs} ms`, {
       retryable: true,
+      kind: 'unavailable',
     });
     this.op = op;
     this.key = key;
@@ -202,6 +215,6 @@ export class KvTimeoutError extends RaftError {
 /** The KV server refused a request for a non-retryable reason. */
 export class KvRequestError extends RaftError {
   constructor(message: string) {
-    super('RAFT_KV_REQUEST', `kv request failed: ${message}`);
+    super('RAFT_KV_REQUEST', `kv request failed: ${message}`, { kind: 'failed-precondition' });
   }
 }

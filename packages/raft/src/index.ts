@@ -14,7 +14,6 @@ export {
   UnavailableError,
   SnapshotTemporarilyUnavailableError,
   SnapshotOutOfDateError,
-  NotLeaderError,
   InvalidConfChangeError,
   InvalidRaftConfigError,
   RaftDecodeError,

@@ -365,7 +365,7 @@ export class Raft {
       return;
     }
 
-    switch (m.type as string) {
+    switch (m.type) {
       case 'vote':
       case 'preVote': {
         const canVote =
@@ -384,8 +384,21 @@ export class Raft {
         }
         return;
       }
+      case 'app':
+      case 'appResp':
+      case 'voteResp':
+      case 'preVoteResp':
+      case 'heartbeat':
+      case 'heartbeatResp':
+      case 'snap':
+      case 'prop':
+      case 'readIndex':
+      case 'readIndexResp':
+      case 'timeoutNow':
+      case 'transferLeader':
+        break; // handled by the role below
       default:
-        break;
+        unknownMessage(m.type);
     }
     switch (this.state) {
       case 'leader':
@@ -403,7 +416,7 @@ export class Raft {
 
   private stepCandidate(m: Message, local: boolean): void {
     const myResp: MessageType = this.state === 'preCandidate' ? 'preVoteResp' : 'voteResp';
-    switch (m.type as string) {
+    switch (m.type) {
       case 'prop':
         if (local) throw new ProposalDroppedError('no leader (election in progress)');
         return;
@@ -425,8 +438,18 @@ export class Raft {
       case 'transferLeader':
         if (local) throw new ProposalDroppedError('no leader to transfer from');
         return;
+      case 'voteResp':
+      case 'preVoteResp':
+        break; // counted below when it answers our own kind of election
+      case 'vote':
+      case 'preVote':
+      case 'appResp':
+      case 'heartbeatResp':
+      case 'readIndexResp':
+      case 'timeoutNow':
+        return; // votes were answered in step(); the rest is for leaders or followers
       default:
-        break;
+        unknownMessage(m.type);
     }
     if (m.type === myResp) {
       this.trk.recordVote(m.from, !m.reject);
@@ -445,7 +468,7 @@ export class Raft {
   }
 
   private stepFollower(m: Message, local: boolean): void {
-    switch (m.type as string) {
+    switch (m.type) {
       case 'prop':
         if (this.lead === NONE) {
           if (local) throw new ProposalDroppedError('no leader');
@@ -489,8 +512,15 @@ export class Raft {
       case 'readIndexResp':
         this.readStates.push({ index: m.index, requestCtx: m.context });
         return;
+      case 'vote':
+      case 'preVote':
+      case 'voteResp':
+      case 'preVoteResp':
+      case 'appResp':
+      case 'heartbeatResp':
+        return; // votes were answered in step(); late responses of a former role are dropped
       default:
-        return;
+        unknownMessage(m.type);
     }
   }
 
@@ -548,7 +578,7 @@ export class Raft {
   }
 
   private stepLeader(m: Message, local: boolean): void {
-    switch (m.type as string) {
+    switch (m.type) {
       case 'prop':
         this.handleProposal(m, local);
         return;
@@ -567,12 +597,32 @@ export class Raft {
       case 'transferLeader':
         this.handleTransferLeader(m, local);
         return;
+      case 'appResp':
+      case 'heartbeatResp':
+        this.stepLeaderResponse(m, m.type);
+        return;
+      case 'vote':
+      case 'preVote':
+      case 'voteResp':
+      case 'preVoteResp':
+      case 'app':
+      case 'heartbeat':
+      case 'snap':
+      case 'readIndexResp':
+      case 'timeoutNow':
+        // Votes were answered in step(); messages of another leader of this term cannot exist
+        // (election safety); stale election results and follower-only messages are dropped.
+        return;
       default:
-        break;
+        unknownMessage(m.type);
     }
+  }
+
+  /** Leader: a follower's answer to an append or a heartbeat. */
+  private stepLeaderResponse(m: Message, type: 'appResp' | 'heartbeatResp'): void {
     const pr = this.trk.progress.get(m.from);
     if (pr === undefined) return;
-    switch (m.type as string) {
+    switch (type) {
       case 'appResp': {
         pr.recentActive = true;
         if (m.reject) {
@@ -602,7 +652,7 @@ export class Raft {
         return;
       }
       default:
-        return;
+        unknownMessage(type);
     }
   }
 
@@ -818,4 +868,9 @@ export class Raft {
       if (ch.nodeId === NONE) throw new InvalidConfChangeError('empty node id');
     }
   }
+}
+
+/** Exhaustiveness check of message switches: tsc fails when a MessageType is not handled. */
+function unknownMessage(type: never): never {
+  throw new RaftInvariantError(`unknown message type ${String(type)}`);
 }

@@ -191,6 +191,8 @@ export interface RawNodeApi {
   tick(): void;
   step(m: Message): void;
   propose(data: Uint8Array): void;
+  /** Proposes several commands as one append (optional: the driver falls back to propose()). */
+  proposeBatch?(datas: readonly Uint8Array[]): void;
   proposeConfChange(cc: ConfChange): void;
   /** Called by the driver when a committed confChange entry is applied; returns the new ConfState. */
   applyConfChange(cc: ConfChange): ConfState;

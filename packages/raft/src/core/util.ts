@@ -56,10 +56,6 @@ export function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
-export function isEmptyHardState(h: HardState): boolean {
-  return hardStateEqual(h, EMPTY_HARD_STATE);
-}
-
 /** Checks that `n` is a safe non-negative integer (terms and indexes). */
 export function isIndex(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;

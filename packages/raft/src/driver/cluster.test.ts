@@ -15,7 +15,6 @@ import { KvStateMachine } from '../kv/state-machine.js';
 import { encodeCommand, type KvResult } from '../kv/command.js';
 import { freePorts } from '../kv/process-cluster.js';
 import { RaftNode } from './raft-node.js';
-import { coreBinding } from './core-binding.js';
 
 interface Member {
   id: string;
@@ -53,7 +52,6 @@ test(
         store,
         transport: new TcpTransport({ listen: addrs[i]!, chunkSize: 4096 }),
         stateMachine: sm,
-        ...coreBinding,
         ...(bootstrap ? { bootstrapVoters: ids.slice(0, 3) } : {}),
         peers,
         tickMs: 20,

@@ -4,16 +4,23 @@
  * when the proposal was forwarded to the leader). Conf change contexts carry the id and the new
  * member's address.
  */
-import { randomInt } from 'node:crypto';
 import { BinaryReader, BinaryWriter } from '../codec/binary.js';
+import type { ConfChange, Entry } from '../core/types.js';
+import { RaftDecodeError } from '../errors.js';
 
 const ENVELOPE_V1 = 1;
 export const ENVELOPE_HEADER = 9;
 
 /** Allocates proposal ids: a random 20-bit node tag and a 32-bit counter (a safe integer). */
 export class IdAllocator {
-  private readonly tag = randomInt(1, 1 << 20);
-  private counter = randomInt(0, 1 << 30);
+  private readonly tag: number;
+  private counter: number;
+
+  /** `random`: uniform in [0, 1) (Math.random, or the simulator's seeded source). */
+  constructor(random: () => number) {
+    this.tag = 1 + Math.floor(random() * ((1 << 20) - 1));
+    this.counter = Math.floor(random() * (1 << 30));
+  }
 
   next(): number {
     this.counter = (this.counter + 1) >>> 0;
@@ -47,7 +54,22 @@ export function decodeConfContext(ctx: Uint8Array): { id: number; address: strin
   try {
     const r = new BinaryReader(ctx, 'conf change context');
     return { id: r.u64(), address: r.str() };
-  } catch {
-    return undefined;
+  } catch (err) {
+    // A context not written by RaftNode (another writer of conf changes): no waiter to settle.
+    if (err instanceof RaftDecodeError) return undefined;
+    throw err;
   }
+}
+
+/** The proposal id an entry carries (normal: envelope; conf change: context), if any. */
+export function proposalIdOf(e: Entry, decodeConfChange: (data: Uint8Array) => ConfChange): number | undefined {
+  if (e.type === 'normal') return unwrapProposal(e.data)?.id;
+  let context: Uint8Array;
+  try {
+    context = decodeConfChange(e.data).context;
+  } catch (err) {
+    if (err instanceof RaftDecodeError) return undefined;
+    throw err;
+  }
+  return decodeConfContext(context)?.id;
 }

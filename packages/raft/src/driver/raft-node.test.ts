@@ -20,7 +20,13 @@ import type { BootState, LogStore } from './log-store.js';
 import { newMessage } from '../core/messages.js';
 import type { Transport, TransportHandlers } from '../transport/transport.js';
 import { RaftNode, type AppliedEntry, type StateMachine } from './raft-node.js';
-import { NodeClosedError, ProposalOutcomeUnknownError, StorageFatalError } from '../errors.js';
+import {
+  NodeClosedError,
+  ProposalDroppedError,
+  ProposalOutcomeUnknownError,
+  RaftInvariantError,
+  StorageFatalError,
+} from '../errors.js';
 
 /** Single-node fake: every proposal is appended, then committed in the next Ready. */
 class FakeCore implements RawNodeApi {
@@ -91,8 +97,12 @@ class SlowStore implements LogStore {
 }
 
 class RecordingTransport implements Transport {
+  handlers: TransportHandlers | undefined;
   constructor(private readonly store: SlowStore) {}
-  async start(_h: TransportHandlers): Promise<void> {}
+  start(h: TransportHandlers): Promise<void> {
+    this.handlers = h;
+    return Promise.resolve();
+  }
   send(msgs: readonly Message[]): void {
     for (const m of msgs) this.store.events.push(`send:${m.type}`);
   }
@@ -217,4 +227,42 @@ test('a fatal storage error stops the node, rejects pending work and reports onc
   await assert.rejects(node.propose(Buffer.from('after')), StorageFatalError);
   assert.equal(fatal.length, 1);
   assert.ok(fatal[0] instanceof StorageFatalError);
+});
+
+test('a broken core invariant stops the node instead of being logged; a refused input does not', async (t) => {
+  const store = new SlowStore();
+  const transport = new RecordingTransport(store);
+  const fatal: Error[] = [];
+  let core: FakeCore | undefined;
+  const node = new RaftNode({
+    id: 'n1',
+    store,
+    transport,
+    stateMachine: new Echo(),
+    createRawNode: (cfg) => (core = new FakeCore(cfg)),
+    tickMs: 1000,
+    onFatal: (err) => fatal.push(err),
+  });
+  await node.start();
+  t.after(() => node.close());
+  assert.equal(await node.propose(Buffer.from('before')), 'applied:before');
+  // An expected refusal (a RaftError that is not an invariant) is only logged.
+  core!.step = () => {
+    throw new ProposalDroppedError('no leader');
+  };
+  transport.handlers!.onMessage(newMessage('app', 'n1', { from: 'n2', term: 1 }));
+  assert.equal(await node.propose(Buffer.from('still')), 'applied:still');
+  assert.equal(fatal.length, 0);
+  // A broken invariant stops the node: pending and later work is refused, onFatal hears once.
+  core!.propose = () => undefined;
+  const pending = node.propose(Buffer.from('pending'));
+  core!.step = () => {
+    throw new RaftInvariantError('commit 9 is beyond the last index 3');
+  };
+  transport.handlers!.onMessage(newMessage('app', 'n1', { from: 'n2', term: 1 }));
+  transport.handlers!.onMessage(newMessage('app', 'n1', { from: 'n2', term: 1 }));
+  await assert.rejects(pending, NodeClosedError);
+  await assert.rejects(node.propose(Buffer.from('after')), RaftInvariantError);
+  assert.equal(fatal.length, 1);
+  assert.ok(fatal[0] instanceof RaftInvariantError);
 });

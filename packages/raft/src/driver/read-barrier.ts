@@ -4,7 +4,7 @@
  * leader change) is re-issued with a fresh context after `retryMs`.
  */
 import { AbortedError } from '@shoal/common';
-import { randomBytes } from 'node:crypto';
+import { ProposalDroppedError } from '../errors.js';
 
 interface ReadWaiter {
   resolve(): void;
@@ -25,6 +25,9 @@ export interface ReadBarrierHooks {
   issue(ctx: Uint8Array): void;
   applied(): number;
   wake(): void;
+  /** A request context unique in the cluster. */
+  newContext(): Buffer;
+  now(): number;
   retryMs: number;
 }
 
@@ -55,16 +58,18 @@ export class ReadBarrier {
 
   private pump(): void {
     if (this.inflight !== undefined || this.queued.length === 0) return;
-    const round: Round = { ctx: randomBytes(8), waiters: this.queued, index: -1, issuedAt: Date.now(), issued: false };
+    const h = this.hooks;
+    const round: Round = { ctx: h.newContext(), waiters: this.queued, index: -1, issuedAt: h.now(), issued: false };
     this.queued = [];
     this.inflight = round;
     try {
-      this.hooks.issue(round.ctx);
+      h.issue(round.ctx);
       round.issued = true;
-    } catch {
+    } catch (err) {
       // No leader yet: the round is retried on the next tick.
+      if (!(err instanceof ProposalDroppedError)) throw err;
     }
-    this.hooks.wake();
+    h.wake();
   }
 
   onReadState(index: number, ctx: Uint8Array): void {
@@ -90,7 +95,7 @@ export class ReadBarrier {
   /** Re-issues a round that got no answer in time. */
   tick(): void {
     const r = this.inflight;
-    if (r === undefined || (r.issued && Date.now() - r.issuedAt < this.hooks.retryMs)) return;
+    if (r === undefined || (r.issued && this.hooks.now() - r.issuedAt < this.hooks.retryMs)) return;
     this.inflight = undefined;
     this.queued = [...r.waiters, ...this.queued];
     this.pump();

@@ -14,7 +14,6 @@ import { createLogger } from '@shoal/common';
 import { DiskLogStore } from '../snap/disk-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import { RaftNode } from '../driver/raft-node.js';
-import { coreBinding } from '../driver/core-binding.js';
 import { KvStateMachine } from './state-machine.js';
 import { KvServer } from './server.js';
 
@@ -117,7 +116,6 @@ const node = new RaftNode({
   store,
   transport,
   stateMachine: sm,
-  ...coreBinding,
   ...(values.join ? {} : { bootstrapVoters: Object.keys(peers).sort() }),
   tickMs: Number(values['tick-ms'] ?? 100),
   electionTicks: Number(values['election-ticks'] ?? 6),
