@@ -33,8 +33,10 @@ export interface CompactorDeps {
   readonly snapshotEntries: number;
   /** Applied bytes of entry data between snapshots. */
   readonly snapshotBytes: number;
-  /** Entries kept behind a snapshot. */
+  /** Entries kept behind a snapshot... */
   readonly keepEntries: number;
+  /** ... up to this many bytes of entry data. */
+  readonly keepBytes: number;
   readonly logger: Logger;
   /** Wakes the ready loop (a background snapshot is ready to finish). */
   readonly wake: () => void;
@@ -171,7 +173,16 @@ export class Compactor {
 
   private async release(index: number): Promise<void> {
     const d = this.d;
-    const upTo = index - d.keepEntries;
+    let upTo = index - d.keepEntries;
+    // Keep at most keepBytes of entry data: with large entries, a count alone keeps a lot of memory.
+    const lo = Math.max(d.storage.firstIndex(), upTo + 1);
+    if (lo <= index) {
+      const tail = d.storage.entries(lo, index + 1, Number.MAX_SAFE_INTEGER);
+      let bytes = 0;
+      let k = tail.length;
+      while (k > 0 && bytes + tail[k - 1]!.data.byteLength <= d.keepBytes) bytes += tail[--k]!.data.byteLength;
+      if (k > 0) upTo = Math.max(upTo, tail[k - 1]!.index);
+    }
     if (upTo > d.storage.firstIndex()) d.storage.compact(upTo);
     await d.store.releaseTo(Math.max(0, upTo));
     d.logger.debug({ index }, 'snapshot taken, log compacted');

@@ -47,8 +47,10 @@ export interface RaftNodeOptions {
   readonly snapshotEntries?: number;
   /** ... or after this many bytes of applied entry data (default 64 MiB). */
   readonly snapshotBytes?: number;
-  /** Entries kept behind a snapshot for slow followers (default 500). */
+  /** Entries kept behind a snapshot for slow followers (default 500)... */
   readonly keepEntries?: number;
+  /** ... but no more than this many bytes of them (default 8 MiB). */
+  readonly keepBytes?: number;
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
   readonly maxUncommittedEntriesSize?: number;
@@ -77,6 +79,7 @@ export interface DriverSettings {
   readonly snapshotEntries: number;
   readonly snapshotBytes: number;
   readonly keepEntries: number;
+  readonly keepBytes: number;
   readonly maxSizePerMsg: number;
   readonly maxInflightMsgs: number;
   readonly maxUncommittedEntriesSize: number;
@@ -102,6 +105,7 @@ export function resolveOptions(o: RaftNodeOptions): DriverSettings {
     snapshotEntries: o.snapshotEntries ?? 10_000,
     snapshotBytes: o.snapshotBytes ?? 64 * 1024 * 1024,
     keepEntries: o.keepEntries ?? 500,
+    keepBytes: o.keepBytes ?? 8 * 1024 * 1024,
     maxSizePerMsg: o.maxSizePerMsg ?? 1024 * 1024,
     maxInflightMsgs: o.maxInflightMsgs ?? 256,
     maxUncommittedEntriesSize: o.maxUncommittedEntriesSize ?? 64 * 1024 * 1024,

@@ -112,6 +112,7 @@ export class RaftNode {
           snapshotEntries: s.snapshotEntries,
           snapshotBytes: s.snapshotBytes,
           keepEntries: s.keepEntries,
+          keepBytes: s.keepBytes,
           logger: this.log,
           wake: () => this.wake(),
           fail: (err) => this.fail(err),
