@@ -5,7 +5,7 @@
  * 3 KV processes on loopback (fsync on, 100 ms ticks, election timeout 600-1200 ms). Fill: write
  * `state-mb` of distinct keys (`value-kb` values) with `writers` concurrent clients. Soak: keep
  * overwriting random keys for `soak-s` seconds, so that the log grows by many snapshot triggers
- * (every `snapshot-mib` of log, default a quarter of the state) and each member snapshots the full
+ * (every `snapshot-mib` of log, default 64 as in raft:kv) and each member snapshots the full
  * state repeatedly while writes go on. Then kill -9 a follower and restart it.
  *
  * Figures: `soak_max_write_gap_ms` (longest time between two acknowledged writes during the soak,
@@ -68,7 +68,7 @@ export async function runSoak(argv: string[]): Promise<void> {
   const writers = Number(values.writers);
   const soakMs = Number(values['soak-s']) * 1000;
   const keys = Math.max(1, Math.round((stateMb * 1024 * 1024) / valueBytes));
-  const snapshotMiB = Number(values['snapshot-mib'] ?? Math.max(16, Math.round(stateMb / 4)));
+  const snapshotMiB = Number(values['snapshot-mib'] ?? 64);
   const electionTimeoutMs = 600;
   const say = (s: string): void => void process.stdout.write(`${s}\n`);
   say(

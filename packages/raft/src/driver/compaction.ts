@@ -156,7 +156,10 @@ export class Compactor {
     );
   }
 
-  /** Records the written snapshot in the in-memory log, compacts, releases storage. */
+  /**
+   * Records the written snapshot in the in-memory log and compacts it; old WAL segments and
+   * snapshot files are released in the background (deleting big files takes a while).
+   */
   async finish(): Promise<void> {
     const p = this.pending;
     if (p === undefined || !p.done) return;
@@ -168,7 +171,10 @@ export class Compactor {
       if (err instanceof SnapshotOutOfDateError) return;
       throw err;
     }
-    await this.release(p.meta.index);
+    this.release(p.meta.index).catch((err: unknown) =>
+      this.d.fail(err instanceof Error ? err : new Error(String(err))),
+    );
+    return Promise.resolve();
   }
 
   private async release(index: number): Promise<void> {

@@ -128,7 +128,7 @@ export class DiskLogStore implements LogStore, SnapshotFileStore {
    * snapshot covers, up to `index`.
    */
   async releaseTo(index: number): Promise<void> {
-    this.snapshotter.purge(this.keepSnapshots);
+    await this.snapshotter.purge(this.keepSnapshots);
     this.snapIndexes = this.snapIndexes.slice(-this.keepSnapshots);
     const oldestKept = this.snapIndexes[0] ?? 0;
     await this.wal.releaseTo(Math.min(index, oldestKept));

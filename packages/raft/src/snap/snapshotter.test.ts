@@ -38,7 +38,7 @@ test('newest valid snapshot wins; a bad one becomes .broken and the older one is
   assert.ok((await readdir(dir)).includes(`${snapshotFileName(2, 20)}.broken`));
   await s.save(snap(3, 30, 'x'));
   await s.save(snap(3, 40, 'y'));
-  s.purge(2);
+  await s.purge(2);
   assert.deepEqual(
     s.list().map((x) => x.index),
     [40, 30],

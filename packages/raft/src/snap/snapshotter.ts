@@ -28,6 +28,11 @@ const VERSION = 2;
 const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 /** Bytes gathered before one write() call, and read per read() call. */
 const IO_BLOCK = 4 * 1024 * 1024;
+/**
+ * A snapshot file is fdatasync'ed every this many bytes while it is written: dirty pages never
+ * pile up, so the WAL's fsyncs (which on ext4 may have to flush other files' data first) stay short.
+ */
+const SYNC_EVERY = 16 * 1024 * 1024;
 /** Chunk size when a whole-buffer snapshot is saved. */
 const SPLIT = 1024 * 1024;
 
@@ -116,6 +121,7 @@ class FileWriter {
   private size = 0;
   crc = 0;
   written = 0;
+  private synced = 0;
 
   constructor(private readonly fh: FileHandle) {}
 
@@ -146,6 +152,10 @@ class FileWriter {
         }
       }
       pending = rest;
+    }
+    if (this.written - this.synced >= SYNC_EVERY) {
+      await this.fh.datasync();
+      this.synced = this.written;
     }
   }
 }
@@ -335,6 +345,7 @@ export class Snapshotter {
     const path = join(this.dir, `${name}.${++this.recvSeq}.recv`);
     const opened = open(path, 'w', 0o600);
     let closed = false;
+    let unsynced = 0;
     const close = async (): Promise<void> => {
       if (closed) return;
       closed = true;
@@ -345,6 +356,11 @@ export class Snapshotter {
         const fh = await opened;
         for (let done = 0; done < block.byteLength;) {
           done += (await fh.write(block, done, block.byteLength - done)).bytesWritten;
+        }
+        unsynced += block.byteLength;
+        if (unsynced >= SYNC_EVERY) {
+          await fh.datasync();
+          unsynced = 0;
         }
       },
       finish: async () => {
@@ -442,14 +458,14 @@ export class Snapshotter {
     return { metadata: meta, data: await this.readData(meta.term, meta.index) };
   }
 
-  /** Deletes all but the newest `keep` snapshot files. */
-  purge(keep: number): void {
+  /** Deletes all but the newest `keep` snapshot files (asynchronously: big files take a while to free). */
+  async purge(keep: number): Promise<void> {
     const files = this.list();
     let removed = false;
     for (const f of files.slice(keep)) {
-      unlinkSync(join(this.dir, f.name));
+      await unlink(join(this.dir, f.name)).catch(ignoreErrno('ENOENT'));
       removed = true;
     }
-    if (removed) fsyncDirSync(this.dir);
+    if (removed) await fsyncDir(this.dir);
   }
 }
