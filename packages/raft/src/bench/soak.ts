@@ -82,6 +82,9 @@ export async function runSoak(argv: string[]): Promise<void> {
     electionTicks: 6,
     snapshotEntries: 1_000_000_000,
     snapshotMiB,
+    ...(process.env['SHOAL_SOAK_NODE_OPTIONS']
+      ? { env: { NODE_OPTIONS: process.env['SHOAL_SOAK_NODE_OPTIONS'] } }
+      : {}),
   });
   let maxRss = 0;
   let sampling = true;

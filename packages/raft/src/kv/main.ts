@@ -140,10 +140,12 @@ process.stdout.write(`READY id=${id} raft=${transport.address()} client=${server
 
 // Memory diagnostics on demand (the soak benchmark uses them): one JSON line on stderr.
 process.on('SIGUSR2', () => {
+  const before = process.memoryUsage().arrayBuffers;
+  (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: what is live, not yet collected
   const m = process.memoryUsage();
   const mib = (n: number): number => Math.round(n / 1048576);
   process.stderr.write(
-    `MEM id=${id} ${JSON.stringify({ rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), live: mib(sm.liveBytes()), keys: sm.size(), applied: node.status().applied, last: node.status().lastIndex })}\n`,
+    `MEM id=${id} ${JSON.stringify({ rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), arrayBuffersBeforeGc: mib(before), live: mib(sm.liveBytes()), keys: sm.size(), applied: node.status().applied, last: node.status().lastIndex })}\n`,
   );
 });
 

@@ -56,7 +56,11 @@ export class DiskLogStore implements LogStore, SnapshotFileStore {
       // The data stays in the file: readSnapshotChunks streams it.
       const snapshot: Snapshot | undefined = meta === undefined ? undefined : { metadata: meta, data: EMPTY_BYTES };
       const snapIndex = snapshot?.metadata.index ?? 0;
-      const entries: Entry[] = state.entries.filter((e) => e.index > snapIndex);
+      // Copies: recovered entries are views into whole segment buffers (64 MiB each), which
+      // would otherwise stay in memory as long as any entry of theirs does.
+      const entries: Entry[] = state.entries
+        .filter((e) => e.index > snapIndex)
+        .map((e) => ({ ...e, data: Uint8Array.prototype.slice.call(e.data) }));
       if (entries.length > 0 && entries[0]!.index !== snapIndex + 1) {
         throw new WalCorruptError(
           wal.segmentFiles()[0] ?? 'wal',
