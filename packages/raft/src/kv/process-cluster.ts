@@ -38,6 +38,8 @@ export interface ProcessClusterOptions {
   readonly snapshotEntries?: number;
   /** Snapshot after this many MiB of log (default 64). */
   readonly snapshotMiB?: number;
+  /** KV client sessions idle this long (log clock) expire (default: raft:kv's 10 min). */
+  readonly sessionTtlMs?: number;
   /** Extra environment for the members (e.g. NODE_OPTIONS). */
   readonly env?: Readonly<Record<string, string>>;
   /** WAL segment size in MiB (default 64). */
@@ -97,6 +99,7 @@ export class KvProcessCluster {
       String(this.opts.segmentMiB ?? 64),
       '--snapshot-mib',
       String(this.opts.snapshotMiB ?? 64),
+      ...(this.opts.sessionTtlMs !== undefined ? ['--session-ttl-ms', String(this.opts.sessionTtlMs)] : []),
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -11,6 +11,7 @@ import type { RaftNode } from '../driver/raft-node.js';
 import type { NodeId } from '../core/types.js';
 import { parseHostPort } from '../transport/tcp-transport.js';
 import { encodeCommand, type KvCommand, type KvResult } from './command.js';
+import { SESSION_EXPIRED } from './client.js';
 import { decodeRequest, encodeResponse, type KvRequest, type KvResponse } from './protocol.js';
 import { SESSION_EXPIRED_REVISION, type KvStateMachine } from './state-machine.js';
 
@@ -112,7 +113,7 @@ export class KvServer {
     else cmd = { op: 'cas', key: q.key, expected: q.expected ?? null, value: q.value ?? new Uint8Array(0), ...session };
     node.propose<KvResult>(encodeCommand(cmd)).then((result) => {
       if (result.revision === SESSION_EXPIRED_REVISION)
-        conn.reply({ reqId: q.reqId, status: 'error', message: 'session expired: start a new client session' });
+        conn.reply({ reqId: q.reqId, status: 'error', message: `${SESSION_EXPIRED}: start a new client session` });
       else if (result.revision < 0)
         conn.reply({ reqId: q.reqId, status: 'error', message: 'stale request (session seq already forgotten)' });
       else conn.reply({ reqId: q.reqId, status: 'ok', result });
