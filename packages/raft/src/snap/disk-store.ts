@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { type Logger, silentLogger } from '@shoal/common';
 import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../core/types.js';
 import { EMPTY_BYTES } from '../core/util.js';
-import { WalCorruptError } from '../errors.js';
+import { SnapshotCorruptError, WalCorruptError } from '../errors.js';
 import type { BootState, LogStore } from '../driver/log-store.js';
 import type { SnapshotFileStore, SnapshotReceiver } from '../driver/snapshot-stream.js';
 import { Wal } from '../wal/wal.js';
@@ -52,7 +52,12 @@ export class DiskLogStore implements LogStore, SnapshotFileStore {
       });
       snapshotter.cleanTemp();
       const marked = new Set(state.markers.map((m) => `${m.term}/${m.index}`));
-      const meta = await snapshotter.loadNewestMeta((term, index) => marked.has(`${term}/${index}`));
+      // Only the header is checked here: the CRC is checked as the driver streams the data in
+      // (one pass over a large snapshot instead of two). A snapshot found broken then is renamed
+      // `.broken` and the start fails; the next start falls back to the older one.
+      const meta = await snapshotter.loadNewestMeta((term, index) => marked.has(`${term}/${index}`), {
+        verify: false,
+      });
       // The data stays in the file: readSnapshotChunks streams it.
       const snapshot: Snapshot | undefined = meta === undefined ? undefined : { metadata: meta, data: EMPTY_BYTES };
       const snapIndex = snapshot?.metadata.index ?? 0;
@@ -110,8 +115,13 @@ export class DiskLogStore implements LogStore, SnapshotFileStore {
     this.snapIndexes.push(m.index);
   }
 
-  readSnapshotChunks(term: number, index: number): AsyncIterable<Uint8Array> {
-    return this.snapshotter.readChunks(term, index);
+  async *readSnapshotChunks(term: number, index: number): AsyncGenerator<Uint8Array> {
+    try {
+      yield* this.snapshotter.readChunks(term, index);
+    } catch (err) {
+      if (err instanceof SnapshotCorruptError) await this.snapshotter.markBroken(term, index, err.message);
+      throw err;
+    }
   }
 
   /** The whole data of a stored snapshot in one buffer (tests). */

@@ -120,3 +120,37 @@ test('a cipher seals WAL bodies and snapshot data; the wrong key refuses to star
   await ok.close();
   await assert.rejects(DiskLogStore.open(dir, { cipher: xor(0xa5), segmentSize: 4096 }), WalCorruptError);
 });
+
+test('a snapshot corrupted inside its data fails while streamed, becomes .broken, and the next boot falls back', async (t) => {
+  const dir = await tmp(t);
+  const st = await DiskLogStore.open(dir, { segmentSize: 4096 });
+  const ents = Array.from({ length: 30 }, (_, k) => ({
+    term: 1,
+    index: k + 1,
+    type: 'normal' as const,
+    data: Buffer.from(`e${k + 1}`),
+  }));
+  await st.save({ term: 1, vote: 'a', commit: 30 }, ents, true);
+  const chunks = (tag: string): Buffer[] => Array.from({ length: 8 }, (_, k) => Buffer.alloc(1000, `${tag}${k}`));
+  await st.saveSnapshotChunks({ term: 1, index: 10, confState: cs }, chunks('a'));
+  await st.saveSnapshotChunks({ term: 1, index: 20, confState: cs }, chunks('b'));
+  const got: Buffer[] = [];
+  for await (const c of st.readSnapshotChunks(1, 20)) got.push(Buffer.from(c));
+  assert.deepEqual(got, chunks('b'), 'chunks come back as written');
+  await st.close();
+  const f = join(dir, 'snap', snapshotFileName(1, 20));
+  const b = await readFile(f);
+  b[b.length - 2000]! ^= 1; // inside the data, far from the header
+  await writeFile(f, b);
+  const again = await DiskLogStore.open(dir, { segmentSize: 4096 });
+  assert.equal(again.boot.snapshot!.metadata.index, 20, 'boot checks only the header');
+  await assert.rejects(async () => {
+    for await (const c of again.readSnapshotChunks(1, 20)) assert.ok(c.byteLength > 0);
+  }, /checksum mismatch/);
+  await again.close();
+  assert.ok((await readdir(join(dir, 'snap'))).includes(`${snapshotFileName(1, 20)}.broken`));
+  const third = await DiskLogStore.open(dir, { segmentSize: 4096 });
+  assert.equal(third.boot.snapshot!.metadata.index, 10, 'the older snapshot is used');
+  assert.equal(third.boot.entries[0]!.index, 11);
+  await third.close();
+});

@@ -424,19 +424,41 @@ export class Snapshotter {
     return out.sort((a, b) => b.index - a.index || b.term - a.term);
   }
 
+  /** Reads only the header of a stored snapshot (no CRC check: `readChunks` checks it at the end). */
+  async readMeta(term: number, index: number): Promise<SnapshotMetadata> {
+    const name = snapshotFileName(term, index);
+    const fh = await open(join(this.dir, name), 'r');
+    try {
+      return await this.readHeader(new FileReader(fh, name), name);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Renames a snapshot that failed verification to `<name>.broken`, so that the next boot skips it. */
+  async markBroken(term: number, index: number, reason: string): Promise<void> {
+    const name = snapshotFileName(term, index);
+    const path = join(this.dir, name);
+    this.log.error({ file: name, err: reason }, 'broken snapshot renamed; the next start falls back to an older one');
+    await rename(path, `${path}.broken`).catch(ignoreErrno('ENOENT'));
+    await fsyncDir(this.dir);
+  }
+
   /**
    * The metadata of the newest snapshot that verifies (streamed, never loaded whole) and that
    * `accept(term, index)` allows (e.g. has a WAL marker), or undefined. Files failing
-   * verification are renamed `<name>.broken`.
+   * verification are renamed `<name>.broken`. With `verify: false` only the header is checked
+   * (one pass over the data less at boot); the CRC is then checked by `readChunks`.
    */
   async loadNewestMeta(
     accept: (term: number, index: number) => boolean = () => true,
+    opts: { verify?: boolean } = {},
   ): Promise<SnapshotMetadata | undefined> {
     for (const f of this.list()) {
       if (!accept(f.term, f.index)) continue;
       const path = join(this.dir, f.name);
       try {
-        const meta = await this.verify(f.term, f.index);
+        const meta = opts.verify === false ? await this.readMeta(f.term, f.index) : await this.verify(f.term, f.index);
         if (meta.term !== f.term || meta.index !== f.index) {
           throw new SnapshotCorruptError(f.name, 'contents do not match the file name');
         }
