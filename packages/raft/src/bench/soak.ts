@@ -10,7 +10,7 @@
  *
  * Figures: `soak_max_write_gap_ms` (longest time between two acknowledged writes during the soak,
  * snapshots included; goal: below the 600 ms election timeout), `soak_snapshots` (snapshot files
- * written by the members during the soak), `soak_rss_per_state` (highest RSS of any member, sampled
+ * written by the members during the soak), `soak_leader_changes` (seen by polling every ~200 ms), `soak_rss_per_state` (highest RSS of any member, sampled
  * every 250 ms during fill and soak, over the live state bytes; goal <= 3), `restart_ms` (kill -9 of
  * a follower to its READY: state restored from its snapshot and WAL replayed), and throughput.
  */
@@ -126,10 +126,18 @@ export async function runSoak(argv: string[]): Promise<void> {
     let acked = 0;
     let errors = 0;
     const start = performance.now();
+    let leaderChanges = 0;
+    let lastLeader = await cluster.leader();
     const watcher = (async () => {
       while (performance.now() - start < soakMs) {
         for (let i = 0; i < 3; i++) {
           for (const f of snapFiles(cluster.dataDir(i))) if (!before[i]!.has(f)) seen[i]!.add(f);
+        }
+        const l = await cluster.leader(1000);
+        if (l >= 0 && l !== lastLeader) {
+          leaderChanges++;
+          say(`leader changed: member ${cluster.ids[l]} (was ${lastLeader >= 0 ? cluster.ids[lastLeader] : 'none'})`);
+          lastLeader = l;
         }
         await sleep(200);
       }
@@ -162,7 +170,7 @@ export async function runSoak(argv: string[]): Promise<void> {
     say(
       `soak: ${acked} puts in ${soakS.toFixed(1)} s (${(acked / soakS).toFixed(0)}/s, ` +
         `${((acked * valueBytes) / 1048576 / soakS).toFixed(1)} MiB/s), ${errors} errors, ` +
-        `${snapshots} snapshots written, longest gap between acks ${maxGap.toFixed(0)} ms`,
+        `${snapshots} snapshots written, ${leaderChanges} leader changes, longest gap between acks ${maxGap.toFixed(0)} ms`,
     );
     client.close();
     await memReport(cluster);
@@ -175,6 +183,7 @@ export async function runSoak(argv: string[]): Promise<void> {
     await cluster.launch(victim);
     const restartMs = performance.now() - r0;
     say(`restart of member ${cluster.ids[victim]} (kill -9 -> READY): ${restartMs.toFixed(0)} ms`);
+    say(`  ${cluster.readyLines[victim] ?? ''}`);
     sampling = false;
     await sampler;
     const stateBytes = keys * valueBytes;
@@ -192,6 +201,7 @@ export async function runSoak(argv: string[]): Promise<void> {
         soak_puts_per_s: Math.round(acked / soakS),
         soak_errors: errors,
         soak_snapshots: snapshots,
+        soak_leader_changes: leaderChanges,
         soak_max_write_gap_ms: Math.round(maxGap),
         soak_rss_mb_max: Math.round(maxRss / 1048576),
         soak_rss_per_state: +(maxRss / stateBytes).toFixed(2),

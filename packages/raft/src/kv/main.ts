@@ -7,9 +7,14 @@
  *                      [--segment-mib 64] [--session-ttl-ms 600000]
  * `--peers` lists every founding member's raft address (this one included); `--client-peers`
  * their client addresses, used to redirect clients to the leader. Prints one line
- * `READY id=.. raft=.. client=..` on stdout once serving. Exits 1 on a storage fatal error.
+ * `READY id=.. raft=.. client=.. boot_ms=A+B+C+D` on stdout once serving (boot phases: process
+ * start, store open, WAL preallocation, node start with the state machine's restore). Exits 1 on a storage fatal error.
  */
 import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+
+/** Boot phases (ms since process start), reported on the READY line: process+imports, store open (WAL + snapshot header), WAL preallocation, node start (state machine restore). */
+const t = { open: 0, opened: 0, prepared: 0, started: 0 };
 import { createLogger } from '@shoal/common';
 import { DiskLogStore } from '../snap/disk-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
@@ -99,12 +104,15 @@ const log = createLogger(`raft-kv-${id}`);
 const segmentMiB = Number(values['segment-mib'] ?? 64);
 let store: DiskLogStore;
 try {
+  t.open = performance.now();
   store = await DiskLogStore.open(data, { logger: log, nodeId: id, segmentSize: segmentMiB * 1024 * 1024 });
 } catch (err) {
   process.stderr.write(`raft:kv: cannot open ${data}: ${(err as Error).message}\n`);
   process.exit(1);
 }
+t.opened = performance.now();
 await store.whenPrepared(); // preallocation of the next WAL segment done before serving
+t.prepared = performance.now();
 const transport = new TcpTransport({
   listen,
   peers: Object.fromEntries(Object.entries(peers).filter(([p]) => p !== id)),
@@ -128,6 +136,7 @@ const node = new RaftNode({
   },
 });
 await node.start();
+t.started = performance.now();
 const server = new KvServer({
   node,
   stateMachine: sm,
@@ -136,7 +145,11 @@ const server = new KvServer({
   logger: log,
 });
 await server.start();
-process.stdout.write(`READY id=${id} raft=${transport.address()} client=${server.address()}\n`);
+const ms = (a: number, b: number): number => Math.round(b - a);
+process.stdout.write(
+  `READY id=${id} raft=${transport.address()} client=${server.address()} ` +
+    `boot_ms=${ms(0, t.open)}+${ms(t.open, t.opened)}+${ms(t.opened, t.prepared)}+${ms(t.prepared, t.started)}\n`,
+);
 
 // Memory diagnostics on demand (the soak benchmark uses them): one JSON line on stderr.
 process.on('SIGUSR2', () => {

@@ -53,6 +53,8 @@ export class KvProcessCluster {
   readonly raftAddrs: string[] = [];
   readonly clientAddrs: string[] = [];
   private readonly procs: (ChildProcess | undefined)[] = [];
+  /** The READY line each member printed last. */
+  readonly readyLines: string[] = [];
   private readonly dirs: string[] = [];
   private root = '';
 
@@ -110,7 +112,9 @@ export class KvProcessCluster {
       let out = '';
       const onData = (d: Buffer): void => {
         out += d.toString();
-        if (out.includes('READY')) {
+        const at = out.indexOf('READY');
+        if (at >= 0 && out.indexOf('\n', at) > 0) {
+          this.readyLines[i] = out.slice(at, out.indexOf('\n', at));
           child.stdout.off('data', onData);
           child.stdout.resume();
           resolve();
