@@ -26,7 +26,7 @@ export { MemoryStorage } from './core/memory-storage.js';
 export { encodeConfChange, decodeConfChange } from './core/conf-codec.js';
 export { isEmptySnapshot, EMPTY_CONF_STATE, EMPTY_HARD_STATE, EMPTY_SNAPSHOT, entrySize } from './core/util.js';
 
-// ---- storage, driver, transport, KV, checker ----
+// ---- storage, driver, transport ----
 export {
   WalCorruptError,
   StorageLockedError,
@@ -35,8 +35,6 @@ export {
   ProposalOutcomeUnknownError,
   ProposalSupersededError,
   NodeClosedError,
-  KvTimeoutError,
-  KvRequestError,
 } from './errors.js';
 export { Wal, type WalOptions, type WalState, type SnapshotRef } from './wal/wal.js';
 export { identityCipher, type RecordCipher } from './wal/record.js';
@@ -53,14 +51,4 @@ export {
 export type { Transport, TransportHandlers } from './transport/transport.js';
 export { TcpTransport, type TcpTransportOptions } from './transport/tcp-transport.js';
 export { encodeMessage, decodeMessage, encodeEntry, decodeEntry } from './codec/message-codec.js';
-export { KvStateMachine } from './kv/state-machine.js';
-export { KvClient, type KvClientOptions } from './kv/client.js';
-export type { KvResult } from './kv/command.js';
-export {
-  checkLinearizability,
-  formatOperation,
-  type KvOperation,
-  type KvOpKind,
-  type LinearizabilityResult,
-  type CheckOptions,
-} from './check/linearizability.js';
+// The KV service, linearizability checker, simulator and benchmark: '@shoal/raft/testing'.

@@ -105,6 +105,14 @@ async function benchShoal(results: Map<number, Figures>, failovers: number[]): P
 }
 
 /** Index of the etcd member that reports itself leader, or -1. */
+/** etcd3's RPC failures (member down, not ready, deadline, open circuit breaker): set once etcd3 is loaded. */
+let etcdDown: ((err: unknown) => boolean) | undefined;
+
+/** A status call failed because the member is down or not ready yet (anything else is a bug). */
+function isEtcdUnavailable(err: unknown): boolean {
+  return etcdDown?.(err) ?? false;
+}
+
 async function etcdLeader(etcd: EtcdCluster, Etcd3: typeof Etcd3Class, skip = -1): Promise<number> {
   for (let i = 0; i < etcd.clientUrls.length; i++) {
     if (i === skip) continue;
@@ -112,8 +120,8 @@ async function etcdLeader(etcd: EtcdCluster, Etcd3: typeof Etcd3Class, skip = -1
     try {
       const st = await c.maintenance.status();
       if (st.leader !== '0' && st.leader === st.header.member_id) return i;
-    } catch {
-      // down or not ready
+    } catch (err) {
+      if (!isEtcdUnavailable(err)) throw err; // down or not ready
     } finally {
       c.close();
     }
@@ -178,7 +186,10 @@ async function etcdFailover(etcd: EtcdCluster, Etcd3: typeof Etcd3Class, rounds:
 
 async function benchEtcd(results: Map<number, Figures>, failovers: number[]): Promise<void> {
   const etcd = new EtcdCluster();
-  const { Etcd3 } = await import('etcd3');
+  const { Etcd3, GRPCGenericError, isRecoverableError } = await import('etcd3');
+  etcdDown = (err) =>
+    err instanceof GRPCGenericError ||
+    (err instanceof Error && (isRecoverableError(err) || err.name === 'BrokenCircuitError'));
   try {
     await etcd.start();
     // Wait for the cluster, then point the client at the leader (best case for etcd).
@@ -189,8 +200,8 @@ async function benchEtcd(results: Map<number, Figures>, failovers: number[]): Pr
         try {
           const st = await c.maintenance.status();
           if (st.leader !== '0' && st.leader === st.header.member_id) leaderUrl = url;
-        } catch {
-          // not up yet
+        } catch (err) {
+          if (!isEtcdUnavailable(err)) throw err; // not up yet
         } finally {
           c.close();
         }

@@ -370,3 +370,40 @@ test('boot: a torn write that kept entries of a newer term raises the term (vote
   assert.deepEqual(rd.hardState, { term: 7, vote: '', commit: 1 });
   assert.equal(rd.mustSync, true);
 });
+
+test('replication §5.3: a follower refuses an AppendEntries whose previous entry has another term', () => {
+  const st = new MemoryStorage();
+  st.applySnapshot({
+    metadata: {
+      index: 1,
+      term: 1,
+      confState: { voters: ['a', 'b', 'c'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    },
+    data: E,
+  });
+  st.append([
+    { index: 2, term: 1, type: 'normal', data: E },
+    { index: 3, term: 2, type: 'normal', data: bytes('old leader') },
+  ]);
+  st.setHardState({ term: 2, vote: '', commit: 2 });
+  const n = new RawNode(testConfig('a', st));
+  // The leader of term 3 holds (3, term 3) where we hold (3, term 2): the logs differ at 3.
+  n.step(
+    newMessage('app', 'a', {
+      from: 'b',
+      term: 3,
+      index: 3,
+      logTerm: 3,
+      commit: 2,
+      entries: [{ index: 4, term: 3, type: 'normal', data: bytes('new leader') }],
+    }),
+  );
+  const log = n.raft.log;
+  assert.equal(log.lastIndex(), 3, 'nothing appended after a mismatching previous entry');
+  assert.equal(log.term(3), 2);
+  const resp = n.ready().messages.find((m) => m.type === 'appResp');
+  assert.ok(resp !== undefined && resp.reject, 'the follower answers with a rejection');
+  assert.equal(resp.to, 'b');
+  // A hint lets the leader skip our conflicting term: the last index whose term is <= 3 and <= 3.
+  assert.ok(resp.rejectHint <= 3);
+});

@@ -339,7 +339,7 @@ test('9. Snapshot install: ignore snapshots <= commit, leave Snapshot state by M
   assert.deepEqual(fresh.initialState().confState.voters, ['a', 'b', 'c']);
   // Crash during install: the snapshot record is atomic on the simulated disk.
   const disk = new SimDisk(bootstrapSnapshot(['a', 'b', 'c']));
-  disk.write({ kind: 'snap', snap, wipe: true });
+  disk.write({ kind: 'snap', snap });
   disk.crash(new Prng(1));
   const img = disk.load();
   assert.ok(img.snap.metadata.index === 1 || img.snap.metadata.index === snap.metadata.index);

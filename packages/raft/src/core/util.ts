@@ -55,8 +55,3 @@ export function isEmptySnapshot(s: Snapshot | undefined): boolean {
 export function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
-
-/** Checks that `n` is a safe non-negative integer (terms and indexes). */
-export function isIndex(n: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0;
-}

@@ -37,7 +37,7 @@ test(
     const root = await mkdtemp(join(tmpdir(), 'shoal-raft-cluster-'));
     const members: Member[] = [];
     t.after(async () => {
-      for (const m of members) await m.node.close().catch(() => undefined);
+      for (const m of members) await m.node.close();
       await rm(root, { recursive: true, force: true });
     });
     const ports = await freePorts(4);

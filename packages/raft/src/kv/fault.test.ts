@@ -11,6 +11,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KvProcessCluster } from './process-cluster.js';
 import { KvClient } from './client.js';
 import { checkLinearizability, type KvOperation } from '../check/linearizability.js';
+import { KvRequestError, KvTimeoutError } from '../errors.js';
+
+/** A KV call failed in a way the test expects under faults (timeout, refusal): nothing else is ignored. */
+function kvFailure(err: unknown): undefined {
+  if (err instanceof KvTimeoutError || err instanceof KvRequestError) return undefined;
+  throw err;
+}
 
 const SECONDS = Number(process.env['SHOAL_RAFT_FAULT_SECONDS'] ?? 15);
 
@@ -44,8 +51,8 @@ test(
           try {
             await c.put(k, value);
             acked.set(k, value);
-          } catch {
-            // outcome unknown: not counted
+          } catch (err) {
+            kvFailure(err); // outcome unknown: not counted
           }
           continue;
         }
@@ -54,7 +61,8 @@ test(
           try {
             await c.put(key, value);
             history.push({ clientId: w, kind: 'put', key, value, output: {}, call, return: performance.now() });
-          } catch {
+          } catch (err) {
+            kvFailure(err);
             history.push({ clientId: w, kind: 'put', key, value, call, return: Infinity });
           }
         } else if (r < 0.75) {
@@ -62,11 +70,11 @@ test(
             const g = await c.get(key);
             const value = g.value === null ? null : Buffer.from(g.value).toString();
             history.push({ clientId: w, kind: 'get', key, output: { value }, call, return: performance.now() });
-          } catch {
-            // an unanswered read constrains nothing
+          } catch (err) {
+            kvFailure(err); // an unanswered read constrains nothing
           }
         } else {
-          const g = await c.get(key).catch(() => undefined);
+          const g = await c.get(key).catch(kvFailure);
           const expected = g === undefined || g.value === null ? null : Buffer.from(g.value).toString();
           const value = `c${w}-${call.toFixed(3)}`;
           const call2 = performance.now();
@@ -82,7 +90,8 @@ test(
               call: call2,
               return: performance.now(),
             });
-          } catch {
+          } catch (err) {
+            kvFailure(err);
             history.push({ clientId: w, kind: 'cas', key, expected, value, call: call2, return: Infinity });
           }
         }

@@ -72,7 +72,8 @@ export function simOptions(seed: number, a: Pick<CliArgs, 'nodes' | 'windows' | 
   return { nodes: nodesForSeed(seed, a.nodes), windows: a.windows, verbose: a.verbose };
 }
 
-type Summary = Omit<SimResult, 'history'>;
+/** A seed's result without its history (what workers send back). */
+export type Summary = Omit<SimResult, 'history'>;
 
 function summarize(r: SimResult): Summary {
   const { history: _h, ...rest } = r;
@@ -86,10 +87,39 @@ interface Job {
 
 if (!isMainThread && parentPort !== null) {
   const job = workerData as Job;
+  const port = parentPort;
   for (const seed of job.seeds) {
-    const r = runSeed(seed, simOptions(seed, job.args));
-    parentPort.postMessage(summarize(r));
+    const r = await runSeed(seed, simOptions(seed, job.args));
+    port.postMessage(summarize(r));
   }
+}
+
+/** Runs `seeds` on `args.workers` worker threads (in-process for one), reporting each result. */
+export async function runSeeds(
+  seeds: readonly number[],
+  args: Pick<CliArgs, 'nodes' | 'windows' | 'verbose' | 'workers'>,
+  report: (r: Summary) => void,
+): Promise<void> {
+  const workers = Math.min(args.workers, seeds.length);
+  if (workers <= 1) {
+    for (const seed of seeds) report(summarize(await runSeed(seed, simOptions(seed, args))));
+    return;
+  }
+  // Interleave seeds so each worker gets a similar mix.
+  const parts: number[][] = Array.from({ length: workers }, () => []);
+  seeds.forEach((s, k) => parts[k % workers]!.push(s));
+  const jobArgs = { ...parseArgs([]), ...args };
+  await Promise.all(
+    parts.map(
+      (part) =>
+        new Promise<void>((resolve, reject) => {
+          const w = new Worker(new URL(import.meta.url), { workerData: { seeds: part, args: jobArgs } satisfies Job });
+          w.on('message', (r: Summary) => report(r));
+          w.on('error', reject);
+          w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+        }),
+    ),
+  );
 }
 
 function printFailure(r: Summary, args: CliArgs): void {
@@ -126,25 +156,7 @@ async function main(): Promise<number> {
       process.stdout.write(`progress ${done}/${seeds.length} seeds, ${failures.length} failed, ${secs.toFixed(0)}s\n`);
     }
   };
-  const workers = Math.min(args.workers, seeds.length);
-  if (workers <= 1) {
-    for (const seed of seeds) report(summarize(runSeed(seed, simOptions(seed, args))));
-  } else {
-    // Interleave seeds so each worker gets a similar mix.
-    const parts: number[][] = Array.from({ length: workers }, () => []);
-    seeds.forEach((s, k) => parts[k % workers]!.push(s));
-    await Promise.all(
-      parts.map(
-        (part) =>
-          new Promise<void>((resolve, reject) => {
-            const w = new Worker(new URL(import.meta.url), { workerData: { seeds: part, args } satisfies Job });
-            w.on('message', (r: Summary) => report(r));
-            w.on('error', reject);
-            w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
-          }),
-      ),
-    );
-  }
+  await runSeeds(seeds, args, report);
   const secs = (Date.now() - started) / 1000;
   const failed = failures.map((f) => f.seed).sort((x, y) => x - y);
   process.stdout.write(

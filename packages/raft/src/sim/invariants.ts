@@ -5,7 +5,7 @@
  * conf change on a leader, acknowledged writes durable.
  */
 import type { Entry, Message, NodeId } from '../core/types.js';
-import type { SimNode } from './sim-node.js';
+import type { SimMember } from './sim-member.js';
 
 export class InvariantViolation extends Error {
   constructor(
@@ -55,7 +55,7 @@ export class InvariantChecker {
   }
 
   /** A node persisted `entries` (checked before its messages leave). */
-  persisted(node: SimNode, entries: readonly Entry[], firstPrevTerm: number): void {
+  persisted(node: SimMember, entries: readonly Entry[], firstPrevTerm: number): void {
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
       const prevTerm = k > 0 ? entries[k - 1]!.term : firstPrevTerm;
@@ -74,10 +74,10 @@ export class InvariantChecker {
   }
 
   /** A node applied a committed entry. */
-  applied(node: SimNode, e: Entry): void {
+  applied(node: SimMember, e: Entry): void {
     const key = entryKey(e);
     const at = this.appliedAt[e.index];
-    const termNow = node.raw.raft.term;
+    const termNow = node.raft.term;
     if (at === undefined) {
       this.appliedAt[e.index] = { term: e.term, key, commitTerm: termNow };
       if (e.index > this.maxApplied) this.maxApplied = e.index;
@@ -112,9 +112,9 @@ export class InvariantChecker {
   }
 
   /** After any state change of `node`. */
-  changed(node: SimNode): void {
+  changed(node: SimMember): void {
     this.checks++;
-    const r = node.raw.raft;
+    const r = node.raft;
     let t = this.track.get(node.id);
     if (t === undefined || t.life !== node.life) {
       // New life: the term must not fall below anything it ever sent (term/vote durability).
@@ -176,9 +176,9 @@ export class InvariantChecker {
    * Every entry committed in a term below the new leader's term must be in its log (or covered by
    * its snapshot). A leader of a lower term may legitimately appear later in real time.
    */
-  checkLeaderCompleteness(node: SimNode): void {
-    const log = node.raw.raft.log;
-    const term = node.raw.raft.term;
+  checkLeaderCompleteness(node: SimMember): void {
+    const log = node.raft.log;
+    const term = node.raft.term;
     const first = log.firstIndex();
     const last = log.lastIndex();
     for (let i = Math.max(first, 1); i <= this.maxApplied; i++) {

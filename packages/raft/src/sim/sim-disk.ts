@@ -10,8 +10,8 @@ import type { Prng } from './prng.js';
 export type DiskRecord =
   | { readonly kind: 'entries'; readonly entries: readonly Entry[] }
   | { readonly kind: 'hard'; readonly hs: HardState }
-  /** wipe: a snapshot received from the leader replaces the log; a local one keeps later entries. */
-  | { readonly kind: 'snap'; readonly snap: Snapshot; readonly wipe: boolean };
+  /** Entries after the snapshot survive only if the log has the snapshot's own entry (a local snapshot). */
+  | { readonly kind: 'snap'; readonly snap: Snapshot };
 
 export interface DiskImage {
   hard: HardState;
@@ -62,7 +62,9 @@ function applyRecord(img: DiskImage, r: DiskRecord): void {
     case 'snap': {
       const idx = r.snap.metadata.index;
       if (idx <= img.snap.metadata.index) return;
-      if (r.wipe) img.entries = [];
+      const own = img.entries.find((e) => e.index === idx);
+      // A snapshot from the leader replaces a log that does not hold its last entry.
+      if (own === undefined || own.term !== r.snap.metadata.term) img.entries = [];
       else img.entries = img.entries.filter((e) => e.index > idx);
       img.snap = r.snap;
       // Entries must stay contiguous after the snapshot.

@@ -73,6 +73,11 @@ export class SimNet {
     for (const b of all) if (b !== id) this.cutBoth(id, b);
   }
 
+  /** Restores every link (loss, duplication and delays stay). */
+  clearCuts(): void {
+    this.blocked.clear();
+  }
+
   /** Restores every link and removes loss, duplication and long delays. */
   heal(): void {
     this.blocked.clear();

@@ -1,19 +1,21 @@
 /**
- * The seeded deterministic simulator: a cluster of SimNodes over a SimNet on a virtual clock.
+ * The seeded deterministic simulator: a cluster of SimMembers — each the real driver (RaftNode)
+ * and core over simulated storage, transport and clock — on a SimNet and a virtual clock.
  * A seed determines everything: the schedule of chaos windows (partitions, loss, duplication,
  * delays, pauses, crashes losing unsynced writes, restarts, membership changes, leader
  * transfers) alternating with heals, the client workload, and every timeout. After the final
  * heal a leader must emerge and the KV converge on every member within a bound.
  */
-import type { ConfChange, Entry, Message, NodeId } from '../core/types.js';
-import { bootstrapSnapshot } from '../core/raw-node.js';
-import { EMPTY_BYTES } from '../core/util.js';
+import { setImmediate as macrotask } from 'node:timers/promises';
+import { ShoalError } from '@shoal/common';
+import type { ConfChange, ConfState, Entry, Message, NodeId } from '../core/types.js';
+import { ProposalDroppedError } from '../errors.js';
 import { EventQueue } from './event-queue.js';
 import { InvariantChecker, InvariantViolation } from './invariants.js';
-import { type KvApplyResult, type KvCommand } from './kv-machine.js';
 import { Prng } from './prng.js';
 import { SimNet } from './sim-net.js';
-import { SimNode, fmtConf, type SimNodeOptions } from './sim-node.js';
+import { figure8, isolatedSlowLeader, type ScenarioHost } from './scenarios.js';
+import { SimMember, type SimMemberOptions } from './sim-member.js';
 import { Workload, type HistoryOp } from './workload.js';
 
 export interface SimOptions {
@@ -56,11 +58,15 @@ export class Simulation {
   readonly q = new EventQueue();
   readonly rng: Prng;
   readonly net: SimNet;
-  readonly nodes = new Map<NodeId, SimNode>();
+  readonly nodes = new Map<NodeId, SimMember>();
   readonly checker = new InvariantChecker();
   readonly workload: Workload;
   private readonly trace: string[] = [];
-  private readonly nodeOpts: SimNodeOptions;
+  private readonly nodeOpts: SimMemberOptions;
+  /** Set when an event ran driver code: the drivers' continuations run before the next event. */
+  touched = false;
+  /** Set when a driver stopped itself or an unexpected error surfaced in a callback. */
+  private fatal: Error | undefined;
   private nextId: number;
   /** Nodes removed from the configuration (never reused, stopped at the final heal). */
   private readonly retired = new Set<NodeId>();
@@ -82,20 +88,21 @@ export class Simulation {
       (m, delivered, cut) => this.feedback(m, delivered, cut),
     );
     this.nodeOpts = {
+      tickMs: o.tickMs,
       electionTicks: o.electionTicks,
       heartbeatTicks: 1,
-      maxSizePerMsg: this.rng.pick([256, 4096, 1 << 20]),
+      maxSizePerMsg: this.rng.pick([1, 256, 4096, 1 << 20]),
       maxInflightMsgs: this.rng.pick([2, 8, 256]),
       maxUncommittedEntriesSize: this.rng.pick([0, 0, 4096]),
       snapshotEvery: this.rng.pick([10, 40, 200]),
+      keepEntries: this.rng.pick([0, 2, 10, 50]),
       fsyncMin: 0.1,
       fsyncMax: this.rng.pick([0.5, 2, 8]),
     };
     const ids: NodeId[] = [];
     for (let k = 1; k <= o.nodes; k++) ids.push(`n${k}`);
     this.nextId = o.nodes + 1;
-    const snap = bootstrapSnapshot(ids);
-    for (const id of ids) this.startNode(id, snap);
+    for (const id of ids) this.startNode(id, ids);
     this.workload = new Workload(this, this.rng.fork());
   }
 
@@ -106,37 +113,52 @@ export class Simulation {
     if (this.o.verbose) process.stderr.write(s + '\n');
   }
 
-  private startNode(id: NodeId, snap: ReturnType<typeof bootstrapSnapshot> | undefined): SimNode {
-    const node = new SimNode(id, snap, this.q, this.rng.fork(), this.nodeOpts, {
+  private startNode(id: NodeId, bootstrapVoters: readonly NodeId[] | undefined): SimMember {
+    const node = new SimMember(id, this.q, this.rng.fork(), this.nodeOpts, {
       send: (m) => {
         this.checker.sent(m);
         if (m.type === 'snap') this.count.snaps++;
         else if (m.type === 'timeoutNow') this.count.transfers++;
         this.net.send(m);
       },
-      applied: (n, e, cmd, res) => this.onApplied(n, e, cmd, res),
-      readReady: (n, ctx, index) => this.workload.readReady(n, ctx, index),
-      persisted: (n, rd, prevTerm) => this.checker.persisted(n, rd.entries, prevTerm),
+      applied: (n, e) => this.onApplied(n, e),
+      persisted: (n, entries, prevTerm) => this.checker.persisted(n, entries, prevTerm),
+      touch: () => {
+        this.touched = true;
+      },
       changed: (n) => this.onChanged(n),
+      // An invariant check that fails inside a core call stops that driver: report the check.
+      fatal: (n, err) =>
+        this.fail(
+          err instanceof InvariantViolation ? err : new Error(`${n.id}: driver stopped: ${err.stack ?? err.message}`),
+        ),
       trace: (l) => this.log(l),
     });
     this.nodes.set(id, node);
-    // Ticks with a small per-node skew.
-    const period = this.o.tickMs * (0.95 + this.rng.float() * 0.1);
-    const tick = (): void => {
-      if (this.retired.has(id) && !this.chaos) return;
-      node.tick();
-      this.q.after(period, `tick ${id}`, tick);
-    };
-    this.q.after(this.rng.float() * period, `tick ${id}`, tick);
+    node.start(bootstrapVoters);
     return node;
   }
 
-  private lastRole = new Map<NodeId, string>();
+  /** Records an unexpected failure; the run stops after the current event. */
+  fail(err: Error): void {
+    this.fatal ??= err;
+  }
 
-  private onChanged(n: SimNode): void {
+  /** A rejection the simulation expects (a RaftError, an abort); anything else fails the seed. */
+  expected(err: unknown): void {
+    if (err instanceof ShoalError) return;
+    this.fail(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private lastRole = new Map<NodeId, string>();
+  private readonly watchers = new Set<(n: SimMember) => void>();
+  /** A scripted scenario runs this window: no random actions, a clean network. */
+  private scripted = false;
+
+  private onChanged(n: SimMember): void {
     this.checker.changed(n);
-    const r = n.raw.raft;
+    for (const w of this.watchers) w(n);
+    const r = n.raft;
     const role = `${r.state}@${r.term}`;
     if (this.lastRole.get(n.id) !== role) {
       this.lastRole.set(n.id, role);
@@ -146,10 +168,10 @@ export class Simulation {
     }
   }
 
-  private onApplied(n: SimNode, e: Entry, cmd: KvCommand | undefined, res: KvApplyResult | undefined): void {
+  private onApplied(n: SimMember, e: Entry): void {
     if (e.type === 'confChange' && this.checker.appliedEntry(e.index) === undefined) this.count.confs++;
     this.checker.applied(n, e);
-    if (cmd !== undefined && res !== undefined) this.workload.applied(n, e, cmd, res);
+    if (e.type === 'confChange') this.log(`${n.id} apply conf@${e.index}`);
   }
 
   private deliver(m: Message): void {
@@ -161,30 +183,30 @@ export class Simulation {
   /** What a transport reports back to the sending node's core. */
   private feedback(m: Message, delivered: boolean, cut: boolean): void {
     const from = this.nodes.get(m.from);
-    if (from === undefined || !from.up) return;
-    if (m.type === 'snap') from.call((raw) => raw.reportSnapshot(m.to, delivered));
-    else if (!delivered && cut && m.type === 'app') from.call((raw) => raw.reportUnreachable(m.to));
+    if (from === undefined) return;
+    from.feedback(m, delivered, cut);
   }
 
   // ---- cluster views ----
 
-  live(): SimNode[] {
-    return [...this.nodes.values()].filter((n) => n.up && !this.retired.has(n.id));
+  live(): SimMember[] {
+    return [...this.nodes.values()].filter((n) => n.running && !this.retired.has(n.id));
   }
 
-  leader(): SimNode | undefined {
-    let best: SimNode | undefined;
+  leader(): SimMember | undefined {
+    let best: SimMember | undefined;
     for (const n of this.nodes.values()) {
-      if (!n.up || n.raw.raft.state !== 'leader') continue;
-      if (best === undefined || n.raw.raft.term > best.raw.raft.term) best = n;
+      if (!n.running || n.raft.state !== 'leader') continue;
+      if (best === undefined || n.raft.term > best.raft.term) best = n;
     }
     return best;
   }
 
   /** Members of the newest configuration any node applied. */
   members(): { voters: NodeId[]; all: NodeId[] } {
-    let best: SimNode | undefined;
+    let best: SimMember | undefined;
     for (const n of this.nodes.values()) {
+      if (!n.hasCore) continue;
       if (best === undefined || n.applied > best.applied) best = n;
     }
     const cs = best!.confState;
@@ -198,11 +220,27 @@ export class Simulation {
     return [...this.nodes.keys()];
   }
 
+  private scenarioHost(): ScenarioHost {
+    return {
+      net: this.net,
+      rng: this.rng,
+      leader: () => this.leader(),
+      memberIds: () => this.allIds().filter((id) => !this.retired.has(id)),
+      allIds: () => this.allIds(),
+      watch: (fn) => {
+        this.watchers.add(fn);
+        return () => this.watchers.delete(fn);
+      },
+      log: (l) => this.log(l),
+    };
+  }
+
   private startChaos(): void {
     this.chaos = true;
     const r = this.rng;
     const ids = this.allIds().filter((id) => !this.retired.has(id));
-    const kind = r.int(7);
+    const kind = r.int(10);
+    this.scripted = false;
     switch (kind) {
       case 0: {
         const sh = r.shuffle(ids);
@@ -239,6 +277,13 @@ export class Simulation {
         this.log(`chaos: one-way cuts`);
         break;
       }
+      case 4:
+        isolatedSlowLeader(this.scenarioHost());
+        break;
+      case 5:
+      case 6:
+        this.scripted = figure8(this.scenarioHost());
+        break;
       default:
         break;
     }
@@ -246,14 +291,22 @@ export class Simulation {
     this.net.dup = r.chance(0.5) ? r.float() * 0.15 : 0;
     this.net.delayMax = r.pick([3, 10, 30]);
     this.net.longTail = r.chance(0.4) ? 0.05 : 0;
+    if (this.scripted) {
+      this.net.loss = 0;
+      this.net.dup = 0;
+      this.net.longTail = 0;
+    }
     this.log(`chaos: net ${this.net.describe()}`);
   }
 
   private heal(final: boolean): void {
     this.chaos = !final;
+    this.scripted = false;
+    this.watchers.clear();
     this.net.heal();
     for (const n of this.nodes.values()) {
       n.crashDuringNextSync = undefined;
+      n.clockRate = 1;
       if (this.retired.has(n.id)) continue;
       if (n.paused) n.resume();
       if (!n.up) {
@@ -266,6 +319,7 @@ export class Simulation {
 
   /** One random fault or operation during a chaos window. */
   private randomAction(): void {
+    if (this.scripted) return;
     const r = this.rng;
     const ids = this.allIds().filter((id) => !this.retired.has(id));
     const x = r.int(100);
@@ -309,8 +363,13 @@ export class Simulation {
         const voters = l.confState.voters.filter((v) => v !== l.id);
         if (voters.length > 0) {
           const to = r.pick(voters);
-          const why = l.call((raw) => raw.transferLeader(to));
-          this.log(`transfer ${l.id} -> ${to}${why === undefined ? '' : ` refused: ${why}`}`);
+          this.log(`transfer ${l.id} -> ${to}`);
+          l.call((d) =>
+            d.transferLeadership(to).then(
+              () => this.log(`transfer to ${to} done`),
+              (err: unknown) => this.expected(err),
+            ),
+          );
         }
       }
     } else if (x < 80) {
@@ -335,11 +394,15 @@ export class Simulation {
     const c = r.int(5);
     if (c === 0 && voters.length + learners.length < 6) {
       start = newId();
-      cc = { changes: [{ type: 'addLearner', nodeId: start }], transition: 'auto', context: EMPTY_BYTES };
+      cc = { changes: [{ type: 'addLearner', nodeId: start }], transition: 'auto', context: new Uint8Array(0) };
     } else if (c === 1 && learners.length > 0 && voters.length < 5) {
-      cc = { changes: [{ type: 'addNode', nodeId: r.pick(learners) }], transition: 'auto', context: EMPTY_BYTES };
+      cc = { changes: [{ type: 'addNode', nodeId: r.pick(learners) }], transition: 'auto', context: new Uint8Array(0) };
     } else if (c === 2 && voters.length > 3) {
-      cc = { changes: [{ type: 'removeNode', nodeId: r.pick(voters) }], transition: 'auto', context: EMPTY_BYTES };
+      cc = {
+        changes: [{ type: 'removeNode', nodeId: r.pick(voters) }],
+        transition: 'auto',
+        context: new Uint8Array(0),
+      };
     } else if (c === 3 && voters.length >= 3) {
       // Replace a voter (maybe the leader) in one joint step.
       start = newId();
@@ -350,27 +413,42 @@ export class Simulation {
           { type: 'removeNode', nodeId: out },
         ],
         transition: r.chance(0.7) ? 'auto' : 'explicit',
-        context: EMPTY_BYTES,
+        context: new Uint8Array(0),
       };
     } else if (c === 4 && learners.length > 0) {
-      cc = { changes: [{ type: 'removeNode', nodeId: r.pick(learners) }], transition: 'auto', context: EMPTY_BYTES };
+      cc = {
+        changes: [{ type: 'removeNode', nodeId: r.pick(learners) }],
+        transition: 'auto',
+        context: new Uint8Array(0),
+      };
     }
     if (cc === undefined) return;
     const desc = cc.changes.map((ch) => `${ch.type} ${ch.nodeId}`).join(', ');
-    const why = l.call((raw) => raw.proposeConfChange(cc));
-    this.log(
-      `conf change via ${l.id} (${fmtConf(cs)}): ${desc} ${cc.transition}${why === undefined ? '' : ` refused: ${why}`}`,
-    );
-    if (why === undefined && start !== undefined) this.startNode(start, undefined);
-    if (why === undefined && cc.transition === 'explicit') {
+    this.log(`conf change via ${l.id} (${fmtConf(cs)}): ${desc} ${cc.transition}`);
+    this.proposeConf(l, cc.changes, cc.transition);
+    // A new member starts empty; if the change is refused it just idles.
+    if (start !== undefined) this.startNode(start, undefined);
+    if (cc.transition === 'explicit') {
       // Leave the explicit joint configuration a little later.
       this.q.after(r.range(50, 300), 'leave joint', () => {
         const ll = this.leader();
         if (ll === undefined || ll.confState.votersOutgoing.length === 0) return;
-        const w = ll.call((raw) => raw.proposeConfChange({ changes: [], transition: 'auto', context: EMPTY_BYTES }));
-        this.log(`leave joint via ${ll.id}${w === undefined ? '' : ` refused: ${w}`}`);
+        this.log(`leave joint via ${ll.id}`);
+        this.proposeConf(ll, [], 'auto');
       });
     }
+  }
+
+  private proposeConf(via: SimMember, changes: ConfChange['changes'], transition: ConfChange['transition']): void {
+    via.call((d) =>
+      d.changeMembership(changes, { transition }).then(
+        (cs) => this.log(`conf change applied on ${via.id}: ${fmtConf(cs)}`),
+        (err: unknown) => {
+          if (err instanceof ProposalDroppedError) this.log(`conf change via ${via.id} refused: ${err.reason}`);
+          else this.expected(err);
+        },
+      ),
+    );
   }
 
   /** Removed nodes are retired once the removal is applied by a leader. */
@@ -381,6 +459,7 @@ export class Simulation {
       const everMember = n.applied > 1 || n.confState.voters.length > 0;
       if (!all.includes(n.id) && everMember && this.leader()?.applied === this.checker.maxApplied) {
         this.retired.add(n.id);
+        n.stop();
         this.log(`${n.id} retired (not in ${all.join(',')})`);
       }
     }
@@ -388,7 +467,12 @@ export class Simulation {
 
   // ---- run ----
 
-  private runUntil(t: number): void {
+  /**
+   * Runs events up to virtual time `t`. After each event the drivers' promise continuations run
+   * (a macrotask turn drains the microtask queue) before the next event: virtual time does not
+   * pass while a driver works, as if its CPU were infinitely fast.
+   */
+  private async runUntil(t: number): Promise<void> {
     for (;;) {
       const ev = this.q.pop();
       if (ev === undefined) return;
@@ -399,42 +483,46 @@ export class Simulation {
         return;
       }
       this.events++;
+      this.touched = false;
       ev.run();
+      if (this.touched) await macrotask();
+      if (this.fatal !== undefined) throw this.fatal;
     }
   }
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     const em = ELECTION_MS(this.o);
     let error: string | undefined;
     try {
       this.workload.start();
       // Let the cluster elect a first leader.
-      this.runUntil(this.q.now + 3 * em);
+      await this.runUntil(this.q.now + 3 * em);
       for (let w = 0; w < this.o.windows; w++) {
         this.startChaos();
-        const len = this.rng.range(5, 20) * em;
+        // A scripted scenario needs a few elections to play out.
+        const len = Math.max(this.rng.range(5, 20), this.scripted ? 15 : 0) * em;
         const end = this.q.now + len;
         const actions = this.rng.range(2, 8);
         for (let k = 0; k < actions; k++)
           this.q.at(this.q.now + this.rng.float() * len, 'action', () => this.randomAction());
-        this.runUntil(end);
+        await this.runUntil(end);
         this.heal(false);
         this.retireRemoved();
-        this.runUntil(this.q.now + this.rng.range(2, 8) * em);
+        await this.runUntil(this.q.now + this.rng.range(2, 8) * em);
       }
       this.heal(true);
       this.workload.stop();
       const healAt = this.q.now;
       // Liveness: a leader within a bound of election timeouts.
       const leaderBound = healAt + 10 * em;
-      while (this.q.now < leaderBound && this.leader() === undefined) this.runUntil(this.q.now + this.o.tickMs);
+      while (this.q.now < leaderBound && this.leader() === undefined) await this.runUntil(this.q.now + this.o.tickMs);
       if (this.leader() === undefined)
         throw new LivenessError(`no leader ${10} election timeouts after the final heal`);
       // Progress: a marker write commits and every member converges.
       this.retireRemoved();
       this.workload.finalWrite();
       const convergeBound = healAt + 40 * em;
-      while (this.q.now < convergeBound && !this.converged()) this.runUntil(this.q.now + this.o.tickMs);
+      while (this.q.now < convergeBound && !this.converged()) await this.runUntil(this.q.now + this.o.tickMs);
       if (!this.converged())
         throw new LivenessError(`no convergence 40 election timeouts after the final heal: ${this.progressLine()}`);
       this.workload.checkAcked(this);
@@ -466,8 +554,9 @@ export class Simulation {
       .map((id) => {
         const n = this.nodes.get(id);
         if (n === undefined) return `${id}:absent`;
-        const r = n.raw.raft;
-        return `${id}:${n.up ? r.state : 'down'}@${r.term} last=${r.log.lastIndex()} commit=${r.log.committed} applied=${r.log.applied}`;
+        if (!n.hasCore) return `${id}:booting`;
+        const r = n.raft;
+        return `${id}:${n.running ? r.state : 'down'}@${r.term} last=${r.log.lastIndex()} commit=${r.log.committed} applied=${r.log.applied}`;
       })
       .join(' ');
   }
@@ -480,8 +569,8 @@ export class Simulation {
     const fp = l.kv.fingerprint();
     for (const id of all) {
       const n = this.nodes.get(id);
-      if (n === undefined || !n.up) return false;
-      if (n.applied < l.raw.raft.log.committed || n.kv.fingerprint() !== fp) return false;
+      if (n === undefined || !n.running) return false;
+      if (n.applied < l.raft.log.committed || n.kv.fingerprint() !== fp) return false;
     }
     return true;
   }
@@ -500,6 +589,14 @@ export class HistoryError extends Error {
 }
 
 /** Runs one seed. */
-export function runSeed(seed: number, opts: Partial<SimOptions> = {}): SimResult {
+export function runSeed(seed: number, opts: Partial<SimOptions> = {}): Promise<SimResult> {
   return new Simulation(seed, { ...DEFAULT_SIM_OPTIONS, ...opts }).run();
+}
+
+export function fmtConf(cs: ConfState): string {
+  let s = `v[${cs.voters.join(',')}]`;
+  if (cs.votersOutgoing.length > 0) s += `&o[${cs.votersOutgoing.join(',')}]`;
+  if (cs.learners.length > 0) s += ` l[${cs.learners.join(',')}]`;
+  if (cs.learnersNext.length > 0) s += ` ln[${cs.learnersNext.join(',')}]`;
+  return s;
 }

@@ -2,13 +2,15 @@
  * Simulated clients: put/get(ReadIndex)/cas/delete on a few keys through random members, with a
  * recorded history (invoke/complete in virtual time; timeouts complete as unknown) for the
  * linearizability checker, and the acknowledged writes whose durability is checked at the end.
- * A write is acknowledged only when it is committed and applied on the node it was proposed to.
+ * Clients use the driver's API: a write is acknowledged when propose() resolves (committed and
+ * applied on the node it was proposed to), a read is served when readIndex() resolves.
  */
+import { AbortedError } from '@shoal/common';
 import { checkLinearizability, formatOperation, type KvOperation } from '../check/linearizability.js';
-import type { Entry } from '../core/types.js';
-import { encodeCommand, type KvApplyResult, type KvCommand } from './kv-machine.js';
+import { ProposalDroppedError } from '../errors.js';
+import { encodeCommand, type KvCommand } from './kv-machine.js';
 import type { Prng } from './prng.js';
-import type { SimNode } from './sim-node.js';
+import type { SimApplyResult, SimMember } from './sim-member.js';
 import { HistoryError, type Simulation } from './simulator.js';
 
 export type HistoryOp = KvOperation;
@@ -25,14 +27,15 @@ interface Pending {
     expected?: string | null;
     call: number;
   };
+  readonly abort: AbortController;
   done: boolean;
 }
 
 const KEYS = ['a', 'b', 'c'];
 const CLIENTS = 3;
 const OP_TIMEOUT = 600;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+/** Search steps per key before the linearizability checker gives up (a give-up fails the seed). */
+export const LINEARIZABILITY_STEPS = 2_000_000;
 
 export class Workload {
   readonly history: HistoryOp[] = [];
@@ -75,6 +78,8 @@ export class Workload {
     const x = this.rng.int(10);
     const now = this.sim.q.now;
     const id = `${c}:${s}`;
+    const abort = new AbortController();
+    let started: boolean;
     if (x < 3) {
       const p: Pending = {
         client: c,
@@ -82,14 +87,16 @@ export class Workload {
         node: node.id,
         life: node.life,
         op: { kind: 'get', key, call: now },
+        abort,
         done: false,
       };
       this.pending.set(id, p);
-      const why = node.call((raw) => raw.readIndex(enc.encode(id)));
-      if (why !== undefined) {
-        this.pending.delete(id);
-        return this.next(c);
-      }
+      started = node.call((d) =>
+        d.readIndex({ signal: abort.signal }).then(
+          () => this.readDone(id, node),
+          (err: unknown) => this.failed(id, err),
+        ),
+      );
     } else {
       let cmd: KvCommand;
       const value = `${c}.${s}`;
@@ -104,22 +111,26 @@ export class Workload {
           : cmd.op === 'cas'
             ? { kind: 'cas', key, value, expected: cmd.e ?? null, call: now }
             : { kind: 'delete', key, call: now };
-      const p: Pending = { client: c, seq: s, node: node.id, life: node.life, op, done: false };
+      const p: Pending = { client: c, seq: s, node: node.id, life: node.life, op, abort, done: false };
       this.pending.set(id, p);
-      const why = node.call((raw) => raw.propose(encodeCommand(cmd)));
-      if (why !== undefined) {
-        // Refused at once: certainly not in the log, so it constrains nothing.
-        this.pending.delete(id);
-        return this.next(c);
-      }
+      started = node.call((d) =>
+        d.propose<SimApplyResult>(encodeCommand(cmd), { signal: abort.signal }).then(
+          (res) => this.writeDone(id, res),
+          (err: unknown) => this.failed(id, err),
+        ),
+      );
+    }
+    if (!started) {
+      // The node is paused or still booting: nothing was asked, nothing is recorded.
+      this.pending.delete(id);
+      return this.next(c);
     }
     this.sim.q.after(OP_TIMEOUT, `timeout ${id}`, () => {
       const p = this.pending.get(id);
       if (p === undefined || p.done) return;
-      this.pending.delete(id);
-      // Unknown outcome: may take effect at any time after the call, or never.
-      if (p.op.kind !== 'get') this.history.push({ clientId: c, ...p.op, return: Infinity });
-      this.next(c);
+      this.sim.touched = true; // the abort rejects a driver promise
+      p.abort.abort();
+      this.unknown(id);
     });
   }
 
@@ -132,39 +143,56 @@ export class Workload {
     return null;
   }
 
-  private complete(id: string, out: KvOperation['output'] | undefined): void {
+  private take(id: string): Pending | undefined {
     const p = this.pending.get(id);
-    if (p === undefined || p.done) return;
+    if (p === undefined || p.done) return undefined;
     p.done = true;
     this.pending.delete(id);
-    this.history.push({
-      clientId: p.client,
-      ...p.op,
-      ...(out === undefined ? {} : { output: out }),
-      return: this.sim.q.now,
-    });
+    return p;
+  }
+
+  private complete(id: string, out: KvOperation['output']): void {
+    const p = this.take(id);
+    if (p === undefined) return;
+    this.history.push({ clientId: p.client, ...p.op, output: out, return: this.sim.q.now });
     this.next(p.client);
   }
 
-  applied(n: SimNode, e: Entry, cmd: KvCommand, res: KvApplyResult): void {
-    const id = `${cmd.c}:${cmd.s}`;
-    if (cmd.c === 0 && this.finalState === 'pending' && !res.duplicate) {
-      this.finalState = 'done';
-      this.acked.push({ index: e.index, term: e.term });
-      return;
-    }
-    const p = this.pending.get(id);
-    if (p === undefined || p.node !== n.id || p.life !== n.life || res.duplicate) return;
-    this.acked.push({ index: e.index, term: e.term });
+  /** No answer, or an answer that does not tell: a write may take effect at any time after the call, or never; a read constrains nothing. */
+  private unknown(id: string): void {
+    const p = this.take(id);
+    if (p === undefined) return;
+    if (p.op.kind !== 'get') this.history.push({ clientId: p.client, ...p.op, return: Infinity });
+    this.next(p.client);
+  }
+
+  private writeDone(id: string, res: SimApplyResult): void {
+    // A duplicate was applied before under another entry, whose outcome this client did not see.
+    if (res.duplicate) return this.unknown(id);
+    if (this.pending.get(id)?.done === false) this.acked.push({ index: res.index, term: res.term });
     // Completed writes carry an output: the checker treats a write without one as unknown.
     this.complete(id, { ok: res.ok });
   }
 
-  readReady(n: SimNode, ctx: Uint8Array, _index: number): void {
-    const id = dec.decode(ctx);
+  private readDone(id: string, node: SimMember): void {
     const p = this.pending.get(id);
-    if (p === undefined || p.node !== n.id || p.life !== n.life) return;
-    this.complete(id, { value: n.kv.get(p.op.key) });
+    if (p === undefined || p.done) return;
+    this.complete(id, { value: node.kv.get(p.op.key) });
+  }
+
+  private failed(id: string, err: unknown): void {
+    if (err instanceof AbortedError) return; // our own timeout, already recorded
+    this.sim.expected(err);
+    const p = this.pending.get(id);
+    if (p === undefined || p.done) return;
+    if (err instanceof ProposalDroppedError) {
+      // Refused by the core: certainly not in the log, so it constrains nothing.
+      this.take(id);
+      this.next(p.client);
+      return;
+    }
+    // Leader changed, superseded, node stopped: the outcome is unknown.
+    this.unknown(id);
   }
 
   /** After the final heal: one marker write through the leader, retried until it applies. */
@@ -175,7 +203,17 @@ export class Workload {
       if (this.finalState !== 'pending') return;
       const l = this.sim.leader();
       s++;
-      if (l !== undefined) l.call((raw) => raw.propose(encodeCommand({ c: 0, s, op: 'put', k: 'final', v: `${s}` })));
+      const cmd: KvCommand = { c: 0, s, op: 'put', k: 'final', v: `${s}` };
+      l?.call((d) =>
+        d.propose<SimApplyResult>(encodeCommand(cmd)).then(
+          (res) => {
+            if (res.duplicate || this.finalState !== 'pending') return;
+            this.finalState = 'done';
+            this.acked.push({ index: res.index, term: res.term });
+          },
+          (err: unknown) => this.sim.expected(err),
+        ),
+      );
       this.sim.q.after(100, 'final write retry', attempt);
     };
     attempt();
@@ -194,7 +232,7 @@ export class Workload {
         throw new HistoryError(`durability: acknowledged write at ${a.index}:${a.term} is not the committed entry`);
       }
       if (l !== undefined) {
-        const log = l.raw.raft.log;
+        const log = l.raft.log;
         if (a.index >= log.firstIndex() && log.termOr0(a.index) !== a.term) {
           throw new HistoryError(`durability: acknowledged write ${a.index}:${a.term} missing from leader ${l.id}`);
         }
@@ -204,17 +242,21 @@ export class Workload {
     }
   }
 
+  /** The history must be linearizable; a check that gives up (step cap) fails too. */
   checkHistory(): void {
     // Writes still pending when the run ends have an unknown outcome.
     for (const p of this.pending.values()) {
       if (!p.done && p.op.kind !== 'get') this.history.push({ clientId: p.client, ...p.op, return: Infinity });
     }
     this.pending.clear();
-    const res = checkLinearizability(this.history, { maxStepsPerKey: 200_000 });
+    const res = checkLinearizability(this.history, { maxStepsPerKey: LINEARIZABILITY_STEPS });
     if (res.verdict === 'violation') {
       throw new HistoryError(
         `linearizability: key ${res.key}: ${res.message}\n  ${res.counterexample.map(formatOperation).join('\n  ')}`,
       );
+    }
+    if (res.verdict === 'unknown') {
+      throw new HistoryError(`linearizability: check gave up on key ${res.key}: ${res.reason}`);
     }
   }
 }

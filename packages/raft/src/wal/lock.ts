@@ -46,8 +46,8 @@ export class DirLock {
     heldInProcess.delete(this.path);
     try {
       unlinkSync(this.path);
-    } catch {
-      // already gone
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err; // already gone is fine
     }
   }
 }

@@ -11,7 +11,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, 
 import { constants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Logger, silentLogger, fsyncDir, fsyncDirSync } from '@shoal/common';
+import { type Logger, silentLogger, fsyncDir, fsyncDirSync, ignoreErrno } from '@shoal/common';
 import type { Entry, HardState } from '../core/types.js';
 import { EMPTY_HARD_STATE } from '../core/util.js';
 import { BinaryReader, BinaryWriter } from '../codec/binary.js';
@@ -100,7 +100,8 @@ export class Wal {
   private lastIndex: number;
   private hardState: HardState;
   private lastMarker: SnapshotRef | undefined;
-  private nextTmp: Promise<string> | undefined;
+  /** The next segment being preallocated; never rejects (a failure is reported at the next cut). */
+  private nextTmp: Promise<{ path: string } | { error: unknown }> | undefined;
   private queue: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
   private closed = false;
@@ -142,7 +143,9 @@ export class Wal {
   static async open(dir: string, opts: WalOptions = {}): Promise<{ wal: Wal; state: WalState }> {
     const lock = DirLock.acquire(dir);
     try {
-      const { wal, state } = Wal.recover(dir, lock, opts);
+      const segments = Wal.listSegments(dir);
+      const { wal, state } =
+        segments.length === 0 ? Wal.create(dir, lock, opts) : Wal.replay(dir, lock, segments, opts);
       const last = wal.segments[wal.segments.length - 1]!;
       wal.fh = await open(join(dir, last.name), 'r+');
       wal.dsync = await open(join(dir, last.name), DSYNC_FLAGS);
@@ -154,9 +157,8 @@ export class Wal {
     }
   }
 
-  private static recover(dir: string, lock: DirLock, opts: WalOptions): { wal: Wal; state: WalState } {
-    const cipher = opts.cipher ?? identityCipher;
-    const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+  /** The segment files of `dir`, oldest first; leftover preallocated `.tmp` files are removed. */
+  private static listSegments(dir: string): SegmentInfo[] {
     const segments: SegmentInfo[] = [];
     for (const name of readdirSync(dir)) {
       if (name.endsWith('.tmp')) {
@@ -166,38 +168,52 @@ export class Wal {
       const m = SEGMENT_RE.exec(name);
       if (m) segments.push({ seq: parseInt(m[1]!, 16), firstIndex: parseInt(m[2]!, 16), name });
     }
-    segments.sort((a, b) => a.seq - b.seq);
+    return segments.sort((a, b) => a.seq - b.seq);
+  }
 
-    if (segments.length === 0) {
-      // Fresh WAL: first segment, written and installed synchronously.
-      const seg = { seq: 1, firstIndex: 1, name: segmentName(1, 1) };
-      const tmp = join(dir, `${hex16(1)}.tmp`);
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        const zero = Buffer.alloc(Math.min(segmentSize, 1024 * 1024));
-        for (let done = 0; done < segmentSize; done += zero.length) {
-          writeSync(fd, zero, 0, Math.min(zero.length, segmentSize - done), done);
-        }
-        const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
-        writeSync(fd, hdr.buf, 0, hdr.buf.length, 0);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
+  /** A fresh WAL: the first segment, written and installed synchronously. */
+  private static create(dir: string, lock: DirLock, opts: WalOptions): { wal: Wal; state: WalState } {
+    const cipher = opts.cipher ?? identityCipher;
+    const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+    const seg = { seq: 1, firstIndex: 1, name: segmentName(1, 1) };
+    const tmp = join(dir, `${hex16(1)}.tmp`);
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      const zero = Buffer.alloc(Math.min(segmentSize, 1024 * 1024));
+      for (let done = 0; done < segmentSize; done += zero.length) {
+        writeSync(fd, zero, 0, Math.min(zero.length, segmentSize - done), done);
       }
-      renameSync(tmp, join(dir, seg.name));
-      fsyncDirSync(dir);
       const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
-      const wal = new Wal(dir, lock, opts, {
-        segments: [seg],
-        offset: hdr.buf.length,
-        crc: hdr.crc,
-        lastIndex: 0,
-        hardState: EMPTY_HARD_STATE,
-        lastMarker: undefined,
-      });
-      return { wal, state: { hardState: EMPTY_HARD_STATE, entries: [], markers: [] } };
+      writeSync(fd, hdr.buf, 0, hdr.buf.length, 0);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
+    renameSync(tmp, join(dir, seg.name));
+    fsyncDirSync(dir);
+    const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
+    const wal = new Wal(dir, lock, opts, {
+      segments: [seg],
+      offset: hdr.buf.length,
+      crc: hdr.crc,
+      lastIndex: 0,
+      hardState: EMPTY_HARD_STATE,
+      lastMarker: undefined,
+    });
+    return { wal, state: { hardState: EMPTY_HARD_STATE, entries: [], markers: [] } };
+  }
 
+  /**
+   * Replays existing segments: checks the chain, decodes every record, zeroes a torn tail of the
+   * last segment, and refuses (WalCorruptError) any other damage.
+   */
+  private static replay(
+    dir: string,
+    lock: DirLock,
+    segments: SegmentInfo[],
+    opts: WalOptions,
+  ): { wal: Wal; state: WalState } {
+    const cipher = opts.cipher ?? identityCipher;
     let hardState = EMPTY_HARD_STATE;
     const entries: Entry[] = [];
     const markers: SnapshotRef[] = [];
@@ -444,8 +460,10 @@ export class Wal {
       }
       return path;
     })();
-    p.catch(() => undefined); // awaited (and reported) at the next cut
-    this.nextTmp = p;
+    this.nextTmp = p.then(
+      (done) => ({ path: done }),
+      (error: unknown) => ({ error }),
+    );
   }
 
   /** Closes the current segment and installs the prepared next one. */
@@ -454,8 +472,11 @@ export class Wal {
       await this.fh!.datasync();
       await this.fh!.close();
       await this.dsync!.close();
-      const tmp = await (this.nextTmp ?? Promise.reject(new Error('no prepared segment')));
+      const next = await this.nextTmp;
       this.nextTmp = undefined;
+      if (next === undefined) throw new Error('no prepared segment');
+      if ('error' in next) throw next.error;
+      const tmp = next.path;
       const seq = this.segments[this.segments.length - 1]!.seq + 1;
       const seg = { seq, firstIndex: this.lastIndex + 1, name: segmentName(seq, this.lastIndex + 1) };
       const hdr = Wal.headerBlock(
@@ -506,7 +527,7 @@ export class Wal {
 
   /** Resolves once the next segment is preallocated (so that zero-filling does not compete with the first writes). */
   async whenPrepared(): Promise<void> {
-    await this.nextTmp?.catch(() => undefined);
+    await this.nextTmp;
   }
 
   /** Names of the segment files, oldest first (for tests and diagnostics). */
@@ -522,8 +543,8 @@ export class Wal {
     try {
       await this.fh?.close();
       await this.dsync?.close();
-      const tmp = await this.nextTmp?.catch(() => undefined);
-      if (tmp !== undefined) await unlink(tmp).catch(() => undefined);
+      const next = await this.nextTmp;
+      if (next !== undefined && 'path' in next) await unlink(next.path).catch(ignoreErrno('ENOENT'));
     } finally {
       this.lock.release();
     }
