@@ -3,6 +3,7 @@
  * (3 members, Debian etcd-server), driven by the same client loop at 1, 16, 64 and 256 concurrent
  * writers with 256-byte values; then leader failover (kill -9 of the leader to the first
  * committed write, median of 10). The last line is one JSON object of named figures.
+ * `--soak` runs the sustained-load benchmark instead (see soak.ts).
  * Env: SHOAL_BENCH_SCALE (default 1) scales the op counts; SHOAL_BENCH_SKIP_ETCD=1 / SHOAL_BENCH_SKIP_SHOAL=1
  * skip one side (for development only).
  */
@@ -12,6 +13,13 @@ import { KvProcessCluster } from '../kv/process-cluster.js';
 import { KvClient } from '../kv/client.js';
 import { EtcdCluster } from './etcd-cluster.js';
 import type { Etcd3 as Etcd3Class } from 'etcd3';
+
+// `--soak`: the sustained-load benchmark with a large state (bench/soak.ts) instead.
+if (process.argv.includes('--soak')) {
+  const { runSoak } = await import('./soak.js');
+  await runSoak(process.argv.slice(2));
+  process.exit(0);
+}
 
 type PutFn = (key: string, value: Buffer) => Promise<unknown>;
 

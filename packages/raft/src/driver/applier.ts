@@ -6,6 +6,8 @@
 import type { ConfChange, ConfState, Entry, NodeId, RawNodeApi, Snapshot } from '../core/types.js';
 import type { Logger } from '@shoal/common';
 import type { Transport } from '../transport/transport.js';
+import type { LogStore } from './log-store.js';
+import { restoreStateMachine } from './compaction.js';
 import { decodeConfContext, unwrapProposal } from './envelope.js';
 import type { AppliedEntry, StateMachine } from './options.js';
 import type { ProposalWaiters } from './wait.js';
@@ -13,6 +15,7 @@ import type { ProposalWaiters } from './wait.js';
 export interface ApplierDeps {
   readonly id: NodeId;
   readonly stateMachine: StateMachine;
+  readonly store: LogStore;
   readonly transport: Transport;
   readonly decodeConfChange: (data: Uint8Array) => ConfChange;
   readonly waiters: ProposalWaiters;
@@ -24,6 +27,8 @@ export class Applier {
   applied: number;
   /** The configuration in effect at `applied`. */
   confState: ConfState;
+  /** Bytes of entry data applied in this life (drives snapshots by size). */
+  appliedBytes = 0;
 
   constructor(
     private readonly d: ApplierDeps,
@@ -35,8 +40,8 @@ export class Applier {
   }
 
   /** Replaces the state machine's state with a snapshot from the leader. */
-  installSnapshot(s: Snapshot): void {
-    this.d.stateMachine.restore(s.data);
+  async installSnapshot(s: Snapshot): Promise<void> {
+    await restoreStateMachine(this.d.store, this.d.stateMachine, s);
     this.applied = s.metadata.index;
     this.confState = s.metadata.confState;
     this.d.logger.info({ index: s.metadata.index, term: s.metadata.term }, 'installed snapshot from leader');
@@ -60,6 +65,7 @@ export class Applier {
     };
     for (const e of entries) {
       if (e.index <= this.applied) continue;
+      this.appliedBytes += e.data.byteLength;
       this.d.waiters.supersede(e.index, e.term);
       if (e.type === 'normal') {
         const u = unwrapProposal(e.data);

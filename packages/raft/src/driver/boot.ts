@@ -6,7 +6,10 @@
 import type { ConfState, HardState } from '../core/types.js';
 import { MemoryStorage } from '../core/memory-storage.js';
 import { bootstrapSnapshot } from '../core/raw-node.js';
+import { EMPTY_BYTES } from '../core/util.js';
+import { InvalidRaftConfigError } from '../errors.js';
 import type { DriverSettings } from './options.js';
+import { restoreStateMachine, snapshotFilesOf, writeSnapshotNow } from './compaction.js';
 
 export interface BootResult {
   readonly storage: MemoryStorage;
@@ -21,17 +24,30 @@ export async function bootNode(s: DriverSettings): Promise<BootResult> {
   let snapshot = boot.snapshot;
   let hardState = boot.hardState;
   const fresh = snapshot === undefined && boot.entries.length === 0 && hardState.term === 0;
+  // A store keeping snapshots in files streams them to peers through the transport.
+  const files = snapshotFilesOf(s.store);
+  if (files !== undefined) {
+    if (s.transport.useSnapshotFiles === undefined) {
+      throw new InvalidRaftConfigError('the store keeps snapshots in files: the transport must stream them');
+    }
+    s.transport.useSnapshotFiles(files);
+  }
   if (fresh && s.bootstrapVoters.length > 0) {
-    snapshot = bootstrapSnapshot(s.bootstrapVoters, s.stateMachine.snapshot());
     hardState = { term: 1, vote: '', commit: 1 };
-    await s.store.saveSnapshot(snapshot);
+    if (files !== undefined) {
+      snapshot = bootstrapSnapshot(s.bootstrapVoters, EMPTY_BYTES);
+      await writeSnapshotNow(files, s.stateMachine, snapshot.metadata);
+    } else {
+      snapshot = bootstrapSnapshot(s.bootstrapVoters, s.stateMachine.snapshot());
+      await s.store.saveSnapshot(snapshot);
+    }
     await s.store.save(hardState, [], true);
   }
   const storage = new MemoryStorage();
   let snapshotIndex = 0;
   if (snapshot !== undefined) {
     storage.applySnapshot(snapshot);
-    s.stateMachine.restore(snapshot.data);
+    await restoreStateMachine(s.store, s.stateMachine, snapshot);
     snapshotIndex = snapshot.metadata.index;
   }
   storage.setHardState(hardState);

@@ -45,8 +45,12 @@ export interface RaftNodeOptions {
   readonly heartbeatTicks?: number;
   /** Take a snapshot after this many applied entries (default 10,000). */
   readonly snapshotEntries?: number;
-  /** Entries kept behind a snapshot for slow followers (default 500). */
+  /** ... or after this many bytes of applied entry data (default 64 MiB). */
+  readonly snapshotBytes?: number;
+  /** Entries kept behind a snapshot for slow followers (default 500)... */
   readonly keepEntries?: number;
+  /** ... but no more than this many bytes of them (default 8 MiB). */
+  readonly keepBytes?: number;
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
   readonly maxUncommittedEntriesSize?: number;
@@ -73,7 +77,9 @@ export interface DriverSettings {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly snapshotEntries: number;
+  readonly snapshotBytes: number;
   readonly keepEntries: number;
+  readonly keepBytes: number;
   readonly maxSizePerMsg: number;
   readonly maxInflightMsgs: number;
   readonly maxUncommittedEntriesSize: number;
@@ -97,7 +103,9 @@ export function resolveOptions(o: RaftNodeOptions): DriverSettings {
     electionTicks: o.electionTicks ?? 6,
     heartbeatTicks: o.heartbeatTicks ?? 1,
     snapshotEntries: o.snapshotEntries ?? 10_000,
+    snapshotBytes: o.snapshotBytes ?? 64 * 1024 * 1024,
     keepEntries: o.keepEntries ?? 500,
+    keepBytes: o.keepBytes ?? 8 * 1024 * 1024,
     maxSizePerMsg: o.maxSizePerMsg ?? 1024 * 1024,
     maxInflightMsgs: o.maxInflightMsgs ?? 256,
     maxUncommittedEntriesSize: o.maxUncommittedEntriesSize ?? 64 * 1024 * 1024,

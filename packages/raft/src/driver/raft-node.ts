@@ -95,6 +95,7 @@ export class RaftNode {
         {
           id: s.id,
           stateMachine: s.stateMachine,
+          store: s.store,
           transport: s.transport,
           decodeConfChange: s.decodeConfChange,
           waiters: this.waiters,
@@ -109,8 +110,12 @@ export class RaftNode {
           storage: boot.storage,
           stateMachine: s.stateMachine,
           snapshotEntries: s.snapshotEntries,
+          snapshotBytes: s.snapshotBytes,
           keepEntries: s.keepEntries,
+          keepBytes: s.keepBytes,
           logger: this.log,
+          wake: () => this.wake(),
+          fail: (err) => this.fail(err),
         },
         boot.snapshotIndex,
       ),
@@ -184,6 +189,7 @@ export class RaftNode {
     const raw = this.run.raw;
     while (!this.closed) {
       try {
+        if (this.run.compactor.readyToFinish) await this.run.compactor.finish();
         this.flushProposals();
         if (!raw.hasReady()) {
           await new Promise<void>((resolve) => (this.wakeUp = resolve));
@@ -214,13 +220,13 @@ export class RaftNode {
     if (rd.hardState !== undefined) this.leadership.term = rd.hardState.term;
     if (later.length > 0) transport.send(later);
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index > applier.applied) {
-      applier.installSnapshot(rd.snapshot);
-      compactor.installed(rd.snapshot.metadata.index);
+      await applier.installSnapshot(rd.snapshot);
+      compactor.installed(rd.snapshot.metadata.index, applier.appliedBytes);
     }
     if (rd.committedEntries.length > 0) this.settlements.push(...applier.apply(rd.committedEntries, raw));
     for (const rs of rd.readStates) this.reads.onReadState(rs.index, rs.requestCtx);
     this.reads.release();
-    await compactor.maybeCompact(applier.applied, applier.confState);
+    await compactor.maybeCompact(applier.applied, applier.confState, applier.appliedBytes);
   }
 
   private onSoftState(leader: NodeId, role: Role): void {

@@ -9,6 +9,9 @@ import { FrameDecoder } from '../codec/frames.js';
 import { KvRequestError, KvTimeoutError } from '../errors.js';
 import { parseHostPort } from '../transport/tcp-transport.js';
 import type { KvResult } from './command.js';
+
+/** Start of the server's error message for a write of an expired session (see server.ts). */
+export const SESSION_EXPIRED = 'session expired';
 import { decodeResponse, encodeRequest, type KvOp, type KvRequest, type KvResponse } from './protocol.js';
 
 export interface KvClientOptions {
@@ -19,8 +22,8 @@ export interface KvClientOptions {
 }
 
 interface Pending {
-  readonly req: KvRequest;
-  readonly frame: Buffer;
+  req: KvRequest;
+  frame: Buffer;
   resolve(r: KvResult): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
@@ -28,7 +31,9 @@ interface Pending {
 }
 
 export class KvClient {
-  readonly clientId = randomInt(1, 2 ** 47);
+  private id = randomInt(1, 2 ** 47);
+  /** A write of the current session was applied: the session exists on the servers. */
+  private confirmed = false;
   private seq = 0;
   private reqId = 0;
   private readonly outstanding = new Set<number>();
@@ -45,6 +50,11 @@ export class KvClient {
     if (opts.endpoints.length === 0) throw new RangeError('KvClient needs at least one endpoint');
     this.target = opts.endpoints[0]!;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  /** The current session's client id (renewed when the servers expired the session). */
+  get clientId(): number {
+    return this.id;
   }
 
   put(key: string, value: Uint8Array | string): Promise<KvResult> {
@@ -91,8 +101,10 @@ export class KvClient {
   }): Promise<KvResult> {
     if (this.closed) return Promise.reject(new KvRequestError('client closed'));
     const reqId = (this.reqId = (this.reqId + 1) >>> 0);
-    const firstUnacked = this.outstanding.values().next().value ?? this.seq + 1;
-    const req: KvRequest = { reqId, clientId: this.clientId, firstUnacked, ...q };
+    // Until a write of this session was applied, every write may be the one that starts it on
+    // the servers, which accept an unknown session only from a request with firstUnacked <= 1.
+    const firstUnacked = this.confirmed ? (this.outstanding.values().next().value ?? this.seq + 1) : 1;
+    const req: KvRequest = { reqId, clientId: this.id, firstUnacked, ...q };
     return new Promise<KvResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(reqId);
@@ -167,11 +179,25 @@ export class KvClient {
     if (p === undefined) return;
     switch (r.status) {
       case 'ok':
+        if (p.req.op !== 'get' && p.req.clientId === this.id) this.confirmed = true;
         this.pending.delete(r.reqId);
         clearTimeout(p.timer);
         p.resolve(r.result);
         return;
       case 'error':
+        if (r.message.startsWith(SESSION_EXPIRED) && p.req.op !== 'get') {
+          // The servers forgot this session (idle past their TTL) and refused the write without
+          // applying it: start a new session and send it again as that session's write.
+          if (p.req.clientId === this.id) {
+            this.id = randomInt(1, 2 ** 47);
+            this.confirmed = false;
+          }
+          p.req = { ...p.req, clientId: this.id, firstUnacked: 1 };
+          p.frame = encodeRequest(p.req);
+          p.sent = false;
+          this.send(p);
+          return;
+        }
         this.pending.delete(r.reqId);
         clearTimeout(p.timer);
         p.reject(new KvRequestError(r.message));

@@ -16,7 +16,12 @@ export interface KvSession {
   readonly firstUnacked: number;
 }
 
-export type KvCommand = KvWrite & KvSession;
+/**
+ * A write as logged. `ts` is the proposing leader's wall clock (ms): the state machine's clock is
+ * the highest ts applied so far, so session expiry depends on the log only and every replica
+ * expires the same sessions at the same entry.
+ */
+export type KvCommand = KvWrite & KvSession & { readonly ts?: number };
 
 /** Outcome of a write (or a read). `revision` is the log index of the key's last change. */
 export interface KvResult {
@@ -30,7 +35,12 @@ const OPS = { put: 1, delete: 2, cas: 3 } as const;
 
 export function encodeCommand(c: KvCommand): Buffer {
   const w = new BinaryWriter(48 + c.key.length + (c.op === 'delete' ? 0 : c.value.byteLength));
-  w.u8(OPS[c.op]).u64(c.clientId).u64(c.seq).u64(c.firstUnacked).str(c.key);
+  w.u8(OPS[c.op])
+    .u64(c.clientId)
+    .u64(c.seq)
+    .u64(c.firstUnacked)
+    .u64(c.ts ?? 0)
+    .str(c.key);
   if (c.op === 'put') w.bytes(c.value);
   else if (c.op === 'cas') {
     w.bool(c.expected !== null);
@@ -46,13 +56,14 @@ export function decodeCommand(b: Uint8Array): KvCommand {
   const clientId = r.u64();
   const seq = r.u64();
   const firstUnacked = r.u64();
+  const ts = r.u64();
   const key = r.str();
   let c: KvCommand;
-  if (op === OPS.put) c = { op: 'put', key, value: r.bytes(), clientId, seq, firstUnacked };
-  else if (op === OPS.delete) c = { op: 'delete', key, clientId, seq, firstUnacked };
+  if (op === OPS.put) c = { op: 'put', key, value: r.bytes(), clientId, seq, firstUnacked, ts };
+  else if (op === OPS.delete) c = { op: 'delete', key, clientId, seq, firstUnacked, ts };
   else if (op === OPS.cas) {
     const expected = r.bool() ? r.bytes() : null;
-    c = { op: 'cas', key, expected, value: r.bytes(), clientId, seq, firstUnacked };
+    c = { op: 'cas', key, expected, value: r.bytes(), clientId, seq, firstUnacked, ts };
   } else throw new RangeError(`unknown kv op ${op}`);
   r.done();
   return c;

@@ -3,12 +3,18 @@
  * A replicated KV process:
  *   npm run raft:kv -- --id N --peers id=host:port,... --data DIR --listen ADDR
  *                      [--client-listen ADDR] [--client-peers id=host:port,...]
- *                      [--tick-ms 100] [--election-ticks 6] [--snapshot-entries 10000] [--segment-mib 64]
+ *                      [--tick-ms 100] [--election-ticks 6] [--snapshot-entries 10000] [--snapshot-mib 64]
+ *                      [--segment-mib 64] [--session-ttl-ms 600000]
  * `--peers` lists every founding member's raft address (this one included); `--client-peers`
  * their client addresses, used to redirect clients to the leader. Prints one line
- * `READY id=.. raft=.. client=..` on stdout once serving. Exits 1 on a storage fatal error.
+ * `READY id=.. raft=.. client=.. boot_ms=A+B+C+D` on stdout once serving (boot phases: process
+ * start, store open, WAL preallocation, node start with the state machine's restore). Exits 1 on a storage fatal error.
  */
 import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+
+/** Boot phases (ms since process start), reported on the READY line: process+imports, store open (WAL + snapshot header), WAL preallocation, node start (state machine restore). */
+const t = { open: 0, opened: 0, prepared: 0, started: 0 };
 import { createLogger } from '@shoal/common';
 import { DiskLogStore } from '../snap/disk-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
@@ -52,6 +58,8 @@ function parseCli() {
       'tick-ms': { type: 'string' },
       'election-ticks': { type: 'string' },
       'snapshot-entries': { type: 'string' },
+      'snapshot-mib': { type: 'string' },
+      'session-ttl-ms': { type: 'string' },
       'segment-mib': { type: 'string' },
       join: { type: 'boolean' },
     },
@@ -79,6 +87,8 @@ try {
     ['--election-ticks', values['election-ticks']],
     ['--snapshot-entries', values['snapshot-entries']],
     ['--segment-mib', values['segment-mib']],
+    ['--snapshot-mib', values['snapshot-mib']],
+    ['--session-ttl-ms', values['session-ttl-ms']],
   ] as const) {
     if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) {
       throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(v)}`);
@@ -94,18 +104,21 @@ const log = createLogger(`raft-kv-${id}`);
 const segmentMiB = Number(values['segment-mib'] ?? 64);
 let store: DiskLogStore;
 try {
+  t.open = performance.now();
   store = await DiskLogStore.open(data, { logger: log, nodeId: id, segmentSize: segmentMiB * 1024 * 1024 });
 } catch (err) {
   process.stderr.write(`raft:kv: cannot open ${data}: ${(err as Error).message}\n`);
   process.exit(1);
 }
+t.opened = performance.now();
 await store.whenPrepared(); // preallocation of the next WAL segment done before serving
+t.prepared = performance.now();
 const transport = new TcpTransport({
   listen,
   peers: Object.fromEntries(Object.entries(peers).filter(([p]) => p !== id)),
   logger: log,
 });
-const sm = new KvStateMachine();
+const sm = new KvStateMachine({ sessionTtlMs: Number(values['session-ttl-ms'] ?? 600_000) });
 const node = new RaftNode({
   id,
   store,
@@ -115,6 +128,7 @@ const node = new RaftNode({
   tickMs: Number(values['tick-ms'] ?? 100),
   electionTicks: Number(values['election-ticks'] ?? 6),
   snapshotEntries: Number(values['snapshot-entries'] ?? 10_000),
+  snapshotBytes: Number(values['snapshot-mib'] ?? 64) * 1024 * 1024,
   logger: log,
   onFatal: (err) => {
     log.fatal({ err: err.message }, 'raft storage failed; exiting');
@@ -122,6 +136,7 @@ const node = new RaftNode({
   },
 });
 await node.start();
+t.started = performance.now();
 const server = new KvServer({
   node,
   stateMachine: sm,
@@ -130,7 +145,22 @@ const server = new KvServer({
   logger: log,
 });
 await server.start();
-process.stdout.write(`READY id=${id} raft=${transport.address()} client=${server.address()}\n`);
+const ms = (a: number, b: number): number => Math.round(b - a);
+process.stdout.write(
+  `READY id=${id} raft=${transport.address()} client=${server.address()} ` +
+    `boot_ms=${ms(0, t.open)}+${ms(t.open, t.opened)}+${ms(t.opened, t.prepared)}+${ms(t.prepared, t.started)}\n`,
+);
+
+// Memory diagnostics on demand (the soak benchmark uses them): one JSON line on stderr.
+process.on('SIGUSR2', () => {
+  const before = process.memoryUsage().arrayBuffers;
+  (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: what is live, not yet collected
+  const m = process.memoryUsage();
+  const mib = (n: number): number => Math.round(n / 1048576);
+  process.stderr.write(
+    `MEM id=${id} ${JSON.stringify({ rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), arrayBuffersBeforeGc: mib(before), live: mib(sm.liveBytes()), keys: sm.size(), applied: node.status().applied, last: node.status().lastIndex })}\n`,
+  );
+});
 
 let stopping = false;
 const stop = (): void => {

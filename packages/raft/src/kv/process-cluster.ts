@@ -36,6 +36,12 @@ export interface ProcessClusterOptions {
   readonly tickMs?: number;
   readonly electionTicks?: number;
   readonly snapshotEntries?: number;
+  /** Snapshot after this many MiB of log (default 64). */
+  readonly snapshotMiB?: number;
+  /** KV client sessions idle this long (log clock) expire (default: raft:kv's 10 min). */
+  readonly sessionTtlMs?: number;
+  /** Extra environment for the members (e.g. NODE_OPTIONS). */
+  readonly env?: Readonly<Record<string, string>>;
   /** WAL segment size in MiB (default 64). */
   readonly segmentMiB?: number;
   /** Forwarded to the members' SHOAL_LOG_LEVEL (default warn). */
@@ -47,6 +53,8 @@ export class KvProcessCluster {
   readonly raftAddrs: string[] = [];
   readonly clientAddrs: string[] = [];
   private readonly procs: (ChildProcess | undefined)[] = [];
+  /** The READY line each member printed last. */
+  readonly readyLines: string[] = [];
   private readonly dirs: string[] = [];
   private root = '';
 
@@ -91,17 +99,22 @@ export class KvProcessCluster {
       String(this.opts.snapshotEntries ?? 10_000),
       '--segment-mib',
       String(this.opts.segmentMiB ?? 64),
+      '--snapshot-mib',
+      String(this.opts.snapshotMiB ?? 64),
+      ...(this.opts.sessionTtlMs !== undefined ? ['--session-ttl-ms', String(this.opts.sessionTtlMs)] : []),
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, SHOAL_LOG_LEVEL: this.opts.logLevel ?? 'warn' },
+      env: { ...process.env, SHOAL_LOG_LEVEL: this.opts.logLevel ?? 'warn', ...this.opts.env },
     });
     this.procs[i] = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
       const onData = (d: Buffer): void => {
         out += d.toString();
-        if (out.includes('READY')) {
+        const at = out.indexOf('READY');
+        if (at >= 0 && out.indexOf('\n', at) > 0) {
+          this.readyLines[i] = out.slice(at, out.indexOf('\n', at));
           child.stdout.off('data', onData);
           child.stdout.resume();
           resolve();
@@ -112,6 +125,16 @@ export class KvProcessCluster {
         reject(new Error(`kv member ${this.ids[i]} exited (${code ?? sig}) before READY`)),
       );
     });
+  }
+
+  /** Process id of member i (undefined when not running). */
+  pid(i: number): number | undefined {
+    return this.isRunning(i) ? this.procs[i]!.pid : undefined;
+  }
+
+  /** Data directory of member i. */
+  dataDir(i: number): string {
+    return this.dirs[i]!;
   }
 
   isRunning(i: number): boolean {

@@ -11,8 +11,9 @@ import type { RaftNode } from '../driver/raft-node.js';
 import type { NodeId } from '../core/types.js';
 import { parseHostPort } from '../transport/tcp-transport.js';
 import { encodeCommand, type KvCommand, type KvResult } from './command.js';
+import { SESSION_EXPIRED } from './client.js';
 import { decodeRequest, encodeResponse, type KvRequest, type KvResponse } from './protocol.js';
-import type { KvStateMachine } from './state-machine.js';
+import { SESSION_EXPIRED_REVISION, type KvStateMachine } from './state-machine.js';
 
 export interface KvServerOptions {
   readonly node: RaftNode;
@@ -105,12 +106,15 @@ export class KvServer {
       return;
     }
     let cmd: KvCommand;
-    const session = { clientId: q.clientId, seq: q.seq, firstUnacked: q.firstUnacked };
+    // The leader's clock goes into the entry: session expiry then follows the log on every replica.
+    const session = { clientId: q.clientId, seq: q.seq, firstUnacked: q.firstUnacked, ts: Date.now() };
     if (q.op === 'put') cmd = { op: 'put', key: q.key, value: q.value ?? new Uint8Array(0), ...session };
     else if (q.op === 'delete') cmd = { op: 'delete', key: q.key, ...session };
     else cmd = { op: 'cas', key: q.key, expected: q.expected ?? null, value: q.value ?? new Uint8Array(0), ...session };
     node.propose<KvResult>(encodeCommand(cmd)).then((result) => {
-      if (result.revision < 0)
+      if (result.revision === SESSION_EXPIRED_REVISION)
+        conn.reply({ reqId: q.reqId, status: 'error', message: `${SESSION_EXPIRED}: start a new client session` });
+      else if (result.revision < 0)
         conn.reply({ reqId: q.reqId, status: 'error', message: 'stale request (session seq already forgotten)' });
       else conn.reply({ reqId: q.reqId, status: 'ok', result });
     }, fail);

@@ -6,9 +6,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Logger, silentLogger } from '@shoal/common';
-import type { Entry, HardState, Snapshot } from '../core/types.js';
-import { WalCorruptError } from '../errors.js';
+import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../core/types.js';
+import { EMPTY_BYTES } from '../core/util.js';
+import { SnapshotCorruptError, WalCorruptError } from '../errors.js';
 import type { BootState, LogStore } from '../driver/log-store.js';
+import type { SnapshotFileStore, SnapshotReceiver } from '../driver/snapshot-stream.js';
 import { Wal } from '../wal/wal.js';
 import type { RecordCipher } from '../wal/record.js';
 import { Snapshotter } from './snapshotter.js';
@@ -22,7 +24,7 @@ export interface DiskLogStoreOptions {
   readonly keepSnapshots?: number;
 }
 
-export class DiskLogStore implements LogStore {
+export class DiskLogStore implements LogStore, SnapshotFileStore {
   private snapIndexes: number[] = [];
 
   private constructor(
@@ -48,10 +50,22 @@ export class DiskLogStore implements LogStore {
         ...(opts.cipher !== undefined ? { cipher: opts.cipher } : {}),
         logger: log,
       });
+      snapshotter.cleanTemp();
       const marked = new Set(state.markers.map((m) => `${m.term}/${m.index}`));
-      const snapshot = snapshotter.loadNewest((term, index) => marked.has(`${term}/${index}`));
+      // Only the header is checked here: the CRC is checked as the driver streams the data in
+      // (one pass over a large snapshot instead of two). A snapshot found broken then is renamed
+      // `.broken` and the start fails; the next start falls back to the older one.
+      const meta = await snapshotter.loadNewestMeta((term, index) => marked.has(`${term}/${index}`), {
+        verify: false,
+      });
+      // The data stays in the file: readSnapshotChunks streams it.
+      const snapshot: Snapshot | undefined = meta === undefined ? undefined : { metadata: meta, data: EMPTY_BYTES };
       const snapIndex = snapshot?.metadata.index ?? 0;
-      const entries: Entry[] = state.entries.filter((e) => e.index > snapIndex);
+      // Copies: recovered entries are views into whole segment buffers (64 MiB each), which
+      // would otherwise stay in memory as long as any entry of theirs does.
+      const entries: Entry[] = state.entries
+        .filter((e) => e.index > snapIndex)
+        .map((e) => ({ ...e, data: Uint8Array.prototype.slice.call(e.data) }));
       if (entries.length > 0 && entries[0]!.index !== snapIndex + 1) {
         throw new WalCorruptError(
           wal.segmentFiles()[0] ?? 'wal',
@@ -77,10 +91,50 @@ export class DiskLogStore implements LogStore {
     return this.wal.save(hardState, entries, mustSync);
   }
 
+  /**
+   * Stores a whole-buffer snapshot. With empty data, a verified file received from a peer for the
+   * same (term, index) is installed instead, if there is one.
+   */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    await this.snapshotter.save(snapshot);
-    await this.wal.saveSnapshotMarker({ term: snapshot.metadata.term, index: snapshot.metadata.index });
-    this.snapIndexes.push(snapshot.metadata.index);
+    const { term, index } = snapshot.metadata;
+    const received = snapshot.data.byteLength === 0 && (await this.snapshotter.installReceived(term, index));
+    if (!received) await this.snapshotter.save(snapshot);
+    await this.mark(snapshot.metadata);
+  }
+
+  async saveSnapshotChunks(
+    metadata: SnapshotMetadata,
+    chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    await this.snapshotter.saveChunks(metadata, chunks);
+    await this.mark(metadata);
+  }
+
+  private async mark(m: SnapshotMetadata): Promise<void> {
+    await this.wal.saveSnapshotMarker({ term: m.term, index: m.index });
+    this.snapIndexes.push(m.index);
+  }
+
+  async *readSnapshotChunks(term: number, index: number): AsyncGenerator<Uint8Array> {
+    try {
+      yield* this.snapshotter.readChunks(term, index);
+    } catch (err) {
+      if (err instanceof SnapshotCorruptError) await this.snapshotter.markBroken(term, index, err.message);
+      throw err;
+    }
+  }
+
+  /** The whole data of a stored snapshot in one buffer (tests). */
+  readSnapshotData(term: number, index: number): Promise<Buffer> {
+    return this.snapshotter.readData(term, index);
+  }
+
+  readFile(term: number, index: number): AsyncIterable<Uint8Array> {
+    return this.snapshotter.readFile(term, index);
+  }
+
+  receive(term: number, index: number): SnapshotReceiver {
+    return this.snapshotter.receive(term, index);
   }
 
   /**
@@ -88,7 +142,7 @@ export class DiskLogStore implements LogStore {
    * snapshot covers, up to `index`.
    */
   async releaseTo(index: number): Promise<void> {
-    this.snapshotter.purge(this.keepSnapshots);
+    await this.snapshotter.purge(this.keepSnapshots);
     this.snapIndexes = this.snapIndexes.slice(-this.keepSnapshots);
     const oldestKept = this.snapIndexes[0] ?? 0;
     await this.wal.releaseTo(Math.min(index, oldestKept));

@@ -26,19 +26,19 @@ test('newest valid snapshot wins; a bad one becomes .broken and the older one is
   const s = new Snapshotter(dir);
   await s.save(snap(1, 10, 'ten'));
   await s.save(snap(2, 20, 'twenty'));
-  assert.equal(Buffer.from(s.loadNewest()!.data).toString(), 'twenty');
-  assert.equal(s.loadNewest((_t, i) => i < 20)!.metadata.index, 10, 'only accepted snapshots are used');
+  assert.equal(Buffer.from((await s.loadNewest())!.data).toString(), 'twenty');
+  assert.equal((await s.loadNewest((_t, i) => i < 20))!.metadata.index, 10, 'only accepted snapshots are used');
   const f = join(dir, snapshotFileName(2, 20));
   const b = await readFile(f);
   b[b.length - 6]! ^= 1;
   await writeFile(f, b);
-  const got = s.loadNewest()!;
+  const got = (await s.loadNewest())!;
   assert.equal(got.metadata.index, 10);
   assert.deepEqual(got.metadata.confState, cs);
   assert.ok((await readdir(dir)).includes(`${snapshotFileName(2, 20)}.broken`));
   await s.save(snap(3, 30, 'x'));
   await s.save(snap(3, 40, 'y'));
-  s.purge(2);
+  await s.purge(2);
   assert.deepEqual(
     s.list().map((x) => x.index),
     [40, 30],
@@ -63,7 +63,7 @@ test('disk store boots from snapshot + marker + later entries, and purges only a
   assert.ok(st.files().wal.length < segsBefore, 'segments purged');
   await st.close();
   const again = await DiskLogStore.open(dir, { segmentSize: 2048 });
-  assert.equal(Buffer.from(again.boot.snapshot!.data).toString(), 'state@100');
+  assert.equal((await again.readSnapshotData(1, 100)).toString(), 'state@100');
   assert.deepEqual(
     again.boot.entries.map((e) => e.index),
     Array.from({ length: 20 }, (_, k) => 101 + k),
@@ -116,7 +116,41 @@ test('a cipher seals WAL bodies and snapshot data; the wrong key refuses to star
   assert.equal(raw.includes('secret!'), false);
   assert.equal(raw.includes('snapsecret'), false);
   const ok = await DiskLogStore.open(dir, { cipher: xor(0x5a), segmentSize: 4096 });
-  assert.equal(Buffer.from(ok.boot.snapshot!.data).toString(), 'snapsecret');
+  assert.equal((await ok.readSnapshotData(1, 1)).toString(), 'snapsecret');
   await ok.close();
   await assert.rejects(DiskLogStore.open(dir, { cipher: xor(0xa5), segmentSize: 4096 }), WalCorruptError);
+});
+
+test('a snapshot corrupted inside its data fails while streamed, becomes .broken, and the next boot falls back', async (t) => {
+  const dir = await tmp(t);
+  const st = await DiskLogStore.open(dir, { segmentSize: 4096 });
+  const ents = Array.from({ length: 30 }, (_, k) => ({
+    term: 1,
+    index: k + 1,
+    type: 'normal' as const,
+    data: Buffer.from(`e${k + 1}`),
+  }));
+  await st.save({ term: 1, vote: 'a', commit: 30 }, ents, true);
+  const chunks = (tag: string): Buffer[] => Array.from({ length: 8 }, (_, k) => Buffer.alloc(1000, `${tag}${k}`));
+  await st.saveSnapshotChunks({ term: 1, index: 10, confState: cs }, chunks('a'));
+  await st.saveSnapshotChunks({ term: 1, index: 20, confState: cs }, chunks('b'));
+  const got: Buffer[] = [];
+  for await (const c of st.readSnapshotChunks(1, 20)) got.push(Buffer.from(c));
+  assert.deepEqual(got, chunks('b'), 'chunks come back as written');
+  await st.close();
+  const f = join(dir, 'snap', snapshotFileName(1, 20));
+  const b = await readFile(f);
+  b[b.length - 2000]! ^= 1; // inside the data, far from the header
+  await writeFile(f, b);
+  const again = await DiskLogStore.open(dir, { segmentSize: 4096 });
+  assert.equal(again.boot.snapshot!.metadata.index, 20, 'boot checks only the header');
+  await assert.rejects(async () => {
+    for await (const c of again.readSnapshotChunks(1, 20)) assert.ok(c.byteLength > 0);
+  }, /checksum mismatch/);
+  await again.close();
+  assert.ok((await readdir(join(dir, 'snap'))).includes(`${snapshotFileName(1, 20)}.broken`));
+  const third = await DiskLogStore.open(dir, { segmentSize: 4096 });
+  assert.equal(third.boot.snapshot!.metadata.index, 10, 'the older snapshot is used');
+  assert.equal(third.boot.entries[0]!.index, 11);
+  await third.close();
 });

@@ -5,10 +5,17 @@
  *
  * Frame payload: `u8 kind | body`; kind 0 = one encoded Message, kind 1 = a snapshot chunk
  * (`u32 seq | u32 total | bytes`; the chunks concatenated are one encoded Message).
+ *
+ * With snapshot files (`useSnapshotFiles`), a MsgSnap with empty data is streamed as a file:
+ * kind 2 = begin (the encoded Message), kind 3 = a block of the file, kind 4 = end. The sender
+ * reads the file block by block and waits for the socket to drain, so other messages
+ * (heartbeats, appends) interleave; the receiver writes blocks to disk as they arrive (pausing
+ * the socket when writes lag) and delivers the message once the file is verified and durable.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { type Logger, silentLogger } from '@shoal/common';
 import type { Message, NodeId } from '../core/types.js';
+import type { SnapshotFiles, SnapshotReceiver } from '../driver/snapshot-stream.js';
 import { decodeMessage, encodeMessage } from '../codec/message-codec.js';
 import { FrameDecoder } from '../codec/frames.js';
 import type { Transport, TransportHandlers } from './transport.js';
@@ -26,6 +33,27 @@ export interface TcpTransportOptions {
 
 const KIND_MESSAGE = 0;
 const KIND_CHUNK = 1;
+const KIND_SNAP_BEGIN = 2;
+const KIND_SNAP_DATA = 3;
+const KIND_SNAP_END = 4;
+/** Received snapshot bytes not yet on disk before the socket is paused. */
+const RECV_HIGH_WATER = 16 * 1024 * 1024;
+
+function kindFrame(kind: number, body: Uint8Array): Buffer {
+  const f = Buffer.allocUnsafe(5 + body.byteLength);
+  f.writeUInt32LE(body.byteLength + 1, 0);
+  f[4] = kind;
+  f.set(body, 5);
+  return f;
+}
+
+interface Receiving {
+  readonly body: Buffer;
+  readonly rx: SnapshotReceiver;
+  chain: Promise<void>;
+  queued: number;
+  failed: boolean;
+}
 
 export function parseHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
@@ -110,6 +138,7 @@ export class TcpTransport implements Transport {
   private readonly chunkSize: number;
   private readonly log: Logger;
   private boundAddress = '';
+  private files: SnapshotFiles | undefined;
 
   constructor(private readonly opts: TcpTransportOptions) {
     this.maxQueue = opts.maxQueueBytes ?? 64 * 1024 * 1024;
@@ -120,6 +149,10 @@ export class TcpTransport implements Transport {
         ? [...(opts.peers as ReadonlyMap<NodeId, string>)]
         : Object.entries((opts.peers ?? {}) as Record<NodeId, string>);
     for (const [id, addr] of peers) this.setPeer(id, addr);
+  }
+
+  useSnapshotFiles(files: SnapshotFiles): void {
+    this.files = files;
   }
 
   /** The bound listen address (after start). */
@@ -148,10 +181,13 @@ export class TcpTransport implements Transport {
     s.setNoDelay(true);
     this.inbound.add(s);
     let chunks: Buffer[] = [];
+    let recv: Receiving | undefined;
     const dec = new FrameDecoder((payload) => {
       const kind = payload[0];
       if (kind === KIND_MESSAGE) this.deliver(payload.subarray(1));
-      else if (kind === KIND_CHUNK) {
+      else if (kind === KIND_SNAP_BEGIN || kind === KIND_SNAP_DATA || kind === KIND_SNAP_END) {
+        recv = this.receiveSnapshot(s, recv, kind, payload.subarray(1));
+      } else if (kind === KIND_CHUNK) {
         const seq = payload.readUInt32LE(1);
         const total = payload.readUInt32LE(5);
         if (seq === 0) chunks = [];
@@ -172,7 +208,60 @@ export class TcpTransport implements Transport {
       }
     });
     s.on('error', () => undefined);
-    s.on('close', () => this.inbound.delete(s));
+    s.on('close', () => {
+      this.inbound.delete(s);
+      if (recv !== undefined) {
+        const r = recv;
+        r.chain = r.chain.then(() => r.rx.abort()).catch((err: unknown) => this.recvFailed(err));
+      }
+    });
+  }
+
+  private recvFailed(err: unknown): void {
+    this.log.warn({ err: (err as Error).message }, 'raft transport: snapshot receive failed');
+  }
+
+  /** One frame of a streamed snapshot; returns the receive in progress (undefined when done). */
+  private receiveSnapshot(s: Socket, cur: Receiving | undefined, kind: number, body: Buffer): Receiving | undefined {
+    if (kind === KIND_SNAP_BEGIN) {
+      if (cur !== undefined) {
+        const old = cur;
+        old.chain = old.chain.then(() => old.rx.abort()).catch((err: unknown) => this.recvFailed(err));
+      }
+      if (this.files === undefined) throw new RangeError('streamed snapshot received but no snapshot files are set');
+      const m = decodeMessage(body);
+      if (m.snapshot === undefined) throw new RangeError('streamed snapshot frame without a snapshot');
+      const rx = this.files.receive(m.snapshot.metadata.term, m.snapshot.metadata.index);
+      return { body: Buffer.from(body), rx, chain: Promise.resolve(), queued: 0, failed: false };
+    }
+    if (cur === undefined) throw new RangeError('snapshot data without a begin frame');
+    const r = cur;
+    if (kind === KIND_SNAP_DATA) {
+      r.queued += body.length;
+      if (r.queued > RECV_HIGH_WATER && !s.isPaused()) s.pause();
+      r.chain = r.chain.then(async () => {
+        if (r.failed) return;
+        await r.rx.write(body);
+        r.queued -= body.length;
+        if (r.queued <= RECV_HIGH_WATER / 2 && s.isPaused()) s.resume();
+      });
+      r.chain.catch(() => {
+        r.failed = true;
+      });
+      return r;
+    }
+    // End: verify and fsync, then hand the message (data empty: the file holds it) to raft.
+    r.chain = r.chain
+      .then(() => r.rx.finish())
+      .then(
+        () => this.deliver(r.body),
+        async (err: unknown) => {
+          this.recvFailed(err);
+          await r.rx.abort();
+        },
+      )
+      .catch((err: unknown) => this.recvFailed(err));
+    return undefined;
   }
 
   private deliver(bytes: Buffer): void {
@@ -194,7 +283,8 @@ export class TcpTransport implements Transport {
       if (peer === undefined) continue;
       const body = encodeMessage(m);
       if (m.snapshot !== undefined) {
-        this.sendSnapshot(peer, body);
+        if (this.files !== undefined && m.snapshot.data.byteLength === 0) void this.streamSnapshot(peer, m, body);
+        else this.sendSnapshot(peer, body);
         continue;
       }
       const f = Buffer.allocUnsafe(5 + body.length);
@@ -235,6 +325,47 @@ export class TcpTransport implements Transport {
       peer.pendingSnaps--;
       this.snapshotStatus(peer.id, false);
       this.unreachable(peer);
+    }
+  }
+
+  /** Sends the stored snapshot file block by block, waiting for the socket to drain between blocks. */
+  private async streamSnapshot(peer: Peer, m: Message, body: Buffer): Promise<void> {
+    const sock = peer.socket;
+    const files = this.files!;
+    const meta = m.snapshot!.metadata;
+    if (sock === undefined || !peer.connected) {
+      if (peer.socket === undefined) peer.dial();
+      this.snapshotStatus(peer.id, false);
+      this.unreachable(peer);
+      return;
+    }
+    peer.pendingSnaps++;
+    const alive = (): boolean => peer.socket === sock && !sock.destroyed;
+    try {
+      sock.write(kindFrame(KIND_SNAP_BEGIN, body));
+      for await (const block of files.readFile(meta.term, meta.index)) {
+        if (!alive()) return; // the close handler reported the failure
+        if (!sock.write(kindFrame(KIND_SNAP_DATA, block))) {
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              sock.off('drain', done);
+              sock.off('close', done);
+              resolve();
+            };
+            sock.on('drain', done);
+            sock.on('close', done);
+          });
+        }
+      }
+      if (!alive()) return;
+      sock.write(kindFrame(KIND_SNAP_END, new Uint8Array(0)), (err) => {
+        if (peer.pendingSnaps === 0) return;
+        peer.pendingSnaps--;
+        this.snapshotStatus(peer.id, err == null);
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, to: peer.id }, 'raft transport: snapshot send failed');
+      if (alive()) sock.destroy(); // the close handler reports the failure
     }
   }
 

@@ -3,6 +3,7 @@
  * processes), the simulator's network, and the gRPC stream transport of the store package.
  */
 import type { Message, NodeId } from '../core/types.js';
+import type { SnapshotFiles } from '../driver/snapshot-stream.js';
 
 export interface TransportHandlers {
   /** A message arrived for this node. */
@@ -21,5 +22,11 @@ export interface Transport {
   /** Adds or updates a peer's address. */
   setPeer(id: NodeId, address: string): void;
   removePeer(id: NodeId): void;
+  /**
+   * Optional: streams snapshots as files. A MsgSnap whose snapshot data is empty is sent as the
+   * stored file read from `files`, and received into `files` before the message is delivered.
+   * Required by a store that keeps snapshot data in files (DiskLogStore).
+   */
+  useSnapshotFiles?(files: SnapshotFiles): void;
   close(): Promise<void>;
 }
