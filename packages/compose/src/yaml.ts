@@ -1,0 +1,214 @@
+import { LineCounter, parseAllDocuments, isAlias, isMap, isScalar, isSeq, type Node } from 'yaml';
+import type { Diagnostics } from './errors.js';
+import { PositionMap, dotted, type KeyPath } from './positions.js';
+import { resolvePlain, resolveTagged, type Resolved } from './scalars.js';
+
+/** A parsed Compose value: what go-yaml v3 gives Docker, as plain JSON-like data. */
+export type Value = Resolved | Value[] | { [key: string]: Value };
+export type Dict = { [key: string]: Value };
+
+/** Which entries of a parsed mapping or list hold YAML floats (so Go-style printing can differ). */
+const floats = new WeakMap<object, Set<string | number>>();
+
+/** True if `container[key]` was written as a YAML float (`1.0`, `1e3`), not an integer. */
+export function isFloat(container: object, key: string | number): boolean {
+  return floats.get(container)?.has(key) ?? false;
+}
+
+/** Marks `container[key]` as a float (used when values are copied, e.g. by interpolation). */
+export function markFloat(container: object, key: string | number): void {
+  let s = floats.get(container);
+  if (!s) floats.set(container, (s = new Set()));
+  s.add(key);
+}
+
+export function isDict(v: unknown): v is Dict {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The result of parsing one file: its top-level mapping and where every value sits. */
+export interface ParsedFile {
+  file: string;
+  dict: Dict;
+  positions: PositionMap;
+}
+
+/** Upper bound on values produced by aliases, against alias bombs. */
+const MAX_VALUES = 2_000_000;
+
+/**
+ * Parses one Compose file the way Docker CLI 28 does (go-yaml v3 into untyped maps), keeping
+ * positions: syntax errors, duplicate keys, non-string keys and a top level that is not a
+ * mapping are reported into `diags`; anchors, aliases and `<<` merge keys are expanded.
+ * Returns undefined when the file cannot be used at all.
+ */
+export function parseComposeYaml(file: string, source: string, diags: Diagnostics): ParsedFile | undefined {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(source, {
+    lineCounter,
+    version: '1.2',
+    schema: 'failsafe',
+    merge: false,
+    uniqueKeys: false,
+    prettyErrors: false,
+  });
+  const positions = new PositionMap(file);
+  const pos = (offset: number) => {
+    const lp = lineCounter.linePos(offset);
+    return { file, line: lp.line, column: lp.col };
+  };
+  const list = Array.isArray(docs) ? docs : [docs];
+  const doc = list[0];
+  if (!doc) {
+    diags.add({ file, line: 1, column: 1 }, '(root)', 'top-level object must be a mapping');
+    return undefined;
+  }
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const at = lineCounter.linePos(e.pos[0]);
+      diags.add(
+        { file, line: at.line || 1, column: at.col || 1 },
+        '(root)',
+        `yaml: ${e.message.split('\n')[0] ?? e.message}`,
+      );
+    }
+    return undefined;
+  }
+  const before = diags.size;
+  let count = 0;
+  const walk = (node: Node | null | undefined, path: KeyPath, depth: number): Value => {
+    if (++count > MAX_VALUES) throw new AliasBomb();
+    if (depth > 1000) throw new AliasBomb();
+    if (node === null || node === undefined) return null;
+    if (node.range) positions.setValue(path, pos(node.range[0]));
+    if (isAlias(node)) {
+      const target = node.resolve(doc);
+      return walk(target, path, depth + 1);
+    }
+    if (isScalar(node)) {
+      const text = typeof node.value === 'string' ? node.value : String(node.value);
+      let r: { value: Resolved; float: boolean };
+      if (node.type === 'PLAIN' && (node.tag === undefined || node.tag === '!')) r = resolvePlain(text);
+      else if (node.tag !== undefined && node.tag.startsWith('tag:yaml.org,2002:')) r = resolveTagged(text, node.tag);
+      else r = { value: text, float: false };
+      return floatBox(r);
+    }
+    if (isSeq(node)) {
+      const out: Value[] = [];
+      node.items.forEach((item, i) => {
+        const v = unbox(walk(item as Node, [...path, i], depth + 1), out, i);
+        out.push(v);
+      });
+      return out;
+    }
+    if (isMap(node)) {
+      const out: Dict = Object.create(null) as Dict;
+      const explicit = new Map<string, number>();
+      const merges: Node[] = [];
+      for (const pair of node.items) {
+        const k = pair.key as Node | null;
+        if (isScalar(k) && k.type === 'PLAIN' && k.value === '<<' && k.tag === undefined) {
+          const v = pair.value as Node | null;
+          if (isSeq(v)) merges.push(...(v.items as Node[]));
+          else if (v) merges.push(v);
+          continue;
+        }
+      }
+      for (const m of merges) {
+        const src = isAlias(m) ? (m.resolve(doc) as Node | undefined) : m;
+        if (!isMap(src)) {
+          diags.add(
+            m.range ? pos(m.range[0]) : positions.value(path),
+            dotted(path),
+            'yaml: map merge requires map or sequence of maps as the value',
+          );
+          continue;
+        }
+        const merged = walk(src, path, depth + 1);
+        if (isDict(merged)) {
+          for (const [key, value] of Object.entries(merged)) {
+            if (key in out) continue;
+            out[key] = value;
+            if (isFloat(merged, key)) markFloat(out, key);
+          }
+        }
+      }
+      for (const pair of node.items) {
+        const k = pair.key as Node | null;
+        if (isScalar(k) && k.type === 'PLAIN' && k.value === '<<' && k.tag === undefined) continue;
+        const keyPos = k?.range ? pos(k.range[0]) : positions.value(path);
+        const keyValue = k === null ? null : walkKey(k);
+        if (typeof keyValue !== 'string') {
+          diags.add(
+            keyPos,
+            dotted(path),
+            `non-string key ${path.length === 0 ? 'at top level' : `in ${path.join('.')}`}: ${JSON.stringify(keyValue)}`,
+          );
+          continue;
+        }
+        const prev = explicit.get(keyValue);
+        if (prev !== undefined) {
+          diags.add(
+            keyPos,
+            dotted([...path, keyValue]),
+            `mapping key ${JSON.stringify(keyValue)} already defined at line ${prev}`,
+          );
+          continue;
+        }
+        explicit.set(keyValue, keyPos.line);
+        positions.setKey([...path, keyValue], keyPos);
+        const vnode = pair.value as Node | null;
+        if (!vnode) positions.setValue([...path, keyValue], keyPos);
+        out[keyValue] = unbox(walk(vnode, [...path, keyValue], depth + 1), out, keyValue);
+      }
+      return out;
+    }
+    return null;
+  };
+  const walkKey = (k: Node): Resolved | object => {
+    const target = isAlias(k) ? (k.resolve(doc) as Node | undefined) : k;
+    if (isScalar(target)) {
+      const text = typeof target.value === 'string' ? target.value : String(target.value);
+      if (target.type === 'PLAIN' && (target.tag === undefined || target.tag === '!')) return resolvePlain(text).value;
+      if (target.tag !== undefined && target.tag.startsWith('tag:yaml.org,2002:'))
+        return resolveTagged(text, target.tag).value;
+      return text;
+    }
+    return {};
+  };
+  let root: Value;
+  try {
+    root = walk(doc.contents, [], 0);
+  } catch (e) {
+    if (e instanceof AliasBomb) {
+      diags.add({ file, line: 1, column: 1 }, '(root)', 'yaml: document contains excessive aliasing');
+      return undefined;
+    }
+    throw e;
+  }
+  if (!isDict(root)) {
+    diags.add(positions.value([]), '(root)', 'top-level object must be a mapping');
+    return undefined;
+  }
+  if (diags.size > before) return undefined;
+  return { file, dict: root, positions };
+}
+
+class AliasBomb extends Error {}
+
+/** Scalars travel through `walk` boxed with their float flag, unboxed into their container. */
+class FloatBox {
+  constructor(readonly value: number) {}
+}
+
+function floatBox(r: { value: Resolved; float: boolean }): Value {
+  return r.float && typeof r.value === 'number' ? (new FloatBox(r.value) as unknown as Value) : r.value;
+}
+
+function unbox(v: Value, container: object, key: string | number): Value {
+  if (v instanceof FloatBox) {
+    markFloat(container, key);
+    return v.value;
+  }
+  return v;
+}
