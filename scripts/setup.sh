@@ -33,9 +33,12 @@ start=$(date +%s)
 #   openssl apache2-utils  test token server signing, htpasswd for registry auth tests
 #   python3-minimal the lab's delay relay where the kernel has no netem qdisc
 #   skopeo          an independent reader that checks the test images in the testkit tests
+#   protobuf-compiler libprotobuf-dev  protoc and descriptor.proto for `npm run proto` and its
+#                   drift test (packages/api generates its TypeScript with the ts-proto plugin)
 #   git ca-certificates
 pkgs=(runc iproute2 nftables busybox-static docker-registry etcd-server etcd-client zstd tini curl
-  iputils-ping psmisc procps kmod gcc libc6-dev util-linux openssl apache2-utils skopeo python3-minimal git ca-certificates)
+  iputils-ping psmisc procps kmod gcc libc6-dev util-linux openssl apache2-utils skopeo python3-minimal
+  protobuf-compiler libprotobuf-dev git ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
