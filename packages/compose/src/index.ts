@@ -24,3 +24,16 @@ export { parseDuration, parseRAMInBytes, parseCPUs, parsePortSpec, shlexSplit } 
 export { parseVolumeSpec } from './decode.js';
 export { SCHEMA_VERSIONS, DEFAULT_VERSION } from './schema.js';
 export type * from './types.js';
+export {
+  convertStack,
+  effectiveCaps,
+  isUserDefinedNetwork,
+  servicesNetworks,
+  LABEL_NAMESPACE,
+  LABEL_IMAGE,
+  DEFAULT_NETWORK_DRIVER,
+  type StackSpecs,
+  type ConvertOptions,
+} from './convert.js';
+export { checkStack, constraintProblem, dnsNameProblem } from './checks.js';
+export { prepareStack, validateStackName, type PreparedStack } from './stack.js';

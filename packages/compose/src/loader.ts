@@ -87,7 +87,7 @@ export interface LoadedCompose {
   /** Interpolated dicts in order (what `stack config` merges and prints). */
   dicts: Dict[];
   /** Where `path` (e.g. `['services','web','image']`) was last written, for later errors. */
-  locate(path: KeyPath): SourcePos;
+  locate: (path: KeyPath) => SourcePos;
   /** The variable lookup used (process env, plus `.env` in compat mode). */
   lookup: Lookup;
 }
