@@ -8,6 +8,7 @@ const benches = {
   raft: 'packages/raft/dist/bench/raft.js',
   engine: 'packages/engine/dist/bench/engine.js',
   image: 'packages/cli/dist/bench/image.js',
+  compose: 'packages/compose/dist/bench/compose.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;

@@ -13,44 +13,74 @@ export function interpolationPath(path: KeyPath): string {
   return path.map((p) => (typeof p === 'number' ? '[]' : p)).join('.');
 }
 
+type LinePos = (offset: number) => { line: number; col: number };
+
 /**
- * Positions of every value (and every mapping key) of one parsed file, by key path. Values
- * that come from an alias or a merge key point at the anchored node they were copied from.
+ * Where every value (and mapping key) of one parsed file starts. Offsets are stored per
+ * container object of the parsed tree (no path strings), and turned into line:column only
+ * when asked. Values that come from an alias or a merge key point at the anchored node.
  */
 export class PositionMap {
-  private readonly values = new Map<string, SourcePos>();
-  private readonly keys = new Map<string, SourcePos>();
+  private root: object | undefined;
+  private rootOffset = 0;
+  private readonly children = new WeakMap<object, Map<string | number, [number, number]>>();
 
-  constructor(readonly file: string) {}
+  constructor(
+    readonly file: string,
+    private readonly linePos: LinePos = () => ({ line: 1, col: 1 }),
+  ) {}
 
-  private static key(path: KeyPath): string {
-    return path.join('\u0000');
+  setRoot(root: object, offset: number): void {
+    this.root = root;
+    this.rootOffset = offset;
   }
 
-  setValue(path: KeyPath, pos: SourcePos): void {
-    this.values.set(PositionMap.key(path), pos);
+  /** Records where `container[key]` (its value, and its key for mappings) starts. */
+  record(container: object, key: string | number, valueOffset: number, keyOffset = valueOffset): void {
+    let m = this.children.get(container);
+    if (!m) this.children.set(container, (m = new Map()));
+    m.set(key, [valueOffset, keyOffset]);
   }
 
-  setKey(path: KeyPath, pos: SourcePos): void {
-    this.keys.set(PositionMap.key(path), pos);
+  /** Copies the record of `from[key]` to `to[key]` (merge keys). */
+  copy(from: object, to: object, key: string | number): void {
+    const r = this.children.get(from)?.get(key);
+    if (r) this.record(to, key, r[0], r[1]);
+  }
+
+  private pos(offset: number): SourcePos {
+    const lp = this.linePos(offset);
+    return { file: this.file, line: lp.line || 1, column: lp.col || 1 };
+  }
+
+  /** The deepest recorded offsets along `path`, and whether the whole path was found. */
+  private find(path: KeyPath): { value: number; key: number; exact: boolean } {
+    let best = { value: this.rootOffset, key: this.rootOffset, exact: path.length === 0 };
+    let cur: unknown = this.root;
+    for (let i = 0; i < path.length; i++) {
+      if (typeof cur !== 'object' || cur === null) return best;
+      const seg = Array.isArray(cur) ? Number(path[i]) : String(path[i]);
+      const r = this.children.get(cur)?.get(seg);
+      if (!r) return best;
+      best = { value: r[0], key: r[1], exact: i === path.length - 1 };
+      cur = (cur as Record<string | number, unknown>)[seg];
+    }
+    return best;
   }
 
   /** True if a value was recorded exactly at `path`. */
   has(path: KeyPath): boolean {
-    return this.values.has(PositionMap.key(path));
+    return this.root !== undefined && this.find(path).exact;
   }
 
   /** The value at `path`, else the nearest ancestor that has a position. */
   value(path: KeyPath): SourcePos {
-    for (let n = path.length; n >= 0; n--) {
-      const p = this.values.get(PositionMap.key(path.slice(0, n)));
-      if (p) return p;
-    }
-    return { file: this.file, line: 1, column: 1 };
+    return this.pos(this.find(path).value);
   }
 
-  /** The key of the mapping entry at `path` (falls back to its value). */
+  /** The key of the mapping entry at `path` (falls back to the nearest value). */
   key(path: KeyPath): SourcePos {
-    return this.keys.get(PositionMap.key(path)) ?? this.value(path);
+    const f = this.find(path);
+    return this.pos(f.exact ? f.key : f.value);
   }
 }

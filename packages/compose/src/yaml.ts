@@ -1,6 +1,6 @@
-import { LineCounter, parseAllDocuments, isAlias, isMap, isScalar, isSeq, type Node } from 'yaml';
+import { LineCounter, parseAllDocuments, isAlias, isMap, isScalar, isSeq, type Alias, type Node } from 'yaml';
 import type { Diagnostics } from './errors.js';
-import { PositionMap, dotted, type KeyPath } from './positions.js';
+import { PositionMap, dotted } from './positions.js';
 import { resolvePlain, resolveTagged, type Resolved } from './scalars.js';
 
 /** A parsed Compose value: what go-yaml v3 gives Docker, as plain JSON-like data. */
@@ -52,7 +52,7 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
     uniqueKeys: false,
     prettyErrors: false,
   });
-  const positions = new PositionMap(file);
+  const positions = new PositionMap(file, (offset) => lineCounter.linePos(offset));
   const pos = (offset: number) => {
     const lp = lineCounter.linePos(offset);
     return { file, line: lp.line, column: lp.col };
@@ -76,15 +76,26 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
   }
   const before = diags.size;
   let count = 0;
-  const walk = (node: Node | null | undefined, path: KeyPath, depth: number): Value => {
+  // One shared cache of anchored nodes: without it, yaml walks the whole document per alias.
+  const aliasCtx = {} as NonNullable<Parameters<Alias['resolve']>[1]>;
+  const resolveAlias = (a: Alias): Node | undefined => {
+    const target = a.resolve(doc, aliasCtx) as Node | undefined;
+    if (!target) throw new UnknownAnchor(a);
+    return target;
+  };
+  // Paths are built only for diagnostics: a linked list of (parent, key).
+  type PathLink = { up: PathLink | undefined; key: string | number } | undefined;
+  const toPath = (l: PathLink): (string | number)[] => {
+    const out: (string | number)[] = [];
+    for (let x = l; x; x = x.up) out.push(x.key);
+    return out.reverse();
+  };
+  const offsetOf = (node: Node | null | undefined, fallback: number): number => node?.range?.[0] ?? fallback;
+  const walk = (node: Node | null | undefined, link: PathLink, depth: number): Value => {
     if (++count > MAX_VALUES) throw new AliasBomb();
     if (depth > 1000) throw new AliasBomb();
     if (node === null || node === undefined) return null;
-    if (node.range) positions.setValue(path, pos(node.range[0]));
-    if (isAlias(node)) {
-      const target = node.resolve(doc);
-      return walk(target, path, depth + 1);
-    }
+    if (isAlias(node)) return walk(resolveAlias(node), link, depth + 1);
     if (isScalar(node)) {
       const text = typeof node.value === 'string' ? node.value : String(node.value);
       let r: { value: Resolved; float: boolean };
@@ -95,10 +106,14 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
     }
     if (isSeq(node)) {
       const out: Value[] = [];
-      node.items.forEach((item, i) => {
-        const v = unbox(walk(item as Node, [...path, i], depth + 1), out, i);
+      const items = node.items as Node[];
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        const target = isAlias(item) ? resolveAlias(item) : item;
+        const v = unbox(walk(item, { up: link, key: i }, depth + 1), out, i);
         out.push(v);
-      });
+        positions.record(out, i, offsetOf(target, offsetOf(node, 0)));
+      }
       return out;
     }
     if (isMap(node)) {
@@ -111,36 +126,37 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
           const v = pair.value as Node | null;
           if (isSeq(v)) merges.push(...(v.items as Node[]));
           else if (v) merges.push(v);
-          continue;
         }
       }
       for (const m of merges) {
-        const src = isAlias(m) ? (m.resolve(doc) as Node | undefined) : m;
+        const src = isAlias(m) ? resolveAlias(m) : m;
         if (!isMap(src)) {
           diags.add(
-            m.range ? pos(m.range[0]) : positions.value(path),
-            dotted(path),
+            pos(offsetOf(m, offsetOf(node, 0))),
+            dotted(toPath(link)),
             'yaml: map merge requires map or sequence of maps as the value',
           );
           continue;
         }
-        const merged = walk(src, path, depth + 1);
+        const merged = walk(src, link, depth + 1);
         if (isDict(merged)) {
           for (const [key, value] of Object.entries(merged)) {
             if (key in out) continue;
             out[key] = value;
             if (isFloat(merged, key)) markFloat(out, key);
+            positions.copy(merged, out, key);
           }
         }
       }
       for (const pair of node.items) {
         const k = pair.key as Node | null;
         if (isScalar(k) && k.type === 'PLAIN' && k.value === '<<' && k.tag === undefined) continue;
-        const keyPos = k?.range ? pos(k.range[0]) : positions.value(path);
+        const keyOffset = offsetOf(k, offsetOf(node, 0));
         const keyValue = k === null ? null : walkKey(k);
         if (typeof keyValue !== 'string') {
+          const path = toPath(link);
           diags.add(
-            keyPos,
+            pos(keyOffset),
             dotted(path),
             `non-string key ${path.length === 0 ? 'at top level' : `in ${path.join('.')}`}: ${JSON.stringify(keyValue)}`,
           );
@@ -149,24 +165,24 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
         const prev = explicit.get(keyValue);
         if (prev !== undefined) {
           diags.add(
-            keyPos,
-            dotted([...path, keyValue]),
+            pos(keyOffset),
+            dotted([...toPath(link), keyValue]),
             `mapping key ${JSON.stringify(keyValue)} already defined at line ${prev}`,
           );
           continue;
         }
-        explicit.set(keyValue, keyPos.line);
-        positions.setKey([...path, keyValue], keyPos);
+        explicit.set(keyValue, lineCounter.linePos(keyOffset).line);
         const vnode = pair.value as Node | null;
-        if (!vnode) positions.setValue([...path, keyValue], keyPos);
-        out[keyValue] = unbox(walk(vnode, [...path, keyValue], depth + 1), out, keyValue);
+        const target = isAlias(vnode) ? resolveAlias(vnode) : vnode;
+        out[keyValue] = unbox(walk(vnode, { up: link, key: keyValue }, depth + 1), out, keyValue);
+        positions.record(out, keyValue, offsetOf(target, keyOffset), keyOffset);
       }
       return out;
     }
     return null;
   };
   const walkKey = (k: Node): Resolved | object => {
-    const target = isAlias(k) ? (k.resolve(doc) as Node | undefined) : k;
+    const target = isAlias(k) ? resolveAlias(k) : k;
     if (isScalar(target)) {
       const text = typeof target.value === 'string' ? target.value : String(target.value);
       if (target.type === 'PLAIN' && (target.tag === undefined || target.tag === '!')) return resolvePlain(text).value;
@@ -178,23 +194,40 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
   };
   let root: Value;
   try {
-    root = walk(doc.contents, [], 0);
+    root = walk(doc.contents, undefined, 0);
   } catch (e) {
+    if (e instanceof UnknownAnchor) {
+      const at = e.alias.range ? lineCounter.linePos(e.alias.range[0]) : { line: 1, col: 1 };
+      diags.add(
+        { file, line: at.line, column: at.col },
+        '(root)',
+        `yaml: unknown anchor '${e.alias.source}' referenced`,
+      );
+      return undefined;
+    }
     if (e instanceof AliasBomb) {
       diags.add({ file, line: 1, column: 1 }, '(root)', 'yaml: document contains excessive aliasing');
       return undefined;
     }
     throw e;
   }
+  const rootNode = doc.contents as Node | null;
   if (!isDict(root)) {
-    diags.add(positions.value([]), '(root)', 'top-level object must be a mapping');
+    diags.add(pos(offsetOf(rootNode, 0)), '(root)', 'top-level object must be a mapping');
     return undefined;
   }
   if (diags.size > before) return undefined;
+  positions.setRoot(root, offsetOf(rootNode, 0));
   return { file, dict: root, positions };
 }
 
 class AliasBomb extends Error {}
+
+class UnknownAnchor extends Error {
+  constructor(readonly alias: Alias) {
+    super(`unknown anchor ${alias.source}`);
+  }
+}
 
 /** Scalars travel through `walk` boxed with their float flag, unboxed into their container. */
 class FloatBox {
