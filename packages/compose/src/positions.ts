@@ -38,7 +38,7 @@ export class PositionMap {
   /** Records where `container[key]` (its value, and its key for mappings) starts. */
   record(container: object, key: string | number, valueOffset: number, keyOffset = valueOffset): void {
     let m = this.children.get(container);
-    if (!m) this.children.set(container, (m = new Map()));
+    if (!m) this.children.set(container, (m = new Map<string | number, [number, number]>()));
     m.set(key, [valueOffset, keyOffset]);
   }
 
