@@ -90,7 +90,7 @@ describe('names, labels and networks', () => {
     assert.deepEqual(
       errorsOf(() => prepare(yaml)),
       [
-        '4:15 service web: undefined network "frontend"',
+        '4:16 service web: undefined network "frontend"',
         '5:15 service web: undefined secret "db_pw"',
         '6:15 service web: undefined config "app_cfg"',
         '7:15 service web: undefined volume "data"',

@@ -69,16 +69,22 @@ function mappingOrList(v: Value | undefined, sep: string, allowNil: boolean): Ma
   return out;
 }
 
+function put(r: Record<string, string>, k: string, v: string): void {
+  if (k === '__proto__')
+    Object.defineProperty(r, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else r[k] = v;
+}
+
 function record(m: Map<string, string | null>): Record<string, string> {
   const r: Record<string, string> = {};
-  for (const [k, v] of m) r[k] = v ?? '';
+  for (const [k, v] of m) put(r, k, v ?? '');
   return r;
 }
 
 function stringMap(v: Value | undefined): Record<string, string> | undefined {
   if (!isDict(v)) return undefined;
   const r: Record<string, string> = {};
-  for (const [k, x] of Object.entries(v)) r[k] = x === null ? '' : sprint(v, k, x);
+  for (const [k, x] of Object.entries(v)) put(r, k, x === null ? '' : sprint(v, k, x));
   return r;
 }
 

@@ -2,7 +2,7 @@ import type { Diagnostics } from './errors.js';
 import { interpolationPath, type KeyPath } from './positions.js';
 import { goParseIntBase0 } from './scalars.js';
 import { substituteCompat, substituteDocker, type Lookup } from './template.js';
-import { isDict, isFloat, markFloat, type Dict, type ParsedFile, type Value } from './yaml.js';
+import { isDict, isFloat, markFloat, setOwn, type Dict, type ParsedFile, type Value } from './yaml.js';
 
 type Cast = (s: string) => { value: Value } | { error: string };
 
@@ -148,9 +148,9 @@ export function interpolateFile(
       return out;
     }
     if (isDict(value)) {
-      const out: Dict = Object.create(null) as Dict;
+      const out: Dict = {};
       for (const [k, v] of Object.entries(value)) {
-        out[k] = walk(v, [...path, k]);
+        setOwn(out, k, walk(v, [...path, k]));
         if (isFloat(value, k)) markFloat(out, k);
       }
       return out;

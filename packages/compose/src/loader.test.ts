@@ -79,6 +79,15 @@ describe('YAML as Docker CLI 28 reads it', () => {
       ['top-level object must be a mapping'],
     );
   });
+  it('long-syntax ports (uniqueItems over mappings) validate', () => {
+    // Regression: null-prototype mappings made ajv's equality check throw.
+    const l = load('services: {web: {image: a, ports: [{target: 80, published: 80}, {target: 81, published: 81}]}}');
+    assert.equal(svc(l).ports?.length, 2);
+  });
+  it('a __proto__ key is kept as data', () => {
+    const l = load('services: {web: {image: a, labels: {__proto__: x}}}');
+    assert.deepEqual(Object.entries(svc(l).labels ?? {}), [['__proto__', 'x']]);
+  });
   it('a non-string key is rejected', () => {
     assert.deepEqual(
       errorsOf(() => load('services:\n  web:\n    image: a\n    environment:\n      1: x\n')),

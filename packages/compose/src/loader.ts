@@ -189,8 +189,8 @@ export function loadCompose(opts: LoadOptions): LoadedCompose {
   warnings.unshift(...ignoredWarnings(files));
 
   for (const s of config.services) {
-    const path = ['services', s.name, 'image'];
-    const pos = locateIn(files, s.image === undefined ? ['services', s.name] : path);
+    const pos =
+      s.image === undefined ? locateKeyIn(files, ['services', s.name]) : locateIn(files, ['services', s.name, 'image']);
     if (s.image === undefined || s.image === '') {
       diags.add(pos, `services.${s.name}.image`, `invalid image reference for service ${s.name}: no image specified`);
       continue;
@@ -213,6 +213,14 @@ function locateIn(files: ParsedFile[], path: KeyPath): SourcePos {
   }
   const f = files[0];
   return f ? f.positions.value([]) : { file: '', line: 0, column: 0 };
+}
+
+function locateKeyIn(files: ParsedFile[], path: KeyPath): SourcePos {
+  for (let i = files.length - 1; i >= 0; i--) {
+    const f = files[i] as ParsedFile;
+    if (f.positions.has(path)) return f.positions.key(path);
+  }
+  return locateIn(files, path);
 }
 
 function forbiddenIn(file: ParsedFile): { pos: SourcePos; path: string; message: string }[] {

@@ -59,7 +59,9 @@ export class PositionMap {
     let cur: unknown = this.root;
     for (let i = 0; i < path.length; i++) {
       if (typeof cur !== 'object' || cur === null) return best;
-      const seg = Array.isArray(cur) ? Number(path[i]) : String(path[i]);
+      let seg: string | number = Array.isArray(cur) ? Number(path[i]) : String(path[i]);
+      // A name looked up in a list (`networks: [front]`) points at that list item.
+      if (Array.isArray(cur) && Number.isNaN(seg)) seg = cur.indexOf(path[i]);
       const r = this.children.get(cur)?.get(seg);
       if (!r) return best;
       best = { value: r[0], key: r[1], exact: i === path.length - 1 };

@@ -22,6 +22,13 @@ export function markFloat(container: object, key: string | number): void {
   s.add(key);
 }
 
+/** Sets an own property, also for the key `__proto__` (which plain assignment would not). */
+export function setOwn(o: Dict, key: string, value: Value): void {
+  if (key === '__proto__')
+    Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
+}
+
 export function isDict(v: unknown): v is Dict {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -117,7 +124,7 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
       return out;
     }
     if (isMap(node)) {
-      const out: Dict = Object.create(null) as Dict;
+      const out: Dict = {};
       const explicit = new Map<string, number>();
       const merges: Node[] = [];
       for (const pair of node.items) {
@@ -141,8 +148,8 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
         const merged = walk(src, link, depth + 1);
         if (isDict(merged)) {
           for (const [key, value] of Object.entries(merged)) {
-            if (key in out) continue;
-            out[key] = value;
+            if (Object.hasOwn(out, key)) continue;
+            setOwn(out, key, value);
             if (isFloat(merged, key)) markFloat(out, key);
             positions.copy(merged, out, key);
           }
@@ -174,7 +181,7 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
         explicit.set(keyValue, lineCounter.linePos(keyOffset).line);
         const vnode = pair.value as Node | null;
         const target = isAlias(vnode) ? resolveAlias(vnode) : vnode;
-        out[keyValue] = unbox(walk(vnode, { up: link, key: keyValue }, depth + 1), out, keyValue);
+        setOwn(out, keyValue, unbox(walk(vnode, { up: link, key: keyValue }, depth + 1), out, keyValue));
         positions.record(out, keyValue, offsetOf(target, keyOffset), keyOffset);
       }
       return out;
