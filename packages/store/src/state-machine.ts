@@ -5,6 +5,7 @@
  */
 import { type Logger, silentLogger } from '@shoal/common';
 import type { AppliedEntry, StateMachine } from '@shoal/raft';
+import { decodeJson, encodeJson } from './codec.js';
 import { StoreDecodeError } from './errors.js';
 import { ObjectState, type StateSnapshot, type TxnResult } from './state.js';
 import { decodeBatch } from './transaction.js';
@@ -49,7 +50,7 @@ export class StoreStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    return Buffer.from(JSON.stringify(this.state.snapshot()), 'utf8');
+    return encodeJson(this.state.snapshot());
   }
 
   restore(data: Uint8Array): void {
@@ -58,7 +59,7 @@ export class StoreStateMachine implements StateMachine {
     } else {
       let s: StateSnapshot;
       try {
-        s = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as StateSnapshot;
+        s = decodeJson(data) as StateSnapshot;
       } catch (err) {
         throw new StoreDecodeError(`store snapshot is not JSON: ${(err as Error).message}`, { cause: err });
       }

@@ -99,7 +99,8 @@ export class Table {
 
 /** Freezes a JSON-shaped value in place, all the way down, and returns it. */
 export function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+  // Bytes (Buffers) cannot be frozen; objects hold them as opaque values.
+  if (typeof v === 'object' && v !== null && !ArrayBuffer.isView(v) && !Object.isFrozen(v)) {
     Object.freeze(v);
     for (const child of Object.values(v as object)) deepFreeze(child);
   }

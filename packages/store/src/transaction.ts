@@ -4,6 +4,7 @@
  * proposer stamps the time, so that every manager writes the same CreatedAt/UpdatedAt.
  */
 import { InvalidTransactionError, StoreDecodeError } from './errors.js';
+import { decodeJson, encodeJson } from './codec.js';
 import { isObjectKind, type ObjectKind, type StoredObject } from './kinds.js';
 
 /** Creates `object`; its Version, CreatedAt and UpdatedAt are set by the store. */
@@ -43,13 +44,13 @@ export interface Batch {
 }
 
 export function encodeBatch(b: Batch): Uint8Array {
-  return Buffer.from(JSON.stringify(b), 'utf8');
+  return encodeJson(b);
 }
 
 export function decodeBatch(data: Uint8Array): Batch {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+    parsed = decodeJson(data);
   } catch (err) {
     throw new StoreDecodeError(`store command is not JSON: ${(err as Error).message}`, { cause: err });
   }
