@@ -15,7 +15,15 @@ import {
 } from '@shoal/api';
 import { issueForJoin, type NodeRole } from '@shoal/ca';
 import { CallerNotAllowedError, CannotSignError, InvalidRequestError, NodeNotFoundError } from './errors.js';
-import { certExpiryMs, type ManagerContext, signingCA, type StoredNode, theCluster, updateNode } from './context.js';
+import {
+  certExpiryMs,
+  fromStored,
+  type ManagerContext,
+  signingCA,
+  type StoredNode,
+  theCluster,
+  updateNode,
+} from './context.js';
 import type { CallerIdentity } from './identity.js';
 
 export class CaApi {
@@ -93,7 +101,7 @@ export class CaApi {
     const node = this.ctx.store.get<StoredNode>('node', id);
     if (node === undefined) throw new NodeNotFoundError(id === '' ? "''" : id);
     return {
-      Certificate: node.Certificate ?? { State: 'pending' },
+      Certificate: fromStored(node.Certificate) ?? { State: 'pending' },
       RootCABundle: Buffer.from(this.ctx.rootCA.trustBundlePem()),
     };
   }

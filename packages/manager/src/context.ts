@@ -60,8 +60,8 @@ export function heartbeatPeriodMs(ctx: ManagerContext): number {
 export function signingCA(ctx: ManagerContext): RootCA {
   if (ctx.rootCA.canSign) return ctx.rootCA;
   const c = ctx.store.list<StoredCluster>('cluster')[0];
-  const cert = c?.RootCA?.CACert;
-  const key = c?.RootCA?.CAKey;
+  const cert = fromStored(c?.RootCA?.CACert);
+  const key = fromStored(c?.RootCA?.CAKey);
   if (cert !== undefined && key !== undefined && key.length > 0) {
     const root = RootCA.fromPem(Buffer.from(cert).toString(), Buffer.from(key).toString());
     if (root.digest === ctx.rootCA.digest) return root;
@@ -129,4 +129,22 @@ export function checkQuorumWithout(ctx: ManagerContext, id: string, action: stri
   const needed = Math.floor(rest.length / 2) + 1;
   const reachable = rest.filter((v) => m.reachable(v) !== false).length;
   if (rest.length === 0 || reachable < needed) throw new QuorumRiskError(action, id, reachable, needed);
+}
+
+/**
+ * A deep copy of a stored object with its `bytes` fields as Buffers again. The store keeps
+ * objects as JSON, where a Buffer is `{ type: 'Buffer', data: [...] }`; gRPC encoding and
+ * callers need Uint8Arrays. Everything read from the store and handed out goes through this.
+ */
+export function fromStored<T>(v: T): T {
+  if (v === null || typeof v !== 'object') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v) as T;
+  if (Array.isArray(v)) return v.map((x: unknown) => fromStored(x)) as T;
+  const o = v as Record<string, unknown>;
+  if (o['type'] === 'Buffer' && Array.isArray(o['data']) && Object.keys(o).length === 2) {
+    return Buffer.from(o['data'] as number[]) as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(o)) out[k] = fromStored(x);
+  return out as T;
 }

@@ -39,11 +39,13 @@ import {
   type StoredCluster,
   type StoredNode,
   theCluster,
+  fromStored,
 } from './context.js';
 import { listNodeViews, nodeView, resolveNode } from './nodes.js';
 
 /** The cluster as clients see it: no CA key, no unlock key; the trust root in TLSInfo. */
-export function clusterView(c: StoredCluster): Cluster {
+export function clusterView(stored: StoredCluster): Cluster {
+  const c = fromStored(stored);
   const { RootCA: root, UnlockKey: _unlock, ...rest } = c;
   const spec: ClusterSpec | undefined =
     rest.Spec === undefined
@@ -164,8 +166,8 @@ export class ControlApi {
     const curTokens = { worker: cur.JoinTokens?.Worker ?? '', manager: cur.JoinTokens?.Manager ?? '' };
     const tokens = roles.length > 0 ? rotateJoinTokens(curTokens, this.ctx.rootCA.digest, roles) : curTokens;
     const autolock = spec.EncryptionConfig?.AutoLockManagers === true;
-    let unlock = cur.UnlockKey ?? new Uint8Array();
-    if (!autolock) unlock = new Uint8Array();
+    let unlock: Uint8Array = fromStored(cur.UnlockKey) ?? Buffer.alloc(0);
+    if (!autolock) unlock = Buffer.alloc(0);
     else if (unlock.length === 0 || rot.ManagerUnlockKey === true) unlock = UnlockKey.generate().bytes;
     const next: StoredCluster = {
       ...cur,
@@ -183,6 +185,6 @@ export class ControlApi {
 
   getUnlockKey(): GetUnlockKeyResponse {
     const c = theCluster(this.ctx);
-    return { UnlockKey: unlockKeyText(c.UnlockKey), Version: { Index: c.Version.Index } };
+    return { UnlockKey: unlockKeyText(fromStored(c.UnlockKey)), Version: { Index: c.Version.Index } };
   }
 }

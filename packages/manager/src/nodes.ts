@@ -4,7 +4,7 @@
  */
 import type { ListNodesFilters, ManagerStatus, Node } from '@shoal/api';
 import { AmbiguousNodeError, NodeNotFoundError } from './errors.js';
-import { type ManagerContext, type Membership, type StoredNode, membership } from './context.js';
+import { fromStored, type ManagerContext, type Membership, type StoredNode, membership } from './context.js';
 
 /** The node `ref` names: its ID, a unique ID prefix, or a unique hostname / name. */
 export function resolveNode(ctx: ManagerContext, ref: string): StoredNode {
@@ -22,7 +22,8 @@ export function resolveNode(ctx: ManagerContext, ref: string): StoredNode {
 }
 
 /** The node as `node inspect` shows it: ManagerStatus from Raft for members, none for others. */
-export function nodeView(n: StoredNode, m: Membership): Node {
+export function nodeView(stored0: StoredNode, m: Membership): Node {
+  const n = fromStored(stored0);
   const { ManagerStatus: stored, ...rest } = n;
   if (!m.voters.includes(n.ID)) return rest;
   const r = m.reachable(n.ID);
