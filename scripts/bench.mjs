@@ -10,6 +10,7 @@ const benches = {
   image: 'packages/cli/dist/bench/image.js',
   ca: 'packages/ca/dist/bench/ca.js',
   compose: 'packages/compose/dist/bench/compose.js',
+  manager: 'packages/manager/dist/bench/manager.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;
