@@ -24,7 +24,9 @@ if (process.getuid?.() !== 0) {
 let kit;
 try {
   kit = await import('@shoal/testkit');
-} catch {
+} catch (err) {
+  // only a missing build is expected here; anything else is a real failure of the testkit
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
   console.error('demo: build first (./scripts/setup.sh or npm run build)');
   process.exit(1);
 }

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
-import { run, sleep, waitFor, type RunResult } from '@shoal/common';
+import { errnoCode, run, sleep, waitFor, type RunResult } from '@shoal/common';
 import {
+  LabNotFoundError,
   MANIFEST_ACCEPT,
   TestImages,
   labDown,
@@ -51,10 +52,33 @@ function cli(args: string[], opts: { asNobody?: boolean } = {}): Promise<RunResu
   return run(file ?? 'node', rest, { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
 }
 
+/**
+ * Takes a lab down after a test. A lab that is already gone (the test took it down, or `up`
+ * failed before making anything) is the expected case; any other failure is a leak and fails.
+ */
+async function downIfUp(name: string): Promise<void> {
+  try {
+    await labDown(name);
+  } catch (err) {
+    if (!(err instanceof LabNotFoundError)) throw err;
+  }
+}
+
+/** A process's command line, or undefined when it exited meanwhile (ENOENT, or ESRCH mid-read). */
+function procCmdline(pid: string | number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+    throw err;
+  }
+}
+
 /** Brings a lab up through the library and registers its removal. */
 async function upLab(t: { after: (fn: () => Promise<void>) => void }, name: string, hosts: number): Promise<LabState> {
   t.after(async () => {
-    await labDown(name).catch(() => undefined);
+    await downIfUp(name);
   });
   return labUp({ name, hosts });
 }
@@ -77,11 +101,7 @@ async function traces(s: Pick<LabState, 'name' | 'bridge' | 'tag'>): Promise<str
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
     if (line.includes(dir)) found.push(`mount ${line.split(' ')[4]}`);
   for (const p of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir)) found.push(`process ${p}`);
-    } catch {
-      /* gone */
-    }
+    if (procCmdline(p)?.includes(dir)) found.push(`process ${p}`);
   }
   const fw = await run('iptables', ['-w', '-S', 'FORWARD'], { check: false });
   if (fw.stdout.includes(`shoal-lab:${s.name}"`) || fw.stdout.includes(`shoal-lab:${s.name} `))
@@ -265,7 +285,7 @@ test('two labs coexist on separate subnets and bridges; down leaves nothing', as
 test('down cleans up after kill -9 of the CLI mid-up, of the registry and of host processes', async (t) => {
   const name = uniq('crash');
   t.after(async () => {
-    await labDown(name).catch(() => undefined);
+    await downIfUp(name);
   });
   // 1. kill -9 `lab up` while it is making hosts.
   const up = spawn(process.execPath, [cliMain, 'lab', 'up', '--name', name, '--hosts', '12'], {
@@ -297,13 +317,7 @@ test('down cleans up after kill -9 of the CLI mid-up, of the registry and of hos
     async () => {
       const r = await run('ip', ['netns', 'pids', netns], { check: false });
       const pids = r.stdout.split('\n').filter(Boolean).map(Number);
-      return pids.find((p) => {
-        try {
-          return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep');
-        } catch {
-          return false;
-        }
-      });
+      return pids.find((p) => procCmdline(p)?.startsWith('sleep'));
     },
     { timeoutMs: 5000, what: `sleep in ${netns}` },
   );
@@ -324,7 +338,7 @@ test('concurrent ups of one lab and of two labs do not race', async (t) => {
   const b = uniq('cc');
   for (const n of [a, b]) {
     t.after(async () => {
-      await labDown(n).catch(() => undefined);
+      await downIfUp(n);
     });
   }
   const results = await Promise.all([
@@ -341,13 +355,9 @@ test('concurrent ups of one lab and of two labs do not race', async (t) => {
     ['h1', 'h2'],
   );
   assert.notEqual(sa.subnet, sb.subnet);
-  const registries = readdirSync('/proc').filter((p) => {
-    try {
-      return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(join(root, a, 'registry'));
-    } catch {
-      return false;
-    }
-  });
+  const registries = readdirSync('/proc').filter(
+    (p) => /^\d+$/.test(p) && procCmdline(p)?.includes(join(root, a, 'registry')) === true,
+  );
   assert.equal(registries.length, 1, 'one registry for the lab');
   assert.ok(await canPing(a, 'h1', sa.hosts[1]?.address ?? ''));
   assert.ok(await canPing(b, 'h2', sb.hosts[0]?.address ?? ''));
@@ -394,6 +404,6 @@ test('bad input: one clear line, an error code, and nothing made', async () => {
       assert.match(r.stderr, /^shoal: lab '[^']+' has no host '[^']+' \(hosts: h1\) \[LAB_HOST_NOT_FOUND\]\n$/);
     }
   } finally {
-    await labDown(lab).catch(() => undefined);
+    await downIfUp(lab);
   }
 });

@@ -67,6 +67,17 @@ test('run collects output and reports failures with stderr', async () => {
   assert.equal(soft.code, 4);
 });
 
+test('run: a child that exits without reading its input is judged by its exit status', async () => {
+  // 8 MiB cannot fit a pipe buffer: the write fails with EPIPE once the child has exited
+  const input = Buffer.alloc(8 << 20, 1);
+  assert.equal((await run('true', [], { input })).code, 0);
+  await assert.rejects(run('sh', ['-c', 'exit 5'], { input }), (e: unknown) => {
+    assert.ok(e instanceof CommandFailedError);
+    assert.equal(e.exitCode, 5);
+    return true;
+  });
+});
+
 test('isProcessAlive tells a live process from a reaped one', async () => {
   assert.equal(isProcessAlive(process.pid), true);
   const child = spawn('true');

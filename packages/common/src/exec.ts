@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { ShoalError } from './errors.js';
+import { errnoCode, ShoalError } from './errors.js';
 
 /** Thrown when a child process fails to start or exits non-zero. */
 export class CommandFailedError extends ShoalError {
@@ -36,13 +36,20 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));
     child.stderr?.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new CommandFailedError([file, ...args].join(' '), null, String(e), { cause: e })));
+    const command = [file, ...args].join(' ');
+    child.on('error', (e) => reject(new CommandFailedError(command, null, String(e), { cause: e })));
     child.on('close', (code) => {
       const result = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? -1 };
-      if (check && code !== 0) reject(new CommandFailedError([file, ...args].join(' '), code, result.stderr));
+      if (check && code !== 0) reject(new CommandFailedError(command, code, result.stderr));
       else resolve(result);
     });
-    child.stdin?.on('error', () => undefined);
+    child.stdin?.on('error', (e) => {
+      // The child exited or closed its stdin before reading all input: its exit status (the
+      // 'close' above) tells what happened. Any other write failure fails the run.
+      const code = errnoCode(e);
+      if (code === 'EPIPE' || code === 'ECONNRESET') return;
+      reject(new CommandFailedError(command, null, `writing stdin: ${String(e)}`, { cause: e }));
+    });
     child.stdin?.end(input);
   });
 }

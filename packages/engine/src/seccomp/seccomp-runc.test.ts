@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { errnoCode } from '@shoal/common';
 import { after, before, describe, it } from 'node:test';
 import { buildSpec } from '../spec/build-spec.js';
 import { RuncHarness, writeBusyboxLayer } from '../spec/test-harness.js';
@@ -83,8 +84,10 @@ function has(tool: string, arg: string): boolean {
   try {
     execFileSync(tool, [arg], { stdio: 'ignore' });
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    // only "not installed" means absent; a tool that is there but fails is a broken host
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
   }
 }
 const hasGcc = (): boolean => has('gcc', '--version');

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { open, readdir, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hasCode } from '@shoal/common';
+import { errnoCode, hasCode } from '@shoal/common';
 import { isMountPoint, listMounts } from '../rootfs/mount.js';
 import { kernelVersion } from '../seccomp/profile.js';
 import { buildSpec } from '../spec/build-spec.js';
@@ -30,26 +30,46 @@ const SKIP_FS = new Set([
   'bpf',
 ]);
 
+/**
+ * What a scan of shared directories (/run, /tmp, where other processes come and go) may meet:
+ * an entry that vanished or was replaced between listing and reading, or one root cannot read
+ * (a FUSE mount of another user). These are collected in `skipped`, anything else fails the scan.
+ */
+const SCAN_SKIPPABLE = new Set(['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM']);
+
 /** Files under `roots` containing `needle` (no symlinks followed, bounded in files and size). */
-async function scan(roots: string[], needle: Buffer, skip: Set<string>): Promise<{ hits: string[]; files: number }> {
+async function scan(
+  roots: string[],
+  needle: Buffer,
+  skip: Set<string>,
+): Promise<{ hits: string[]; files: number; skipped: string[] }> {
   const skipMounts = new Set(
     listMounts()
       .filter((m) => SKIP_FS.has(m.fsType) || skip.has(m.mountPoint))
       .map((m) => m.mountPoint),
   );
   const hits: string[] = [];
+  const skipped: string[] = [];
   let files = 0;
+  const tolerate =
+    (path: string) =>
+    (err: unknown): undefined => {
+      const code = errnoCode(err);
+      if (code === undefined || !SCAN_SKIPPABLE.has(code)) throw err;
+      skipped.push(`${path} (${code})`);
+      return undefined;
+    };
   const buf = Buffer.alloc(1 << 20);
   const walk = async (dir: string): Promise<void> => {
     if (skipMounts.has(dir) || files > 200_000) return;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
+    for (const name of (await readdir(dir).catch(tolerate(dir))) ?? []) {
       const p = join(dir, name);
-      const st = await lstat(p).catch(() => undefined);
+      const st = await lstat(p).catch(tolerate(p));
       if (!st) continue;
       if (st.isDirectory()) await walk(p);
       else if (st.isFile() && st.size > 0 && st.size < 64 << 20) {
         files++;
-        const fh = await open(p, 'r').catch(() => undefined);
+        const fh = await open(p, 'r').catch(tolerate(p));
         if (!fh) continue;
         try {
           let carry = Buffer.alloc(0);
@@ -70,7 +90,7 @@ async function scan(roots: string[], needle: Buffer, skip: Set<string>): Promise
     }
   };
   for (const r of roots) await walk(r);
-  return { hits, files };
+  return { hits, files, skipped };
 }
 
 describe('secrets and configs on tmpfs (real runc)', { timeout: 300_000 }, () => {
@@ -142,7 +162,11 @@ describe('secrets and configs on tmpfs (real runc)', { timeout: 300_000 }, () =>
       const upperSecret = join(h.containerDir(id), 'upper', 'run', 'secrets', 'db_pw');
       assert.equal(statSync(upperSecret).size, 0);
       const found = await scan([h.dataRoot, '/run', '/tmp', h.runDir], Buffer.from(token), new Set([dir]));
-      assert.deepEqual(found.hits, [], `secret bytes found in ${found.hits.join(', ')}`);
+      assert.deepEqual(
+        found.hits,
+        [],
+        `secret bytes found in ${found.hits.join(', ')} (not read: ${found.skipped.join(', ') || 'none'})`,
+      );
       assert.ok(found.files > 0, 'the scan read files');
       // control: the same scan does find the bytes where they are (the secrets tmpfs)
       assert.equal((await scan([dir], Buffer.from(token), new Set())).hits.length, 1);

@@ -4,6 +4,7 @@
  * starts from every capability, drop `ALL` from none, and a capability both added and dropped stays.
  */
 import { readFileSync } from 'node:fs';
+import { errnoCode } from '@shoal/common';
 import { InvalidSpecError, UnknownCapabilityError } from '../errors.js';
 
 /** Every capability of Linux 6.x, numbered as in linux/capability.h. */
@@ -91,8 +92,9 @@ export function engineCapabilities(): Set<string> {
   try {
     const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
     if (m?.[1]) mask = BigInt(`0x${m[1]}`);
-  } catch {
-    // not Linux: assume everything
+  } catch (err) {
+    // no /proc (not Linux): assume everything
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
   available = new Set(ALL_CAPABILITIES.filter((_, bit) => mask < 0n || ((mask >> BigInt(bit)) & 1n) === 1n));
   return available;

@@ -4,6 +4,7 @@
  * namespaces and the sysctls that a private network namespace makes safe.
  */
 import { readdirSync } from 'node:fs';
+import { errnoCode } from '@shoal/common';
 import type { OciDeviceRule, OciMount } from './oci.js';
 
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
@@ -64,7 +65,9 @@ export function maskedPaths(): string[] {
   let cpus: string[];
   try {
     cpus = readdirSync('/sys/devices/system/cpu').filter((n) => /^cpu\d+$/.test(n));
-  } catch {
+  } catch (err) {
+    // no sysfs mounted: no CPU directories to mask
+    if (errnoCode(err) !== 'ENOENT') throw err;
     cpus = [];
   }
   cpus.sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));

@@ -3,6 +3,7 @@
  * build is bind-mounted read-only into the container and put in front of the args.
  */
 import { access, constants, realpath } from 'node:fs/promises';
+import { errnoCode } from '@shoal/common';
 import { InitNotFoundError } from '../errors.js';
 import type { OciMount } from './oci.js';
 
@@ -18,6 +19,9 @@ export const INIT_CANDIDATES = [
   '/usr/local/bin/tini-static',
 ];
 
+/** Why a candidate cannot be used as the init binary. */
+const NOT_USABLE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES']);
+
 /** The host path of the init binary (resolved through symlinks), or InitNotFoundError. */
 export async function findInit(explicit?: string): Promise<string> {
   const list = explicit ? [explicit] : INIT_CANDIDATES;
@@ -25,8 +29,9 @@ export async function findInit(explicit?: string): Promise<string> {
     try {
       await access(p, constants.X_OK);
       return await realpath(p);
-    } catch {
-      // try the next one
+    } catch (err) {
+      // absent, dangling, or not executable: try the next one
+      if (!NOT_USABLE.has(errnoCode(err) ?? '')) throw err;
     }
   }
   throw new InitNotFoundError(list);

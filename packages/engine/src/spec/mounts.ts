@@ -5,7 +5,7 @@
  * bad input changes nothing.
  */
 import { lstat, mkdir, stat } from 'node:fs/promises';
-import { run } from '@shoal/common';
+import { ignoreErrno, run } from '@shoal/common';
 import { join, posix } from 'node:path';
 import { InvalidMountError } from '../errors.js';
 import type { OciMount } from './oci.js';
@@ -221,7 +221,7 @@ async function imageDir(rootfs: string, target: string): Promise<string | undefi
   let path = rootfs;
   for (const part of target.split('/').filter(Boolean)) {
     path = join(path, part);
-    const st = await lstat(path).catch(() => undefined);
+    const st = await lstat(path).catch(ignoreErrno('ENOENT', 'ENOTDIR'));
     if (!st?.isDirectory()) return undefined;
   }
   return path;

@@ -5,6 +5,7 @@
  * failing later inside runc.
  */
 import { readFileSync } from 'node:fs';
+import { errnoCode } from '@shoal/common';
 import { InvalidSpecError } from '../errors.js';
 import { engineCapabilities } from './capabilities.js';
 import { DEFAULT_NOFILE } from './defaults.js';
@@ -47,7 +48,9 @@ function engineHardLimits(): Map<string, number> {
   if (own) return own;
   try {
     own = parseHardLimits(readFileSync('/proc/self/limits', 'utf8'));
-  } catch {
+  } catch (err) {
+    // no /proc: nothing known, nothing capped
+    if (errnoCode(err) !== 'ENOENT') throw err;
     own = new Map();
   }
   return own;
@@ -61,8 +64,9 @@ export function defaultNofile(): number {
   let n = DEFAULT_NOFILE;
   try {
     n = Math.min(n, Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()) || n);
-  } catch {
-    // keep Docker's default
+  } catch (err) {
+    // no /proc/sys (old kernel or not Linux): keep Docker's default
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
   if (!engineCapabilities().has('CAP_SYS_RESOURCE')) n = Math.min(n, engineHardLimits().get('RLIMIT_NOFILE') ?? n);
   nofileCache = n;

@@ -9,7 +9,7 @@ import { readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, sleep, type RunResult } from '@shoal/common';
+import { ignoreErrno, run, sleep, type RunResult } from '@shoal/common';
 import { lsetxattr, mknod, S_IFCHR } from '../libc.js';
 import { containerCgroup } from '../cgroups/cgroup.js';
 import { mountRootfs, unmountRootfs } from '../rootfs/overlay.js';
@@ -201,7 +201,7 @@ export class RuncHarness {
     await containerCgroup('x', this.cgroupParent).remove();
     unmountAll(this.work);
     if (isMountPoint(this.runDir)) unmountAll(this.runDir);
-    await rmdir(this.runDir).catch(() => undefined);
+    await rmdir(this.runDir).catch(ignoreErrno('ENOENT'));
     await rm(this.work, { recursive: true, force: true });
   }
 }

@@ -7,6 +7,7 @@
  */
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errnoCode } from '@shoal/common';
 import { UserNotFoundError } from '../errors.js';
 import type { OciUser } from '../spec/oci.js';
 
@@ -48,6 +49,12 @@ export function parseGroup(text: string): GroupEntry[] {
   return out;
 }
 
+/**
+ * Errors that mean "the image has no such file": absent, a parent that is not a directory, or a
+ * symlink loop on the way (e.g. an image whose /etc is a link). Anything else (EACCES, EIO) is real.
+ */
+const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'ELOOP']);
+
 /** A file of the rootfs, or '' when it is absent or not a regular file. */
 async function rootfsFile(rootfs: string, rel: string): Promise<string> {
   const path = join(rootfs, rel);
@@ -55,8 +62,9 @@ async function rootfsFile(rootfs: string, rel: string): Promise<string> {
     const st = await lstat(path);
     if (!st.isFile()) return '';
     return await readFile(path, 'utf8');
-  } catch {
-    return '';
+  } catch (err) {
+    if (ABSENT.has(errnoCode(err) ?? '')) return '';
+    throw err;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { randomInt } from 'node:crypto';
+import { errnoCode, type Logger, silentLogger } from '@shoal/common';
 import { FrameDecoder } from '../codec/frames.js';
 import { KvRequestError, KvTimeoutError } from '../errors.js';
 import { parseHostPort } from '../transport/tcp-transport.js';
@@ -19,6 +20,7 @@ export interface KvClientOptions {
   readonly endpoints: readonly string[];
   /** Per-operation deadline (default 10 s); then KvTimeoutError (outcome unknown). */
   readonly timeoutMs?: number;
+  readonly logger?: Logger;
 }
 
 interface Pending {
@@ -45,11 +47,13 @@ export class KvClient {
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly timeoutMs: number;
+  private readonly log: Logger;
 
   constructor(private readonly opts: KvClientOptions) {
     if (opts.endpoints.length === 0) throw new RangeError('KvClient needs at least one endpoint');
     this.target = opts.endpoints[0]!;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.log = opts.logger ?? silentLogger();
   }
 
   /** The current session's client id (renewed when the servers expired the session). */
@@ -144,7 +148,11 @@ export class KvClient {
       if (frames.length > 0) s.write(Buffer.concat(frames));
     });
     s.on('data', (d: Buffer) => dec.push(d));
-    s.on('error', () => undefined);
+    // a refused or reset connection is routine (a member restarts); the 'close' that always
+    // follows resends what is in flight and reconnects
+    s.on('error', (err) =>
+      this.log.debug({ err: err.message, code: errnoCode(err), endpoint: this.target }, 'kv client: socket error'),
+    );
     s.on('close', () => {
       this.socket = undefined;
       this.connected = false;

@@ -3,6 +3,7 @@
  * (clientId, seq, firstUnacked) so that retries apply at most once (thesis §6.3).
  */
 import { BinaryReader, BinaryWriter } from '../codec/binary.js';
+import { RaftDecodeError } from '../errors.js';
 
 export type KvWrite =
   | { readonly op: 'put'; readonly key: string; readonly value: Uint8Array }
@@ -50,6 +51,7 @@ export function encodeCommand(c: KvCommand): Buffer {
   return w.finish();
 }
 
+/** Decodes a logged command; any malformed input throws RaftDecodeError. */
 export function decodeCommand(b: Uint8Array): KvCommand {
   const r = new BinaryReader(b, 'kv command');
   const op = r.u8();
@@ -64,7 +66,7 @@ export function decodeCommand(b: Uint8Array): KvCommand {
   else if (op === OPS.cas) {
     const expected = r.bool() ? r.bytes() : null;
     c = { op: 'cas', key, expected, value: r.bytes(), clientId, seq, firstUnacked, ts };
-  } else throw new RangeError(`unknown kv op ${op}`);
+  } else throw new RaftDecodeError('kv command', `unknown kv op ${op}`);
   r.done();
   return c;
 }

@@ -4,7 +4,7 @@
  * socket write. Non-leaders answer "not leader" with the leader's client address when known.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { type Logger, silentLogger, errorMessage, ShoalError } from '@shoal/common';
+import { type Logger, silentLogger, errnoCode, errorMessage, ShoalError } from '@shoal/common';
 import { BinaryWriter } from '../codec/binary.js';
 import { FrameDecoder } from '../codec/frames.js';
 import type { RaftNode } from '../driver/raft-node.js';
@@ -84,7 +84,8 @@ export class KvServer {
         s.destroy();
       }
     });
-    s.on('error', () => undefined);
+    // a client that goes away is routine; the 'close' that always follows forgets the connection
+    s.on('error', (err) => this.log.debug({ err: err.message, code: errnoCode(err) }, 'kv: client socket error'));
     s.on('close', () => this.conns.delete(s));
   }
 

@@ -4,6 +4,7 @@ import { KvStateMachine, SESSION_EXPIRED_REVISION } from './state-machine.js';
 import { decodeCommand, encodeCommand, type KvCommand } from './command.js';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from './protocol.js';
 import { BinaryWriter } from '../codec/binary.js';
+import { RaftDecodeError } from '../errors.js';
 
 let index = 0;
 function run(sm: KvStateMachine, c: KvCommand): ReturnType<KvStateMachine['apply']>[number] {
@@ -167,4 +168,15 @@ test('sessions expire by the log clock, identically on every replica', () => {
   const forever = new KvStateMachine({ sessionTtlMs: 1e12 });
   applyAll(forever, log);
   assert.ok(forever.sessionIds().includes(99));
+});
+
+test('a malformed logged command decodes to RaftDecodeError and applies as a no-op result', () => {
+  const bad = Buffer.from(encodeCommand({ op: 'put', key: 'k', value: v('x'), ...s(3, 1) }));
+  bad[0] = 99; // unknown op
+  assert.throws(() => decodeCommand(bad), RaftDecodeError);
+  assert.throws(() => decodeCommand(bad.subarray(0, 5)), RaftDecodeError);
+  const sm = new KvStateMachine();
+  const [r] = sm.apply([{ index: 1, term: 1, data: bad }]);
+  assert.equal(r!.ok, false);
+  assert.equal(sm.size(), 0);
 });

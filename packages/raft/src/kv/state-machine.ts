@@ -157,7 +157,7 @@ export class KvStateMachine implements StateMachine, StreamingStateMachine {
       try {
         cmd = decodeCommand(e.data);
       } catch (err) {
-        if (!(err instanceof RaftDecodeError || err instanceof RangeError)) throw err;
+        if (!(err instanceof RaftDecodeError)) throw err;
         out.push(STALE);
         continue;
       }

@@ -13,7 +13,7 @@
  * the socket when writes lag) and delivers the message once the file is verified and durable.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { type Logger, silentLogger } from '@shoal/common';
+import { errnoCode, type Logger, silentLogger } from '@shoal/common';
 import type { Message, NodeId } from '../core/types.js';
 import type { SnapshotFiles, SnapshotReceiver } from '../driver/snapshot-stream.js';
 import { decodeMessage, encodeMessage } from '../codec/message-codec.js';
@@ -92,7 +92,8 @@ class Peer {
       this.queued = 0;
     });
     s.on('data', () => undefined); // outbound connections carry no replies
-    s.on('error', () => undefined);
+    // 'close' always follows and handles the loss (reconnect with backoff)
+    s.on('error', (err) => this.owner.socketError(err, this.id));
     s.on('close', () => {
       const hadSnaps = this.pendingSnaps;
       this.pendingSnaps = 0;
@@ -207,7 +208,8 @@ export class TcpTransport implements Transport {
         s.destroy();
       }
     });
-    s.on('error', () => undefined);
+    // 'close' always follows and handles the loss
+    s.on('error', (err) => this.socketError(err));
     s.on('close', () => {
       this.inbound.delete(s);
       if (recv !== undefined) {
@@ -267,6 +269,14 @@ export class TcpTransport implements Transport {
   private deliver(bytes: Buffer): void {
     const m = decodeMessage(bytes);
     this.handlers?.onMessage(m);
+  }
+
+  /**
+   * @internal A socket error: connection loss is routine (a peer restarts), and the socket's
+   * 'close' that always follows does the handling, so it is only logged at debug level.
+   */
+  socketError(err: Error, peer?: NodeId): void {
+    this.log.debug({ err: err.message, code: errnoCode(err), peer }, 'raft transport: socket error');
   }
 
   /** @internal */
