@@ -117,7 +117,10 @@ try {
         },
         ac.signal,
       )
-      .catch(() => undefined);
+      .catch((err: unknown) => {
+        // The benchmark ends every session by aborting it; anything else is a failure.
+        if (!ac.signal.aborted) throw err;
+      });
     await isReady;
     joinMs.push(performance.now() - t0);
     workers.push(id);
