@@ -1,4 +1,6 @@
 import { LineCounter, parseAllDocuments, isAlias, isMap, isScalar, isSeq, type Alias, type Node } from 'yaml';
+import { cstDocument } from './yamlcst.js';
+import type { YNode } from './ynode.js';
 import type { Diagnostics } from './errors.js';
 import { PositionMap, dotted } from './positions.js';
 import { resolvePlain, resolveTagged, type Resolved } from './scalars.js';
@@ -48,9 +50,39 @@ const MAX_VALUES = 2_000_000;
  * positions: syntax errors, duplicate keys, non-string keys and a top level that is not a
  * mapping are reported into `diags`; anchors, aliases and `<<` merge keys are expanded.
  * Returns undefined when the file cannot be used at all.
+ *
+ * Files in the common subset of YAML are read from the `yaml` package's CST (`yamlcst.ts`);
+ * the rest, and every file with a syntax error, through its Composer. `composer: true` forces
+ * the Composer path (the benchmark's comparison and the test that both paths agree).
  */
-export function parseComposeYaml(file: string, source: string, diags: Diagnostics): ParsedFile | undefined {
-  const lineCounter = new LineCounter();
+export function parseComposeYaml(
+  file: string,
+  source: string,
+  diags: Diagnostics,
+  opts: { composer?: boolean } = {},
+): ParsedFile | undefined {
+  let lineCounter = new LineCounter();
+  let rootNode = opts.composer ? undefined : cstDocument(source, lineCounter.addNewLine);
+  if (!rootNode) {
+    lineCounter = new LineCounter();
+    const r = composerDocument(file, source, lineCounter, diags);
+    if (!r) return undefined;
+    if (r === 'empty') {
+      diags.add({ file, line: 1, column: 1 }, '(root)', 'top-level object must be a mapping');
+      return undefined;
+    }
+    rootNode = r;
+  }
+  return buildValues(file, rootNode, lineCounter, diags);
+}
+
+/** The Composer path: a Document, its errors reported, then turned into light nodes. */
+function composerDocument(
+  file: string,
+  source: string,
+  lineCounter: LineCounter,
+  diags: Diagnostics,
+): YNode | 'empty' | undefined {
   const docs = parseAllDocuments(source, {
     lineCounter,
     version: '1.2',
@@ -59,17 +91,9 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
     uniqueKeys: false,
     prettyErrors: false,
   });
-  const positions = new PositionMap(file, (offset) => lineCounter.linePos(offset));
-  const pos = (offset: number) => {
-    const lp = lineCounter.linePos(offset);
-    return { file, line: lp.line, column: lp.col };
-  };
   const list = Array.isArray(docs) ? docs : [docs];
   const doc = list[0];
-  if (!doc) {
-    diags.add({ file, line: 1, column: 1 }, '(root)', 'top-level object must be a mapping');
-    return undefined;
-  }
+  if (!doc) return 'empty';
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const at = lineCounter.linePos(e.pos[0]);
@@ -81,15 +105,65 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
     }
     return undefined;
   }
-  const before = diags.size;
-  let count = 0;
   // One shared cache of anchored nodes: without it, yaml walks the whole document per alias.
   const aliasCtx = {} as NonNullable<Parameters<Alias['resolve']>[1]>;
-  const resolveAlias = (a: Alias): Node | undefined => {
-    const target = a.resolve(doc, aliasCtx) as Node | undefined;
-    if (!target) throw new UnknownAnchor(a);
-    return target;
+  const light = new Map<Node, YNode>();
+  const convert = (node: Node | null | undefined, fallback: number): YNode => {
+    if (node === null || node === undefined)
+      return { kind: 'scalar', text: '', plain: true, tag: '!null', offset: fallback };
+    const offset = node.range?.[0] ?? fallback;
+    if (isAlias(node)) {
+      const target = node.resolve(doc, aliasCtx) as Node | undefined;
+      const t = target ? light.get(target) : undefined;
+      return { kind: 'alias', target: t, name: node.source, offset };
+    }
+    let out: YNode;
+    if (isScalar(node)) {
+      const text = typeof node.value === 'string' ? node.value : String(node.value);
+      out = { kind: 'scalar', text, plain: node.type === 'PLAIN', tag: node.tag, offset };
+      light.set(node, out);
+    } else if (isSeq(node)) {
+      const items: YNode[] = [];
+      out = { kind: 'seq', items, offset };
+      light.set(node, out);
+      for (const item of node.items as Node[]) items.push(convert(item, offset));
+    } else if (isMap(node)) {
+      const keys: YNode[] = [];
+      const values: YNode[] = [];
+      out = { kind: 'map', keys, values, offset };
+      light.set(node, out);
+      for (const pair of node.items) {
+        const k = convert(pair.key as Node | null, offset);
+        keys.push(k);
+        values.push(convert(pair.value as Node | null, k.offset));
+      }
+    } else out = { kind: 'scalar', text: '', plain: true, tag: '!null', offset };
+    return out;
   };
+  return convert(doc.contents, 0);
+}
+
+/** Builds the plain values (and their positions) from the light node tree. */
+function buildValues(
+  file: string,
+  rootNode: YNode,
+  lineCounter: LineCounter,
+  diags: Diagnostics,
+): ParsedFile | undefined {
+  const positions = new PositionMap(file, (offset) => lineCounter.linePos(offset));
+  const pos = (offset: number) => {
+    const lp = lineCounter.linePos(offset);
+    return { file, line: lp.line, column: lp.col };
+  };
+  const before = diags.size;
+  let count = 0;
+  const deref = (n: YNode): YNode => {
+    if (n.kind !== 'alias') return n;
+    if (!n.target) throw new UnknownAnchor(n);
+    return n.target;
+  };
+  const isNull = (n: YNode) => n.kind === 'scalar' && n.tag === '!null';
+  const isMergeKey = (k: YNode) => k.kind === 'scalar' && k.plain && k.text === '<<' && k.tag === undefined;
   // Paths are built only for diagnostics: a linked list of (parent, key).
   type PathLink = { up: PathLink | undefined; key: string | number } | undefined;
   const toPath = (l: PathLink): (string | number)[] => {
@@ -97,119 +171,90 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
     for (let x = l; x; x = x.up) out.push(x.key);
     return out.reverse();
   };
-  const offsetOf = (node: Node | null | undefined, fallback: number): number => node?.range?.[0] ?? fallback;
-  const walk = (node: Node | null | undefined, link: PathLink, depth: number): Value => {
+  const scalarValue = (n: YNode & { kind: 'scalar' }): { value: Resolved; float: boolean } => {
+    if (n.plain && (n.tag === undefined || n.tag === '!')) return resolvePlain(n.text);
+    if (n.tag !== undefined && n.tag.startsWith('tag:yaml.org,2002:')) return resolveTagged(n.text, n.tag);
+    return { value: n.text, float: false };
+  };
+  const walk = (node: YNode, link: PathLink, depth: number): Value => {
     if (++count > MAX_VALUES) throw new AliasBomb();
     if (depth > 1000) throw new AliasBomb();
-    if (node === null || node === undefined) return null;
-    if (isAlias(node)) return walk(resolveAlias(node), link, depth + 1);
-    if (isScalar(node)) {
-      const text = typeof node.value === 'string' ? node.value : String(node.value);
-      let r: { value: Resolved; float: boolean };
-      if (node.type === 'PLAIN' && (node.tag === undefined || node.tag === '!')) r = resolvePlain(text);
-      else if (node.tag !== undefined && node.tag.startsWith('tag:yaml.org,2002:')) r = resolveTagged(text, node.tag);
-      else r = { value: text, float: false };
-      return floatBox(r);
-    }
-    if (isSeq(node)) {
+    if (node.kind === 'alias') return walk(deref(node), link, depth + 1);
+    if (node.kind === 'scalar') return isNull(node) ? null : floatBox(scalarValue(node));
+    if (node.kind === 'seq') {
       const out: Value[] = [];
-      const items = node.items as Node[];
+      const items = node.items;
       for (let i = 0; i < items.length; i++) {
-        const item = items[i];
-        const target = isAlias(item) ? resolveAlias(item) : item;
+        const item = items[i] as YNode;
         const v = unbox(walk(item, { up: link, key: i }, depth + 1), out, i);
         out.push(v);
-        positions.record(out, i, offsetOf(target, offsetOf(node, 0)));
+        positions.record(out, i, deref(item).offset);
       }
       return out;
     }
-    if (isMap(node)) {
-      const out: Dict = {};
-      const explicit = new Map<string, number>();
-      const merges: Node[] = [];
-      for (const pair of node.items) {
-        const k = pair.key as Node | null;
-        if (isScalar(k) && k.type === 'PLAIN' && k.value === '<<' && k.tag === undefined) {
-          const v = pair.value as Node | null;
-          if (isSeq(v)) merges.push(...(v.items as Node[]));
-          else if (v) merges.push(v);
-        }
-      }
-      for (const m of merges) {
-        const src = isAlias(m) ? resolveAlias(m) : m;
-        if (!isMap(src)) {
-          diags.add(
-            pos(offsetOf(m, offsetOf(node, 0))),
-            dotted(toPath(link)),
-            'yaml: map merge requires map or sequence of maps as the value',
-          );
-          continue;
-        }
-        const merged = walk(src, link, depth + 1);
-        if (isDict(merged)) {
-          for (const [key, value] of Object.entries(merged)) {
-            if (Object.hasOwn(out, key)) continue;
-            setOwn(out, key, value);
-            if (isFloat(merged, key)) markFloat(out, key);
-            positions.copy(merged, out, key);
-          }
-        }
-      }
-      for (const pair of node.items) {
-        const k = pair.key as Node | null;
-        if (isScalar(k) && k.type === 'PLAIN' && k.value === '<<' && k.tag === undefined) continue;
-        const keyOffset = offsetOf(k, offsetOf(node, 0));
-        const keyValue = k === null ? null : walkKey(k);
-        if (typeof keyValue !== 'string') {
-          const path = toPath(link);
-          diags.add(
-            pos(keyOffset),
-            dotted(path),
-            `non-string key ${path.length === 0 ? 'at top level' : `in ${path.join('.')}`}: ${JSON.stringify(keyValue)}`,
-          );
-          continue;
-        }
-        const prev = explicit.get(keyValue);
-        if (prev !== undefined) {
-          diags.add(
-            pos(keyOffset),
-            dotted([...toPath(link), keyValue]),
-            `mapping key ${JSON.stringify(keyValue)} already defined at line ${prev}`,
-          );
-          continue;
-        }
-        explicit.set(keyValue, lineCounter.linePos(keyOffset).line);
-        const vnode = pair.value as Node | null;
-        const target = isAlias(vnode) ? resolveAlias(vnode) : vnode;
-        setOwn(out, keyValue, unbox(walk(vnode, { up: link, key: keyValue }, depth + 1), out, keyValue));
-        positions.record(out, keyValue, offsetOf(target, keyOffset), keyOffset);
-      }
-      return out;
+    const out: Dict = {};
+    const explicit = new Map<string, number>();
+    const merges: YNode[] = [];
+    const { keys, values } = node;
+    for (let i = 0; i < keys.length; i++) {
+      if (!isMergeKey(keys[i] as YNode)) continue;
+      const v = values[i] as YNode;
+      if (v.kind === 'seq') merges.push(...v.items);
+      else if (!isNull(v)) merges.push(v);
     }
-    return null;
-  };
-  const walkKey = (k: Node): Resolved | object => {
-    const target = isAlias(k) ? resolveAlias(k) : k;
-    if (isScalar(target)) {
-      const text = typeof target.value === 'string' ? target.value : String(target.value);
-      if (target.type === 'PLAIN' && (target.tag === undefined || target.tag === '!')) return resolvePlain(text).value;
-      if (target.tag !== undefined && target.tag.startsWith('tag:yaml.org,2002:'))
-        return resolveTagged(text, target.tag).value;
-      return text;
+    for (const m of merges) {
+      const src = deref(m);
+      if (src.kind !== 'map') {
+        diags.add(pos(m.offset), dotted(toPath(link)), 'yaml: map merge requires map or sequence of maps as the value');
+        continue;
+      }
+      const merged = walk(src, link, depth + 1);
+      if (isDict(merged)) {
+        for (const [key, value] of Object.entries(merged)) {
+          if (Object.hasOwn(out, key)) continue;
+          setOwn(out, key, value);
+          if (isFloat(merged, key)) markFloat(out, key);
+          positions.copy(merged, out, key);
+        }
+      }
     }
-    return {};
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as YNode;
+      if (isMergeKey(k)) continue;
+      const keyOffset = k.offset;
+      const kt = deref(k);
+      const keyValue = isNull(k) ? null : kt.kind === 'scalar' ? scalarValue(kt).value : {};
+      if (typeof keyValue !== 'string') {
+        const path = toPath(link);
+        diags.add(
+          pos(keyOffset),
+          dotted(path),
+          `non-string key ${path.length === 0 ? 'at top level' : `in ${path.join('.')}`}: ${JSON.stringify(keyValue)}`,
+        );
+        continue;
+      }
+      const prev = explicit.get(keyValue);
+      if (prev !== undefined) {
+        diags.add(
+          pos(keyOffset),
+          dotted([...toPath(link), keyValue]),
+          `mapping key ${JSON.stringify(keyValue)} already defined at line ${lineCounter.linePos(prev).line}`,
+        );
+        continue;
+      }
+      explicit.set(keyValue, keyOffset);
+      const vnode = values[i] as YNode;
+      setOwn(out, keyValue, unbox(walk(vnode, { up: link, key: keyValue }, depth + 1), out, keyValue));
+      positions.record(out, keyValue, isNull(vnode) ? keyOffset : deref(vnode).offset, keyOffset);
+    }
+    return out;
   };
   let root: Value;
   try {
-    root = walk(doc.contents, undefined, 0);
+    root = walk(rootNode, undefined, 0);
   } catch (e) {
     if (e instanceof UnknownAnchor) {
-      const at = e.alias.range ? lineCounter.linePos(e.alias.range[0]) : { line: 1, col: 1 };
-      diags.add(
-        { file, line: at.line, column: at.col },
-        '(root)',
-        `yaml: unknown anchor '${e.alias.source}' referenced`,
-      );
+      diags.add(pos(e.alias.offset), '(root)', `yaml: unknown anchor '${e.alias.name}' referenced`);
       return undefined;
     }
     if (e instanceof AliasBomb) {
@@ -218,21 +263,20 @@ export function parseComposeYaml(file: string, source: string, diags: Diagnostic
     }
     throw e;
   }
-  const rootNode = doc.contents as Node | null;
   if (!isDict(root)) {
-    diags.add(pos(offsetOf(rootNode, 0)), '(root)', 'top-level object must be a mapping');
+    diags.add(pos(rootNode.offset), '(root)', 'top-level object must be a mapping');
     return undefined;
   }
   if (diags.size > before) return undefined;
-  positions.setRoot(root, offsetOf(rootNode, 0));
+  positions.setRoot(root, rootNode.offset);
   return { file, dict: root, positions };
 }
 
 class AliasBomb extends Error {}
 
 class UnknownAnchor extends Error {
-  constructor(readonly alias: Alias) {
-    super(`unknown anchor ${alias.source}`);
+  constructor(readonly alias: YNode & { kind: 'alias' }) {
+    super(`unknown anchor ${alias.name}`);
   }
 }
 
