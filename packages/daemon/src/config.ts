@@ -165,7 +165,12 @@ function checkPool(v: unknown, where: string): AddressPool {
   }
   const base = o['base'];
   const size = o['size'];
-  if (typeof base !== 'string' || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(base) || isIP(base.split('/')[0] ?? '') !== 4) {
+  if (
+    typeof base !== 'string' ||
+    !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(base) ||
+    isIP(base.split('/')[0] ?? '') !== 4 ||
+    Number(base.split('/')[1]) > 32
+  ) {
     throw new DaemonConfigError(`${where}: base ${JSON.stringify(base)} is not an IPv4 CIDR`);
   }
   const prefix = Number(base.split('/')[1]);
