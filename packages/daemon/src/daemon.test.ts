@@ -155,6 +155,18 @@ describe('shoald process', () => {
       assert.equal(info.NodeAddr, '127.0.0.1');
       assert.deepEqual(info.RemoteManagers, [{ NodeID: init.NodeID, Addr: `127.0.0.1:${port}` }]);
       assert.ok(await portOpen(port), 'the cluster port listens after init');
+      // Control through the socket: this manager leads its one-manager cluster
+      const nodes = (await unary(control.listNodes.bind(control), {})).Nodes ?? [];
+      assert.equal(nodes.length, 1);
+      assert.equal(nodes[0]!.ID, init.NodeID);
+      assert.equal(nodes[0]!.Spec?.Role, 'manager');
+      assert.equal(nodes[0]!.ManagerStatus?.Leader, true);
+      const cluster = (await unary(control.getCluster.bind(control), {})).Cluster;
+      assert.match(cluster?.JoinTokens?.Worker ?? '', /^SWMTKN-1-/);
+      const counted = await unary(swarm.info.bind(swarm), {});
+      assert.equal(counted.Nodes, 1);
+      assert.equal(counted.Managers, 1);
+      assert.equal(counted.Cluster?.ID, cluster?.ID);
       await rejects(unary(swarm.init.bind(swarm), {}), 'DAEMON_ALREADY_IN_SWARM', /already part of a swarm/);
 
       const swarmDir = join(dir, 'data', 'swarm');
@@ -205,6 +217,18 @@ describe('shoald process', () => {
         assert.equal(again.NodeID, init.NodeID, 'same node ID after restart');
         assert.equal(again.LocalNodeState, 'active');
         assert.equal(again.ControlAvailable, true);
+        // state kept: the cluster and node objects came back from the Raft WAL/snapshot
+        const control2 = controlClient(socket);
+        try {
+          const nodesAfter = (await unary(control2.listNodes.bind(control2), {})).Nodes ?? [];
+          assert.deepEqual(
+            nodesAfter.map((n) => n.ID),
+            [init.NodeID],
+          );
+          assert.equal((await unary(control2.getCluster.bind(control2), {})).Cluster?.ID, cluster?.ID);
+        } finally {
+          control2.close();
+        }
         await rejects(
           unary(swarm2.leave.bind(swarm2), {}),
           'DAEMON_LAST_MANAGER',
@@ -233,6 +257,23 @@ describe('shoald process', () => {
     const keyFile = await readFile(join(dir, 'data', 'swarm', 'certificates', 'node.key'), 'utf8');
     assert.match(keyFile, /BEGIN SHOAL ENCRYPTED PRIVATE KEY/);
     assert.doesNotMatch(keyFile, /BEGIN PRIVATE KEY/);
+    // the WAL holds the cluster object (its ID is a unique probe) only sealed
+    const clusterId = (
+      JSON.parse(await readFile(join(dir, 'data', 'swarm', 'state.json'), 'utf8')) as { clusterId: string }
+    ).clusterId;
+    const ctl = controlClient(socket);
+    assert.equal(
+      (await unary(ctl.getCluster.bind(ctl), {})).Cluster?.ID,
+      clusterId,
+      'the cluster object is in the store',
+    );
+    ctl.close();
+    for (const sub of ['wal', 'snap']) {
+      for (const f of await readdir(join(dir, 'data', 'swarm', 'raft', sub)).catch(() => [] as string[])) {
+        const bytes = await readFile(join(dir, 'data', 'swarm', 'raft', sub, f));
+        assert.equal(bytes.includes(Buffer.from(clusterId)), false, `${sub}/${f} holds no plaintext cluster ID`);
+      }
+    }
     swarm.close();
     assert.equal((await p.stop()).code, 0);
 

@@ -6,7 +6,8 @@
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import { shoalVersion } from './version.js';
 import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   ControlService,
@@ -21,6 +22,7 @@ import {
   verifiedPeerCertificate,
   type CallerRole,
   type HealthServer,
+  type NodeDescription,
 } from '@shoal/api';
 import {
   NodeCertificateProvider,
@@ -31,7 +33,7 @@ import {
   type NodeTlsMaterial,
   type UnlockKey,
 } from '@shoal/ca';
-import { ignoreErrno, type Logger, type ShoalError } from '@shoal/common';
+import { ignoreErrno, sleep, type Logger, type ShoalError } from '@shoal/common';
 import type { DaemonSettings, ParsedFlags } from './config.js';
 import { parseHostPort, reloadSettings, DEFAULT_PORT } from './config.js';
 import { LeaderForwarder } from './control-forward.js';
@@ -40,7 +42,6 @@ import { dynamicService } from './dynamic-service.js';
 import { DaemonError, NoLeaderError, NodeLockedError, SwarmStateError } from './errors.js';
 import { raftService, MAX_RAFT_MESSAGE_BYTES } from './grpc-raft-transport.js';
 import { dataLayout, ensureLayout, readNodeState, writeNodeState, type DataLayout, type NodeState } from './layout.js';
-import { loadManagerFactory, type ManagerFactory } from './manager-seam.js';
 import { ManagerRuntime } from './manager-runtime.js';
 import { swarmService } from './swarm-service.js';
 import { WorkerSession } from './worker-session.js';
@@ -64,7 +65,6 @@ export class Daemon {
   identity: Identity | undefined;
   manager: ManagerRuntime | undefined;
   worker: WorkerSession | undefined;
-  managerFactory: ManagerFactory | undefined;
   private provider: NodeCertificateProvider | undefined;
   private localServer: Server | undefined;
   private clusterServer: Server | undefined;
@@ -92,7 +92,6 @@ export class Daemon {
 
   async start(): Promise<void> {
     await ensureLayout(this.layout);
-    this.managerFactory = await loadManagerFactory(this.log);
     this.state = await readNodeState(this.layout);
     if (this.state) {
       if (await this.keyStore.isLocked()) {
@@ -143,7 +142,6 @@ export class Daemon {
         bootstrap,
         credentials: () => this.clientCredentials(),
         rootCA: root ?? this.rootCA(),
-        managerFactory: this.managerFactory,
         logger: this.log,
         onPeer: (id, addr) => this.rememberPeer(id, addr),
         onFatal: (err) => {
@@ -235,12 +233,19 @@ export class Daemon {
   }
 
   /** Control for the CLI: this manager's own when it leads, else the leader's through forwarding. */
-  private localControl(): UntypedServiceImplementation | undefined {
+  private async localControl(): Promise<UntypedServiceImplementation | undefined> {
     if (this.status === 'locked') return undefined;
     const rt = this.manager;
     if (!rt) return undefined;
+    // Just after a start or a leader's loss, wait up to two election timeouts for a leader.
+    const until = Date.now() + 2400;
+    while (rt.leaderAddress().address === '' && Date.now() < until && this.manager === rt) await sleep(50);
     const { address, isLeader } = rt.leaderAddress();
-    if (isLeader) return rt.manager?.services().Control;
+    if (isLeader) {
+      // Reads after a restart or an election must see every committed write (ReadIndex).
+      await rt.store.linearizable();
+      return rt.manager.services().Control as unknown as UntypedServiceImplementation;
+    }
     if (address === '') return undefined;
     return this.forwarder.serviceFor(ControlService, address);
   }
@@ -299,7 +304,18 @@ export class Daemon {
         'unavailable',
         { retryable: true },
       );
-    server.addService(ControlService, dynamicService(ControlService, fromManager('Control'), unavailable));
+    server.addService(
+      ControlService,
+      dynamicService(
+        ControlService,
+        async () => {
+          const rt = this.manager;
+          if (rt?.raft.leaderInfo().isLeader) await rt.store.linearizable();
+          return fromManager('Control')();
+        },
+        unavailable,
+      ),
+    );
     server.addService(CAService, dynamicService(CAService, fromManager('CA'), unavailable));
     server.addService(DispatcherService, dynamicService(DispatcherService, fromManager('Dispatcher'), unavailable));
     server.addService(
@@ -397,6 +413,16 @@ export class Daemon {
 
   hostname(): string {
     return hostname();
+  }
+
+  /** What this node reports about itself (Node.Description). */
+  description(): NodeDescription {
+    return {
+      Hostname: hostname(),
+      Platform: { Architecture: process.arch === 'x64' ? 'x86_64' : process.arch, OS: process.platform },
+      Resources: { NanoCPUs: availableParallelism() * 1e9, MemoryBytes: totalmem() },
+      Engine: { EngineVersion: shoalVersion() },
+    };
   }
 }
 

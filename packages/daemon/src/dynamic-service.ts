@@ -18,7 +18,7 @@ type AnyHandler = (call: unknown, callback?: unknown) => void;
 
 export function dynamicService(
   definition: ServiceDefinition,
-  current: () => UntypedServiceImplementation | undefined,
+  current: () => UntypedServiceImplementation | undefined | Promise<UntypedServiceImplementation | undefined>,
   missing: (method: string) => ShoalError,
 ): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
@@ -30,14 +30,24 @@ export function dynamicService(
         | ServerReadableStream<unknown, unknown>,
       callback?: (err: unknown) => void,
     ) => {
-      const target = current()?.[key] as AnyHandler | undefined;
-      if (target) {
-        target(call, callback);
-        return;
-      }
-      const status = toErrorStatus(missing(method.path));
-      if (callback) callback(status);
-      else (call as ServerWritableStream<unknown, unknown>).emit('error', status);
+      const run = (svc: UntypedServiceImplementation | undefined): void => {
+        const target = svc?.[key] as AnyHandler | undefined;
+        if (target) {
+          target(call, callback);
+          return;
+        }
+        const status = toErrorStatus(missing(method.path));
+        if (callback) callback(status);
+        else (call as ServerWritableStream<unknown, unknown>).emit('error', status);
+      };
+      const svc = current();
+      if (svc instanceof Promise) {
+        svc.then(run, (err: unknown) => {
+          const status = toErrorStatus(err);
+          if (callback) callback(status);
+          else (call as ServerWritableStream<unknown, unknown>).emit('error', status);
+        });
+      } else run(svc);
     }) as never;
   }
   return impl;

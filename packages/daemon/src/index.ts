@@ -11,4 +11,3 @@ export * from './errors.js';
 export { Daemon, type LocalNodeState, type Identity } from './daemon.js';
 export { dataLayout, readNodeState, type DataLayout, type NodeState } from './layout.js';
 export { GrpcRaftTransport, raftService, clusterChannelOptions } from './grpc-raft-transport.js';
-export type { ManagerLike, ManagerFactory, ManagerFactoryOptions, BootstrapClusterOptions } from './manager-seam.js';

@@ -1,7 +1,7 @@
 /**
  * A manager's moving parts: the Raft node (WAL and snapshots under `<data-root>/swarm/raft`,
  * sealed with the node's DEK), the gRPC transport, the cluster store on it, and the Manager
- * (when @shoal/manager is installed).
+ * .
  */
 import { mkdir } from 'node:fs/promises';
 import type { ChannelCredentials } from '@grpc/grpc-js';
@@ -10,7 +10,7 @@ import type { Logger } from '@shoal/common';
 import { DiskLogStore, RaftNode, RawNode, decodeConfChange } from '@shoal/raft';
 import { ClusterStore, StoreStateMachine } from '@shoal/store';
 import { GrpcRaftTransport } from './grpc-raft-transport.js';
-import type { ManagerFactory, ManagerLike } from './manager-seam.js';
+import { Manager } from '@shoal/manager';
 
 export interface ManagerRuntimeOptions {
   nodeId: string;
@@ -23,7 +23,6 @@ export interface ManagerRuntimeOptions {
   bootstrap: boolean;
   credentials: () => ChannelCredentials;
   rootCA: RootCA;
-  managerFactory: ManagerFactory | undefined;
   logger: Logger;
   /** Called when a member's address is learnt (persisted in state.json for restarts). */
   onPeer: (id: string, address: string | undefined) => void;
@@ -34,7 +33,7 @@ export class ManagerRuntime {
   raft!: RaftNode;
   store!: ClusterStore;
   transport!: GrpcRaftTransport;
-  manager: ManagerLike | undefined;
+  manager!: Manager;
   private logStore: DiskLogStore | undefined;
 
   constructor(readonly opts: ManagerRuntimeOptions) {}
@@ -77,17 +76,14 @@ export class ManagerRuntime {
     });
     this.store = new ClusterStore({ log: this.raft, stateMachine: sm, logger: o.logger.child({ component: 'store' }) });
     await this.raft.start();
-    if (o.managerFactory) {
-      this.manager = o.managerFactory({
-        nodeId: o.nodeId,
-        store: this.store,
-        raft: this.raft,
-        rootCA: o.rootCA,
-        logger: o.logger.child({ component: 'manager' }),
-        advertiseAddr: o.advertiseAddr,
-      });
-      await this.manager.start();
-    }
+    this.manager = new Manager({
+      nodeId: o.nodeId,
+      store: this.store,
+      raft: this.raft,
+      rootCA: o.rootCA,
+      logger: o.logger.child({ component: 'manager' }),
+    });
+    this.manager.start();
   }
 
   /** The leader's cluster address, '' when there is none (or this node leads). */
@@ -102,7 +98,7 @@ export class ManagerRuntime {
   }
 
   async stop(): Promise<void> {
-    await this.manager?.stop();
+    this.manager?.stop();
     this.store?.close();
     await this.raft?.close();
   }

@@ -92,17 +92,16 @@ export function swarmService(d: Daemon): SwarmServer {
         try {
           await d.startRole(true, { [nodeId]: advertiseAddr }, root);
           await waitLeader(d);
-          await d.manager?.manager?.bootstrapCluster({
+          await d.manager!.manager.bootstrapCluster({
             clusterId,
-            nodeId,
-            hostname: d.hostname(),
             advertiseAddr,
+            nodeCertPem: certPem,
+            description: d.description(),
             autolock: unlock !== undefined,
-            ...(unlock ? { unlockKey: unlock.format() } : {}),
-            spec: req.Spec,
-            availability: req.Availability || 'active',
-            defaultAddrPool: req.DefaultAddrPool ?? [],
-            subnetSize: req.SubnetSize ?? 0,
+            ...(unlock ? { unlockKey: unlock } : {}),
+            ...(req.Spec ? { spec: req.Spec } : {}),
+            ...(req.DefaultAddrPool && req.DefaultAddrPool.length > 0 ? { defaultAddrPool: req.DefaultAddrPool } : {}),
+            ...(req.SubnetSize ? { subnetSize: req.SubnetSize } : {}),
           });
         } catch (err) {
           d.log.error({ err: (err as Error).message }, 'swarm init failed: removing the new state');

@@ -62,7 +62,7 @@ export class WorkerSession {
     this.ac.signal.addEventListener('abort', stopAll, { once: true });
     let heartbeat: Promise<void> | undefined;
     try {
-      const description = { Hostname: d.hostname(), Platform: { Architecture: process.arch, OS: process.platform } };
+      const description = d.description();
       for await (const msg of serverStream(
         client.session.bind(client),
         { Description: description },
