@@ -7,6 +7,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,10 @@ interface Host {
 const hosts: Host[] = [];
 const dirs: string[] = [];
 after(async () => {
+  if (process.env['SHOALD_TEST_LOGS']) {
+    const fs = await import('node:fs/promises');
+    for (const h of hosts) await fs.appendFile(process.env['SHOALD_TEST_LOGS'], `==== ${h.name}\n${h.p.stderr}\n`);
+  }
   for (const h of hosts) await h.p.stop('SIGKILL');
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
@@ -185,6 +190,55 @@ describe('shoald cluster on loopback', () => {
       });
     });
     await assert.rejects(join_(bad, tokens.Worker!, h1!), (e: unknown) => hasCode(e, 'CA_JOIN_TOKEN_REFUSED'));
+
+    // promote a worker: it gets a manager certificate and starts its manager role; demote it back
+    const setRole = (role: string): Promise<unknown> =>
+      eventually(
+        () =>
+          call(h1!.socket, async (c) => {
+            const cur = (await unary(c.getNode.bind(c), { NodeID: wk2 })).Node!;
+            return unary(c.updateNode.bind(c), {
+              NodeID: wk2,
+              NodeVersion: cur.Version,
+              Spec: { ...cur.Spec, Role: role },
+            });
+          }),
+        () => true,
+      );
+    const infoOf = async (h: Host) => {
+      const s = swarmClient(h.socket);
+      try {
+        return await unary(s.info.bind(s), {});
+      } finally {
+        s.close();
+      }
+    };
+    await setRole('manager');
+    await eventually(
+      () => infoOf(w2!),
+      (i) => i.ControlAvailable === true,
+    );
+    const promoted = await eventually(
+      () => listNodes(w2!),
+      (ns) =>
+        ns.filter((n) => n.Spec?.Role === 'manager' && n.ManagerStatus?.Reachability === 'reachable').length === 4,
+    );
+    assert.equal(promoted.find((n) => n.ID === wk2)?.Spec?.Role, 'manager', 'the promoted node serves Control');
+    const wcertPem = await readFile(join(w2!.dir, 'data', 'swarm', 'certificates', 'node.crt'), 'utf8');
+    assert.match(new X509Certificate(wcertPem).subject, /OU=swarm-manager/, 'reissued as a manager certificate');
+    await setRole('worker');
+    await eventually(
+      () => infoOf(w2!),
+      (i) => i.ControlAvailable === false && i.LocalNodeState === 'active',
+    );
+    await eventually(
+      () => listNodes(h1!),
+      (ns) => ns.filter((n) => n.Spec?.Role === 'manager').length === 3,
+    );
+    assert.match(
+      new X509Certificate(await readFile(join(w2!.dir, 'data', 'swarm', 'certificates', 'node.crt'), 'utf8')).subject,
+      /OU=swarm-worker/,
+    );
 
     // kill -9 the leader: another manager leads, writes go through the survivors
     const leaderId = (await listNodes(h2!)).find((n) => n.ManagerStatus?.Leader)!.ID;

@@ -3,17 +3,7 @@
  * Messages follow Docker's where the CLI shows them.
  */
 import { X509Certificate } from 'node:crypto';
-import {
-  CAClient,
-  ControlClient,
-  RaftMembershipClient,
-  unary,
-  unaryHandler,
-  type SwarmServer,
-  type SwarmInfo,
-  type Peer,
-  type Cluster,
-} from '@shoal/api';
+import { CAClient, unary, unaryHandler, type SwarmServer, type SwarmInfo, type Peer, type Cluster } from '@shoal/api';
 import {
   RootCA,
   UnlockKey,
@@ -28,6 +18,7 @@ import {
 } from '@shoal/ca';
 import { sleep } from '@shoal/common';
 import type { Daemon } from './daemon.js';
+import { joinRaft } from './node-certificate.js';
 import { bootstrapClientCredentials, joinerClientCredentials } from './credentials.js';
 import { DaemonError, NodeLockedError, SwarmStateError } from './errors.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
@@ -77,6 +68,7 @@ export function swarmService(d: Daemon): SwarmServer {
         const unlock = req.AutoLockManagers ? UnlockKey.generate() : undefined;
         await d.keyStore.writeRoot(root.certPem);
         await d.keyStore.write(certPem, { key, dek }, unlock);
+        d.unlockKey = unlock;
         d.state = {
           version: 1,
           nodeId,
@@ -209,35 +201,9 @@ export function swarmService(d: Daemon): SwarmServer {
           autolock: false,
         };
         try {
-          if (ident.role === 'manager') {
-            // 3. a manager starts Raft (not bootstrapped) knowing the current managers, so it
-            // answers the leader as soon as it is added, then enters the membership through the leader
-            const peers: Record<string, string> = { [ident.nodeId]: advertiseAddr };
-            const ctl = new ControlClient(remote, d.clientCredentials(), clusterChannelOptions());
-            try {
-              const res = await unary(
-                ctl.listNodes.bind(ctl),
-                { Filters: { Roles: ['manager'] } },
-                { deadline: deadline() },
-              );
-              for (const n of res.Nodes ?? []) if (n.ID && n.ManagerStatus?.Addr) peers[n.ID] = n.ManagerStatus.Addr;
-            } finally {
-              ctl.close();
-            }
-            d.state.raftPeers = peers;
-            await writeNodeState(d.layout, d.state);
-            await d.startRole(false, peers);
-            const rm = new RaftMembershipClient(remote, d.clientCredentials(), clusterChannelOptions());
-            try {
-              const res = await unary(rm.join.bind(rm), { Addr: advertiseAddr }, { deadline: deadline() });
-              for (const m of res.Members ?? []) if (m.NodeID && m.Addr) d.manager?.transport.setPeer(m.NodeID, m.Addr);
-            } finally {
-              rm.close();
-            }
-          } else {
-            await writeNodeState(d.layout, d.state);
-            await d.startRole(false);
-          }
+          await writeNodeState(d.layout, d.state);
+          if (ident.role === 'manager') await joinRaft(d, remote);
+          else await d.startRole(false);
         } catch (err) {
           await d.stopRole();
           await removeSwarmState(d.layout);
