@@ -276,5 +276,42 @@ describe('shoald cluster on loopback', () => {
       },
     );
     assert.equal(caught.length, 5);
+
+    // quorum loss: with 2 of 3 managers gone, writes are refused with a clear no-quorum error
+    const last = survivors[1]!;
+    await leader.p.stop('SIGKILL');
+    await survivors[0]!.p.stop('SIGKILL');
+    const writeVia = (h: Host, label: string): Promise<unknown> =>
+      call(h.socket, async (c) => {
+        const cur = (await unary(c.getNode.bind(c), { NodeID: wk1 }, { deadline: Date.now() + 10_000 })).Node!;
+        return unary(
+          c.updateNode.bind(c),
+          {
+            NodeID: wk1,
+            NodeVersion: cur.Version,
+            Spec: { ...cur.Spec, Labels: { ...(cur.Spec?.Labels ?? {}), [label]: 'yes' } },
+          },
+          { deadline: Date.now() + 10_000 },
+        );
+      });
+    await eventually(
+      () =>
+        writeVia(last, 'during-quorum-loss').then(
+          () => 'written',
+          (e: unknown) => (e as { code?: string }).code ?? 'other',
+        ),
+      (r) => r === 'DAEMON_NO_LEADER',
+    );
+    // force-new-cluster on the survivor keeps the state and continues with one manager
+    const sl = swarmClient(last.socket);
+    const forced = await unary(sl.init.bind(sl), { ForceNewCluster: true });
+    sl.close();
+    assert.equal(forced.NodeID, [id1, m2, m3][[h1!, h2!, h3!].indexOf(last)]);
+    await writeVia(last, 'after-force-new-cluster');
+    const recovered = await listNodes(last);
+    assert.equal(recovered.length, 5, 'every node object kept');
+    const labels = recovered.find((n) => n.ID === wk2)?.Spec?.Labels ?? {};
+    assert.equal(labels['written-via-0'], 'yes', 'writes from before the quorum loss kept');
+    assert.equal(recovered.find((n) => n.ID === wk1)?.Spec?.Labels?.['after-force-new-cluster'], 'yes');
   });
 });

@@ -44,6 +44,7 @@ import { DaemonError, NoLeaderError, NodeLockedError, SwarmStateError } from './
 import { raftService, MAX_RAFT_MESSAGE_BYTES } from './grpc-raft-transport.js';
 import { dataLayout, ensureLayout, readNodeState, writeNodeState, type DataLayout, type NodeState } from './layout.js';
 import { ManagerRuntime } from './manager-runtime.js';
+import type { StoreStateMachine } from '@shoal/store';
 import { swarmService } from './swarm-service.js';
 import { WorkerSession } from './worker-session.js';
 import { startRenewer } from './node-certificate.js';
@@ -134,7 +135,12 @@ export class Daemon {
   }
 
   /** Starts the cluster server (managers) and the manager or worker runtime for the current identity. */
-  async startRole(bootstrap: boolean, peers?: Record<string, string>, root?: RootCA): Promise<void> {
+  async startRole(
+    bootstrap: boolean,
+    peers?: Record<string, string>,
+    root?: RootCA,
+    initialState?: StoreStateMachine,
+  ): Promise<void> {
     const state = this.state!;
     const identity = this.identity!;
     if (identity.role === 'manager') {
@@ -146,6 +152,7 @@ export class Daemon {
         advertiseAddr: state.advertiseAddr,
         peers: peers ?? this.raftPeers(),
         bootstrap,
+        ...(initialState ? { initialState } : {}),
         credentials: () => this.clientCredentials(),
         rootCA: root ?? this.rootCA(),
         logger: this.log,

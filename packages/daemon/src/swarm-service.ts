@@ -24,6 +24,8 @@ import { DaemonError, NodeLockedError, SwarmStateError } from './errors.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { parseHostPort } from './config.js';
 import { removeSwarmState, writeNodeState } from './layout.js';
+import { recoverStoreState } from './manager-runtime.js';
+import { rename } from 'node:fs/promises';
 
 const ALREADY_IN_SWARM =
   'This node is already part of a swarm. Use "shoal swarm leave" to leave this swarm and join another one.';
@@ -37,13 +39,8 @@ export function swarmService(d: Daemon): SwarmServer {
   return {
     init: unaryHandler((req) =>
       d.exclusive(async () => {
-        if (req.ForceNewCluster)
-          throw new DaemonError(
-            'DAEMON_UNIMPLEMENTED',
-            'swarm init --force-new-cluster is not implemented yet',
-            'failed-precondition',
-          );
         notLocked(d);
+        if (req.ForceNewCluster && d.state) return forceNewCluster(d, req.AdvertiseAddr ?? '', req.ListenAddr ?? '');
         if (d.state) throw new SwarmStateError('DAEMON_ALREADY_IN_SWARM', ALREADY_IN_SWARM);
         const listenAddr = req.ListenAddr || d.settings.listenAddr;
         parseHostPort(listenAddr, 'listen address');
@@ -259,6 +256,40 @@ export function swarmService(d: Daemon): SwarmServer {
 
     info: unaryHandler(async () => info(d)),
   };
+}
+
+/**
+ * `swarm init --force-new-cluster` on a manager of a cluster that lost quorum: the store as this
+ * manager's Raft log has it becomes the first snapshot of a new one-manager Raft group (node ID,
+ * certificates, cluster and objects kept); the old Raft directory is kept aside as raft.old-<time>.
+ */
+async function forceNewCluster(
+  d: Daemon,
+  advertise: string,
+  listen: string,
+): Promise<{ NodeID: string; UnlockKey: string }> {
+  const state = d.state!;
+  const id = d.identity!;
+  if (id.role !== 'manager') {
+    throw new SwarmStateError('DAEMON_NOT_A_MANAGER', 'force-new-cluster needs a manager: this node is a worker');
+  }
+  if (listen !== '' && listen !== state.listenAddr) {
+    throw new DaemonError(
+      'DAEMON_INVALID_REQUEST',
+      `force-new-cluster keeps the listen address ${state.listenAddr}`,
+      'invalid-argument',
+    );
+  }
+  const advertiseAddr = advertise === '' ? state.advertiseAddr : d.advertiseFor(state.listenAddr, advertise);
+  await d.stopRole();
+  const sm = await recoverStoreState(d.layout.raft, id.nodeId, id.dek, d.log.child({ component: 'raft-recovery' }));
+  await rename(d.layout.raft, `${d.layout.raft}.old-${Date.now()}`);
+  d.state = { ...state, advertiseAddr, raftPeers: { [id.nodeId]: advertiseAddr }, remoteManagers: [advertiseAddr] };
+  await writeNodeState(d.layout, d.state);
+  await d.startRole(true, { [id.nodeId]: advertiseAddr }, undefined, sm);
+  await waitLeader(d);
+  d.log.warn({ nodeId: id.nodeId }, "forced a new one-manager cluster from this manager's state");
+  return { NodeID: id.nodeId, UnlockKey: '' };
 }
 
 async function waitLeader(d: Daemon): Promise<void> {
