@@ -1,0 +1,253 @@
+/**
+ * The dispatcher (leader only): node sessions and heartbeats. A session opens with the node's
+ * certificate, marks the node ready with the address it calls from and the description it
+ * sends, and streams the node its own Node object, the manager list and the heartbeat period
+ * whenever they change. Each heartbeat pushes the node's deadline to period x 3 (SwarmKit's
+ * grace multiplier); a node whose deadline passes is marked down. A new leader gives every node
+ * a fresh deadline of twice that (as SwarmKit after a leader change), so a failover never marks
+ * a live node down: its node has time to find the new leader and open a session there.
+ */
+import type {
+  HeartbeatRequest,
+  HeartbeatResponse,
+  NodeDescription,
+  SessionMessage,
+  SessionRequest,
+  WeightedPeer,
+} from '@shoal/api';
+import { errorMessage, newObjectId } from '@shoal/common';
+import type { Change } from '@shoal/store';
+import { CallerNotAllowedError, NodeNotFoundError, NotLeaderError, SessionInvalidError } from './errors.js';
+import { heartbeatPeriodMs, type ManagerContext, membership, type StoredNode, updateNode } from './context.js';
+import type { CallerIdentity } from './identity.js';
+import { nodeView } from './nodes.js';
+
+/** Missed periods before a node is marked down (SwarmKit's grace multiplier). */
+export const HEARTBEAT_GRACE = 3;
+/** Extra factor of the first deadline after a leader change. */
+export const FAILOVER_GRACE_FACTOR = 2;
+/** Weight of every manager in the list a node gets (SwarmKit's default observation weight). */
+const MANAGER_WEIGHT = 10;
+
+interface Session {
+  readonly id: string;
+  readonly nodeId: string;
+  push(msg: SessionMessage): void;
+  end(err?: Error): void;
+}
+
+export class Dispatcher {
+  private running = false;
+  private generation = 0;
+  private readonly sessions = new Map<string, Session>();
+  private readonly deadlines = new Map<string, { cancel(): void; at: number }>();
+  private watchAbort: AbortController | undefined;
+  private managersKey = '';
+
+  constructor(private readonly ctx: ManagerContext) {}
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** The time (clock ms) at which `nodeId` is marked down unless it heartbeats; for tests. */
+  deadlineOf(nodeId: string): number | undefined {
+    return this.deadlines.get(nodeId)?.at;
+  }
+
+  sessionIdOf(nodeId: string): string | undefined {
+    return this.sessions.get(nodeId)?.id;
+  }
+
+  /** Starts on election: every node gets a fresh (failover) deadline; this manager is ready. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const gen = ++this.generation;
+    const grace = heartbeatPeriodMs(this.ctx) * HEARTBEAT_GRACE * FAILOVER_GRACE_FACTOR;
+    for (const n of this.ctx.store.list<StoredNode>('node')) {
+      if (n.ID === this.ctx.nodeId || n.Status?.State === 'down') continue;
+      this.arm(n.ID, grace);
+    }
+    this.managersKey = this.computeManagersKey();
+    const self = this.ctx.store.get<StoredNode>('node', this.ctx.nodeId);
+    if (self !== undefined && self.Status?.State !== 'ready') {
+      void updateNode(this.ctx, self.ID, (n) =>
+        n.Status?.State === 'ready' ? undefined : { ...n, Status: { ...n.Status, State: 'ready', Message: '' } },
+      ).catch((err: unknown) => this.ctx.logger.warn({ err: errorMessage(err) }, 'could not mark this manager ready'));
+    }
+    const ac = new AbortController();
+    this.watchAbort = ac;
+    void this.watchNodes(ac.signal, gen);
+  }
+
+  /** Stops on step-down: no more deadlines, and every session ends (nodes go to the new leader). */
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    this.generation++;
+    this.watchAbort?.abort();
+    this.watchAbort = undefined;
+    for (const d of this.deadlines.values()) d.cancel();
+    this.deadlines.clear();
+    const leader = this.ctx.raft.leaderInfo().leader;
+    for (const s of [...this.sessions.values()]) s.end(new NotLeaderError('the dispatcher session', leader));
+    this.sessions.clear();
+  }
+
+  private requireRunning(what: string): void {
+    if (!this.running) throw new NotLeaderError(what, this.ctx.raft.leaderInfo().leader);
+  }
+
+  private arm(nodeId: string, ms: number): void {
+    if (nodeId === this.ctx.nodeId) return;
+    this.deadlines.get(nodeId)?.cancel();
+    const gen = this.generation;
+    const t = this.ctx.clock.setTimeout(() => void this.expire(nodeId, gen), ms);
+    this.deadlines.set(nodeId, { cancel: () => t.cancel(), at: this.ctx.clock.now() + ms });
+  }
+
+  private async expire(nodeId: string, gen: number): Promise<void> {
+    if (!this.running || gen !== this.generation) return;
+    this.deadlines.delete(nodeId);
+    this.sessions.get(nodeId)?.end(new SessionInvalidError(nodeId));
+    this.sessions.delete(nodeId);
+    try {
+      await updateNode(this.ctx, nodeId, (n) =>
+        n.Status?.State === 'down'
+          ? undefined
+          : { ...n, Status: { ...n.Status, State: 'down', Message: 'heartbeat failure' } },
+      );
+      this.ctx.logger.warn({ nodeId }, 'node marked down: heartbeats stopped');
+    } catch (err) {
+      if (err instanceof NodeNotFoundError) return;
+      this.ctx.logger.warn({ nodeId, err: errorMessage(err) }, 'could not mark node down; retrying');
+      if (this.running && gen === this.generation) this.arm(nodeId, heartbeatPeriodMs(this.ctx));
+    }
+  }
+
+  /** One node session: resolves when the session ends (client gone or replaced), throws on errors. */
+  async session(
+    req: SessionRequest,
+    caller: CallerIdentity,
+    write: (msg: SessionMessage) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.requireRunning('the dispatcher session');
+    const nodeId = caller.nodeId;
+    if (nodeId === undefined) throw new CallerNotAllowedError('a session needs a node certificate');
+    if (this.ctx.store.get<StoredNode>('node', nodeId) === undefined) throw new NodeNotFoundError(nodeId);
+    this.sessions.get(nodeId)?.end();
+    const id = newObjectId();
+    let finish!: (err?: Error) => void;
+    const ended = new Promise<Error | undefined>((resolve) => (finish = resolve));
+    const session: Session = {
+      id,
+      nodeId,
+      push: (msg) => {
+        if (!signal.aborted) write(msg);
+      },
+      end: (err) => finish(err),
+    };
+    const onAbort = (): void => finish();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.sessions.set(nodeId, session);
+    this.arm(nodeId, heartbeatPeriodMs(this.ctx) * HEARTBEAT_GRACE);
+    try {
+      await this.markReady(nodeId, caller.addr, req.Description);
+      const msg = this.message(nodeId, id);
+      if (msg !== undefined) session.push(msg);
+      const err = await ended;
+      if (err !== undefined) throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (this.sessions.get(nodeId) === session) this.sessions.delete(nodeId);
+    }
+  }
+
+  heartbeat(req: HeartbeatRequest, caller: CallerIdentity): HeartbeatResponse {
+    this.requireRunning('the heartbeat');
+    const nodeId = caller.nodeId;
+    if (nodeId === undefined) throw new CallerNotAllowedError('a heartbeat needs a node certificate');
+    const s = this.sessions.get(nodeId);
+    if (s === undefined || (req.SessionID !== undefined && req.SessionID !== '' && req.SessionID !== s.id)) {
+      throw new SessionInvalidError(nodeId);
+    }
+    const period = heartbeatPeriodMs(this.ctx);
+    this.arm(nodeId, period * HEARTBEAT_GRACE);
+    return { Period: period * 1e6 };
+  }
+
+  /** Ends the session of a removed node. */
+  dropNode(nodeId: string): void {
+    this.deadlines.get(nodeId)?.cancel();
+    this.deadlines.delete(nodeId);
+    this.sessions.get(nodeId)?.end(new NodeNotFoundError(nodeId));
+    this.sessions.delete(nodeId);
+  }
+
+  private async markReady(nodeId: string, addr: string, description: NodeDescription | undefined): Promise<void> {
+    await updateNode(this.ctx, nodeId, (n) => {
+      const sameDesc = description === undefined || JSON.stringify(description) === JSON.stringify(n.Description);
+      if (n.Status?.State === 'ready' && (addr === '' || n.Status.Addr === addr) && sameDesc) return undefined;
+      return {
+        ...n,
+        ...(description === undefined ? {} : { Description: description }),
+        Status: { State: 'ready', Message: '', Addr: addr === '' ? (n.Status?.Addr ?? '') : addr },
+      };
+    });
+  }
+
+  private managers(): WeightedPeer[] {
+    const m = membership(this.ctx);
+    return m.voters
+      .map((id) => this.ctx.store.get<StoredNode>('node', id))
+      .filter((n): n is StoredNode => n !== undefined && (n.ManagerStatus?.Addr ?? '') !== '')
+      .map((n) => ({ Peer: { NodeID: n.ID, Addr: n.ManagerStatus?.Addr ?? '' }, Weight: MANAGER_WEIGHT }));
+  }
+
+  private computeManagersKey(): string {
+    return this.managers()
+      .map((p) => `${p.Peer?.NodeID}=${p.Peer?.Addr}`)
+      .sort()
+      .join(',');
+  }
+
+  private message(nodeId: string, sessionId: string): SessionMessage | undefined {
+    const n = this.ctx.store.get<StoredNode>('node', nodeId);
+    if (n === undefined) return undefined;
+    return {
+      SessionID: sessionId,
+      Node: nodeView(n, membership(this.ctx)),
+      Managers: this.managers(),
+      RootCA: Buffer.from(this.ctx.rootCA.certPem),
+      HeartbeatPeriod: heartbeatPeriodMs(this.ctx) * 1e6,
+    };
+  }
+
+  private async watchNodes(signal: AbortSignal, gen: number): Promise<void> {
+    try {
+      for await (const c of this.ctx.store.watch({ fromRevision: this.ctx.store.revision, kinds: ['node'], signal })) {
+        if (gen !== this.generation) return;
+        this.onNodeChange(c);
+      }
+    } catch (err) {
+      if (this.running && gen === this.generation) {
+        this.ctx.logger.warn({ err: errorMessage(err) }, 'dispatcher node watch ended');
+      }
+    }
+  }
+
+  private onNodeChange(c: Change): void {
+    const id = c.object.ID;
+    if (c.action === 'remove') this.dropNode(id);
+    const key = this.computeManagersKey();
+    const managersChanged = key !== this.managersKey;
+    this.managersKey = key;
+    for (const s of this.sessions.values()) {
+      if (s.nodeId !== id && !managersChanged) continue;
+      const msg = this.message(s.nodeId, s.id);
+      if (msg !== undefined) s.push(msg);
+    }
+  }
+}

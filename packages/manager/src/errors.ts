@@ -1,0 +1,148 @@
+/**
+ * Typed errors of @shoal/manager. Every class has a stable `code` (docs/manager.md) and a `kind`
+ * that api's table maps to a gRPC status; callers switch on those, never on the message.
+ */
+import { ShoalError, type ErrorKind } from '@shoal/common';
+
+/** Base class of every error thrown on purpose by @shoal/manager. */
+export class ManagerError extends ShoalError {
+  constructor(code: string, message: string, kind: ErrorKind, options?: { cause?: unknown; retryable?: boolean }) {
+    super(code, message, { ...options, kind });
+  }
+}
+
+/** A node named by ID, ID prefix or hostname does not exist. */
+export class NodeNotFoundError extends ManagerError {
+  constructor(ref: string) {
+    super('MANAGER_NODE_NOT_FOUND', `node ${ref} not found`, 'not-found');
+  }
+}
+
+/** A node ID prefix or hostname matches more than one node. */
+export class AmbiguousNodeError extends ManagerError {
+  constructor(ref: string, count: number) {
+    super(
+      'MANAGER_NODE_AMBIGUOUS',
+      `node ${ref} is ambiguous (${count} matches): use a longer ID prefix or the full ID`,
+      'invalid-argument',
+    );
+  }
+}
+
+/** The cluster object does not exist (no `swarm init` yet) or another ID was named. */
+export class ClusterNotFoundError extends ManagerError {
+  constructor(ref: string) {
+    super('MANAGER_CLUSTER_NOT_FOUND', `cluster ${ref} not found`, 'not-found');
+  }
+}
+
+/** A request field has a value the API does not accept. */
+export class InvalidRequestError extends ManagerError {
+  constructor(message: string) {
+    super('MANAGER_INVALID_REQUEST', message, 'invalid-argument');
+  }
+}
+
+/** Demoting the only manager left. */
+export class LastManagerError extends ManagerError {
+  constructor(nodeId: string) {
+    super(
+      'MANAGER_LAST_MANAGER',
+      `cannot demote node ${nodeId}: it is the last manager of the swarm (promote another node first)`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** Removing or demoting a manager would leave the Raft group without a reachable majority. */
+export class QuorumRiskError extends ManagerError {
+  constructor(action: string, nodeId: string, reachable: number, needed: number) {
+    super(
+      'MANAGER_QUORUM_RISK',
+      `cannot ${action} node ${nodeId}: only ${reachable} of the remaining managers are reachable and the ` +
+        `swarm needs ${needed} for quorum`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** `node rm` of a node that is not down, without --force. */
+export class NodeNotDownError extends ManagerError {
+  constructor(nodeId: string, state: string) {
+    super(
+      'MANAGER_NODE_NOT_DOWN',
+      `node ${nodeId} is not down (state ${state}) and can't be removed: stop it first or use --force`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** `node rm` of a manager (or a node still in the Raft group). */
+export class NodeIsManagerError extends ManagerError {
+  constructor(nodeId: string) {
+    super(
+      'MANAGER_NODE_IS_MANAGER',
+      `node ${nodeId} is a cluster manager and is a member of the raft cluster: demote it first`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** A heartbeat or request names a dispatcher session this leader does not have. */
+export class SessionInvalidError extends ManagerError {
+  constructor(nodeId: string) {
+    super(
+      'MANAGER_SESSION_INVALID',
+      `node ${nodeId} has no session with this leader: open a new session`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** A leader-only operation reached a manager that is not the leader. */
+export class NotLeaderError extends ManagerError {
+  constructor(what: string, leader: string) {
+    super(
+      'MANAGER_NOT_LEADER',
+      `${what} must run on the leader; this manager is not the leader (leader: ${leader || 'none'})`,
+      'unavailable',
+      { retryable: true },
+    );
+  }
+}
+
+/** The caller's identity does not allow this call (no certificate, wrong node). */
+export class CallerNotAllowedError extends ManagerError {
+  constructor(message: string) {
+    super('MANAGER_CALLER_NOT_ALLOWED', message, 'permission-denied');
+  }
+}
+
+/** A Control RPC that later issues implement (services, tasks, networks, secrets, configs). */
+export class NotImplementedError extends ManagerError {
+  constructor(method: string) {
+    super(
+      'MANAGER_NOT_IMPLEMENTED',
+      `not implemented yet: services come with issue 9 (${method})`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** The CA cannot sign (an external root without its key). */
+export class CannotSignError extends ManagerError {
+  constructor() {
+    super(
+      'MANAGER_CA_CANNOT_SIGN',
+      'this cluster root CA has no signing key here: node certificates cannot be issued',
+      'failed-precondition',
+    );
+  }
+}
+
+/** The cluster already exists when bootstrapping. */
+export class ClusterExistsError extends ManagerError {
+  constructor(id: string) {
+    super('MANAGER_CLUSTER_EXISTS', `this node is already part of cluster ${id}`, 'already-exists');
+  }
+}

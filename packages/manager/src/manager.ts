@@ -1,0 +1,316 @@
+/**
+ * Manager: the manager role of a node. It serves Control (nodes and the cluster object), CA,
+ * Dispatcher and RaftMembership to the daemon's gRPC server, writes the cluster at `swarm init`,
+ * and runs the leader-only loops (dispatcher deadlines and sessions, role manager) while this
+ * manager leads: they start on election and stop on step-down (raft.onLeaderChange).
+ */
+import type { ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  type CAServer,
+  type ClusterSpec,
+  type ControlServer,
+  defaultClusterSpec,
+  DEFAULT_ADDR_POOL,
+  DEFAULT_DATA_PATH_PORT,
+  DEFAULT_SUBNET_SIZE,
+  type DispatcherServer,
+  type Cluster,
+  type Node,
+  type NodeDescription,
+  type RaftMembershipServer,
+  serverStreamHandler,
+  unaryHandler,
+} from '@shoal/api';
+import { newJoinTokens, type RootCA, UnlockKey } from '@shoal/ca';
+import { type Clock, type Logger, silentLogger, systemClock } from '@shoal/common';
+import type { LeaderInfo } from '@shoal/raft';
+import type { ClusterStore } from '@shoal/store';
+import { CaApi } from './ca-api.js';
+import type { ManagerContext, RaftLike, StoredCluster, StoredNode } from './context.js';
+import { clusterView, ControlApi } from './control.js';
+import { Dispatcher } from './dispatcher.js';
+import { ClusterExistsError, InvalidRequestError, NotImplementedError, NotLeaderError } from './errors.js';
+import { type CallerIdentity, type CallLike, identifyCaller } from './identity.js';
+import { membership } from './context.js';
+import { nodeView } from './nodes.js';
+import { checkRaftAddr, RaftMembershipApi } from './raft-membership.js';
+import { RoleManager } from './role-manager.js';
+
+export interface ManagerOptions {
+  /** This node's ID (also its Raft member ID). */
+  readonly nodeId: string;
+  readonly store: ClusterStore;
+  readonly raft: RaftLike;
+  /** The cluster root CA (with its key on managers of a cluster with an internal CA). */
+  readonly rootCA: RootCA;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Overrides the cluster's dispatcher heartbeat period (ms); default the cluster's, else 5 s. */
+  readonly heartbeatPeriodMs?: number;
+  /** Who is calling; default: the verified peer certificate (see identity.ts). */
+  readonly identify?: (call: CallLike) => CallerIdentity;
+}
+
+export interface BootstrapOptions {
+  /** This manager's advertised Raft/cluster address, host:port. */
+  readonly advertiseAddr: string;
+  readonly clusterId: string;
+  /** This manager's certificate (PEM), recorded in its Node object. */
+  readonly nodeCertPem?: string;
+  readonly description?: NodeDescription;
+  /** `swarm init --autolock`: the unlock key to record (default a new one). */
+  readonly autolock?: boolean;
+  readonly unlockKey?: UnlockKey;
+  /** `--cert-expiry` in ms (default 90 days). */
+  readonly certExpiryMs?: number;
+  /** Spec fields to set over Docker's defaults. */
+  readonly spec?: ClusterSpec;
+  readonly defaultAddrPool?: readonly string[];
+  readonly subnetSize?: number;
+  readonly dataPathPort?: number;
+  /** Longest wait for this manager to become leader of its new Raft group (default 10 s). */
+  readonly leaderTimeoutMs?: number;
+}
+
+export interface BootstrapResult {
+  readonly cluster: Cluster;
+  readonly node: Node;
+  /** Set when autolock is on: show it to the user (`SWMKEY-1-...`). */
+  readonly unlockKey?: string;
+}
+
+export interface ManagerServices {
+  readonly Control: ControlServer;
+  readonly CA: CAServer;
+  readonly Dispatcher: DispatcherServer;
+  readonly RaftMembership: RaftMembershipServer;
+}
+
+export class Manager {
+  readonly ctx: ManagerContext;
+  readonly control: ControlApi;
+  readonly ca: CaApi;
+  readonly dispatcher: Dispatcher;
+  readonly raftMembership: RaftMembershipApi;
+  readonly roles: RoleManager;
+  private readonly identifyFn: (call: CallLike) => CallerIdentity;
+  private unsubscribe: (() => void) | undefined;
+  private leading = false;
+
+  constructor(opts: ManagerOptions) {
+    this.ctx = {
+      nodeId: opts.nodeId,
+      store: opts.store,
+      raft: opts.raft,
+      rootCA: opts.rootCA,
+      logger: opts.logger ?? silentLogger(),
+      clock: opts.clock ?? systemClock,
+      heartbeatPeriodMs: opts.heartbeatPeriodMs,
+    };
+    this.dispatcher = new Dispatcher(this.ctx);
+    this.control = new ControlApi(this.ctx, (id) => this.dispatcher.dropNode(id));
+    this.ca = new CaApi(this.ctx);
+    this.raftMembership = new RaftMembershipApi(this.ctx);
+    this.roles = new RoleManager(this.ctx);
+    this.identifyFn =
+      opts.identify ??
+      ((call) => identifyCaller(call, this.ctx.rootCA.certPem, this.ctx.store.list<StoredCluster>('cluster')[0]?.ID));
+  }
+
+  isLeader(): boolean {
+    return this.ctx.raft.leaderInfo().isLeader;
+  }
+
+  /** True while the leader-only loops run on this manager. */
+  get leaderLoopsRunning(): boolean {
+    return this.leading;
+  }
+
+  /** Follows leadership: loops start on election and stop on step-down. */
+  start(): void {
+    if (this.unsubscribe !== undefined) return;
+    this.unsubscribe = this.ctx.raft.onLeaderChange((info) => this.onLeaderChange(info));
+    this.onLeaderChange(this.ctx.raft.leaderInfo());
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.stepDown();
+  }
+
+  private onLeaderChange(info: LeaderInfo): void {
+    if (info.isLeader && !this.leading) {
+      this.leading = true;
+      this.ctx.logger.info({ term: info.term }, 'elected leader: starting leader loops');
+      this.dispatcher.start();
+      this.roles.start();
+    } else if (!info.isLeader && this.leading) {
+      this.ctx.logger.info({ leader: info.leader, term: info.term }, 'not leader any more: stopping leader loops');
+      this.stepDown();
+    }
+  }
+
+  private stepDown(): void {
+    this.leading = false;
+    this.dispatcher.stop();
+    this.roles.stop();
+  }
+
+  private async waitForLeadership(timeoutMs: number): Promise<void> {
+    if (this.isLeader()) return;
+    await new Promise<void>((resolve, reject) => {
+      const t = this.ctx.clock.setTimeout(() => {
+        off();
+        reject(new NotLeaderError('swarm init', this.ctx.raft.leaderInfo().leader));
+      }, timeoutMs);
+      const off = this.ctx.raft.onLeaderChange((info) => {
+        if (!info.isLeader) return;
+        off();
+        t.cancel();
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * `swarm init`: writes the cluster object (Docker's default spec, join tokens, root CA, unlock
+   * key when autolocked) and this manager's Node object in one transaction.
+   */
+  async bootstrapCluster(opts: BootstrapOptions): Promise<BootstrapResult> {
+    checkRaftAddr(opts.advertiseAddr);
+    const existing = this.ctx.store.list<StoredCluster>('cluster')[0];
+    if (existing !== undefined) throw new ClusterExistsError(existing.ID);
+    await this.waitForLeadership(opts.leaderTimeoutMs ?? 10_000);
+    const root = this.ctx.rootCA;
+    const spec: ClusterSpec = { ...defaultClusterSpec(), ...opts.spec };
+    if (opts.certExpiryMs !== undefined) {
+      if (!(opts.certExpiryMs > 0)) throw new InvalidRequestError(`invalid certificate expiry ${opts.certExpiryMs} ms`);
+      spec.CAConfig = { ...spec.CAConfig, NodeCertExpiry: opts.certExpiryMs * 1e6 };
+    }
+    const unlock = opts.autolock === true ? (opts.unlockKey ?? UnlockKey.generate()) : undefined;
+    spec.EncryptionConfig = { ...spec.EncryptionConfig, AutoLockManagers: unlock !== undefined };
+    const tokens = newJoinTokens(root.digest);
+    const host = opts.advertiseAddr.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
+    await this.ctx.store.update((tx) => {
+      tx.create('cluster', {
+        ID: opts.clusterId,
+        Spec: spec,
+        TLSInfo: { TrustRoot: root.certPem },
+        RootRotationInProgress: false,
+        DefaultAddrPool: [...(opts.defaultAddrPool ?? DEFAULT_ADDR_POOL)],
+        SubnetSize: opts.subnetSize ?? DEFAULT_SUBNET_SIZE,
+        DataPathPort: opts.dataPathPort ?? DEFAULT_DATA_PATH_PORT,
+        JoinTokens: { Worker: tokens.worker, Manager: tokens.manager },
+        RootCA: {
+          CACert: Buffer.from(root.certPem),
+          CAKey: root.canSign ? Buffer.from(root.keyPem()) : Buffer.alloc(0),
+          CACertHash: root.digest,
+        },
+        UnlockKey: unlock === undefined ? Buffer.alloc(0) : unlock.bytes,
+      });
+      const self: Node & { ID: string } = {
+        ID: this.ctx.nodeId,
+        Spec: { Name: '', Labels: {}, Role: 'manager', Availability: 'active' },
+        Description: opts.description ?? {},
+        Status: { State: 'ready', Message: '', Addr: host },
+        ManagerStatus: { Addr: opts.advertiseAddr },
+        Certificate: {
+          Role: 'manager',
+          State: 'issued',
+          Err: '',
+          Certificate: Buffer.from(opts.nodeCertPem ?? ''),
+          CN: this.ctx.nodeId,
+        },
+      };
+      tx.create('node', { ...self });
+    });
+    const cluster = this.ctx.store.get<StoredCluster>('cluster', opts.clusterId);
+    const node = this.ctx.store.get<StoredNode>('node', this.ctx.nodeId);
+    if (cluster === undefined || node === undefined) throw new Error('bootstrap wrote nothing');
+    this.ctx.logger.info({ clusterId: cluster.ID, nodeId: node.ID }, 'cluster bootstrapped');
+    return {
+      cluster: clusterView(cluster),
+      node: nodeView(node, membership(this.ctx)),
+      ...(unlock === undefined ? {} : { unlockKey: unlock.format() }),
+    };
+  }
+
+  /** The caller of a gRPC call (see ManagerOptions.identify). */
+  identify(call: CallLike): CallerIdentity {
+    return this.identifyFn(call);
+  }
+
+  /** grpc-js implementations for the daemon's server. */
+  services(): ManagerServices {
+    const c = this.control;
+    const notImpl =
+      (name: string) =>
+      // eslint-disable-next-line @typescript-eslint/require-await
+      async (): Promise<never> => {
+        throw new NotImplementedError(name);
+      };
+    const u = <Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>, signal: AbortSignal) => Promise<Res> | Res) =>
+      unaryHandler<Req, Res>(async (req, call, signal) => fn(req, call, signal));
+    const Control: ControlServer = {
+      getNode: u((req) => c.getNode(req)),
+      listNodes: u((req) => c.listNodes(req)),
+      updateNode: u((req) => c.updateNode(req)),
+      removeNode: u((req) => c.removeNode(req)),
+      getTask: unaryHandler(notImpl('GetTask')),
+      listTasks: u(() => ({ Tasks: [] })),
+      removeTask: unaryHandler(notImpl('RemoveTask')),
+      getService: unaryHandler(notImpl('GetService')),
+      listServices: u(() => ({ Services: [] })),
+      createService: unaryHandler(notImpl('CreateService')),
+      updateService: unaryHandler(notImpl('UpdateService')),
+      removeService: unaryHandler(notImpl('RemoveService')),
+      getNetwork: unaryHandler(notImpl('GetNetwork')),
+      listNetworks: u(() => ({ Networks: [] })),
+      createNetwork: unaryHandler(notImpl('CreateNetwork')),
+      removeNetwork: unaryHandler(notImpl('RemoveNetwork')),
+      getSecret: unaryHandler(notImpl('GetSecret')),
+      listSecrets: u(() => ({ Secrets: [] })),
+      createSecret: unaryHandler(notImpl('CreateSecret')),
+      updateSecret: unaryHandler(notImpl('UpdateSecret')),
+      removeSecret: unaryHandler(notImpl('RemoveSecret')),
+      getConfig: unaryHandler(notImpl('GetConfig')),
+      listConfigs: u(() => ({ Configs: [] })),
+      createConfig: unaryHandler(notImpl('CreateConfig')),
+      updateConfig: unaryHandler(notImpl('UpdateConfig')),
+      removeConfig: unaryHandler(notImpl('RemoveConfig')),
+      getCluster: u((req) => c.getCluster(req)),
+      listClusters: u(() => c.listClusters()),
+      updateCluster: u((req) => c.updateCluster(req)),
+      getUnlockKey: u(() => c.getUnlockKey()),
+    };
+    const CA: CAServer = {
+      getRootCaCertificate: u(() => this.ca.getRootCaCertificate()),
+      issueNodeCertificate: u((req, call) => this.ca.issueNodeCertificate(req, this.identify(call))),
+      nodeCertificateStatus: u((req) => this.ca.nodeCertificateStatus(req)),
+    };
+    const Dispatcher: DispatcherServer = {
+      session: serverStreamHandler((req, call, signal) =>
+        this.dispatcher.session(req, this.identify(call), (m) => call.write(m), signal),
+      ),
+      heartbeat: u((req, call) => this.dispatcher.heartbeat(req, this.identify(call))),
+      updateTaskStatus: u((req) => {
+        if ((req.Updates ?? []).length > 0) throw new NotImplementedError('UpdateTaskStatus');
+        return {};
+      }),
+      assignments: serverStreamHandler(async (_req, call, signal) => {
+        // No tasks before issue 9: one empty complete set, then the stream stays open.
+        call.write({ Type: 'complete', AppliesTo: '', ResultsIn: '0', Changes: [] });
+        await new Promise<void>((resolve) => {
+          if (signal.aborted) resolve();
+          else signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+      }),
+    };
+    const RaftMembership: RaftMembershipServer = {
+      join: u((req, call, signal) => this.raftMembership.join(req, this.identify(call), signal)),
+      leave: u((req, call, signal) => this.raftMembership.leave(req, this.identify(call), signal)),
+    };
+    return { Control, CA, Dispatcher, RaftMembership };
+  }
+}
