@@ -9,6 +9,7 @@ const benches = {
   engine: 'packages/engine/dist/bench/engine.js',
   image: 'packages/cli/dist/bench/image.js',
   ca: 'packages/ca/dist/bench/ca.js',
+  manager: 'packages/manager/dist/bench/manager.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;

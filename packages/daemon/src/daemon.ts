@@ -152,10 +152,10 @@ export class Daemon {
       });
       this.manager = rt;
       await rt.start();
-    } else {
-      this.worker = new WorkerSession({ daemon: this, logger: this.log.child({ component: 'session' }) });
-      this.worker.start();
     }
+    // Every node, managers included, keeps a dispatcher session (the agent side of membership).
+    this.worker = new WorkerSession({ daemon: this, logger: this.log.child({ component: 'session' }) });
+    this.worker.start();
     this.status = 'active';
   }
 
@@ -244,7 +244,7 @@ export class Daemon {
     if (isLeader) {
       // Reads after a restart or an election must see every committed write (ReadIndex).
       await rt.store.linearizable();
-      return rt.manager.services().Control as unknown as UntypedServiceImplementation;
+      return rt.manager.services().Control;
     }
     if (address === '') return undefined;
     return this.forwarder.serviceFor(ControlService, address);

@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import {
   CAClient,
+  ControlClient,
   RaftMembershipClient,
   unary,
   unaryHandler,
@@ -208,22 +209,35 @@ export function swarmService(d: Daemon): SwarmServer {
           autolock: false,
         };
         try {
-          let peers: Record<string, string> | undefined;
           if (ident.role === 'manager') {
-            // 3. a manager enters the Raft membership through the leader, then starts Raft
+            // 3. a manager starts Raft (not bootstrapped) knowing the current managers, so it
+            // answers the leader as soon as it is added, then enters the membership through the leader
+            const peers: Record<string, string> = { [ident.nodeId]: advertiseAddr };
+            const ctl = new ControlClient(remote, d.clientCredentials(), clusterChannelOptions());
+            try {
+              const res = await unary(
+                ctl.listNodes.bind(ctl),
+                { Filters: { Roles: ['manager'] } },
+                { deadline: deadline() },
+              );
+              for (const n of res.Nodes ?? []) if (n.ID && n.ManagerStatus?.Addr) peers[n.ID] = n.ManagerStatus.Addr;
+            } finally {
+              ctl.close();
+            }
+            d.state.raftPeers = peers;
+            await writeNodeState(d.layout, d.state);
+            await d.startRole(false, peers);
             const rm = new RaftMembershipClient(remote, d.clientCredentials(), clusterChannelOptions());
             try {
               const res = await unary(rm.join.bind(rm), { Addr: advertiseAddr }, { deadline: deadline() });
-              peers = {};
-              for (const m of res.Members ?? []) if (m.NodeID) peers[m.NodeID] = m.Addr ?? '';
-              peers[ident.nodeId] = advertiseAddr;
+              for (const m of res.Members ?? []) if (m.NodeID && m.Addr) d.manager?.transport.setPeer(m.NodeID, m.Addr);
             } finally {
               rm.close();
             }
-            d.state.raftPeers = peers;
+          } else {
+            await writeNodeState(d.layout, d.state);
+            await d.startRole(false);
           }
-          await writeNodeState(d.layout, d.state);
-          await d.startRole(false, peers);
         } catch (err) {
           await d.stopRole();
           await removeSwarmState(d.layout);

@@ -33,7 +33,9 @@ export class WorkerSession {
     const d = this.opts.daemon;
     const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
     while (!this.ac.signal.aborted) {
-      const managers = d.state?.remoteManagers ?? [];
+      const managers = [
+        ...new Set([...(d.state?.remoteManagers ?? []), ...Object.values(d.manager ? d.raftPeers() : {})]),
+      ];
       if (managers.length === 0) {
         await sleep(1000, this.ac.signal).catch(() => undefined);
         continue;

@@ -94,8 +94,20 @@ test('control: availability and labels; stale versions and bad values are refuse
   });
   assert.equal(res.Node?.Spec?.Availability, 'drain');
   assert.deepEqual({ ...res.Node?.Spec?.Labels }, { a: '1' });
+  // Unset strings arrive as '' over gRPC: they keep the current role and availability.
+  const kept = await r.manager.control.updateNode({
+    NodeID: w,
+    NodeVersion: res.Node?.Version,
+    Spec: { Name: '', Labels: { a: '1' }, Role: '', Availability: '' },
+  });
+  assert.equal(kept.Node?.Spec?.Role, 'worker');
+  assert.equal(kept.Node?.Spec?.Availability, 'drain');
   await assert.rejects(
-    r.manager.control.updateNode({ NodeID: w, NodeVersion: n?.Version, Spec: { ...n?.Spec, Availability: 'pause' } }),
+    r.manager.control.updateNode({
+      NodeID: w,
+      NodeVersion: res.Node?.Version,
+      Spec: { ...n?.Spec, Availability: 'pause' },
+    }),
     (e) => hasCode(e, 'STORE_VERSION_CONFLICT'),
   );
   const cur = r.store.get<StoredNode>('node', w);

@@ -90,11 +90,12 @@ export class ControlApi {
     }
     const spec = req.Spec;
     if (spec === undefined) throw new InvalidRequestError(`update of node ${cur.ID}: Spec is required`);
-    const role = spec.Role ?? cur.Spec?.Role ?? 'worker';
+    // Over gRPC an unset string arrives as '': it keeps the current value.
+    const role = spec.Role || cur.Spec?.Role || 'worker';
     if (!(NODE_ROLES as readonly string[]).includes(role)) {
       throw new InvalidRequestError(`invalid role '${role}' for node ${cur.ID}: use ${NODE_ROLES.join(' or ')}`);
     }
-    const availability = spec.Availability ?? cur.Spec?.Availability ?? 'active';
+    const availability = spec.Availability || cur.Spec?.Availability || 'active';
     if (!(NODE_AVAILABILITIES as readonly string[]).includes(availability)) {
       throw new InvalidRequestError(
         `invalid availability '${availability}' for node ${cur.ID}: use ${NODE_AVAILABILITIES.join(', ')}`,
@@ -144,9 +145,10 @@ export class ControlApi {
     if (req.ClusterVersion === undefined) {
       throw new InvalidRequestError('update of the cluster: ClusterVersion (the version read before) is required');
     }
-    const spec = req.Spec ?? cur.Spec;
-    if (spec === undefined) throw new InvalidRequestError('update of the cluster: Spec is required');
-    if ((spec.Name ?? '') !== (cur.Spec?.Name ?? '')) {
+    const given = req.Spec ?? cur.Spec;
+    if (given === undefined) throw new InvalidRequestError('update of the cluster: Spec is required');
+    const spec: ClusterSpec = { ...given, Name: given.Name || cur.Spec?.Name || '' };
+    if (spec.Name !== (cur.Spec?.Name ?? '')) {
       throw new InvalidRequestError(`renaming the cluster is not supported (${cur.Spec?.Name} -> ${spec.Name})`);
     }
     const expiryNs = spec.CAConfig?.NodeCertExpiry ?? 0;

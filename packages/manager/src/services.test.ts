@@ -1,0 +1,106 @@
+/**
+ * The grpc-js services the daemon adds to its server, on a real server on loopback: nodes and
+ * certificates cross the wire (bytes fields included), RPCs of later issues answer
+ * failed-precondition with a stable code, and a session streams the node's state.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { credentials, Server, ServerCredentials } from '@grpc/grpc-js';
+import {
+  CAClient,
+  CAService,
+  ControlClient,
+  ControlService,
+  DispatcherClient,
+  DispatcherService,
+  RaftMembershipService,
+  serverStream,
+  unary,
+} from '@shoal/api';
+import { hasCode } from '@shoal/common';
+import type { CallerIdentity } from './identity.js';
+import { Manager } from './manager.js';
+import { newCsr, rig } from './test-support.js';
+
+test('services: Control, CA and Dispatcher over grpc-js', async () => {
+  const r = await rig();
+  let who: CallerIdentity = { addr: '' };
+  // The same manager state, with the caller's identity supplied by the test (no TLS here).
+  const m = new Manager({
+    nodeId: 'mgr1',
+    store: r.store,
+    raft: r.raft,
+    rootCA: r.root,
+    clock: r.clock,
+    identify: (call) => ({ ...who, addr: call.getPeer() === '' ? '' : '127.0.0.1' }),
+  });
+  m.start();
+  r.manager.stop();
+  const s = m.services();
+  const server = new Server();
+  server.addService(ControlService, s.Control);
+  server.addService(CAService, s.CA);
+  server.addService(DispatcherService, s.Dispatcher);
+  server.addService(RaftMembershipService, s.RaftMembership);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const addr = `127.0.0.1:${port}`;
+  const control = new ControlClient(addr, credentials.createInsecure());
+  const ca = new CAClient(addr, credentials.createInsecure());
+  const dispatcher = new DispatcherClient(addr, credentials.createInsecure());
+  const ac = new AbortController();
+  try {
+    const root = await unary(ca.getRootCaCertificate.bind(ca), {});
+    assert.equal(Buffer.from(root.Certificate ?? new Uint8Array()).toString(), r.root.certPem);
+    const joined = await unary(ca.issueNodeCertificate.bind(ca), { CSR: await newCsr(), Token: r.tokens().worker });
+    const st = await unary(ca.nodeCertificateStatus.bind(ca), { NodeID: joined.NodeID ?? '' });
+    const cert = new X509Certificate(Buffer.from(st.Certificate?.Certificate ?? new Uint8Array()));
+    assert.match(cert.subject, /OU=swarm-worker/);
+
+    const ls = await unary(control.listNodes.bind(control), { Filters: { Roles: ['worker'] } });
+    assert.deepEqual(
+      ls.Nodes?.map((n) => n.ID),
+      [joined.NodeID],
+    );
+    const mgr = await unary(control.getNode.bind(control), { NodeID: 'mgr1' });
+    assert.equal(mgr.Node?.ManagerStatus?.Leader, true);
+    await assert.rejects(unary(control.createService.bind(control), { Spec: { Name: 'web' } }), (e) => {
+      assert.ok(hasCode(e, 'MANAGER_NOT_IMPLEMENTED'));
+      assert.equal((e as { kind?: string }).kind, 'failed-precondition');
+      assert.match((e as Error).message, /not implemented yet: services come with issue 9/);
+      return true;
+    });
+    await assert.rejects(unary(control.getNode.bind(control), { NodeID: 'nope' }), (e) =>
+      hasCode(e, 'MANAGER_NODE_NOT_FOUND'),
+    );
+    assert.deepEqual((await unary(control.listServices.bind(control), {})).Services, []);
+
+    // The worker opens its session: the first message carries its node, now ready.
+    who = { nodeId: joined.NodeID ?? '', role: 'worker', addr: '' };
+    const it = serverStream(
+      dispatcher.session.bind(dispatcher),
+      { Description: { Hostname: 'w1' } },
+      { signal: ac.signal },
+    );
+    const first = await it.next();
+    assert.equal(first.done, false);
+    const msg = first.value;
+    assert.ok(msg);
+    assert.equal(msg.Node?.ID, joined.NodeID);
+    assert.equal(msg.Node?.Status?.State, 'ready');
+    assert.equal(msg.Node?.Description?.Hostname, 'w1');
+    assert.equal(msg.HeartbeatPeriod, 5e9);
+    const hb = await unary(dispatcher.heartbeat.bind(dispatcher), { SessionID: msg.SessionID ?? '' });
+    assert.equal(hb.Period, 5e9);
+    await it.return(undefined);
+  } finally {
+    ac.abort();
+    m.stop();
+    control.close();
+    ca.close();
+    dispatcher.close();
+    server.forceShutdown();
+  }
+});
