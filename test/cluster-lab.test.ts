@@ -183,19 +183,60 @@ test('lab of 5 with 3 managers: 5 Ready nodes, 1 Leader and 2 Reachable managers
   await expectNodes(lab, [five[0], five[1], 'h3 Ready Active ', five[3], five[4]] as string[]);
 });
 
-test(
-  'lab of 5 with 3 managers: a promoted worker becomes a Reachable manager',
-  { todo: 'until shoald turns a promoted worker into a Raft member (daemon: role change after promote)' },
-  async (t) => {
-    const lab = uniq('cp');
-    await up(t, lab, 5, 3);
-    assert.match((await onHost(lab, 'h1', ['node', 'promote', 'h4'])).stdout, /^Node h4 promoted/);
-    await expectNodes(lab, [
-      'h1 Ready Active Leader',
-      'h2 Ready Active Reachable',
-      'h3 Ready Active Reachable',
-      'h4 Ready Active Reachable',
-      'h5 Ready Active ',
-    ]);
-  },
-);
+test('lab of 5 with 3 managers: a promoted worker becomes a Reachable manager', async (t) => {
+  const lab = uniq('cp');
+  await up(t, lab, 5, 3);
+  assert.match((await onHost(lab, 'h1', ['node', 'promote', 'h4'])).stdout, /^Node h4 promoted/);
+  await expectNodes(lab, [
+    'h1 Ready Active Leader',
+    'h2 Ready Active Reachable',
+    'h3 Ready Active Reachable',
+    'h4 Ready Active Reachable',
+    'h5 Ready Active ',
+  ]);
+});
+
+test('lab of 5 with 3 managers: kill -9 of the leader, a new leader takes writes, the killed one catches up', async (t) => {
+  const lab = uniq('ck');
+  await up(t, lab, 5, 3);
+  await expectNodes(lab, [
+    'h1 Ready Active Leader',
+    'h2 Ready Active Reachable',
+    'h3 Ready Active Reachable',
+    'h4 Ready Active ',
+    'h5 Ready Active ',
+  ]);
+  const stop = await shoal(['lab', 'stop', lab, 'h1', '--signal', 'KILL']);
+  assert.equal(stop.code, 0, stop.stderr);
+  // a new leader among h2/h3, and a write through each survivor
+  await waitFor(
+    async () => {
+      const r = await onHost(lab, 'h2', ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}']);
+      return (r.code === 0 && /^h[23] Leader$/m.test(r.stdout)) || undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  for (const [host, label] of [
+    ['h2', 'via-h2=yes'],
+    ['h3', 'via-h3=yes'],
+  ] as const) {
+    await waitFor(
+      async () => (await onHost(lab, host, ['node', 'update', '--label-add', label, 'h4'])).code === 0 || undefined,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+      },
+    );
+  }
+  const start = await shoal(['lab', 'start', lab, 'h1']);
+  assert.equal(start.code, 0, start.stderr);
+  let labels = '';
+  await waitFor(
+    async () => {
+      const r = await onHost(lab, 'h1', ['node', 'inspect', '--format', '{{json .Spec.Labels}}', 'h4']);
+      labels = r.stdout;
+      return (r.code === 0 && labels.includes('"via-h2":"yes"') && labels.includes('"via-h3":"yes"')) || undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  ).catch(() => assert.fail(`h1 did not catch up: ${labels}`));
+});

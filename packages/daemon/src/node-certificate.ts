@@ -113,20 +113,32 @@ export async function joinRaft(d: Daemon, remote: string): Promise<void> {
   d.state = { ...state, raftPeers: peers };
   await writeNodeState(d.layout, d.state);
   await d.startRole(false, peers);
+  // Only the leader adds members: try every known manager (followers refuse with not-leader).
+  const targets = [
+    ...new Set([
+      remote,
+      ...Object.entries(peers)
+        .filter(([n]) => n !== id.nodeId)
+        .map(([, a]) => a),
+    ]),
+  ];
   let last: unknown;
   for (let attempt = 0; attempt < 20; attempt++) {
-    const rm_ = new RaftMembershipClient(remote, d.clientCredentials(), clusterChannelOptions());
-    try {
-      const res = await unary(rm_.join.bind(rm_), { Addr: state.advertiseAddr }, { deadline: deadline() });
-      for (const m of res.Members ?? []) if (m.NodeID && m.Addr) d.manager?.transport.setPeer(m.NodeID, m.Addr);
-      return;
-    } catch (err) {
-      last = err;
-      if (!(err as { retryable?: boolean }).retryable) throw err;
-      await sleep(250);
-    } finally {
-      rm_.close();
+    for (const addr of targets) {
+      const rm_ = new RaftMembershipClient(addr, d.clientCredentials(), clusterChannelOptions());
+      try {
+        const res = await unary(rm_.join.bind(rm_), { Addr: state.advertiseAddr }, { deadline: deadline() });
+        for (const m of res.Members ?? []) if (m.NodeID && m.Addr) d.manager?.transport.setPeer(m.NodeID, m.Addr);
+        return;
+      } catch (err) {
+        last = err;
+        const kind = (err as { kind?: string }).kind;
+        if (kind === 'permission-denied' || kind === 'invalid-argument') throw err;
+      } finally {
+        rm_.close();
+      }
     }
+    await sleep(250);
   }
   throw last instanceof Error ? last : new Error(String(last));
 }
