@@ -1,10 +1,64 @@
 #!/usr/bin/env node
+/**
+ * shoald: `shoald [--data-root DIR] [--listen-addr HOST:PORT] ...` (see config.ts). Logs JSON
+ * to stderr; a bad flag or configuration file is one line on stderr and exit code 2.
+ */
+import { createLogger } from '@shoal/common';
+import { loadSettings, USAGE } from './config.js';
+import { Daemon } from './daemon.js';
+import { DaemonConfigError } from './errors.js';
 import { shoalVersion } from './version.js';
 
-const args = process.argv.slice(2);
-if (args.includes('--version') || args.includes('-v') || args[0] === 'version') {
-  process.stdout.write(`shoald ${shoalVersion()}\n`);
-} else {
-  process.stderr.write('shoald: only --version is implemented so far\n');
-  process.exitCode = 2;
+async function main(): Promise<void> {
+  let loaded: Awaited<ReturnType<typeof loadSettings>>;
+  try {
+    loaded = await loadSettings(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof DaemonConfigError) {
+      process.stderr.write(`shoald: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+  const { settings, flags, overridden } = loaded;
+  if (flags.version) {
+    process.stdout.write(`shoald ${shoalVersion()}\n`);
+    return;
+  }
+  if (flags.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const log = createLogger('shoald', { level: settings.logLevel });
+  if (overridden.length > 0)
+    log.info({ keys: overridden, file: settings.configFile }, 'flags override these keys of the configuration file');
+  const daemon = new Daemon(settings, flags, log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'signal received');
+    daemon.stop().then(
+      () => process.exit(process.exitCode ?? 0),
+      (err: unknown) => {
+        log.error({ err: (err as Error).message }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void daemon.reload());
+  try {
+    await daemon.start();
+  } catch (err) {
+    log.fatal({ err: (err as Error).message, code: (err as { code?: string }).code }, 'shoald failed to start');
+    process.stderr.write(`shoald: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    await daemon.stop().catch(() => undefined);
+    process.exit(1);
+  }
 }
+
+await main();

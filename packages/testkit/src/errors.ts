@@ -136,3 +136,10 @@ export class LabFaultUnsupportedError extends TestkitError {
     super('LAB_FAULT_UNSUPPORTED', `lab '${lab}': ${detail}`, { kind: 'failed-precondition' });
   }
 }
+
+/** Thrown when a lab's shoald instances cannot be started or made into a cluster. */
+export class LabClusterError extends TestkitError {
+  constructor(message: string, kind: 'invalid-argument' | 'unavailable' = 'unavailable') {
+    super('LAB_CLUSTER', message, { kind });
+  }
+}

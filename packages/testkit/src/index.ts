@@ -25,6 +25,7 @@ export {
   RegistryStartError,
   RegistryPushError,
   ImageBuildError,
+  LabClusterError,
 } from './errors.js';
 export {
   startRegistry,
@@ -61,6 +62,17 @@ export { labStatus, labList, type LabView, type LabHostView, type HostStatus } f
 export { labExec, labExecInherit, hostCommand } from './lab/lab-exec.js';
 export { labCut, labHeal, labDelay } from './lab/lab-faults.js';
 export {
+  labCluster,
+  labStartShoald,
+  labStopShoald,
+  runningShoald,
+  shoaldPaths,
+  shoaldBin,
+  hostSocketUrl,
+  LAB_CLUSTER_PORT,
+  type LabClusterOptions,
+} from './lab/lab-shoald.js';
+export {
   readLabState,
   labRoot,
   labDir,
@@ -70,6 +82,8 @@ export {
 } from './lab/lab-state.js';
 export {
   MAX_HOSTS,
+  LAB_OVERLAY_POOL,
+  SUBNET_BLOCKS,
   DEFAULT_HOSTS,
   REGISTRY_PORT,
   checkLabName,

@@ -3,6 +3,15 @@ import { registerVersion } from './version.js';
 import { registerLab } from './lab.js';
 import { registerContainer } from './container.js';
 import { registerImage } from './image.js';
+import { registerSwarm } from './swarm.js';
+import { registerNode } from './node.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
-export const commands: CommandModule[] = [registerVersion, registerLab, registerContainer, registerImage];
+export const commands: CommandModule[] = [
+  registerVersion,
+  registerLab,
+  registerContainer,
+  registerImage,
+  registerSwarm,
+  registerNode,
+];

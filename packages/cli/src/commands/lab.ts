@@ -6,7 +6,10 @@ import {
   labDown,
   labExecInherit,
   labHeal,
+  labCluster,
   labList,
+  labStartShoald,
+  labStopShoald,
   labStatus,
   labUp,
   type LabView,
@@ -49,9 +52,39 @@ export function registerLab(program: Command): void {
     .option('--name <lab>', 'lab name', 'lab')
     .option('--hosts <n>', 'number of hosts h1..hN (1-64)', '3')
     .option('--no-registry', 'do not start the lab registry')
-    .action(async (opts: { name: string; hosts: string; registry: boolean }) => {
+    .option(
+      '--managers <n>',
+      'also start shoald on every host and make a swarm: h1 inits, h2..hN join as managers, the rest as workers',
+    )
+    .action(async (opts: { name: string; hosts: string; registry: boolean; managers?: string }) => {
+      const managers =
+        opts.managers === undefined ? undefined : number('--managers', opts.managers, 1, Number(opts.hosts) || 64);
       await labUp({ name: opts.name, hosts: opts.hosts, registry: opts.registry });
+      if (managers !== undefined) await labCluster({ name: opts.name, managers });
       process.stdout.write(formatLab(await labStatus(opts.name)));
+    });
+
+  lab
+    .command('start')
+    .description("Start shoald on a host (or every host) of a lab, in the host's namespaces")
+    .argument('<lab>', 'lab name')
+    .argument('[host]', 'host name (h1, h2, ...); default all')
+    .action(async (name: string, host: string | undefined) => {
+      await labStartShoald(name, host === undefined ? undefined : [host]);
+    });
+
+  lab
+    .command('stop')
+    .description("Stop a host's shoald (--signal KILL for a crash)")
+    .argument('<lab>', 'lab name')
+    .argument('<host>', 'host name (h1, h2, ...)')
+    .option('--signal <sig>', 'TERM (a clean stop) or KILL', 'TERM')
+    .action(async (name: string, host: string, opts: { signal: string }) => {
+      const sig = opts.signal.toUpperCase().replace(/^SIG/, '');
+      if (sig !== 'TERM' && sig !== 'KILL' && sig !== 'INT')
+        throw new InvalidArgumentError(`invalid --signal ${JSON.stringify(opts.signal)}: expected TERM, INT or KILL`);
+      const stopped = await labStopShoald(name, host, `SIG${sig}`);
+      if (!stopped) process.stderr.write(`shoald is not running on ${name}/${host}\n`);
     });
 
   lab

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -247,4 +248,20 @@ test('a failed write or fdatasync is fatal and poisons the WAL', async (t) => {
   await assert.rejects(wal.saveSnapshotMarker({ term: 1, index: 1 }), StorageFatalError);
   // Closing a poisoned WAL reports the poisoning (or nothing): the files are closed either way.
   await wal.close().catch((err: unknown) => assert.ok(err instanceof StorageFatalError, String(err)));
+});
+
+test('a fresh WAL sealed by a cipher with random nonces reopens (the header is sealed once)', async (t) => {
+  const dir = await tmp(t);
+  // The shape of ca's DekCipher: a random prefix per seal, so two seals of one body differ.
+  const cipher = {
+    seal: (b: Uint8Array) => Buffer.concat([randomBytes(12), b]),
+    open: (b: Uint8Array) => Buffer.from(b).subarray(12),
+  };
+  const { wal } = await Wal.open(dir, { segmentSize: 4096, cipher });
+  await wal.save({ term: 1, vote: '', commit: 1 }, [ent(1, 1), ent(2, 1)], true);
+  await wal.close();
+  const { wal: w2, state } = await Wal.open(dir, { segmentSize: 4096, cipher });
+  t.after(() => w2.close());
+  assert.deepEqual(summary(state), ['1/1/e1', '2/1/e2']);
+  assert.deepEqual(state.hardState, { term: 1, vote: '', commit: 1 });
 });

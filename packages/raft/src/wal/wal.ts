@@ -177,13 +177,15 @@ export class Wal {
     const segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     const seg = { seq: 1, firstIndex: 1, name: segmentName(1, 1) };
     const tmp = join(dir, `${hex16(1)}.tmp`);
+    // Built once: a cipher with random nonces seals differently each time, and the chain must
+    // continue from the CRC of the bytes actually written.
+    const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
     const fd = openSync(tmp, 'w', 0o600);
     try {
       const zero = Buffer.alloc(Math.min(segmentSize, 1024 * 1024));
       for (let done = 0; done < segmentSize; done += zero.length) {
         writeSync(fd, zero, 0, Math.min(zero.length, segmentSize - done), done);
       }
-      const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
       writeSync(fd, hdr.buf, 0, hdr.buf.length, 0);
       fsyncSync(fd);
     } finally {
@@ -191,7 +193,6 @@ export class Wal {
     }
     renameSync(tmp, join(dir, seg.name));
     fsyncDirSync(dir);
-    const hdr = Wal.headerBlock(seg.seq, seg.firstIndex, 0, opts.nodeId ?? '', EMPTY_HARD_STATE, undefined, cipher);
     const wal = new Wal(dir, lock, opts, {
       segments: [seg],
       offset: hdr.buf.length,

@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import { run, type RunResult } from '@shoal/common';
 import { LabNotRootError } from '../errors.js';
 import { requireHost, requireLab, type LabHostState, type LabState } from './lab-state.js';
@@ -25,6 +26,10 @@ function hostEnv(s: LabState, h: LabHostState): NodeJS.ProcessEnv {
     SHOAL_LAB_HOST: h.name,
     SHOAL_LAB_DATA: h.dataDir,
     SHOAL_LAB_RUN: h.runDir,
+    // The host's shoald (`shoal node ls` in the host talks to it) and its engine's roots.
+    SHOAL_HOST: `unix://${join(h.runDir, 'shoal.sock')}`,
+    SHOAL_DATA_ROOT: join(h.dataDir, 'engine'),
+    SHOAL_RUN_ROOT: join(h.runDir, 'engine'),
   };
 }
 

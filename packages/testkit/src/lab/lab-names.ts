@@ -14,7 +14,14 @@ export const UNDERLAY = '198.18.0.0/15';
 /** Port of a lab's registry on its gateway address. */
 export const REGISTRY_PORT = 5000;
 /** /24 blocks in 198.18.0.0/15; block 0 (198.18.0.0/24) is left to other tools. */
-export const SUBNET_BLOCKS = 512;
+/**
+ * Lab underlays take /24 blocks 1..383 of 198.18.0.0/15 (198.18.1.0 to 198.19.127.0); blocks
+ * 384..511 are LAB_OVERLAY_POOL, which no underlay ever uses.
+ */
+export const SUBNET_BLOCKS = 384;
+
+/** The overlay address pool of lab clusters (DefaultAddrPool at init): the top /17 of 198.18.0.0/15. */
+export const LAB_OVERLAY_POOL = '198.19.128.0/17';
 
 /** Throws LabInvalidNameError unless `name` is a valid lab name. */
 export function checkLabName(name: string): void {

@@ -22,6 +22,8 @@ export interface LabHostState {
   utsPath: string;
   /** Delay/loss set with `lab delay`; `relayPid` when a relay (not netem) applies it. */
   fault?: { delayMs: number; lossPct: number; via: 'netem' | 'relay' | 'nft'; relayPid?: number };
+  /** The host's shoald while it runs (lab-shoald.ts). */
+  shoald?: { pid: number };
 }
 
 export interface LabRegistryState {
@@ -45,6 +47,8 @@ export interface LabState {
   firewallComment?: string;
   hosts: LabHostState[];
   registry?: LabRegistryState;
+  /** Set once `up --managers` made a swarm of the hosts: h1..hM managers, the rest workers. */
+  cluster?: { managers: number; overlayPool: string };
 }
 
 /** The root of all labs: $SHOAL_LAB_ROOT or /var/lib/shoal-lab. */

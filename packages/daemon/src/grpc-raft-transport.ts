@@ -1,0 +1,200 @@
+/**
+ * raft's Transport over the gRPC `shoal.Raft` service, on the cluster's mTLS port (2377): one
+ * long-lived `StreamRaftMessage` client stream per peer carries that peer's messages (each one
+ * encoded by raft's codec). A broken stream is reopened on the next send after a backoff
+ * (50 ms doubling to 1 s); while a peer is down or its stream is congested past `maxQueueBytes`,
+ * messages are dropped and the core told the peer is unreachable. A snapshot travels as one
+ * gRPC message (the channel and server accept up to 512 MiB) and its outcome is reported once the
+ * write is flushed or failed. Inbound messages come from the server side (`raftService()`),
+ * which only managers may call (roles in proto/).
+ */
+import type { ChannelCredentials, ClientWritableStream } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+import {
+  RaftClient,
+  clientStreamHandler,
+  unaryHandler,
+  type RaftServer,
+  type RaftMessageRequest,
+  type RaftMessageResponse,
+} from '@shoal/api';
+import { type Logger, silentLogger } from '@shoal/common';
+import {
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  type NodeId,
+  type Transport,
+  type TransportHandlers,
+} from '@shoal/raft';
+
+export const MAX_RAFT_MESSAGE_BYTES = 512 * 1024 * 1024;
+
+export interface GrpcRaftTransportOptions {
+  /** Current client credentials (this node's manager certificate); re-read on every (re)connect. */
+  credentials: () => ChannelCredentials;
+  peers?: Record<NodeId, string>;
+  maxQueueBytes?: number;
+  logger?: Logger;
+}
+
+/** grpc-js channel options for node-to-node connections (servers present node certificates). */
+export function clusterChannelOptions(): Record<string, string | number> {
+  return {
+    'grpc.ssl_target_name_override': 'swarm-manager',
+    'grpc.max_receive_message_length': MAX_RAFT_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_RAFT_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 1_000,
+  };
+}
+
+class PeerLink {
+  client: RaftClient | undefined;
+  stream: ClientWritableStream<RaftMessageRequest> | undefined;
+  queued = 0;
+  backoffMs = 50;
+  retryAt = 0;
+  lastUnreachable = 0;
+
+  constructor(
+    readonly id: NodeId,
+    public address: string,
+  ) {}
+
+  close(): void {
+    this.stream?.end();
+    this.stream = undefined;
+    this.client?.close();
+    this.client = undefined;
+  }
+}
+
+export class GrpcRaftTransport implements Transport {
+  private handlers: TransportHandlers | undefined;
+  private readonly peers = new Map<NodeId, PeerLink>();
+  private readonly log: Logger;
+  private readonly maxQueue: number;
+  private closed = false;
+
+  constructor(private readonly opts: GrpcRaftTransportOptions) {
+    this.log = opts.logger ?? silentLogger();
+    this.maxQueue = opts.maxQueueBytes ?? 64 * 1024 * 1024;
+    for (const [id, addr] of Object.entries(opts.peers ?? {})) this.setPeer(id, addr);
+  }
+
+  start(handlers: TransportHandlers): Promise<void> {
+    this.handlers = handlers;
+    return Promise.resolve();
+  }
+
+  /** Delivers an inbound message (from the gRPC server side). */
+  deliver(bytes: Uint8Array): void {
+    if (this.closed || !this.handlers) return;
+    this.handlers.onMessage(decodeMessage(bytes));
+  }
+
+  setPeer(id: NodeId, address: string): void {
+    const p = this.peers.get(id);
+    if (p === undefined) this.peers.set(id, new PeerLink(id, address));
+    else if (p.address !== address) {
+      p.close();
+      p.address = address;
+    }
+  }
+
+  removePeer(id: NodeId): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  peerAddress(id: NodeId): string | undefined {
+    return this.peers.get(id)?.address;
+  }
+
+  send(msgs: readonly Message[]): void {
+    if (this.closed) return;
+    for (const m of msgs) {
+      const p = this.peers.get(m.to);
+      if (!p) {
+        this.unreachable(m.to, undefined, m);
+        continue;
+      }
+      const stream = this.streamOf(p);
+      if (!stream || p.queued > this.maxQueue) {
+        this.unreachable(m.to, p, m);
+        continue;
+      }
+      const bytes = encodeMessage(m);
+      p.queued += bytes.length;
+      const isSnap = m.type === 'snap';
+      stream.write({ Message: bytes }, (err: Error | null | undefined) => {
+        p.queued -= bytes.length;
+        if (isSnap) this.handlers?.onSnapshotStatus(m.to, !err);
+      });
+    }
+  }
+
+  private streamOf(p: PeerLink): ClientWritableStream<RaftMessageRequest> | undefined {
+    if (p.stream) return p.stream;
+    if (Date.now() < p.retryAt) return undefined;
+    p.client ??= new RaftClient(p.address, this.opts.credentials(), clusterChannelOptions());
+    const stream = p.client.streamRaftMessage(new Metadata(), {}, (err: Error | null, _res?: RaftMessageResponse) => {
+      if (p.stream === stream) p.stream = undefined;
+      p.queued = 0;
+      if (err && !this.closed) {
+        this.log.debug({ peer: p.id, address: p.address, err: err.message }, 'raft stream to peer ended');
+        p.retryAt = Date.now() + p.backoffMs;
+        p.backoffMs = Math.min(p.backoffMs * 2, 1000);
+        // A refused certificate or a wrong address must be seen by the operator, not only retried.
+        if (!/UNAVAILABLE|CANCELLED/.test(err.message))
+          this.log.warn({ peer: p.id, address: p.address, err: err.message }, 'raft stream refused');
+      }
+    });
+    stream.on('error', () => undefined);
+    // The stream is usable at once; a success on the first message resets the backoff.
+    p.stream = stream;
+    p.backoffMs = Math.max(50, p.backoffMs);
+    return stream;
+  }
+
+  private unreachable(id: NodeId, p: PeerLink | undefined, m: Message): void {
+    if (m.type === 'snap') this.handlers?.onSnapshotStatus(id, false);
+    const now = Date.now();
+    if (p && now - p.lastUnreachable < 100) return;
+    if (p) p.lastUnreachable = now;
+    this.handlers?.onUnreachable(id);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * The server side of `shoal.Raft`: messages go to whatever transport is current (`target()`), so
+ * the service can be registered once and the Raft node replaced (leave, force-new-cluster).
+ */
+export function raftService(
+  target: () => GrpcRaftTransport | undefined,
+  resolve: (raftId: string) => string | undefined,
+): RaftServer {
+  return {
+    processRaftMessage: unaryHandler(async (req: RaftMessageRequest) => {
+      target()?.deliver(req.Message ?? new Uint8Array());
+      return Promise.resolve({});
+    }),
+    streamRaftMessage: clientStreamHandler(async (call) => {
+      for await (const req of call as AsyncIterable<RaftMessageRequest>) {
+        target()?.deliver(req.Message ?? new Uint8Array());
+      }
+      return {};
+    }),
+    resolveAddress: unaryHandler(async (req) => Promise.resolve({ Addr: resolve(String(req.RaftID ?? '')) ?? '' })),
+  };
+}

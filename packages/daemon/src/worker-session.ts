@@ -1,0 +1,135 @@
+/**
+ * A worker's link to the managers: a Dispatcher session (server stream) to one manager with
+ * heartbeats at the period the manager asks; on any failure the next known manager is tried
+ * (after a backoff), and the session's manager list replaces the known one (state.json), so the
+ * worker follows the cluster as managers come and go.
+ */
+import { DispatcherClient, serverStream, unary } from '@shoal/api';
+import { Backoff, sleep, type Logger } from '@shoal/common';
+import type { Daemon } from './daemon.js';
+import { clusterChannelOptions } from './grpc-raft-transport.js';
+import { writeNodeState } from './layout.js';
+import { changeRole } from './node-certificate.js';
+
+export class WorkerSession {
+  private readonly ac = new AbortController();
+  private loop: Promise<void> | undefined;
+  private next = 0;
+  /** The manager the session is open on, '' when none. */
+  connectedTo = '';
+  heartbeats = 0;
+  private switching = false;
+
+  constructor(private readonly opts: { daemon: Daemon; logger: Logger }) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.ac.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const d = this.opts.daemon;
+    const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+    while (!this.ac.signal.aborted) {
+      const managers = [
+        ...new Set([...(d.state?.remoteManagers ?? []), ...Object.values(d.manager ? d.raftPeers() : {})]),
+      ];
+      if (managers.length === 0) {
+        await sleep(1000, this.ac.signal).catch(() => undefined);
+        continue;
+      }
+      const addr = managers[this.next++ % managers.length]!;
+      try {
+        await this.session(addr, () => backoff.reset());
+      } catch (err) {
+        if (this.ac.signal.aborted) break;
+        this.opts.logger.warn(
+          { manager: addr, err: (err as Error).message },
+          'dispatcher session failed: trying the next manager',
+        );
+      }
+      this.connectedTo = '';
+      if (this.ac.signal.aborted) break;
+      await sleep(backoff.next(), this.ac.signal).catch(() => undefined);
+    }
+  }
+
+  private async session(addr: string, onOpen: () => void): Promise<void> {
+    const d = this.opts.daemon;
+    const client = new DispatcherClient(addr, d.clientCredentials(), clusterChannelOptions());
+    const ac = new AbortController();
+    const stopAll = (): void => ac.abort();
+    this.ac.signal.addEventListener('abort', stopAll, { once: true });
+    let heartbeat: Promise<void> | undefined;
+    try {
+      const description = d.description();
+      for await (const msg of serverStream(
+        client.session.bind(client),
+        { Description: description },
+        { signal: ac.signal },
+      )) {
+        const sessionId = msg.SessionID ?? '';
+        const managers = (msg.Managers ?? []).map((m) => m.Peer?.Addr ?? '').filter((a) => a !== '');
+        if (managers.length > 0 && d.state && JSON.stringify(managers) !== JSON.stringify(d.state.remoteManagers)) {
+          d.state = { ...d.state, remoteManagers: managers };
+          await writeNodeState(d.layout, d.state);
+        }
+        const wanted = msg.Node?.Spec?.Role;
+        if (
+          (wanted === 'manager' || wanted === 'worker') &&
+          d.identity &&
+          wanted !== d.identity.role &&
+          !this.switching
+        ) {
+          this.switching = true;
+          this.opts.logger.info({ wanted }, "the cluster changed this node's role");
+          void d
+            .exclusive(() => changeRole(d, wanted, this.opts.logger))
+            .catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'role change failed'))
+            .finally(() => (this.switching = false));
+        }
+        if (!heartbeat) {
+          onOpen();
+          this.connectedTo = addr;
+          this.opts.logger.info({ manager: addr, sessionId }, 'dispatcher session open');
+          const periodMs = Math.max(100, (msg.HeartbeatPeriod ?? 5e9) / 1e6);
+          heartbeat = this.heartbeats_(client, sessionId, periodMs, ac);
+        }
+      }
+    } finally {
+      ac.abort();
+      this.ac.signal.removeEventListener('abort', stopAll);
+      await heartbeat?.catch(() => undefined);
+      client.close();
+    }
+  }
+
+  private async heartbeats_(
+    client: DispatcherClient,
+    sessionId: string,
+    firstMs: number,
+    ac: AbortController,
+  ): Promise<void> {
+    let periodMs = firstMs;
+    while (!ac.signal.aborted) {
+      await sleep(periodMs, ac.signal).catch(() => undefined);
+      if (ac.signal.aborted) return;
+      try {
+        const res = await unary(
+          client.heartbeat.bind(client),
+          { SessionID: sessionId },
+          { deadline: Date.now() + periodMs, signal: ac.signal },
+        );
+        this.heartbeats++;
+        if (res.Period) periodMs = Math.max(100, res.Period / 1e6);
+      } catch (err) {
+        this.opts.logger.warn({ err: (err as Error).message }, 'heartbeat failed: reconnecting');
+        ac.abort();
+      }
+    }
+  }
+}
