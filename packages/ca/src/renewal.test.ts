@@ -63,7 +63,9 @@ test('renewer: renews at the scheduled point, then for each new certificate; fai
     },
   });
   renewer.start();
-  assert.deepEqual(clock.pending(), [T0 + 45 * DAY]);
+  assert.equal(renewer.nextAttemptAt, T0 + 45 * DAY);
+  // Node timers hold at most 2^31-1 ms (a longer one fires at once): the wait is made in steps
+  assert.deepEqual(clock.pending(), [T0 + 2 ** 31 - 1]);
   clock.advance(45 * DAY - 1);
   assert.equal(attempts.length, 0, 'nothing before the renewal point');
   fail = 3;
@@ -83,11 +85,12 @@ test('renewer: renews at the scheduled point, then for each new certificate; fai
   assert.equal(renewer.failures, 0);
   const t2 = t1 + 7000;
   assert.deepEqual(attempts, [t1, t1 + 1000, t1 + 3000, t2]);
-  assert.deepEqual(clock.pending(), [t2 + 45 * DAY], 'next renewal from the new certificate');
+  assert.equal(renewer.nextAttemptAt, t2 + 45 * DAY, 'next renewal from the new certificate');
 
   await renewer.renewNow();
   assert.equal(renewer.renewals, 2, 'renewNow (promote/demote) renews at once');
-  assert.deepEqual(clock.pending(), [t2 + 45 * DAY]);
+  assert.equal(renewer.nextAttemptAt, t2 + 45 * DAY);
+  assert.equal(clock.pending().length, 1);
   renewer.stop();
   assert.deepEqual(clock.pending(), []);
 });

@@ -7,6 +7,8 @@ import { Backoff, type BackoffOptions, type Clock, createLogger, errorMessage, t
 
 export const RENEW_MIN_FRACTION = 0.5;
 export const RENEW_MAX_FRACTION = 0.8;
+/** The longest delay a Node timer takes (2^31-1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The validity window of a certificate. */
 export interface Validity {
@@ -95,11 +97,21 @@ export class CertRenewer {
   private schedule(delay: number): void {
     if (!this.running) return;
     this.timer?.cancel();
-    this.nextAttemptAt = this.opts.clock.now() + delay;
+    const at = this.opts.clock.now() + delay;
+    this.nextAttemptAt = at;
+    this.wait(at);
+  }
+
+  /** Timers hold at most 2^31-1 ms (24.8 days; longer ones fire at once): wait in steps. */
+  private wait(at: number): void {
+    const left = at - this.opts.clock.now();
+    const step = Math.min(Math.max(left, 0), MAX_TIMER_MS);
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;
-      void this.attempt();
-    }, delay);
+      if (!this.running || this.stopped) return;
+      if (at - this.opts.clock.now() > 0) this.wait(at);
+      else void this.attempt();
+    }, step);
   }
 
   private attempt(): Promise<void> {

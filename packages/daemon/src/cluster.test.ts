@@ -7,6 +7,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,10 @@ interface Host {
 const hosts: Host[] = [];
 const dirs: string[] = [];
 after(async () => {
+  if (process.env['SHOALD_TEST_LOGS']) {
+    const fs = await import('node:fs/promises');
+    for (const h of hosts) await fs.appendFile(process.env['SHOALD_TEST_LOGS'], `==== ${h.name}\n${h.p.stderr}\n`);
+  }
   for (const h of hosts) await h.p.stop('SIGKILL');
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
@@ -186,6 +191,55 @@ describe('shoald cluster on loopback', () => {
     });
     await assert.rejects(join_(bad, tokens.Worker!, h1!), (e: unknown) => hasCode(e, 'CA_JOIN_TOKEN_REFUSED'));
 
+    // promote a worker: it gets a manager certificate and starts its manager role; demote it back
+    const setRole = (role: string): Promise<unknown> =>
+      eventually(
+        () =>
+          call(h1!.socket, async (c) => {
+            const cur = (await unary(c.getNode.bind(c), { NodeID: wk2 })).Node!;
+            return unary(c.updateNode.bind(c), {
+              NodeID: wk2,
+              NodeVersion: cur.Version,
+              Spec: { ...cur.Spec, Role: role },
+            });
+          }),
+        () => true,
+      );
+    const infoOf = async (h: Host) => {
+      const s = swarmClient(h.socket);
+      try {
+        return await unary(s.info.bind(s), {});
+      } finally {
+        s.close();
+      }
+    };
+    await setRole('manager');
+    await eventually(
+      () => infoOf(w2!),
+      (i) => i.ControlAvailable === true,
+    );
+    const promoted = await eventually(
+      () => listNodes(w2!),
+      (ns) =>
+        ns.filter((n) => n.Spec?.Role === 'manager' && n.ManagerStatus?.Reachability === 'reachable').length === 4,
+    );
+    assert.equal(promoted.find((n) => n.ID === wk2)?.Spec?.Role, 'manager', 'the promoted node serves Control');
+    const wcertPem = await readFile(join(w2!.dir, 'data', 'swarm', 'certificates', 'node.crt'), 'utf8');
+    assert.match(new X509Certificate(wcertPem).subject, /OU=swarm-manager/, 'reissued as a manager certificate');
+    await setRole('worker');
+    await eventually(
+      () => infoOf(w2!),
+      (i) => i.ControlAvailable === false && i.LocalNodeState === 'active',
+    );
+    await eventually(
+      () => listNodes(h1!),
+      (ns) => ns.filter((n) => n.Spec?.Role === 'manager').length === 3,
+    );
+    assert.match(
+      new X509Certificate(await readFile(join(w2!.dir, 'data', 'swarm', 'certificates', 'node.crt'), 'utf8')).subject,
+      /OU=swarm-worker/,
+    );
+
     // kill -9 the leader: another manager leads, writes go through the survivors
     const leaderId = (await listNodes(h2!)).find((n) => n.ManagerStatus?.Leader)!.ID;
     const leader = [h1!, h2!, h3!].find((_, i) => [id1, m2, m3][i] === leaderId)!;
@@ -222,5 +276,42 @@ describe('shoald cluster on loopback', () => {
       },
     );
     assert.equal(caught.length, 5);
+
+    // quorum loss: with 2 of 3 managers gone, writes are refused with a clear no-quorum error
+    const last = survivors[1]!;
+    await leader.p.stop('SIGKILL');
+    await survivors[0]!.p.stop('SIGKILL');
+    const writeVia = (h: Host, label: string): Promise<unknown> =>
+      call(h.socket, async (c) => {
+        const cur = (await unary(c.getNode.bind(c), { NodeID: wk1 }, { deadline: Date.now() + 10_000 })).Node!;
+        return unary(
+          c.updateNode.bind(c),
+          {
+            NodeID: wk1,
+            NodeVersion: cur.Version,
+            Spec: { ...cur.Spec, Labels: { ...(cur.Spec?.Labels ?? {}), [label]: 'yes' } },
+          },
+          { deadline: Date.now() + 10_000 },
+        );
+      });
+    await eventually(
+      () =>
+        writeVia(last, 'during-quorum-loss').then(
+          () => 'written',
+          (e: unknown) => (e as { code?: string }).code ?? 'other',
+        ),
+      (r) => r === 'DAEMON_NO_LEADER',
+    );
+    // force-new-cluster on the survivor keeps the state and continues with one manager
+    const sl = swarmClient(last.socket);
+    const forced = await unary(sl.init.bind(sl), { ForceNewCluster: true });
+    sl.close();
+    assert.equal(forced.NodeID, [id1, m2, m3][[h1!, h2!, h3!].indexOf(last)]);
+    await writeVia(last, 'after-force-new-cluster');
+    const recovered = await listNodes(last);
+    assert.equal(recovered.length, 5, 'every node object kept');
+    const labels = recovered.find((n) => n.ID === wk2)?.Spec?.Labels ?? {};
+    assert.equal(labels['written-via-0'], 'yes', 'writes from before the quorum loss kept');
+    assert.equal(recovered.find((n) => n.ID === wk1)?.Spec?.Labels?.['after-force-new-cluster'], 'yes');
   });
 });

@@ -24,6 +24,7 @@ import {
   type HealthServer,
   type NodeDescription,
 } from '@shoal/api';
+import type { CertRenewer } from '@shoal/ca';
 import {
   NodeCertificateProvider,
   NodeKeyStore,
@@ -43,8 +44,10 @@ import { DaemonError, NoLeaderError, NodeLockedError, SwarmStateError } from './
 import { raftService, MAX_RAFT_MESSAGE_BYTES } from './grpc-raft-transport.js';
 import { dataLayout, ensureLayout, readNodeState, writeNodeState, type DataLayout, type NodeState } from './layout.js';
 import { ManagerRuntime } from './manager-runtime.js';
+import type { StoreStateMachine } from '@shoal/store';
 import { swarmService } from './swarm-service.js';
 import { WorkerSession } from './worker-session.js';
+import { startRenewer } from './node-certificate.js';
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked';
 
@@ -65,6 +68,9 @@ export class Daemon {
   identity: Identity | undefined;
   manager: ManagerRuntime | undefined;
   worker: WorkerSession | undefined;
+  renewer: CertRenewer | undefined;
+  /** The unlock key of an autolocked node, kept after unlock to re-seal renewed keys. */
+  unlockKey: UnlockKey | undefined;
   private provider: NodeCertificateProvider | undefined;
   private localServer: Server | undefined;
   private clusterServer: Server | undefined;
@@ -113,6 +119,7 @@ export class Daemon {
     const state = this.state;
     if (!state) throw new SwarmStateError('DAEMON_NOT_IN_SWARM', 'this node is not part of a swarm');
     const material = await this.keyStore.read(unlock);
+    this.unlockKey = unlock;
     const rootPem = await this.keyStore.readRoot();
     const id = identityOf(new X509Certificate(material.certPem));
     this.identity = {
@@ -128,7 +135,12 @@ export class Daemon {
   }
 
   /** Starts the cluster server (managers) and the manager or worker runtime for the current identity. */
-  async startRole(bootstrap: boolean, peers?: Record<string, string>, root?: RootCA): Promise<void> {
+  async startRole(
+    bootstrap: boolean,
+    peers?: Record<string, string>,
+    root?: RootCA,
+    initialState?: StoreStateMachine,
+  ): Promise<void> {
     const state = this.state!;
     const identity = this.identity!;
     if (identity.role === 'manager') {
@@ -140,6 +152,7 @@ export class Daemon {
         advertiseAddr: state.advertiseAddr,
         peers: peers ?? this.raftPeers(),
         bootstrap,
+        ...(initialState ? { initialState } : {}),
         credentials: () => this.clientCredentials(),
         rootCA: root ?? this.rootCA(),
         logger: this.log,
@@ -156,10 +169,13 @@ export class Daemon {
     // Every node, managers included, keeps a dispatcher session (the agent side of membership).
     this.worker = new WorkerSession({ daemon: this, logger: this.log.child({ component: 'session' }) });
     this.worker.start();
+    this.renewer = startRenewer(this, this.log.child({ component: 'certificates' }));
     this.status = 'active';
   }
 
   async stopRole(): Promise<void> {
+    this.renewer?.stop();
+    this.renewer = undefined;
     const rt = this.manager;
     this.manager = undefined;
     await rt?.stop();
@@ -199,9 +215,9 @@ export class Daemon {
   }
 
   /** Installs a new certificate (renewal, promote, demote) live and on disk. */
-  async installCertificate(certPem: string, rootPem: string, unlock?: UnlockKey): Promise<void> {
+  async installCertificate(certPem: string, rootPem: string): Promise<void> {
     const id = this.identity!;
-    await this.keyStore.write(certPem, { key: id.key, dek: id.dek }, unlock);
+    await this.keyStore.write(certPem, { key: id.key, dek: id.dek }, this.unlockKey);
     await this.keyStore.writeRoot(rootPem);
     const ident = identityOf(new X509Certificate(certPem));
     this.identity = { ...id, certPem, rootPem, role: ident.role };

@@ -19,8 +19,10 @@ export interface ManagerRuntimeOptions {
   advertiseAddr: string;
   /** Known Raft members (node ID -> host:port), this node included. */
   peers: Record<string, string>;
-  /** Set only when founding a new cluster (init). */
+  /** Set only when founding a new cluster (init, force-new-cluster). */
   bootstrap: boolean;
+  /** force-new-cluster: the state recovered from the old Raft log, the new cluster's first snapshot. */
+  initialState?: StoreStateMachine;
   credentials: () => ChannelCredentials;
   rootCA: RootCA;
   logger: Logger;
@@ -58,7 +60,7 @@ export class ManagerRuntime {
       o.onPeer(id, undefined);
     };
     this.transport = transport;
-    const sm = new StoreStateMachine();
+    const sm = o.initialState ?? new StoreStateMachine();
     this.raft = new RaftNode({
       id: o.nodeId,
       store: this.logStore,
@@ -102,4 +104,45 @@ export class ManagerRuntime {
     this.store?.close();
     await this.raft?.close();
   }
+}
+
+/**
+ * force-new-cluster: the store as this manager's Raft log has it (snapshot plus every entry up to
+ * the durable commit index), read by a Raft node that talks to nobody and never campaigns.
+ */
+export async function recoverStoreState(
+  raftDir: string,
+  nodeId: string,
+  dek: Buffer,
+  logger: Logger,
+): Promise<StoreStateMachine> {
+  const logStore = await DiskLogStore.open(raftDir, { nodeId, cipher: new DekCipher(dek), logger });
+  const commit = logStore.boot.hardState.commit;
+  const sm = new StoreStateMachine();
+  const transport = new GrpcRaftTransport({
+    credentials: () => {
+      throw new Error('a recovering Raft node sends nothing');
+    },
+    logger,
+  });
+  const raft = new RaftNode({
+    id: nodeId,
+    store: logStore,
+    transport,
+    stateMachine: sm,
+    createRawNode: (c) => new RawNode(c),
+    decodeConfChange,
+    tickMs: 100,
+    electionTicks: 1_000_000,
+    logger,
+  });
+  await raft.start();
+  const until = Date.now() + 30_000;
+  while (raft.appliedIndex() < commit && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  const applied = raft.appliedIndex();
+  await raft.close();
+  if (applied < commit)
+    throw new Error(`could not replay the Raft log: applied ${applied} of ${commit} committed entries`);
+  logger.info({ commit, revision: sm.state.revision }, 'store state recovered from the Raft log');
+  return sm;
 }

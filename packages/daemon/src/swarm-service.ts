@@ -3,17 +3,7 @@
  * Messages follow Docker's where the CLI shows them.
  */
 import { X509Certificate } from 'node:crypto';
-import {
-  CAClient,
-  ControlClient,
-  RaftMembershipClient,
-  unary,
-  unaryHandler,
-  type SwarmServer,
-  type SwarmInfo,
-  type Peer,
-  type Cluster,
-} from '@shoal/api';
+import { CAClient, unary, unaryHandler, type SwarmServer, type SwarmInfo, type Peer, type Cluster } from '@shoal/api';
 import {
   RootCA,
   UnlockKey,
@@ -28,11 +18,14 @@ import {
 } from '@shoal/ca';
 import { sleep } from '@shoal/common';
 import type { Daemon } from './daemon.js';
+import { joinRaft } from './node-certificate.js';
 import { bootstrapClientCredentials, joinerClientCredentials } from './credentials.js';
 import { DaemonError, NodeLockedError, SwarmStateError } from './errors.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { parseHostPort } from './config.js';
 import { removeSwarmState, writeNodeState } from './layout.js';
+import { recoverStoreState } from './manager-runtime.js';
+import { rename } from 'node:fs/promises';
 
 const ALREADY_IN_SWARM =
   'This node is already part of a swarm. Use "shoal swarm leave" to leave this swarm and join another one.';
@@ -46,13 +39,8 @@ export function swarmService(d: Daemon): SwarmServer {
   return {
     init: unaryHandler((req) =>
       d.exclusive(async () => {
-        if (req.ForceNewCluster)
-          throw new DaemonError(
-            'DAEMON_UNIMPLEMENTED',
-            'swarm init --force-new-cluster is not implemented yet',
-            'failed-precondition',
-          );
         notLocked(d);
+        if (req.ForceNewCluster && d.state) return forceNewCluster(d, req.AdvertiseAddr ?? '', req.ListenAddr ?? '');
         if (d.state) throw new SwarmStateError('DAEMON_ALREADY_IN_SWARM', ALREADY_IN_SWARM);
         const listenAddr = req.ListenAddr || d.settings.listenAddr;
         parseHostPort(listenAddr, 'listen address');
@@ -77,6 +65,7 @@ export function swarmService(d: Daemon): SwarmServer {
         const unlock = req.AutoLockManagers ? UnlockKey.generate() : undefined;
         await d.keyStore.writeRoot(root.certPem);
         await d.keyStore.write(certPem, { key, dek }, unlock);
+        d.unlockKey = unlock;
         d.state = {
           version: 1,
           nodeId,
@@ -209,35 +198,9 @@ export function swarmService(d: Daemon): SwarmServer {
           autolock: false,
         };
         try {
-          if (ident.role === 'manager') {
-            // 3. a manager starts Raft (not bootstrapped) knowing the current managers, so it
-            // answers the leader as soon as it is added, then enters the membership through the leader
-            const peers: Record<string, string> = { [ident.nodeId]: advertiseAddr };
-            const ctl = new ControlClient(remote, d.clientCredentials(), clusterChannelOptions());
-            try {
-              const res = await unary(
-                ctl.listNodes.bind(ctl),
-                { Filters: { Roles: ['manager'] } },
-                { deadline: deadline() },
-              );
-              for (const n of res.Nodes ?? []) if (n.ID && n.ManagerStatus?.Addr) peers[n.ID] = n.ManagerStatus.Addr;
-            } finally {
-              ctl.close();
-            }
-            d.state.raftPeers = peers;
-            await writeNodeState(d.layout, d.state);
-            await d.startRole(false, peers);
-            const rm = new RaftMembershipClient(remote, d.clientCredentials(), clusterChannelOptions());
-            try {
-              const res = await unary(rm.join.bind(rm), { Addr: advertiseAddr }, { deadline: deadline() });
-              for (const m of res.Members ?? []) if (m.NodeID && m.Addr) d.manager?.transport.setPeer(m.NodeID, m.Addr);
-            } finally {
-              rm.close();
-            }
-          } else {
-            await writeNodeState(d.layout, d.state);
-            await d.startRole(false);
-          }
+          await writeNodeState(d.layout, d.state);
+          if (ident.role === 'manager') await joinRaft(d, remote);
+          else await d.startRole(false);
         } catch (err) {
           await d.stopRole();
           await removeSwarmState(d.layout);
@@ -293,6 +256,40 @@ export function swarmService(d: Daemon): SwarmServer {
 
     info: unaryHandler(async () => info(d)),
   };
+}
+
+/**
+ * `swarm init --force-new-cluster` on a manager of a cluster that lost quorum: the store as this
+ * manager's Raft log has it becomes the first snapshot of a new one-manager Raft group (node ID,
+ * certificates, cluster and objects kept); the old Raft directory is kept aside as raft.old-<time>.
+ */
+async function forceNewCluster(
+  d: Daemon,
+  advertise: string,
+  listen: string,
+): Promise<{ NodeID: string; UnlockKey: string }> {
+  const state = d.state!;
+  const id = d.identity!;
+  if (id.role !== 'manager') {
+    throw new SwarmStateError('DAEMON_NOT_A_MANAGER', 'force-new-cluster needs a manager: this node is a worker');
+  }
+  if (listen !== '' && listen !== state.listenAddr) {
+    throw new DaemonError(
+      'DAEMON_INVALID_REQUEST',
+      `force-new-cluster keeps the listen address ${state.listenAddr}`,
+      'invalid-argument',
+    );
+  }
+  const advertiseAddr = advertise === '' ? state.advertiseAddr : d.advertiseFor(state.listenAddr, advertise);
+  await d.stopRole();
+  const sm = await recoverStoreState(d.layout.raft, id.nodeId, id.dek, d.log.child({ component: 'raft-recovery' }));
+  await rename(d.layout.raft, `${d.layout.raft}.old-${Date.now()}`);
+  d.state = { ...state, advertiseAddr, raftPeers: { [id.nodeId]: advertiseAddr }, remoteManagers: [advertiseAddr] };
+  await writeNodeState(d.layout, d.state);
+  await d.startRole(true, { [id.nodeId]: advertiseAddr }, undefined, sm);
+  await waitLeader(d);
+  d.log.warn({ nodeId: id.nodeId }, "forced a new one-manager cluster from this manager's state");
+  return { NodeID: id.nodeId, UnlockKey: '' };
 }
 
 async function waitLeader(d: Daemon): Promise<void> {

@@ -9,6 +9,7 @@ import { Backoff, sleep, type Logger } from '@shoal/common';
 import type { Daemon } from './daemon.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { writeNodeState } from './layout.js';
+import { changeRole } from './node-certificate.js';
 
 export class WorkerSession {
   private readonly ac = new AbortController();
@@ -17,6 +18,7 @@ export class WorkerSession {
   /** The manager the session is open on, '' when none. */
   connectedTo = '';
   heartbeats = 0;
+  private switching = false;
 
   constructor(private readonly opts: { daemon: Daemon; logger: Logger }) {}
 
@@ -75,6 +77,20 @@ export class WorkerSession {
         if (managers.length > 0 && d.state && JSON.stringify(managers) !== JSON.stringify(d.state.remoteManagers)) {
           d.state = { ...d.state, remoteManagers: managers };
           await writeNodeState(d.layout, d.state);
+        }
+        const wanted = msg.Node?.Spec?.Role;
+        if (
+          (wanted === 'manager' || wanted === 'worker') &&
+          d.identity &&
+          wanted !== d.identity.role &&
+          !this.switching
+        ) {
+          this.switching = true;
+          this.opts.logger.info({ wanted }, "the cluster changed this node's role");
+          void d
+            .exclusive(() => changeRole(d, wanted, this.opts.logger))
+            .catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'role change failed'))
+            .finally(() => (this.switching = false));
         }
         if (!heartbeat) {
           onOpen();
