@@ -33,6 +33,34 @@ export interface ManagerContext {
   readonly clock: Clock;
   /** Override of the cluster's dispatcher heartbeat period (ms). */
   readonly heartbeatPeriodMs: number | undefined;
+  readonly reachability: ReachabilityTracker;
+}
+
+/**
+ * When each Raft member was last seen active by this leader. Raft's `recentActive` is cleared for
+ * every follower at each check-quorum round and set again by the next response, so a single read
+ * can catch a healthy manager between the two; a member counts as reachable when it was active
+ * within `windowMs` (sampled by the leader every few hundred ms and at every read).
+ */
+export class ReachabilityTracker {
+  private readonly lastActive = new Map<string, number>();
+  constructor(private readonly windowMs = 2000) {}
+
+  observe(progress: ReadonlyMap<string, ProgressStatus> | undefined, now = Date.now()): void {
+    for (const [id, p] of progress ?? []) if (p.recentActive) this.lastActive.set(id, now);
+  }
+
+  reachable(id: string, progress: ProgressStatus | undefined, now = Date.now()): boolean {
+    if (progress === undefined) return false;
+    if (progress.recentActive) return true;
+    const t = this.lastActive.get(id);
+    return t !== undefined && now - t <= this.windowMs;
+  }
+
+  /** Forget old observations (a new leadership starts from Raft's own view). */
+  reset(): void {
+    this.lastActive.clear();
+  }
 }
 
 /** The one cluster object (created by bootstrapCluster). */
@@ -105,6 +133,7 @@ export function membership(ctx: ManagerContext): Membership {
   const st = ctx.raft.status();
   const info = ctx.raft.leaderInfo();
   const voters = [...new Set([...st.confState.voters, ...st.confState.votersOutgoing])];
+  if (info.isLeader) ctx.reachability.observe(st.progress);
   return {
     voters,
     leader: info.leader,
@@ -112,8 +141,7 @@ export function membership(ctx: ManagerContext): Membership {
     reachable(id: string): boolean | undefined {
       if (id === ctx.raft.id) return true;
       if (!info.isLeader) return id === info.leader ? true : undefined;
-      const p = st.progress?.get(id);
-      return p === undefined ? false : p.recentActive;
+      return ctx.reachability.reachable(id, st.progress?.get(id));
     },
   };
 }

@@ -95,6 +95,17 @@ test('dispatcher: a session marks the node ready; heartbeats keep it; silence ma
   await s2.done;
 });
 
+test('dispatcher: a node that joins and never opens a session goes from unknown to down', async () => {
+  const r = await rig();
+  const w = await joinWorker(r);
+  await settle();
+  assert.equal(state(r, w.nodeId), 'unknown');
+  await r.clock.advance(3 * PERIOD - 1);
+  assert.equal(state(r, w.nodeId), 'unknown');
+  await r.clock.advance(2);
+  assert.equal(state(r, w.nodeId), 'down');
+});
+
 test('dispatcher: the session carries node changes; a removed node loses its session', async () => {
   const r = await rig();
   const w = await joinWorker(r);

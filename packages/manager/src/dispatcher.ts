@@ -241,6 +241,8 @@ export class Dispatcher {
   private onNodeChange(c: Change): void {
     const id = c.object.ID;
     if (c.action === 'remove') this.dropNode(id);
+    // A node that joined must open its session within the grace, like any other.
+    if (c.action === 'create' && !this.deadlines.has(id)) this.arm(id, heartbeatPeriodMs(this.ctx) * HEARTBEAT_GRACE);
     const key = this.computeManagersKey();
     const managersChanged = key !== this.managersKey;
     this.managersKey = key;

@@ -26,7 +26,13 @@ import { type Clock, type Logger, silentLogger, systemClock } from '@shoal/commo
 import type { LeaderInfo } from '@shoal/raft';
 import type { ClusterStore } from '@shoal/store';
 import { CaApi } from './ca-api.js';
-import type { ManagerContext, RaftLike, StoredCluster, StoredNode } from './context.js';
+import {
+  type ManagerContext,
+  type RaftLike,
+  ReachabilityTracker,
+  type StoredCluster,
+  type StoredNode,
+} from './context.js';
 import { clusterView, ControlApi } from './control.js';
 import { Dispatcher } from './dispatcher.js';
 import { ClusterExistsError, InvalidRequestError, NotImplementedError, NotLeaderError } from './errors.js';
@@ -35,6 +41,9 @@ import { membership } from './context.js';
 import { nodeView } from './nodes.js';
 import { checkRaftAddr, RaftMembershipApi } from './raft-membership.js';
 import { RoleManager } from './role-manager.js';
+
+/** How often the leader samples Raft's view of which managers are active. */
+const REACHABILITY_SAMPLE_MS = 200;
 
 export interface ManagerOptions {
   /** This node's ID (also its Raft member ID). */
@@ -96,6 +105,7 @@ export class Manager {
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
+  private sampler: NodeJS.Timeout | undefined;
 
   constructor(opts: ManagerOptions) {
     this.ctx = {
@@ -106,6 +116,7 @@ export class Manager {
       logger: opts.logger ?? silentLogger(),
       clock: opts.clock ?? systemClock,
       heartbeatPeriodMs: opts.heartbeatPeriodMs,
+      reachability: new ReachabilityTracker(),
     };
     this.dispatcher = new Dispatcher(this.ctx);
     this.control = new ControlApi(this.ctx, (id) => this.dispatcher.dropNode(id));
@@ -143,6 +154,9 @@ export class Manager {
     if (info.isLeader && !this.leading) {
       this.leading = true;
       this.ctx.logger.info({ term: info.term }, 'elected leader: starting leader loops');
+      this.ctx.reachability.reset();
+      this.sampler = setInterval(() => membership(this.ctx), REACHABILITY_SAMPLE_MS);
+      this.sampler.unref();
       this.dispatcher.start();
       this.roles.start();
     } else if (!info.isLeader && this.leading) {
@@ -153,6 +167,8 @@ export class Manager {
 
   private stepDown(): void {
     this.leading = false;
+    if (this.sampler !== undefined) clearInterval(this.sampler);
+    this.sampler = undefined;
     this.dispatcher.stop();
     this.roles.stop();
   }
