@@ -184,12 +184,20 @@ test('lab of 5 with 3 managers: 5 Ready nodes, 1 Leader and 2 Reachable managers
 });
 
 test(
-  'lab of 5 with 3 managers: a promoted worker becomes a Reachable manager',
-  { todo: 'until shoald turns a promoted worker into a Raft member (daemon: role change after promote)' },
+  'lab of 5 with 3 managers: a promoted worker becomes a Reachable manager, and answers node ls',
+  {
+    // Seen in the lab: when the promoted worker's session is with a follower, its Raft join goes
+    // to that follower and fails ("a raft join must run on the leader"); it works when the
+    // session is with the leader.
+    todo: "until shoald sends a promoted node's Raft join to the leader (daemon)",
+  },
   async (t) => {
     const lab = uniq('cp');
     await up(t, lab, 5, 3);
-    assert.match((await onHost(lab, 'h1', ['node', 'promote', 'h4'])).stdout, /^Node h4 promoted/);
+    assert.match(
+      (await onHost(lab, 'h1', ['node', 'promote', 'h4'])).stdout,
+      /^Node h4 promoted to a manager in the swarm\.\n$/,
+    );
     await expectNodes(lab, [
       'h1 Ready Active Leader',
       'h2 Ready Active Reachable',
@@ -197,5 +205,7 @@ test(
       'h4 Ready Active Reachable',
       'h5 Ready Active ',
     ]);
+    const h4 = await onHost(lab, 'h4', ['node', 'ls', '-q', '--filter', 'role=manager']);
+    assert.equal(h4.stdout.trim().split('\n').length, 4, h4.stderr);
   },
 );
