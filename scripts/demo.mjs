@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// The main demo (`npm run demo`): a 3-host lab named `demo` with its registry, the offline test
-// images pushed to it, every host pinging every other and pulling a manifest from the registry.
+// The main demo (`npm run demo`): a cluster of 5 lab hosts, 3 managers and 2 workers. The lab
+// `demo` with its registry and the offline test images pushed to it, every host pinging every
+// other and pulling a manifest from the registry, then shoald on every host: `swarm init` on h1,
+// h2 and h3 join as managers, h4 and h5 as workers, and `shoal node ls` run on h1.
 // Idempotent: run it again and it reuses the lab. The lab stays up unless --down is given.
-// Usage: npm run demo -- [--name demo] [--hosts 3] [--down]
+// Usage: npm run demo -- [--name demo] [--hosts 5] [--managers 3] [--down]
 import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +14,8 @@ const root = new URL('..', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
     name: { type: 'string', default: 'demo' },
-    hosts: { type: 'string', default: '3' },
+    hosts: { type: 'string', default: '5' },
+    managers: { type: 'string', default: '3' },
     down: { type: 'boolean', default: false },
   },
 });
@@ -30,7 +33,8 @@ try {
   console.error('demo: build first (./scripts/setup.sh or npm run build)');
   process.exit(1);
 }
-const { labUp, labStatus, labExec, labDown, pushTestImages, TestImages, MANIFEST_ACCEPT } = kit;
+const { labUp, labStatus, labExec, labDown, labCluster, pushTestImages, TestImages, MANIFEST_ACCEPT } = kit;
+const cli = join(root, 'packages/cli/dist/main.js');
 const { formatLab } = await import(join(root, 'packages/cli/dist/commands/lab.js'));
 
 const t0 = performance.now();
@@ -39,6 +43,8 @@ const ms = (a) => `${Math.round(performance.now() - a)} ms`;
 
 try {
   step(`lab up --name ${values.name} --hosts ${values.hosts}`);
+  if (!(Number(values.managers) >= 1 && Number(values.managers) <= Number(values.hosts)))
+    throw new Error(`--managers ${values.managers}: must be from 1 to --hosts ${values.hosts}`);
   let t = performance.now();
   const lab = await labUp({ name: values.name, hosts: values.hosts });
   const upTook = ms(t);
@@ -86,11 +92,41 @@ try {
     console.log(`  ${h.name}: ${got === want.digest ? 'ok' : 'MISMATCH'} ${got.slice(0, 19)}…`);
   }
 
+  step(
+    `shoald on every host; swarm init on h1, ${Number(values.managers) - 1} managers and ${lab.hosts.length - Number(values.managers)} workers join`,
+  );
+  t = performance.now();
+  await labCluster({ name: lab.name, managers: Number(values.managers) });
+  const clusterTook = ms(t);
+
+  step(`shoal lab exec ${lab.name} h1 -- shoal node ls`);
+  // Reachability settles within a heartbeat or two after the last join.
+  let nodeLs;
+  for (let i = 0; i < 40; i++) {
+    nodeLs = await labExec(lab.name, 'h1', [process.execPath, cli, 'node', 'ls']);
+    const rows = nodeLs.stdout.trim().split('\n').slice(1);
+    const leaders = rows.filter((r) => /\sLeader\s/.test(r)).length;
+    const reachable = rows.filter((r) => /\sReachable\s/.test(r)).length;
+    if (rows.length === lab.hosts.length && leaders === 1 && reachable === Number(values.managers) - 1) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  process.stdout.write(nodeLs.stdout + nodeLs.stderr);
+  const rows = nodeLs.stdout.trim().split('\n').slice(1);
+  const ready = rows.filter((r) => /\sReady\s/.test(r)).length;
+  const managersSeen = rows.filter((r) => /\s(Leader|Reachable|Unreachable)\s/.test(r)).length;
+
   step('summary');
   console.log(`  lab ${lab.name}: ${lab.hosts.length} hosts on ${lab.subnet}, registry ${lab.registry.addr}`);
   console.log(`  up ${upTook}, push of ${pushed.length} images ${pushTook}, whole demo ${ms(t0)}`);
   console.log(`  pings ${ok}/${total} ok, manifest digests verified on ${verified}/${lab.hosts.length} hosts`);
-  const good = ok === total && verified === lab.hosts.length;
+  console.log(
+    `  cluster made in ${clusterTook}: ${ready}/${lab.hosts.length} nodes Ready, ${managersSeen}/${values.managers} managers`,
+  );
+  const good =
+    ok === total &&
+    verified === lab.hosts.length &&
+    ready === lab.hosts.length &&
+    managersSeen === Number(values.managers);
   if (values.down) {
     step(`lab down ${lab.name}`);
     const r = await labDown(lab.name);
@@ -100,6 +136,10 @@ try {
   } else {
     console.log(`\nThe lab stays up. Try:`);
     console.log(`  npx shoal lab ls ${lab.name}`);
+    console.log(`  npx shoal lab exec ${lab.name} h2 -- npx shoal node ls`);
+    console.log(`  npx shoal lab exec ${lab.name} h1 -- npx shoal node inspect --pretty h4`);
+    console.log(`  npx shoal lab exec ${lab.name} h1 -- npx shoal swarm join-token worker`);
+    console.log(`  npx shoal lab stop ${lab.name} h1 --signal KILL; npx shoal lab start ${lab.name} h1`);
     console.log(`  npx shoal lab exec ${lab.name} h1 -- ping -c1 ${lab.hosts.at(-1).address}`);
     console.log(`  npx shoal lab exec ${lab.name} h2 -- curl -s ${lab.registry.url}/v2/_catalog`);
     console.log(`  npx shoal lab cut ${lab.name} h2; npx shoal lab heal ${lab.name} h2`);
