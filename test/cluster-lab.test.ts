@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errnoCode, run, waitFor, type RunResult } from '@shoal/common';
-import { labDown, readLabState } from '@shoal/testkit';
+import { LabNotFoundError, labDown, readLabState } from '@shoal/testkit';
 
 /** Processes whose command line names `dir` (found from /proc, independently of the lab code). */
 function pidsNaming(dir: string): number[] {
@@ -47,7 +47,9 @@ function onHost(lab: string, host: string, args: string[]): Promise<RunResult> {
 
 async function up(t: { after: (fn: () => Promise<void>) => void }, lab: string, hosts: number, managers: number) {
   t.after(async () => {
-    await labDown(lab).catch(() => undefined);
+    await labDown(lab).catch((err: unknown) => {
+      if (!(err instanceof LabNotFoundError)) throw err;
+    });
   });
   const r = await shoal(['lab', 'up', '--name', lab, '--hosts', String(hosts), '--managers', String(managers)]);
   assert.equal(r.code, 0, r.stderr);

@@ -39,3 +39,12 @@ export async function waitFor<T>(
     await sleep(opts.intervalMs ?? 50, opts.signal);
   }
 }
+
+/**
+ * A catch handler for work that ends by being cancelled: swallows AbortedError (the expected end)
+ * and rethrows anything else. `await sleep(ms, signal).catch(ignoreAborted)`.
+ */
+export function ignoreAborted(err: unknown): undefined {
+  if (err instanceof AbortedError) return undefined;
+  throw err;
+}

@@ -25,7 +25,7 @@ export {
 } from './errors.js';
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export { randomId64, newObjectId, isValidName } from './ids.js';
-export { throwIfAborted, sleep, waitFor } from './abort.js';
+export { throwIfAborted, sleep, waitFor, ignoreAborted } from './abort.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { systemClock, type Clock } from './clock.js';
 export { run, CommandFailedError, type RunOptions, type RunResult } from './exec.js';

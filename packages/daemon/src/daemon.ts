@@ -92,7 +92,8 @@ export class Daemon {
   /** Runs `fn` after every earlier Swarm operation. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
+    // The queue only orders operations; each caller gets its own outcome through `next`.
+    this.queue = Promise.allSettled([next]).then(() => undefined);
     return next;
   }
 

@@ -153,7 +153,8 @@ export class GrpcRaftTransport implements Transport {
           this.log.warn({ peer: p.id, address: p.address, err: err.message }, 'raft stream refused');
       }
     });
-    stream.on('error', () => undefined);
+    // The status listener above reports refusals; the 'error' event repeats them.
+    stream.on('error', (err: Error) => this.log.debug({ peer: p.id, err: err.message }, 'raft stream error'));
     // The stream is usable at once; a success on the first message resets the backoff.
     p.stream = stream;
     p.backoffMs = Math.max(50, p.backoffMs);

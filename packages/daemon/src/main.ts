@@ -56,7 +56,9 @@ async function main(): Promise<void> {
     log.fatal({ err: (err as Error).message, code: (err as { code?: string }).code }, 'shoald failed to start');
     process.stderr.write(`shoald: ${(err as Error).message}\n`);
     process.exitCode = 1;
-    await daemon.stop().catch(() => undefined);
+    await daemon
+      .stop()
+      .catch((e: unknown) => log.warn({ err: (e as Error).message }, 'stop after a failed start failed'));
     process.exit(1);
   }
 }

@@ -5,7 +5,7 @@
  * worker follows the cluster as managers come and go.
  */
 import { DispatcherClient, serverStream, unary } from '@shoal/api';
-import { Backoff, sleep, type Logger } from '@shoal/common';
+import { Backoff, errorMessage, ignoreAborted, sleep, type Logger } from '@shoal/common';
 import type { Daemon } from './daemon.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { writeNodeState } from './layout.js';
@@ -39,7 +39,7 @@ export class WorkerSession {
         ...new Set([...(d.state?.remoteManagers ?? []), ...Object.values(d.manager ? d.raftPeers() : {})]),
       ];
       if (managers.length === 0) {
-        await sleep(1000, this.ac.signal).catch(() => undefined);
+        await sleep(1000, this.ac.signal).catch(ignoreAborted);
         continue;
       }
       const addr = managers[this.next++ % managers.length]!;
@@ -54,7 +54,7 @@ export class WorkerSession {
       }
       this.connectedTo = '';
       if (this.ac.signal.aborted) break;
-      await sleep(backoff.next(), this.ac.signal).catch(() => undefined);
+      await sleep(backoff.next(), this.ac.signal).catch(ignoreAborted);
     }
   }
 
@@ -103,7 +103,10 @@ export class WorkerSession {
     } finally {
       ac.abort();
       this.ac.signal.removeEventListener('abort', stopAll);
-      await heartbeat?.catch(() => undefined);
+      // The session is over either way; a heartbeat failure is why it ended, not news.
+      await heartbeat?.catch((err: unknown) =>
+        this.opts.logger.debug({ err: errorMessage(err) }, 'heartbeats ended with an error'),
+      );
       client.close();
     }
   }
@@ -116,7 +119,7 @@ export class WorkerSession {
   ): Promise<void> {
     let periodMs = firstMs;
     while (!ac.signal.aborted) {
-      await sleep(periodMs, ac.signal).catch(() => undefined);
+      await sleep(periodMs, ac.signal).catch(ignoreAborted);
       if (ac.signal.aborted) return;
       try {
         const res = await unary(
