@@ -4,24 +4,13 @@
  * next process that opens the store removes those whose owner no longer lives, and never touches
  * the ones of a live process (a reused pid has another start time).
  */
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { errnoCode } from '@shoal/common';
+import { processAlive, processStartTime } from '../monitor/proc.js';
 
-/** Start time (clock ticks since boot) of `pid`, or undefined when no such process runs. */
+/** Start time (clock ticks since boot) of `pid`, or undefined when no such process runs (a zombie owns nothing). */
 export function startTimeOf(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
-    throw err;
-  }
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); a zombie owns nothing any more
-  if (rest[0] === 'Z') return undefined;
-  const v = Number(rest[19]);
-  return Number.isFinite(v) ? v : undefined;
+  const start = processStartTime(pid);
+  return start !== undefined && processAlive(pid, start) ? start : undefined;
 }
 
 let self: string | undefined;
