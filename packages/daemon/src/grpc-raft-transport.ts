@@ -5,7 +5,9 @@
  * (50 ms doubling to 1 s); while a peer is down or its stream is congested past `maxQueueBytes`,
  * messages are dropped and the core told the peer is unreachable. A snapshot travels as one
  * gRPC message (the channel and server accept up to 512 MiB) and its outcome is reported once the
- * write is flushed or failed. Inbound messages come from the server side (`raftService()`),
+ * write is flushed or failed. With snapshot files (raft's DiskLogStore keeps snapshot data in
+ * files), the sender reads the stored file into that message, and the receiver writes it through
+ * raft's SnapshotReceiver (verified and synced) before it hands raft the message without data. Inbound messages come from the server side (`raftService()`),
  * which only managers may call (roles in proto/).
  */
 import type { ChannelCredentials, ClientWritableStream } from '@grpc/grpc-js';
@@ -24,6 +26,7 @@ import {
   encodeMessage,
   type Message,
   type NodeId,
+  type SnapshotFiles,
   type Transport,
   type TransportHandlers,
 } from '@shoal/raft';
@@ -74,6 +77,7 @@ class PeerLink {
 
 export class GrpcRaftTransport implements Transport {
   private handlers: TransportHandlers | undefined;
+  private files: SnapshotFiles | undefined;
   private readonly peers = new Map<NodeId, PeerLink>();
   private readonly log: Logger;
   private readonly maxQueue: number;
@@ -90,10 +94,53 @@ export class GrpcRaftTransport implements Transport {
     return Promise.resolve();
   }
 
+  /** Raft's snapshot files: snapshots then travel as the stored file's bytes. */
+  useSnapshotFiles(files: SnapshotFiles): void {
+    this.files = files;
+  }
+
   /** Delivers an inbound message (from the gRPC server side). */
   deliver(bytes: Uint8Array): void {
     if (this.closed || !this.handlers) return;
-    this.handlers.onMessage(decodeMessage(bytes));
+    const m = decodeMessage(bytes);
+    if (m.snapshot !== undefined && m.snapshot.data.byteLength > 0 && this.files !== undefined) {
+      void this.receiveSnapshotFile(m, this.files);
+      return;
+    }
+    this.handlers.onMessage(m);
+  }
+
+  /** Writes a received snapshot file through raft's receiver, then hands raft the message. */
+  private async receiveSnapshotFile(m: Message, files: SnapshotFiles): Promise<void> {
+    const snap = m.snapshot;
+    if (snap === undefined) return;
+    const rx = files.receive(snap.metadata.term, snap.metadata.index);
+    try {
+      await rx.write(snap.data);
+      await rx.finish();
+    } catch (err) {
+      await rx
+        .abort()
+        .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'dropping a snapshot file failed'));
+      this.log.warn({ from: m.from, err: (err as Error).message }, 'raft snapshot receive failed');
+      return;
+    }
+    if (!this.closed) this.handlers?.onMessage({ ...m, snapshot: { ...snap, data: new Uint8Array(0) } });
+  }
+
+  /** Reads the stored snapshot file of `m` into the message, then sends it. */
+  private async sendSnapshotFile(m: Message, files: SnapshotFiles): Promise<void> {
+    const snap = m.snapshot;
+    if (snap === undefined) return;
+    const blocks: Uint8Array[] = [];
+    try {
+      for await (const b of files.readFile(snap.metadata.term, snap.metadata.index)) blocks.push(b);
+    } catch (err) {
+      this.log.warn({ to: m.to, err: (err as Error).message }, 'raft snapshot file unreadable');
+      this.handlers?.onSnapshotStatus(m.to, false);
+      return;
+    }
+    if (!this.closed) this.send([{ ...m, snapshot: { ...snap, data: Buffer.concat(blocks) } }]);
   }
 
   setPeer(id: NodeId, address: string): void {
@@ -117,6 +164,10 @@ export class GrpcRaftTransport implements Transport {
   send(msgs: readonly Message[]): void {
     if (this.closed) return;
     for (const m of msgs) {
+      if (m.snapshot !== undefined && m.snapshot.data.byteLength === 0 && this.files !== undefined) {
+        void this.sendSnapshotFile(m, this.files);
+        continue;
+      }
       const p = this.peers.get(m.to);
       if (!p) {
         this.unreachable(m.to, undefined, m);

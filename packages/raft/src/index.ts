@@ -49,6 +49,7 @@ export {
   type LeaderInfo,
 } from './driver/raft-node.js';
 export type { Transport, TransportHandlers } from './transport/transport.js';
+export type { SnapshotFiles, SnapshotReceiver } from './driver/snapshot-stream.js';
 export { TcpTransport, type TcpTransportOptions } from './transport/tcp-transport.js';
 export { encodeMessage, decodeMessage, encodeEntry, decodeEntry } from './codec/message-codec.js';
 // The KV service, linearizability checker, simulator and benchmark: '@shoal/raft/testing'.

@@ -154,3 +154,39 @@ test('a snapshot corrupted inside its data fails while streamed, becomes .broken
   assert.equal(third.boot.entries[0]!.index, 11);
   await third.close();
 });
+
+test('a snapshot sent between nodes that seal files with different keys arrives readable', async () => {
+  // A toy cipher per node: XOR with the node's key byte plus a tag byte that `open` checks.
+  const xorCipher = (key: number): RecordCipher => ({
+    seal: (b) => Buffer.concat([Buffer.from([key]), Buffer.from(b).map((x) => x ^ key)]),
+    open: (b) => {
+      if (b[0] !== key) throw new Error('sealed with another key');
+      return Buffer.from(b.subarray(1)).map((x) => x ^ key);
+    },
+  });
+  const a = await mkdtemp(join(tmpdir(), 'shoal-snap-a-'));
+  const b = await mkdtemp(join(tmpdir(), 'shoal-snap-b-'));
+  try {
+    const sender = new Snapshotter(a, { cipher: xorCipher(0x5a) });
+    const receiver = new Snapshotter(b, { cipher: xorCipher(0x33) });
+    const meta = {
+      term: 2,
+      index: 40,
+      confState: { voters: ['n1', 'n2'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    };
+    const data = Buffer.from('objects '.repeat(300_000));
+    await sender.saveChunks(meta, [data.subarray(0, 1_000_000), data.subarray(1_000_000)]);
+    const rx = receiver.receive(2, 40);
+    for await (const block of sender.readFile(2, 40, 64 * 1024)) await rx.write(block);
+    await rx.finish();
+    assert.equal(await receiver.installReceived(2, 40), true);
+    assert.deepEqual(await receiver.readData(2, 40), data);
+    // Stored sealed with the receiver's key: the plaintext is not in the file.
+    const stored = await readFile(join(b, snapshotFileName(2, 40)));
+    assert.equal(stored.includes(Buffer.from('objects objects')), false);
+    assert.equal((await readdir(b)).filter((n) => n.endsWith('.recv')).length, 0, 'no receive leftovers');
+  } finally {
+    await rm(a, { recursive: true, force: true });
+    await rm(b, { recursive: true, force: true });
+  }
+});

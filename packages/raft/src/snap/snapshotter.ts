@@ -193,12 +193,27 @@ export class Snapshotter {
    */
   async saveChunks(meta: SnapshotMetadata, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
     const name = snapshotFileName(meta.term, meta.index);
-    const tmp = join(this.dir, `${name}.tmp`);
+    await this.writeFile(join(this.dir, `${name}.tmp`), meta, chunks, this.cipher);
+    try {
+      await rename(join(this.dir, `${name}.tmp`), join(this.dir, name));
+      await fsyncDir(this.dir);
+    } catch (err) {
+      throw new StorageFatalError(join(this.dir, name), 'snapshot rename', { cause: err });
+    }
+  }
+
+  /** Writes a snapshot file at `path` (tmp, fsync) with its chunks sealed by `cipher`. */
+  private async writeFile(
+    path: string,
+    meta: SnapshotMetadata,
+    chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    cipher: RecordCipher,
+  ): Promise<void> {
     let fh: FileHandle;
     try {
-      fh = await open(tmp, 'w', 0o600);
+      fh = await open(path, 'w', 0o600);
     } catch (err) {
-      throw new StorageFatalError(tmp, 'snapshot create', { cause: err });
+      throw new StorageFatalError(path, 'snapshot create', { cause: err });
     }
     let sourceError: Error | undefined;
     try {
@@ -207,7 +222,7 @@ export class Snapshotter {
       try {
         for await (const c of chunks) {
           if (c.byteLength === 0) continue;
-          const sealed = this.cipher.seal(c);
+          const sealed = cipher.seal(c);
           await w.write(u32(sealed.byteLength));
           await w.write(sealed);
         }
@@ -222,15 +237,9 @@ export class Snapshotter {
       await fh.close();
     } catch (err) {
       await fh.close().catch(ignoreErrno('EBADF'));
-      await unlink(tmp).catch(ignoreErrno('ENOENT'));
+      await unlink(path).catch(ignoreErrno('ENOENT'));
       if (sourceError !== undefined) throw sourceError;
-      throw new StorageFatalError(tmp, 'snapshot write', { cause: err });
-    }
-    try {
-      await rename(tmp, join(this.dir, name));
-      await fsyncDir(this.dir);
-    } catch (err) {
-      throw new StorageFatalError(join(this.dir, name), 'snapshot rename', { cause: err });
+      throw new StorageFatalError(path, 'snapshot write', { cause: err });
     }
   }
 
@@ -243,9 +252,13 @@ export class Snapshotter {
    * The data chunks of the stored snapshot (term, index), as written; the CRC is checked at the
    * end (SnapshotCorruptError), so a consumer must treat what it built as void if that throws.
    */
-  async *readChunks(term: number, index: number): AsyncGenerator<Uint8Array> {
+  readChunks(term: number, index: number): AsyncGenerator<Uint8Array> {
     const name = snapshotFileName(term, index);
-    const fh = await open(join(this.dir, name), 'r');
+    return this.readChunksOf(join(this.dir, name), name, this.cipher);
+  }
+
+  private async *readChunksOf(path: string, name: string, cipher: RecordCipher): AsyncGenerator<Uint8Array> {
+    const fh = await open(path, 'r');
     try {
       const r = new FileReader(fh, name);
       await this.readHeader(r, name);
@@ -255,7 +268,7 @@ export class Snapshotter {
         const sealed = await r.take(len);
         let plain: Uint8Array;
         try {
-          plain = this.cipher.open(sealed);
+          plain = cipher.open(sealed);
         } catch (err) {
           throw new SnapshotCorruptError(name, `chunk does not open: ${(err as Error).message}`);
         }
@@ -324,9 +337,34 @@ export class Snapshotter {
     return meta;
   }
 
-  /** The raw bytes of the stored snapshot file, in blocks (to send it to a peer as is). */
+  /**
+   * The stored snapshot (term, index) in its transfer form, in blocks, to send to a peer: the
+   * same file format with every chunk in plaintext (each node seals its files with its own key;
+   * the connection between managers is what protects the bytes in flight). Without encryption at
+   * rest this is the file as stored.
+   */
   async *readFile(term: number, index: number, blockSize = 1024 * 1024): AsyncGenerator<Uint8Array> {
-    const fh = await open(join(this.dir, snapshotFileName(term, index)), 'r');
+    if (this.cipher === identityCipher) {
+      yield* this.rawBlocks(join(this.dir, snapshotFileName(term, index)), blockSize);
+      return;
+    }
+    const meta = await this.readMeta(term, index);
+    let crc = 0;
+    const counted = (b: Uint8Array): Uint8Array => {
+      crc = crc32(b, crc);
+      return b;
+    };
+    yield counted(headerBytes(meta));
+    for await (const plain of this.readChunks(term, index)) {
+      yield counted(u32(plain.byteLength));
+      yield counted(plain);
+    }
+    yield counted(u32(0));
+    yield u32(crc);
+  }
+
+  private async *rawBlocks(path: string, blockSize: number): AsyncGenerator<Uint8Array> {
+    const fh = await open(path, 'r');
     try {
       for (;;) {
         const buf = Buffer.allocUnsafe(blockSize);
@@ -376,9 +414,17 @@ export class Snapshotter {
         } finally {
           await v.close();
         }
+        let installable = path;
+        if (this.cipher !== identityCipher) {
+          // Re-seal the plaintext transfer form with this node's key.
+          installable = `${path}.sealed.recv`;
+          const meta = await this.readMetaOf(path, `${name}.recv`);
+          await this.writeFile(installable, meta, this.readChunksOf(path, `${name}.recv`, identityCipher), this.cipher);
+          await unlink(path).catch(ignoreErrno('ENOENT'));
+        }
         const older = this.received.get(name);
-        if (older !== undefined && older !== path) await unlink(older).catch(ignoreErrno('ENOENT'));
-        this.received.set(name, path);
+        if (older !== undefined && older !== installable) await unlink(older).catch(ignoreErrno('ENOENT'));
+        this.received.set(name, installable);
       },
       abort: async () => {
         await close().catch(ignoreErrno('EBADF'));
@@ -427,7 +473,11 @@ export class Snapshotter {
   /** Reads only the header of a stored snapshot (no CRC check: `readChunks` checks it at the end). */
   async readMeta(term: number, index: number): Promise<SnapshotMetadata> {
     const name = snapshotFileName(term, index);
-    const fh = await open(join(this.dir, name), 'r');
+    return this.readMetaOf(join(this.dir, name), name);
+  }
+
+  private async readMetaOf(path: string, name: string): Promise<SnapshotMetadata> {
+    const fh = await open(path, 'r');
     try {
       return await this.readHeader(new FileReader(fh, name), name);
     } finally {
