@@ -7,7 +7,6 @@ import type { Command } from 'commander';
 import { inspectJson, type Node, type NodeSpec } from '@shoal/api';
 import { InvalidArgumentError, ShoalError, errorKind } from '@shoal/common';
 import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.js';
-import { oneLineUsageErrors } from '../daemon/usage.js';
 import type { DaemonClient } from '../daemon/client.js';
 import { parseAvailability, parseRole } from '../daemon/addr.js';
 import { checkFormat, formatInspect, formatList, parseFilters } from '../format/index.js';
@@ -291,5 +290,4 @@ export function registerNode(program: Command): void {
       ),
     );
 
-  oneLineUsageErrors(node, 'shoal node');
 }

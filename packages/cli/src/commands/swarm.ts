@@ -7,7 +7,6 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Cluster, ClusterSpec } from '@shoal/api';
 import { InvalidArgumentError, ShoalError } from '@shoal/common';
-import { oneLineUsageErrors } from '../daemon/usage.js';
 import { daemonAction } from '../daemon/action.js';
 import type { DaemonClient } from '../daemon/client.js';
 import {
@@ -344,5 +343,4 @@ export function registerSwarm(program: Command): void {
       }),
     );
 
-  oneLineUsageErrors(swarm, 'shoal swarm');
 }
