@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ClusterSpec } from '@shoal/api';
 import { hasCode } from '@shoal/common';
 import { fromStored, type StoredCluster, type StoredNode } from './context.js';
 import { newCsr, rig, type Rig } from './test-support.js';
@@ -222,4 +223,14 @@ test('control: cluster update checks the version, rotates tokens and the unlock 
   assert.notEqual(k2, k1);
   const stored = fromStored(r.store.list<StoredCluster>('cluster')[0]);
   assert.ok((stored?.RootCA?.CAKey?.length ?? 0) > 0, 'the CA key stays in the store');
+});
+
+test('init with a spec decoded from the wire (unset fields empty) keeps Docker defaults, name "default"', async () => {
+  // `shoal swarm init` sends a ClusterSpec; what it leaves unset arrives as '' or undefined.
+  const spec = ClusterSpec.decode(ClusterSpec.encode(ClusterSpec.fromPartial({ Labels: { site: 'a' } })).finish());
+  const r = await rig({ spec });
+  const c = r.manager.control.getCluster({ ClusterID: 'default' }).Cluster;
+  assert.equal(c?.Spec?.Name, 'default');
+  assert.deepEqual(c?.Spec?.Labels, { site: 'a' });
+  assert.ok(c?.Spec?.Raft !== undefined && c.Spec.Orchestration !== undefined, 'defaults kept for unset parts');
 });

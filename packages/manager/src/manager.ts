@@ -199,7 +199,12 @@ export class Manager {
     if (existing !== undefined) throw new ClusterExistsError(existing.ID);
     await this.waitForLeadership(opts.leaderTimeoutMs ?? 10_000);
     const root = this.ctx.rootCA;
-    const spec: ClusterSpec = { ...defaultClusterSpec(), ...opts.spec };
+    // A spec decoded from the wire carries '' and undefined for what the caller left unset
+    // (`shoal swarm init` sends one): those keep Docker's defaults, such as the name "default".
+    const given = Object.fromEntries(
+      Object.entries(opts.spec ?? {}).filter(([, v]) => v !== undefined && v !== ''),
+    ) as Partial<ClusterSpec>;
+    const spec: ClusterSpec = { ...defaultClusterSpec(), ...given };
     if (opts.certExpiryMs !== undefined) {
       if (!(opts.certExpiryMs > 0)) throw new InvalidRequestError(`invalid certificate expiry ${opts.certExpiryMs} ms`);
       spec.CAConfig = { ...spec.CAConfig, NodeCertExpiry: opts.certExpiryMs * 1e6 };

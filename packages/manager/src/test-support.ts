@@ -2,6 +2,7 @@
  * Test support (used only by this package's tests): a fake clock, a fake Raft membership for
  * unit tests over a LocalLog store, and a manager set up with a real store and a real root CA.
  */
+import type { ClusterSpec } from '@shoal/api';
 import type { Clock } from '@shoal/common';
 import { createCsr, generateNodeKey, newClusterId, RootCA } from '@shoal/ca';
 import type { ConfState, LeaderInfo, ProgressStatus } from '@shoal/raft';
@@ -124,7 +125,7 @@ export interface Rig {
 let shared: RootCA | undefined;
 
 /** A bootstrapped single-manager cluster on a LocalLog store with a real root CA. */
-export async function rig(opts: { autolock?: boolean } = {}): Promise<Rig> {
+export async function rig(opts: { autolock?: boolean; spec?: ClusterSpec } = {}): Promise<Rig> {
   shared ??= await RootCA.create();
   const root = shared;
   const sm = new StoreStateMachine();
@@ -139,6 +140,7 @@ export async function rig(opts: { autolock?: boolean } = {}): Promise<Rig> {
     advertiseAddr: '198.18.0.2:2377',
     description: { Hostname: 'h1' },
     ...(opts.autolock === true ? { autolock: true } : {}),
+    ...(opts.spec !== undefined ? { spec: opts.spec } : {}),
   });
   manager.start();
   return {
