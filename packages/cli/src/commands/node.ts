@@ -289,5 +289,4 @@ export function registerNode(program: Command): void {
         },
       ),
     );
-
 }

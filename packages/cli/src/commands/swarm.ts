@@ -342,5 +342,4 @@ export function registerSwarm(program: Command): void {
         process.stdout.write(pem.endsWith('\n') ? pem : `${pem}\n`);
       }),
     );
-
 }
