@@ -66,10 +66,17 @@ test('services: Control, CA and Dispatcher over grpc-js', async () => {
     );
     const mgr = await unary(control.getNode.bind(control), { NodeID: 'mgr1' });
     assert.equal(mgr.Node?.ManagerStatus?.Leader, true);
-    await assert.rejects(unary(control.createService.bind(control), { Spec: { Name: 'web' } }), (e) => {
+    await assert.rejects(unary(control.createNetwork.bind(control), { Spec: { Name: 'net' } }), (e) => {
       assert.ok(hasCode(e, 'MANAGER_NOT_IMPLEMENTED'));
       assert.equal((e as { kind?: string }).kind, 'failed-precondition');
-      assert.match((e as Error).message, /not implemented yet: services come with issue 9/);
+      assert.match((e as Error).message, /not implemented yet/);
+      return true;
+    });
+    // A service without an image is refused on the wire as invalid-argument, naming the field.
+    await assert.rejects(unary(control.createService.bind(control), { Spec: { Name: 'web' } }), (e) => {
+      assert.ok(hasCode(e, 'MANAGER_INVALID_REQUEST'));
+      assert.equal((e as { kind?: string }).kind, 'invalid-argument');
+      assert.match((e as Error).message, /Image/);
       return true;
     });
     await assert.rejects(unary(control.getNode.bind(control), { NodeID: 'nope' }), (e) =>
