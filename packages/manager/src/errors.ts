@@ -146,3 +146,68 @@ export class ClusterExistsError extends ManagerError {
     super('MANAGER_CLUSTER_EXISTS', `this node is already part of cluster ${id}`, 'already-exists');
   }
 }
+
+/** A service named by ID, ID prefix or name does not exist. */
+export class ServiceNotFoundError extends ManagerError {
+  constructor(ref: string) {
+    super('MANAGER_SERVICE_NOT_FOUND', `service ${ref} not found`, 'not-found');
+  }
+}
+
+/** A task named by ID or ID prefix does not exist. */
+export class TaskNotFoundError extends ManagerError {
+  constructor(ref: string) {
+    super('MANAGER_TASK_NOT_FOUND', `task ${ref} not found`, 'not-found');
+  }
+}
+
+/** A secret named by ID, ID prefix or name does not exist (also: a service referencing one). */
+export class SecretNotFoundError extends ManagerError {
+  constructor(ref: string, usedBy?: string) {
+    super(
+      'MANAGER_SECRET_NOT_FOUND',
+      usedBy === undefined ? `secret ${ref} not found` : `secret ${ref} not found (referenced by service ${usedBy})`,
+      'not-found',
+    );
+  }
+}
+
+/** A config named by ID, ID prefix or name does not exist (also: a service referencing one). */
+export class ConfigNotFoundError extends ManagerError {
+  constructor(ref: string, usedBy?: string) {
+    super(
+      'MANAGER_CONFIG_NOT_FOUND',
+      usedBy === undefined ? `config ${ref} not found` : `config ${ref} not found (referenced by service ${usedBy})`,
+      'not-found',
+    );
+  }
+}
+
+/** An ID prefix matching several services, tasks, secrets or configs. */
+export class AmbiguousRefError extends ManagerError {
+  constructor(kind: string, ref: string, count: number) {
+    super(
+      'MANAGER_AMBIGUOUS_REF',
+      `${kind} ${ref} is ambiguous (${count} matches): use a longer ID prefix or the full ID`,
+      'invalid-argument',
+    );
+  }
+}
+
+/** A service, secret or config name that another object of the kind already has. */
+export class NameExistsError extends ManagerError {
+  constructor(kind: string, name: string) {
+    super('MANAGER_NAME_EXISTS', `${kind} ${name} already exists`, 'already-exists');
+  }
+}
+
+/** `secret rm` / `config rm` of an object that services still use. */
+export class InUseError extends ManagerError {
+  constructor(kind: string, name: string, services: readonly string[]) {
+    super(
+      'MANAGER_IN_USE',
+      `${kind} '${name}' is in use by the following service${services.length > 1 ? 's' : ''}: ${services.join(', ')}`,
+      'failed-precondition',
+    );
+  }
+}

@@ -34,3 +34,11 @@ export { HEARTBEAT_GRACE, FAILOVER_GRACE_FACTOR } from './dispatcher.js';
 export { clusterView } from './control.js';
 export { nodeMatches } from './nodes.js';
 export { checkRaftAddr } from './raft-membership.js';
+export {
+  parseConstraints,
+  constraintMatches,
+  constraintsMatch,
+  nodeValue,
+  type Constraint,
+} from './services/constraint.js';
+export type { StoredService, StoredTask, StoredSecret, StoredConfig } from './services/objects.js';

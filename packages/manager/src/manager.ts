@@ -41,6 +41,9 @@ import { membership } from './context.js';
 import { nodeView } from './nodes.js';
 import { checkRaftAddr, RaftMembershipApi } from './raft-membership.js';
 import { RoleManager } from './role-manager.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
+import { SecretsConfigsApi } from './services/secrets-configs.js';
+import { ServicesApi } from './services/services-api.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -102,6 +105,9 @@ export class Manager {
   readonly dispatcher: Dispatcher;
   readonly raftMembership: RaftMembershipApi;
   readonly roles: RoleManager;
+  readonly servicesApi: ServicesApi;
+  readonly secretsConfigs: SecretsConfigsApi;
+  readonly orchestrator: Orchestrator;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -123,6 +129,9 @@ export class Manager {
     this.ca = new CaApi(this.ctx);
     this.raftMembership = new RaftMembershipApi(this.ctx);
     this.roles = new RoleManager(this.ctx);
+    this.servicesApi = new ServicesApi(this.ctx);
+    this.secretsConfigs = new SecretsConfigsApi(this.ctx);
+    this.orchestrator = new Orchestrator(this.ctx);
     this.identifyFn =
       opts.identify ??
       ((call) => identifyCaller(call, this.ctx.rootCA.certPem, this.ctx.store.list<StoredCluster>('cluster')[0]?.ID));
@@ -159,6 +168,7 @@ export class Manager {
       this.sampler.unref();
       this.dispatcher.start();
       this.roles.start();
+      this.orchestrator.start();
     } else if (!info.isLeader && this.leading) {
       this.ctx.logger.info({ leader: info.leader, term: info.term }, 'not leader any more: stopping leader loops');
       this.stepDown();
@@ -171,6 +181,7 @@ export class Manager {
     this.sampler = undefined;
     this.dispatcher.stop();
     this.roles.stop();
+    this.orchestrator.stop();
   }
 
   private async waitForLeadership(timeoutMs: number): Promise<void> {
@@ -265,6 +276,8 @@ export class Manager {
   /** grpc-js implementations for the daemon's server. */
   services(): ManagerServices {
     const c = this.control;
+    const sv = this.servicesApi;
+    const sc = this.secretsConfigs;
     const notImpl =
       (name: string) =>
       // eslint-disable-next-line @typescript-eslint/require-await
@@ -278,28 +291,40 @@ export class Manager {
       listNodes: u((req) => c.listNodes(req)),
       updateNode: u((req) => c.updateNode(req)),
       removeNode: u((req) => c.removeNode(req)),
-      getTask: unaryHandler(notImpl('GetTask')),
-      listTasks: u(() => ({ Tasks: [] })),
-      removeTask: unaryHandler(notImpl('RemoveTask')),
-      getService: unaryHandler(notImpl('GetService')),
-      listServices: u(() => ({ Services: [] })),
-      createService: unaryHandler(notImpl('CreateService')),
-      updateService: unaryHandler(notImpl('UpdateService')),
-      removeService: unaryHandler(notImpl('RemoveService')),
+      getTask: u((req) => ({ Task: sv.getTask(req.TaskID ?? '') })),
+      listTasks: u((req) => ({ Tasks: sv.listTasks(req) })),
+      removeTask: u(async (req) => {
+        await sv.removeTask(req.TaskID ?? '');
+        return {};
+      }),
+      getService: u((req) => ({ Service: sv.getService(req.ServiceID ?? '') })),
+      listServices: u((req) => ({ Services: sv.listServices(req) })),
+      createService: u(async (req) => ({ Service: await sv.createService(req), Warnings: [] })),
+      updateService: u(async (req) => ({ Service: await sv.updateService(req), Warnings: [] })),
+      removeService: u(async (req) => {
+        await sv.removeService(req.ServiceID ?? '');
+        return {};
+      }),
       getNetwork: unaryHandler(notImpl('GetNetwork')),
       listNetworks: u(() => ({ Networks: [] })),
       createNetwork: unaryHandler(notImpl('CreateNetwork')),
       removeNetwork: unaryHandler(notImpl('RemoveNetwork')),
-      getSecret: unaryHandler(notImpl('GetSecret')),
-      listSecrets: u(() => ({ Secrets: [] })),
-      createSecret: unaryHandler(notImpl('CreateSecret')),
-      updateSecret: unaryHandler(notImpl('UpdateSecret')),
-      removeSecret: unaryHandler(notImpl('RemoveSecret')),
-      getConfig: unaryHandler(notImpl('GetConfig')),
-      listConfigs: u(() => ({ Configs: [] })),
-      createConfig: unaryHandler(notImpl('CreateConfig')),
-      updateConfig: unaryHandler(notImpl('UpdateConfig')),
-      removeConfig: unaryHandler(notImpl('RemoveConfig')),
+      getSecret: u((req) => ({ Secret: sc.getSecret(req.SecretID ?? '') })),
+      listSecrets: u((req) => ({ Secrets: sc.listSecrets(req) })),
+      createSecret: u(async (req) => ({ Secret: await sc.createSecret(req) })),
+      updateSecret: u(async (req) => ({ Secret: await sc.updateSecret(req) })),
+      removeSecret: u(async (req) => {
+        await sc.removeSecret(req.SecretID ?? '');
+        return {};
+      }),
+      getConfig: u((req) => ({ Config: sc.getConfig(req.ConfigID ?? '') })),
+      listConfigs: u((req) => ({ Configs: sc.listConfigs(req) })),
+      createConfig: u(async (req) => ({ Config: await sc.createConfig(req) })),
+      updateConfig: u(async (req) => ({ Config: await sc.updateConfig(req) })),
+      removeConfig: u(async (req) => {
+        await sc.removeConfig(req.ConfigID ?? '');
+        return {};
+      }),
       getCluster: u((req) => c.getCluster(req)),
       listClusters: u(() => c.listClusters()),
       updateCluster: u((req) => c.updateCluster(req)),

@@ -66,16 +66,47 @@ test('services: Control, CA and Dispatcher over grpc-js', async () => {
     );
     const mgr = await unary(control.getNode.bind(control), { NodeID: 'mgr1' });
     assert.equal(mgr.Node?.ManagerStatus?.Leader, true);
-    await assert.rejects(unary(control.createService.bind(control), { Spec: { Name: 'web' } }), (e) => {
+    await assert.rejects(unary(control.createNetwork.bind(control), { Spec: { Name: 'net' } }), (e) => {
       assert.ok(hasCode(e, 'MANAGER_NOT_IMPLEMENTED'));
       assert.equal((e as { kind?: string }).kind, 'failed-precondition');
-      assert.match((e as Error).message, /not implemented yet: services come with issue 9/);
+      assert.match((e as Error).message, /not implemented yet/);
       return true;
     });
+    // A service without an image is refused on the wire as invalid-argument, naming the field.
+    await assert.rejects(unary(control.createService.bind(control), { Spec: { Name: 'web' } }), (e) => {
+      assert.ok(hasCode(e, 'MANAGER_INVALID_REQUEST'));
+      assert.equal((e as { kind?: string }).kind, 'invalid-argument');
+      assert.match((e as Error).message, /Image/);
+      return true;
+    });
+    // Secrets on the wire: data never comes back; rm while a service uses it is failed-precondition.
+    const sec = await unary(control.createSecret.bind(control), { Spec: { Name: 'pw', Data: Buffer.from('hunter2') } });
+    const got = await unary(control.getSecret.bind(control), { SecretID: 'pw' });
+    assert.equal(got.Secret?.ID, sec.Secret?.ID);
+    assert.equal(Buffer.from(got.Secret?.Spec?.Data ?? []).length, 0);
+    const listed = await unary(control.listSecrets.bind(control), {});
+    assert.equal(Buffer.from(listed.Secrets?.[0]?.Spec?.Data ?? []).length, 0);
+    const svc = await unary(control.createService.bind(control), {
+      Spec: { Name: 'db', TaskTemplate: { ContainerSpec: { Image: 'busybox:1', Secrets: [{ SecretName: 'pw' }] } } },
+    });
+    assert.equal(svc.Service?.Spec?.TaskTemplate?.ContainerSpec?.Secrets?.[0]?.SecretID, sec.Secret?.ID);
+    await assert.rejects(unary(control.removeSecret.bind(control), { SecretID: 'pw' }), (e) => {
+      assert.ok(hasCode(e, 'MANAGER_IN_USE'));
+      assert.equal((e as { kind?: string }).kind, 'failed-precondition');
+      assert.match((e as Error).message, /in use by the following service: db/);
+      return true;
+    });
+    await unary(control.removeService.bind(control), { ServiceID: 'db' });
+    await unary(control.removeSecret.bind(control), { SecretID: 'pw' });
+    assert.deepEqual((await unary(control.listSecrets.bind(control), {})).Secrets, []);
     await assert.rejects(unary(control.getNode.bind(control), { NodeID: 'nope' }), (e) =>
       hasCode(e, 'MANAGER_NODE_NOT_FOUND'),
     );
     assert.deepEqual((await unary(control.listServices.bind(control), {})).Services, []);
+    assert.deepEqual(
+      (await unary(control.listTasks.bind(control), { Filters: { DesiredStates: ['running'] } })).Tasks,
+      [],
+    );
 
     // The worker opens its session: the first message carries its node, now ready.
     who = { nodeId: joined.NodeID ?? '', role: 'worker', addr: '' };

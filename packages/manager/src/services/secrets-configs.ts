@@ -1,0 +1,166 @@
+/**
+ * Control RPCs for secrets and configs, with Docker's rules: names as Docker's (letters, digits,
+ * '-', '_', '.'), unique; secret data under 500 KiB, config data under 1000 KiB; only labels may
+ * change; `rm` is refused while a service uses the object. A secret's Data is kept in the store
+ * (sealed with the DEK in the WAL and snapshots) and never returned by Get or List.
+ */
+import {
+  type Config,
+  type ConfigSpec,
+  configSpecProblems,
+  type CreateConfigRequest,
+  type CreateSecretRequest,
+  type ListConfigsRequest,
+  type ListSecretsRequest,
+  type Secret,
+  type SecretSpec,
+  secretSpecProblems,
+  type SpecProblem,
+  type UpdateConfigRequest,
+  type UpdateSecretRequest,
+} from '@shoal/api';
+import { newObjectId } from '@shoal/common';
+import { fromStored, type ManagerContext } from '../context.js';
+import { InUseError, InvalidRequestError, NameExistsError } from '../errors.js';
+import {
+  baseFilter,
+  resolveRef,
+  secretView,
+  type StoredConfig,
+  type StoredSecret,
+  type StoredService,
+} from './objects.js';
+
+function check(what: string, problems: readonly SpecProblem[]): void {
+  if (problems.length === 0) return;
+  throw new InvalidRequestError(`invalid ${what}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return Buffer.from(a ?? []).equals(Buffer.from(b ?? []));
+}
+
+/** The names of the services whose tasks reference the secret (kind 'secret') or config. */
+export function servicesUsing(ctx: ManagerContext, kind: 'secret' | 'config', id: string): string[] {
+  const names: string[] = [];
+  for (const s of ctx.store.list<StoredService>('service')) {
+    const c = s.Spec?.TaskTemplate?.ContainerSpec;
+    const used =
+      kind === 'secret'
+        ? (c?.Secrets ?? []).some((r) => r.SecretID === id)
+        : (c?.Configs ?? []).some((r) => r.ConfigID === id);
+    if (used) names.push(s.Spec?.Name ?? s.ID);
+  }
+  return names.sort();
+}
+
+export class SecretsConfigsApi {
+  constructor(private readonly ctx: ManagerContext) {}
+
+  // ---- secrets ----
+
+  getSecret(ref: string): Secret {
+    return secretView(resolveRef<StoredSecret>(this.ctx.store, 'secret', ref));
+  }
+
+  listSecrets(req: ListSecretsRequest): Secret[] {
+    return this.ctx.store
+      .list<StoredSecret>('secret')
+      .filter((s) => baseFilter(req.Filters, s))
+      .sort((a, b) => (a.Spec?.Name ?? '').localeCompare(b.Spec?.Name ?? ''))
+      .map(secretView);
+  }
+
+  async createSecret(req: CreateSecretRequest): Promise<Secret> {
+    const spec: SecretSpec = { Labels: {}, ...req.Spec, Data: Buffer.from(req.Spec?.Data ?? []) };
+    check('secret spec', secretSpecProblems(spec));
+    if (this.ctx.store.byName('secret', spec.Name ?? '') !== undefined)
+      throw new NameExistsError('secret', spec.Name ?? '');
+    const id = newObjectId();
+    await this.ctx.store.update((tx) => tx.create('secret', { ID: id, Spec: spec }));
+    return this.getSecret(id);
+  }
+
+  async updateSecret(req: UpdateSecretRequest): Promise<Secret> {
+    const cur = resolveRef<StoredSecret>(this.ctx.store, 'secret', req.SecretID ?? '');
+    const name = cur.Spec?.Name ?? '';
+    if (req.SecretVersion === undefined)
+      throw new InvalidRequestError(`update of secret ${name}: SecretVersion is required`);
+    const spec = req.Spec;
+    if (spec === undefined) throw new InvalidRequestError(`update of secret ${name}: Spec is required`);
+    const data = fromStored(cur.Spec?.Data);
+    if ((spec.Name ?? '') !== '' && spec.Name !== name) {
+      throw new InvalidRequestError(`update of secret ${name}: only updates to Labels are allowed (Name changed)`);
+    }
+    if ((spec.Data?.length ?? 0) > 0 && !sameBytes(spec.Data, data)) {
+      throw new InvalidRequestError(`update of secret ${name}: only updates to Labels are allowed (Data changed)`);
+    }
+    const next: StoredSecret = {
+      ...cur,
+      Spec: { ...cur.Spec, Labels: spec.Labels ?? {} },
+      Version: { Index: req.SecretVersion.Index ?? 0 },
+    };
+    await this.ctx.store.update((tx) => tx.update('secret', next));
+    return this.getSecret(cur.ID);
+  }
+
+  async removeSecret(ref: string): Promise<void> {
+    const cur = resolveRef<StoredSecret>(this.ctx.store, 'secret', ref);
+    const users = servicesUsing(this.ctx, 'secret', cur.ID);
+    if (users.length > 0) throw new InUseError('secret', cur.Spec?.Name ?? cur.ID, users);
+    await this.ctx.store.update((tx) => tx.remove('secret', cur.ID, cur.Version.Index));
+  }
+
+  // ---- configs ----
+
+  getConfig(ref: string): Config {
+    return fromStored<Config>(resolveRef<StoredConfig>(this.ctx.store, 'config', ref));
+  }
+
+  listConfigs(req: ListConfigsRequest): Config[] {
+    return this.ctx.store
+      .list<StoredConfig>('config')
+      .filter((s) => baseFilter(req.Filters, s))
+      .sort((a, b) => (a.Spec?.Name ?? '').localeCompare(b.Spec?.Name ?? ''))
+      .map((c) => fromStored<Config>(c));
+  }
+
+  async createConfig(req: CreateConfigRequest): Promise<Config> {
+    const spec: ConfigSpec = { Labels: {}, ...req.Spec, Data: Buffer.from(req.Spec?.Data ?? []) };
+    check('config spec', configSpecProblems(spec));
+    if (this.ctx.store.byName('config', spec.Name ?? '') !== undefined)
+      throw new NameExistsError('config', spec.Name ?? '');
+    const id = newObjectId();
+    await this.ctx.store.update((tx) => tx.create('config', { ID: id, Spec: spec }));
+    return this.getConfig(id);
+  }
+
+  async updateConfig(req: UpdateConfigRequest): Promise<Config> {
+    const cur = resolveRef<StoredConfig>(this.ctx.store, 'config', req.ConfigID ?? '');
+    const name = cur.Spec?.Name ?? '';
+    if (req.ConfigVersion === undefined)
+      throw new InvalidRequestError(`update of config ${name}: ConfigVersion is required`);
+    const spec = req.Spec;
+    if (spec === undefined) throw new InvalidRequestError(`update of config ${name}: Spec is required`);
+    if ((spec.Name ?? '') !== '' && spec.Name !== name) {
+      throw new InvalidRequestError(`update of config ${name}: only updates to Labels are allowed (Name changed)`);
+    }
+    if ((spec.Data?.length ?? 0) > 0 && !sameBytes(spec.Data, fromStored(cur.Spec?.Data))) {
+      throw new InvalidRequestError(`update of config ${name}: only updates to Labels are allowed (Data changed)`);
+    }
+    const next: StoredConfig = {
+      ...cur,
+      Spec: { ...cur.Spec, Labels: spec.Labels ?? {} },
+      Version: { Index: req.ConfigVersion.Index ?? 0 },
+    };
+    await this.ctx.store.update((tx) => tx.update('config', next));
+    return this.getConfig(cur.ID);
+  }
+
+  async removeConfig(ref: string): Promise<void> {
+    const cur = resolveRef<StoredConfig>(this.ctx.store, 'config', ref);
+    const users = servicesUsing(this.ctx, 'config', cur.ID);
+    if (users.length > 0) throw new InUseError('config', cur.Spec?.Name ?? cur.ID, users);
+    await this.ctx.store.update((tx) => tx.remove('config', cur.ID, cur.Version.Index));
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Control RPCs for services and tasks. A service is stored with Docker's defaults filled in,
+ * checked (service-spec.ts), its secret and config references resolved to IDs; the
+ * orchestrator (a leader loop) makes its tasks. `UpdateService` needs the version read before
+ * (a stale one fails with the store's STORE_VERSION_CONFLICT), keeps the name and the mode,
+ * stores UpdateConfig/RollbackConfig as given, and gives a changed TaskTemplate a new
+ * SpecVersion (the orchestrator then replaces the tasks). `RemoveService` deletes the service
+ * and gives its tasks desired state `remove` in one transaction; the reaper deletes them once
+ * they stopped.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import {
+  type CreateServiceRequest,
+  type ListServicesRequest,
+  type ListTasksRequest,
+  type Service,
+  type ServiceSpec,
+  serviceModeName,
+  type ServiceStatus,
+  type Task,
+  type UpdateServiceRequest,
+} from '@shoal/api';
+import { newObjectId } from '@shoal/common';
+import { fromStored, type ManagerContext, type StoredNode } from '../context.js';
+import { InvalidRequestError, NameExistsError } from '../errors.js';
+import { isActive, observed } from '../orchestrator/tasks.js';
+import { baseFilter, findRef, labelsMatch, resolveRef, type StoredService, type StoredTask } from './objects.js';
+import { prepareServiceSpec } from './service-spec.js';
+
+function withRegistryAuth(spec: ServiceSpec, auth: string | undefined): ServiceSpec {
+  if (auth === undefined || auth === '') return spec;
+  const c = spec.TaskTemplate?.ContainerSpec;
+  if (c === undefined) return spec;
+  c.PullOptions = { ...c.PullOptions, RegistryAuth: auth };
+  return spec;
+}
+
+/** The name `service ps` shows: `<service>.<slot>` or `<service>.<node id>`. */
+export function taskDisplayName(t: Task): string {
+  return `${t.ServiceName ?? ''}.${(t.Slot ?? 0) > 0 ? String(t.Slot) : (t.NodeID ?? '')}`;
+}
+
+export class ServicesApi {
+  constructor(private readonly ctx: ManagerContext) {}
+
+  private view(s: StoredService, withStatus: boolean): Service {
+    const out = fromStored<Service>(s);
+    return withStatus ? { ...out, ServiceStatus: this.status(s) } : out;
+  }
+
+  /** Running, desired and completed task counts, as `service ls` shows them. */
+  status(s: StoredService): ServiceStatus {
+    const tasks = this.ctx.store.find<StoredTask>('task', 'service', s.ID);
+    const nodes = new Map(this.ctx.store.list<StoredNode>('node').map((n) => [n.ID, n]));
+    const current = tasks.filter((t) => (t.SpecVersion?.Index ?? 0) === (s.SpecVersion?.Index ?? 0));
+    const running = tasks.filter(
+      (t) => isActive(t) && observed(t) === 'running' && nodes.get(t.NodeID ?? '')?.Status?.State !== 'down',
+    ).length;
+    const completed = current.filter((t) => observed(t) === 'complete').length;
+    const mode = s.Spec?.Mode ?? {};
+    let desired: number;
+    switch (serviceModeName(s.Spec ?? {})) {
+      case 'replicated':
+        desired = mode.Replicated?.Replicas ?? 1;
+        break;
+      case 'replicated-job': {
+        const max = mode.ReplicatedJob?.MaxConcurrent ?? 1;
+        const total = mode.ReplicatedJob?.TotalCompletions ?? max;
+        desired = Math.max(0, Math.min(max, total - completed));
+        break;
+      }
+      case 'global':
+      case 'global-job':
+        desired = tasks.filter((t) => isActive(t) && !(observed(t) === 'complete')).length;
+    }
+    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: completed };
+  }
+
+  getService(ref: string): Service {
+    return this.view(resolveRef<StoredService>(this.ctx.store, 'service', ref), false);
+  }
+
+  listServices(req: ListServicesRequest): Service[] {
+    const f = req.Filters;
+    return this.ctx.store
+      .list<StoredService>('service')
+      .filter((s) => baseFilter(f, s))
+      .filter((s) => (f?.Modes ?? []).length === 0 || (f?.Modes ?? []).includes(serviceModeName(s.Spec ?? {})))
+      .sort((a, b) => (a.Spec?.Name ?? '').localeCompare(b.Spec?.Name ?? ''))
+      .map((s) => this.view(s, req.Status === true));
+  }
+
+  async createService(req: CreateServiceRequest): Promise<Service> {
+    if (req.Spec === undefined) throw new InvalidRequestError('create of a service: Spec is required');
+    const spec = withRegistryAuth(prepareServiceSpec(this.ctx, req.Spec), req.EncodedRegistryAuth);
+    const name = spec.Name ?? '';
+    if (this.ctx.store.byName('service', name) !== undefined) throw new NameExistsError('service', name);
+    const id = newObjectId();
+    const job = serviceModeName(spec) === 'replicated-job' || serviceModeName(spec) === 'global-job';
+    const nowIso = new Date(this.ctx.clock.now()).toISOString();
+    await this.ctx.store.update((tx) =>
+      tx.create('service', {
+        ID: id,
+        Spec: spec,
+        Endpoint: { Spec: spec.EndpointSpec ?? {}, Ports: [], VirtualIPs: [] },
+        SpecVersion: { Index: 1 },
+        ...(job ? { JobStatus: { JobIteration: { Index: 1 }, LastExecution: nowIso } } : {}),
+      }),
+    );
+    return this.getService(id);
+  }
+
+  async updateService(req: UpdateServiceRequest): Promise<Service> {
+    const cur = resolveRef<StoredService>(this.ctx.store, 'service', req.ServiceID ?? '');
+    const name = cur.Spec?.Name ?? '';
+    if (req.ServiceVersion === undefined) {
+      throw new InvalidRequestError(`update of service ${name}: ServiceVersion (the version read before) is required`);
+    }
+    let given: ServiceSpec | undefined = req.Spec;
+    if (req.Rollback === 'previous') {
+      if (cur.PreviousSpec === undefined)
+        throw new InvalidRequestError(`service ${name} has no previous spec to roll back to`);
+      given = fromStored(cur.PreviousSpec);
+    } else if (req.Rollback !== undefined && req.Rollback !== '' && req.Rollback !== 'none') {
+      throw new InvalidRequestError(`invalid rollback value '${req.Rollback}': use previous or none`);
+    }
+    if (given === undefined) throw new InvalidRequestError(`update of service ${name}: Spec is required`);
+    let spec = prepareServiceSpec(this.ctx, { ...given, Name: given.Name || name });
+    if (spec.Name !== name)
+      throw new InvalidRequestError(`renaming services is not supported (${name} -> ${spec.Name})`);
+    const oldMode = serviceModeName(cur.Spec ?? {});
+    if (serviceModeName(spec) !== oldMode) {
+      throw new InvalidRequestError(
+        `service ${name}: changing the mode (${oldMode} -> ${serviceModeName(spec)}) is not allowed`,
+      );
+    }
+    let auth = req.EncodedRegistryAuth;
+    if ((auth ?? '') === '') {
+      const from = req.RegistryAuthFrom === 'previous-spec' ? cur.PreviousSpec : cur.Spec;
+      auth = from?.TaskTemplate?.ContainerSpec?.PullOptions?.RegistryAuth;
+    }
+    spec = withRegistryAuth(spec, auth);
+    const curSpec = fromStored(cur.Spec ?? {});
+    const job = oldMode === 'replicated-job' || oldMode === 'global-job';
+    // A new spec version replaces the tasks; jobs run again on any change (a new iteration).
+    const changed = job
+      ? !isDeepStrictEqual(JSON.parse(JSON.stringify(spec)), JSON.parse(JSON.stringify(curSpec)))
+      : !isDeepStrictEqual(
+          JSON.parse(JSON.stringify(spec.TaskTemplate ?? {})),
+          JSON.parse(JSON.stringify(curSpec.TaskTemplate ?? {})),
+        );
+    const version = (cur.SpecVersion?.Index ?? 0) + (changed ? 1 : 0);
+    const nowIso = new Date(this.ctx.clock.now()).toISOString();
+    const next: StoredService = {
+      ...cur,
+      Spec: spec,
+      PreviousSpec: curSpec,
+      Endpoint: { ...cur.Endpoint, Spec: spec.EndpointSpec ?? {} },
+      SpecVersion: { Index: version },
+      ...(job && changed ? { JobStatus: { JobIteration: { Index: version }, LastExecution: nowIso } } : {}),
+      Version: { Index: req.ServiceVersion.Index ?? 0 },
+    };
+    await this.ctx.store.update((tx) => tx.update('service', next));
+    return this.getService(cur.ID);
+  }
+
+  /** Deletes the service; its tasks get desired state `remove` in the same transaction. */
+  async removeService(ref: string): Promise<void> {
+    const cur = resolveRef<StoredService>(this.ctx.store, 'service', ref);
+    const tasks = this.ctx.store.find<StoredTask>('task', 'service', cur.ID);
+    await this.ctx.store.update((tx) => {
+      tx.remove('service', cur.ID, cur.Version.Index);
+      for (const t of tasks)
+        if (t.DesiredState !== 'remove') tx.update('task', { ...t, DesiredState: 'remove' } as StoredTask);
+    });
+  }
+
+  getTask(ref: string): Task {
+    return fromStored<Task>(resolveRef<StoredTask>(this.ctx.store, 'task', ref));
+  }
+
+  /**
+   * Tasks as `service ps` / `docker node ps` filter them: ID prefixes, names (the task name or
+   * its `<service>.<slot>` form), services and nodes (IDs, names or prefixes), desired and
+   * observed states, labels, up-to-date.
+   */
+  listTasks(req: ListTasksRequest): Task[] {
+    const f = req.Filters ?? {};
+    const serviceIds = (f.ServiceIDs ?? []).map((r) => findRef<StoredService>(this.ctx.store, 'service', r)?.ID ?? r);
+    const nodes = this.ctx.store.list<StoredNode>('node');
+    const nodeIds = (f.NodeIDs ?? []).flatMap((r) => {
+      const exact = nodes.filter((n) => n.ID === r || n.Description?.Hostname === r || n.Spec?.Name === r);
+      const found = exact.length > 0 ? exact : nodes.filter((n) => n.ID.startsWith(r));
+      return found.length > 0 ? found.map((n) => n.ID) : [r];
+    });
+    const services = new Map(this.ctx.store.list<StoredService>('service').map((s) => [s.ID, s]));
+    const some = <T>(list: readonly T[] | undefined, pred: (x: T) => boolean): boolean =>
+      (list ?? []).length === 0 || (list ?? []).some(pred);
+    return this.ctx.store
+      .list<StoredTask>('task')
+      .filter(
+        (t) =>
+          some(f.IDPrefixes, (p) => t.ID.startsWith(p)) &&
+          some(f.Names, (n) => n === t.Name || n === taskDisplayName(t)) &&
+          some(f.NamePrefixes, (n) => (t.Name ?? '').startsWith(n)) &&
+          some(serviceIds, (id) => id === t.ServiceID) &&
+          some(nodeIds, (id) => id === t.NodeID) &&
+          some(f.DesiredStates, (s) => s === t.DesiredState) &&
+          some(f.States, (s) => s === observed(t)) &&
+          labelsMatch(f.Labels, t.Labels) &&
+          (f.UpToDate !== true ||
+            (t.SpecVersion?.Index ?? 0) === (services.get(t.ServiceID ?? '')?.SpecVersion?.Index ?? -1)),
+      )
+      .sort(
+        (a, b) =>
+          (a.ServiceName ?? '').localeCompare(b.ServiceName ?? '') ||
+          (a.Slot ?? 0) - (b.Slot ?? 0) ||
+          (a.NodeID ?? '').localeCompare(b.NodeID ?? '') ||
+          (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? ''),
+      )
+      .map((t) => fromStored<Task>(t));
+  }
+
+  async removeTask(ref: string): Promise<void> {
+    const t = resolveRef<StoredTask>(this.ctx.store, 'task', ref);
+    await this.ctx.store.update((tx) => tx.remove('task', t.ID, t.Version.Index));
+  }
+}
