@@ -25,6 +25,7 @@ import { newJoinTokens, type RootCA, UnlockKey } from '@shoal/ca';
 import { type Clock, type Logger, silentLogger, systemClock } from '@shoal/common';
 import type { LeaderInfo } from '@shoal/raft';
 import type { ClusterStore } from '@shoal/store';
+import { Allocator } from './allocator.js';
 import { CaApi } from './ca-api.js';
 import {
   type ManagerContext,
@@ -41,6 +42,7 @@ import { membership } from './context.js';
 import { nodeView } from './nodes.js';
 import { checkRaftAddr, RaftMembershipApi } from './raft-membership.js';
 import { RoleManager } from './role-manager.js';
+import { Scheduler } from './scheduler/scheduler.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -102,6 +104,8 @@ export class Manager {
   readonly dispatcher: Dispatcher;
   readonly raftMembership: RaftMembershipApi;
   readonly roles: RoleManager;
+  readonly allocator: Allocator;
+  readonly scheduler: Scheduler;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -123,6 +127,8 @@ export class Manager {
     this.ca = new CaApi(this.ctx);
     this.raftMembership = new RaftMembershipApi(this.ctx);
     this.roles = new RoleManager(this.ctx);
+    this.allocator = new Allocator(this.ctx);
+    this.scheduler = new Scheduler(this.ctx);
     this.identifyFn =
       opts.identify ??
       ((call) => identifyCaller(call, this.ctx.rootCA.certPem, this.ctx.store.list<StoredCluster>('cluster')[0]?.ID));
@@ -159,6 +165,8 @@ export class Manager {
       this.sampler.unref();
       this.dispatcher.start();
       this.roles.start();
+      this.allocator.start();
+      this.scheduler.start();
     } else if (!info.isLeader && this.leading) {
       this.ctx.logger.info({ leader: info.leader, term: info.term }, 'not leader any more: stopping leader loops');
       this.stepDown();
@@ -171,6 +179,8 @@ export class Manager {
     this.sampler = undefined;
     this.dispatcher.stop();
     this.roles.stop();
+    this.allocator.stop();
+    this.scheduler.stop();
   }
 
   private async waitForLeadership(timeoutMs: number): Promise<void> {
