@@ -325,18 +325,10 @@ export class Manager {
         this.dispatcher.session(req, this.identify(call), (m) => call.write(m), signal),
       ),
       heartbeat: u((req, call) => this.dispatcher.heartbeat(req, this.identify(call))),
-      updateTaskStatus: u((req) => {
-        if ((req.Updates ?? []).length > 0) throw new NotImplementedError('UpdateTaskStatus');
-        return {};
-      }),
-      assignments: serverStreamHandler(async (_req, call, signal) => {
-        // No tasks before issue 9: one empty complete set, then the stream stays open.
-        call.write({ Type: 'complete', AppliesTo: '', ResultsIn: '0', Changes: [] });
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) resolve();
-          else signal.addEventListener('abort', () => resolve(), { once: true });
-        });
-      }),
+      updateTaskStatus: u((req, call) => this.dispatcher.updateTaskStatus(req, this.identify(call))),
+      assignments: serverStreamHandler((req, call, signal) =>
+        this.dispatcher.assignments(req, this.identify(call), (m) => call.write(m), signal),
+      ),
     };
     const RaftMembership: RaftMembershipServer = {
       join: u((req, call, signal) => this.raftMembership.join(req, this.identify(call), signal)),
