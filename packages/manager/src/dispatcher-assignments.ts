@@ -14,9 +14,7 @@
 import {
   type AssignmentChange,
   type AssignmentsMessage,
-  type Config,
   isTerminalTaskState,
-  type Secret,
   type Task,
   taskStateRank,
 } from '@shoal/api';
