@@ -160,7 +160,7 @@ function held(messages: readonly AssignmentsMessage[]): Map<string, unknown> {
     for (const c of m.Changes ?? []) {
       const a = c.Assignment;
       const [kind, o] = a?.Task ? ['task', a.Task] : a?.Secret ? ['secret', a.Secret] : ['config', a?.Config];
-      const key = `${kind}:${(o)?.ID ?? ''}`;
+      const key = `${kind}:${o?.ID ?? ''}`;
       if (c.Action === 'remove') out.delete(key);
       else out.set(key, o);
     }
