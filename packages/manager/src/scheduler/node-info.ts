@@ -10,6 +10,8 @@ import type { StoredNode } from '../context.js';
 export interface NodeInfo {
   readonly id: string;
   readonly node: StoredNode;
+  /** Orders nodes that tie on task counts: hostname, then ID. */
+  readonly sortKey: string;
   total: number;
   readonly perService: Map<string, number>;
   cpuLeft: number;
@@ -46,6 +48,7 @@ export function newNodeInfo(node: StoredNode): NodeInfo {
   return {
     id: node.ID,
     node,
+    sortKey: `${node.Description?.Hostname ?? ''}\0${node.ID}`,
     total: 0,
     perService: new Map(),
     cpuLeft: node.Description?.Resources?.NanoCPUs ?? 0,

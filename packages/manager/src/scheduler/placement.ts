@@ -168,7 +168,7 @@ function branch(key: string, nodes: readonly NodeInfo[], spread: readonly string
     children = nodes.map((info) => ({
       svc: info.perService.get(serviceId) ?? 0,
       total: info.total,
-      key: info.node.Description?.Hostname ? `${info.node.Description.Hostname}\0${info.id}` : info.id,
+      key: info.sortKey,
       info,
     }));
   } else {
@@ -217,13 +217,13 @@ function pick(b: Entry, needs: Needs, explain: Explain): NodeInfo | undefined {
 export type Decision = { readonly nodeId: string } | { readonly err: string };
 
 /**
- * Places `tasks` (one group: same service, same needs, NodeID not preset) on `nodes`, updating
- * the NodeInfos as it goes. Returns one decision per task, in order.
+ * Places `count` tasks of one group (same service, same needs, NodeID not preset) on `nodes`,
+ * updating the NodeInfos as it goes. Returns one decision per task, in order.
  */
-export function placeGroup(nodes: Iterable<NodeInfo>, tasks: readonly Task[], needs: Needs): Decision[] {
+export function placeGroup(nodes: Iterable<NodeInfo>, count: number, needs: Needs): Decision[] {
   if (typeof needs.constraints === 'string') {
-    const err = `no suitable node (${needs.constraints})`;
-    return tasks.map(() => ({ err }));
+    const err = { err: `no suitable node (${needs.constraints})` };
+    return new Array<Decision>(count).fill(err);
   }
   const explain = new Explain();
   const fit: NodeInfo[] = [];
@@ -235,7 +235,7 @@ export function placeGroup(nodes: Iterable<NodeInfo>, tasks: readonly Task[], ne
   const root = branch('', fit, needs.spread, needs.serviceId);
   const out: Decision[] = [];
   let err: string | undefined;
-  for (let i = 0; i < tasks.length; i++) {
+  for (let i = 0; i < count; i++) {
     const info = err === undefined ? pick(root, needs, explain) : undefined;
     if (info === undefined) {
       err ??= explain.message();

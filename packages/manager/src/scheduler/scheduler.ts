@@ -57,25 +57,25 @@ export function schedule(nodes: readonly StoredNode[], tasks: readonly StoredTas
   const out: ServiceDecisions[] = [];
   for (const [serviceId, list] of pending) {
     list.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0));
-    const decided = new Map<string, Decision>();
-    const groups = new Map<string, StoredTask[]>();
-    for (const t of list) {
+    const decisions: Decision[] = new Array<Decision>(list.length);
+    const groups = new Map<string, number[]>();
+    for (const [i, t] of list.entries()) {
       if ((t.NodeID ?? '') !== '') {
-        decided.set(t.ID, placeOnNode(infos.get(t.NodeID ?? ''), t.NodeID ?? '', needsOf(t)));
+        decisions[i] = placeOnNode(infos.get(t.NodeID ?? ''), t.NodeID ?? '', needsOf(t));
         continue;
       }
       const key = t.SpecVersion?.Index !== undefined ? `v${t.SpecVersion.Index}` : needsKey(t);
       const g = groups.get(key);
-      if (g === undefined) groups.set(key, [t]);
-      else g.push(t);
+      if (g === undefined) groups.set(key, [i]);
+      else g.push(i);
     }
     for (const g of groups.values()) {
-      const first = g[0];
+      const first = list[g[0] ?? -1];
       if (first === undefined) continue;
-      const ds = placeGroup(all, g, needsOf(first));
-      for (const [i, t] of g.entries()) decided.set(t.ID, ds[i] ?? { err: 'no decision' });
+      const ds = placeGroup(all, g.length, needsOf(first));
+      for (const [k, i] of g.entries()) decisions[i] = ds[k] ?? { err: 'no decision' };
     }
-    out.push({ serviceId, tasks: list, decisions: list.map((t) => decided.get(t.ID) ?? { err: 'no decision' }) });
+    out.push({ serviceId, tasks: list, decisions });
   }
   return out;
 }
@@ -97,6 +97,13 @@ export interface PassResult {
   readonly assigned: number;
   readonly unschedulable: number;
   readonly transactions: number;
+}
+
+/** What a pass decided: per service, the tasks to write. */
+export interface Plan {
+  readonly assigned: number;
+  readonly unschedulable: number;
+  readonly services: readonly { readonly serviceId: string; readonly updates: readonly StoredTask[] }[];
 }
 
 export class Scheduler {
@@ -142,13 +149,17 @@ export class Scheduler {
    * decided again by the next pass.
    */
   async pass(): Promise<PassResult> {
+    return this.write(this.plan());
+  }
+
+  /** The decisions of a pass as one list of task writes per service (nothing written yet). */
+  plan(): Plan {
     const store = this.ctx.store;
     const decided = schedule(store.list<StoredNode>('node'), store.list<StoredTask>('task'));
     const now = new Date(this.ctx.clock.now()).toISOString();
     let assigned = 0;
     let unschedulable = 0;
-    const writes: Promise<unknown>[] = [];
-    let conflict = false;
+    const services: { serviceId: string; updates: StoredTask[] }[] = [];
     for (const s of decided) {
       const updates: StoredTask[] = [];
       for (const [i, t] of s.tasks.entries()) {
@@ -159,28 +170,34 @@ export class Scheduler {
         const next = applyDecision(t, d, now);
         if (next !== undefined) updates.push(next);
       }
-      if (updates.length === 0) continue;
-      writes.push(
-        store
+      if (updates.length > 0) services.push({ serviceId: s.serviceId, updates });
+    }
+    return { assigned, unschedulable, services };
+  }
+
+  /** Writes a plan: one transaction per service. */
+  async write(plan: Plan): Promise<PassResult> {
+    let conflict = false;
+    await Promise.all(
+      plan.services.map(({ serviceId, updates }) =>
+        this.ctx.store
           .update((tx) => {
             for (const u of updates) tx.update('task', u);
           })
           .catch((err: unknown) => {
             if (!(err instanceof VersionConflictError)) throw err;
             conflict = true;
-            this.ctx.logger.debug(
-              { serviceId: s.serviceId, err: errorMessage(err) },
-              'scheduler: task changed meanwhile',
-            );
+            this.ctx.logger.debug({ serviceId, err: errorMessage(err) }, 'scheduler: task changed meanwhile');
           }),
-      );
-    }
-    await Promise.all(writes);
+      ),
+    );
     if (conflict) this.loop.kick();
+    const { assigned, unschedulable } = plan;
+    const transactions = plan.services.length;
     if (assigned > 0 || unschedulable > 0) {
-      this.ctx.logger.debug({ assigned, unschedulable, transactions: writes.length }, 'scheduler pass');
+      this.ctx.logger.debug({ assigned, unschedulable, transactions }, 'scheduler pass');
     }
-    return { assigned, unschedulable, transactions: writes.length };
+    return { assigned, unschedulable, transactions };
   }
 }
 
