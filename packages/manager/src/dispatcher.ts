@@ -8,16 +8,22 @@
  * a live node down: its node has time to find the new leader and open a session there.
  */
 import type {
+  AssignmentsMessage,
+  AssignmentsRequest,
   HeartbeatRequest,
   HeartbeatResponse,
   NodeDescription,
   SessionMessage,
   SessionRequest,
+  UpdateTaskStatusRequest,
+  UpdateTaskStatusResponse,
   WeightedPeer,
 } from '@shoal/api';
 import { errorMessage, newObjectId } from '@shoal/common';
 import type { Change } from '@shoal/store';
 import { CallerNotAllowedError, NodeNotFoundError, NotLeaderError, SessionInvalidError } from './errors.js';
+import { AssignmentSet } from './dispatcher-assignments.js';
+import { StatusBatcher } from './dispatcher-status.js';
 import { heartbeatPeriodMs, type ManagerContext, membership, type StoredNode, updateNode } from './context.js';
 import type { CallerIdentity } from './identity.js';
 import { nodeView } from './nodes.js';
@@ -34,6 +40,8 @@ interface Session {
   readonly nodeId: string;
   push(msg: SessionMessage): void;
   end(err?: Error): void;
+  /** Resolves when the session ends (with the error it ended with, if any). */
+  readonly ended: Promise<Error | undefined>;
 }
 
 export class Dispatcher {
@@ -43,8 +51,11 @@ export class Dispatcher {
   private readonly deadlines = new Map<string, { cancel(): void; at: number }>();
   private watchAbort: AbortController | undefined;
   private managersKey = '';
+  readonly status: StatusBatcher;
 
-  constructor(private readonly ctx: ManagerContext) {}
+  constructor(private readonly ctx: ManagerContext) {
+    this.status = new StatusBatcher(ctx);
+  }
 
   get isRunning(): boolean {
     return this.running;
@@ -93,6 +104,7 @@ export class Dispatcher {
     const leader = this.ctx.raft.leaderInfo().leader;
     for (const s of [...this.sessions.values()]) s.end(new NotLeaderError('the dispatcher session', leader));
     this.sessions.clear();
+    this.status.stop();
   }
 
   private requireRunning(what: string): void {
@@ -148,6 +160,7 @@ export class Dispatcher {
         if (!signal.aborted) write(msg);
       },
       end: (err) => finish(err),
+      ended,
     };
     const onAbort = (): void => finish();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -176,6 +189,76 @@ export class Dispatcher {
     const period = heartbeatPeriodMs(this.ctx);
     this.arm(nodeId, period * HEARTBEAT_GRACE);
     return { Period: period * 1e6 };
+  }
+
+  private currentSession(nodeId: string | undefined, sessionId: string | undefined, what: string): Session {
+    this.requireRunning(what);
+    if (nodeId === undefined) throw new CallerNotAllowedError(`${what} needs a node certificate`);
+    const s = this.sessions.get(nodeId);
+    if (s === undefined || (sessionId !== undefined && sessionId !== '' && sessionId !== s.id)) {
+      throw new SessionInvalidError(nodeId);
+    }
+    return s;
+  }
+
+  /**
+   * The node's assignments: the complete set, then incremental changes from a store watch,
+   * until the client goes away or the session ends (then with the session's error, or
+   * MANAGER_SESSION_INVALID: open a new session and a new stream).
+   */
+  async assignments(
+    req: AssignmentsRequest,
+    caller: CallerIdentity,
+    write: (msg: AssignmentsMessage) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const session = this.currentSession(caller.nodeId, req.SessionID, 'the assignments stream');
+    const nodeId = session.nodeId;
+    const set = new AssignmentSet(this.ctx.store, nodeId);
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let failed!: (err: Error) => void;
+    const watchFailed = new Promise<Error>((resolve) => (failed = resolve));
+    const fromRevision = this.ctx.store.revision;
+    write(set.complete());
+    let scheduled = false;
+    const flush = (): void => {
+      scheduled = false;
+      if (ac.signal.aborted) return;
+      const msg = set.incremental();
+      if (msg !== undefined) write(msg);
+    };
+    const watch = async (): Promise<void> => {
+      const kinds: ('task' | 'secret' | 'config')[] = ['task', 'secret', 'config'];
+      for await (const c of this.ctx.store.watch({ fromRevision, kinds, signal: ac.signal })) {
+        if (!set.concerns(c) || scheduled) continue;
+        scheduled = true;
+        setImmediate(flush);
+      }
+    };
+    watch().catch((err: unknown) => {
+      if (!ac.signal.aborted) failed(err instanceof Error ? err : new Error(String(err)));
+    });
+    const aborted = new Promise<undefined>((resolve) => ac.signal.addEventListener('abort', () => resolve(undefined)));
+    try {
+      const how = await Promise.race([
+        session.ended.then((err) => ({ err: err ?? new SessionInvalidError(nodeId) })),
+        watchFailed.then((err) => ({ err })),
+        aborted.then(() => ({ err: undefined })),
+      ]);
+      if (how.err !== undefined && !signal.aborted) throw how.err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      ac.abort();
+    }
+  }
+
+  /** Task status from a node: its own tasks only; batched into store transactions. */
+  async updateTaskStatus(req: UpdateTaskStatusRequest, caller: CallerIdentity): Promise<UpdateTaskStatusResponse> {
+    const session = this.currentSession(caller.nodeId, req.SessionID, 'a task status update');
+    await this.status.submit(session.nodeId, req.Updates ?? []);
+    return {};
   }
 
   /** Ends the session of a removed node. */

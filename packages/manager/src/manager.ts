@@ -25,6 +25,7 @@ import { newJoinTokens, type RootCA, UnlockKey } from '@shoal/ca';
 import { type Clock, type Logger, silentLogger, systemClock } from '@shoal/common';
 import type { LeaderInfo } from '@shoal/raft';
 import type { ClusterStore } from '@shoal/store';
+import { Allocator } from './allocator.js';
 import { CaApi } from './ca-api.js';
 import {
   type ManagerContext,
@@ -44,6 +45,7 @@ import { RoleManager } from './role-manager.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { SecretsConfigsApi } from './services/secrets-configs.js';
 import { ServicesApi } from './services/services-api.js';
+import { Scheduler } from './scheduler/scheduler.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -108,6 +110,8 @@ export class Manager {
   readonly servicesApi: ServicesApi;
   readonly secretsConfigs: SecretsConfigsApi;
   readonly orchestrator: Orchestrator;
+  readonly allocator: Allocator;
+  readonly scheduler: Scheduler;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -132,6 +136,8 @@ export class Manager {
     this.servicesApi = new ServicesApi(this.ctx);
     this.secretsConfigs = new SecretsConfigsApi(this.ctx);
     this.orchestrator = new Orchestrator(this.ctx);
+    this.allocator = new Allocator(this.ctx);
+    this.scheduler = new Scheduler(this.ctx);
     this.identifyFn =
       opts.identify ??
       ((call) => identifyCaller(call, this.ctx.rootCA.certPem, this.ctx.store.list<StoredCluster>('cluster')[0]?.ID));
@@ -169,6 +175,8 @@ export class Manager {
       this.dispatcher.start();
       this.roles.start();
       this.orchestrator.start();
+      this.allocator.start();
+      this.scheduler.start();
     } else if (!info.isLeader && this.leading) {
       this.ctx.logger.info({ leader: info.leader, term: info.term }, 'not leader any more: stopping leader loops');
       this.stepDown();
@@ -182,6 +190,8 @@ export class Manager {
     this.dispatcher.stop();
     this.roles.stop();
     this.orchestrator.stop();
+    this.allocator.stop();
+    this.scheduler.stop();
   }
 
   private async waitForLeadership(timeoutMs: number): Promise<void> {
@@ -340,18 +350,10 @@ export class Manager {
         this.dispatcher.session(req, this.identify(call), (m) => call.write(m), signal),
       ),
       heartbeat: u((req, call) => this.dispatcher.heartbeat(req, this.identify(call))),
-      updateTaskStatus: u((req) => {
-        if ((req.Updates ?? []).length > 0) throw new NotImplementedError('UpdateTaskStatus');
-        return {};
-      }),
-      assignments: serverStreamHandler(async (_req, call, signal) => {
-        // No tasks before issue 9: one empty complete set, then the stream stays open.
-        call.write({ Type: 'complete', AppliesTo: '', ResultsIn: '0', Changes: [] });
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) resolve();
-          else signal.addEventListener('abort', () => resolve(), { once: true });
-        });
-      }),
+      updateTaskStatus: u((req, call) => this.dispatcher.updateTaskStatus(req, this.identify(call))),
+      assignments: serverStreamHandler((req, call, signal) =>
+        this.dispatcher.assignments(req, this.identify(call), (m) => call.write(m), signal),
+      ),
     };
     const RaftMembership: RaftMembershipServer = {
       join: u((req, call, signal) => this.raftMembership.join(req, this.identify(call), signal)),

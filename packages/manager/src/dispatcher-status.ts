@@ -1,0 +1,131 @@
+/**
+ * Task status from the nodes (`UpdateTaskStatus`), batched into store transactions: updates that
+ * arrive within `windowMs` of the first one queued (or 10,000 of them) are written together, and
+ * every caller's call returns once its batch is stored. Per task only the furthest state
+ * counts, and only a move forward (TASK_STATES order) is written; an update for a task that is
+ * gone is dropped. A node may update only tasks assigned to it: one update for another node's
+ * task refuses the whole call (permission denied) and queues nothing.
+ */
+import { type TaskStatus, type TaskStatusUpdate, taskStateRank, type Task } from '@shoal/api';
+import { type StoredObject, VersionConflictError } from '@shoal/store';
+import type { ManagerContext } from './context.js';
+import { CallerNotAllowedError, InvalidRequestError, NotLeaderError } from './errors.js';
+
+type StoredTask = Task & StoredObject;
+
+/** How long the first update of a batch waits for others (SwarmKit waits 100 ms). */
+export const STATUS_BATCH_MS = 50;
+/** A batch this large is written at once. */
+export const STATUS_BATCH_MAX = 10_000;
+
+interface Queued {
+  readonly nodeId: string;
+  readonly status: TaskStatus;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class StatusBatcher {
+  private queue = new Map<string, Queued>();
+  private waiters: Waiter[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  /** Transactions written so far (tests and logs). */
+  transactions = 0;
+
+  constructor(
+    private readonly ctx: ManagerContext,
+    private readonly windowMs = STATUS_BATCH_MS,
+  ) {}
+
+  /** Checks and queues `updates` from `nodeId`; resolves when they are stored (or dropped). */
+  submit(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
+    for (const u of updates) {
+      const id = u.TaskID ?? '';
+      if (id === '') throw new InvalidRequestError('a task status update without TaskID');
+      const state = u.Status?.State ?? '';
+      if (taskStateRank(state) < 0) throw new InvalidRequestError(`task ${id}: unknown task state '${state}'`);
+      const t = this.ctx.store.get<StoredTask>('task', id);
+      if (t !== undefined && t.NodeID !== nodeId) {
+        throw new CallerNotAllowedError(`task ${id} is not assigned to node ${nodeId}: it cannot update its status`);
+      }
+    }
+    if (updates.length === 0) return Promise.resolve();
+    for (const u of updates) {
+      const id = u.TaskID ?? '';
+      const status = u.Status ?? {};
+      const cur = this.queue.get(id);
+      if (cur === undefined || taskStateRank(status.State ?? '') > taskStateRank(cur.status.State ?? '')) {
+        this.queue.set(id, { nodeId, status });
+      }
+    }
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.queue.size >= STATUS_BATCH_MAX) this.flushNow();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flushNow(), this.windowMs);
+      this.timer.unref();
+    }
+    return done;
+  }
+
+  /** Step-down: queued updates fail (the node sends them again to the new leader). */
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const err = new NotLeaderError('a task status update', this.ctx.raft.leaderInfo().leader);
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+    this.queue.clear();
+  }
+
+  private flushNow(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue;
+    const waiters = this.waiters;
+    this.queue = new Map();
+    this.waiters = [];
+    this.flushing = this.flushing.then(() =>
+      this.write(batch).then(
+        () => {
+          for (const w of waiters) w.resolve();
+        },
+        (err: unknown) => {
+          const e = err instanceof Error ? err : new Error(String(err));
+          for (const w of waiters) w.reject(e);
+        },
+      ),
+    );
+  }
+
+  private async write(batch: ReadonlyMap<string, Queued>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const now = new Date(this.ctx.clock.now()).toISOString();
+      const committed = await this.ctx.store
+        .update((tx) => {
+          for (const [id, q] of batch) {
+            const t = tx.get<StoredTask>('task', id);
+            if (t === undefined || t.NodeID !== q.nodeId) continue;
+            if (taskStateRank(q.status.State ?? '') <= taskStateRank(t.Status?.State ?? '')) continue;
+            const status: TaskStatus = { ...q.status };
+            if ((status.Timestamp ?? '') === '') status.Timestamp = now;
+            tx.update('task', { ...t, Status: status } as StoredTask);
+          }
+        })
+        .then(
+          (c) => c,
+          (err: unknown) => {
+            // Another writer (the orchestrator) changed one of the tasks: read again and retry.
+            if (err instanceof VersionConflictError && attempt < 5) return undefined;
+            throw err;
+          },
+        );
+      if (committed === undefined) continue;
+      if (committed.changes.length > 0) this.transactions++;
+      return;
+    }
+  }
+}
