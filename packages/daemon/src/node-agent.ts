@@ -6,7 +6,7 @@
  * session.
  */
 import { join } from 'node:path';
-import type { DispatcherClient} from '@shoal/api';
+import type { DispatcherClient } from '@shoal/api';
 import { serverStream, unary } from '@shoal/api';
 import type { Logger } from '@shoal/common';
 import { Engine } from '@shoal/engine';
