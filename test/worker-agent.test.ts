@@ -40,11 +40,12 @@ after(async () => {
 interface Node {
   dir: string;
   nodeId: string;
+  cgroupParent: string;
   open(): Promise<{ engine: Engine; agent: Agent }>;
 }
 
 /** A node: engine roots in a temp dir, a cgroup parent of its own; `open` is one shoald lifetime. */
-function node(t: TestContext): Node {
+function node(t: TestContext, insecure: string[] = []): Node {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-worker-'));
   const hex = randomBytes(4).toString('hex');
   const cgroupParent = `/shoal-worker-${hex}`;
@@ -63,6 +64,7 @@ function node(t: TestContext): Node {
   return {
     dir,
     nodeId,
+    cgroupParent,
     async open() {
       const engine = await Engine.open({
         dataRoot: join(dir, 'data'),
@@ -70,7 +72,12 @@ function node(t: TestContext): Node {
         cgroupParent,
         collector: true,
       });
-      const agent = new Agent({ engine, node: { id: nodeId, hostname: 'worker-host' }, logger: silentLogger() });
+      const agent = new Agent({
+        engine,
+        node: { id: nodeId, hostname: 'worker-host' },
+        logger: silentLogger(),
+        insecureRegistries: () => insecure,
+      });
       await agent.start();
       opened.push({ engine, agent });
       return { engine, agent };
@@ -335,5 +342,98 @@ test(
     assert.equal(same.length, 1, 'no duplicate container for the slot');
     assert.deepEqual(s2.link.states(keep.ID!), [], 'nothing to report: it was running and still is');
     assert.equal((await second.engine.inspect(before.get(shut.ID!)!.ContainerID!)).status, 'exited');
+  },
+);
+
+test(
+  'healthcheck: STARTING until healthy, then RUNNING; unhealthy -> FAILED and stopped',
+  { timeout: 240_000 },
+  async (t) => {
+    const n = node(t);
+    const { engine, agent } = await n.open();
+    const s = session(agent);
+    t.after(() => s.end());
+    const hc = { Interval: 200e6, Timeout: 5e9, Retries: 2 };
+    const slow = makeTask(n.nodeId, 'hc', 1, {
+      ContainerSpec: {
+        Image: busybox,
+        Args: ['sleep', '1000'],
+        StopGracePeriod: 1e9,
+        Healthcheck: { Test: ['CMD-SHELL', 'test -e /tmp/ready'], ...hc },
+      },
+    });
+    const sick = makeTask(n.nodeId, 'hc', 2, {
+      ContainerSpec: {
+        Image: busybox,
+        Args: ['sleep', '1000'],
+        StopGracePeriod: 1e9,
+        Healthcheck: { Test: ['CMD', 'false'], ...hc },
+      },
+    });
+    s.link.push('complete', [update(slow), update(sick)]);
+    const id = await until(
+      () =>
+        s.link.updates.find(
+          (u) => u.TaskID === slow.ID && u.Status?.State === 'starting' && u.Status.ContainerStatus?.ContainerID,
+        )?.Status?.ContainerStatus?.ContainerID,
+      'STARTING with its container',
+    );
+    // probes fail until /tmp/ready exists: whatever the timing, it cannot be RUNNING yet
+    await until(async () => ((await engine.inspect(id)).health?.log.length ? true : undefined), 'a first probe');
+    assert.ok(!s.link.states(slow.ID!).includes('running'), 'not RUNNING before healthy');
+    await exec(engine, id, ['touch', '/tmp/ready']);
+    await reached(s.link, slow, 'running');
+    assert.equal((await engine.inspect(id)).health?.status, 'healthy');
+
+    await reached(s.link, sick, 'failed');
+    assert.equal(s.link.last(sick.ID!)?.Status?.Err, 'task: unhealthy container');
+    assert.ok(!s.link.states(sick.ID!).includes('running'));
+    const sickId = s.link.last(sick.ID!)!.Status!.ContainerStatus!.ContainerID!;
+    await until(
+      async () => ((await engine.inspect(sickId)).status === 'exited' ? true : undefined),
+      'the unhealthy container stopped',
+    );
+  },
+);
+
+test(
+  'registry auth: the service credentials pull from a registry that requires them',
+  { timeout: 240_000 },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-worker-authreg-'));
+    const creds = { username: 'shoal', password: `pw-${randomBytes(6).toString('hex')}` };
+    const authReg = await startRegistry({ dir, htpasswd: creds });
+    t.after(async () => {
+      await authReg.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const [pushed] = await pushTestImages(authReg.url, { only: ['shoal-test/busybox:1'], auth: creds });
+    const image = pushed!.remoteRef;
+    const n = node(t);
+    const { agent } = await n.open();
+    const s = session(agent);
+    t.after(() => s.end());
+    const auth = (c: { username: string; password: string }): string =>
+      Buffer.from(JSON.stringify({ ...c, serveraddress: authReg.addr })).toString('base64url');
+    const withAuth = makeTask(n.nodeId, 'priv', 1, {
+      ContainerSpec: {
+        Image: image,
+        Args: ['sleep', '1000'],
+        StopGracePeriod: 1e9,
+        PullOptions: { RegistryAuth: auth(creds) },
+      },
+    });
+    const wrong = makeTask(n.nodeId, 'priv', 2, {
+      ContainerSpec: {
+        Image: image,
+        Args: ['true'],
+        PullOptions: { RegistryAuth: auth({ ...creds, password: 'nope' }) },
+      },
+    });
+    s.link.push('complete', [update(wrong)]);
+    await reached(s.link, wrong, 'failed');
+    assert.match(s.link.last(wrong.ID!)?.Status?.Err ?? '', /refused|unauthorized|authentication/i);
+    s.link.push('incremental', [update(withAuth)]);
+    await reached(s.link, withAuth, 'running');
   },
 );

@@ -108,6 +108,12 @@ export class TaskRunner {
   private async step(signal: AbortSignal): Promise<void> {
     if (wantsStop(this.task.DesiredState)) return this.shutdown();
     if (isTerminalTaskState(this.state)) return this.stopIfRunning();
+    if (!this.containerId && taskStateRank(this.state) >= taskStateRank('starting')) {
+      // The manager saw it start, but its container is gone (removed while shoald was down):
+      // running it again here would be a second run of the slot behind the manager's back.
+      this.advance('failed', 'lost', undefined, 'task: its container is gone from this node');
+      return;
+    }
     if (!this.containerId) await this.prepareAndRun(signal);
     await this.follow(signal);
   }
@@ -122,7 +128,6 @@ export class TaskRunner {
     const opts = await this.ctx.createOptions(t);
     this.advance('ready', 'prepared');
     signal.throwIfAborted();
-    this.advance('starting', 'starting');
     try {
       this.containerId = await this.ctx.engine.run(opts);
     } catch (err) {
@@ -167,8 +172,8 @@ export class TaskRunner {
         await this.stopContainer(id);
         return;
       }
+      this.advance('starting', 'starting', cs);
       if (health === undefined || health === 'healthy') this.advance('running', 'started', cs);
-      else this.advance('starting', 'starting', cs);
       const poll = rec.healthcheck ? AbortSignal.timeout(HEALTH_POLL_MS) : undefined;
       try {
         await engine.wait(id, { signal: poll ? AbortSignal.any([signal, poll]) : signal });
