@@ -41,7 +41,7 @@ function shoald(args: string[]): Shoald {
   });
   const logs: { msg?: string }[] = [];
   let buf = '';
-  proc.stderr!.on('data', (b: Buffer) => {
+  proc.stderr.on('data', (b: Buffer) => {
     buf += b.toString();
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
