@@ -437,3 +437,46 @@ test(
     await reached(s.link, withAuth, 'running');
   },
 );
+
+test(
+  'desired READY creates without starting; RUNNING starts it; a lost assignments message ends the session',
+  { timeout: 240_000 },
+  async (t) => {
+    const n = node(t);
+    const { engine, agent } = await n.open();
+    const link = new FakeDispatcher();
+    const ac = new AbortController();
+    const done = agent.runSession(link, ac.signal);
+    t.after(async () => {
+      ac.abort();
+      await done.catch((err: unknown) => {
+        if ((err as { code?: string }).code !== 'WORKER_ASSIGNMENTS_SEQUENCE') throw err;
+      });
+    });
+    const task = {
+      ...makeTask(n.nodeId, 'prep', 1, {
+        ContainerSpec: { Image: busybox, Args: ['sleep', '1000'], StopGracePeriod: 1e9 },
+      }),
+      DesiredState: 'ready',
+    };
+    link.push('complete', [update(task)]);
+    await reached(link, task, 'ready');
+    const made = await until(
+      async () => (await engine.list({ all: true })).find((c) => c.name === task.Name),
+      'the container made',
+    );
+    assert.equal(made.status, 'created', 'made, not started');
+    assert.ok(!link.states(task.ID!).includes('starting'));
+    link.push('incremental', [update({ ...task, DesiredState: 'running' })]);
+    await reached(link, task, 'running');
+    assert.equal((await engine.inspect(made.id)).status, 'running');
+    assert.equal(agent.containerOf(task.ID!), made.id, 'the same container was started');
+
+    link.pushRaw({ Type: 'incremental', AppliesTo: 'not-what-we-hold', ResultsIn: 'x', Changes: [] });
+    await assert.rejects(done, (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'WORKER_ASSIGNMENTS_SEQUENCE');
+      assert.match(err.message, /applies to "not-what-we-hold" but this node holds "2"/);
+      return true;
+    });
+  },
+);

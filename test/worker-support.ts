@@ -26,6 +26,12 @@ export class FakeDispatcher implements DispatcherLink {
     this.wakeup?.();
   }
 
+  /** A message as given (to test sequence checks). */
+  pushRaw(msg: AssignmentsMessage): void {
+    this.pending.push(msg);
+    this.wakeup?.();
+  }
+
   end(): void {
     this.ended = true;
     this.wakeup?.();

@@ -20,6 +20,7 @@ import {
   type Engine,
 } from '@shoal/engine';
 import { taskContainerOptions } from './container-options.js';
+import { AssignmentsSequenceError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
 import { decodeRegistryAuth } from './registry-auth.js';
@@ -85,9 +86,16 @@ export class Agent {
    */
   async runSession(link: DispatcherLink, signal: AbortSignal): Promise<void> {
     this.reporter.attach(link);
+    let holds = '';
     try {
       for await (const msg of link.assignments(signal)) {
         if (this.stopped) break;
+        // A change that does not apply to what we hold means a lost message: end the session, the
+        // next one starts with a complete set.
+        if (msg.Type !== 'complete' && msg.AppliesTo && holds && msg.AppliesTo !== holds) {
+          throw new AssignmentsSequenceError(msg.AppliesTo, holds);
+        }
+        holds = msg.ResultsIn ?? '';
         await this.enqueue(() => Promise.resolve(this.apply(msg)));
       }
     } finally {

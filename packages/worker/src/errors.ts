@@ -38,3 +38,14 @@ export class RegistryAuthError extends WorkerError {
     super('WORKER_REGISTRY_AUTH', `registry auth: ${message}`, 'invalid-argument', options);
   }
 }
+
+/** An incremental assignments message that does not apply to the set the node holds. */
+export class AssignmentsSequenceError extends WorkerError {
+  constructor(appliesTo: string, holds: string) {
+    super(
+      'WORKER_ASSIGNMENTS_SEQUENCE',
+      `assignments: an incremental change applies to ${JSON.stringify(appliesTo)} but this node holds ${JSON.stringify(holds)}`,
+      'failed-precondition',
+    );
+  }
+}

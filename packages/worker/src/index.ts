@@ -14,4 +14,11 @@ export { expandTemplate, templateValues, containerName, type NodeInfo } from './
 export { decodeRegistryAuth } from './registry-auth.js';
 export type { VolumeProvider } from './volumes.js';
 export * from './labels.js';
-export { WorkerError, TaskSpecError, SecretMissingError, VolumeUnsupportedError, RegistryAuthError } from './errors.js';
+export {
+  WorkerError,
+  TaskSpecError,
+  SecretMissingError,
+  VolumeUnsupportedError,
+  RegistryAuthError,
+  AssignmentsSequenceError,
+} from './errors.js';

@@ -114,11 +114,14 @@ export class TaskRunner {
       this.advance('failed', 'lost', undefined, 'task: its container is gone from this node');
       return;
     }
-    if (!this.containerId) await this.prepareAndRun(signal);
+    // DesiredState READY (SwarmKit): prepare and create, start only once it becomes RUNNING.
+    const startNow = this.task.DesiredState !== 'ready';
+    if (!this.containerId) await this.prepareAndRun(signal, startNow);
+    if (!startNow) return;
     await this.follow(signal);
   }
 
-  private async prepareAndRun(signal: AbortSignal): Promise<void> {
+  private async prepareAndRun(signal: AbortSignal, start: boolean): Promise<void> {
     const t = this.task;
     const spec = t.Spec?.ContainerSpec ?? {};
     this.advance('accepted', 'accepted');
@@ -129,7 +132,7 @@ export class TaskRunner {
     this.advance('ready', 'prepared');
     signal.throwIfAborted();
     try {
-      this.containerId = await this.ctx.engine.run(opts);
+      this.containerId = start ? await this.ctx.engine.run(opts) : await this.ctx.engine.create(opts);
     } catch (err) {
       if (!(err instanceof NameInUseError)) throw err;
       // A container of this very task (made by an earlier agent) holds the name: follow it.
@@ -137,7 +140,7 @@ export class TaskRunner {
       if (rec.labels[LABEL_TASK_ID] !== t.ID) throw err;
       this.containerId = rec.id;
     }
-    this.log.info({ container: this.containerId }, 'task container started');
+    this.log.info({ container: this.containerId, started: start }, 'task container made');
   }
 
   /** Follows the running container until it exits (or turns unhealthy), reporting RUNNING on the way. */
