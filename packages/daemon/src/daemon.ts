@@ -47,6 +47,7 @@ import { ManagerRuntime } from './manager-runtime.js';
 import type { StoreStateMachine } from '@shoal/store';
 import { swarmService } from './swarm-service.js';
 import { WorkerSession } from './worker-session.js';
+import { startNodeAgent, stopNodeAgent, type NodeAgent } from './node-agent.js';
 import { startRenewer } from './node-certificate.js';
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked';
@@ -68,6 +69,8 @@ export class Daemon {
   identity: Identity | undefined;
   manager: ManagerRuntime | undefined;
   worker: WorkerSession | undefined;
+  /** The engine (collector role) and the worker's Agent on it, while the node is in a swarm. */
+  node: NodeAgent | undefined;
   renewer: CertRenewer | undefined;
   /** The unlock key of an autolocked node, kept after unlock to re-seal renewed keys. */
   unlockKey: UnlockKey | undefined;
@@ -167,8 +170,21 @@ export class Daemon {
       this.manager = rt;
       await rt.start();
     }
-    // Every node, managers included, keeps a dispatcher session (the agent side of membership).
-    this.worker = new WorkerSession({ daemon: this, logger: this.log.child({ component: 'session' }) });
+    // Every node, managers included, keeps a dispatcher session (the agent side of membership)
+    // and runs the tasks assigned to it.
+    this.node ??= await startNodeAgent({
+      engineRoot: this.layout.engine,
+      runRoot: this.settings.runRoot,
+      nodeId: identity.nodeId,
+      hostname: this.hostname(),
+      insecureRegistries: () => this.settings.insecureRegistries,
+      logger: this.log,
+    });
+    this.worker = new WorkerSession({
+      daemon: this,
+      logger: this.log.child({ component: 'session' }),
+      agent: this.node.agent,
+    });
     this.worker.start();
     this.renewer = startRenewer(this, this.log.child({ component: 'certificates' }));
     this.status = 'active';
@@ -183,6 +199,9 @@ export class Daemon {
     const w = this.worker;
     this.worker = undefined;
     await w?.stop();
+    const n = this.node;
+    this.node = undefined;
+    if (n) await stopNodeAgent(n);
     this.forwarder.close();
     await this.stopClusterServer();
   }

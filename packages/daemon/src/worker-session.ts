@@ -2,7 +2,9 @@
  * A worker's link to the managers: a Dispatcher session (server stream) to one manager with
  * heartbeats at the period the manager asks; on any failure the next known manager is tried
  * (after a backoff), and the session's manager list replaces the known one (state.json), so the
- * worker follows the cluster as managers come and go.
+ * worker follows the cluster as managers come and go. Once the session is open, the node's Agent
+ * (@shoal/worker) consumes its Assignments stream and reports task states through it; the end
+ * or failure of that stream ends the session too, so both move to the next manager together.
  */
 import { DispatcherClient, serverStream, unary } from '@shoal/api';
 import { Backoff, errorMessage, ignoreAborted, sleep, type Logger } from '@shoal/common';
@@ -10,6 +12,8 @@ import type { Daemon } from './daemon.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { writeNodeState } from './layout.js';
 import { changeRole } from './node-certificate.js';
+import type { Agent } from '@shoal/worker';
+import { grpcDispatcherLink } from './node-agent.js';
 
 export class WorkerSession {
   private readonly ac = new AbortController();
@@ -20,7 +24,7 @@ export class WorkerSession {
   heartbeats = 0;
   private switching = false;
 
-  constructor(private readonly opts: { daemon: Daemon; logger: Logger }) {}
+  constructor(private readonly opts: { daemon: Daemon; logger: Logger; agent?: Agent | undefined }) {}
 
   start(): void {
     this.loop = this.run();
@@ -65,6 +69,7 @@ export class WorkerSession {
     const stopAll = (): void => ac.abort();
     this.ac.signal.addEventListener('abort', stopAll, { once: true });
     let heartbeat: Promise<void> | undefined;
+    let assignments: Promise<void> | undefined;
     try {
       const description = d.description();
       for await (const msg of serverStream(
@@ -98,6 +103,7 @@ export class WorkerSession {
           this.opts.logger.info({ manager: addr, sessionId }, 'dispatcher session open');
           const periodMs = Math.max(100, (msg.HeartbeatPeriod ?? 5e9) / 1e6);
           heartbeat = this.heartbeats_(client, sessionId, periodMs, ac);
+          assignments = this.assignments(client, sessionId, ac);
         }
       }
     } finally {
@@ -107,8 +113,23 @@ export class WorkerSession {
       await heartbeat?.catch((err: unknown) =>
         this.opts.logger.debug({ err: errorMessage(err) }, 'heartbeats ended with an error'),
       );
+      await assignments;
       client.close();
     }
+  }
+
+  /** Runs the agent on this session's Assignments stream; its end or failure ends the session. */
+  private async assignments(client: DispatcherClient, sessionId: string, ac: AbortController): Promise<void> {
+    const agent = this.opts.agent;
+    if (!agent) return;
+    try {
+      await agent.runSession(grpcDispatcherLink(client, sessionId), ac.signal);
+      if (!ac.signal.aborted) this.opts.logger.warn('assignments stream ended: reconnecting');
+    } catch (err) {
+      if (!ac.signal.aborted) this.opts.logger.warn({ err: errorMessage(err) }, 'assignments failed: reconnecting');
+      else this.opts.logger.debug({ err: errorMessage(err) }, 'assignments ended with the session');
+    }
+    ac.abort();
   }
 
   private async heartbeats_(

@@ -1,0 +1,51 @@
+import { ShoalError, type ErrorKind } from '@shoal/common';
+
+/** Base of the worker's own errors; `code` is one of the WORKER_* codes in docs/worker.md. */
+export class WorkerError extends ShoalError {
+  constructor(code: string, message: string, kind: ErrorKind, options: { cause?: unknown } = {}) {
+    super(code, message, { ...options, kind });
+  }
+}
+
+/** A task spec the worker cannot turn into a container (bad template, uid, mount type...). */
+export class TaskSpecError extends WorkerError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('WORKER_INVALID_SPEC', message, 'invalid-argument', options);
+  }
+}
+
+/** A task references a secret or config that its assignments did not carry. */
+export class SecretMissingError extends WorkerError {
+  constructor(kind: 'secret' | 'config', id: string, name: string) {
+    super('WORKER_SECRET_MISSING', `${kind} ${name || id} (${id}) was not sent to this node`, 'not-found');
+  }
+}
+
+/** A volume mount on a node whose engine has no named volumes (see VolumeProvider). */
+export class VolumeUnsupportedError extends WorkerError {
+  constructor(name: string) {
+    super(
+      'WORKER_VOLUME_UNSUPPORTED',
+      `volume mount ${JSON.stringify(name)}: this node has no volume support`,
+      'failed-precondition',
+    );
+  }
+}
+
+/** The service's registry auth (X-Registry-Auth) cannot be decoded. */
+export class RegistryAuthError extends WorkerError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('WORKER_REGISTRY_AUTH', `registry auth: ${message}`, 'invalid-argument', options);
+  }
+}
+
+/** An incremental assignments message that does not apply to the set the node holds. */
+export class AssignmentsSequenceError extends WorkerError {
+  constructor(appliesTo: string, holds: string) {
+    super(
+      'WORKER_ASSIGNMENTS_SEQUENCE',
+      `assignments: an incremental change applies to ${JSON.stringify(appliesTo)} but this node holds ${JSON.stringify(holds)}`,
+      'failed-precondition',
+    );
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * @module @shoal/worker
+ * The node agent of a Shoal worker: it applies the dispatcher's assignments to the engine
+ * (pull, create, start, follow, stop, remove), keeps secrets and configs in memory and on
+ * per-container tmpfs only, reports task states in batches, and re-adopts its containers after
+ * a restart. The session to the managers is the daemon's; it hands the agent a DispatcherLink.
+ */
+export { Agent, type AgentOptions } from './agent.js';
+export type { DispatcherLink } from './dispatcher-link.js';
+export { StatusReporter } from './status-reporter.js';
+export { TaskRunner, wantsStop, type RunnerContext } from './task-runner.js';
+export { taskContainerOptions, DEFAULT_STOP_GRACE_MS, type TaskContainerInput } from './container-options.js';
+export { expandTemplate, templateValues, containerName, type NodeInfo } from './template.js';
+export { decodeRegistryAuth } from './registry-auth.js';
+export type { VolumeProvider } from './volumes.js';
+export * from './labels.js';
+export {
+  WorkerError,
+  TaskSpecError,
+  SecretMissingError,
+  VolumeUnsupportedError,
+  RegistryAuthError,
+  AssignmentsSequenceError,
+} from './errors.js';

@@ -1,0 +1,250 @@
+/**
+ * One assigned task on this node, reconciled with the engine by a loop of its own: it prepares
+ * (pull, create options), runs the container, follows it (exit, health) and stops it when the
+ * desired state says so, reporting each state it reaches once and only forward (ACCEPTED,
+ * PREPARING, READY, STARTING, RUNNING, then COMPLETE, FAILED or SHUTDOWN). A change of the
+ * desired state wakes the loop; a status echo from the manager does not.
+ */
+import { isTerminalTaskState, taskStateRank, type ContainerStatus, type Task, type TaskStatus } from '@shoal/api';
+import { errorMessage, type Logger } from '@shoal/common';
+import { ContainerNotFoundError, NameInUseError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
+import { LABEL_TASK_ID } from './labels.js';
+import { containerName } from './template.js';
+
+/** What a runner needs from its agent. */
+export interface RunnerContext {
+  engine: Engine;
+  log: Logger;
+  report(taskId: string, status: TaskStatus): void;
+  /** Pulls the image (with the service's registry auth); resolves when it is in the local store. */
+  pull(image: string, registryAuth: string, signal: AbortSignal): Promise<void>;
+  /** The engine create options for the task (labels, mounts, secrets...). */
+  createOptions(task: Task): Promise<ContainerCreateOptions>;
+}
+
+/** How often a container with a healthcheck is looked at while it runs. */
+const HEALTH_POLL_MS = 500;
+
+/** Desired states that mean "not running any more". */
+export function wantsStop(desired: string | undefined): boolean {
+  return desired === 'shutdown' || desired === 'remove';
+}
+
+export class TaskRunner {
+  private task: Task;
+  /** The furthest state known: ours or the manager's. */
+  private state: string;
+  private containerId: string | undefined;
+  private wake = new AbortController();
+  private closed = false;
+  private loop: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ctx: RunnerContext,
+    task: Task,
+    adoptedContainer?: string,
+  ) {
+    this.task = task;
+    this.state = task.Status?.State ?? 'assigned';
+    this.containerId = adoptedContainer;
+    this.log = ctx.log.child({ task: task.ID, name: containerName(task) });
+  }
+
+  get taskId(): string {
+    return this.task.ID ?? '';
+  }
+
+  /** The furthest state this runner knows of. */
+  get observedState(): string {
+    return this.state;
+  }
+
+  get container(): string | undefined {
+    return this.containerId;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** A new version of the task from the dispatcher. */
+  update(task: Task): void {
+    const before = this.task.DesiredState;
+    this.task = task;
+    const st = task.Status?.State;
+    if (st && taskStateRank(st) > taskStateRank(this.state)) this.state = st;
+    if (task.DesiredState !== before) this.wake.abort();
+  }
+
+  /**
+   * Ends the loop. With `remove` (the task left the assignments) the container is stopped
+   * within its grace period and removed; without (the agent stops) it keeps running.
+   */
+  async close(opts: { remove: boolean }): Promise<void> {
+    this.closed = true;
+    this.wake.abort();
+    await this.loop;
+    if (opts.remove && this.containerId) await this.removeContainer(this.containerId);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closed) {
+      const wake = (this.wake = new AbortController());
+      try {
+        await this.step(wake.signal);
+      } catch (err) {
+        if (!wake.signal.aborted) this.fail(err);
+        else this.log.debug({ err: errorMessage(err) }, 'interrupted by a change: looking again');
+      }
+      if (this.closed) break;
+      if (!wake.signal.aborted) {
+        await new Promise<void>((resolve) => wake.signal.addEventListener('abort', () => resolve(), { once: true }));
+      }
+    }
+  }
+
+  /** One pass: do what the desired state asks; returns when nothing more is to be done until a change. */
+  private async step(signal: AbortSignal): Promise<void> {
+    if (wantsStop(this.task.DesiredState)) return this.shutdown();
+    if (isTerminalTaskState(this.state)) return this.stopIfRunning();
+    if (!this.containerId && taskStateRank(this.state) >= taskStateRank('starting')) {
+      // The manager saw it start, but its container is gone (removed while shoald was down):
+      // running it again here would be a second run of the slot behind the manager's back.
+      this.advance('failed', 'lost', undefined, 'task: its container is gone from this node');
+      return;
+    }
+    // DesiredState READY (SwarmKit): prepare and create, start only once it becomes RUNNING.
+    const startNow = this.task.DesiredState !== 'ready';
+    if (!this.containerId) await this.prepareAndRun(signal, startNow);
+    if (!startNow) return;
+    await this.follow(signal);
+  }
+
+  private async prepareAndRun(signal: AbortSignal, start: boolean): Promise<void> {
+    const t = this.task;
+    const spec = t.Spec?.ContainerSpec ?? {};
+    this.advance('accepted', 'accepted');
+    this.advance('preparing', 'preparing');
+    await this.ctx.pull(spec.Image ?? '', spec.PullOptions?.RegistryAuth ?? '', signal);
+    signal.throwIfAborted();
+    const opts = await this.ctx.createOptions(t);
+    this.advance('ready', 'prepared');
+    signal.throwIfAborted();
+    try {
+      this.containerId = start ? await this.ctx.engine.run(opts) : await this.ctx.engine.create(opts);
+    } catch (err) {
+      if (!(err instanceof NameInUseError)) throw err;
+      // A container of this very task (made by an earlier agent) holds the name: follow it.
+      const rec = await this.ctx.engine.inspect(opts.name ?? '');
+      if (rec.labels[LABEL_TASK_ID] !== t.ID) throw err;
+      this.containerId = rec.id;
+    }
+    this.log.info({ container: this.containerId, started: start }, 'task container made');
+  }
+
+  /** Follows the running container until it exits (or turns unhealthy), reporting RUNNING on the way. */
+  private async follow(signal: AbortSignal): Promise<void> {
+    const engine = this.ctx.engine;
+    const id = this.containerId!;
+    for (;;) {
+      let rec;
+      try {
+        rec = await engine.inspect(id);
+      } catch (err) {
+        if (!(err instanceof ContainerNotFoundError)) throw err;
+        this.containerId = undefined;
+        this.advance('failed', 'removed', { ContainerID: id }, `task: container ${id.slice(0, 12)} was removed`);
+        return;
+      }
+      const cs: ContainerStatus = { ContainerID: id, PID: rec.pid ?? 0 };
+      if (rec.status === 'exited') {
+        const exit = await engine.wait(id);
+        const done = { ...cs, PID: 0, ExitCode: exit.exitCode };
+        if (exit.exitCode === 0) this.advance('complete', 'finished', done);
+        else this.advance('failed', 'started', done, `task: non-zero exit (${exit.exitCode})`);
+        return;
+      }
+      if (rec.status === 'created') {
+        await engine.start(id);
+        continue;
+      }
+      const health = rec.healthcheck ? (rec.health?.status ?? 'starting') : undefined;
+      if (health === 'unhealthy') {
+        this.advance('failed', 'unhealthy', cs, 'task: unhealthy container');
+        await this.stopContainer(id);
+        return;
+      }
+      this.advance('starting', 'starting', cs);
+      if (health === undefined || health === 'healthy') this.advance('running', 'started', cs);
+      const poll = rec.healthcheck ? AbortSignal.timeout(HEALTH_POLL_MS) : undefined;
+      try {
+        await engine.wait(id, { signal: poll ? AbortSignal.any([signal, poll]) : signal });
+      } catch (err) {
+        if (signal.aborted || !poll?.aborted) throw err;
+      }
+    }
+  }
+
+  /** Desired SHUTDOWN/REMOVE: stop within the grace period (the container's stop signal), report SHUTDOWN. */
+  private async shutdown(): Promise<void> {
+    let cs: ContainerStatus | undefined;
+    if (this.containerId) {
+      const exit = await this.stopContainer(this.containerId);
+      cs = { ContainerID: this.containerId, PID: 0, ...(exit ? { ExitCode: exit } : {}) };
+    }
+    if (!isTerminalTaskState(this.state)) this.advance('shutdown', 'shutdown', cs);
+  }
+
+  /** A task already over (as we or the manager know it) must not keep a running container. */
+  private async stopIfRunning(): Promise<void> {
+    if (this.containerId) await this.stopContainer(this.containerId);
+  }
+
+  /** Stops the container if it runs (grace period and signal from its record); its exit code, if known. */
+  private async stopContainer(id: string): Promise<number | undefined> {
+    try {
+      const rec = await this.ctx.engine.inspect(id);
+      if (rec.status === 'exited') return rec.exitCode;
+      this.log.info({ container: id, graceMs: rec.stopTimeoutMs, signal: rec.stopSignal }, 'stopping task container');
+      const exit = await this.ctx.engine.stop(id);
+      return exit?.exitCode;
+    } catch (err) {
+      if (!(err instanceof ContainerNotFoundError)) throw err;
+      if (this.containerId === id) this.containerId = undefined;
+      return undefined;
+    }
+  }
+
+  private async removeContainer(id: string): Promise<void> {
+    await this.stopContainer(id);
+    try {
+      await this.ctx.engine.remove(id, { force: true });
+      this.log.info({ container: id }, 'task container removed');
+    } catch (err) {
+      if (!(err instanceof ContainerNotFoundError)) throw err;
+    }
+    this.containerId = undefined;
+  }
+
+  private fail(err: unknown): void {
+    const msg = errorMessage(err);
+    this.log.warn({ err: msg, state: this.state }, 'task failed');
+    if (wantsStop(this.task.DesiredState)) this.advance('shutdown', 'shutdown', undefined, msg);
+    else this.advance('failed', this.state, undefined, msg);
+  }
+
+  /** Reports `state` if it is further than what is known; states never move back. */
+  private advance(state: string, message: string, cs?: ContainerStatus, err?: string): void {
+    if (taskStateRank(state) <= taskStateRank(this.state)) return;
+    if (isTerminalTaskState(this.state)) return;
+    this.state = state;
+    this.ctx.report(this.taskId, {
+      Timestamp: new Date().toISOString(),
+      State: state,
+      Message: message,
+      ...(err !== undefined ? { Err: err } : {}),
+      ...(cs ? { ContainerStatus: cs } : {}),
+    });
+  }
+}
