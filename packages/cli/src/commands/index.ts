@@ -5,6 +5,9 @@ import { registerContainer } from './container.js';
 import { registerImage } from './image.js';
 import { registerSwarm } from './swarm.js';
 import { registerNode } from './node.js';
+import { registerService } from '../service/command.js';
+import { registerSecret } from '../secret/command.js';
+import { registerConfig } from '../config/command.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
 export const commands: CommandModule[] = [
@@ -14,4 +17,7 @@ export const commands: CommandModule[] = [
   registerImage,
   registerSwarm,
   registerNode,
+  registerService,
+  registerSecret,
+  registerConfig,
 ];

@@ -11,6 +11,34 @@ import {
   SwarmClient,
   unary,
   type CallSettings,
+  type CreateConfigRequest,
+  type CreateConfigResponse,
+  type CreateSecretRequest,
+  type CreateSecretResponse,
+  type CreateServiceRequest,
+  type CreateServiceResponse,
+  type GetConfigRequest,
+  type GetConfigResponse,
+  type GetSecretRequest,
+  type GetSecretResponse,
+  type GetServiceRequest,
+  type GetServiceResponse,
+  type GetTaskRequest,
+  type GetTaskResponse,
+  type ListConfigsRequest,
+  type ListConfigsResponse,
+  type ListSecretsRequest,
+  type ListSecretsResponse,
+  type ListServicesRequest,
+  type ListServicesResponse,
+  type RemoveConfigRequest,
+  type RemoveConfigResponse,
+  type RemoveSecretRequest,
+  type RemoveSecretResponse,
+  type RemoveServiceRequest,
+  type RemoveServiceResponse,
+  type UpdateServiceRequest,
+  type UpdateServiceResponse,
   type GetClusterRequest,
   type GetClusterResponse,
   type GetNodeRequest,
@@ -105,6 +133,20 @@ export interface ControlCalls {
   getCluster: Unary<GetClusterRequest, GetClusterResponse>;
   updateCluster: Unary<UpdateClusterRequest, UpdateClusterResponse>;
   getUnlockKey: Unary<GetUnlockKeyRequest, GetUnlockKeyResponse>;
+  getTask: Unary<GetTaskRequest, GetTaskResponse>;
+  getService: Unary<GetServiceRequest, GetServiceResponse>;
+  listServices: Unary<ListServicesRequest, ListServicesResponse>;
+  createService: Unary<CreateServiceRequest, CreateServiceResponse>;
+  updateService: Unary<UpdateServiceRequest, UpdateServiceResponse>;
+  removeService: Unary<RemoveServiceRequest, RemoveServiceResponse>;
+  getSecret: Unary<GetSecretRequest, GetSecretResponse>;
+  listSecrets: Unary<ListSecretsRequest, ListSecretsResponse>;
+  createSecret: Unary<CreateSecretRequest, CreateSecretResponse>;
+  removeSecret: Unary<RemoveSecretRequest, RemoveSecretResponse>;
+  getConfig: Unary<GetConfigRequest, GetConfigResponse>;
+  listConfigs: Unary<ListConfigsRequest, ListConfigsResponse>;
+  createConfig: Unary<CreateConfigRequest, CreateConfigResponse>;
+  removeConfig: Unary<RemoveConfigRequest, RemoveConfigResponse>;
 }
 
 export interface DaemonClient {
@@ -155,6 +197,20 @@ const CONTROL_METHODS = [
   'getCluster',
   'updateCluster',
   'getUnlockKey',
+  'getTask',
+  'getService',
+  'listServices',
+  'createService',
+  'updateService',
+  'removeService',
+  'getSecret',
+  'listSecrets',
+  'createSecret',
+  'removeSecret',
+  'getConfig',
+  'listConfigs',
+  'createConfig',
+  'removeConfig',
 ] as const;
 
 /** Checks the socket before dialling, so the error says what is wrong (absent, not a socket, root-only). */
