@@ -34,6 +34,8 @@ export interface ContainerMonitorDeps {
   dataRoot: string;
   /** This data root's own dir below the run root: `bundles/` and the runc root live here. */
   runtimeDir: string;
+  /** Told of every exit this process collects (the restart supervisor listens). */
+  onExit?: (rec: ContainerRecord) => void;
 }
 
 /** How long a removal waits for a killed container's shim to finish its log and exit. */
@@ -196,6 +198,7 @@ export class ContainerMonitor {
       delete r.collector;
     });
     this.log.debug({ id: rec.id, exit }, 'container exited');
+    this.deps.onExit?.(next);
     if (next.autoRemove) {
       await this.takeOverRemoval(next, 'auto-remove').catch((err: unknown) => {
         if (!(err instanceof ContainerNotFoundError)) throw err; // removed: as asked
