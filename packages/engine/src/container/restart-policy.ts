@@ -74,7 +74,8 @@ export function shouldRestart(
       const max = p.maximumRetryCount ?? 0;
       return exitCode !== 0 && (max === 0 || restartCount < max);
     }
-    default:
+    case 'no':
+    case undefined:
       return false;
   }
 }

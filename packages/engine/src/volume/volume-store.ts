@@ -148,7 +148,7 @@ export class VolumeStore {
     this.lockPath = join(this.dir, '.lock');
   }
 
-  private locked<T>(fn: () => Promise<T>): Promise<T> {
+  private locked<T>(fn: () => Promise<T> | T): Promise<T> {
     return mkdir(this.dir, { recursive: true }).then(() => withStateLock(this.lockPath, 'exclusive', fn));
   }
 
@@ -266,7 +266,7 @@ export class VolumeStore {
     const v = await this.inspect(name);
     const type = v.Options?.['type'];
     if (!type) return v.Mountpoint;
-    return this.locked(async () => {
+    return this.locked(() => {
       if (isMountPoint(v.Mountpoint)) return v.Mountpoint;
       const device = v.Options?.['device'] ?? '';
       const parts = (v.Options?.['o'] ?? '').split(',').filter(Boolean);
