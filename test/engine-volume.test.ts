@@ -164,6 +164,11 @@ test(
     assert.match(pruned, new RegExp(`Deleted Volumes:\\n${anon[0]!}\\n`));
     assert.deepEqual(await names(), ['bind1', 'data1', 'etc1', 'mnt1', 'other', 'tmp1']);
     ok(await vol('prune', '-a', '-f', '--filter', 'label=made'), 'prune -a label');
+    // --rm and rm -v take a container's anonymous volumes with it, not its named ones
+    ok(await run('--rm', '-v', '/anon2', '-v', 'data1:/d', env.image, 'true'), '--rm anonymous');
+    const withAnon = ok(await shoal(['container', 'create', ...f, '-v', '/anon3', env.image, 'true']), 'anon3').trim();
+    assert.equal((await names()).filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 1, 'only anon3 is left');
+    ok(await shoal(['container', 'rm', '-v', ...f, withAnon]), 'rm -v');
     assert.deepEqual(await names(), ['bind1', 'data1', 'etc1', 'other', 'tmp1']);
 
     // rm: the tmpfs is unmounted and the bind device left alone; -f ignores a missing one

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, silentLogger, type Logger } from '@shoal/common';
-import { ContainerNotFoundError, ContainerStateError, NameInUseError } from './errors.js';
+import { ContainerNotFoundError, ContainerStateError, NameInUseError, VolumeInUseError } from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, recordNetwork, validateCreate } from './container/config.js';
@@ -137,6 +137,7 @@ export class Engine {
       dataRoot: opts.dataRoot,
       runtimeDir: runtime.dir,
       onExit: (rec) => this.supervisor?.exited(rec),
+      removeVolumes: (rec) => this.removeAnonymousVolumes(rec),
     });
     this.volumes = new VolumeStore(opts.dataRoot, async () => {
       const used = new Map<string, string[]>();
@@ -458,7 +459,7 @@ export class Engine {
    * Removes a container (state, logs, rootfs); a running one only with `force` (it is killed).
    * Holds a `remove` lease: if this process dies meanwhile, the next engine finishes the removal.
    */
-  async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const id = await this.store.resolve(ref);
     let rec: ContainerRecord;
     try {
@@ -480,7 +481,7 @@ export class Engine {
         throw new ContainerStateError(id, 'running', 'stop it first or remove with force');
       throw new ContainerStateError(id, 'busy', `process ${held.lease?.pid ?? '?'} is doing ${held.lease?.op ?? '?'}`);
     }
-    await this.monitor.remove(held);
+    await this.monitor.remove(held, { volumes: opts.volumes ?? false });
   }
 
   /** Resolves when the container has exited (at once if it has). */
@@ -649,6 +650,16 @@ export class Engine {
    */
   ensureVolume(name: string, opts: { labels?: Record<string, string>; driverOpts?: Record<string, string> } = {}) {
     return this.volumes.ensure(name, opts);
+  }
+
+  /** After a removal with `volumes` (or auto-remove): its anonymous volumes go too, unless another container uses them. */
+  private async removeAnonymousVolumes(rec: ContainerRecord): Promise<void> {
+    for (const v of rec.volumes ?? []) {
+      if (!v.anonymous) continue;
+      await this.volumes.remove(v.name, { force: true }).catch((err: unknown) => {
+        if (!(err instanceof VolumeInUseError)) throw err;
+      });
+    }
   }
 
   /** Ensures the record's volumes exist (and their devices are mounted); the dirs to bind. */

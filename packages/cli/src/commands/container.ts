@@ -611,7 +611,8 @@ export function registerContainer(program: Command): void {
           process.off('SIGTERM', forward);
         }
         // --rm: the engine may have removed it already (auto-remove on exit).
-        if (f.rm) await engine.remove(id, { force: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
+        if (f.rm)
+          await engine.remove(id, { force: true, volumes: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
       } finally {
         await engine.close();
       }
@@ -707,10 +708,11 @@ export function registerContainer(program: Command): void {
 
   withRoots(c.command('rm').description('Remove containers').argument('<container...>'))
     .option('-f, --force', 'kill running containers first')
-    .action(async (refs: string[], f: GlobalOpts & { force?: boolean }) => {
+    .option('-v, --volumes', 'also remove its anonymous volumes')
+    .action(async (refs: string[], f: GlobalOpts & { force?: boolean; volumes?: boolean }) => {
       const engine = await openEngine(f);
       for (const r of refs) {
-        await engine.remove(r, { force: f.force });
+        await engine.remove(r, { force: f.force, volumes: f.volumes });
         process.stdout.write(`${r}\n`);
       }
     });
