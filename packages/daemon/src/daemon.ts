@@ -49,6 +49,8 @@ import { swarmService } from './swarm-service.js';
 import { WorkerSession } from './worker-session.js';
 import { startNodeAgent, stopNodeAgent, type NodeAgent } from './node-agent.js';
 import { startRenewer } from './node-certificate.js';
+import { openLocalEngine } from './local-engine.js';
+import type { Engine } from '@shoal/engine';
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked';
 
@@ -72,6 +74,8 @@ export class Daemon {
   /** The engine (collector role) and the worker's Agent on it, while the node is in a swarm. */
   node: NodeAgent | undefined;
   renewer: CertRenewer | undefined;
+  /** The host's engine: collector and restart supervisor of standalone containers. */
+  engine: Engine | undefined;
   /** The unlock key of an autolocked node, kept after unlock to re-seal renewed keys. */
   unlockKey: UnlockKey | undefined;
   private provider: NodeCertificateProvider | undefined;
@@ -102,6 +106,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     await ensureLayout(this.layout);
+    this.engine = await openLocalEngine(this.layout.engine, this.settings.runRoot, this.log);
     this.state = await readNodeState(this.layout);
     if (this.state) {
       if (await this.keyStore.isLocked()) {
@@ -424,6 +429,7 @@ export class Daemon {
     const local = this.localServer;
     this.localServer = undefined;
     await this.stopRole();
+    await this.engine?.close();
     if (local) await shutdownServer(local);
     await rm(this.settings.socket, { force: true }).catch(ignoreErrno('ENOENT'));
     this.log.info('shoald stopped');

@@ -20,10 +20,10 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, watch } from 'node:fs';
+import { mkdirSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, silentLogger, type Logger } from '@shoal/common';
-import { ContainerNotFoundError, ContainerStateError, NameInUseError } from './errors.js';
+import { ContainerNotFoundError, ContainerStateError, NameInUseError, VolumeInUseError } from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, recordNetwork, validateCreate } from './container/config.js';
@@ -36,11 +36,13 @@ import type {
   ContainerSummary,
   ExitStatus,
 } from './container/types.js';
-import { ContainerMonitor, leaseMine, newLease } from './monitor/container-monitor.js';
+import { ContainerMonitor, leaseMine, newLease, removeBundle } from './monitor/container-monitor.js';
 import { leaseLive } from './monitor/verdict.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
 import { defaultShimPath, readExitFile, spawnShim, type ShimHandle } from './monitor/shim.js';
-import type { BundleBuilder } from './runtime/bundle.js';
+import type { BundleBuilder, BundleRequest } from './runtime/bundle.js';
+import { RestartSupervisor } from './container/supervisor.js';
+import { ANONYMOUS_LABEL, VolumeStore } from './volume/volume-store.js';
 import { ociBundleBuilder } from './runtime/oci-bundle.js';
 import { Runc, type RuncExecOptions, type RuncExecResult } from './runtime/runc.js';
 import { runtimeDirs, type RuntimeDirs } from './runtime/runtime-dir.js';
@@ -73,6 +75,12 @@ export interface EngineOptions {
    * false: the daemonless CLI collects only what it touches and what is provably dead.
    */
   collector?: boolean;
+  /**
+   * Carry out the containers' restart policies while this engine holds the collector role
+   * (shoald sets it; see container/supervisor.ts). Without it nothing is restarted, as with
+   * Docker when dockerd is not running.
+   */
+  supervise?: boolean;
   /** @deprecated the former name of `collector`. */
   background?: boolean;
   /**
@@ -103,6 +111,9 @@ export class Engine {
   private readonly shimPath: string;
   private readonly log: Logger;
   private readonly monitor: ContainerMonitor;
+  /** Named local volumes on this data root (Docker's local driver). */
+  readonly volumes: VolumeStore;
+  private supervisor: RestartSupervisor | undefined;
 
   private constructor(
     private readonly opts: EngineOptions,
@@ -125,6 +136,15 @@ export class Engine {
       log: this.log,
       dataRoot: opts.dataRoot,
       runtimeDir: runtime.dir,
+      onExit: (rec) => this.supervisor?.exited(rec),
+      removeVolumes: (rec) => this.removeAnonymousVolumes(rec),
+    });
+    this.volumes = new VolumeStore(opts.dataRoot, async () => {
+      const used = new Map<string, string[]>();
+      for (const r of await this.store.all()) {
+        for (const v of r.volumes ?? []) used.set(v.name, [...(used.get(v.name) ?? []), r.id]);
+      }
+      return used;
     });
   }
 
@@ -135,12 +155,24 @@ export class Engine {
     const runtime = await runtimeDirs(opts.runRoot ?? '/run/shoal/engine', opts.dataRoot);
     const e = new Engine(opts, runtime, store);
     if (opts.recover !== false) await e.monitor.recover();
-    if (opts.collector ?? opts.background ?? false) await e.monitor.startCollector();
+    if (opts.collector ?? opts.background ?? false) {
+      if (opts.supervise) {
+        e.supervisor = new RestartSupervisor({
+          store: e.store,
+          collecting: () => e.collecting,
+          restart: (id, reset) => e.restartExited(id, { reset }),
+          log: e.log,
+        });
+      }
+      await e.monitor.startCollector();
+      e.supervisor?.start();
+    }
     return e;
   }
 
   /** Stops watching and health checks and gives the collector role up. Containers keep running. */
   close(): Promise<void> {
+    this.supervisor?.close();
     this.monitor.close();
     return Promise.resolve();
   }
@@ -216,6 +248,13 @@ export class Engine {
     const name = options.name ?? `shoal-${id.slice(0, 12)}`;
     const dir = this.store.dir(id);
     const bundle = join(this.runtime.bundles, id);
+    const volumes = (options.volumes ?? []).map((v) => ({
+      name: v.source ?? randomBytes(32).toString('hex'),
+      target: v.target,
+      ...(v.readOnly ? { readOnly: true } : {}),
+      ...(v.source === undefined ? { anonymous: true } : {}),
+    }));
+    const { secrets, ...kept } = options;
     const rec: ContainerRecord = {
       id,
       name,
@@ -234,6 +273,12 @@ export class Engine {
       readOnly: options.readOnly ?? false,
       binds: options.binds ?? [],
       tmpfs: options.tmpfs ?? [],
+      ...(volumes.length ? { volumes } : {}),
+      ...(options.restartPolicy && options.restartPolicy.name !== 'no'
+        ? { restartPolicy: options.restartPolicy, restartCount: 0 }
+        : {}),
+      // kept to start it again after it exited; not when its secrets (never stored) would be missing
+      ...(secrets?.length ? {} : { createOptions: kept }),
       network: recordNetwork(options, hostname),
       bundle,
       rootfs: join(bundle, 'rootfs'),
@@ -273,6 +318,7 @@ export class Engine {
         options,
         hostname,
         cgroupsPath: rec.cgroupsPath,
+        volumes: await this.mountVolumes(rec, options),
       });
       shim.go();
       const started = await shim.ready;
@@ -326,9 +372,17 @@ export class Engine {
     return rec;
   }
 
-  /** Starts a created container. */
+  /**
+   * Starts a created container, or one that exited (as `docker start`: the same container, its
+   * filesystem and volumes, under a new monitor). A user's start forgets an earlier stop and
+   * the restart count, as Docker's.
+   */
   async start(ref: string): Promise<void> {
     const rec = await this.settled(ref, 'start');
+    if (rec.status === 'exited') {
+      await this.restartExited(rec.id, { reset: true });
+      return;
+    }
     if (rec.status !== 'created')
       throw new ContainerStateError(rec.id, rec.status, 'only a created container can be started');
     const lease = newLease('start');
@@ -361,8 +415,14 @@ export class Engine {
 
   /** Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. */
   async stop(ref: string, opts: StopOptions = {}): Promise<ExitStatus | undefined> {
-    const rec = await this.settled(ref, 'stop');
+    let rec = await this.settled(ref, 'stop');
     const id = rec.id;
+    // a user's stop: no restart policy brings it back while the supervisor runs (Docker's rule)
+    if (!rec.manuallyStopped) {
+      rec = await this.store.update(id, (r) => {
+        r.manuallyStopped = true;
+      });
+    }
     if (rec.status === 'exited') return this.exitOf(rec);
     if (rec.status === 'created') {
       await this.runc.delete(id, true);
@@ -399,7 +459,7 @@ export class Engine {
    * Removes a container (state, logs, rootfs); a running one only with `force` (it is killed).
    * Holds a `remove` lease: if this process dies meanwhile, the next engine finishes the removal.
    */
-  async remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const id = await this.store.resolve(ref);
     let rec: ContainerRecord;
     try {
@@ -421,7 +481,7 @@ export class Engine {
         throw new ContainerStateError(id, 'running', 'stop it first or remove with force');
       throw new ContainerStateError(id, 'busy', `process ${held.lease?.pid ?? '?'} is doing ${held.lease?.op ?? '?'}`);
     }
-    await this.monitor.remove(held);
+    await this.monitor.remove(held, { volumes: opts.volumes ?? false });
   }
 
   /** Resolves when the container has exited (at once if it has). */
@@ -465,6 +525,157 @@ export class Engine {
         opts.signal?.addEventListener('abort', finish, { once: true });
       });
     }
+  }
+
+  /**
+   * Starts an exited container again: the same record, rootfs (upper dir), volumes, logs and
+   * cgroup path, with a new shim. Holds a `start` lease from the first write; the record reads
+   * `created` until runc ran, so if this process dies meanwhile, settling finds the truth (the
+   * new shim's exit, an adoption, or an exit with code 255). `reset`: a user's start, or a start
+   * when the supervisor begins (Docker's daemon start): clears the stop mark and the restart
+   * count. Else a restart after an exit: refused once a user stopped it, counts one more.
+   */
+  async restartExited(ref: string, opts: { reset?: boolean } = {}): Promise<void> {
+    const id = await this.store.resolve(ref);
+    const lease = newLease('start', 'run');
+    const held = await this.store.update(id, (r) => {
+      if (r.status !== 'exited' || leaseLive(r.lease) || !r.createOptions) return false;
+      if (!opts.reset && r.manuallyStopped) return false;
+      r.lease = lease;
+      r.status = 'created';
+      for (const k of [
+        'pid',
+        'shimPid',
+        'shimStart',
+        'exitCode',
+        'signal',
+        'oomKilled',
+        'monitorLost',
+        'collector',
+      ] as const)
+        delete r[k];
+      delete r.health;
+      if (opts.reset) {
+        r.manuallyStopped = false;
+        if (r.restartPolicy) r.restartCount = 0;
+      } else {
+        r.restartCount = (r.restartCount ?? 0) + 1;
+      }
+      // the last run's exit record must not be taken for this run's
+      rmSync(join(this.store.dir(r.id), 'exit.json'), { force: true });
+    });
+    if (held.lease?.since !== lease.since || !leaseMine(held.lease)) {
+      if (held.status === 'exited' && held.manuallyStopped && !opts.reset && held.createOptions)
+        throw new ContainerStateError(id, 'exited', 'stopped by a user: not restarted');
+      if (held.status !== 'exited')
+        throw new ContainerStateError(id, held.status, 'only a created or exited container can be started');
+      if (!held.createOptions)
+        throw new ContainerStateError(
+          id,
+          'exited',
+          'its create options were not kept (made by an older engine, or with secrets): create it again',
+        );
+      throw new ContainerStateError(id, 'busy', `process ${held.lease?.pid ?? '?'} is doing ${held.lease?.op ?? '?'}`);
+    }
+    const options = held.createOptions as ContainerCreateOptions;
+    const dir = this.store.dir(id);
+    let shim: ShimHandle | undefined;
+    let rec = held;
+    try {
+      const image = await this.images().resolve(held.imageId);
+      mkdirSync(held.bundle, { recursive: true });
+      shim = spawnShim({
+        shimPath: this.shimPath,
+        runcPath: this.runc.binary,
+        runcRoot: this.runc.root,
+        id,
+        bundle: held.bundle,
+        dir,
+        mode: 'run',
+        logMaxBytes: held.logMaxBytes,
+        logMaxFiles: held.logMaxFiles,
+      });
+      const s = shim;
+      rec = await this.store.update(id, (r) => {
+        r.shimPid = s.shimPid;
+        r.shimStart = s.shimStart;
+      });
+      await this.bundles.prepare({
+        id,
+        bundle: held.bundle,
+        stateDir: dir,
+        layerDirs: image.layerDirs,
+        imageConfig: image.config,
+        process: held.process,
+        options,
+        hostname: held.network?.hostname ?? defaultHostname(id, options.hostname, options.network),
+        cgroupsPath: held.cgroupsPath,
+        volumes: await this.mountVolumes(held, options),
+      });
+      shim.go();
+      const started = await shim.ready;
+      rec = await this.store.update(id, (r) => {
+        r.pid = started.pid;
+        r.status = 'running';
+        r.startedAt = new Date().toISOString();
+        delete r.finishedAt;
+        if (r.healthcheck) r.health = { status: 'starting', failingStreak: 0, log: [] };
+        delete r.lease;
+      });
+    } catch (err) {
+      shim?.abort();
+      // back to exited, with everything this attempt made undone
+      await this.runc
+        .delete(id, true)
+        .catch((e: unknown) => this.log.warn({ err: e, id }, 'runc delete after a failed start'));
+      await this.bundles
+        .release(rec)
+        .then(() => removeBundle(rec.bundle))
+        .catch((e: unknown) => this.log.warn({ err: e, id }, 'cleanup after a failed start'));
+      await this.store.update(id, (r) => {
+        r.status = 'exited';
+        r.exitCode = 128;
+        r.finishedAt = new Date().toISOString();
+        delete r.lease;
+      });
+      throw err;
+    }
+    this.log.info({ id, restartCount: rec.restartCount, reset: opts.reset ?? false }, 'container started again');
+    this.monitor.track(rec);
+  }
+
+  /**
+   * A named local volume, created with `opts` when it does not exist (the worker calls this
+   * for a task's volume mounts). Returns the volume and whether it was created now.
+   */
+  ensureVolume(name: string, opts: { labels?: Record<string, string>; driverOpts?: Record<string, string> } = {}) {
+    return this.volumes.ensure(name, opts);
+  }
+
+  /** After a removal with `volumes` (or auto-remove): its anonymous volumes go too, unless another container uses them. */
+  private async removeAnonymousVolumes(rec: ContainerRecord): Promise<void> {
+    for (const v of rec.volumes ?? []) {
+      if (!v.anonymous) continue;
+      await this.volumes.remove(v.name, { force: true }).catch((err: unknown) => {
+        if (!(err instanceof VolumeInUseError)) throw err;
+      });
+    }
+  }
+
+  /** Ensures the record's volumes exist (and their devices are mounted); the dirs to bind. */
+  private async mountVolumes(
+    rec: ContainerRecord,
+    options: ContainerCreateOptions,
+  ): Promise<NonNullable<BundleRequest['volumes']>> {
+    const out: NonNullable<BundleRequest['volumes']> = [];
+    for (const [i, v] of (rec.volumes ?? []).entries()) {
+      const asked = options.volumes?.[i];
+      const labels = { ...(asked?.labels ?? {}), ...(v.anonymous ? { [ANONYMOUS_LABEL]: '' } : {}) };
+      await this.volumes.ensure(v.name, { labels, ...(asked?.driverOpts ? { driverOpts: asked.driverOpts } : {}) });
+      const dir = await this.volumes.mountpoint(v.name);
+      out.push({ dir, target: v.target, readOnly: v.readOnly, copyUp: !asked?.noCopy });
+    }
+    return out;
   }
 
   private exitOf(rec: ContainerRecord): ExitStatus {

@@ -406,3 +406,48 @@ export class SecretMountError extends EngineError {
     super('ENGINE_SECRET_MOUNT', `secret ${JSON.stringify(secret)}: ${detail}`, { ...options, kind: 'internal' });
   }
 }
+
+// volumes
+
+/** Thrown when no local volume has that name. */
+export class VolumeNotFoundError extends EngineError {
+  constructor(
+    readonly volume: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ENGINE_VOLUME_NOT_FOUND', `no such volume: ${volume}`, { ...options, kind: 'not-found' });
+  }
+}
+
+/** Thrown when removing a volume that a container (running or not) uses. */
+export class VolumeInUseError extends EngineError {
+  constructor(
+    readonly volume: string,
+    readonly containers: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'ENGINE_VOLUME_IN_USE',
+      `remove ${volume}: volume is in use - [${containers.map((c) => c.slice(0, 12)).join(', ')}]`,
+      { ...options, kind: 'failed-precondition' },
+    );
+  }
+}
+
+/** Thrown for a bad volume name, driver or driver option; nothing is created. */
+export class InvalidVolumeError extends EngineError {
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super('ENGINE_INVALID_VOLUME', detail, { ...options, kind: 'invalid-argument' });
+  }
+}
+
+/** Thrown when a volume's device cannot be mounted at its mount point. */
+export class VolumeMountError extends EngineError {
+  constructor(
+    readonly volume: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ENGINE_VOLUME_MOUNT', `volume ${volume}: ${detail}`, { ...options, kind: 'internal' });
+  }
+}

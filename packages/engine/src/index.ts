@@ -26,7 +26,20 @@ export type {
   ExtraHost,
   NetworkMode,
   RecordedNetwork,
+  RestartPolicy,
+  VolumeMount,
 } from './container/types.js';
+export { parseRestartPolicy, formatRestartPolicy } from './container/restart-policy.js';
+
+// volumes
+export {
+  VolumeStore,
+  ANONYMOUS_LABEL,
+  checkVolumeName,
+  checkVolumeOptions,
+  type VolumeInfo,
+  type VolumeCreateOptions,
+} from './volume/volume-store.js';
 export { validateCreate as validateCreateOptions } from './container/config.js';
 export type { SecretFile } from './secrets/secrets.js';
 export type { LogEntry, ReadLogsOptions } from './logs/reader.js';
@@ -94,4 +107,8 @@ export {
   RootfsMountError,
   CgroupError,
   SecretMountError,
+  VolumeNotFoundError,
+  VolumeInUseError,
+  InvalidVolumeError,
+  VolumeMountError,
 } from './errors.js';

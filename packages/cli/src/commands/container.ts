@@ -22,10 +22,12 @@ import {
   type NetworkMode,
   type SecretFile,
   type TmpfsMount,
+  type VolumeMount,
+  parseRestartPolicy,
 } from '@shoal/engine';
 import { ignoreCodes } from '../ignore.js';
 
-interface GlobalOpts {
+export interface GlobalOpts {
   dataRoot?: string;
   runRoot?: string;
   cgroupParent?: string;
@@ -60,14 +62,133 @@ export function parseBytes(s: string, what: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
-function parseVolume(v: string): BindMount {
+/**
+ * `-v` as docker's: `/host:/ctr[:ro|rw]` is a bind, `NAME:/ctr[:ro|rw|nocopy]` a named volume
+ * (created on first use), `/ctr` an anonymous volume.
+ */
+export function parseVolume(v: string): { bind: BindMount } | { volume: VolumeMount } {
   const parts = v.split(':');
-  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
-    throw new InvalidArgumentError(`--volume ${v}: expected /host/path:/container/path[:ro|rw]`);
+  if (parts.length === 1) {
+    if (!v.startsWith('/'))
+      throw new InvalidArgumentError(`--volume ${v}: an anonymous volume needs an absolute container path`);
+    return { volume: { target: v } };
   }
-  if (parts[2] && parts[2] !== 'ro' && parts[2] !== 'rw')
-    throw new InvalidArgumentError(`--volume ${v}: mode must be ro or rw`);
-  return { source: parts[0], target: parts[1], readOnly: parts[2] === 'ro' };
+  if (parts.length > 3 || !parts[0] || !parts[1]) {
+    throw new InvalidArgumentError(
+      `--volume ${v}: expected /host/path:/container/path[:ro|rw] or NAME:/container/path`,
+    );
+  }
+  const modes = parts[2] ? parts[2].split(',') : [];
+  for (const m of modes) {
+    if (!['ro', 'rw', 'nocopy'].includes(m))
+      throw new InvalidArgumentError(`--volume ${v}: mode must be ro, rw or nocopy`);
+  }
+  const readOnly = modes.includes('ro');
+  if (parts[0].startsWith('/')) {
+    if (modes.includes('nocopy')) throw new InvalidArgumentError(`--volume ${v}: nocopy is for volumes, not binds`);
+    return { bind: { source: parts[0], target: parts[1], readOnly } };
+  }
+  const vol: VolumeMount = { source: parts[0], target: parts[1] };
+  if (readOnly) vol.readOnly = true;
+  if (modes.includes('nocopy')) vol.noCopy = true;
+  return { volume: vol };
+}
+
+/** `k=v` into a map; throws naming the flag. */
+function keyValue(kv: string, what: string, into: Record<string, string>): void {
+  const eq = kv.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`${what}: ${JSON.stringify(kv)} is not key=value`);
+  into[kv.slice(0, eq)] = kv.slice(eq + 1);
+}
+
+/**
+ * `--mount type=volume|bind|tmpfs,source=..,target=..[,readonly][,volume-opt=k=v][,volume-label=k=v]
+ * [,volume-nocopy][,volume-driver=local][,tmpfs-size=..][,tmpfs-mode=..]`, as docker's.
+ */
+export function parseMount(spec: string): { bind: BindMount } | { volume: VolumeMount } | { tmpfs: TmpfsMount } {
+  const what = `--mount ${spec}`;
+  let type = 'volume';
+  let source: string | undefined;
+  let target: string | undefined;
+  let readOnly = false;
+  let noCopy = false;
+  const opts: Record<string, string> = {};
+  const labels: Record<string, string> = {};
+  const tmpfs: string[] = [];
+  for (const field of spec.split(',')) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const value = eq < 0 ? undefined : field.slice(eq + 1);
+    const bool = (): boolean => {
+      if (value === undefined || value === 'true' || value === '1') return true;
+      if (value === 'false' || value === '0') return false;
+      throw new InvalidArgumentError(`${what}: ${key} takes true or false, not ${JSON.stringify(value)}`);
+    };
+    switch (key) {
+      case 'type':
+        type = value ?? '';
+        break;
+      case 'source':
+      case 'src':
+        source = value;
+        break;
+      case 'target':
+      case 'destination':
+      case 'dst':
+        target = value;
+        break;
+      case 'readonly':
+      case 'ro':
+        readOnly = bool();
+        break;
+      case 'volume-nocopy':
+        noCopy = bool();
+        break;
+      case 'volume-opt':
+        keyValue(value ?? '', what, opts);
+        break;
+      case 'volume-label':
+        keyValue(value ?? '', what, labels);
+        break;
+      case 'volume-driver':
+        if (value !== 'local')
+          throw new InvalidArgumentError(
+            `${what}: volume driver ${JSON.stringify(value)} is not supported (only "local")`,
+          );
+        break;
+      case 'tmpfs-size':
+        tmpfs.push(`size=${value ?? ''}`);
+        break;
+      case 'tmpfs-mode':
+        tmpfs.push(`mode=${value ?? ''}`);
+        break;
+      default:
+        throw new InvalidArgumentError(`${what}: unexpected key ${JSON.stringify(key)}`);
+    }
+  }
+  if (!target) throw new InvalidArgumentError(`${what}: target is required`);
+  const volumeOnly = noCopy || Object.keys(opts).length > 0 || Object.keys(labels).length > 0;
+  if (type !== 'volume' && volumeOnly) throw new InvalidArgumentError(`${what}: volume-* options need type=volume`);
+  if (type !== 'tmpfs' && tmpfs.length) throw new InvalidArgumentError(`${what}: tmpfs-* options need type=tmpfs`);
+  switch (type) {
+    case 'bind':
+      if (!source) throw new InvalidArgumentError(`${what}: source is required for a bind`);
+      return { bind: { source, target, readOnly } };
+    case 'tmpfs':
+      if (source) throw new InvalidArgumentError(`${what}: a tmpfs has no source`);
+      return { tmpfs: { target, options: [...tmpfs, ...(readOnly ? ['ro'] : [])] } };
+    case 'volume': {
+      const v: VolumeMount = { target };
+      if (source) v.source = source;
+      if (readOnly) v.readOnly = true;
+      if (noCopy) v.noCopy = true;
+      if (Object.keys(opts).length) v.driverOpts = opts;
+      if (Object.keys(labels).length) v.labels = labels;
+      return { volume: v };
+    }
+    default:
+      throw new InvalidArgumentError(`${what}: type ${JSON.stringify(type)} is not volume, bind or tmpfs`);
+  }
 }
 
 function parseTmpfs(v: string): TmpfsMount {
@@ -175,7 +296,7 @@ export function useImages(resolver: ImageResolver | undefined): void {
  * (unless shoald holds that role). `recover: false` for commands that only look (ls, inspect,
  * logs, stats): they change nothing, not even what crashed processes left.
  */
-function openEngine(o: GlobalOpts, collector = false, recover = true): Promise<Engine> {
+export function openEngine(o: GlobalOpts, collector = false, recover = true): Promise<Engine> {
   return Engine.open({
     dataRoot: o.dataRoot ?? process.env['SHOAL_DATA_ROOT'] ?? DEFAULT_ENGINE_ROOT,
     runRoot: o.runRoot ?? process.env['SHOAL_RUN_ROOT'] ?? '/run/shoal/engine',
@@ -186,7 +307,7 @@ function openEngine(o: GlobalOpts, collector = false, recover = true): Promise<E
   });
 }
 
-function withRoots(cmd: Command): Command {
+export function withRoots(cmd: Command): Command {
   return cmd
     .option(
       '--data-root <dir>',
@@ -203,6 +324,8 @@ interface RunFlags extends GlobalOpts {
   env: string[];
   rm?: boolean;
   volume: string[];
+  mount: string[];
+  restart?: string;
   tmpfs: string[];
   memory?: string;
   cpus?: string;
@@ -240,8 +363,26 @@ function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCrea
   if (f.name) o.name = f.name;
   if (f.env.length) o.env = f.env.map((e) => parseEnv(e));
   if (f.rm) o.autoRemove = true;
-  if (f.volume.length) o.binds = f.volume.map(parseVolume);
-  if (f.tmpfs.length) o.tmpfs = f.tmpfs.map(parseTmpfs);
+  const binds: BindMount[] = [];
+  const volumes: VolumeMount[] = [];
+  const tmpfs: TmpfsMount[] = f.tmpfs.map(parseTmpfs);
+  for (const m of [...f.volume.map(parseVolume), ...f.mount.map(parseMount)]) {
+    if ('bind' in m) binds.push(m.bind);
+    else if ('volume' in m) volumes.push(m.volume);
+    else tmpfs.push(m.tmpfs);
+  }
+  if (binds.length) o.binds = binds;
+  if (volumes.length) o.volumes = volumes;
+  if (tmpfs.length) o.tmpfs = tmpfs;
+  if (f.restart !== undefined) {
+    try {
+      o.restartPolicy = parseRestartPolicy(f.restart);
+    } catch (err) {
+      throw new InvalidArgumentError(flagMessage(err));
+    }
+    if (f.rm && o.restartPolicy.name !== 'no')
+      throw new InvalidArgumentError('Conflicting options: --restart and --rm');
+  }
   if (f.memory) o.memoryBytes = parseBytes(f.memory, '--memory');
   if (f.cpus) {
     o.cpus = Number(f.cpus);
@@ -301,6 +442,7 @@ const FLAG_OF: Record<string, string> = {
   memory: '--memory',
   cpus: '--cpus',
   volume: '--volume',
+  restart: '--restart',
   tmpfs: '--tmpfs',
   image: 'IMAGE',
 };
@@ -327,7 +469,19 @@ function runFlags(cmd: Command): Command {
     )
     .option('-e, --env <KEY=value>', 'environment variable (repeatable)', collect, [])
     .option('-l, --label <k=v>', 'label (repeatable)', collect, [])
-    .option('-v, --volume <src:dst[:ro]>', 'bind mount (repeatable)', collect, [])
+    .option(
+      '-v, --volume <src:dst[:ro]>',
+      'bind (/host:/ctr), named volume (NAME:/ctr) or anonymous volume (/ctr) (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--mount <type=..,source=..,target=..>',
+      'volume, bind or tmpfs mount, as docker --mount (repeatable)',
+      collect,
+      [],
+    )
+    .option('--restart <policy>', 'no, always, unless-stopped or on-failure[:max-retries] (carried out by shoald)')
     .option('--tmpfs <path[:opts]>', 'tmpfs mount (repeatable)', collect, [])
     .option('-m, --memory <size>', 'memory limit (e.g. 64m)')
     .option('--cpus <n>', 'CPU limit (e.g. 0.5)')
@@ -457,7 +611,8 @@ export function registerContainer(program: Command): void {
           process.off('SIGTERM', forward);
         }
         // --rm: the engine may have removed it already (auto-remove on exit).
-        if (f.rm) await engine.remove(id, { force: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
+        if (f.rm)
+          await engine.remove(id, { force: true, volumes: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
       } finally {
         await engine.close();
       }
@@ -553,10 +708,11 @@ export function registerContainer(program: Command): void {
 
   withRoots(c.command('rm').description('Remove containers').argument('<container...>'))
     .option('-f, --force', 'kill running containers first')
-    .action(async (refs: string[], f: GlobalOpts & { force?: boolean }) => {
+    .option('-v, --volumes', 'also remove its anonymous volumes')
+    .action(async (refs: string[], f: GlobalOpts & { force?: boolean; volumes?: boolean }) => {
       const engine = await openEngine(f);
       for (const r of refs) {
-        await engine.remove(r, { force: f.force });
+        await engine.remove(r, { force: f.force, volumes: f.volumes });
         process.stdout.write(`${r}\n`);
       }
     });

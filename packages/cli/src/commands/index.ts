@@ -3,6 +3,7 @@ import { registerVersion } from './version.js';
 import { registerLab } from './lab.js';
 import { registerContainer } from './container.js';
 import { registerImage } from './image.js';
+import { registerVolume } from './volume.js';
 import { registerSwarm } from './swarm.js';
 import { registerNode } from './node.js';
 import { registerService } from '../service/command.js';
@@ -15,6 +16,7 @@ export const commands: CommandModule[] = [
   registerLab,
   registerContainer,
   registerImage,
+  registerVolume,
   registerSwarm,
   registerNode,
   registerService,

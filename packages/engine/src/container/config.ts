@@ -4,6 +4,8 @@
  * healthcheck field by field, and the validation of every option, so that bad input fails before
  * anything is made.
  */
+import { checkVolumeName, checkVolumeOptions } from '../volume/volume-store.js';
+import { validateRestartPolicy } from './restart-policy.js';
 import type { ImageConfig } from '../image/types.js';
 import { InvalidSpecError } from '../errors.js';
 import { resolveCapabilities } from '../spec/capabilities.js';
@@ -110,6 +112,23 @@ export function validateCreate(opts: ContainerCreateOptions): void {
   }
   for (const t of opts.tmpfs ?? []) {
     if (!t.target.startsWith('/')) throw new InvalidSpecError('tmpfs', `${t.target} is not absolute`);
+  }
+  for (const v of opts.volumes ?? []) {
+    const what = `${v.source ?? ''}:${v.target}`;
+    if (typeof v.target !== 'string' || !v.target.startsWith('/')) {
+      throw new InvalidSpecError('volume', `${what}: the target must be an absolute path`);
+    }
+    if (v.source !== undefined) checkVolumeName(v.source);
+    checkVolumeOptions({ labels: v.labels, driverOpts: v.driverOpts }, `volume ${v.source ?? v.target}`);
+  }
+  if (opts.restartPolicy !== undefined) {
+    validateRestartPolicy(opts.restartPolicy, opts.autoRemove ?? false);
+    if (opts.restartPolicy.name !== 'no' && opts.secrets?.length) {
+      throw new InvalidSpecError(
+        'restart',
+        'a restart policy cannot be combined with secrets: their bytes are not kept',
+      );
+    }
   }
   const net = opts.network;
   if (net !== undefined && net !== 'none' && net !== 'host' && net !== 'private') {

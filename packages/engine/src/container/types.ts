@@ -34,6 +34,33 @@ export interface TmpfsMount {
   options?: string[];
 }
 
+/**
+ * Docker's restart policy of a standalone container: `no`, `always`, `unless-stopped` or
+ * `on-failure` with an optional maximum of restarts (0: no maximum). Carried out by the engine
+ * process that holds the collector role with `supervise: true` (shoald).
+ */
+export interface RestartPolicy {
+  name: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  maximumRetryCount?: number;
+}
+
+/**
+ * A named (or anonymous) volume mounted into a container (`-v NAME:/path`, `-v /path`,
+ * `--mount type=volume,...`). Created on first use with `labels` and `driverOpts`; an empty new
+ * volume gets a copy of what the image has at the target (unless `noCopy`).
+ */
+export interface VolumeMount {
+  /** The volume's name; absent for an anonymous volume (a random name is given). */
+  source?: string;
+  target: string;
+  readOnly?: boolean;
+  /** Do not copy the image's content into an empty volume (`volume-nocopy`). */
+  noCopy?: boolean;
+  /** Labels and driver options used when the volume is created by this mount. */
+  labels?: Record<string, string>;
+  driverOpts?: Record<string, string>;
+}
+
 /** What a caller asks the engine to create. Image config fills what is not given. */
 export interface ContainerCreateOptions {
   image: string;
@@ -50,6 +77,10 @@ export interface ContainerCreateOptions {
   labels?: Record<string, string>;
   binds?: BindMount[];
   tmpfs?: TmpfsMount[];
+  /** Named and anonymous volumes (see VolumeMount). */
+  volumes?: VolumeMount[];
+  /** Docker's restart policy (default `no`); refused with `autoRemove`, as Docker. */
+  restartPolicy?: RestartPolicy;
   /** Memory limit in bytes. */
   memoryBytes?: number;
   /** CPU limit in CPUs (0.5 = half a core). */
@@ -172,6 +203,19 @@ export interface ContainerRecord {
   readOnly: boolean;
   binds: BindMount[];
   tmpfs: TmpfsMount[];
+  /** The volumes mounted, by name (anonymous ones got a random name at create). */
+  volumes?: { name: string; target: string; readOnly?: boolean; anonymous?: boolean }[];
+  /** Docker's restart policy; absent means `no`. */
+  restartPolicy?: RestartPolicy;
+  /** Restarts done by the supervisor since the container was last started by a user (Docker's RestartCount). */
+  restartCount?: number;
+  /** Set by `stop` (Docker's HasBeenManuallyStopped), cleared by `start`. */
+  manuallyStopped?: boolean;
+  /**
+   * The create request without secret bytes, so that the container can be started again after
+   * it exited (`start`, restart policies). Absent on records made before restarts existed.
+   */
+  createOptions?: ContainerCreateOptions;
   /** Host name and name resolution, from which /etc/hostname, hosts and resolv.conf are written. */
   network?: RecordedNetwork;
   /** Paths the engine made: bundle dir (tmpfs), rootfs mount point, cgroup path. */

@@ -34,6 +34,10 @@ export interface ContainerMonitorDeps {
   dataRoot: string;
   /** This data root's own dir below the run root: `bundles/` and the runc root live here. */
   runtimeDir: string;
+  /** Told of every exit this process collects (the restart supervisor listens). */
+  onExit?: (rec: ContainerRecord) => void;
+  /** Removes a removed container's anonymous volumes (auto-remove, `rm -v`). */
+  removeVolumes?: (rec: ContainerRecord) => Promise<void>;
 }
 
 /** How long a removal waits for a killed container's shim to finish its log and exit. */
@@ -162,7 +166,7 @@ export class ContainerMonitor {
     });
     if (!sameLease(taken.lease, mine)) return taken;
     this.log.info({ id: rec.id, why }, 'removing a container');
-    await this.remove(taken);
+    await this.remove(taken, { volumes: taken.autoRemove });
     throw new ContainerNotFoundError(rec.id);
   }
 
@@ -196,6 +200,7 @@ export class ContainerMonitor {
       delete r.collector;
     });
     this.log.debug({ id: rec.id, exit }, 'container exited');
+    this.deps.onExit?.(next);
     if (next.autoRemove) {
       await this.takeOverRemoval(next, 'auto-remove').catch((err: unknown) => {
         if (!(err instanceof ContainerNotFoundError)) throw err; // removed: as asked
@@ -210,7 +215,7 @@ export class ContainerMonitor {
    * state dir and the name, in that order: the record goes last, so a crash at any point leaves a
    * record whose dead lease tells the next engine to finish the job.
    */
-  async remove(rec: ContainerRecord): Promise<void> {
+  async remove(rec: ContainerRecord, opts: { volumes?: boolean } = {}): Promise<void> {
     this.untrack(rec.id);
     const shimUp = processAlive(rec.shimPid, rec.shimStart);
     await this.runc.delete(rec.id, true); // SIGKILL to a running init, then its runc state
@@ -218,6 +223,7 @@ export class ContainerMonitor {
     await this.bundles.release(rec);
     await removeBundle(rec.bundle);
     await this.store.destroy(rec);
+    if (opts.volumes) await this.deps.removeVolumes?.(rec);
   }
 
   // ---- the collector role ----------------------------------------------------------------

@@ -21,6 +21,11 @@ export interface BundleRequest {
   options: ContainerCreateOptions;
   hostname: string;
   cgroupsPath: string;
+  /**
+   * The container's volumes, resolved to host dirs by the engine (named volumes exist, devices
+   * are mounted). `copyUp`: copy what the image has at the target into the dir when it is empty.
+   */
+  volumes?: { dir: string; target: string; readOnly?: boolean; copyUp: boolean }[];
 }
 
 export interface BundleBuilder {

@@ -7,7 +7,7 @@
  * builder here, with the image config it is merged with.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { errorMessage, silentLogger, type Logger } from '@shoal/common';
 import { RootfsMountError } from '../errors.js';
 import { Cgroup } from '../cgroups/cgroup.js';
@@ -17,7 +17,7 @@ import { mountRootfs, unmountRootfs } from '../rootfs/overlay.js';
 import { buildSpec, type ContainerSpecInput, type SpecContext } from '../spec/build-spec.js';
 import { writeEtcFiles, type EtcFilesInput } from '../spec/etc-files.js';
 import { mountSecrets, unmountSecrets } from '../secrets/secrets.js';
-import type { MountInput } from '../spec/mounts.js';
+import { copyUpVolume, type MountInput } from '../spec/mounts.js';
 import type { BundleBuilder, BundleRequest } from './bundle.js';
 
 export interface OciBundleOptions {
@@ -41,6 +41,12 @@ export function specInput(req: BundleRequest): ContainerSpecInput {
       readOnly: b.readOnly,
     })),
     ...(o.tmpfs ?? []).map((t): MountInput => ({ type: 'tmpfs', target: t.target, options: t.options })),
+    ...(req.volumes ?? []).map((v): MountInput => ({
+      type: 'bind',
+      source: v.dir,
+      target: v.target,
+      readOnly: v.readOnly,
+    })),
   ];
   const input: ContainerSpecInput = { id: req.id, hostname: req.hostname, mounts };
   if (o.entrypoint !== undefined) input.entrypoint = o.entrypoint;
@@ -74,6 +80,8 @@ export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
       const rootfs = join(req.bundle, 'rootfs');
       await mountRootfs({ id: req.id, containerDir: req.stateDir, layerDirs: req.layerDirs, target: rootfs });
       try {
+        // Docker's copy-up: an empty volume gets what the image has at its target
+        for (const v of req.volumes ?? []) if (v.copyUp) await copyUpVolume(rootfs, v.target, v.dir);
         const input = specInput(req);
         // user mounts at these targets win, as in Docker
         const userTargets = new Set((input.mounts ?? []).map((m) => m.target.replace(/\/+$/, '')));
@@ -81,7 +89,8 @@ export function ociBundleBuilder(opts: OciBundleOptions): BundleBuilder {
         if (req.options.secrets?.length) {
           input.extraMounts.push(...(await mountSecrets(req.stateDir, req.options.secrets)).mounts);
         }
-        const ctx: SpecContext = { rootfs, dataRoot: opts.dataRoot, cgroupParent: opts.cgroupParent };
+        // the record's cgroup (a restart keeps it, whatever this engine's default parent is)
+        const ctx: SpecContext = { rootfs, dataRoot: opts.dataRoot, cgroupParent: posix.dirname(req.cgroupsPath) };
         if (opts.initPath) ctx.initPath = opts.initPath;
         const spec = await buildSpec(input, req.imageConfig ?? {}, ctx);
         writeFileSync(join(req.bundle, 'config.json'), JSON.stringify(spec));

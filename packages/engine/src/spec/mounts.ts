@@ -4,7 +4,7 @@
  * sources; known options) and only returns; `createVolumeDirs` then makes the volume dirs, so
  * bad input changes nothing.
  */
-import { lstat, mkdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { ignoreErrno, run } from '@shoal/common';
 import { join, posix } from 'node:path';
 import { InvalidMountError } from '../errors.js';
@@ -214,6 +214,17 @@ export async function createVolumeDirs(volumes: PlannedMounts['volumes'], rootfs
     // cp -a keeps owners, modes, times, xattrs and symlinks as they are
     if (src) await run('cp', ['-a', '--no-dereference', `${src}/.`, `${v.dir}/`]);
   }
+}
+
+/**
+ * Copies what the image has at `target` into the volume dir `dir` when the dir is empty (Docker
+ * copies into an empty volume on every mount, not only a new one). Only a real directory of the
+ * rootfs is copied: no symlink on the way.
+ */
+export async function copyUpVolume(rootfs: string, target: string, dir: string): Promise<void> {
+  if ((await readdir(dir)).length) return;
+  const src = await imageDir(rootfs, target);
+  if (src) await run('cp', ['-a', '--no-dereference', `${src}/.`, `${dir}/`]);
 }
 
 /** `<rootfs><target>` when each component is a real directory (not a symlink), else undefined. */
