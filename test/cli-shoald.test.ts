@@ -71,7 +71,7 @@ async function shoald(): Promise<{ socket: string; port: number }> {
   );
   procs.push(p);
   let log = '';
-  p.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+  p.stderr.on('data', (c: Buffer) => (log += c.toString()));
   for (let i = 0; !log.includes('"msg":"shoald ready"'); i++) {
     if (p.exitCode !== null) throw new Error(`shoald exited ${p.exitCode}: ${log}`);
     if (i > 600) throw new Error(`shoald not ready after 60 s: ${log}`);
