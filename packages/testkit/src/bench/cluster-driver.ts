@@ -43,8 +43,8 @@ export interface ClusterDriver {
   waitGone(h: BenchHost): Promise<void>;
   /** Starts the host's daemon(s) again, same data, and waits until they answer locally. */
   restart(h: BenchHost): Promise<void>;
-  /** RSS in MB of the host's daemon(s) with what each counts (e.g. "shoald" or "dockerd+containerd"). */
-  rss(h: BenchHost): { mb: number; what: string };
+  /** RSS and PSS in MB of the host's daemon(s), summed, with what they count ("shoald", "dockerd + containerd"). */
+  rss(h: BenchHost): { mb: number; pss: number; what: string };
   /** Removes everything; returns what was left behind (empty when all is gone). */
   down(): Promise<string[]>;
 }

@@ -102,7 +102,15 @@ const swarm = v['no-swarm'] ? undefined : await side(new SwarmDriver(managers, w
 const shoal = v['no-shoal'] ? undefined : await side(new ShoalDriver(v.lab, managers, workers));
 
 /** Decimals of each figure. */
-const pick = { join_ms: 0, leader_failover_ms: 0, manager_rss_mb: 1, worker_rss_mb: 1, control_writes_per_s: 0 };
+const pick = {
+  join_ms: 0,
+  leader_failover_ms: 0,
+  manager_rss_mb: 1,
+  worker_rss_mb: 1,
+  control_writes_per_s: 0,
+  manager_pss_mb: 1,
+  worker_pss_mb: 1,
+};
 const fig = (s: SideFigures | undefined, k: keyof typeof pick): number | null => (s ? round(s[k], pick[k]) : null);
 const out: Record<string, unknown> = { bench: 'cluster', managers, workers, rounds, clients };
 for (const [k, name] of [
@@ -111,6 +119,8 @@ for (const [k, name] of [
   ['manager_rss_mb', 'manager_rss'],
   ['worker_rss_mb', 'worker_rss'],
   ['control_writes_per_s', 'control_writes'],
+  ['manager_pss_mb', 'manager_pss'],
+  ['worker_pss_mb', 'worker_pss'],
 ] as const) {
   out[k] = fig(shoal, k);
   out[`swarm_${k}`] = fig(swarm, k);

@@ -3,8 +3,8 @@
  * through their drivers:
  * - join: `swarm init` on h1, then each other host joins (managers first) one at a time; a
  *   join's time runs from the join call until the leader shows that node Ready;
- * - idle memory: after the cluster is healthy and has idled `settleMs`, the RSS of each host's
- *   daemon(s), averaged over managers and over workers;
+ * - idle memory: after the cluster is healthy and has idled `settleMs`, the RSS (and PSS) of
+ *   each host's daemon(s), averaged over managers and over workers;
  * - control writes: `clients` concurrent clients, each with its own connection to the leader's
  *   API endpoint, each doing `node update --label-add` (read the node, update it with the version
  *   read; a version conflict is retried and not counted) on node (client mod hosts) for
@@ -35,6 +35,8 @@ export interface SideFigures {
   failovers_ms: number[];
   manager_rss_mb: number;
   worker_rss_mb: number;
+  manager_pss_mb: number;
+  worker_pss_mb: number;
   rss: Record<string, number>;
   control_writes_per_s: number;
   write_conflicts: number;
@@ -121,11 +123,14 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
   const rss: Record<string, number> = {};
   const mgr: number[] = [];
   const wrk: number[] = [];
+  const mgrPss: number[] = [];
+  const wrkPss: number[] = [];
   for (const h of d.hosts) {
     const r = d.rss(h);
     rss[h.name] = Number(r.mb.toFixed(1));
     (h.role === 'manager' ? mgr : wrk).push(r.mb);
-    say(`idle RSS ${h.name} (${h.role}): ${r.what} ${r.mb.toFixed(1)} MB`);
+    (h.role === 'manager' ? mgrPss : wrkPss).push(r.pss);
+    say(`idle RSS ${h.name} (${h.role}): ${r.what} ${r.mb.toFixed(1)} MB (PSS ${r.pss.toFixed(1)} MB)`);
   }
 
   // control writes from concurrent clients through the leader
@@ -211,6 +216,8 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
     failovers_ms: failovers.map(Math.round),
     manager_rss_mb: mean(mgr),
     worker_rss_mb: mean(wrk),
+    manager_pss_mb: mean(mgrPss),
+    worker_pss_mb: mean(wrkPss),
     rss,
     control_writes_per_s: writesPerS,
     write_conflicts: conflicts,

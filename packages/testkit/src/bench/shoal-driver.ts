@@ -13,7 +13,7 @@ import { LAB_CLUSTER_PORT, labStartShoald, runningShoald, shoaldPaths } from '..
 import { readLabState, type LabHostState } from '../lab/lab-state.js';
 import { labUp } from '../lab/lab-up.js';
 import type { BenchHost, BenchWriter, ClusterDriver } from './cluster-driver.js';
-import { rssMb } from './stats.js';
+import { pssMb, rssMb } from './stats.js';
 
 /** A separate connection per client, as separate CLI processes would have. */
 const OWN_CONNECTION = { 'grpc.use_local_subchannel_pool': 1 };
@@ -220,9 +220,9 @@ export class ShoalDriver implements ClusterDriver {
     await this.refresh();
   }
 
-  rss(h: BenchHost): { mb: number; what: string } {
+  rss(h: BenchHost): { mb: number; pss: number; what: string } {
     const pid = this.pid(h);
-    return { mb: pid === undefined ? NaN : rssMb(pid), what: 'shoald' };
+    return { mb: pid === undefined ? NaN : rssMb(pid), pss: pid === undefined ? NaN : pssMb(pid), what: 'shoald' };
   }
 
   async down(): Promise<string[]> {

@@ -24,13 +24,25 @@ export function ratio(ours: number | null, theirs: number | null): number | null
   return ours === null || theirs === null || theirs === 0 ? null : Number((ours / theirs).toFixed(2));
 }
 
-/** Resident set size of a process in MB (VmRSS); NaN when it is gone. */
-export function rssMb(pid: number): number {
+function procKb(file: string, field: RegExp): number {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
+    const m = field.exec(readFileSync(file, 'utf8'));
+    return m ? Number(m[1]) : NaN;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return NaN;
     throw err;
   }
+}
+
+/** Resident set size of a process in MB (VmRSS); NaN when it is gone. */
+export function rssMb(pid: number): number {
+  return procKb(`/proc/${pid}/status`, /^VmRSS:\s+(\d+) kB/m) / 1024;
+}
+
+/**
+ * Proportional set size in MB (smaps_rollup Pss): resident pages, each shared page divided by
+ * the number of processes mapping it (so a runtime binary mapped by five daemons counts a fifth).
+ */
+export function pssMb(pid: number): number {
+  return procKb(`/proc/${pid}/smaps_rollup`, /^Pss:\s+(\d+) kB/m) / 1024;
 }

@@ -4,7 +4,7 @@
  */
 import type { BenchHost, BenchWriter, ClusterDriver } from './cluster-driver.js';
 import { DockerApi, DockerApiError } from './docker-api.js';
-import { rssMb } from './stats.js';
+import { pssMb, rssMb } from './stats.js';
 import { SWARM_OVERLAY_MASK, SWARM_OVERLAY_POOL, SwarmHosts, type SwarmHost } from './swarm-hosts.js';
 
 const isConflict = (err: unknown): boolean => err instanceof DockerApiError && /out of sequence/i.test(err.message);
@@ -120,11 +120,16 @@ export class SwarmDriver implements ClusterDriver {
     return this.swarm.restart(this.host(h));
   }
 
-  rss(h: BenchHost): { mb: number; what: string } {
+  rss(h: BenchHost): { mb: number; pss: number; what: string } {
     const p = this.swarm.pids(this.host(h));
-    const d = p.dockerd === undefined ? NaN : rssMb(p.dockerd);
-    const c = p.containerd === undefined ? NaN : rssMb(p.containerd);
-    return { mb: d + c, what: `dockerd ${d.toFixed(1)} + containerd ${c.toFixed(1)} =` };
+    const of = (f: (pid: number) => number, pid: number | undefined): number => (pid === undefined ? NaN : f(pid));
+    const d = of(rssMb, p.dockerd);
+    const c = of(rssMb, p.containerd);
+    return {
+      mb: d + c,
+      pss: of(pssMb, p.dockerd) + of(pssMb, p.containerd),
+      what: `dockerd ${d.toFixed(1)} + containerd ${c.toFixed(1)} =`,
+    };
   }
 
   down(): Promise<string[]> {
