@@ -88,14 +88,24 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** After SIGINT/SIGTERM the handler cleans up and exits: the measuring code only waits for that. */
+const untilExit = (): Promise<never> => new Promise<never>(() => undefined);
+
 async function side(d: ClusterDriver): Promise<SideFigures> {
+  if (stopping) return untilExit();
   current = d;
+  let figures: SideFigures;
   try {
-    return await measureCluster(d, opts);
-  } finally {
-    if (!stopping) await cleanUp(d);
-    current = undefined;
+    figures = await measureCluster(d, opts);
+  } catch (err) {
+    if (stopping) return untilExit(); // failures caused by the clean-up under way
+    await cleanUp(d).catch((e: unknown) => opts.progress(`${d.system}: ${(e as Error).message}`));
+    throw err;
   }
+  if (stopping) return untilExit();
+  await cleanUp(d);
+  current = undefined;
+  return figures;
 }
 
 const swarm = v['no-swarm'] ? undefined : await side(new SwarmDriver(managers, workers, opts.progress));
