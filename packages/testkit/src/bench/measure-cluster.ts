@@ -175,6 +175,7 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
     const inflight: Promise<void>[] = [];
     let acked: number | undefined;
     let by = '';
+    let lastError = '';
     const t0 = performance.now();
     d.kill(L);
     down.add(L);
@@ -191,13 +192,17 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
               by = via.name;
             }
           },
-          () => undefined, // no leader yet (or a conflict with another probe): the next probe tries again
+          (err: unknown) => {
+            // no leader yet, or a conflict with another probe: the next probe tries again
+            lastError = (err as Error).message;
+          },
         ),
       );
       await sleep(o.probeMs);
     }
     await Promise.all(inflight);
-    if (acked === undefined) throw new Error(`${d.system}: no write acknowledged within 120 s of killing ${L.name}`);
+    if (acked === undefined)
+      throw new Error(`${d.system}: no write acknowledged within 120 s of killing ${L.name} (last: ${lastError})`);
     failovers.push(acked);
     await d.waitGone(L);
     const tr = performance.now();

@@ -4,7 +4,7 @@
  * init and join take the same parameters as `labCluster` (overlay pool LAB_OVERLAY_POOL).
  */
 import { credentials } from '@grpc/grpc-js';
-import { ControlClient, SwarmClient, unary, type Node } from '@shoal/api';
+import { ControlClient, RemoteError, SwarmClient, unary, type Node } from '@shoal/api';
 import { hasCode } from '@shoal/common';
 import { LabNotFoundError } from '../errors.js';
 import { labDown, labLeftovers } from '../lab/lab-down.js';
@@ -130,7 +130,7 @@ export class ShoalDriver implements ClusterDriver {
     try {
       return (await unary(c.getNode.bind(c), { NodeID: nodeId }, this.deadline(timeoutMs))).Node?.Status?.State;
     } catch (err) {
-      if (err instanceof Error) return undefined; // not known yet, no leader, daemon down
+      if (err instanceof RemoteError) return undefined; // not known yet, no leader, daemon down
       throw err;
     }
   }
@@ -141,7 +141,7 @@ export class ShoalDriver implements ClusterDriver {
     try {
       ns = (await unary(c.listNodes.bind(c), {}, this.deadline(timeoutMs))).Nodes ?? [];
     } catch (err) {
-      if (err instanceof Error) return undefined;
+      if (err instanceof RemoteError) return undefined; // no leader, daemon down
       throw err;
     }
     return ns.map((n) => ({
