@@ -12,6 +12,7 @@ const benches = {
   compose: 'packages/compose/dist/bench/compose.js',
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
+  cluster: 'packages/testkit/dist/bench/cluster.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;

@@ -41,9 +41,16 @@ export function shoaldBin(): string {
   return join(dirname(createRequire(import.meta.url).resolve('@shoal/daemon')), 'main.js');
 }
 
+/**
+ * Node's flags for shoald, as its `#!` line has them (docs/daemon.md, Memory): a young generation
+ * of 1 MB semi-spaces instead of Node's default, about 10 MB less RSS for an idle daemon.
+ */
+export const SHOALD_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
 function shoaldArgs(h: LabHostState, registry: string | undefined): string[] {
   const p = shoaldPaths(h);
   return [
+    ...SHOALD_NODE_FLAGS,
     shoaldBin(),
     '--data-root',
     h.dataDir,

@@ -1,0 +1,50 @@
+/**
+ * What the cluster benchmark needs from a system under test. Shoal (lab hosts running shoald)
+ * and Docker Swarm (namespaces running dockerd + containerd) each implement it with their own
+ * API, so that one routine (measure-cluster.ts) measures both the same way.
+ */
+
+export interface BenchHost {
+  /** h1..hN */
+  name: string;
+  role: 'manager' | 'worker';
+}
+
+/** One client of the write benchmark: its own connection to the leader's API endpoint. */
+export interface BenchWriter {
+  /** `node update --label-add key=value NODE`: read the node, update it with the version read. */
+  labelAdd(nodeId: string, key: string, value: string): Promise<'ok' | 'conflict'>;
+  close(): void;
+}
+
+export interface ClusterDriver {
+  readonly system: 'shoal' | 'swarm';
+  readonly hosts: readonly BenchHost[];
+  /** Hosts and daemons running, not yet in a swarm. */
+  up(): Promise<void>;
+  /** `swarm init` on `h` (its node ID). */
+  init(h: BenchHost): Promise<string>;
+  /** `swarm join` of `h` with the token of its role (its node ID). */
+  join(h: BenchHost, via: BenchHost): Promise<string>;
+  /** The node as `via` sees it (undefined when the call fails: no leader yet, daemon down). */
+  nodeState(via: BenchHost, nodeId: string, timeoutMs: number): Promise<string | undefined>;
+  /** Every node as `via` sees it (undefined when the call fails). */
+  nodes(
+    via: BenchHost,
+    timeoutMs: number,
+  ): Promise<{ id: string; state: string; leader: boolean; reachable: boolean; manager: boolean }[] | undefined>;
+  /** One acknowledged label write through `via` within `timeoutMs`, or a rejection. */
+  labelAdd(via: BenchHost, nodeId: string, key: string, value: string, timeoutMs: number): Promise<void>;
+  /** A client of the write benchmark on the API endpoint of `via`. */
+  writer(via: BenchHost): BenchWriter;
+  /** kill -9 of the host's daemon(s). */
+  kill(h: BenchHost): void;
+  /** Until the killed processes are gone. */
+  waitGone(h: BenchHost): Promise<void>;
+  /** Starts the host's daemon(s) again, same data, and waits until they answer locally. */
+  restart(h: BenchHost): Promise<void>;
+  /** RSS and PSS in MB of the host's daemon(s), summed, with what they count ("shoald", "dockerd + containerd"). */
+  rss(h: BenchHost): { mb: number; pss: number; what: string };
+  /** Removes everything; returns what was left behind (empty when all is gone). */
+  down(): Promise<string[]>;
+}

@@ -1,0 +1,247 @@
+/**
+ * The benchmark driver for Shoal: a lab (lab-up.ts) with one shoald per host (lab-shoald.ts),
+ * driven through each host's unix socket with api's gRPC clients (what the `shoal` CLI calls).
+ * init and join take the same parameters as `labCluster` (overlay pool LAB_OVERLAY_POOL).
+ */
+import { credentials } from '@grpc/grpc-js';
+import { ControlClient, RemoteError, SwarmClient, unary, type Node } from '@shoal/api';
+import { hasCode } from '@shoal/common';
+import { LabNotFoundError } from '../errors.js';
+import { labDown, labLeftovers } from '../lab/lab-down.js';
+import { LAB_OVERLAY_POOL } from '../lab/lab-names.js';
+import { LAB_CLUSTER_PORT, labStartShoald, runningShoald, shoaldPaths } from '../lab/lab-shoald.js';
+import { readLabState, type LabHostState } from '../lab/lab-state.js';
+import { labUp } from '../lab/lab-up.js';
+import type { BenchHost, BenchWriter, ClusterDriver } from './cluster-driver.js';
+import { pssMb, rssMb } from './stats.js';
+
+/** A separate connection per client, as separate CLI processes would have. */
+const OWN_CONNECTION = { 'grpc.use_local_subchannel_pool': 1 };
+
+const isConflict = (err: unknown): boolean => hasCode(err, 'STORE_VERSION_CONFLICT');
+
+export class ShoalDriver implements ClusterDriver {
+  readonly system = 'shoal';
+  readonly hosts: BenchHost[];
+  private state = new Map<string, LabHostState>();
+  private tokens: { Worker: string; Manager: string } | undefined;
+  private readonly controls = new Map<string, ControlClient>();
+
+  constructor(
+    private readonly lab: string,
+    managers: number,
+    workers: number,
+  ) {
+    this.hosts = Array.from({ length: managers + workers }, (_, i) => ({
+      name: `h${i + 1}`,
+      role: i < managers ? 'manager' : 'worker',
+    }));
+  }
+
+  private socket(h: BenchHost): string {
+    const s = this.state.get(h.name);
+    if (!s) throw new Error(`no lab host ${h.name}`);
+    return `unix://${shoaldPaths(s).socket}`;
+  }
+
+  private control(h: BenchHost): ControlClient {
+    let c = this.controls.get(h.name);
+    if (!c) {
+      c = new ControlClient(this.socket(h), credentials.createInsecure());
+      this.controls.set(h.name, c);
+    }
+    return c;
+  }
+
+  private async withSwarm<T>(h: BenchHost, fn: (c: SwarmClient) => Promise<T>): Promise<T> {
+    const c = new SwarmClient(this.socket(h), credentials.createInsecure());
+    try {
+      return await fn(c);
+    } finally {
+      c.close();
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    const s = await readLabState(this.lab);
+    if (!s) throw new Error(`lab ${this.lab} is gone`);
+    for (const h of s.hosts) this.state.set(h.name, h);
+  }
+
+  async up(): Promise<void> {
+    await this.down();
+    await labUp({ name: this.lab, hosts: this.hosts.length, registry: false });
+    await labStartShoald(this.lab);
+    await this.refresh();
+  }
+
+  private deadline(ms = 120_000): { deadline: number } {
+    return { deadline: Date.now() + ms };
+  }
+
+  async init(h: BenchHost): Promise<string> {
+    const s = this.state.get(h.name);
+    if (!s) throw new Error(`no lab host ${h.name}`);
+    await this.withSwarm(h, (c) =>
+      unary(
+        c.init.bind(c),
+        {
+          ListenAddr: `${s.address}:${LAB_CLUSTER_PORT}`,
+          AdvertiseAddr: s.address,
+          DefaultAddrPool: [LAB_OVERLAY_POOL],
+          SubnetSize: 24,
+        },
+        this.deadline(),
+      ),
+    );
+    const ctl = this.control(h);
+    const t = (await unary(ctl.getCluster.bind(ctl), {}, this.deadline())).Cluster?.JoinTokens;
+    if (!t?.Worker || !t.Manager) throw new Error('the cluster has no join tokens');
+    this.tokens = { Worker: t.Worker, Manager: t.Manager };
+    return this.nodeId(h);
+  }
+
+  private nodeId(h: BenchHost): Promise<string> {
+    return this.withSwarm(h, async (c) => (await unary(c.info.bind(c), {}, this.deadline())).NodeID ?? '');
+  }
+
+  async join(h: BenchHost, via: BenchHost): Promise<string> {
+    const s = this.state.get(h.name);
+    const v = this.state.get(via.name);
+    if (!s || !v || !this.tokens) throw new Error('join before init');
+    const token = h.role === 'manager' ? this.tokens.Manager : this.tokens.Worker;
+    await this.withSwarm(h, (c) =>
+      unary(
+        c.join.bind(c),
+        {
+          ListenAddr: `${s.address}:${LAB_CLUSTER_PORT}`,
+          AdvertiseAddr: s.address,
+          RemoteAddrs: [`${v.address}:${LAB_CLUSTER_PORT}`],
+          JoinToken: token,
+        },
+        this.deadline(),
+      ),
+    );
+    return this.nodeId(h);
+  }
+
+  async nodeState(via: BenchHost, nodeId: string, timeoutMs: number): Promise<string | undefined> {
+    const c = this.control(via);
+    try {
+      return (await unary(c.getNode.bind(c), { NodeID: nodeId }, this.deadline(timeoutMs))).Node?.Status?.State;
+    } catch (err) {
+      if (err instanceof RemoteError) return undefined; // not known yet, no leader, daemon down
+      throw err;
+    }
+  }
+
+  async nodes(via: BenchHost, timeoutMs: number) {
+    const c = this.control(via);
+    let ns: Node[];
+    try {
+      ns = (await unary(c.listNodes.bind(c), {}, this.deadline(timeoutMs))).Nodes ?? [];
+    } catch (err) {
+      if (err instanceof RemoteError) return undefined; // no leader, daemon down
+      throw err;
+    }
+    return ns.map((n) => ({
+      id: n.ID ?? '',
+      state: n.Status?.State ?? '',
+      leader: n.ManagerStatus?.Leader === true,
+      reachable: n.ManagerStatus?.Reachability === 'reachable',
+      manager: n.Spec?.Role === 'manager',
+    }));
+  }
+
+  private static async labelAddOn(
+    c: ControlClient,
+    nodeId: string,
+    key: string,
+    value: string,
+    deadline: number,
+  ): Promise<void> {
+    const n = (await unary(c.getNode.bind(c), { NodeID: nodeId }, { deadline })).Node;
+    if (!n) throw new Error(`node ${nodeId} not found`);
+    await unary(
+      c.updateNode.bind(c),
+      {
+        NodeID: nodeId,
+        NodeVersion: n.Version,
+        Spec: { ...n.Spec, Labels: { ...n.Spec?.Labels, [key]: value } },
+      },
+      { deadline },
+    );
+  }
+
+  async labelAdd(via: BenchHost, nodeId: string, key: string, value: string, timeoutMs: number): Promise<void> {
+    const c = new ControlClient(this.socket(via), credentials.createInsecure(), OWN_CONNECTION);
+    try {
+      await ShoalDriver.labelAddOn(c, nodeId, key, value, Date.now() + timeoutMs);
+    } finally {
+      c.close();
+    }
+  }
+
+  writer(via: BenchHost): BenchWriter {
+    const c = new ControlClient(this.socket(via), credentials.createInsecure(), OWN_CONNECTION);
+    return {
+      async labelAdd(nodeId, key, value) {
+        try {
+          await ShoalDriver.labelAddOn(c, nodeId, key, value, Date.now() + 30_000);
+          return 'ok';
+        } catch (err) {
+          if (isConflict(err)) return 'conflict';
+          throw err;
+        }
+      },
+      close: () => c.close(),
+    };
+  }
+
+  private pid(h: BenchHost): number | undefined {
+    const s = this.state.get(h.name);
+    return s ? runningShoald(s) : undefined;
+  }
+
+  kill(h: BenchHost): void {
+    const pid = this.pid(h);
+    if (pid === undefined) throw new Error(`shoald on ${h.name} is not running`);
+    process.kill(pid, 'SIGKILL');
+  }
+
+  async waitGone(h: BenchHost): Promise<void> {
+    while (this.pid(h) !== undefined) await new Promise((r) => setTimeout(r, 20));
+    this.controls.get(h.name)?.close();
+    this.controls.delete(h.name);
+  }
+
+  async restart(h: BenchHost): Promise<void> {
+    await labStartShoald(this.lab, [h.name]);
+    await this.refresh();
+  }
+
+  rss(h: BenchHost): { mb: number; pss: number; what: string } {
+    const pid = this.pid(h);
+    return { mb: pid === undefined ? NaN : rssMb(pid), pss: pid === undefined ? NaN : pssMb(pid), what: 'shoald' };
+  }
+
+  async down(): Promise<string[]> {
+    for (const c of this.controls.values()) c.close();
+    this.controls.clear();
+    try {
+      await labDown(this.lab);
+    } catch (err) {
+      if (!(err instanceof LabNotFoundError)) throw err; // nothing of it exists: nothing to do
+    }
+    const left = await labLeftovers(this.lab);
+    const parts = [
+      ...(left.dir ? [`directory of lab ${this.lab}`] : []),
+      ...left.namespaces.map((n) => `netns ${n}`),
+      ...left.links.map((l) => `link ${l}`),
+      ...left.processes.map((p) => `process ${p}`),
+      ...left.mounts.map((m) => `mount ${m}`),
+      ...left.rules.map((r) => `iptables ${r}`),
+    ];
+    return parts;
+  }
+}
