@@ -326,8 +326,10 @@ export class Daemon {
       dynamicService(
         ControlService,
         async () => {
+          // Every Control call here reads after a ReadIndex, on a follower too (raft asks the
+          // leader): a follower's applied state alone may be behind acknowledged writes.
           const rt = this.manager;
-          if (rt?.raft.leaderInfo().isLeader) await rt.store.linearizable();
+          if (rt) await rt.store.linearizable();
           return fromManager('Control')();
         },
         unavailable,
