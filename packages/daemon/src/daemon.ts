@@ -89,6 +89,11 @@ export class Daemon {
     this.forwarder = new LeaderForwarder(() => this.clientCredentials());
   }
 
+  /** True once `stop()` began: background loops (role convergence) end. */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
   /** Runs `fn` after every earlier Swarm operation. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
