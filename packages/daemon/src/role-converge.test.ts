@@ -36,6 +36,8 @@ after(async () => {
 /** A TCP relay to `target` on loopback that can refuse new connections (open ones keep flowing). */
 class Relay {
   refuseNew = false;
+  /** While refusing, this many new connections still go through. */
+  allowance = 0;
   refused = 0;
   private readonly sockets = new Set<Socket>();
   private readonly server: Server;
@@ -54,7 +56,8 @@ class Relay {
   }
 
   private relay(client: Socket, target: number): void {
-    if (this.refuseNew) {
+    if (this.refuseNew && this.allowance > 0) this.allowance--;
+    else if (this.refuseNew) {
       this.refused++;
       client.destroy();
       return;
@@ -130,63 +133,107 @@ const certRole = async (h: Host): Promise<string> =>
     /OU=swarm-(\w+)/,
   )?.[1] ?? '';
 
-describe('role switch convergence', () => {
-  it('a promotion whose certificate renewal fails (CA unreachable) completes once the CA is back, without restart', async () => {
-    const [listen, advertised, workerPort] = [await freePort(), await freePort(), await freePort()];
-    const relay = await Relay.start(advertised, listen);
-    closers.push(() => relay.close());
-    const m1 = await host('m1', listen, `127.0.0.1:${advertised}`);
-    const w = await host('w', workerPort);
-    const s1 = swarmClient(m1.socket);
-    await unary(s1.init.bind(s1), {});
-    s1.close();
-    const c1 = controlClient(m1.socket);
-    const tokens = (await unary(c1.getCluster.bind(c1), {})).Cluster?.JoinTokens ?? {};
-    c1.close();
-    const sw = swarmClient(w.socket);
-    const wid = (await unary(sw.join.bind(sw), { JoinToken: tokens.Worker!, RemoteAddrs: [`127.0.0.1:${advertised}`] }))
-      .NodeID!;
-    await eventually(
-      () => listNodes(m1),
-      (ns) => ns.length === 2 && ns.every((n) => n.Status?.State === 'ready'),
-    );
-    assert.equal(await certRole(w), 'worker');
+interface Cluster {
+  relay: Relay;
+  m1: Host;
+  w: Host;
+  wid: string;
+}
 
-    // the CA becomes unreachable for new connections; the open session stays
-    relay.refuseNew = true;
-    const c = controlClient(m1.socket);
+/** A manager reached only through the relay (its advertised address) and a worker joined through it. */
+async function cluster(): Promise<Cluster> {
+  const [listen, advertised, workerPort] = [await freePort(), await freePort(), await freePort()];
+  const relay = await Relay.start(advertised, listen);
+  closers.push(() => relay.close());
+  const m1 = await host('m1', listen, `127.0.0.1:${advertised}`);
+  const w = await host('w', workerPort);
+  const s1 = swarmClient(m1.socket);
+  await unary(s1.init.bind(s1), {});
+  s1.close();
+  const c1 = controlClient(m1.socket);
+  const tokens = (await unary(c1.getCluster.bind(c1), {})).Cluster?.JoinTokens ?? {};
+  c1.close();
+  const sw = swarmClient(w.socket);
+  const wid = (await unary(sw.join.bind(sw), { JoinToken: tokens.Worker!, RemoteAddrs: [`127.0.0.1:${advertised}`] }))
+    .NodeID!;
+  sw.close();
+  await eventually(
+    () => listNodes(m1),
+    (ns) => ns.length === 2 && ns.every((n) => n.Status?.State === 'ready'),
+  );
+  return { relay, m1, w, wid };
+}
+
+async function promote(m1: Host, wid: string): Promise<void> {
+  const c = controlClient(m1.socket);
+  try {
     const cur = (await unary(c.getNode.bind(c), { NodeID: wid })).Node!;
     await unary(c.updateNode.bind(c), {
       NodeID: wid,
       NodeVersion: cur.Version,
       Spec: { ...cur.Spec, Role: 'manager' },
     });
+  } finally {
     c.close();
-    const failed = await w.p.waitLog((l) => /role change failed/.test(String(l.msg)), 60_000);
-    assert.ok(failed, 'the switch failed while the CA was unreachable');
+  }
+}
+
+async function controlAvailable(h: Host): Promise<boolean> {
+  const s = swarmClient(h.socket);
+  try {
+    return (await unary(s.info.bind(s), {})).ControlAvailable === true;
+  } finally {
+    s.close();
+  }
+}
+
+/** The promoted node ends a manager: certificate, Raft member seen by the leader, Control, same process. */
+async function assertConverged(cl: Cluster): Promise<void> {
+  await eventually(
+    () => controlAvailable(cl.w),
+    (ok) => ok,
+  );
+  assert.equal(await certRole(cl.w), 'manager', 'a manager certificate');
+  const nodes = await eventually(
+    () => listNodes(cl.m1),
+    (ns) => ns.filter((n) => n.Spec?.Role === 'manager' && n.ManagerStatus?.Reachability === 'reachable').length === 2,
+  );
+  assert.ok(nodes.find((n) => n.ID === cl.wid)?.ManagerStatus, 'the promoted node is a Raft member');
+  assert.equal(cl.w.p.proc.exitCode, null, 'no restart');
+  assert.equal(cl.w.p.proc.signalCode, null, 'no restart');
+}
+
+describe('role switch convergence', () => {
+  it('a promotion whose certificate renewal fails (CA unreachable) completes once the CA is back, without restart', async () => {
+    const cl = await cluster();
+    const { relay, w } = cl;
+    assert.equal(await certRole(w), 'worker');
+    // the CA becomes unreachable for new connections; the open session stays
+    relay.refuseNew = true;
+    await promote(cl.m1, cl.wid);
+    await w.p.waitLog((l) => /role change failed/.test(String(l.msg)), 60_000);
     assert.ok(relay.refused > 0, 'the relay refused connections');
     assert.equal(await certRole(w), 'worker', 'half-switched: still a worker certificate');
-    const info = async (): Promise<{ ControlAvailable?: boolean }> => {
-      const s = swarmClient(w.socket);
-      try {
-        return await unary(s.info.bind(s), {});
-      } finally {
-        s.close();
-      }
-    };
-    assert.equal((await info()).ControlAvailable, false);
-
+    assert.equal(await controlAvailable(w), false);
     // the failure clears: the same process converges to a manager
     relay.refuseNew = false;
-    await eventually(info, (i) => i.ControlAvailable === true);
-    assert.equal(await certRole(w), 'manager', 'a manager certificate');
-    const nodes = await eventually(
-      () => listNodes(m1),
-      (ns) =>
-        ns.filter((n) => n.Spec?.Role === 'manager' && n.ManagerStatus?.Reachability === 'reachable').length === 2,
-    );
-    assert.ok(nodes.find((n) => n.ID === wid)?.ManagerStatus, 'the promoted node is a Raft member');
-    assert.equal(w.p.proc.exitCode, null, 'no restart');
-    assert.equal(w.p.proc.signalCode, null, 'no restart');
+    await assertConverged(cl);
+  });
+
+  it('a promotion whose Raft join fails after the new certificate completes once the manager is reachable', async () => {
+    const cl = await cluster();
+    const { relay, w } = cl;
+    relay.refuseNew = true;
+    await promote(cl.m1, cl.wid);
+    // the first renewal is refused; let exactly one connection through for the next one
+    await w.p.waitLog((l) => /role change failed/.test(String(l.msg)), 60_000);
+    relay.allowance = 1;
+    await w.p.waitLog((l) => l.msg === 'node certificate renewed', 60_000);
+    const renewedAt = w.p.lines.findIndex((l) => l.msg === 'node certificate renewed');
+    await w.p.waitLog((l) => /role change failed/.test(String(l.msg)) && w.p.lines.indexOf(l) > renewedAt, 60_000);
+    assert.equal(await certRole(w), 'manager', 'half-switched: a manager certificate');
+    assert.equal(await controlAvailable(w), false, 'half-switched: not a manager yet');
+    relay.refuseNew = false;
+    await assertConverged(cl);
   });
 });
