@@ -96,6 +96,11 @@ export class Daemon {
     this.forwarder = new LeaderForwarder(() => this.clientCredentials());
   }
 
+  /** True once `stop()` began: background loops (role convergence) end. */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
   /** Runs `fn` after every earlier Swarm operation. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
@@ -350,8 +355,10 @@ export class Daemon {
       dynamicService(
         ControlService,
         async () => {
+          // Every Control call here reads after a ReadIndex, on a follower too (raft asks the
+          // leader): a follower's applied state alone may be behind acknowledged writes.
           const rt = this.manager;
-          if (rt?.raft.leaderInfo().isLeader) await rt.store.linearizable();
+          if (rt) await rt.store.linearizable();
           return fromManager('Control')();
         },
         unavailable,

@@ -3,12 +3,17 @@
  * long-lived `StreamRaftMessage` client stream per peer carries that peer's messages (each one
  * encoded by raft's codec). A broken stream is reopened on the next send after a backoff
  * (50 ms doubling to 1 s); while a peer is down or its stream is congested past `maxQueueBytes`,
- * messages are dropped and the core told the peer is unreachable. A snapshot travels as one
- * gRPC message (the channel and server accept up to 512 MiB) and its outcome is reported once the
- * write is flushed or failed. With snapshot files (raft's DiskLogStore keeps snapshot data in
- * files), the sender reads the stored file into that message, and the receiver writes it through
- * raft's SnapshotReceiver (verified and synced) before it hands raft the message without data. Inbound messages come from the server side (`raftService()`),
- * which only managers may call (roles in proto/).
+ * messages are dropped and the core told the peer is unreachable.
+ *
+ * Snapshots with snapshot files (raft's DiskLogStore keeps snapshot data in files) travel on a
+ * call of their own (metadata `shoal-raft-snapshot`): the first request is the `snap` message
+ * without data, then the stored file's transfer form in requests of at most 1 MiB
+ * (`SNAPSHOT_CHUNK_BYTES`), read from the file as they are sent and written by the receiver
+ * through raft's SnapshotReceiver as they arrive (gRPC's flow control paces both ends), so no
+ * message comes near gRPC's message size limit and the file is never held whole. The receiver
+ * verifies and syncs the file, hands raft the message, and only then answers the call: the
+ * sender reports the snapshot's outcome from that answer. Inbound messages come from the server
+ * side (`raftService()`), which only managers may call (roles in proto/).
  */
 import type { ChannelCredentials, ClientWritableStream } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
@@ -30,8 +35,13 @@ import {
   type Transport,
   type TransportHandlers,
 } from '@shoal/raft';
+import { DaemonError } from './errors.js';
 
 export const MAX_RAFT_MESSAGE_BYTES = 512 * 1024 * 1024;
+/** The largest piece of a snapshot file in one gRPC message. */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** Call metadata marking a `StreamRaftMessage` call that carries one snapshot. */
+export const SNAPSHOT_STREAM_HEADER = 'shoal-raft-snapshot';
 
 export interface GrpcRaftTransportOptions {
   /** Current client credentials (this node's manager certificate); re-read on every (re)connect. */
@@ -61,6 +71,8 @@ class PeerLink {
   backoffMs = 50;
   retryAt = 0;
   lastUnreachable = 0;
+  /** Snapshot calls in flight (cancelled when the link closes). */
+  readonly snapshotCalls = new Set<ClientWritableStream<RaftMessageRequest>>();
 
   constructor(
     readonly id: NodeId,
@@ -68,6 +80,8 @@ class PeerLink {
   ) {}
 
   close(): void {
+    for (const c of this.snapshotCalls) c.cancel();
+    this.snapshotCalls.clear();
     this.stream?.end();
     this.stream = undefined;
     this.client?.close();
@@ -128,19 +142,104 @@ export class GrpcRaftTransport implements Transport {
     if (!this.closed) this.handlers?.onMessage({ ...m, snapshot: { ...snap, data: new Uint8Array(0) } });
   }
 
-  /** Reads the stored snapshot file of `m` into the message, then sends it. */
+  /**
+   * Receives one snapshot call: the `snap` message first, then the file's blocks, written through
+   * raft's receiver as they arrive; raft gets the message once the file is verified and durable.
+   */
+  async receiveSnapshotStream(requests: AsyncIterable<RaftMessageRequest>): Promise<void> {
+    const files = this.files;
+    const it = requests[Symbol.asyncIterator]();
+    const first = await it.next();
+    const m = first.done === true ? undefined : decodeMessage(first.value.Message ?? new Uint8Array());
+    const snap = m?.snapshot;
+    if (m === undefined || snap === undefined) {
+      throw new DaemonError(
+        'DAEMON_RAFT_SNAPSHOT_REFUSED',
+        'a raft snapshot stream must start with a snapshot message',
+        'invalid-argument',
+      );
+    }
+    if (files === undefined || this.closed || !this.handlers) {
+      throw new DaemonError(
+        'DAEMON_SERVICE_UNAVAILABLE',
+        'this node does not receive raft snapshot files now',
+        'unavailable',
+        { retryable: true },
+      );
+    }
+    const rx = files.receive(snap.metadata.term, snap.metadata.index);
+    let bytes = 0;
+    let chunks = 0;
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) break;
+        const block = r.value.Message ?? new Uint8Array();
+        await rx.write(block);
+        bytes += block.byteLength;
+        chunks++;
+      }
+      await rx.finish();
+    } catch (err) {
+      await rx
+        .abort()
+        .catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'dropping a snapshot file failed'));
+      this.log.warn({ from: m.from, err: (err as Error).message }, 'raft snapshot receive failed');
+      throw err;
+    }
+    this.log.info({ from: m.from, index: snap.metadata.index, bytes, chunks }, 'raft snapshot received');
+    if (!this.closed) this.handlers.onMessage({ ...m, snapshot: { ...snap, data: new Uint8Array(0) } });
+  }
+
+  /** Streams the stored snapshot file of `m` to its peer on a call of its own, in chunks. */
   private async sendSnapshotFile(m: Message, files: SnapshotFiles): Promise<void> {
     const snap = m.snapshot;
-    if (snap === undefined) return;
-    const blocks: Uint8Array[] = [];
-    try {
-      for await (const b of files.readFile(snap.metadata.term, snap.metadata.index)) blocks.push(b);
-    } catch (err) {
-      this.log.warn({ to: m.to, err: (err as Error).message }, 'raft snapshot file unreadable');
-      this.handlers?.onSnapshotStatus(m.to, false);
+    const p = this.peers.get(m.to);
+    if (snap === undefined || p === undefined || Date.now() < p.retryAt) {
+      this.unreachable(m.to, p, m);
       return;
     }
-    if (!this.closed) this.send([{ ...m, snapshot: { ...snap, data: Buffer.concat(blocks) } }]);
+    p.client ??= new RaftClient(p.address, this.opts.credentials(), clusterChannelOptions());
+    const md = new Metadata();
+    md.set(SNAPSHOT_STREAM_HEADER, `${snap.metadata.term}-${snap.metadata.index}`);
+    let settled = false;
+    const report = (ok: boolean): void => {
+      if (settled) return;
+      settled = true;
+      this.handlers?.onSnapshotStatus(m.to, ok);
+    };
+    let ended: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    const call = p.client.streamRaftMessage(md, {}, (err: Error | null) => {
+      p.snapshotCalls.delete(call);
+      ended();
+      if (err) this.log.warn({ to: m.to, err: err.message }, 'raft snapshot send failed');
+      else this.log.info({ to: m.to, index: snap.metadata.index }, 'raft snapshot sent');
+      report(!err);
+    });
+    call.on('error', (err: Error) => this.log.debug({ to: m.to, err: err.message }, 'raft snapshot stream error'));
+    p.snapshotCalls.add(call);
+    let open = true;
+    void done.then(() => (open = false));
+    const write = async (chunk: Uint8Array): Promise<void> => {
+      if (!call.write({ Message: chunk })) {
+        await Promise.race([new Promise<void>((resolve) => call.once('drain', resolve)), done]);
+      }
+    };
+    try {
+      await write(encodeMessage({ ...m, snapshot: { ...snap, data: new Uint8Array(0) } }));
+      for await (const block of files.readFile(snap.metadata.term, snap.metadata.index)) {
+        for (let off = 0; off < block.byteLength && open; off += SNAPSHOT_CHUNK_BYTES) {
+          await write(block.subarray(off, Math.min(off + SNAPSHOT_CHUNK_BYTES, block.byteLength)));
+        }
+        if (!open || this.closed) return; // the call ended (its callback reported) or we closed
+      }
+      call.end();
+    } catch (err) {
+      this.log.warn({ to: m.to, err: (err as Error).message }, 'raft snapshot file unreadable');
+      call.cancel();
+      report(false);
+    }
   }
 
   setPeer(id: NodeId, address: string): void {
@@ -242,6 +341,16 @@ export function raftService(
       return Promise.resolve({});
     }),
     streamRaftMessage: clientStreamHandler(async (call) => {
+      if (call.metadata.get(SNAPSHOT_STREAM_HEADER).length > 0) {
+        const t = target();
+        if (t === undefined) {
+          throw new DaemonError('DAEMON_SERVICE_UNAVAILABLE', 'raft is not running on this node now', 'unavailable', {
+            retryable: true,
+          });
+        }
+        await t.receiveSnapshotStream(call as AsyncIterable<RaftMessageRequest>);
+        return {};
+      }
       for await (const req of call as AsyncIterable<RaftMessageRequest>) {
         target()?.deliver(req.Message ?? new Uint8Array());
       }

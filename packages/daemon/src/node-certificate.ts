@@ -4,11 +4,17 @@
  * node (promote/demote): a CSR from the node's own key to a manager's CA service, authenticated
  * by the current certificate; the new certificate is installed live (TLS provider) and on disk,
  * then the role's runtime is switched.
+ *
+ * A role switch has several steps that can each fail (the CA unreachable, a certificate still
+ * carrying the old role, the Raft join refused or timing out). `wantRole` keeps, per daemon, the
+ * role the cluster last asked for and whether the leader counts this node as a Raft member, and
+ * runs one loop that takes the missing steps again, with backoff, until the node's certificate,
+ * runtime and Raft membership all match: a half-done switch converges without a restart.
  */
 import { X509Certificate } from 'node:crypto';
-import { CAClient, ControlClient, RaftMembershipClient, unary } from '@shoal/api';
+import { CAClient, ControlClient, RaftMembershipClient, unary, type Node } from '@shoal/api';
 import { CertRenewer, createCsr, type Validity } from '@shoal/ca';
-import { sleep, systemClock, type Logger } from '@shoal/common';
+import { Backoff, errorMessage, sleep, systemClock, type Logger } from '@shoal/common';
 import type { Daemon } from './daemon.js';
 import { DaemonError } from './errors.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
@@ -71,30 +77,102 @@ export function startRenewer(d: Daemon, log: Logger): CertRenewer {
   return r;
 }
 
+/** What the cluster last said about this node's role, and the loop converging to it. */
+interface RoleTarget {
+  wanted: 'manager' | 'worker';
+  /** The leader lists this node as a Raft member (its Node has a ManagerStatus). */
+  member: boolean;
+  running: boolean;
+}
+
+const targets = new WeakMap<Daemon, RoleTarget>();
+
+/** Whether the node's certificate, runtime or Raft membership still differ from `t`. */
+function roleDiffers(d: Daemon, t: RoleTarget): boolean {
+  if (d.stopped || !d.identity || !d.state) return false;
+  if (d.identity.role !== t.wanted) return true;
+  if (t.wanted === 'worker') return d.manager !== undefined || d.state.role !== 'worker';
+  return d.manager === undefined || !t.member;
+}
+
 /**
- * The cluster wants `wanted` for this node: get a certificate with that role, then switch the
- * runtime (a promoted worker joins Raft and starts its manager; a demoted manager stops it and
- * forgets its Raft state). Runs as a Swarm operation.
+ * The cluster's view of this node arrived (a session message): remember the role it wants and
+ * start converging to it if anything differs. Steps that fail are retried with backoff (0.5 s
+ * to 5 s) until they succeed, the node leaves the swarm or the daemon stops.
  */
-export async function changeRole(d: Daemon, wanted: 'manager' | 'worker', log: Logger): Promise<void> {
-  if (!d.identity || !d.state || d.identity.role === wanted) return;
-  const remotes = managerAddresses(d).filter((a) => a !== d.state?.advertiseAddr);
-  await renewCertificate(d, log);
-  if (d.identity.role !== wanted) {
-    log.warn({ wanted, got: d.identity.role }, 'the reissued certificate does not carry the new role yet');
-    return;
+export function wantRole(d: Daemon, node: Node, log: Logger): void {
+  const wanted = node.Spec?.Role;
+  if (wanted !== 'manager' && wanted !== 'worker') return;
+  let t = targets.get(d);
+  if (t === undefined) targets.set(d, (t = { wanted, member: false, running: false }));
+  t.wanted = wanted;
+  t.member = node.ManagerStatus !== undefined;
+  if (t.running || !roleDiffers(d, t)) return;
+  t.running = true;
+  log.info({ wanted, role: d.identity?.role }, "the cluster changed this node's role");
+  void convergeLoop(d, t, log).finally(() => (t.running = false));
+}
+
+async function convergeLoop(d: Daemon, t: RoleTarget, log: Logger): Promise<void> {
+  const backoff = new Backoff({ initialMs: 500, maxMs: 5000 });
+  while (roleDiffers(d, t)) {
+    try {
+      await d.exclusive(() => (roleDiffers(d, t) ? changeRole(d, t) : Promise.resolve()));
+      return;
+    } catch (err) {
+      const ms = backoff.next();
+      log.warn({ wanted: t.wanted, err: errorMessage(err), retryInMs: ms }, 'role change failed; retrying');
+      await sleep(ms);
+    }
   }
-  log.info({ role: wanted }, 'role changed: switching runtime');
-  await d.stopRole();
-  d.state = { ...d.state, role: wanted };
+}
+
+/**
+ * One pass towards `t.wanted`: a certificate with that role, then the runtime (a promoted worker
+ * joins Raft and starts its manager; a demoted manager stops it and forgets its Raft state), then
+ * for a manager the Raft membership. Each step is skipped when already done.
+ */
+async function changeRole(d: Daemon, t: RoleTarget): Promise<void> {
+  const log = d.log.child({ component: 'role' });
+  const wanted = t.wanted;
+  if (!d.identity || !d.state) return;
+  const remotes = managerAddresses(d).filter((a) => a !== d.state?.advertiseAddr);
+  if (d.identity.role !== wanted) {
+    await renewCertificate(d, log);
+    if (d.identity.role !== wanted) {
+      throw new DaemonError(
+        'DAEMON_ROLE_PENDING',
+        `the reissued certificate carries the role ${d.identity.role}, not ${wanted} yet`,
+        'unavailable',
+        { retryable: true },
+      );
+    }
+  }
   if (wanted === 'worker') {
+    log.info({ role: wanted }, 'role changed: switching runtime');
+    await d.stopRole();
     await rm(d.layout.raft, { recursive: true, force: true });
-    d.state = { ...d.state, raftPeers: {}, remoteManagers: remotes.length > 0 ? remotes : d.state.remoteManagers };
+    d.state = {
+      ...d.state,
+      role: wanted,
+      raftPeers: {},
+      remoteManagers: remotes.length > 0 ? remotes : d.state.remoteManagers,
+    };
     await writeNodeState(d.layout, d.state);
     await d.startRole(false);
     return;
   }
-  await joinRaft(d, remotes[0] ?? d.state.remoteManagers[0] ?? '');
+  const remote = remotes[0] ?? d.state.remoteManagers[0] ?? '';
+  if (d.manager === undefined) {
+    log.info({ role: wanted }, 'role changed: switching runtime');
+    await d.stopRole();
+    d.state = { ...d.state, role: wanted };
+    await joinRaft(d, remote);
+  } else {
+    // The manager runs but the leader does not count it: only the Join is missing.
+    await joinRaftMembership(d, remote, d.raftPeers());
+  }
+  t.member = true;
 }
 
 /** A manager (new by join or promotion) enters Raft through `remote`: start Raft knowing the managers, then Join. */
@@ -113,7 +191,14 @@ export async function joinRaft(d: Daemon, remote: string): Promise<void> {
   d.state = { ...state, raftPeers: peers };
   await writeNodeState(d.layout, d.state);
   await d.startRole(false, peers);
-  // Only the leader adds members: try every known manager (followers refuse with not-leader).
+  await joinRaftMembership(d, remote, peers);
+}
+
+/** Asks the leader (trying every known manager: followers refuse) to add this node to Raft. */
+async function joinRaftMembership(d: Daemon, remote: string, peers: Record<string, string>): Promise<void> {
+  const state = d.state!;
+  const id = d.identity!;
+  const deadline = (): number => Date.now() + 20_000;
   const targets = [
     ...new Set([
       remote,
@@ -121,7 +206,7 @@ export async function joinRaft(d: Daemon, remote: string): Promise<void> {
         .filter(([n]) => n !== id.nodeId)
         .map(([, a]) => a),
     ]),
-  ];
+  ].filter((a) => a !== '');
   let last: unknown;
   for (let attempt = 0; attempt < 20; attempt++) {
     for (const addr of targets) {

@@ -11,7 +11,7 @@ import { Backoff, errorMessage, ignoreAborted, sleep, type Logger } from '@shoal
 import type { Daemon } from './daemon.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { writeNodeState } from './layout.js';
-import { changeRole } from './node-certificate.js';
+import { wantRole } from './node-certificate.js';
 import type { Agent } from '@shoal/worker';
 import { grpcDispatcherLink } from './node-agent.js';
 
@@ -22,7 +22,6 @@ export class WorkerSession {
   /** The manager the session is open on, '' when none. */
   connectedTo = '';
   heartbeats = 0;
-  private switching = false;
 
   constructor(private readonly opts: { daemon: Daemon; logger: Logger; agent?: Agent | undefined }) {}
 
@@ -83,20 +82,7 @@ export class WorkerSession {
           d.state = { ...d.state, remoteManagers: managers };
           await writeNodeState(d.layout, d.state);
         }
-        const wanted = msg.Node?.Spec?.Role;
-        if (
-          (wanted === 'manager' || wanted === 'worker') &&
-          d.identity &&
-          wanted !== d.identity.role &&
-          !this.switching
-        ) {
-          this.switching = true;
-          this.opts.logger.info({ wanted }, "the cluster changed this node's role");
-          void d
-            .exclusive(() => changeRole(d, wanted, this.opts.logger))
-            .catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'role change failed'))
-            .finally(() => (this.switching = false));
-        }
+        if (msg.Node) wantRole(d, msg.Node, this.opts.logger);
         if (!heartbeat) {
           onOpen();
           this.connectedTo = addr;

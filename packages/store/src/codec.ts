@@ -36,3 +36,13 @@ export function encodeJson(v: unknown): Uint8Array {
 export function decodeJson(data: Uint8Array): unknown {
   return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'), reviver);
 }
+
+/** One value as a JSON string with the same byte encoding as `encodeJson`. */
+export function jsonString(v: unknown): string {
+  return JSON.stringify(v, replacer);
+}
+
+/** Parses one JSON string written by `jsonString`. */
+export function parseJsonString(text: string): unknown {
+  return JSON.parse(text, reviver);
+}
