@@ -1,0 +1,38 @@
+export * from './errors.js';
+export {
+  parseIp,
+  formatIp,
+  parseCidr,
+  formatCidr,
+  overlaps,
+  contains,
+  containsCidr,
+  lastIp,
+  prefixSize,
+  type Cidr,
+} from './ipv4.js';
+export { AddressPool, DEFAULT_ADDR_POOL, DEFAULT_SUBNET_SIZE, MAX_SUBNET_SIZE } from './address-pool.js';
+export { SubnetAddresses, subnetConfig, type SubnetConfig } from './subnet-addresses.js';
+export { VniSet, VNI_MIN, VNI_MAX, VXLAN_ID_OPTION } from './vni.js';
+export {
+  NetworkAllocator,
+  taskOwner,
+  vipOwner,
+  type NetworkAllocatorOptions,
+  type AllocatorObjects,
+  type RestoreSummary,
+} from './allocator.js';
+export { macFromIp } from './mac.js';
+export { NetlinkCli } from './netlink-cli.js';
+export {
+  OverlayDataPlane,
+  vethName,
+  VXLAN_PORT,
+  VXLAN_OVERHEAD,
+  type OverlayNodeOptions,
+  type OverlayNetworkSpec,
+  type OverlayPeer,
+  type AttachRequest,
+  type Attachment,
+} from './overlay.js';
+export { checkEncryptionSupport, requireEncryptionSupportFor, ENCRYPTED_OPTION } from './encryption.js';
