@@ -108,3 +108,17 @@ export class DataPlaneError extends NetworkError {
     super('NETWORK_DATAPLANE', what, 'internal', options);
   }
 }
+
+/** A DNS name that is not a valid host name (labels of 1..63 letters, digits, '-' or '_'; 253 in all). */
+export class InvalidDnsNameError extends NetworkError {
+  constructor(name: string, reason: string) {
+    super('NETWORK_INVALID_DNS_NAME', `invalid DNS name "${name}": ${reason}`, 'invalid-argument');
+  }
+}
+
+/** A DNS message that does not parse (the server answers FORMERR). */
+export class DnsFormatError extends NetworkError {
+  constructor(reason: string) {
+    super('NETWORK_DNS_FORMAT', `malformed DNS message: ${reason}`, 'invalid-argument');
+  }
+}

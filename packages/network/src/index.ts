@@ -36,3 +36,25 @@ export {
   type Attachment,
 } from './overlay.js';
 export { checkEncryptionSupport, requireEncryptionSupportFor, ENCRYPTED_OPTION } from './encryption.js';
+export {
+  RR_TYPE,
+  RCODE,
+  UDP_LIMIT,
+  parseQuery,
+  encodeQuery,
+  encodeResponse,
+  parseResponse,
+  type DnsQuery,
+  type DnsQuestion,
+  type DnsAnswer,
+  type DnsResponse,
+} from './dns/dns-message.js';
+export { DnsTable, normaliseName } from './dns/dns-table.js';
+export {
+  EmbeddedDnsServer,
+  DNS_TTL,
+  MAX_UPSTREAMS,
+  FORWARD_TIMEOUT_MS,
+  type DnsServerOptions,
+  type DnsClient,
+} from './dns/dns-server.js';
