@@ -74,9 +74,9 @@ export class DnsTable {
 
 function put(index: Map<string, Map<string, Set<string>>>, key: string, network: string, value: string): void {
   let nets = index.get(key);
-  if (!nets) index.set(key, (nets = new Map()));
+  if (!nets) index.set(key, (nets = new Map<string, Set<string>>()));
   let values = nets.get(network);
-  if (!values) nets.set(network, (values = new Set()));
+  if (!values) nets.set(network, (values = new Set<string>()));
   values.add(value);
 }
 
