@@ -3,7 +3,7 @@
  * own underlay address), "container" namespaces on each, a network and addresses from the
  * allocator (pool 198.19.128.0/17), VXLAN between the hosts with learning off. Ping works only
  * while the peers' FDB and neighbour entries are programmed, and nothing is left afterwards.
- * Must run as root. Everything is named with a random tag and removed in t.after.
+ * Must run as root. Everything is named with a random tag and removed at the end, also on failure.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,18 +53,33 @@ async function links(nsPath: string, details = false): Promise<JsonLink[]> {
   return JSON.parse(r.stdout) as JsonLink[];
 }
 
-async function addNetns(t: { after: (fn: () => Promise<void>) => void }, name: string): Promise<string> {
-  await run('ip', ['netns', 'add', name]);
+/**
+ * Cleanups run last-registered first (the lab last), each even when an earlier one failed; the
+ * first failure is rethrown after all ran.
+ */
+function cleanups(t: { after: (fn: () => Promise<void>) => void }): (fn: () => Promise<unknown>) => void {
+  const fns: (() => Promise<unknown>)[] = [];
   t.after(async () => {
+    const errors: unknown[] = [];
+    for (const fn of fns.reverse()) await fn().catch((err: unknown) => errors.push(err));
+    if (errors.length > 0) throw errors[0];
+  });
+  return (fn) => fns.push(fn);
+}
+
+async function addNetns(cleanup: (fn: () => Promise<unknown>) => void, name: string): Promise<string> {
+  cleanup(async () => {
     if (existsSync(`/run/netns/${name}`)) await run('ip', ['netns', 'del', name]);
   });
+  await run('ip', ['netns', 'add', name]);
   return `/run/netns/${name}`;
 }
 
 test('overlay across two lab hosts: reachable only while peers are programmed; nothing left after', async (t) => {
   const tag = randomBytes(3).toString('hex');
   const lab = `ovl-${tag}`;
-  t.after(() => downIfUp(lab));
+  const cleanup = cleanups(t);
+  cleanup(() => downIfUp(lab));
   const s = await labUp({ name: lab, hosts: 2, registry: false });
   const [h1, h2] = s.hosts;
   assert.ok(h1 && h2);
@@ -96,12 +111,12 @@ test('overlay across two lab hosts: reachable only while peers are programmed; n
   // the node side, each in its lab host's namespace, with host-unique namespace names
   const dp1 = new OverlayDataPlane({ hostTag: `${tag}h1`, vtepAddress: h1.address, hostNetns: host1 });
   const dp2 = new OverlayDataPlane({ hostTag: `${tag}h2`, vtepAddress: h2.address, hostNetns: host2 });
-  t.after(() => dp1.removeNetwork(netId));
-  t.after(() => dp2.removeNetwork(netId));
+  cleanup(() => dp1.removeNetwork(netId));
+  cleanup(() => dp2.removeNetwork(netId));
   assert.notEqual(dp1.namespaceName(netId), dp2.namespaceName(netId));
-  const ctA = await addNetns(t, `shoal-nwt-${tag}-a`);
-  const ctB = await addNetns(t, `shoal-nwt-${tag}-b`);
-  const ctC = await addNetns(t, `shoal-nwt-${tag}-c`);
+  const ctA = await addNetns(cleanup, `shoal-nwt-${tag}-a`);
+  const ctB = await addNetns(cleanup, `shoal-nwt-${tag}-b`);
+  const ctC = await addNetns(cleanup, `shoal-nwt-${tag}-c`);
 
   // A and C on host 1 at once (serialised per network), B on host 2
   const [a, c] = await Promise.all([

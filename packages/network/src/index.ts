@@ -58,3 +58,13 @@ export {
   type DnsServerOptions,
   type DnsClient,
 } from './dns/dns-server.js';
+export {
+  GatewayBridge,
+  gwVethName,
+  GWBRIDGE_NAME,
+  GWBRIDGE_TABLE,
+  DEFAULT_GWBRIDGE_SUBNET,
+  type GatewayBridgeOptions,
+  type GatewayAttachRequest,
+  type GatewayAttachment,
+} from './gateway-bridge.js';

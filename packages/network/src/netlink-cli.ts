@@ -1,10 +1,13 @@
 /**
- * Runs iproute2's `ip` and `bridge` (argument arrays, never a shell), optionally inside the
+ * Runs iproute2's `ip` and `bridge`, `nft` and `sysctl` (argument arrays, never a shell), optionally inside the
  * network namespace the node lives in (`nsenter --net=PATH`): in a lab each host is a namespace,
  * and the VXLAN device must be created there so that its UDP socket sits on the node's underlay.
  */
 import { run, type RunResult } from '@shoal/common';
 import { DataPlaneError } from './errors.js';
+
+/** The programs the data plane runs. */
+export type Tool = 'ip' | 'bridge' | 'nft' | 'sysctl';
 
 /** stderr of iproute2 when the object to delete or change is not there. */
 const ABSENT =
@@ -20,15 +23,15 @@ export class NetlinkCli {
   }
 
   /** Runs a command; a non-zero exit throws a DataPlaneError naming the command and stderr. */
-  async exec(cmd: 'ip' | 'bridge', args: readonly string[]): Promise<string> {
-    const r = await this.tryExec(cmd, args);
+  async exec(cmd: Tool, args: readonly string[], input?: string): Promise<string> {
+    const r = await this.tryExec(cmd, args, input);
     if (r.code !== 0)
       throw new DataPlaneError(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
     return r.stdout;
   }
 
   /** Like exec, but an object that is already gone is not an error (for idempotent removal). */
-  async execAbsentOk(cmd: 'ip' | 'bridge', args: readonly string[]): Promise<boolean> {
+  async execAbsentOk(cmd: Tool, args: readonly string[]): Promise<boolean> {
     const r = await this.tryExec(cmd, args);
     if (r.code === 0) return true;
     if (ABSENT.test(r.stderr)) return false;
@@ -36,9 +39,9 @@ export class NetlinkCli {
   }
 
   /** Runs a command and returns its result whatever the exit. */
-  tryExec(cmd: 'ip' | 'bridge', args: readonly string[]): Promise<RunResult> {
+  tryExec(cmd: Tool, args: readonly string[], input?: string): Promise<RunResult> {
     const [file, argv] = this.argv(cmd, args);
-    return run(file, argv, { check: false });
+    return run(file, argv, { check: false, ...(input !== undefined ? { input } : {}) });
   }
 
   /** `ip -j ...` parsed. */

@@ -121,6 +121,12 @@ export class SubnetAddresses {
     this.owners.set(ip, owner);
   }
 
+  /** Frees every address. */
+  clear(): void {
+    this.owners.clear();
+    this.cursor = this.first;
+  }
+
   /** Frees an address; returns whether it was allocated. */
   release(ip: number): boolean {
     return this.owners.delete(ip);
