@@ -20,6 +20,7 @@ import { DataPlaneError, InvalidAddressError, SubnetOverlapError } from './error
 import { formatCidr, formatIp, overlaps, parseCidr } from './ipv4.js';
 import { macFromIp } from './mac.js';
 import { NetlinkCli } from './netlink-cli.js';
+import { SerialQueue } from './serial-queue.js';
 import { SubnetAddresses, subnetConfig } from './subnet-addresses.js';
 
 export const GWBRIDGE_NAME = 'shoal_gwbridge';
@@ -65,7 +66,7 @@ export class GatewayBridge {
   private readonly host: NetlinkCli;
   private readonly log: Logger;
   private readonly addresses: SubnetAddresses;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private loaded = false;
 
   constructor(readonly options: GatewayBridgeOptions = {}) {
@@ -205,12 +206,7 @@ export class GatewayBridge {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.then(
-      () => undefined,
-      (err: unknown) => this.log.debug({ err }, 'gateway bridge operation failed'),
-    );
-    return next;
+    return this.queue.run(fn);
   }
 }
 

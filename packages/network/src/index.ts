@@ -68,3 +68,5 @@ export {
   type GatewayAttachRequest,
   type GatewayAttachment,
 } from './gateway-bridge.js';
+export { VipBalancer, vipRules, VIP_TABLE, type VipService } from './vip-balancer.js';
+export { SerialQueue } from './serial-queue.js';
