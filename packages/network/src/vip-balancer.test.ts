@@ -53,6 +53,15 @@ function startServer(nsPath: string, name: string): Promise<ChildProcess> {
   });
 }
 
+/** Stops a server and waits until it has exited. */
+function stopServer(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill();
+  });
+}
+
 async function connectMany(nsPath: string, vip: string, n: number): Promise<string[]> {
   const r = await run('nsenter', [`--net=${nsPath}`, '--', process.execPath, '-e', CLIENT], {
     env: { ...process.env, VIP: vip, N: String(n) },
@@ -104,9 +113,7 @@ test('VIP: connections spread over the tasks, follow updates at once, refused wi
     await dp.attach(spec, { endpointId: `${name}.${netId}`, containerNetns: path, address: addr });
     if (name !== 'client') {
       const server = await startServer(path, name);
-      cleanup(async () => {
-        server.kill();
-      });
+      cleanup(() => stopServer(server));
       backends.push(addr);
     }
   }
