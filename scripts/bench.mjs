@@ -11,6 +11,7 @@ const benches = {
   ca: 'packages/ca/dist/bench/ca.js',
   compose: 'packages/compose/dist/bench/compose.js',
   manager: 'packages/manager/dist/bench/manager.js',
+  network: 'packages/network/dist/bench/network.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;
