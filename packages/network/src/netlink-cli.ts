@@ -44,6 +44,19 @@ export class NetlinkCli {
     return run(file, argv, { check: false, ...(input !== undefined ? { input } : {}) });
   }
 
+  /**
+   * Runs several `ip` commands in one process (`ip [-n NETNS] -batch -`), which stops at the first
+   * that fails. Arguments must be plain words (names, addresses, numbers).
+   */
+  async batch(lines: readonly (readonly string[])[], netns?: string): Promise<void> {
+    for (const line of lines)
+      for (const arg of line)
+        if (arg === '' || /[\s"'\\#]/.test(arg))
+          throw new DataPlaneError(`argument "${arg}" cannot be passed through an ip batch`);
+    const input = lines.map((l) => l.join(' ')).join('\n') + '\n';
+    await this.exec('ip', [...(netns !== undefined ? ['-n', netns] : []), '-batch', '-'], input);
+  }
+
   /** `ip -j ...` parsed. */
   async json<T>(args: readonly string[]): Promise<T> {
     const out = await this.exec('ip', ['-j', ...args]);

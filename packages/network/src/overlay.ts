@@ -91,6 +91,8 @@ interface IpLink {
 
 export class OverlayDataPlane {
   private readonly host: NetlinkCli;
+  /** For commands that name their namespace (`ip -n`): no need to enter the node's first. */
+  private readonly any = new NetlinkCli();
   private readonly port: number;
   private readonly log: Logger;
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -143,32 +145,9 @@ export class OverlayDataPlane {
       const ip = plainIp(peer.address);
       const mac = peer.mac ?? macFromIp(ip);
       parseIp(peer.vtep, 'peer VTEP address');
-      await this.host.exec('ip', [
-        '-n',
-        ns,
-        'neigh',
-        'replace',
-        ip,
-        'lladdr',
-        mac,
-        'dev',
-        'vxlan0',
-        'nud',
-        'permanent',
-      ]);
-      await this.host.exec('bridge', [
-        '-n',
-        ns,
-        'fdb',
-        'replace',
-        mac,
-        'dev',
-        'vxlan0',
-        'dst',
-        peer.vtep,
-        'self',
-        'permanent',
-      ]);
+      const neigh = ['-n', ns, 'neigh', 'replace', ip, 'lladdr', mac, 'dev', 'vxlan0', 'nud', 'permanent'];
+      const fdb = ['-n', ns, 'fdb', 'replace', mac, 'dev', 'vxlan0', 'dst', peer.vtep, 'self', 'permanent'];
+      await Promise.all([this.any.exec('ip', neigh), this.any.exec('bridge', fdb)]);
     });
   }
 
@@ -179,8 +158,9 @@ export class OverlayDataPlane {
       if (!this.hasNetwork(networkId)) return;
       const ip = plainIp(peer.address);
       const mac = peer.mac ?? macFromIp(ip);
-      await this.host.execAbsentOk('ip', ['-n', ns, 'neigh', 'del', ip, 'dev', 'vxlan0']);
-      await this.host.execAbsentOk('bridge', ['-n', ns, 'fdb', 'del', mac, 'dev', 'vxlan0', 'dst', peer.vtep, 'self']);
+      const neigh = ['-n', ns, 'neigh', 'del', ip, 'dev', 'vxlan0'];
+      const fdb = ['-n', ns, 'fdb', 'del', mac, 'dev', 'vxlan0', 'dst', peer.vtep, 'self'];
+      await Promise.all([this.any.execAbsentOk('ip', neigh), this.any.execAbsentOk('bridge', fdb)]);
     });
   }
 
@@ -189,16 +169,9 @@ export class OverlayDataPlane {
     if (!this.hasNetwork(networkId)) return [];
     const ns = this.namespaceName(networkId);
     const fdb = JSON.parse(
-      (await this.host.exec('bridge', ['-j', '-n', ns, 'fdb', 'show', 'dev', 'vxlan0'])) || '[]',
+      (await this.any.exec('bridge', ['-j', '-n', ns, 'fdb', 'show', 'dev', 'vxlan0'])) || '[]',
     ) as { mac: string; dst?: string }[];
-    const neigh = await this.host.json<{ dst: string; lladdr?: string }[]>([
-      '-n',
-      ns,
-      'neigh',
-      'show',
-      'dev',
-      'vxlan0',
-    ]);
+    const neigh = await this.any.json<{ dst: string; lladdr?: string }[]>(['-n', ns, 'neigh', 'show', 'dev', 'vxlan0']);
     const vtepOf = new Map(fdb.filter((f) => f.dst).map((f) => [f.mac, f.dst ?? '']));
     return neigh
       .filter((n) => n.lladdr && vtepOf.has(n.lladdr))
@@ -221,7 +194,7 @@ export class OverlayDataPlane {
     return this.locked(networkId, async () => {
       if (!this.hasNetwork(networkId)) return true;
       const ns = this.namespaceName(networkId);
-      await this.host.execAbsentOk('ip', ['-n', ns, 'link', 'del', vethName(endpointId)]);
+      await this.any.execAbsentOk('ip', ['-n', ns, 'link', 'del', vethName(endpointId)]);
       if ((await this.attachmentsLocked(networkId)).length > 0) return false;
       await this.removeNetworkLocked(networkId);
       return true;
@@ -235,14 +208,7 @@ export class OverlayDataPlane {
 
   private async attachmentsLocked(networkId: string): Promise<string[]> {
     if (!this.hasNetwork(networkId)) return [];
-    const links = await this.host.json<IpLink[]>([
-      '-n',
-      this.namespaceName(networkId),
-      'link',
-      'show',
-      'master',
-      'br0',
-    ]);
+    const links = await this.any.json<IpLink[]>(['-n', this.namespaceName(networkId), 'link', 'show', 'master', 'br0']);
     return links.map((l) => l.ifname).filter((n) => n !== 'vxlan0');
   }
 
@@ -262,29 +228,18 @@ export class OverlayDataPlane {
     const hostIfname = vethName(req.endpointId);
     const mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD;
     const mac = macFromIp(ip);
-    await this.host.execAbsentOk('ip', ['-n', ns, 'link', 'del', hostIfname]);
-    await this.host.exec('ip', [
-      '-n',
-      ns,
-      'link',
-      'add',
-      hostIfname,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      ifname,
-      'netns',
-      ctPath,
-    ]);
+    await this.any.execAbsentOk('ip', ['-n', ns, 'link', 'del', hostIfname]);
+    const veth = ['link', 'add', hostIfname, 'type', 'veth', 'peer', 'name', ifname, 'netns', ctPath];
+    await this.any.batch([veth, ['link', 'set', hostIfname, 'mtu', String(mtu), 'master', 'br0', 'up']], ns);
     try {
-      await this.host.exec('ip', ['-n', ns, 'link', 'set', hostIfname, 'mtu', String(mtu), 'master', 'br0', 'up']);
-      await ct.exec('ip', ['link', 'set', 'lo', 'up']);
-      await ct.exec('ip', ['link', 'set', ifname, 'address', mac, 'mtu', String(mtu)]);
-      await ct.exec('ip', ['addr', 'add', `${ip}/${subnet.prefix}`, 'dev', ifname]);
-      await ct.exec('ip', ['link', 'set', ifname, 'up']);
+      await ct.batch([
+        ['link', 'set', 'lo', 'up'],
+        ['link', 'set', ifname, 'address', mac, 'mtu', String(mtu)],
+        ['addr', 'add', `${ip}/${subnet.prefix}`, 'dev', ifname],
+        ['link', 'set', ifname, 'up'],
+      ]);
     } catch (err) {
-      await this.host.execAbsentOk('ip', ['-n', ns, 'link', 'del', hostIfname]);
+      await this.any.execAbsentOk('ip', ['-n', ns, 'link', 'del', hostIfname]);
       throw err;
     }
     this.log.info({ network: spec.id, endpoint: req.endpointId, address: req.address }, 'overlay attachment added');
@@ -296,7 +251,7 @@ export class OverlayDataPlane {
     const subnet = parseCidr(spec.subnet, 'overlay subnet');
     parseIp(spec.gateway, 'gateway');
     if (this.hasNetwork(spec.id)) {
-      const vx = await this.host.json<IpLink[]>(['-d', '-n', ns, 'link', 'show']);
+      const vx = await this.any.json<IpLink[]>(['-d', '-n', ns, 'link', 'show']);
       const dev = vx.find((l) => l.ifname === 'vxlan0');
       if (dev?.linkinfo?.info_data?.id === spec.vni && vx.some((l) => l.ifname === 'br0')) return;
       this.log.warn({ network: spec.id, namespace: ns }, 'overlay namespace incomplete or stale: making it again');
@@ -304,34 +259,30 @@ export class OverlayDataPlane {
     }
     const mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD;
     const tmp = `svx${spec.vni.toString(16)}`;
-    await this.host.exec('ip', ['netns', 'add', ns]);
+    await this.any.exec('ip', ['netns', 'add', ns]);
     try {
-      await this.host.exec('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
       await this.host.execAbsentOk('ip', ['link', 'del', tmp]);
-      await this.host.exec('ip', [
-        'link',
-        'add',
-        tmp,
-        'type',
-        'vxlan',
-        'id',
-        String(spec.vni),
-        'dstport',
-        String(this.port),
-        'local',
-        this.options.vtepAddress,
-        'nolearning',
-        'proxy',
+      // made in the node's namespace so that its UDP socket is on the underlay, then moved in
+      const vxlan = ['link', 'add', tmp, 'type', 'vxlan', 'id', String(spec.vni), 'dstport', String(this.port)];
+      const opts = ['local', this.options.vtepAddress, 'nolearning', 'proxy'];
+      await this.host.batch([
+        [...vxlan, ...opts],
+        ['link', 'set', tmp, 'netns', ns],
       ]);
-      await this.host.exec('ip', ['link', 'set', tmp, 'netns', ns]);
-      await this.host.exec('ip', ['-n', ns, 'link', 'set', tmp, 'name', 'vxlan0']);
-      await this.host.exec('ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
-      await this.host.exec('ip', ['-n', ns, 'addr', 'add', `${spec.gateway}/${subnet.prefix}`, 'dev', 'br0']);
-      await this.host.exec('ip', ['-n', ns, 'link', 'set', 'vxlan0', 'mtu', String(mtu), 'master', 'br0', 'up']);
-      await this.host.exec('ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
+      await this.any.batch(
+        [
+          ['link', 'set', 'lo', 'up'],
+          ['link', 'set', tmp, 'name', 'vxlan0'],
+          ['link', 'add', 'br0', 'type', 'bridge'],
+          ['addr', 'add', `${spec.gateway}/${subnet.prefix}`, 'dev', 'br0'],
+          ['link', 'set', 'vxlan0', 'mtu', String(mtu), 'master', 'br0', 'up'],
+          ['link', 'set', 'br0', 'up'],
+        ],
+        ns,
+      );
     } catch (err) {
       await this.host.execAbsentOk('ip', ['link', 'del', tmp]);
-      await this.host.execAbsentOk('ip', ['netns', 'del', ns]);
+      await this.any.execAbsentOk('ip', ['netns', 'del', ns]);
       throw err;
     }
     this.log.info({ network: spec.id, namespace: ns, vni: spec.vni, mtu }, 'overlay network made on this node');
@@ -339,7 +290,7 @@ export class OverlayDataPlane {
 
   private async removeNetworkLocked(networkId: string): Promise<void> {
     const ns = this.namespaceName(networkId);
-    if (await this.host.execAbsentOk('ip', ['netns', 'del', ns]))
+    if (await this.any.execAbsentOk('ip', ['netns', 'del', ns]))
       this.log.info({ network: networkId, namespace: ns }, 'overlay network removed from this node');
   }
 
