@@ -70,3 +70,13 @@ export {
 } from './gateway-bridge.js';
 export { VipBalancer, vipRules, VIP_TABLE, type VipService } from './vip-balancer.js';
 export { SerialQueue } from './serial-queue.js';
+export {
+  EMBEDDED_DNS_ADDRESS,
+  DNS_REDIRECT_TABLE,
+  dnsRedirectRules,
+  installDnsRedirect,
+  removeDnsRedirect,
+  resolvConfNameservers,
+  containerResolvConf,
+  type DnsRedirect,
+} from './dns/dns-redirect.js';

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { DnsFormatError, InvalidDnsNameError } from '../errors.js';
 import { RCODE, RR_TYPE, encodeQuery, encodeResponse, parseQuery, parseResponse } from './dns-message.js';
 import { DnsTable } from './dns-table.js';
+import { containerResolvConf, dnsRedirectRules, resolvConfNameservers } from './dns-redirect.js';
 
 test('a query round-trips; names are matched lower case; EDNS raises the UDP size', () => {
   const q = parseQuery(encodeQuery(0x1234, 'Tasks.Web', RR_TYPE.A));
@@ -81,4 +82,40 @@ test('the table answers per network, without duplicates, and forgets removed rec
   assert.throws(() => t.add('-x', '198.19.128.1', 'n1'), /label "-x"/);
   assert.throws(() => t.add('ok', '198.19.128', 'n1'), /not an IPv4 address/);
   assert.equal(t.size, 1);
+});
+
+test("the container's resolv.conf points at 127.0.0.11; the host's resolvers are forwarded to", () => {
+  const host =
+    '# generated\nsearch corp.example lab.example\nnameserver 198.18.0.53\nnameserver ::1\noptions ndots:2\n';
+  assert.equal(containerResolvConf(host), 'nameserver 127.0.0.11\nsearch corp.example lab.example\noptions ndots:0\n');
+  assert.equal(containerResolvConf(''), 'nameserver 127.0.0.11\noptions ndots:0\n');
+  assert.deepEqual(resolvConfNameservers(host), ['198.18.0.53']);
+});
+
+test('the DNS redirect rules: DNAT 127.0.0.11:53 to the server, SNAT to the uplink address; bad input refused', () => {
+  const rules = dnsRedirectRules({
+    uplink: 'eth1',
+    uplinkAddress: '198.19.250.2/24',
+    server: { address: '198.19.250.1', port: 40053 },
+  });
+  assert.match(rules, /ip daddr 127\.0\.0\.11 udp dport 53 dnat to 198\.19\.250\.1:40053/);
+  assert.match(rules, /ip daddr 198\.19\.250\.1 udp dport 40053 oifname "eth1" snat to 198\.19\.250\.2/);
+  assert.throws(
+    () => dnsRedirectRules({ uplink: 'eth1', uplinkAddress: 'x', server: { address: '198.19.250.1', port: 53 } }),
+    /uplink address/,
+  );
+  assert.throws(
+    () =>
+      dnsRedirectRules({
+        uplink: 'eth 1',
+        uplinkAddress: '198.19.250.2',
+        server: { address: '198.19.250.1', port: 53 },
+      }),
+    /interface name/,
+  );
+  assert.throws(
+    () =>
+      dnsRedirectRules({ uplink: 'eth1', uplinkAddress: '198.19.250.2', server: { address: '198.19.250.1', port: 0 } }),
+    /port 0/,
+  );
 });
