@@ -173,6 +173,17 @@ test('overlay across two lab hosts: reachable only while peers are programmed; n
   // a full-size packet with DF set passes: the MTU leaves room for VXLAN's 50 bytes
   assert.equal(await canPing(ctA, ipB, a.mtu - 28), true, 'full-MTU packet A -> B');
 
+  // a new instance (a restarted agent) finds the attachments in the kernel
+  const restarted = new OverlayDataPlane({ hostTag: `${tag}h1`, vtepAddress: h1.address, hostNetns: host1 });
+  assert.equal((await restarted.attachments(netId)).length, 2);
+  // a lost vxlan0 is repaired without touching the attachments; its entries are programmed again
+  await inNs(ov1, ['ip', 'link', 'del', 'vxlan0']);
+  assert.equal(await canPing(ctA, ipB), false, 'A reached B without vxlan0');
+  await restarted.ensureNetwork(spec);
+  await restarted.addPeer(netId, { vtep: h2.address, address: addrB });
+  assert.equal(await canPing(ctA, ipB), true, 'A -> B after the repair');
+  assert.equal((await links(ctA)).find((l) => l.ifname === 'eth0')?.address, a.mac);
+
   // the peer goes (twice: idempotent): no way across again
   for (let i = 0; i < 2; i++) await dp1.removePeer(netId, { vtep: h2.address, address: addrB });
   assert.deepEqual(await dp1.peers(netId), []);

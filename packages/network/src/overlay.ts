@@ -246,43 +246,57 @@ export class OverlayDataPlane {
     return { ifname, hostIfname, mac, mtu, address: `${ip}/${subnet.prefix}` };
   }
 
+  /**
+   * Makes what is missing of the network here: the namespace, br0, vxlan0. A vxlan0 with another
+   * VNI is replaced. Attachments already on br0 are kept (a broken device never costs running
+   * containers their interface); a namespace this call made is removed again if a step fails.
+   */
   private async ensureNetworkLocked(spec: OverlayNetworkSpec): Promise<void> {
     const ns = this.namespaceName(spec.id);
     const subnet = parseCidr(spec.subnet, 'overlay subnet');
     parseIp(spec.gateway, 'gateway');
-    if (this.hasNetwork(spec.id)) {
-      const vx = await this.any.json<IpLink[]>(['-d', '-n', ns, 'link', 'show']);
-      const dev = vx.find((l) => l.ifname === 'vxlan0');
-      if (dev?.linkinfo?.info_data?.id === spec.vni && vx.some((l) => l.ifname === 'br0')) return;
-      this.log.warn({ network: spec.id, namespace: ns }, 'overlay namespace incomplete or stale: making it again');
-      await this.removeNetworkLocked(spec.id);
-    }
+    const fresh = !this.hasNetwork(spec.id);
+    let links: IpLink[] = [];
+    if (fresh) await this.any.exec('ip', ['netns', 'add', ns]);
+    else links = await this.any.json<IpLink[]>(['-d', '-n', ns, 'link', 'show']);
+    const vx = links.find((l) => l.ifname === 'vxlan0');
+    const vxOk = vx?.linkinfo?.info_data?.id === spec.vni;
+    const brOk = links.some((l) => l.ifname === 'br0');
+    if (vxOk && brOk) return;
+    if (!fresh)
+      this.log.warn({ network: spec.id, namespace: ns, vxOk, brOk }, 'overlay namespace incomplete: repairing');
     const mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD;
     const tmp = `svx${spec.vni.toString(16)}`;
-    await this.any.exec('ip', ['netns', 'add', ns]);
     try {
-      await this.host.execAbsentOk('ip', ['link', 'del', tmp]);
-      // made in the node's namespace so that its UDP socket is on the underlay, then moved in
-      const vxlan = ['link', 'add', tmp, 'type', 'vxlan', 'id', String(spec.vni), 'dstport', String(this.port)];
-      const opts = ['local', this.options.vtepAddress, 'nolearning', 'proxy'];
-      await this.host.batch([
-        [...vxlan, ...opts],
-        ['link', 'set', tmp, 'netns', ns],
-      ]);
-      await this.any.batch(
-        [
-          ['link', 'set', 'lo', 'up'],
-          ['link', 'set', tmp, 'name', 'vxlan0'],
+      const inside: string[][] = [['link', 'set', 'lo', 'up']];
+      if (vx && !vxOk) inside.push(['link', 'del', 'vxlan0']);
+      if (!brOk)
+        inside.push(
           ['link', 'add', 'br0', 'type', 'bridge'],
           ['addr', 'add', `${spec.gateway}/${subnet.prefix}`, 'dev', 'br0'],
-          ['link', 'set', 'vxlan0', 'mtu', String(mtu), 'master', 'br0', 'up'],
           ['link', 'set', 'br0', 'up'],
-        ],
-        ns,
-      );
+        );
+      await this.any.batch(inside, ns);
+      if (!vxOk) {
+        await this.host.execAbsentOk('ip', ['link', 'del', tmp]);
+        // made in the node's namespace so that its UDP socket is on the underlay, then moved in
+        const vxlan = ['link', 'add', tmp, 'type', 'vxlan', 'id', String(spec.vni), 'dstport', String(this.port)];
+        const opts = ['local', this.options.vtepAddress, 'nolearning', 'proxy'];
+        await this.host.batch([
+          [...vxlan, ...opts],
+          ['link', 'set', tmp, 'netns', ns],
+        ]);
+        await this.any.batch(
+          [
+            ['link', 'set', tmp, 'name', 'vxlan0'],
+            ['link', 'set', 'vxlan0', 'mtu', String(mtu), 'master', 'br0', 'up'],
+          ],
+          ns,
+        );
+      }
     } catch (err) {
       await this.host.execAbsentOk('ip', ['link', 'del', tmp]);
-      await this.any.execAbsentOk('ip', ['netns', 'del', ns]);
+      if (fresh) await this.any.execAbsentOk('ip', ['netns', 'del', ns]);
       throw err;
     }
     this.log.info({ network: spec.id, namespace: ns, vni: spec.vni, mtu }, 'overlay network made on this node');
