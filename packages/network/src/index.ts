@@ -80,3 +80,10 @@ export {
   containerResolvConf,
   type DnsRedirect,
 } from './dns/dns-redirect.js';
+export {
+  PortPublisher,
+  publishedPortRules,
+  PORTS_TABLE,
+  type PublishedPort,
+  type PublishOptions,
+} from './published-ports.js';
