@@ -10,6 +10,7 @@ import {
   OverlayDataPlane,
   gwVethName,
   macFromIp,
+  publishedPortRules,
   vethName,
   vipRules,
 } from './index.js';
@@ -63,4 +64,27 @@ test('an ip batch refuses arguments it would split, before running anything', as
   const cli = new NetlinkCli('/nonexistent/netns');
   await assert.rejects(cli.batch([['link', 'set', 'a b', 'up']]), DataPlaneError);
   await assert.rejects(cli.batch([['link', 'set', '', 'up']]), /cannot be passed through an ip batch/);
+});
+
+test('published ports: DNAT on local addresses, round robin to the target port, masquerade via ingress, refusals', () => {
+  const rules = publishedPortRules(
+    [
+      { protocol: 'tcp', publishedPort: 8080, targetPort: 80, backends: ['198.19.128.3/24', '198.19.128.4'] },
+      { protocol: 'udp', publishedPort: 5353, targetPort: 53, backends: ['198.19.128.3'] },
+      { protocol: 'tcp', publishedPort: 9000, targetPort: 9000, backends: [] },
+    ],
+    { masqueradeVia: ['shoal_ing'] },
+  );
+  const dnat =
+    'fib daddr type local tcp dport 8080 dnat to numgen inc mod 2 map { 0 : 198.19.128.3, 1 : 198.19.128.4 } : 80';
+  assert.equal(rules.split(dnat).length, 3, 'in prerouting and output');
+  assert.match(rules, /fib daddr type local udp dport 5353 dnat to 198\.19\.128\.3:53\n/);
+  assert.match(rules, /fib daddr type local tcp dport 9000 reject with tcp reset/);
+  assert.match(rules, /ct status dnat oifname \{ "shoal_ing" \} masquerade/);
+  assert.doesNotMatch(publishedPortRules([]), /masquerade/);
+  const p = { protocol: 'tcp' as const, publishedPort: 80, targetPort: 80, backends: [] };
+  assert.throws(() => publishedPortRules([p, p]), /port 80\/tcp is published twice/);
+  assert.throws(() => publishedPortRules([{ ...p, publishedPort: 70000 }]), /published port 70000/);
+  assert.throws(() => publishedPortRules([{ ...p, targetPort: 0 }]), /target port 0/);
+  assert.throws(() => publishedPortRules([p], { masqueradeVia: ['bad name'] }), /interface name/);
 });
