@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run } from '@shoal/common';
 import { LabNotFoundError, labDown, labUp } from '@shoal/testkit';
-import { NetworkAllocator, OverlayDataPlane, PortPublisher, VXLAN_ID_OPTION } from '@shoal/network';
+import { GatewayBridge, NetworkAllocator, OverlayDataPlane, PortPublisher, VXLAN_ID_OPTION } from '@shoal/network';
 
 const root = await mkdtemp(join(tmpdir(), 'shoal-labroot-'));
 process.env['SHOAL_LAB_ROOT'] = root;
@@ -143,4 +143,42 @@ test('ingress routing mesh: a published port answers on every node and reaches t
   assert.equal(await connect(ns(h3), h2.address, port), 'task', 'bad input changed the table');
   const tables = await run('nsenter', [`--net=${ns(h1)}`, '--', 'nft', 'list', 'tables']);
   assert.doesNotMatch(tables.stdout, /shoal_ports/);
+});
+
+test('host-mode published port: only the node of the task answers, straight to the task on its gateway bridge', async (t) => {
+  const tag = randomBytes(3).toString('hex');
+  const lab = `hpm-${tag}`;
+  const cleanup = cleanups(t);
+  cleanup(() => downIfUp(lab));
+  const s = await labUp({ name: lab, hosts: 2, registry: false });
+  const [h1, h2] = s.hosts;
+  assert.ok(h1 && h2);
+  const ns = (h: { netns: string }): string => `/run/netns/${h.netns}`;
+  const subnet = s.subnet === '198.19.250.0/24' ? '198.19.251.0/24' : '198.19.250.0/24';
+  const gw = new GatewayBridge({ subnet, hostNetns: ns(h2) });
+  cleanup(() => gw.teardown());
+  const taskNs = `shoal-nwt-${tag}-htask`;
+  cleanup(async () => {
+    if (existsSync(`/run/netns/${taskNs}`)) await run('ip', ['netns', 'del', taskNs]);
+  });
+  await run('ip', ['netns', 'add', taskNs]);
+  const att = await gw.attach({ endpointId: `t.${tag}`, containerNetns: taskNs });
+  const server = spawn('nsenter', [`--net=/run/netns/${taskNs}`, '--', process.execPath, '-e', SERVER], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanup(() => stop(server));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.once('exit', (code) => reject(new Error(`server exited (${code})`)));
+    server.stdout.once('data', () => resolve());
+  });
+  const port = 30000 + (parseInt(tag, 16) % 2000);
+  const pub = new PortPublisher(ns(h2));
+  cleanup(() => pub.remove());
+  assert.notEqual(await connect(ns(h1), h2.address, port), 'task');
+  await pub.apply([{ protocol: 'tcp', publishedPort: port, targetPort: 8080, backends: [att.address] }]);
+  assert.equal(await connect(ns(h1), h2.address, port), 'task');
+  assert.equal(await connect(ns(h2), h2.address, port), 'task');
+  // the other node does not publish it
+  assert.notEqual(await connect(ns(h2), h1.address, port), 'task');
 });
