@@ -37,10 +37,11 @@ start=$(date +%s)
 #                   drift test (packages/api generates its TypeScript with the ts-proto plugin)
 #   golang-go       builds the static Go program of the seccomp test (crypto/rand, getrandom):
 #                   every Go image depends on getrandom being allowed
+#   iperf3          bulk TCP throughput of the overlay against the underlay (`npm run bench:network`)
 #   git ca-certificates
 pkgs=(runc iproute2 nftables busybox-static docker-registry etcd-server etcd-client zstd tini curl
   iputils-ping psmisc procps kmod gcc libc6-dev util-linux openssl apache2-utils skopeo python3-minimal
-  protobuf-compiler libprotobuf-dev golang-go git ca-certificates)
+  protobuf-compiler libprotobuf-dev golang-go iperf3 git ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,218 @@
+/**
+ * `npm run bench:network`: the node data plane's figures, on real kernel objects in namespaces
+ * this benchmark makes (two "hosts" joined by a veth underlay in 198.18.253.0/24, a "container"
+ * on each, an overlay from a 198.19.128.0/17 pool), removed at the end, also on failure.
+ *
+ * - overlay_tcp_ratio: iperf3 bulk TCP container -> container over VXLAN, divided by host -> host
+ *   over the underlay (medians of alternating runs);
+ * - attach_ms, peer_add_ms: an overlay attachment, and programming one peer (FDB + neighbour);
+ * - vip_update_ms: replacing a container's VIP table (the step between a task change and new
+ *   connections following it);
+ * - dns_p50_ms, dns_p99_ms: the embedded DNS server answering A queries on loopback.
+ *
+ * Ends with one JSON line of named figures. Needs root and iperf3.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { run } from '@shoal/common';
+import { NetworkAllocator } from '../allocator.js';
+import { encodeQuery, RR_TYPE } from '../dns/dns-message.js';
+import { DnsTable } from '../dns/dns-table.js';
+import { EmbeddedDnsServer } from '../dns/dns-server.js';
+import { OverlayDataPlane } from '../overlay.js';
+import { VipBalancer } from '../vip-balancer.js';
+import { VXLAN_ID_OPTION } from '../vni.js';
+
+const SECONDS = Number(process.env['BENCH_IPERF_SECONDS'] ?? 3);
+const ROUNDS = Number(process.env['BENCH_IPERF_ROUNDS'] ?? 2);
+const tag = randomBytes(3).toString('hex');
+const made: string[] = [];
+const round = (x: number, d = 3): number => Number(x.toFixed(d));
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+}
+
+async function netns(name: string): Promise<string> {
+  const full = `shoal-nwb-${tag}-${name}`;
+  await run('ip', ['netns', 'add', full]);
+  made.push(full);
+  await run('ip', ['-n', full, 'link', 'set', 'lo', 'up']);
+  return full;
+}
+
+function inNs(ns: string, cmd: string[]): string[] {
+  return ['nsenter', `--net=/run/netns/${ns}`, '--', ...cmd];
+}
+
+function startIperfServer(ns: string): Promise<ChildProcess> {
+  // --forceflush: its "Server listening" line arrives at once through the pipe.
+  const [file = 'nsenter', ...args] = inNs(ns, ['iperf3', '-s', '-1', '-p', '5201', '--forceflush']);
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`iperf3 server exited before listening (${code})`)));
+    child.stdout.once('data', () => resolve(child));
+  });
+}
+
+/** Bytes per second received in one iperf3 run from `fromNs` to `addr`. */
+async function iperf(serverNs: string, fromNs: string, addr: string): Promise<number> {
+  const server = await startIperfServer(serverNs);
+  try {
+    const [file = 'nsenter', ...args] = inNs(fromNs, [
+      'iperf3',
+      '-c',
+      addr,
+      '-p',
+      '5201',
+      '-t',
+      String(SECONDS),
+      '-O',
+      '1',
+      '-J',
+    ]);
+    const r = await run(file, args);
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 8;
+  } finally {
+    if (server.exitCode === null) {
+      const exited = new Promise((resolve) => server.once('exit', resolve));
+      server.kill();
+      await exited;
+    }
+  }
+}
+
+async function dnsLatencies(n: number): Promise<number[]> {
+  const table = new DnsTable();
+  for (let i = 0; i < 1000; i++) table.add(`svc${i}`, `198.19.${128 + (i >> 8)}.${i & 255}`, 'n');
+  const server = new EmbeddedDnsServer({ table });
+  const { port } = await server.listen();
+  const client = createSocket('udp4');
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const q = encodeQuery(i & 0xffff, `svc${i % 1000}`, RR_TYPE.A);
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        client.once('error', reject);
+        client.once('message', () => {
+          client.off('error', reject);
+          resolve();
+        });
+        client.send(q, port, '127.0.0.1');
+      });
+      out.push(performance.now() - t0);
+    }
+  } finally {
+    client.close();
+    await server.close();
+  }
+  return out;
+}
+
+async function main(): Promise<Record<string, number>> {
+  console.log('network bench: making two hosts and their containers');
+  const ha = await netns('ha');
+  const hb = await netns('hb');
+  const ca = await netns('ca');
+  const cb = await netns('cb');
+  await run('ip', ['-n', ha, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul0', 'netns', hb]);
+  const ua = '198.18.253.1';
+  const ub = '198.18.253.2';
+  await run('ip', ['-n', ha, 'addr', 'add', `${ua}/24`, 'dev', 'ul0']);
+  await run('ip', ['-n', hb, 'addr', 'add', `${ub}/24`, 'dev', 'ul0']);
+  for (const h of [ha, hb]) await run('ip', ['-n', h, 'link', 'set', 'ul0', 'up']);
+
+  const alloc = new NetworkAllocator({ defaultAddrPool: ['198.19.128.0/17'] });
+  const id = randomBytes(12).toString('hex');
+  const n = alloc.allocateNetwork({ ID: id, Spec: { Name: `bench-${tag}` } });
+  const spec = {
+    id,
+    vni: Number(n.DriverState?.Options?.[VXLAN_ID_OPTION]),
+    subnet: n.IPAMOptions?.Configs?.[0]?.Subnet ?? '',
+    gateway: n.IPAMOptions?.Configs?.[0]?.Gateway ?? '',
+  };
+  const dpa = new OverlayDataPlane({ hostTag: `b${tag}a`, vtepAddress: ua, hostNetns: `/run/netns/${ha}` });
+  const dpb = new OverlayDataPlane({ hostTag: `b${tag}b`, vtepAddress: ub, hostNetns: `/run/netns/${hb}` });
+  made.push(dpa.namespaceName(id), dpb.namespaceName(id));
+  const addrA = alloc.allocateAddress(id, 'task:a');
+  const addrB = alloc.allocateAddress(id, 'task:b');
+  const t0 = performance.now();
+  await dpa.attach(spec, { endpointId: 'a', containerNetns: ca, address: addrA });
+  const firstAttachMs = performance.now() - t0;
+  const t1 = performance.now();
+  await dpb.attach(spec, { endpointId: 'b', containerNetns: cb, address: addrB });
+  const attachMs = (firstAttachMs + performance.now() - t1) / 2;
+  await dpa.addPeer(id, { vtep: ub, address: addrB });
+  await dpb.addPeer(id, { vtep: ua, address: addrA });
+
+  console.log('network bench: programming peers');
+  const peerMs: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const addr = alloc.allocateAddress(id, `task:p${i}`);
+    const s = performance.now();
+    await dpa.addPeer(id, { vtep: ub, address: addr });
+    peerMs.push(performance.now() - s);
+  }
+
+  console.log('network bench: VIP table updates');
+  const lb = new VipBalancer(ca);
+  const vip = alloc.allocateAddress(id, 'vip:s');
+  const backends = [addrB, alloc.allocateAddress(id, 'task:x'), alloc.allocateAddress(id, 'task:y')];
+  const vipMs: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const s = performance.now();
+    await lb.apply([{ vip, backends: i % 2 ? backends : backends.slice(0, 2) }]);
+    vipMs.push(performance.now() - s);
+  }
+
+  console.log(`network bench: iperf3 ${ROUNDS} x ${SECONDS} s each way (underlay, overlay)`);
+  const under: number[] = [];
+  const over: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    under.push(await iperf(hb, ha, ub));
+    over.push(await iperf(cb, ca, addrB.split('/')[0] ?? ''));
+    const mb = (x: number | undefined): number => round((x ?? 0) / 1e6, 1);
+    console.log(`  round ${i + 1}: underlay ${mb(under[i])} MB/s, overlay ${mb(over[i])} MB/s`);
+  }
+
+  console.log('network bench: embedded DNS on loopback');
+  const dns = await dnsLatencies(5000);
+  return {
+    overlay_tcp_ratio: round(median(over) / median(under)),
+    overlay_mbytes_per_s: round(median(over) / 1e6, 1),
+    underlay_mbytes_per_s: round(median(under) / 1e6, 1),
+    attach_ms: round(attachMs, 1),
+    peer_add_ms: round(median(peerMs), 2),
+    vip_update_ms: round(median(vipMs), 2),
+    dns_p50_ms: round(quantile(dns, 0.5)),
+    dns_p99_ms: round(quantile(dns, 0.99)),
+  };
+}
+
+async function cleanup(): Promise<void> {
+  for (const ns of made.reverse()) await run('ip', ['netns', 'del', ns], { check: false });
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+
+try {
+  const figures = await main();
+  await cleanup();
+  console.log(JSON.stringify(figures));
+} catch (err) {
+  await cleanup();
+  throw err;
+}

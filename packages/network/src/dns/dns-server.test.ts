@@ -1,0 +1,118 @@
+// The embedded DNS server on real UDP sockets on loopback, asked by Node's own resolver (c-ares,
+// an independent client) and by raw packets: names of the client's networks are answered, other
+// names are forwarded to an upstream (a second server), and failures get the right rcode.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Resolver } from 'node:dns/promises';
+import { createSocket } from 'node:dgram';
+import { errnoCode } from '@shoal/common';
+import { RCODE, RR_TYPE, encodeQuery, parseResponse, type DnsResponse } from './dns-message.js';
+import { DnsTable } from './dns-table.js';
+import { EmbeddedDnsServer } from './dns-server.js';
+
+function resolverFor(port: number): Resolver {
+  const r = new Resolver({ timeout: 3000, tries: 1 });
+  r.setServers([`127.0.0.1:${port}`]);
+  return r;
+}
+
+async function rawAsk(port: number, packet: Buffer): Promise<DnsResponse> {
+  const s = createSocket('udp4');
+  try {
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      s.once('error', reject);
+      s.once('message', resolve);
+      s.send(packet, port, '127.0.0.1');
+    });
+    return parseResponse(reply);
+  } finally {
+    s.close();
+  }
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => errnoCode(err) === code);
+}
+
+/** A UDP port nobody listens on (bound, then closed). */
+async function deadPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+test('embedded DNS: service names, tasks.<name>, scoping by network, PTR, forwarding, errors', async (t) => {
+  const upstreamTable = new DnsTable();
+  upstreamTable.add('outside.example', '198.18.0.77', 'any');
+  const upstream = new EmbeddedDnsServer({ table: upstreamTable });
+  const up = await upstream.listen();
+  t.after(() => upstream.close());
+
+  const table = new DnsTable();
+  table.add('web', '198.19.128.10', 'n1');
+  for (const ip of ['198.19.128.11', '198.19.128.12', '198.19.128.13']) table.add('tasks.web', ip, 'n1');
+  table.add('web-1', '198.19.128.11', 'n1');
+  table.add('db', '198.19.129.5', 'n2');
+  let visible = new Set(['n1']);
+  const server = new EmbeddedDnsServer({ table, upstreams: [`127.0.0.1:${up.port}`], scope: () => visible });
+  const { port } = await server.listen();
+  t.after(() => server.close());
+  const r = resolverFor(port);
+
+  assert.deepEqual(await r.resolve4('web'), ['198.19.128.10']);
+  assert.deepEqual(await r.resolve4('WEB'), ['198.19.128.10']);
+  assert.deepEqual((await r.resolve4('tasks.web')).sort(), ['198.19.128.11', '198.19.128.12', '198.19.128.13']);
+  assert.deepEqual(await r.resolve4('web', { ttl: true }), [{ address: '198.19.128.10', ttl: 600 }]);
+  assert.deepEqual(await r.reverse('198.19.128.11'), ['tasks.web', 'web-1']);
+  // a name we own has no IPv6 address: no data, not forwarded
+  await rejectsWith(r.resolve6('web'), 'ENODATA');
+  // db is on n2, which this client is not on: forwarded, and the upstream does not know it
+  await rejectsWith(r.resolve4('db'), 'ENOTFOUND');
+  visible = new Set(['n1', 'n2']);
+  assert.deepEqual(await r.resolve4('db'), ['198.19.129.5']);
+  // other names go to the upstream and come back as it answered
+  assert.deepEqual(await r.resolve4('outside.example'), ['198.18.0.77']);
+
+  // raw: authoritative for our names, not for forwarded ones; FORMERR for junk
+  const own = await rawAsk(port, encodeQuery(0xbeef, 'web', RR_TYPE.A));
+  assert.equal(own.id, 0xbeef);
+  assert.equal(own.authoritative, true);
+  assert.equal(own.rcode, RCODE.NOERROR);
+  const fwd = await rawAsk(port, encodeQuery(0xcafe, 'outside.example', RR_TYPE.A));
+  assert.equal(fwd.id, 0xcafe);
+  assert.deepEqual(
+    fwd.answers.map((a) => a.data),
+    ['198.18.0.77'],
+  );
+  const junk = Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x3f]);
+  const bad = await rawAsk(port, junk);
+  assert.equal(bad.id, 0x1234);
+  assert.equal(bad.rcode, RCODE.FORMERR);
+  // a dnsrr name with many tasks: what fits in 512 bytes, TC set
+  for (let i = 0; i < 50; i++) table.add('tasks.many', `198.19.130.${i + 2}`, 'n1');
+  const many = await rawAsk(port, encodeQuery(5, 'tasks.many', RR_TYPE.A));
+  assert.equal(many.truncated, true);
+  assert.ok(many.answers.length > 20 && many.answers.length < 50, `${many.answers.length} answers`);
+  assert.equal(new Set(many.answers.map((a) => a.data)).size, many.answers.length);
+  // records removed are gone at once
+  table.remove('web', '198.19.128.10', 'n1');
+  await rejectsWith(r.resolve4('web'), 'ENOTFOUND');
+});
+
+test('embedded DNS: SERVFAIL when no upstream answers, NXDOMAIN when none is configured', async (t) => {
+  const silent = new EmbeddedDnsServer({
+    table: new DnsTable(),
+    upstreams: [`127.0.0.1:${await deadPort()}`],
+    forwardTimeoutMs: 300,
+  });
+  const a = await silent.listen();
+  t.after(() => silent.close());
+  const none = new EmbeddedDnsServer({ table: new DnsTable() });
+  const b = await none.listen();
+  t.after(() => none.close());
+  assert.equal((await rawAsk(a.port, encodeQuery(1, 'x.example', RR_TYPE.A))).rcode, RCODE.SERVFAIL);
+  assert.equal((await rawAsk(b.port, encodeQuery(2, 'x.example', RR_TYPE.A))).rcode, RCODE.NXDOMAIN);
+  assert.throws(() => new EmbeddedDnsServer({ table: new DnsTable(), upstreams: ['198.18.0.1:99999'] }), /bad port/);
+});

@@ -1,0 +1,103 @@
+/**
+ * VIP load balancing without IPVS (this kernel has none): in a container's network namespace an
+ * nftables table `ip shoal_vip` rewrites each new connection to a service VIP to one of the
+ * service's task addresses, in turn (`numgen inc`), before it leaves the container; conntrack
+ * keeps an established connection on its task and reverses the rewrite on replies, so no source
+ * NAT is needed. All ports of the VIP are balanced, as Docker's VIP does. A VIP without tasks
+ * refuses connections at once (ICMP host unreachable) instead of letting them time out.
+ *
+ * `apply` replaces the whole table in one `nft -f` transaction, so an update (a task stopped,
+ * started, turned unhealthy) takes effect for the next connection, with no moment where the VIP
+ * has no rules.
+ */
+import { existsSync } from 'node:fs';
+import { DataPlaneError, InvalidAddressError } from './errors.js';
+import { formatIp, parseIp } from './ipv4.js';
+import { NetlinkCli } from './netlink-cli.js';
+import { SerialQueue } from './serial-queue.js';
+
+export const VIP_TABLE = 'shoal_vip';
+const NETNS_DIR = '/run/netns';
+
+export interface VipService {
+  /** The service's VIP on a network the container is on (plain or CIDR form). */
+  vip: string;
+  /** The addresses of its running, healthy tasks on that network. */
+  backends: readonly string[];
+}
+
+function plain(address: string, what: string): string {
+  return formatIp(parseIp(address.split('/')[0] ?? address, what));
+}
+
+/** The nft script of the table for these services (pure; validates every address). */
+export function vipRules(services: readonly VipService[]): string {
+  const seen = new Set<string>();
+  const rules: string[] = [];
+  for (const s of services) {
+    const vip = plain(s.vip, 'VIP');
+    if (seen.has(vip)) throw new InvalidAddressError(`VIP ${vip} is given twice`);
+    seen.add(vip);
+    const backends = [...new Set(s.backends.map((b) => plain(b, `task address behind VIP ${vip}`)))];
+    if (backends.length === 0) rules.push(`    ip daddr ${vip} reject with icmp type host-unreachable`);
+    else if (backends.length === 1) rules.push(`    ip daddr ${vip} dnat to ${backends[0]}`);
+    else {
+      const map = backends.map((b, i) => `${i} : ${b}`).join(', ');
+      rules.push(`    ip daddr ${vip} dnat to numgen inc mod ${backends.length} map { ${map} }`);
+    }
+  }
+  // A nat chain cannot reject: VIPs without tasks are refused in a filter chain on output.
+  const rejects = rules.filter((r) => r.includes(' reject '));
+  const dnats = rules.filter((r) => !r.includes(' reject '));
+  return [
+    `table ip ${VIP_TABLE} {}`,
+    `flush table ip ${VIP_TABLE}`,
+    `table ip ${VIP_TABLE} {`,
+    '  chain output_nat {',
+    '    type nat hook output priority -100; policy accept;',
+    ...dnats,
+    '  }',
+    '  chain output_filter {',
+    '    type filter hook output priority filter; policy accept;',
+    ...rejects,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The VIP table of one container's namespace. */
+export class VipBalancer {
+  private readonly ns: NetlinkCli;
+  private readonly queue = new SerialQueue();
+
+  /** @param containerNetns a path, or a name in /run/netns */
+  constructor(containerNetns: string) {
+    const path = containerNetns.includes('/') ? containerNetns : `${NETNS_DIR}/${containerNetns}`;
+    this.ns = new NetlinkCli(path);
+    this.path = path;
+  }
+
+  readonly path: string;
+
+  /** Replaces the container's VIP rules with these services (atomically). */
+  async apply(services: readonly VipService[]): Promise<void> {
+    const script = vipRules(services);
+    await this.serial(async () => {
+      if (!existsSync(this.path)) throw new DataPlaneError(`container network namespace ${this.path} does not exist`);
+      await this.ns.exec('nft', ['-f', '-'], script);
+    });
+  }
+
+  /** Removes the table (idempotent; a namespace already gone is fine). */
+  remove(): Promise<void> {
+    return this.serial(async () => {
+      if (!existsSync(this.path)) return;
+      await this.ns.execAbsentOk('nft', ['delete', 'table', 'ip', VIP_TABLE]);
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    return this.queue.run(fn);
+  }
+}
