@@ -109,7 +109,28 @@ test('global: one task per eligible node, following joins, drain, pause, active 
   await r.quiet();
   assert.deepEqual(nodesOf(), ['mgr1', 'w1', 'w2', 'w3']);
 
-  // A constraint excludes the workers' role change; a removed node loses its task.
+  // w2 goes down: its task is shut down and not replaced elsewhere. Back ready, it gets a new
+  // task, held back until the old one (which its worker may still run) reports it stopped.
+  const onW2 = activeOf(r.store, s.ID).find((x) => x.NodeID === 'w2');
+  assert.ok(onW2);
+  await setNode(r.store, 'w2', (n) => ({
+    ...n,
+    Spec: { ...n.Spec, Availability: 'active' },
+    Status: { ...n.Status, State: 'down' },
+  }));
+  await r.quiet();
+  assert.deepEqual(nodesOf(), ['mgr1', 'w1', 'w3']);
+  assert.equal(r.store.get<StoredTask>('task', onW2.ID)?.DesiredState, 'shutdown');
+  await setNode(r.store, 'w2', (n) => ({ ...n, Status: { ...n.Status, State: 'ready' } }));
+  await r.quiet();
+  const back = activeOf(r.store, s.ID).find((x) => x.NodeID === 'w2');
+  assert.ok(back && back.ID !== onW2.ID);
+  assert.equal(back.DesiredState, 'ready', 'not started next to the old one');
+  await report(r.store, onW2.ID, 'shutdown');
+  await r.quiet();
+  assert.equal(r.store.get<StoredTask>('task', back.ID)?.DesiredState, 'running');
+
+  // A removed node loses its task.
   const onW3 = activeOf(r.store, s.ID).find((x) => x.NodeID === 'w3');
   assert.ok(onW3);
   await r.store.update((tx) => tx.remove('node', 'w3'));
