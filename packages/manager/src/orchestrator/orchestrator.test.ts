@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { SECOND_NS, type ServiceSpec } from '@shoal/api';
 import type { StoredCluster } from '../context.js';
 import type { StoredTask } from '../services/objects.js';
+import { Plan } from './plan.js';
+import { MAX_NEW_SLOTS_PER_PASS, reconcileReplicated } from './replicated.js';
 import { activeOf, assign, report, servicesRig, setNode, slotCounts, tasksOf, workerNode } from './test-rig.js';
 
 function spec(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
@@ -448,4 +450,22 @@ test('a new leadership reconciles from the store without doubling slots', async 
   const counts = slotCounts(r.store, s.ID);
   assert.deepEqual([...counts.keys()].sort(), [1, 2, 3, 4, 5]);
   for (const c of counts.values()) assert.equal(c, 1);
+});
+
+test('a large scale is written in transactions of at most MAX_NEW_SLOTS_PER_PASS new tasks', () => {
+  const service = {
+    ID: 'svc1',
+    Version: { Index: 1 },
+    CreatedAt: '',
+    UpdatedAt: '',
+    Spec: spec('huge', { Mode: replicas(MAX_NEW_SLOTS_PER_PASS + 500) }),
+    SpecVersion: { Index: 1 },
+  };
+  const plan = new Plan(0, new Date(0).toISOString());
+  reconcileReplicated({ service, nodes: new Map(), plan }, []);
+  assert.equal(plan.creates.length, MAX_NEW_SLOTS_PER_PASS);
+  assert.deepEqual(
+    plan.creates.slice(0, 3).map((c) => c.Slot),
+    [1, 2, 3],
+  );
 });
