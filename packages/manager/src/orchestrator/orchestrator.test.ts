@@ -469,3 +469,32 @@ test('a large scale is written in transactions of at most MAX_NEW_SLOTS_PER_PASS
     [1, 2, 3],
   );
 });
+
+test('replicated: a task whose node no longer matches the constraints, or is drained, is replaced in its slot; pause keeps it', async (t) => {
+  const r = await servicesRig(['w1', 'w2']);
+  t.after(() => r.close());
+  await setNode(r.store, 'w1', (n) => ({ ...n, Spec: { ...n.Spec, Labels: { disk: 'ssd' } } }));
+  await setNode(r.store, 'w2', (n) => ({ ...n, Spec: { ...n.Spec, Labels: { disk: 'ssd' } } }));
+  const s = await r.create(
+    spec('fast', {
+      Mode: replicas(2),
+      TaskTemplate: { ContainerSpec: { Image: 'busybox:1' }, Placement: { Constraints: ['node.labels.disk==ssd'] } },
+    }),
+  );
+  await r.runAll(s.ID, ['w1', 'w2']);
+  const [onW1] = activeOf(r.store, s.ID).filter((x) => x.NodeID === 'w1');
+  const [onW2] = activeOf(r.store, s.ID).filter((x) => x.NodeID === 'w2');
+  assert.ok(onW1 && onW2);
+  await setNode(r.store, 'w2', (n) => ({ ...n, Spec: { ...n.Spec, Availability: 'pause' } }));
+  await r.quiet();
+  assert.equal(r.store.get<StoredTask>('task', onW2.ID)?.DesiredState, 'running', 'pause keeps the task');
+  await setNode(r.store, 'w1', (n) => ({ ...n, Spec: { ...n.Spec, Labels: { disk: 'hdd' } } }));
+  await setNode(r.store, 'w2', (n) => ({ ...n, Spec: { ...n.Spec, Availability: 'drain' } }));
+  await r.quiet();
+  for (const old of [onW1, onW2]) {
+    assert.equal(r.store.get<StoredTask>('task', old.ID)?.DesiredState, 'shutdown');
+    const repl = activeOf(r.store, s.ID).find((x) => x.Slot === old.Slot);
+    assert.ok(repl && repl.ID !== old.ID && repl.NodeID === '');
+  }
+  for (const c of slotCounts(r.store, s.ID).values()) assert.equal(c, 1);
+});
