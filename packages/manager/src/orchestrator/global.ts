@@ -1,13 +1,14 @@
 /**
  * Global services: one task per eligible node (ready, availability active, matching the
  * constraints). A node drained, down, gone or no longer matching has its task shut down and
- * gets none until it is eligible again; a paused node keeps its task but gets no new one.
+ * gets none until it is eligible again; a paused node keeps its task but gets no new one. A node
+ * back from down gets a new task held back (`ready`) until its old one has stopped.
  */
 import type { StoredNode } from '../context.js';
 import type { StoredTask } from '../services/objects.js';
 import { constraintsMatch, parseConstraints } from '../services/constraint.js';
 import { type PassView, reconcileSlot, type SlotResult } from './slot.js';
-import { newTask, runState } from './tasks.js';
+import { mayRun, newTask, runState } from './tasks.js';
 import { updateOutdated } from './updater.js';
 
 type Constraints = ReturnType<typeof parseConstraints>;
@@ -48,7 +49,9 @@ export function reconcileGlobal(v: PassView, tasks: readonly StoredTask[]): void
     });
     results.set(id, r);
     if (r.state === 'empty' && eligibleForNew(node, cs)) {
-      plan.create(newTask(s, { slot: 0, nodeId: id }, runState(s), plan.nowIso));
+      // A node back from down may still run its old task (desired shutdown): the new one waits.
+      const old = (byNode.get(id) ?? []).some((t) => mayRun(plan.view(t), nodes));
+      plan.create(newTask(s, { slot: 0, nodeId: id }, old ? 'ready' : runState(s), plan.nowIso));
     }
   }
   updateOutdated(v, results);

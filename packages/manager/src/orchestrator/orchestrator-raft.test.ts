@@ -176,6 +176,12 @@ test(
         ServiceVersion: { Index: cur?.Version.Index ?? 0 },
         Spec: { ...cur?.Spec, Mode: { Replicated: { Replicas: 30 } } },
       });
+      // The first leader's pass commits the 29 new tasks; it is closed at once, before the other
+      // managers may have learned that entry is committed (so not applied it yet): a new leader
+      // passing over its store before applying everything committed would create them again.
+      await until('the scale committed on the first leader', () =>
+        activeOf(first.store, steadyId).length === 30 ? true : undefined,
+      );
       first.manager.stop();
       first.store.close();
       await first.node.close();
@@ -193,6 +199,7 @@ test(
       );
       await sleep(200);
       assert.equal(activeOf(next.store, steadyId).length, 30, 'still 30 once settled');
+      assert.equal(tasksOf(next.store, steadyId).length, 30, 'no task was ever created twice for a slot');
 
       // Attempts survive: one more restart is allowed (3rd), then the policy gives the slot up.
       await failSlot(next, flakyId, 1, true);

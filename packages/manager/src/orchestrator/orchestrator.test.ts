@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { SECOND_NS, type ServiceSpec } from '@shoal/api';
 import type { StoredCluster } from '../context.js';
 import type { StoredTask } from '../services/objects.js';
+import { Plan } from './plan.js';
+import { MAX_NEW_SLOTS_PER_PASS, reconcileReplicated } from './replicated.js';
 import { activeOf, assign, report, servicesRig, setNode, slotCounts, tasksOf, workerNode } from './test-rig.js';
 
 function spec(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
@@ -109,7 +111,28 @@ test('global: one task per eligible node, following joins, drain, pause, active 
   await r.quiet();
   assert.deepEqual(nodesOf(), ['mgr1', 'w1', 'w2', 'w3']);
 
-  // A constraint excludes the workers' role change; a removed node loses its task.
+  // w2 goes down: its task is shut down and not replaced elsewhere. Back ready, it gets a new
+  // task, held back until the old one (which its worker may still run) reports it stopped.
+  const onW2 = activeOf(r.store, s.ID).find((x) => x.NodeID === 'w2');
+  assert.ok(onW2);
+  await setNode(r.store, 'w2', (n) => ({
+    ...n,
+    Spec: { ...n.Spec, Availability: 'active' },
+    Status: { ...n.Status, State: 'down' },
+  }));
+  await r.quiet();
+  assert.deepEqual(nodesOf(), ['mgr1', 'w1', 'w3']);
+  assert.equal(r.store.get<StoredTask>('task', onW2.ID)?.DesiredState, 'shutdown');
+  await setNode(r.store, 'w2', (n) => ({ ...n, Status: { ...n.Status, State: 'ready' } }));
+  await r.quiet();
+  const back = activeOf(r.store, s.ID).find((x) => x.NodeID === 'w2');
+  assert.ok(back && back.ID !== onW2.ID);
+  assert.equal(back.DesiredState, 'ready', 'not started next to the old one');
+  await report(r.store, onW2.ID, 'shutdown');
+  await r.quiet();
+  assert.equal(r.store.get<StoredTask>('task', back.ID)?.DesiredState, 'running');
+
+  // A removed node loses its task.
   const onW3 = activeOf(r.store, s.ID).find((x) => x.NodeID === 'w3');
   assert.ok(onW3);
   await r.store.update((tx) => tx.remove('node', 'w3'));
@@ -427,4 +450,51 @@ test('a new leadership reconciles from the store without doubling slots', async 
   const counts = slotCounts(r.store, s.ID);
   assert.deepEqual([...counts.keys()].sort(), [1, 2, 3, 4, 5]);
   for (const c of counts.values()) assert.equal(c, 1);
+});
+
+test('a large scale is written in transactions of at most MAX_NEW_SLOTS_PER_PASS new tasks', () => {
+  const service = {
+    ID: 'svc1',
+    Version: { Index: 1 },
+    CreatedAt: '',
+    UpdatedAt: '',
+    Spec: spec('huge', { Mode: replicas(MAX_NEW_SLOTS_PER_PASS + 500) }),
+    SpecVersion: { Index: 1 },
+  };
+  const plan = new Plan(0, new Date(0).toISOString());
+  reconcileReplicated({ service, nodes: new Map(), plan }, []);
+  assert.equal(plan.creates.length, MAX_NEW_SLOTS_PER_PASS);
+  assert.deepEqual(
+    plan.creates.slice(0, 3).map((c) => c.Slot),
+    [1, 2, 3],
+  );
+});
+
+test('replicated: a task whose node no longer matches the constraints, or is drained, is replaced in its slot; pause keeps it', async (t) => {
+  const r = await servicesRig(['w1', 'w2']);
+  t.after(() => r.close());
+  await setNode(r.store, 'w1', (n) => ({ ...n, Spec: { ...n.Spec, Labels: { disk: 'ssd' } } }));
+  await setNode(r.store, 'w2', (n) => ({ ...n, Spec: { ...n.Spec, Labels: { disk: 'ssd' } } }));
+  const s = await r.create(
+    spec('fast', {
+      Mode: replicas(2),
+      TaskTemplate: { ContainerSpec: { Image: 'busybox:1' }, Placement: { Constraints: ['node.labels.disk==ssd'] } },
+    }),
+  );
+  await r.runAll(s.ID, ['w1', 'w2']);
+  const [onW1] = activeOf(r.store, s.ID).filter((x) => x.NodeID === 'w1');
+  const [onW2] = activeOf(r.store, s.ID).filter((x) => x.NodeID === 'w2');
+  assert.ok(onW1 && onW2);
+  await setNode(r.store, 'w2', (n) => ({ ...n, Spec: { ...n.Spec, Availability: 'pause' } }));
+  await r.quiet();
+  assert.equal(r.store.get<StoredTask>('task', onW2.ID)?.DesiredState, 'running', 'pause keeps the task');
+  await setNode(r.store, 'w1', (n) => ({ ...n, Spec: { ...n.Spec, Labels: { disk: 'hdd' } } }));
+  await setNode(r.store, 'w2', (n) => ({ ...n, Spec: { ...n.Spec, Availability: 'drain' } }));
+  await r.quiet();
+  for (const old of [onW1, onW2]) {
+    assert.equal(r.store.get<StoredTask>('task', old.ID)?.DesiredState, 'shutdown');
+    const repl = activeOf(r.store, s.ID).find((x) => x.Slot === old.Slot);
+    assert.ok(repl && repl.ID !== old.ID && repl.NodeID === '');
+  }
+  for (const c of slotCounts(r.store, s.ID).values()) assert.equal(c, 1);
 });

@@ -108,7 +108,11 @@ export class Orchestrator {
       this.retryLater(signal);
       return;
     }
-    while (!signal.aborted && (this.all || this.dirty.size > 0)) {
+    for (;;) {
+      // Let the watch take every change already published (one commit can publish thousands)
+      // before passing: one pass then covers them all, instead of one pass per few changes.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (signal.aborted || (!this.all && this.dirty.size === 0)) return;
       let ids: string[];
       if (this.all) {
         this.all = false;

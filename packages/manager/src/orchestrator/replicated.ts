@@ -22,6 +22,12 @@ export function keepsTasks(n: StoredNode | undefined, constraints: ReturnType<ty
   );
 }
 
+/**
+ * Most new slots one pass creates: a scale to many thousands is written as several transactions
+ * of this size (each pass's commit starts the next), keeping Raft entries reasonable.
+ */
+export const MAX_NEW_SLOTS_PER_PASS = 2000;
+
 export function reconcileReplicated(v: PassView, tasks: readonly StoredTask[]): void {
   const { service: s, plan, nodes } = v;
   const want = s.Spec?.Mode?.Replicated?.Replicas ?? 1;
@@ -67,7 +73,8 @@ export function reconcileReplicated(v: PassView, tasks: readonly StoredTask[]): 
     const used = new Set<number>(slots);
     for (const t of tasks) if (t.DesiredState === 'remove' && mayRun(t, nodes)) used.add(t.Slot ?? 0);
     let next = 1;
-    for (let n = slots.length; n < want; n++) {
+    const upTo = Math.min(want, slots.length + MAX_NEW_SLOTS_PER_PASS);
+    for (let n = slots.length; n < upTo; n++) {
       while (used.has(next)) next++;
       used.add(next);
       plan.create(newTask(s, { slot: next, nodeId: '' }, 'running', plan.nowIso));

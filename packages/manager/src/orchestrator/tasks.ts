@@ -4,7 +4,7 @@
  * from its service (SwarmKit's lifecycle: state `new`, the service's TaskTemplate, SpecVersion
  * and Endpoint, a slot or a node).
  */
-import { isTerminalTaskState, serviceModeName, type Task, taskStateRank } from '@shoal/api';
+import { isTerminalTaskState, serviceModeName, type Task, type TaskSpec, taskStateRank } from '@shoal/api';
 import { newObjectId } from '@shoal/common';
 import type { StoredNode } from '../context.js';
 import type { StoredService, StoredTask } from '../services/objects.js';
@@ -91,6 +91,21 @@ export function isCurrent(t: Task, s: StoredService): boolean {
   return (t.SpecVersion?.Index ?? 0) === specVersionOf(s);
 }
 
+/**
+ * One copy of the TaskTemplate per service object, shared by the tasks a pass creates (they are
+ * serialized into the transaction and never changed in place).
+ */
+const templates = new WeakMap<StoredService, TaskSpec>();
+
+function templateOf(service: StoredService): TaskSpec {
+  let t = templates.get(service);
+  if (t === undefined) {
+    t = structuredClone(service.Spec?.TaskTemplate ?? {});
+    templates.set(service, t);
+  }
+  return t;
+}
+
 /** A new task of `service` for a slot (replicated) or a node (global: slot 0, NodeID preset). */
 export function newTask(
   service: StoredService,
@@ -105,7 +120,7 @@ export function newTask(
     ID: id,
     Name: `${name}.${where.slot > 0 ? String(where.slot) : where.nodeId}.${id}`,
     Labels: {},
-    Spec: structuredClone(service.Spec?.TaskTemplate ?? {}),
+    Spec: templateOf(service),
     ServiceID: service.ID,
     ServiceName: name,
     Slot: where.slot,

@@ -234,11 +234,10 @@ test('update service: version required and checked, name and mode kept, rollback
   assert.equal(next.Spec?.UpdateConfig?.Parallelism, 2);
   // The version read before is now stale.
   await refused(r, upd({}), 'STORE_VERSION_CONFLICT', /update out of sequence/);
-  const back = await api.updateService({
-    ServiceID: 'up',
-    ServiceVersion: { Index: next.Version?.Index ?? 0 },
-    Rollback: 'previous',
-  });
+  // The orchestrator writes the service too (UpdateStatus): read the version again.
+  await r.quiet();
+  const seen = api.getService('up').Version?.Index ?? 0;
+  const back = await api.updateService({ ServiceID: 'up', ServiceVersion: { Index: seen }, Rollback: 'previous' });
   assert.equal(back.Spec?.TaskTemplate?.ContainerSpec?.Image, 'busybox:1');
   assert.equal(back.SpecVersion?.Index, 3);
 });
