@@ -50,10 +50,16 @@ interface Lab {
   image: string;
 }
 
-/** A lab of 5 with 3 managers and the test images in its registry. */
-async function cluster(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<Lab> {
-  const name = uniq(prefix);
-  t.after(async () => {
+/**
+ * One lab of 5 with 3 managers and the test images in its registry, shared by the tests of this
+ * file (they run one after the other; each uses its own service names). Down in `after`.
+ */
+let sharedLab: Promise<Lab> | undefined;
+const shared = (): Promise<Lab> => (sharedLab ??= makeLab());
+
+async function makeLab(): Promise<Lab> {
+  const name = uniq('sv');
+  after(async () => {
     await labDown(name).catch((err: unknown) => {
       if (!(err instanceof LabNotFoundError)) throw err;
     });
@@ -69,8 +75,8 @@ async function cluster(t: { after: (fn: () => Promise<void>) => void }, prefix: 
 }
 
 /** Running tasks of a service as `node` per line (sorted). */
-async function runningOn(lab: Lab, service: string): Promise<string[]> {
-  const out = await ok(lab.name, 'h1', [
+async function runningOn(lab: Lab, service: string, via = 'h1'): Promise<string[]> {
+  const out = await ok(lab.name, via, [
     'service',
     'ps',
     '--filter',
@@ -100,9 +106,20 @@ function counts(nodes: string[]): Record<string, number> {
   return c;
 }
 
-test('services on a lab of 5: 10 replicas spread 2 per node, scale 3 and back, global follows drain', async (t) => {
-  const lab = await cluster(t, 'sv');
-  await ok(lab.name, 'h1', ['service', 'create', '-d', '--name', 'web', '--replicas', '10', lab.image, 'sleep', '3600']);
+test('services on a lab of 5: 10 replicas spread 2 per node, scale 3 and back, global follows drain', async () => {
+  const lab = await shared();
+  await ok(lab.name, 'h1', [
+    'service',
+    'create',
+    '-d',
+    '--name',
+    'web',
+    '--replicas',
+    '10',
+    lab.image,
+    'sleep',
+    '3600',
+  ]);
   const spread = await until('10 running', async () => {
     const on = await runningOn(lab, 'web');
     return on.length === 10 ? on : undefined;
@@ -116,7 +133,18 @@ test('services on a lab of 5: 10 replicas spread 2 per node, scale 3 and back, g
   await ok(lab.name, 'h1', ['service', 'scale', '-d', 'web=10']);
   await until('10 running again', async () => ((await runningOn(lab, 'web')).length === 10 ? true : undefined));
 
-  await ok(lab.name, 'h1', ['service', 'create', '-d', '--name', 'agent', '--mode', 'global', lab.image, 'sleep', '3600']);
+  await ok(lab.name, 'h1', [
+    'service',
+    'create',
+    '-d',
+    '--name',
+    'agent',
+    '--mode',
+    'global',
+    lab.image,
+    'sleep',
+    '3600',
+  ]);
   await until('global on 5', async () =>
     JSON.stringify(await runningOn(lab, 'agent')) === JSON.stringify(['h1', 'h2', 'h3', 'h4', 'h5']) ? true : undefined,
   );
@@ -151,7 +179,14 @@ test('services on a lab of 5: 10 replicas spread 2 per node, scale 3 and back, g
   // A reservation that fits nowhere stays pending with its reason.
   await ok(lab.name, 'h1', ['service', 'create', '-d', '--name', 'huge', '--reserve-memory', '100T', lab.image]);
   const why = await until('pending reason', async () => {
-    const out = await ok(lab.name, 'h1', ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}}|{{.Error}}', 'huge']);
+    const out = await ok(lab.name, 'h1', [
+      'service',
+      'ps',
+      '--no-trunc',
+      '--format',
+      '{{.CurrentState}}|{{.Error}}',
+      'huge',
+    ]);
     return /^Pending.*\|"no suitable node \(.*insufficient memory/m.test(out) ? out : undefined;
   });
   assert.match(why, /5 nodes insufficient memory/);
@@ -165,8 +200,8 @@ test('services on a lab of 5: 10 replicas spread 2 per node, scale 3 and back, g
     });
 });
 
-test('secrets on a lab of 5: the right bytes in the task, on no other node, gone after the task; rm in use refused', async (t) => {
-  const lab = await cluster(t, 'ss');
+test('secrets on a lab of 5: the right bytes in the task, on no other node, gone after the task; rm in use refused', async () => {
+  const lab = await shared();
   const bytes = `s3cr3t-${randomBytes(12).toString('hex')}`;
   await ok(lab.name, 'h1', ['secret', 'create', 'dbpass', '-'], bytes);
   // The secret's data is never printed by inspect.
@@ -228,8 +263,8 @@ test('secrets on a lab of 5: the right bytes in the task, on no other node, gone
   await ok(lab.name, 'h1', ['secret', 'rm', 'dbpass']);
 });
 
-test('failures and faults on a lab of 5: bounded restarts, a missing image, kill -9 of a worker', async (t) => {
-  const lab = await cluster(t, 'sf');
+test('failures and faults on a lab of 5: bounded restarts, a missing image, kill -9 of a worker', async () => {
+  const lab = await shared();
   // A bad command: the restart policy bounds the attempts (1 + 2 restarts), each FAILED with the exit.
   await ok(lab.name, 'h1', [
     'service',
@@ -249,17 +284,33 @@ test('failures and faults on a lab of 5: bounded restarts, a missing image, kill
     'exit 3',
   ]);
   const failed = await until('three failed attempts', async () => {
-    const out = await ok(lab.name, 'h1', ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}}|{{.Error}}', 'crash']);
+    const out = await ok(lab.name, 'h1', [
+      'service',
+      'ps',
+      '--no-trunc',
+      '--format',
+      '{{.CurrentState}}|{{.Error}}',
+      'crash',
+    ]);
     const lines = out.split('\n').filter(Boolean);
-    return lines.length === 3 && lines.every((l) => /^Failed.*\|"task: non-zero exit \(3\)"$/.test(l)) ? lines : undefined;
+    return lines.length === 3 && lines.every((l) => /^Failed.*\|"task: non-zero exit \(3\)"$/.test(l))
+      ? lines
+      : undefined;
   });
   assert.equal(failed.length, 3);
 
   // A missing image: FAILED/REJECTED with the pull error shown.
   const missing = lab.image.replace(/busybox:[^@]+.*$/, 'nosuchimage:1');
-  await ok(lab.name, 'h1', ['service', 'create', '-d', '--name', 'ghost', '--restart-max-attempts', '0', missing]);
+  await ok(lab.name, 'h1', ['service', 'create', '-d', '--name', 'ghost', '--restart-condition', 'none', missing]);
   await until('pull error shown', async () => {
-    const out = await ok(lab.name, 'h1', ['service', 'ps', '--no-trunc', '--format', '{{.CurrentState}}|{{.Error}}', 'ghost']);
+    const out = await ok(lab.name, 'h1', [
+      'service',
+      'ps',
+      '--no-trunc',
+      '--format',
+      '{{.CurrentState}}|{{.Error}}',
+      'ghost',
+    ]);
     return /^(Rejected|Failed).*\|".*nosuchimage/m.test(out) ? true : undefined;
   });
 
@@ -280,15 +331,47 @@ test('failures and faults on a lab of 5: bounded restarts, a missing image, kill
     const out = await onHost(lab.name, 'h5', ['container', 'ls', '--format', '{{.Names}}']);
     return out.code === 0 && !/^web\./m.test(out.stdout) ? true : undefined;
   });
-  const slots = (await ok(lab.name, 'h1', ['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Name}}', 'web']))
+  const slots = (
+    await ok(lab.name, 'h1', ['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Name}}', 'web'])
+  )
     .split('\n')
     .filter(Boolean)
     .sort();
   assert.deepEqual(slots, ['web.1', 'web.2', 'web.3', 'web.4', 'web.5']);
+
+  // kill -9 of the leader in the middle of a scale to 30: a new leader completes it, no slot twice.
+  await ok(lab.name, 'h1', ['service', 'scale', '-d', 'web=30']);
+  assert.equal((await shoal(['lab', 'stop', lab.name, 'h1', '--signal', 'KILL'])).code, 0);
+  await until(
+    '30 running after the leader was killed',
+    async () => {
+      const r = await onHost(lab.name, 'h2', [
+        'service',
+        'ps',
+        '--filter',
+        'desired-state=running',
+        '--format',
+        '{{.Name}} {{.Node}} {{.CurrentState}}',
+        'web',
+      ]);
+      lastOutput = r.stdout + r.stderr;
+      const running = r.stdout.split('\n').filter((l) => / Running /.test(l) && !/ h1 /.test(l));
+      return r.code === 0 && running.length === 30 ? true : undefined;
+    },
+    180_000,
+  );
+  const all = (
+    await ok(lab.name, 'h2', ['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Name}}', 'web'])
+  )
+    .split('\n')
+    .filter(Boolean);
+  assert.equal(new Set(all).size, all.length, `a slot twice: ${all.join(' ')}`);
+  assert.equal(all.length, 30);
+  assert.equal((await shoal(['lab', 'start', lab.name, 'h1'])).code, 0);
 });
 
-test('services: bad input gets one line and creates nothing', async (t) => {
-  const lab = await cluster(t, 'sb');
+test('services: bad input gets one line and creates nothing', async () => {
+  const lab = await shared();
   await ok(lab.name, 'h1', ['service', 'create', '-d', '--name', 'dup', lab.image, 'sleep', '3600']);
   const bad: [string[], RegExp][] = [
     [['service', 'create', '--frobnicate', lab.image], /unknown flag: --frobnicate/],
@@ -303,5 +386,9 @@ test('services: bad input gets one line and creates nothing', async (t) => {
     assert.match(r.stderr, re, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length <= 2, true, r.stderr);
   }
-  assert.equal(await ok(lab.name, 'h1', ['service', 'ls', '--format', '{{.Name}}']), 'dup\n');
+  const names = (await ok(lab.name, 'h1', ['service', 'ls', '--format', '{{.Name}}'])).split('\n');
+  assert.deepEqual(
+    names.filter((n) => /^(x\d|dup)$/.test(n)),
+    ['dup'],
+  );
 });
