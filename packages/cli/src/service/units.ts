@@ -151,7 +151,7 @@ export function goDurationString(ns: number): string {
   let rest = Math.abs(ns);
   if (rest < 1e9) {
     const [unit, size] = rest < 1e3 ? ['ns', 1] : rest < 1e6 ? ['µs', 1e3] : ['ms', 1e6];
-    return `${neg ? '-' : ''}${Number((rest / (size)).toFixed(6))}${unit}`;
+    return `${neg ? '-' : ''}${Number((rest / size).toFixed(6))}${unit}`;
   }
   const h = Math.floor(rest / 3600e9);
   rest -= h * 3600e9;
