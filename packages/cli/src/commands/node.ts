@@ -284,8 +284,6 @@ export function registerNode(program: Command): void {
               quiet: o.quiet === true,
             }),
           );
-          if (rows.length === 0 && !o.quiet && o.format === undefined)
-            process.stderr.write('(no tasks: services and their tasks come with issue 9)\n');
         },
       ),
     );
