@@ -40,7 +40,7 @@ export interface ServiceFlags {
   stopGracePeriod?: string;
   stopSignal?: string;
   withRegistryAuth?: boolean;
-  init?: boolean | string;
+  init?: boolean;
   tty?: boolean;
   readOnly?: boolean;
   updateParallelism?: string;
@@ -133,7 +133,8 @@ function common(c: Command): Command {
     .option('--stop-grace-period <duration>', 'time to wait before force killing a container (default 10s)')
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--with-registry-auth', 'send registry authentication details to swarm agents')
-    .option('--init [bool]', 'use an init inside each service container to forward signals and reap processes')
+    .option('--init', 'use an init inside each service container to forward signals and reap processes')
+    .option('--no-init', 'run no init in the service containers (the default of create)')
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--read-only', "mount the container's root filesystem as read only")
     .option('--update-parallelism <n>', 'maximum number of tasks updated simultaneously (0 to update all at once)')

@@ -125,13 +125,6 @@ export function parseInt64(flag: string, value: string): number {
   return n;
 }
 
-/** A Go boolean as pflag reads it (`true`, `1`, `t`, `TRUE`, `false`, `0`, ...). */
-export function parseGoBool(flag: string, value: string): boolean {
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
-  throw flagError(flag, value, `strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax`);
-}
-
 /** Bytes in docker's human units (`64MiB`, `1.5GiB`), as `service inspect --pretty` prints them. */
 export function bytesSize(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
