@@ -601,6 +601,14 @@ test('scale, update with the current version, rollback, rm', async (t) => {
     'nginx:1.27@sha256:' + 'a'.repeat(64),
   );
 
+  // waiting after an update the daemon paused: its message, and the exit code of its kind
+  const web = d.services.get('svc1xxxxxxxxxxxxxxxxxxxxxx');
+  if (web) web.UpdateStatus = { State: 'paused', Message: 'update paused due to failure of task t9' };
+  const paused = await run(['service', 'update', '--env-add', 'B=2', 'web']);
+  assert.match(paused.stdout, /^web\noverall progress: 2 out of 5 tasks\n1\/5: running\n/);
+  assert.equal(paused.stderr, 'shoal: service web: update paused: update paused due to failure of task t9\n');
+  assert.equal(paused.code, 5);
+
   const rmr = await run(['service', 'rm', 'batch', 'nosuch', 'agent']);
   assert.equal(rmr.stdout, 'batch\nagent\n');
   assert.equal(rmr.stderr, 'Error response from daemon: service nosuch not found\n');
