@@ -115,15 +115,19 @@ class FakeControl {
         this.services.delete(find(req.ServiceID ?? '').ID ?? '');
         return {};
       }),
-      listTasks: handle((req: { Filters?: { ServiceIDs?: string[]; DesiredStates?: string[] } }) => {
+      listTasks: handle((req: { Filters?: { ServiceIDs?: string[]; NodeIDs?: string[] } }) => {
         const step = this.script.shift();
         if (step) this.tasks = step;
         return {
-          Tasks: this.tasks.filter(
-            (t) =>
-              (req.Filters?.ServiceIDs ?? []).length === 0 ||
-              (req.Filters?.ServiceIDs ?? []).includes(t.ServiceID ?? ''),
-          ),
+          Tasks: this.tasks
+            .filter(
+              (t) =>
+                (req.Filters?.ServiceIDs ?? []).length === 0 ||
+                (req.Filters?.ServiceIDs ?? []).includes(t.ServiceID ?? ''),
+            )
+            .filter(
+              (t) => (req.Filters?.NodeIDs ?? []).length === 0 || (req.Filters?.NodeIDs ?? []).includes(t.NodeID ?? ''),
+            ),
         };
       }),
       listNodes: handle(() => ({ Nodes: this.nodes })),
@@ -539,6 +543,12 @@ test('service ps: slots with history lines, hostnames, docker states and quoted 
   assert.equal(
     full.stdout,
     `task0aaaaaaaaaaaaaaaaaaaaa nginx:1.27@sha256:${'a'.repeat(64)} "task: non-zero exit (1): the story is long"\n`,
+  );
+  // node ps shows the same rows for the node's tasks
+  const onH2 = await run(['node', 'ps', 'h2']);
+  assert.match(
+    onH2.stdout,
+    /^ID +NAME +IMAGE +NODE +DESIRED STATE +CURRENT STATE +ERROR +PORTS\ntask2aaaaaaa +web\.2 +nginx:1\.27 +h2 +Running +Running 3 hours ago +\*:30080->80\/tcp\n$/,
   );
   const none = await run(['service', 'ps', 'nosuch']);
   assert.equal(none.stderr, 'Error response from daemon: service nosuch not found\n');

@@ -181,7 +181,7 @@ export function taskRows(
   hostnames: ReadonlyMap<string, string>,
   opts: { noTrunc: boolean; now: number },
 ): TaskRow[] {
-  const svcName = (t: Task): string => names.get(t.ServiceID ?? '') ?? t.ServiceName ?? t.ServiceID ?? '';
+  const svcName = (t: Task): string => names.get(t.ServiceID ?? '') || t.ServiceName || t.ServiceID || '';
   const ts = (t: Task): number => Date.parse(t.Status?.Timestamp ?? t.UpdatedAt ?? t.CreatedAt ?? '') || 0;
   const sorted = [...tasks].sort(
     (a, b) =>
