@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Service, Task } from '@shoal/api';
-import { convergence } from './progress.js';
+import type { DaemonClient } from '../daemon/client.js';
+import { convergence, waitOnService } from './progress.js';
 
 const t = (id: string, slot: number, state: string, desired = 'running', node = '', created = 0): Task => ({
   ID: id,
@@ -63,4 +64,42 @@ test('global: one slot per node; jobs: done on completions, not on running', () 
     convergence(gj, [t('a', 0, 'complete', 'complete', 'n1'), t('b', 0, 'complete', 'complete', 'n2')]).done,
     true,
   );
+});
+
+test('on a terminal the progress is redrawn in place, a failed slot showing its error', async () => {
+  const states = [
+    ['pending', 'pending'],
+    ['running', 'failed'],
+    ['running', 'running'],
+  ];
+  let call = 0;
+  const client = {
+    control: {
+      getService: () => Promise.resolve({ Service: svc({ Replicated: { Replicas: 2 } }) }),
+      listTasks: () => {
+        const now = states[Math.min(call++, states.length - 1)] ?? [];
+        return Promise.resolve({
+          Tasks: now.map((st, i) => ({
+            ...t(`t${i}-${call}`, i + 1, st),
+            Status: { State: st, Err: st === 'failed' ? 'task: non-zero exit (1)' : '' },
+          })),
+        });
+      },
+    },
+  } as unknown as DaemonClient;
+  let text = '';
+  const out = {
+    isTTY: true,
+    write: (s: string) => {
+      text += s;
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream & { isTTY: boolean };
+  await waitOnService(client, 's', { quiet: false, out, intervalMs: 1 });
+  // ESC[3A moves up over the 3 lines drawn; ESC[2K clears a line before it is written
+  const frames = text.replaceAll('\x1b[2K', '<clear>').split('\x1b[3A');
+  assert.equal(frames.length, 3, JSON.stringify(text));
+  assert.match(frames[0] ?? '', /^<clear>overall progress: 0 out of 2 tasks\n<clear>1\/2: pending +\[=+> +\]\n/);
+  assert.match(frames[1] ?? '', /<clear>2\/2: task: non-zero exit \(1\) \[/);
+  assert.match(frames[2] ?? '', /overall progress: 2 out of 2 tasks\n.*verify: Service x converged\n$/s);
 });
