@@ -2,7 +2,7 @@
  * What `shoal node ls` and `node ps` show of Node and Task objects, as docker's columns and
  * `--filter` keys, kept apart from the command wiring so that they test without a daemon.
  */
-import type { Node, Task } from '@shoal/api';
+import type { Node } from '@shoal/api';
 import { matchLabels, matchesAny, type Filters } from '../format/index.js';
 
 /** docker's `node ls --filter` keys. */
@@ -91,18 +91,6 @@ export function sortNodes(nodes: readonly Node[]): Node[] {
   );
 }
 
-/** One row of `node ps`. */
-export interface TaskRow {
-  ID: string;
-  Name: string;
-  Image: string;
-  Node: string;
-  DesiredState: string;
-  CurrentState: string;
-  Error: string;
-  Ports: string;
-}
-
 export const NODE_PS_TABLE =
   '{{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}';
 
@@ -116,20 +104,3 @@ export const NODE_PS_HEADERS: Readonly<Record<string, string>> = {
   Error: 'ERROR',
   Ports: 'PORTS',
 };
-
-export function taskRow(t: Task, hostname: string, noTrunc: boolean): TaskRow {
-  const id = t.ID ?? '';
-  const image = t.Spec?.ContainerSpec?.Image ?? '';
-  return {
-    ID: noTrunc ? id : id.slice(0, 12),
-    Name: t.Name ?? '',
-    Image: noTrunc ? image : image.replace(/@sha256:[0-9a-f]+$/, ''),
-    Node: hostname,
-    DesiredState: title(t.DesiredState),
-    CurrentState: title(t.Status?.State),
-    Error: t.Status?.Err ?? '',
-    Ports: (t.Status?.PortStatus?.Ports ?? [])
-      .map((p) => `*:${p.PublishedPort}->${p.TargetPort}/${p.Protocol}`)
-      .join(', '),
-  };
-}

@@ -20,8 +20,8 @@ import {
   nodeRole,
   nodeRow,
   sortNodes,
-  taskRow,
 } from './node-view.js';
+import { taskRows } from '../service/view.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -276,7 +276,10 @@ export function registerNode(program: Command): void {
               (filters.get('id') ?? []).every((v) => (t.ID ?? '').startsWith(v)) &&
               (filters.get('name') ?? []).every((v) => (t.Name ?? '').includes(v)),
           );
-          const rows = tasks.map((t) => taskRow(t, host.get(t.NodeID ?? '') ?? '', !o.trunc));
+          // docker's task rows: slot names with history lines, "Running 5 seconds ago", quoted errors
+          const services = tasks.length > 0 ? ((await c.control.listServices({})).Services ?? []) : [];
+          const names = new Map(services.map((s) => [s.ID ?? '', s.Spec?.Name ?? '']));
+          const rows = taskRows(tasks, names, host, { noTrunc: !o.trunc, now: Date.now() });
           process.stdout.write(
             formatList(rows, o.format, {
               defaultTable: NODE_PS_TABLE,
@@ -284,8 +287,6 @@ export function registerNode(program: Command): void {
               quiet: o.quiet === true,
             }),
           );
-          if (rows.length === 0 && !o.quiet && o.format === undefined)
-            process.stderr.write('(no tasks: services and their tasks come with issue 9)\n');
         },
       ),
     );

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 /** The raw flag values (commander's camel-cased option names). */
 export interface ServiceFlags {
@@ -40,7 +40,7 @@ export interface ServiceFlags {
   stopGracePeriod?: string;
   stopSignal?: string;
   withRegistryAuth?: boolean;
-  init?: boolean | string;
+  init?: boolean;
   tty?: boolean;
   readOnly?: boolean;
   updateParallelism?: string;
@@ -133,7 +133,8 @@ function common(c: Command): Command {
     .option('--stop-grace-period <duration>', 'time to wait before force killing a container (default 10s)')
     .option('--stop-signal <signal>', 'signal to stop the container')
     .option('--with-registry-auth', 'send registry authentication details to swarm agents')
-    .option('--init [bool]', 'use an init inside each service container to forward signals and reap processes')
+    .option('--init', 'use an init inside each service container to forward signals and reap processes')
+    .option('--no-init', 'run no init in the service containers (the default of create)')
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--read-only', "mount the container's root filesystem as read only")
     .option('--update-parallelism <n>', 'maximum number of tasks updated simultaneously (0 to update all at once)')
@@ -155,21 +156,21 @@ export function createFlags(c: Command): Command {
   return common(c)
     .option('--name <name>', 'service name')
     .option('--mode <mode>', 'service mode ("replicated", "global", "replicated-job", "global-job")')
-    .option('--constraint <expr>', 'placement constraints (repeatable)', collect, [])
-    .option('--placement-pref <pref>', 'add a placement preference (spread=node.labels.X) (repeatable)', collect, [])
-    .option('-e, --env <var>', 'set environment variables (repeatable)', collect, [])
-    .option('--env-file <file>', 'read in a file of environment variables (repeatable)', collect, [])
-    .option('--mount <mount>', 'attach a filesystem mount to the service (repeatable)', collect, [])
-    .option('--secret <secret>', 'specify secrets to expose to the service (repeatable)', collect, [])
-    .option('--config <config>', 'specify configurations to expose to the service (repeatable)', collect, [])
-    .option('-p, --publish <port>', 'publish a port as a node port (repeatable)', collect, [])
-    .option('-l, --label <label>', 'service labels (repeatable)', collect, [])
-    .option('--container-label <label>', 'container labels (repeatable)', collect, [])
-    .option('--cap-add <cap>', 'add Linux capabilities (repeatable)', collect, [])
-    .option('--cap-drop <cap>', 'drop Linux capabilities (repeatable)', collect, [])
-    .option('--ulimit <ulimit>', 'ulimit options (repeatable)', collect, [])
-    .option('--sysctl <key=value>', 'sysctl options (repeatable)', collect, [])
-    .option('--group <group>', 'set one or more supplementary user groups for the container (repeatable)', collect, []);
+    .option('--constraint <expr>', 'placement constraints (repeatable)', collect)
+    .option('--placement-pref <pref>', 'add a placement preference (spread=node.labels.X) (repeatable)', collect)
+    .option('-e, --env <var>', 'set environment variables (repeatable)', collect)
+    .option('--env-file <file>', 'read in a file of environment variables (repeatable)', collect)
+    .option('--mount <mount>', 'attach a filesystem mount to the service (repeatable)', collect)
+    .option('--secret <secret>', 'specify secrets to expose to the service (repeatable)', collect)
+    .option('--config <config>', 'specify configurations to expose to the service (repeatable)', collect)
+    .option('-p, --publish <port>', 'publish a port as a node port (repeatable)', collect)
+    .option('-l, --label <label>', 'service labels (repeatable)', collect)
+    .option('--container-label <label>', 'container labels (repeatable)', collect)
+    .option('--cap-add <cap>', 'add Linux capabilities (repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop Linux capabilities (repeatable)', collect)
+    .option('--ulimit <ulimit>', 'ulimit options (repeatable)', collect)
+    .option('--sysctl <key=value>', 'sysctl options (repeatable)', collect)
+    .option('--group <group>', 'set one or more supplementary user groups for the container (repeatable)', collect);
 }
 
 /** Declares `service update`'s flags. */
@@ -178,32 +179,32 @@ export function updateFlags(c: Command): Command {
     .option('--image <image>', 'service image tag')
     .option('--args <command>', 'service command args')
     .option('--force', 'force update even if no changes require it')
-    .option('--env-add <var>', 'add or update an environment variable (repeatable)', collect, [])
-    .option('--env-rm <key>', 'remove an environment variable (repeatable)', collect, [])
-    .option('--label-add <label>', 'add or update a service label (repeatable)', collect, [])
-    .option('--label-rm <key>', 'remove a label by its key (repeatable)', collect, [])
-    .option('--container-label-add <label>', 'add or update a container label (repeatable)', collect, [])
-    .option('--container-label-rm <key>', 'remove a container label by its key (repeatable)', collect, [])
-    .option('--constraint-add <expr>', 'add or update a placement constraint (repeatable)', collect, [])
-    .option('--constraint-rm <expr>', 'remove a constraint (repeatable)', collect, [])
-    .option('--placement-pref-add <pref>', 'add a placement preference (repeatable)', collect, [])
-    .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect, [])
-    .option('--mount-add <mount>', 'add or update a mount on a service (repeatable)', collect, [])
-    .option('--mount-rm <target>', 'remove a mount by its target path (repeatable)', collect, [])
-    .option('--secret-add <secret>', 'add or update a secret on a service (repeatable)', collect, [])
-    .option('--secret-rm <name>', 'remove a secret (repeatable)', collect, [])
-    .option('--config-add <config>', 'add or update a config file on a service (repeatable)', collect, [])
-    .option('--config-rm <name>', 'remove a configuration file (repeatable)', collect, [])
-    .option('--publish-add <port>', 'add or update a published port (repeatable)', collect, [])
-    .option('--publish-rm <port>', 'remove a published port by its target port (repeatable)', collect, [])
-    .option('--cap-add <cap>', 'add Linux capabilities (repeatable)', collect, [])
-    .option('--cap-drop <cap>', 'drop Linux capabilities (repeatable)', collect, [])
-    .option('--ulimit-add <ulimit>', 'add or update a ulimit option (repeatable)', collect, [])
-    .option('--ulimit-rm <name>', 'remove a ulimit option (repeatable)', collect, [])
-    .option('--sysctl-add <key=value>', 'add or update a sysctl option (repeatable)', collect, [])
-    .option('--sysctl-rm <key>', 'remove a sysctl option (repeatable)', collect, [])
-    .option('--group-add <group>', 'add an additional supplementary user group (repeatable)', collect, [])
-    .option('--group-rm <group>', 'remove a previously added supplementary user group (repeatable)', collect, []);
+    .option('--env-add <var>', 'add or update an environment variable (repeatable)', collect)
+    .option('--env-rm <key>', 'remove an environment variable (repeatable)', collect)
+    .option('--label-add <label>', 'add or update a service label (repeatable)', collect)
+    .option('--label-rm <key>', 'remove a label by its key (repeatable)', collect)
+    .option('--container-label-add <label>', 'add or update a container label (repeatable)', collect)
+    .option('--container-label-rm <key>', 'remove a container label by its key (repeatable)', collect)
+    .option('--constraint-add <expr>', 'add or update a placement constraint (repeatable)', collect)
+    .option('--constraint-rm <expr>', 'remove a constraint (repeatable)', collect)
+    .option('--placement-pref-add <pref>', 'add a placement preference (repeatable)', collect)
+    .option('--placement-pref-rm <pref>', 'remove a placement preference (repeatable)', collect)
+    .option('--mount-add <mount>', 'add or update a mount on a service (repeatable)', collect)
+    .option('--mount-rm <target>', 'remove a mount by its target path (repeatable)', collect)
+    .option('--secret-add <secret>', 'add or update a secret on a service (repeatable)', collect)
+    .option('--secret-rm <name>', 'remove a secret (repeatable)', collect)
+    .option('--config-add <config>', 'add or update a config file on a service (repeatable)', collect)
+    .option('--config-rm <name>', 'remove a configuration file (repeatable)', collect)
+    .option('--publish-add <port>', 'add or update a published port (repeatable)', collect)
+    .option('--publish-rm <port>', 'remove a published port by its target port (repeatable)', collect)
+    .option('--cap-add <cap>', 'add Linux capabilities (repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop Linux capabilities (repeatable)', collect)
+    .option('--ulimit-add <ulimit>', 'add or update a ulimit option (repeatable)', collect)
+    .option('--ulimit-rm <name>', 'remove a ulimit option (repeatable)', collect)
+    .option('--sysctl-add <key=value>', 'add or update a sysctl option (repeatable)', collect)
+    .option('--sysctl-rm <key>', 'remove a sysctl option (repeatable)', collect)
+    .option('--group-add <group>', 'add an additional supplementary user group (repeatable)', collect)
+    .option('--group-rm <group>', 'remove a previously added supplementary user group (repeatable)', collect);
 }
 
 /** The list flags of the other command, absent from commander's result, as empty lists. */

@@ -7,7 +7,19 @@
  */
 import type { Service, Task } from '@shoal/api';
 import { isTerminalTaskState, taskStateRank } from '@shoal/api';
+import { ShoalError } from '@shoal/common';
 import type { DaemonClient } from '../daemon/client.js';
+
+/** The daemon paused the service's update (or rollback): the wait ends with its message. */
+export class UpdatePausedError extends ShoalError {
+  constructor(name: string, state: string, message: string) {
+    super(
+      'CLI_UPDATE_PAUSED',
+      `service ${name}: ${state === 'paused' ? 'update paused' : 'rollback paused'}${message ? `: ${message}` : ''}`,
+      { kind: 'failed-precondition' },
+    );
+  }
+}
 
 export interface ProgressOptions {
   readonly quiet: boolean;
@@ -129,7 +141,11 @@ export async function waitOnService(client: DaemonClient, serviceId: string, opt
           if (!tty) write(`${label(k)}: ${s.state}: ${s.err}\n`);
         }
       }
-      if (c.done) {
+      const update = svc.UpdateStatus?.State ?? '';
+      if (update === 'paused' || update === 'rollback_paused')
+        throw new UpdatePausedError(svc.Spec?.Name ?? serviceId, update, svc.UpdateStatus?.Message ?? '');
+      // a rolling update (or rollback) still running: the old tasks may all run, it is not done
+      if (c.done && update !== 'updating' && update !== 'rollback_started') {
         write(c.job ? 'job complete\n' : `verify: Service ${svc.Spec?.Name ?? serviceId} converged\n`);
         return;
       }

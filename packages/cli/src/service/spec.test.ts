@@ -268,7 +268,9 @@ test('modes: jobs take --replicas as completions and --max-concurrent; global ha
     MaxFailureRatio: 0,
     Order: 'start-first',
   });
-  assert.equal(create(['--init=false', 'busybox']).TaskTemplate?.ContainerSpec?.Init, false);
+  assert.equal(create(['--init', 'busybox']).TaskTemplate?.ContainerSpec?.Init, true);
+  assert.equal(create(['--no-init', 'busybox']).TaskTemplate?.ContainerSpec?.Init, false);
+  assert.deepEqual(create(['-d', 'busybox', 'sleep', '1']).TaskTemplate?.ContainerSpec?.Args, ['sleep', '1']);
   assert.deepEqual(
     create(['--cap-add', 'ALL', '--cap-add', 'net_raw', '--cap-drop', 'RESET', 'busybox']).TaskTemplate?.ContainerSpec
       ?.CapabilityAdd,
@@ -334,7 +336,6 @@ test('bad values: one line naming the flag and the value', () => {
       ['--endpoint-mode', 'dnsrr', '-p', '80:80'],
       /^invalid service: EndpointSpec.Ports\[0\]: port 80 published in ingress mode can't be used with endpoint mode dnsrr$/,
     ],
-    [['--init=perhaps'], /for "--init" flag: strconv.ParseBool/],
   ];
   for (const [args, re] of cases) {
     assert.throws(
@@ -451,6 +452,7 @@ test('update changes only what its flags name, from the current spec', () => {
   });
   // the input is not changed
   assert.equal(CURRENT.TaskTemplate?.ContainerSpec?.Image, 'nginx:1.26');
+  assert.equal(update(CURRENT, ['--no-init']).TaskTemplate?.ContainerSpec?.Init, false);
   // nothing given: the same spec (no --force: ForceUpdate kept)
   assert.deepEqual(update(CURRENT, []), CURRENT);
   assert.throws(

@@ -37,15 +37,7 @@ import {
   readEnvFile,
   ulimitList,
 } from './opts.js';
-import {
-  flagError,
-  parseGoBool,
-  parseInt64,
-  parseNanoCpus,
-  parsePositiveDuration,
-  parseRamInBytes,
-  parseUint,
-} from './units.js';
+import { flagError, parseInt64, parseNanoCpus, parsePositiveDuration, parseRamInBytes, parseUint } from './units.js';
 
 /** SwarmKit's default restart policy (any, 5 s delay, unlimited attempts), the base of `--restart-*`. */
 const DEFAULT_RESTART: Readonly<RestartPolicy> = { Condition: 'any', Delay: 5e9, MaxAttempts: 0 };
@@ -105,11 +97,6 @@ function ratio(flag: string, v: string): number {
   if (v.trim() === '' || !Number.isFinite(n)) throw flagError(flag, v, 'not a number');
   if (n < 0 || n > 1) throw flagError(flag, v, 'must be between 0 and 1');
   return n;
-}
-
-function initValue(v: boolean | string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  return typeof v === 'boolean' ? v : parseGoBool('--init', v);
 }
 
 /** The service mode from `--mode`, `--replicas` and `--max-concurrent` (docker's ToServiceMode). */
@@ -259,8 +246,7 @@ function containerScalars(o: ServiceFlags, c: ContainerSpec): void {
     c.StopGracePeriod = parsePositiveDuration('--stop-grace-period', o.stopGracePeriod);
   if (o.tty !== undefined) c.TTY = o.tty;
   if (o.readOnly !== undefined) c.ReadOnly = o.readOnly;
-  const init = initValue(o.init);
-  if (init !== undefined) c.Init = init;
+  if (o.init !== undefined) c.Init = o.init;
 }
 
 /** Throws the spec's problems the daemon would refuse (api's checks), as one line. */

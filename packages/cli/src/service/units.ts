@@ -125,13 +125,6 @@ export function parseInt64(flag: string, value: string): number {
   return n;
 }
 
-/** A Go boolean as pflag reads it (`true`, `1`, `t`, `TRUE`, `false`, `0`, ...). */
-export function parseGoBool(flag: string, value: string): boolean {
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(value)) return false;
-  throw flagError(flag, value, `strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax`);
-}
-
 /** Bytes in docker's human units (`64MiB`, `1.5GiB`), as `service inspect --pretty` prints them. */
 export function bytesSize(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -151,7 +144,7 @@ export function goDurationString(ns: number): string {
   let rest = Math.abs(ns);
   if (rest < 1e9) {
     const [unit, size] = rest < 1e3 ? ['ns', 1] : rest < 1e6 ? ['µs', 1e3] : ['ms', 1e6];
-    return `${neg ? '-' : ''}${Number((rest / (size)).toFixed(6))}${unit}`;
+    return `${neg ? '-' : ''}${Number((rest / size).toFixed(6))}${unit}`;
   }
   const h = Math.floor(rest / 3600e9);
   rest -= h * 3600e9;

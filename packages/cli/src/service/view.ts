@@ -172,7 +172,7 @@ export function taskSlotName(t: Task, serviceName: string): string {
 }
 
 /**
- * Tasks sorted as docker's ps: by service name, then slot (or node), newest first; each row
+ * Tasks sorted as docker's ps: by service name, then slot (or node), newest created first; each row
  * after the first of its slot is a history line, its name indented with ` \_ `.
  */
 export function taskRows(
@@ -181,14 +181,16 @@ export function taskRows(
   hostnames: ReadonlyMap<string, string>,
   opts: { noTrunc: boolean; now: number },
 ): TaskRow[] {
-  const svcName = (t: Task): string => names.get(t.ServiceID ?? '') ?? t.ServiceName ?? t.ServiceID ?? '';
+  const svcName = (t: Task): string => names.get(t.ServiceID ?? '') || t.ServiceName || t.ServiceID || '';
+  // Creation time, as docker's: a replaced task's status changes after its replacement was made.
+  const created = (t: Task): number => Date.parse(t.CreatedAt ?? '') || 0;
   const ts = (t: Task): number => Date.parse(t.Status?.Timestamp ?? t.UpdatedAt ?? t.CreatedAt ?? '') || 0;
   const sorted = [...tasks].sort(
     (a, b) =>
       svcName(a).localeCompare(svcName(b)) ||
       (a.Slot ?? 0) - (b.Slot ?? 0) ||
       (a.NodeID ?? '').localeCompare(b.NodeID ?? '') ||
-      ts(b) - ts(a),
+      created(b) - created(a),
   );
   let prev = '';
   return sorted.map((t) => {
