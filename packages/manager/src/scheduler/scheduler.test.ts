@@ -362,3 +362,22 @@ test('scheduler on a manager: a pending task is retried when a node changes, and
     r.manager.stop();
   }
 });
+
+test('scheduler on a manager: leader only; a new leader places what was left pending', async () => {
+  const r = await rig();
+  try {
+    await addNodes(r, [node('w1')]);
+    await quiesce(r);
+    r.raft.setLeader('mgr2');
+    assert.equal(r.manager.scheduler.isRunning, false);
+    assert.equal(r.manager.allocator.isRunning, false);
+    await createTasks(r, newTasks(3, 'late'));
+    await quiesce(r);
+    for (const t of r.store.list<StoredTask>('task')) assert.equal(t.Status?.State, 'new', 'a follower does nothing');
+    r.raft.setLeader('mgr1');
+    await quiesce(r);
+    for (const t of r.store.list<StoredTask>('task')) assert.equal(t.Status?.State, 'assigned');
+  } finally {
+    r.manager.stop();
+  }
+});
