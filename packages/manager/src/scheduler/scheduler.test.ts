@@ -11,7 +11,7 @@ import type { Node, Task } from '@shoal/api';
 import type { StoredNode } from '../context.js';
 import { rig, settle, type Rig } from '../test-support.js';
 import { matchesConstraints, parseConstraints } from './constraint.js';
-import { schedule, type StoredTask } from './scheduler.js';
+import { MAX_WRITE_BYTES, schedule, type StoredTask } from './scheduler.js';
 
 const GiB = 1024 ** 3;
 const CPU = 1e9;
@@ -377,6 +377,30 @@ test('scheduler on a manager: leader only; a new leader places what was left pen
     r.raft.setLeader('mgr1');
     await quiesce(r);
     for (const t of r.store.list<StoredTask>('task')) assert.equal(t.Status?.State, 'assigned');
+  } finally {
+    r.manager.stop();
+  }
+});
+
+test('scheduler on a manager: a service too large for one transaction is written in several, each within the limit', async () => {
+  const r = await rig();
+  try {
+    await addNodes(r, [node('w1'), node('w2')]);
+    await quiesce(r);
+    // 100 tasks of ~100 KiB each (a large environment): about 10 MiB in all.
+    const big = 'x'.repeat(100 * 1024);
+    const tasks = newTasks(100, 'huge').map((t) => ({
+      ...t,
+      Spec: { ...t.Spec, ContainerSpec: { Image: 'busybox', Env: [`BIG=${big}`] } },
+    }));
+    for (let i = 0; i < tasks.length; i += 20) await createTasks(r, tasks.slice(i, i + 20));
+    await quiesce(r);
+    const all = r.store.list<StoredTask>('task');
+    assert.equal(all.filter((t) => t.Status?.State === 'assigned').length, 100);
+    const perTxn = countBy(all.map((t) => String(t.Version.Index)));
+    const limit = Math.floor(MAX_WRITE_BYTES / (100 * 1024));
+    assert.ok(Object.keys(perTxn).length >= 3, 'several transactions');
+    for (const n of Object.values(perTxn)) assert.ok(n <= limit, `${n} tasks in one transaction (limit ${limit})`);
   } finally {
     r.manager.stop();
   }

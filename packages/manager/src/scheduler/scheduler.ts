@@ -103,8 +103,26 @@ export interface PassResult {
 export interface Plan {
   readonly assigned: number;
   readonly unschedulable: number;
-  readonly services: readonly { readonly serviceId: string; readonly updates: readonly StoredTask[] }[];
+  readonly services: readonly PlannedService[];
+  /** Some decisions were left for the next pass (a service too large for one transaction). */
+  readonly more: boolean;
 }
+
+interface PlannedService {
+  readonly serviceId: string;
+  readonly updates: readonly StoredTask[];
+  /** Estimated size of the transaction (JSON bytes). */
+  readonly bytes: number;
+}
+
+/**
+ * Most bytes of task writes in one transaction, and in one wave of transactions proposed
+ * together (the store puts the transactions of one event-loop turn in one Raft entry, and an
+ * entry must fit the Raft transport's 16 MiB frame). A service whose pending tasks need more
+ * is written in several passes, each of one transaction; a few thousand tasks of a usual spec
+ * fit in one.
+ */
+export const MAX_WRITE_BYTES = 4 * 1024 * 1024;
 
 export class Scheduler {
   private readonly loop: WatchLoop;
@@ -159,39 +177,66 @@ export class Scheduler {
     const now = new Date(this.ctx.clock.now()).toISOString();
     let assigned = 0;
     let unschedulable = 0;
-    const services: { serviceId: string; updates: StoredTask[] }[] = [];
+    let more = false;
+    const services: PlannedService[] = [];
     for (const s of decided) {
       const updates: StoredTask[] = [];
+      let limit = Infinity;
+      let each = 0;
       for (const [i, t] of s.tasks.entries()) {
         const d = s.decisions[i];
         if (d === undefined) continue;
+        const next = applyDecision(t, d, now);
+        if (next === undefined) {
+          if (!('nodeId' in d)) unschedulable++;
+          continue;
+        }
+        if (updates.length === 0) {
+          each = JSON.stringify(next).length;
+          limit = Math.max(1, Math.floor(MAX_WRITE_BYTES / each));
+        }
+        if (updates.length >= limit) {
+          more = true;
+          break;
+        }
         if ('nodeId' in d) assigned++;
         else unschedulable++;
-        const next = applyDecision(t, d, now);
-        if (next !== undefined) updates.push(next);
+        updates.push(next);
       }
-      if (updates.length > 0) services.push({ serviceId: s.serviceId, updates });
+      if (updates.length > 0) services.push({ serviceId: s.serviceId, updates, bytes: each * updates.length });
     }
-    return { assigned, unschedulable, services };
+    return { assigned, unschedulable, services, more };
   }
 
-  /** Writes a plan: one transaction per service. */
+  /**
+   * Writes a plan: one transaction per service, proposed in waves of at most MAX_WRITE_BYTES
+   * (each wave waits for the one before).
+   */
   async write(plan: Plan): Promise<PassResult> {
     let conflict = false;
-    await Promise.all(
-      plan.services.map(({ serviceId, updates }) =>
-        this.ctx.store
-          .update((tx) => {
-            for (const u of updates) tx.update('task', u);
-          })
-          .catch((err: unknown) => {
-            if (!(err instanceof VersionConflictError)) throw err;
-            conflict = true;
-            this.ctx.logger.debug({ serviceId, err: errorMessage(err) }, 'scheduler: task changed meanwhile');
-          }),
-      ),
-    );
-    if (conflict) this.loop.kick();
+    const writeOne = ({ serviceId, updates }: PlannedService): Promise<unknown> =>
+      this.ctx.store
+        .update((tx) => {
+          for (const u of updates) tx.update('task', u);
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof VersionConflictError)) throw err;
+          conflict = true;
+          this.ctx.logger.debug({ serviceId, err: errorMessage(err) }, 'scheduler: task changed meanwhile');
+        });
+    let wave: PlannedService[] = [];
+    let bytes = 0;
+    for (const s of plan.services) {
+      if (wave.length > 0 && bytes + s.bytes > MAX_WRITE_BYTES) {
+        await Promise.all(wave.map(writeOne));
+        wave = [];
+        bytes = 0;
+      }
+      wave.push(s);
+      bytes += s.bytes;
+    }
+    await Promise.all(wave.map(writeOne));
+    if (conflict || plan.more) this.loop.kick();
     const { assigned, unschedulable } = plan;
     const transactions = plan.services.length;
     if (assigned > 0 || unschedulable > 0) {
