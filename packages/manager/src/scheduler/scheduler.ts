@@ -103,9 +103,8 @@ export interface PassResult {
 export interface Plan {
   readonly assigned: number;
   readonly unschedulable: number;
+  /** One transaction each (a service too large for one has several, see MAX_WRITE_BYTES). */
   readonly services: readonly PlannedService[];
-  /** Some decisions were left for the next pass (a service too large for one transaction). */
-  readonly more: boolean;
 }
 
 interface PlannedService {
@@ -119,8 +118,8 @@ interface PlannedService {
  * Most bytes of task writes in one transaction, and in one wave of transactions proposed
  * together (the store puts the transactions of one event-loop turn in one Raft entry, and an
  * entry must fit the Raft transport's 16 MiB frame). A service whose pending tasks need more
- * is written in several passes, each of one transaction; a few thousand tasks of a usual spec
- * fit in one.
+ * is still placed in one pass, and written in several transactions, one after the other; a
+ * few thousand tasks of a usual spec fit in one.
  */
 export const MAX_WRITE_BYTES = 4 * 1024 * 1024;
 
@@ -177,35 +176,28 @@ export class Scheduler {
     const now = new Date(this.ctx.clock.now()).toISOString();
     let assigned = 0;
     let unschedulable = 0;
-    let more = false;
     const services: PlannedService[] = [];
     for (const s of decided) {
       const updates: StoredTask[] = [];
-      let limit = Infinity;
-      let each = 0;
       for (const [i, t] of s.tasks.entries()) {
         const d = s.decisions[i];
         if (d === undefined) continue;
-        const next = applyDecision(t, d, now);
-        if (next === undefined) {
-          if (!('nodeId' in d)) unschedulable++;
-          continue;
-        }
-        if (updates.length === 0) {
-          each = JSON.stringify(next).length;
-          limit = Math.max(1, Math.floor(MAX_WRITE_BYTES / each));
-        }
-        if (updates.length >= limit) {
-          more = true;
-          break;
-        }
         if ('nodeId' in d) assigned++;
         else unschedulable++;
-        updates.push(next);
+        const next = applyDecision(t, d, now);
+        if (next !== undefined) updates.push(next);
       }
-      if (updates.length > 0) services.push({ serviceId: s.serviceId, updates, bytes: each * updates.length });
+      const first = updates[0];
+      if (first === undefined) continue;
+      // Estimated from one task: the tasks of a service share their spec.
+      const each = JSON.stringify(first).length;
+      const limit = Math.max(1, Math.floor(MAX_WRITE_BYTES / each));
+      for (let i = 0; i < updates.length; i += limit) {
+        const part = updates.length <= limit ? updates : updates.slice(i, i + limit);
+        services.push({ serviceId: s.serviceId, updates: part, bytes: each * part.length });
+      }
     }
-    return { assigned, unschedulable, services, more };
+    return { assigned, unschedulable, services };
   }
 
   /**
@@ -236,7 +228,7 @@ export class Scheduler {
       bytes += s.bytes;
     }
     await Promise.all(wave.map(writeOne));
-    if (conflict || plan.more) this.loop.kick();
+    if (conflict) this.loop.kick();
     const { assigned, unschedulable } = plan;
     const transactions = plan.services.length;
     if (assigned > 0 || unschedulable > 0) {
