@@ -1,7 +1,8 @@
 /**
  * The allocator step (leader only): tasks `new` -> `pending` once what they need from the
  * cluster is allocated. Today a task needs nothing more, so every new task still wanted
- * (desired state up to complete) moves on in the next pass, all of a pass in one transaction.
+ * (desired state up to complete) moves on in the next pass, all of a pass in one transaction
+ * (up to MAX_WRITE_BYTES; more waits for the next pass, which follows at once).
  *
  * Seam for issue #10 (networks): `allocate` is where a task's network attachments get their
  * addresses (`NetworksAttachments`). It returns the task to write, or undefined to leave it
@@ -11,7 +12,7 @@ import { taskStateRank, type Task } from '@shoal/api';
 import { type Change, VersionConflictError } from '@shoal/store';
 import type { ManagerContext } from './context.js';
 import type { StoredTask } from './scheduler/scheduler.js';
-import { PENDING_MESSAGE } from './scheduler/scheduler.js';
+import { MAX_WRITE_BYTES, PENDING_MESSAGE } from './scheduler/scheduler.js';
 import { WatchLoop } from './watch-loop.js';
 
 const COMPLETE = taskStateRank('complete');
@@ -65,15 +66,26 @@ export class Allocator {
     return this.loop.idle;
   }
 
-  /** Moves every new task that is ready to pending, in one transaction; returns how many. */
+  /**
+   * Moves every new task that is ready to pending, in one transaction of at most
+   * MAX_WRITE_BYTES (the rest in the next pass); returns how many.
+   */
   async pass(): Promise<number> {
     const now = new Date(this.ctx.clock.now()).toISOString();
     const updates: StoredTask[] = [];
+    let bytes = 0;
     for (const t of this.ctx.store.list<StoredTask>('task')) {
       if (!needsAllocation(t)) continue;
       const a = this.allocate(t);
       if (a === undefined) continue;
-      updates.push({ ...a, Status: { ...a.Status, State: 'pending', Message: PENDING_MESSAGE, Timestamp: now } });
+      const next = { ...a, Status: { ...a.Status, State: 'pending', Message: PENDING_MESSAGE, Timestamp: now } };
+      const size = JSON.stringify(next).length;
+      if (updates.length > 0 && bytes + size > MAX_WRITE_BYTES) {
+        this.loop.kick();
+        break;
+      }
+      bytes += size;
+      updates.push(next);
     }
     if (updates.length === 0) return 0;
     try {

@@ -8,7 +8,8 @@
  *
  * Tasks are written into the store directly, as the orchestrator and scheduler (other parts)
  * leave them: state `assigned` with `NodeID` set. The allocator and scheduler loops are stopped
- * here so that they do not touch these tasks.
+ * there so that they do not touch these tasks; the last test runs them, from tasks in state
+ * `new` as the orchestrator creates them to containers reported running.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +45,10 @@ interface Worker {
   streamEnded: Promise<unknown>;
 }
 
-async function setup(t: TestContext): Promise<{ r: Rig; m: Manager; client: DispatcherClient; workers: Worker[] }> {
+async function setup(
+  t: TestContext,
+  opts: { loops?: boolean } = {},
+): Promise<{ r: Rig; m: Manager; client: DispatcherClient; workers: Worker[] }> {
   const r = await rig();
   r.manager.stop();
   // The caller's node comes from a test header here (TLS identities are tested in mtls.test.ts).
@@ -60,8 +64,10 @@ async function setup(t: TestContext): Promise<{ r: Rig; m: Manager; client: Disp
     },
   });
   m.start();
-  m.allocator.stop();
-  m.scheduler.stop();
+  if (opts.loops !== true) {
+    m.allocator.stop();
+    m.scheduler.stop();
+  }
   const server = new Server();
   server.addService(DispatcherService, m.services().Dispatcher);
   const port = await new Promise<number>((resolve, reject) =>
@@ -300,5 +306,38 @@ test('task status: batched into fewer transactions, forward only, own tasks only
   // An unknown state is a clear error.
   await assert.rejects(call(w1, [{ TaskID: 's4', Status: { State: 'sleeping' } }]), (e) =>
     hasCode(e, 'MANAGER_INVALID_REQUEST'),
+  );
+});
+
+test('pipeline: new tasks are allocated, scheduled on the workers and reach them; the workers report them running', async (t) => {
+  const { r, client, workers } = await setup(t, { loops: true });
+  const [w1, w2] = workers;
+  assert.ok(w1 && w2);
+  await r.store.update((tx) => {
+    tx.create('secret', blob('secP', 'pipeline', 'pipeline-bytes'));
+    for (let slot = 1; slot <= 4; slot++) {
+      const task = taskOn(`p${slot}`, '', ['secP'], [], 'new');
+      task.Slot = slot;
+      task.Spec = { ...task.Spec, Placement: { Constraints: ['node.role==worker'] } };
+      tx.create('task', { ...task });
+    }
+  });
+  const mine = (w: Worker): string[] => [...held(w.messages).keys()].filter((k) => k.startsWith('task:')).sort();
+  await until('all four tasks reach the workers', () => mine(w1).length + mine(w2).length === 4);
+  assert.equal(mine(w1).length, 2, 'two tasks per worker');
+  assert.equal(mine(w2).length, 2);
+  assert.ok(held(w1.messages).has('secret:secP') && held(w2.messages).has('secret:secP'));
+  for (const w of [w1, w2]) {
+    const updates = mine(w).map((k) => ({ TaskID: k.slice('task:'.length), Status: { State: 'running' } }));
+    await unary(client.updateTaskStatus.bind(client), { SessionID: w.sessionId, Updates: updates }, { metadata: w.md });
+  }
+  for (let slot = 1; slot <= 4; slot++) {
+    const task = r.store.get<StoredTask>('task', `p${slot}`);
+    assert.equal(task?.Status?.State, 'running');
+    assert.ok([w1.id, w2.id].includes(task.NodeID ?? ''));
+  }
+  // The running state travels back to the node that runs the task.
+  await until('w1 sees its tasks running', () =>
+    mine(w1).every((k) => (held(w1.messages).get(k) as Task).Status?.State === 'running'),
   );
 });

@@ -1,7 +1,8 @@
 /**
  * Task status from the nodes (`UpdateTaskStatus`), batched into store transactions: updates that
- * arrive within `windowMs` of the first one queued (or 10,000 of them) are written together, and
- * every caller's call returns once its batch is stored. Per task only the furthest state
+ * arrive within `windowMs` of the first one queued (or 10,000 of them) are written together, in
+ * one transaction (several of at most MAX_WRITE_BYTES for a large batch), and every caller's
+ * call returns once its batch is stored. Per task only the furthest state
  * counts, and only a move forward (TASK_STATES order) is written; an update for a task that is
  * gone is dropped. A node may update only tasks assigned to it: one update for another node's
  * task refuses the whole call (permission denied) and queues nothing.
@@ -10,6 +11,7 @@ import { type TaskStatus, type TaskStatusUpdate, taskStateRank, type Task } from
 import { type StoredObject, VersionConflictError } from '@shoal/store';
 import type { ManagerContext } from './context.js';
 import { CallerNotAllowedError, InvalidRequestError, NotLeaderError } from './errors.js';
+import { MAX_WRITE_BYTES } from './scheduler/scheduler.js';
 
 type StoredTask = Task & StoredObject;
 
@@ -66,7 +68,6 @@ export class StatusBatcher {
     if (this.queue.size >= STATUS_BATCH_MAX) this.flushNow();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flushNow(), this.windowMs);
-      this.timer.unref();
     }
     return done;
   }
@@ -101,7 +102,24 @@ export class StatusBatcher {
     );
   }
 
+  /** Writes a batch: one transaction, or several of at most MAX_WRITE_BYTES each. */
   private async write(batch: ReadonlyMap<string, Queued>): Promise<void> {
+    let chunk = new Map<string, Queued>();
+    let bytes = 0;
+    for (const [id, q] of batch) {
+      const size = taskBytes(this.ctx, id) + 256;
+      if (chunk.size > 0 && bytes + size > MAX_WRITE_BYTES) {
+        await this.writeChunk(chunk);
+        chunk = new Map();
+        bytes = 0;
+      }
+      chunk.set(id, q);
+      bytes += size;
+    }
+    if (chunk.size > 0) await this.writeChunk(chunk);
+  }
+
+  private async writeChunk(batch: ReadonlyMap<string, Queued>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const now = new Date(this.ctx.clock.now()).toISOString();
       const committed = await this.ctx.store
@@ -128,4 +146,10 @@ export class StatusBatcher {
       return;
     }
   }
+}
+
+/** The JSON size of a stored task (what its update adds to a transaction). */
+function taskBytes(ctx: ManagerContext, id: string): number {
+  const t = ctx.store.get('task', id);
+  return t === undefined ? 0 : JSON.stringify(t).length;
 }

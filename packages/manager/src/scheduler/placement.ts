@@ -132,12 +132,6 @@ function platformFits(wanted: readonly Platform[], have: Platform | undefined): 
   );
 }
 
-/** Why `info` cannot take a task with `needs` now, or undefined when it can. */
-export function unsuitable(info: NodeInfo, needs: Needs): string | undefined {
-  if (typeof needs.constraints === 'string') return needs.constraints;
-  return staticReason(info, needs)?.[1];
-}
-
 /** Counts a task placed on `info`. */
 export function place(info: NodeInfo, needs: Needs): void {
   addTask(info, needs.serviceId, needs.cpu, needs.mem, needs.ports);

@@ -11,7 +11,7 @@ import type { Node, Task } from '@shoal/api';
 import type { StoredNode } from '../context.js';
 import { rig, settle, type Rig } from '../test-support.js';
 import { matchesConstraints, parseConstraints } from './constraint.js';
-import { schedule, type StoredTask } from './scheduler.js';
+import { MAX_WRITE_BYTES, schedule, type StoredTask } from './scheduler.js';
 
 const GiB = 1024 ** 3;
 const CPU = 1e9;
@@ -358,6 +358,55 @@ test('scheduler on a manager: a pending task is retried when a node changes, and
       assert.equal(t.NodeID, 'w2');
       assert.equal(t.Status?.Err, '');
     }
+  } finally {
+    r.manager.stop();
+  }
+});
+
+test('scheduler on a manager: leader only; a new leader places what was left pending', async () => {
+  const r = await rig();
+  try {
+    await addNodes(r, [node('w1')]);
+    await quiesce(r);
+    r.raft.setLeader('mgr2');
+    assert.equal(r.manager.scheduler.isRunning, false);
+    assert.equal(r.manager.allocator.isRunning, false);
+    await createTasks(r, newTasks(3, 'late'));
+    await quiesce(r);
+    for (const t of r.store.list<StoredTask>('task')) assert.equal(t.Status?.State, 'new', 'a follower does nothing');
+    r.raft.setLeader('mgr1');
+    await quiesce(r);
+    for (const t of r.store.list<StoredTask>('task')) assert.equal(t.Status?.State, 'assigned');
+  } finally {
+    r.manager.stop();
+  }
+});
+
+test('scheduler on a manager: a service too large for one transaction is placed in one pass, written in several within the limit', async () => {
+  const r = await rig();
+  try {
+    await addNodes(r, [node('w1'), node('w2')]);
+    await quiesce(r);
+    // One pass by hand: the loops would also pick up the tasks as they are created.
+    r.manager.allocator.stop();
+    r.manager.scheduler.stop();
+    // 100 pending tasks of ~100 KiB each (a large environment): about 10 MiB in all.
+    const big = 'x'.repeat(100 * 1024);
+    const tasks = newTasks(100, 'huge').map((t) => ({
+      ...t,
+      Status: { State: 'pending' },
+      Spec: { ...t.Spec, ContainerSpec: { Image: 'busybox', Env: [`BIG=${big}`] } },
+    }));
+    for (let i = 0; i < tasks.length; i += 20) await createTasks(r, tasks.slice(i, i + 20));
+    const res = await r.manager.scheduler.pass();
+    assert.equal(res.assigned, 100);
+    const all = r.store.list<StoredTask>('task');
+    assert.equal(all.filter((t) => t.Status?.State === 'assigned').length, 100, 'all placed in one pass');
+    const perTxn = countBy(all.map((t) => String(t.Version.Index)));
+    const limit = Math.floor(MAX_WRITE_BYTES / (100 * 1024));
+    assert.ok(Object.keys(perTxn).length >= Math.ceil(100 / limit), 'several transactions');
+    for (const n of Object.values(perTxn)) assert.ok(n <= limit, `${n} tasks in one transaction (limit ${limit})`);
+    assert.deepEqual(countBy(all.map((t) => t.NodeID ?? '')), { mgr1: 34, w1: 33, w2: 33 });
   } finally {
     r.manager.stop();
   }

@@ -103,8 +103,25 @@ export interface PassResult {
 export interface Plan {
   readonly assigned: number;
   readonly unschedulable: number;
-  readonly services: readonly { readonly serviceId: string; readonly updates: readonly StoredTask[] }[];
+  /** One transaction each (a service too large for one has several, see MAX_WRITE_BYTES). */
+  readonly services: readonly PlannedService[];
 }
+
+interface PlannedService {
+  readonly serviceId: string;
+  readonly updates: readonly StoredTask[];
+  /** Estimated size of the transaction (JSON bytes). */
+  readonly bytes: number;
+}
+
+/**
+ * Most bytes of task writes in one transaction, and in one wave of transactions proposed
+ * together (the store puts the transactions of one event-loop turn in one Raft entry, and an
+ * entry must fit the Raft transport's 16 MiB frame). A service whose pending tasks need more
+ * is still placed in one pass, and written in several transactions, one after the other; a
+ * few thousand tasks of a usual spec fit in one.
+ */
+export const MAX_WRITE_BYTES = 4 * 1024 * 1024;
 
 export class Scheduler {
   private readonly loop: WatchLoop;
@@ -159,7 +176,7 @@ export class Scheduler {
     const now = new Date(this.ctx.clock.now()).toISOString();
     let assigned = 0;
     let unschedulable = 0;
-    const services: { serviceId: string; updates: StoredTask[] }[] = [];
+    const services: PlannedService[] = [];
     for (const s of decided) {
       const updates: StoredTask[] = [];
       for (const [i, t] of s.tasks.entries()) {
@@ -170,27 +187,47 @@ export class Scheduler {
         const next = applyDecision(t, d, now);
         if (next !== undefined) updates.push(next);
       }
-      if (updates.length > 0) services.push({ serviceId: s.serviceId, updates });
+      const first = updates[0];
+      if (first === undefined) continue;
+      // Estimated from one task: the tasks of a service share their spec.
+      const each = JSON.stringify(first).length;
+      const limit = Math.max(1, Math.floor(MAX_WRITE_BYTES / each));
+      for (let i = 0; i < updates.length; i += limit) {
+        const part = updates.length <= limit ? updates : updates.slice(i, i + limit);
+        services.push({ serviceId: s.serviceId, updates: part, bytes: each * part.length });
+      }
     }
     return { assigned, unschedulable, services };
   }
 
-  /** Writes a plan: one transaction per service. */
+  /**
+   * Writes a plan: one transaction per service, proposed in waves of at most MAX_WRITE_BYTES
+   * (each wave waits for the one before).
+   */
   async write(plan: Plan): Promise<PassResult> {
     let conflict = false;
-    await Promise.all(
-      plan.services.map(({ serviceId, updates }) =>
-        this.ctx.store
-          .update((tx) => {
-            for (const u of updates) tx.update('task', u);
-          })
-          .catch((err: unknown) => {
-            if (!(err instanceof VersionConflictError)) throw err;
-            conflict = true;
-            this.ctx.logger.debug({ serviceId, err: errorMessage(err) }, 'scheduler: task changed meanwhile');
-          }),
-      ),
-    );
+    const writeOne = ({ serviceId, updates }: PlannedService): Promise<unknown> =>
+      this.ctx.store
+        .update((tx) => {
+          for (const u of updates) tx.update('task', u);
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof VersionConflictError)) throw err;
+          conflict = true;
+          this.ctx.logger.debug({ serviceId, err: errorMessage(err) }, 'scheduler: task changed meanwhile');
+        });
+    let wave: PlannedService[] = [];
+    let bytes = 0;
+    for (const s of plan.services) {
+      if (wave.length > 0 && bytes + s.bytes > MAX_WRITE_BYTES) {
+        await Promise.all(wave.map(writeOne));
+        wave = [];
+        bytes = 0;
+      }
+      wave.push(s);
+      bytes += s.bytes;
+    }
+    await Promise.all(wave.map(writeOne));
     if (conflict) this.loop.kick();
     const { assigned, unschedulable } = plan;
     const transactions = plan.services.length;
