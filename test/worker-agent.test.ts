@@ -480,3 +480,47 @@ test(
     });
   },
 );
+
+test(
+  'a new session (another manager) gets the updates the broken one could not deliver, and its complete set rules',
+  { timeout: 240_000 },
+  async (t) => {
+    const n = node(t);
+    const { engine, agent } = await n.open();
+    const spec = { ContainerSpec: { Image: busybox, Args: ['sleep', '1000'], StopGracePeriod: 1e9 } };
+    const a = makeTask(n.nodeId, 'fo', 1, spec);
+    const b = makeTask(n.nodeId, 'fo', 2, spec);
+    // session 1: assignments arrive, but every UpdateTaskStatus fails (the manager went away)
+    const broken = new FakeDispatcher();
+    broken.updateTaskStatus = () => Promise.reject(new Error('connection reset'));
+    const ac1 = new AbortController();
+    const s1 = agent.runSession(broken, ac1.signal);
+    broken.push('complete', [update(a), update(b)]);
+    await until(
+      () => (agent.states().get(a.ID!) === 'running' && agent.states().get(b.ID!) === 'running' ? true : undefined),
+      'both running',
+    );
+    assert.ok(agent.reporter.pending > 0, 'updates kept');
+    ac1.abort();
+    await s1;
+    // session 2: its complete set has only `a`
+    const s2 = session(agent);
+    t.after(() => s2.end());
+    s2.link.push('complete', [update(a)]);
+    await reached(s2.link, a, 'running');
+    assert.deepEqual(
+      s2.link.states(a.ID!),
+      ['accepted', 'preparing', 'ready', 'starting', 'running'],
+      'nothing lost, in order',
+    );
+    await until(() => (agent.states().has(b.ID!) ? undefined : true), 'b, absent from the new complete set, dropped');
+    await until(
+      async () => ((await engine.list({ all: true })).some((c) => c.name === b.Name) ? undefined : true),
+      'b removed',
+    );
+    assert.equal(
+      (await engine.list({ all: true })).filter((c) => c.name === a.Name && c.status === 'running').length,
+      1,
+    );
+  },
+);

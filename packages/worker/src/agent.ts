@@ -229,22 +229,21 @@ export class Agent {
     }
   }
 
-  private createOptions(task: Task): Promise<ContainerCreateOptions> {
-    return (async () => {
-      let imageHealthcheck;
-      if (task.Spec?.ContainerSpec?.Healthcheck && !task.Spec.ContainerSpec.Healthcheck.Test?.length) {
-        const img = await this.opts.engine.images().resolve(task.Spec.ContainerSpec.Image ?? '');
-        imageHealthcheck = img.config.Healthcheck;
-      }
-      return taskContainerOptions({
-        task,
-        node: this.opts.node,
-        secret: (id) => this.secrets.get(id),
-        config: (id) => this.configs.get(id),
-        imageHealthcheck,
-        volumes: this.opts.volumes,
-      });
-    })();
+  private async createOptions(task: Task): Promise<ContainerCreateOptions> {
+    const spec = task.Spec?.ContainerSpec;
+    // A healthcheck that sets only durations runs the image's test.
+    const imageHealthcheck =
+      spec?.Healthcheck && !spec.Healthcheck.Test?.length
+        ? (await this.opts.engine.images().resolve(spec.Image ?? '')).config.Healthcheck
+        : undefined;
+    return taskContainerOptions({
+      task,
+      node: this.opts.node,
+      secret: (id) => this.secrets.get(id),
+      config: (id) => this.configs.get(id),
+      imageHealthcheck,
+      volumes: this.opts.volumes,
+    });
   }
 
   /** Pulls as Docker's swarm mode does: always, with the service's auth; a failed pull of an image the node has is not fatal. */
