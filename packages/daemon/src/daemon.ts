@@ -182,9 +182,9 @@ export class Daemon {
     }
     // Every node, managers included, keeps a dispatcher session (the agent side of membership)
     // and runs the tasks assigned to it.
+    if (!this.engine) throw new Error('the engine is opened by start() before any role');
     this.node ??= await startNodeAgent({
-      engineRoot: this.layout.engine,
-      runRoot: this.settings.runRoot,
+      engine: this.engine,
       nodeId: identity.nodeId,
       hostname: this.hostname(),
       insecureRegistries: () => this.settings.insecureRegistries,

@@ -1,15 +1,14 @@
 /**
- * The node's worker side in shoald: the engine on `<data-root>/engine` with the collector role
- * (exits collected as they happen, health checks run here) and the worker's Agent on it. The
+ * The node's worker side in shoald: the worker's Agent on the daemon's engine (local-engine.ts:
+ * `<data-root>/engine` with the collector role, so exits are collected and health checks run here). The
  * dispatcher session (worker-session.ts) stays in the daemon, because it also carries membership
  * (manager list on disk, role changes, certificates); it hands the agent one DispatcherLink per
  * session.
  */
-import { join } from 'node:path';
 import type { DispatcherClient } from '@shoal/api';
 import { serverStream, unary } from '@shoal/api';
 import type { Logger } from '@shoal/common';
-import { Engine } from '@shoal/engine';
+import type { Engine } from '@shoal/engine';
 import { Agent, type DispatcherLink } from '@shoal/worker';
 
 /** How long one UpdateTaskStatus call may take before the session counts as broken. */
@@ -21,38 +20,26 @@ export interface NodeAgent {
 }
 
 export async function startNodeAgent(opts: {
-  engineRoot: string;
-  runRoot: string;
+  /** The daemon's engine (collector role, held for the daemon's lifetime; see local-engine.ts). */
+  engine: Engine;
   nodeId: string;
   hostname: string;
   insecureRegistries: () => string[];
   logger: Logger;
 }): Promise<NodeAgent> {
-  const engine = await Engine.open({
-    dataRoot: opts.engineRoot,
-    runRoot: join(opts.runRoot, 'engine'),
-    collector: true,
-    logger: opts.logger.child({ component: 'engine' }),
-  });
   const agent = new Agent({
-    engine,
+    engine: opts.engine,
     node: { id: opts.nodeId, hostname: opts.hostname },
     insecureRegistries: opts.insecureRegistries,
     logger: opts.logger.child({ component: 'agent' }),
   });
-  try {
-    await agent.start();
-  } catch (err) {
-    await engine.close();
-    throw err;
-  }
-  return { engine, agent };
+  await agent.start();
+  return { engine: opts.engine, agent };
 }
 
-/** Stops following tasks and gives the collector role up; containers keep running. */
+/** Stops following tasks; containers keep running and the engine stays open (it is the daemon's). */
 export async function stopNodeAgent(n: NodeAgent): Promise<void> {
   await n.agent.stop();
-  await n.engine.close();
 }
 
 /** The agent's view of one dispatcher session over gRPC. */
