@@ -57,13 +57,16 @@ interface Lab {
 let sharedLab: Promise<Lab> | undefined;
 const shared = (): Promise<Lab> => (sharedLab ??= makeLab());
 
-async function makeLab(): Promise<Lab> {
-  const name = uniq('sv');
-  after(async () => {
-    await labDown(name).catch((err: unknown) => {
-      if (!(err instanceof LabNotFoundError)) throw err;
-    });
+const labName = uniq('sv');
+// Registered at the top level: an `after` called while a test runs would belong to that test.
+after(async () => {
+  await labDown(labName).catch((err: unknown) => {
+    if (!(err instanceof LabNotFoundError)) throw err;
   });
+});
+
+async function makeLab(): Promise<Lab> {
+  const name = labName;
   const r = await shoal(['lab', 'up', '--name', name, '--hosts', '5', '--managers', '3']);
   assert.equal(r.code, 0, r.stderr);
   const state = await readLabState(name);
