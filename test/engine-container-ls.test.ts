@@ -28,7 +28,8 @@ test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -
   assert.equal(table.filter(Boolean).length, 2, 'only the running one without -a');
   assert.match(
     table[1] ?? '',
-    new RegExp(`^${upId.slice(0, 12)}\\s+\\S+\\s+"sleep 1000"\\s+\\S.* ago\\s+Up \\S.*\\s+${up}$`),
+    // the test image's Entrypoint is /bin/shoal-entry: the command is cut to 20 characters
+    new RegExp(`^${upId.slice(0, 12)}\\s+\\S+\\s+"/bin/shoal-entry sl…"\\s+\\S.* ago\\s+Up \\S.*\\s+${up}$`),
   );
 
   const format = ok(await ctr('ls', '--format', '{{.Names}} {{.Status}}'), 'ls --format');
@@ -53,7 +54,10 @@ test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -
   const json = JSON.parse(ok(await ctr('ls', '--format', 'json'), 'json')) as Record<string, string>;
   assert.equal(json['Names'], up);
   assert.equal(json['State'], 'running');
-  assert.equal(json['Command'], '"sleep 1000"');
+  assert.equal(json['Command'], '"/bin/shoal-entry sl…"');
+  const full = JSON.parse(ok(await ctr('ls', '--no-trunc', '--format', 'json'), 'json')) as Record<string, string>;
+  assert.equal(full['Command'], '"/bin/shoal-entry sleep 1000"');
+  assert.equal(full['ID'], upId);
 
   // bad input: docker's words, exit 1 or 2, nothing listed
   const bad = await ctr('ls', '--filter', 'colour=red');
@@ -72,13 +76,17 @@ test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -
   const [rec] = JSON.parse(ok(await ctr('inspect', up), 'inspect')) as {
     Id: string;
     State: { Status: string; Pid: number };
-    Config: { Cmd: string[]; Labels: Record<string, string> };
+    Path: string;
+    Args: string[];
+    Config: { Entrypoint: string[]; Cmd: string[]; Labels: Record<string, string> };
   }[];
   assert.equal(rec?.Id, upId);
   assert.equal(rec?.State.Status, 'running');
   assert.ok((rec?.State.Pid ?? 0) > 0);
+  assert.deepEqual([rec?.Path, rec?.Args], ['/bin/shoal-entry', ['sleep', '1000']]);
+  assert.deepEqual(rec?.Config.Entrypoint, ['/bin/shoal-entry']);
   assert.deepEqual(rec?.Config.Cmd, ['sleep', '1000']);
-  assert.deepEqual(rec?.Config.Labels, { tier: 'web' });
+  assert.equal(rec?.Config.Labels['tier'], 'web');
   const missing = await ctr('inspect', '-f', '{{.Name}}', up, `nope-${tag}`);
   assert.equal(missing.code, 1);
   assert.equal(missing.stdout, `/${up}\n`);
