@@ -16,7 +16,8 @@ test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -
   const tag = randomBytes(3).toString('hex');
   const up = `up-${tag}`;
   const done = `done-${tag}`;
-  const ctr = (...args: string[]): Promise<CliResult> => shoal(['container', args[0] ?? '', ...root.flags, ...args.slice(1)]);
+  const ctr = (...args: string[]): Promise<CliResult> =>
+    shoal(['container', args[0] ?? '', ...root.flags, ...args.slice(1)]);
 
   const upId = ok(await ctr('run', '-d', '--name', up, '-l', 'tier=web', env.image, 'sleep', '1000'), 'run up').trim();
   const doneRun = await ctr('run', '--name', done, '-l', 'tier=batch', env.image, 'sh', '-c', 'exit 3');
@@ -50,7 +51,10 @@ test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -
   assert.equal(await names('exited=3'), `${done}\n`);
   assert.equal(await names('label=tier=web'), `${up}\n`);
   assert.equal(await names(`ancestor=${env.image}`, `since=${up}`), `${done}\n`);
-  assert.equal(ok(await ctr('ls', '-a', '--format', '{{.Label "tier"}}', '--filter', `id=${upId.slice(0, 8)}`), 'label'), 'web\n');
+  assert.equal(
+    ok(await ctr('ls', '-a', '--format', '{{.Label "tier"}}', '--filter', `id=${upId.slice(0, 8)}`), 'label'),
+    'web\n',
+  );
   const json = JSON.parse(ok(await ctr('ls', '--format', 'json'), 'json')) as Record<string, string>;
   assert.equal(json['Names'], up);
   assert.equal(json['State'], 'running');

@@ -123,7 +123,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }, name: string):
         recover: false,
       });
       try {
-        return (await e.inspect(ref)) as Rec;
+        return await e.inspect(ref);
       } finally {
         await e.close();
       }

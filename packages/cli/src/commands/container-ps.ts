@@ -100,7 +100,12 @@ export function registerInspect(c: Command): void {
             process.exitCode = 1;
             continue;
           }
-          out.push(inspectJson(r, { volumeSource: (n) => engine.volumes.mountpointOf(n), imageConfig: await imageConfig(engine, r) }));
+          out.push(
+            inspectJson(r, {
+              volumeSource: (n) => engine.volumes.mountpointOf(n),
+              imageConfig: await imageConfig(engine, r),
+            }),
+          );
         }
         if (out.length > 0 || refs.length === 0) process.stdout.write(formatInspect(out, f.format));
       } finally {

@@ -120,7 +120,10 @@ test('the default table has docker ps columns', () => {
   const rows = [psRow(rec({ id: '1'.repeat(64), name: 'one' }), { now: NOW, trunc: true })];
   const out = formatList(rows, undefined, { defaultTable: PS_TABLE, headers: PS_HEADERS }).split('\n');
   assert.match(out[0] ?? '', /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
-  assert.match(out[1] ?? '', /^1{12}\s+registry\.test\/busybox:latest\s+"sleep 1000"\s+10 minutes ago\s+Up 5 minutes\s+one$/);
+  assert.match(
+    out[1] ?? '',
+    /^1{12}\s+registry\.test\/busybox:latest\s+"sleep 1000"\s+10 minutes ago\s+Up 5 minutes\s+one$/,
+  );
 });
 
 test('filters: docker keys, values OR-ed, keys AND-ed; status and limits include stopped ones', () => {
@@ -177,7 +180,10 @@ test('filters: docker keys, values OR-ed, keys AND-ed; status and limits include
 test('bad filters: docker error text, checked before anything is opened', () => {
   assert.throws(() => parseFilters(['colour=red'], PS_FILTERS), /invalid filter 'colour'/);
   assert.throws(() => parseFilters(['name'], PS_FILTERS), /bad format of filter \(expected name=value\): name/);
-  assert.throws(() => checkPsFilters(parseFilters(['status=sleeping'], PS_FILTERS)), /invalid filter 'status=sleeping'/);
+  assert.throws(
+    () => checkPsFilters(parseFilters(['status=sleeping'], PS_FILTERS)),
+    /invalid filter 'status=sleeping'/,
+  );
   assert.throws(() => checkPsFilters(parseFilters(['health=great'], PS_FILTERS)), /invalid filter 'health=great'/);
   assert.throws(() => checkPsFilters(parseFilters(['exited=x'], PS_FILTERS)), /invalid filter 'exited=x'/);
   checkPsFilters(parseFilters(['status=paused', 'health=none', 'exited=137'], PS_FILTERS));
@@ -250,9 +256,12 @@ test('inspect: docker JSON shape', () => {
   assert.equal(new Template('{{.State.ExitCode}} {{.Name}}').execute(j), '137 /db');
   // the split of argv into Entrypoint and Cmd comes from the image when run overrode neither
   const plain = rec({ id: 'e'.repeat(64), name: 'p', process: { args: ['/ep', 'a'], env: [], cwd: '/', user: '' } });
-  const pj = inspectJson(plain, { imageConfig: { Entrypoint: ['/ep'] } }) as { Config: { Entrypoint: unknown; Cmd: unknown } };
+  const pj = inspectJson(plain, { imageConfig: { Entrypoint: ['/ep'] } }) as {
+    Config: { Entrypoint: unknown; Cmd: unknown };
+  };
   assert.deepEqual([pj.Config.Entrypoint, pj.Config.Cmd], [['/ep'], ['a']]);
-  const state = (inspectJson(rec({ id: 'e'.repeat(64), name: 'r', pid: 7 })) as { State: { Running: boolean; Pid: number } })
-    .State;
+  const state = (
+    inspectJson(rec({ id: 'e'.repeat(64), name: 'r', pid: 7 })) as { State: { Running: boolean; Pid: number } }
+  ).State;
   assert.deepEqual([state.Running, state.Pid], [true, 7]);
 });

@@ -27,7 +27,7 @@ const HEALTH = ['starting', 'healthy', 'unhealthy', 'none'];
 
 export const PS_TABLE = '{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
 
-export const PS_HEADERS: Readonly<Record<string, string>> = {
+export const PS_HEADERS: Readonly<Record<string, string | (() => string)>> = {
   ID: 'CONTAINER ID',
   Image: 'IMAGE',
   Command: 'COMMAND',
@@ -39,7 +39,7 @@ export const PS_HEADERS: Readonly<Record<string, string>> = {
   Size: 'SIZE',
   Names: 'NAMES',
   Labels: 'LABELS',
-  Label: 'LABEL',
+  Label: () => 'LABEL',
   Mounts: 'MOUNTS',
   Networks: 'NETWORKS',
   LocalVolumes: 'LOCAL VOLUMES',
@@ -104,9 +104,7 @@ export function statusText(r: ContainerRecord, now: number): string {
     }
     case 'exited': {
       const code = r.exitCode ?? 255;
-      return r.finishedAt
-        ? `Exited (${code}) ${humanDuration(since(r.finishedAt, now))} ago`
-        : `Exited (${code})`;
+      return r.finishedAt ? `Exited (${code}) ${humanDuration(since(r.finishedAt, now))} ago` : `Exited (${code})`;
     }
     case 'created':
       return 'Created';

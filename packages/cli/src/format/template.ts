@@ -321,7 +321,8 @@ function evalCommand(cmd: Command, s: Scope, prev: Value[]): Value {
   }
   const v = evalOperand(head, s, []);
   // a method of the item, as Go's `{{.Label "k"}}`
-  if (typeof v === 'function') return (v as (...a: Value[]) => Value)(...rest.map((o) => evalOperand(o, s, [])), ...prev);
+  if (typeof v === 'function')
+    return (v as (...a: Value[]) => Value)(...rest.map((o) => evalOperand(o, s, [])), ...prev);
   if (rest.length > 0 || prev.length > 0) throw new TemplateError(`template: can't give argument to non-function`);
   return v;
 }
