@@ -49,7 +49,7 @@ test(
       assert.equal((await e.runc.state(rec.id))?.status, 'running', `${n}: runc says it runs`);
     }
     const ls = await shoal(['container', 'ls', ...root.flags]);
-    assert.equal(ls.stdout.split('\n').filter((l) => / running /.test(l)).length, 20, ls.stdout);
+    assert.equal(ls.stdout.split('\n').filter((l) => / Up /.test(l)).length, 20, ls.stdout);
     const c = await census(root);
     assert.equal(c.records.size, 20);
     assert.deepEqual(c.tmp, []);

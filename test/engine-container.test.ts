@@ -84,12 +84,10 @@ test(
     const stop = await shoal(['container', 'stop', ...flags, '-t', '1', name]);
     assert.equal(stop.code, 0, stop.stderr);
     const inspect = JSON.parse((await shoal(['container', 'inspect', ...flags, name])).stdout) as {
-      status: string;
-      exitCode: number;
-      image: string;
+      State: { Status: string; ExitCode: number };
     }[];
-    assert.equal(inspect[0]?.status, 'exited');
-    assert.equal(inspect[0]?.exitCode, 137);
+    assert.equal(inspect[0]?.State.Status, 'exited');
+    assert.equal(inspect[0]?.State.ExitCode, 137);
     assert.equal((await shoal(['container', 'rm', ...flags, name])).code, 0);
   },
 );

@@ -120,9 +120,9 @@ test(`kill -9 of the CLI during run -d and rm: ${ROUNDS} rounds, seed ${SEED}`, 
       async () => {
         const r = await shoal(['container', 'inspect', ...root.flags, name]);
         assert.equal(r.code, 0, `round ${round}: inspect ${name}: ${r.stderr} ${seedNote}`);
-        const rec = (JSON.parse(r.stdout) as { status: string; id: string }[])[0];
-        idOf.set(name, rec?.id ?? '');
-        return rec?.status === 'created' ? undefined : rec?.status;
+        const rec = (JSON.parse(r.stdout) as { State: { Status: string }; Id: string }[])[0];
+        idOf.set(name, rec?.Id ?? '');
+        return rec?.State.Status === 'created' ? undefined : rec?.State.Status;
       },
       { timeoutMs: 30_000, intervalMs: 200, what: `${name} to leave "created" ${seedNote}` },
     );

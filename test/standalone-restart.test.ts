@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Engine } from '@shoal/engine';
 import { cliEnv, removeEverything, shoal, type CliResult, type CliRoot } from './engine-cli-support.js';
 
 const SHOALD = new URL('../../packages/daemon/dist/main.js', import.meta.url).pathname;
@@ -114,7 +115,18 @@ async function setup(t: { after(fn: () => Promise<void>): void }, name: string):
     logs: [],
     shoald: undefined,
     async inspect(ref) {
-      return (JSON.parse(ok(await shoal(['container', 'inspect', ...root.flags, ref]), `inspect ${ref}`)) as Rec[])[0]!;
+      // the engine's own record: monitor pids and restart bookkeeping are not in Docker's inspect
+      const e = await Engine.open({
+        dataRoot: root.dataRoot,
+        runRoot: root.runRoot,
+        cgroupParent: root.cgroupParent,
+        recover: false,
+      });
+      try {
+        return await e.inspect(ref);
+      } finally {
+        await e.close();
+      }
     },
     async run(...args) {
       return ok(await shoal(['container', 'run', '-d', ...root.flags, ...args]), `run ${args.join(' ')}`).trim();

@@ -119,7 +119,7 @@ test('container run -d, ls, exec, logs, stop, inspect, rm; errors are clear', { 
   const id = run.stdout.trim();
   assert.match(id, /^[0-9a-f]{64}$/);
   const ls = await shoal(ctx, ['ls']);
-  assert.match(ls.stdout, new RegExp(`${id.slice(0, 12)}.*running.*${name}`));
+  assert.match(ls.stdout, new RegExp(`${id.slice(0, 12)}.*Up .*${name}`));
   const ex = await shoal(ctx, ['exec', name, 'cat', '/etc/passwd']);
   assert.equal(ex.code, 0, ex.stderr);
   assert.equal(ex.stdout, 'root:x:0:0:root:/root:/bin/sh\n');
@@ -138,13 +138,12 @@ test('container run -d, ls, exec, logs, stop, inspect, rm; errors are clear', { 
   const logs = await shoal(ctx, ['logs', name]);
   assert.equal(logs.stdout, 'hi there\n');
   const inspect = JSON.parse((await shoal(ctx, ['inspect', name])).stdout) as {
-    status: string;
-    exitCode: number;
-    limits: { memoryBytes: number };
+    State: { Status: string; ExitCode: number };
+    HostConfig: { Memory: number };
   }[];
-  assert.equal(inspect[0]?.status, 'exited');
-  assert.equal(inspect[0]?.exitCode, 137, 'sleep ignores SIGTERM as pid 1: killed after the grace period');
-  assert.equal(inspect[0]?.limits.memoryBytes, 32 * 1024 * 1024);
+  assert.equal(inspect[0]?.State.Status, 'exited');
+  assert.equal(inspect[0]?.State.ExitCode, 137, 'sleep ignores SIGTERM as pid 1: killed after the grace period');
+  assert.equal(inspect[0]?.HostConfig.Memory, 32 * 1024 * 1024);
   assert.equal((await shoal(ctx, ['rm', name])).code, 0);
   const gone = await shoal(ctx, ['rm', name]);
   assert.equal(gone.code, 1);

@@ -15,7 +15,6 @@ import {
   validateCreateOptions,
   type BindMount,
   type ContainerCreateOptions,
-  type ContainerRecord,
   type ExtraHost,
   type HealthcheckConfig,
   type ImageResolver,
@@ -26,6 +25,7 @@ import {
   parseRestartPolicy,
 } from '@shoal/engine';
 import { ignoreCodes } from '../ignore.js';
+import { registerInspect, registerPs } from './container-ps.js';
 
 export interface GlobalOpts {
   dataRoot?: string;
@@ -521,27 +521,6 @@ function runFlags(cmd: Command): Command {
     .passThroughOptions();
 }
 
-function printRecordLine(r: {
-  id: string;
-  name: string;
-  image: string;
-  status: string;
-  command: string;
-  health?: string;
-  exitCode?: number;
-}): string {
-  const status =
-    r.status === 'exited' ? `exited (${r.exitCode ?? '?'})` : r.health ? `${r.status} (${r.health})` : r.status;
-  const cmd = r.command.length > 24 ? `${r.command.slice(0, 21)}...` : r.command;
-  return [
-    r.id.slice(0, 12),
-    r.image.padEnd(24).slice(0, 24),
-    JSON.stringify(cmd).padEnd(26),
-    status.padEnd(20),
-    r.name,
-  ].join('  ');
-}
-
 async function streamLogs(
   engine: Engine,
   id: string,
@@ -639,21 +618,7 @@ export function registerContainer(program: Command): void {
     },
   );
 
-  withRoots(c.command('ls').alias('ps').description('List containers'))
-    .option('-a, --all', 'also stopped containers')
-    .option('-q, --quiet', 'only ids')
-    .action(async (f: GlobalOpts & { all?: boolean; quiet?: boolean }) => {
-      const engine = await openEngine(f, false, false);
-      const list = await engine.list({ all: f.all });
-      if (f.quiet) {
-        for (const r of list) process.stdout.write(`${r.id.slice(0, 12)}\n`);
-        return;
-      }
-      process.stdout.write(
-        `${['CONTAINER ID', 'IMAGE'.padEnd(24), 'COMMAND'.padEnd(26), 'STATUS'.padEnd(20), 'NAME'].join('  ')}\n`,
-      );
-      for (const r of list) process.stdout.write(`${printRecordLine(r)}\n`);
-    });
+  registerPs(c);
 
   withRoots(c.command('logs').description("Show a container's output").argument('<container>'))
     .option('-f, --follow', 'follow until the container exits')
@@ -724,14 +689,7 @@ export function registerContainer(program: Command): void {
     for (const r of refs) process.stdout.write(`${(await engine.wait(r)).exitCode}\n`);
   });
 
-  withRoots(c.command('inspect').description('Show containers as JSON').argument('<container...>')).action(
-    async (refs: string[], f: GlobalOpts) => {
-      const engine = await openEngine(f, false, false);
-      const out: ContainerRecord[] = [];
-      for (const r of refs) out.push(await engine.inspect(r));
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    },
-  );
+  registerInspect(c);
 
   withRoots(c.command('stats').description('CPU and memory of running containers').argument('<container...>')).action(
     async (refs: string[], f: GlobalOpts) => {

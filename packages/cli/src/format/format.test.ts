@@ -41,6 +41,12 @@ test('functions, pipes and arguments', () => {
   assert.equal(run('{{(index .Names 1) | upper}}'), 'B');
 });
 
+test('a field holding a function is a method: called with its arguments, as Go calls methods', () => {
+  const item = { Label: (k: string): string => ({ tier: 'db' })[k] ?? '', Name: 'x' };
+  assert.equal(new Template('{{.Label "tier"}}|{{.Label "none"}}|{{"tier" | .Label}}').execute(item), 'db||db');
+  assert.throws(() => new Template('{{.Name "arg"}}').execute(item), /can't give argument to non-function/);
+});
+
 test('if, else if, with, range and trim markers', () => {
   assert.equal(run('{{if .Leader}}Leader{{else}}Reachable{{end}}'), 'Leader');
   assert.equal(run('{{if .Missing}}yes{{else}}no{{end}}'), 'no');

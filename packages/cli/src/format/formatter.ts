@@ -13,8 +13,11 @@ import { alignColumns } from './tabwriter.js';
 export interface FormatOptions {
   /** The command's default table template (without the `table ` prefix). */
   readonly defaultTable: string;
-  /** Header names by field, e.g. `{ ID: 'ID', ManagerStatus: 'MANAGER STATUS' }`. */
-  readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Header names by field, e.g. `{ ID: 'ID', ManagerStatus: 'MANAGER STATUS' }`; a method of the
+   * rows (`{{.Label "k"}}`) has a function giving its header.
+   */
+  readonly headers: Readonly<Record<string, Header>>;
   /** The value `-q` prints per item (usually the ID). */
   readonly quietField?: string;
 }
@@ -60,7 +63,9 @@ export function checkFormat(format: string | undefined): void {
 
 export { TemplateError };
 
-function headerContext(headers: Readonly<Record<string, string>>): Record<string, string> {
+type Header = string | ((...args: unknown[]) => string);
+
+function headerContext(headers: Readonly<Record<string, Header>>): Record<string, Header> {
   return new Proxy(
     { ...headers },
     {

@@ -1,6 +1,6 @@
 /**
  * A Go text/template subset, enough for what docker users write after `--format`:
- * `{{.Field.Sub}}`, `{{json .}}`, `{{.Labels | json}}`, `{{index .Spec.Labels "k"}}`,
+ * `{{.Field.Sub}}`, `{{.Method "arg"}}`, `{{json .}}`, `{{.Labels | json}}`, `{{index .Spec.Labels "k"}}`,
  * `{{if .X}}..{{else}}..{{end}}`, `{{range .Xs}}{{.}} {{end}}`, `{{with .X}}..{{end}}`,
  * `{{- trim -}}` markers, `$` for the root, and docker's functions (json, join, split, lower,
  * upper, title, pad, truncate, println, printf) plus Go's (index, len, eq, ne, lt, le, gt, ge,
@@ -319,8 +319,12 @@ function evalCommand(cmd: Command, s: Scope, prev: Value[]): Value {
     const args = rest.map((o) => evalOperand(o, s, []));
     return evalOperand(head, s, [...args, ...prev]);
   }
+  const v = evalOperand(head, s, []);
+  // a method of the item, as Go's `{{.Label "k"}}`
+  if (typeof v === 'function')
+    return (v as (...a: Value[]) => Value)(...rest.map((o) => evalOperand(o, s, [])), ...prev);
   if (rest.length > 0 || prev.length > 0) throw new TemplateError(`template: can't give argument to non-function`);
-  return evalOperand(head, s, []);
+  return v;
 }
 
 function evalPipeline(p: Pipeline, s: Scope): Value {
