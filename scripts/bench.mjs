@@ -13,6 +13,7 @@ const benches = {
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
+  services: 'packages/testkit/dist/bench/services.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;
