@@ -74,18 +74,22 @@ export async function measureServices(d: ClusterDriver, o: ServiceOptions): Prom
   ): Promise<{ ms: number; tasks: BenchTask[] }> => {
     let lastSay = performance.now();
     let seen = 0;
+    let states = '';
     for (;;) {
       const ts = await d.tasks(leader, serviceId, 5000);
       if (ts) {
         const run = runningOff(ts, off);
         seen = run.length;
+        const by: Record<string, number> = {};
+        for (const t of ts) if (t.desired === 'running') by[t.state] = (by[t.state] ?? 0) + 1;
+        states = JSON.stringify(by);
         if (run.length >= want) return { ms: performance.now() - t0, tasks: run };
       }
       await onPoll?.();
       const now = performance.now();
       if (now - t0 > LIMIT_MS) throw new Error(`${d.system}: ${what}: only ${seen} of ${want} running after ${LIMIT_MS} ms`);
       if (now - lastSay > 3000) {
-        say(`${what}: ${seen}/${want} running after ${Math.round(now - t0)} ms`);
+        say(`${what}: ${seen}/${want} running after ${Math.round(now - t0)} ms (desired running: ${states})`);
         lastSay = now;
       }
       await sleep(100);

@@ -250,7 +250,9 @@ export class ShoalDriver implements ClusterDriver {
       {
         ServiceID: serviceId,
         ServiceVersion: s.Version,
-        Spec: { ...s.Spec, Mode: { Replicated: { Replicas: replicas } } },
+        // as `service scale`: only the replica count changes, so no task is replaced
+        Spec: { ...s.Spec, Mode: { ...s.Spec.Mode, Replicated: { ...s.Spec.Mode?.Replicated, Replicas: replicas } } },
+        RegistryAuthFrom: 'spec',
       },
       this.deadline(60_000),
     );

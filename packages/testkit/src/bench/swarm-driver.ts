@@ -131,8 +131,10 @@ export class SwarmDriver implements ClusterDriver {
   async scaleService(via: BenchHost, serviceId: string, replicas: number): Promise<void> {
     const api = this.host(via).api;
     const s = await api.service(serviceId);
-    const spec = { ...s.Spec, Mode: { Replicated: { Replicas: replicas } } };
-    await api.call('POST', `/services/${serviceId}/update?version=${s.Version.Index}`, spec, 60_000);
+    // as `docker service scale`: only the replica count changes, so no task is replaced
+    const spec = { ...s.Spec, Mode: { ...s.Spec.Mode, Replicated: { ...s.Spec.Mode?.Replicated, Replicas: replicas } } };
+    const q = `version=${s.Version.Index}&registryAuthFrom=spec`;
+    await api.call('POST', `/services/${serviceId}/update?${q}`, spec, 60_000);
   }
 
   async tasks(via: BenchHost, serviceId: string, timeoutMs: number): Promise<BenchTask[] | undefined> {
