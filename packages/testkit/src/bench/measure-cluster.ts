@@ -46,7 +46,11 @@ export interface SideFigures {
 const PROBE_TIMEOUT_MS = 3000;
 
 /** Until every node is ready and every manager reachable with one leader, as some live manager sees it. */
-export async function waitHealthy(d: ClusterDriver, alive: (h: BenchHost) => boolean, limitMs: number): Promise<number> {
+export async function waitHealthy(
+  d: ClusterDriver,
+  alive: (h: BenchHost) => boolean,
+  limitMs: number,
+): Promise<number> {
   const t0 = performance.now();
   const managers = d.hosts.filter((h) => h.role === 'manager');
   for (;;) {

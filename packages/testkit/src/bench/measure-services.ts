@@ -87,7 +87,8 @@ export async function measureServices(d: ClusterDriver, o: ServiceOptions): Prom
       }
       await onPoll?.();
       const now = performance.now();
-      if (now - t0 > LIMIT_MS) throw new Error(`${d.system}: ${what}: only ${seen} of ${want} running after ${LIMIT_MS} ms`);
+      if (now - t0 > LIMIT_MS)
+        throw new Error(`${d.system}: ${what}: only ${seen} of ${want} running after ${LIMIT_MS} ms`);
       if (now - lastSay > 3000) {
         say(`${what}: ${seen}/${want} running after ${Math.round(now - t0)} ms (desired running: ${states})`);
         lastSay = now;
@@ -104,7 +105,9 @@ export async function measureServices(d: ClusterDriver, o: ServiceOptions): Prom
     const spread: Record<string, number> = {};
     for (const t of deploy.tasks) spread[hostOf(t.nodeId)] = (spread[hostOf(t.nodeId)] ?? 0) + 1;
     const serviceImage = await d.serviceImage(leader, serviceId);
-    say(`deploy of ${n}: all running after ${Math.round(deploy.ms)} ms, spread ${JSON.stringify(spread)}; image ${serviceImage}`);
+    say(
+      `deploy of ${n}: all running after ${Math.round(deploy.ms)} ms, spread ${JSON.stringify(spread)}; image ${serviceImage}`,
+    );
 
     await sleep(o.settleMs);
     const rss = d.rss(leader);
@@ -155,7 +158,7 @@ export async function measureServices(d: ClusterDriver, o: ServiceOptions): Prom
     const loss = await fault(
       'kill -9',
       killed,
-      async () => d.kill(killed),
+      () => Promise.resolve(d.kill(killed)),
       async () => {
         await d.waitGone(killed);
         await d.restart(killed);

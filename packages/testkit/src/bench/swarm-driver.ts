@@ -8,13 +8,7 @@ import { pushTestImages } from '../images/push-test-images.js';
 import type { BenchHost, BenchTask, BenchWriter, ClusterDriver } from './cluster-driver.js';
 import { DockerApi, DockerApiError } from './docker-api.js';
 import { pssMb, rssMb } from './stats.js';
-import {
-  SWARM_OVERLAY_MASK,
-  SWARM_OVERLAY_POOL,
-  SWARM_REGISTRY,
-  SwarmHosts,
-  type SwarmHost,
-} from './swarm-hosts.js';
+import { SWARM_OVERLAY_MASK, SWARM_OVERLAY_POOL, SWARM_REGISTRY, SwarmHosts, type SwarmHost } from './swarm-hosts.js';
 
 export class SwarmDriver implements ClusterDriver {
   readonly system = 'swarm';
@@ -132,7 +126,10 @@ export class SwarmDriver implements ClusterDriver {
     const api = this.host(via).api;
     const s = await api.service(serviceId);
     // as `docker service scale`: only the replica count changes, so no task is replaced
-    const spec = { ...s.Spec, Mode: { ...s.Spec.Mode, Replicated: { ...s.Spec.Mode?.Replicated, Replicas: replicas } } };
+    const spec = {
+      ...s.Spec,
+      Mode: { ...s.Spec.Mode, Replicated: { ...s.Spec.Mode?.Replicated, Replicas: replicas } },
+    };
     const q = `version=${s.Version.Index}&registryAuthFrom=spec`;
     await api.call('POST', `/services/${serviceId}/update?${q}`, spec, 60_000);
   }

@@ -181,10 +181,13 @@ export class SwarmHosts {
       '',
     ].join('\n');
     await writeFile(join(h.data, 'containerd.toml'), toml);
-    await writeFile(join(h.data, 'daemon.json'), JSON.stringify({
+    await writeFile(
+      join(h.data, 'daemon.json'),
+      JSON.stringify({
         'default-address-pools': [SWARM_GW_POOL],
         ...(this.registry ? { 'insecure-registries': [SWARM_REGISTRY] } : {}),
-      }) + '\n');
+      }) + '\n',
+    );
   }
 
   private spawnIn(h: SwarmHost, log: string, argv: string[]): number {
@@ -341,8 +344,7 @@ export class SwarmHosts {
       await run('rm', ['-rf', '--one-file-system', SWARM_RUN, SWARM_DATA], { check: false });
     }
     const left: string[] = [];
-    for (const p of [...ourProcesses(), ...cgroupProcesses()])
-      left.push(`process ${p}: ${cmdline(p)?.slice(0, 80)}`);
+    for (const p of [...ourProcesses(), ...cgroupProcesses()]) left.push(`process ${p}: ${cmdline(p)?.slice(0, 80)}`);
     if (mountsLeft) left.push(`mounts under ${SWARM_RUN} or ${SWARM_DATA}`);
     for (let i = 1; i <= 9; i++) if (existsSync(`/run/netns/sbw-h${i}`)) left.push(`netns sbw-h${i}`);
     const links = (await run('ip', ['-br', 'link'], { check: false })).stdout;
@@ -371,7 +373,8 @@ function cgroupProcesses(): number[] {
     }
   };
   if (existsSync('/sys/fs/cgroup'))
-    for (const ctl of readdirSync('/sys/fs/cgroup')) for (let i = 1; i <= 9; i++) walk(`/sys/fs/cgroup/${ctl}/sbw-h${i}`);
+    for (const ctl of readdirSync('/sys/fs/cgroup'))
+      for (let i = 1; i <= 9; i++) walk(`/sys/fs/cgroup/${ctl}/sbw-h${i}`);
   return [...out];
 }
 
