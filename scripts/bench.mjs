@@ -14,6 +14,7 @@ const benches = {
   scheduler: 'packages/manager/dist/bench/scheduler.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
   network: 'packages/network/dist/bench/network.js',
+  services: 'packages/testkit/dist/bench/services.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hasCode } from '@shoal/common';
-import type { ServiceSpec } from '@shoal/api';
+import { ServiceSpec as ServiceSpecCodec, type ServiceSpec } from '@shoal/api';
 import { activeOf, assign, report, servicesRig, type ServicesRig } from '../orchestrator/test-rig.js';
 import type { StoredSecret } from './objects.js';
 import { fromStored } from '../context.js';
@@ -371,4 +371,25 @@ test('constraints: parse and match as Docker (case-insensitive values, missing l
     () => parseConstraints(['node.role~worker']),
     (e) => hasCode(e, 'MANAGER_INVALID_REQUEST'),
   );
+});
+
+test('scale through the wire: the spec as a client decodes it keeps the SpecVersion (no task replaced)', async (t) => {
+  const r = await servicesRig(['w1']);
+  t.after(() => r.close());
+  const api = r.manager.servicesApi;
+  // Both requests as grpc-js hands them to the server: decoded, with proto3's empty defaults.
+  const wire = (s: ServiceSpec): ServiceSpec => ServiceSpecCodec.decode(ServiceSpecCodec.encode(s).finish());
+  const s = await api.createService({
+    Spec: wire(spec('sc', { Mode: { Replicated: { Replicas: 2 } } })),
+  });
+  assert.equal(s.SpecVersion?.Index, 1);
+  const got = wire(s.Spec ?? {});
+  const scaled = await api.updateService({
+    ServiceID: 'sc',
+    ServiceVersion: s.Version,
+    Spec: { ...got, Mode: { Replicated: { Replicas: 4 } } },
+    RegistryAuthFrom: 'spec',
+  });
+  assert.equal(scaled.Spec?.Mode?.Replicated?.Replicas, 4);
+  assert.equal(scaled.SpecVersion?.Index, 1, 'a scale changes no TaskTemplate field');
 });

@@ -8,16 +8,18 @@
  * and gives its tasks desired state `remove` in one transaction; the reaper deletes them once
  * they stopped.
  */
-import { isDeepStrictEqual } from 'node:util';
 import {
   type CreateServiceRequest,
   type ListServicesRequest,
   type ListTasksRequest,
   type Service,
+  ServiceSpec as ServiceSpecCodec,
   type ServiceSpec,
   serviceModeName,
   type ServiceStatus,
   type Task,
+  TaskSpec as TaskSpecCodec,
+  type TaskSpec,
   type UpdateServiceRequest,
 } from '@shoal/api';
 import { newObjectId } from '@shoal/common';
@@ -26,6 +28,16 @@ import { InvalidRequestError, NameExistsError } from '../errors.js';
 import { isActive, observed } from '../orchestrator/tasks.js';
 import { baseFilter, findRef, labelsMatch, resolveRef, type StoredService, type StoredTask } from './objects.js';
 import { prepareServiceSpec } from './service-spec.js';
+
+/**
+ * Whether two specs differ, compared as their wire encoding: proto3 leaves out empty lists, maps
+ * and zero values, so a spec as a client decoded it (`Env: []`, `Runtime: ''`) equals the stored
+ * one without those fields. (A plain deep comparison saw every `service scale` as a new TaskTemplate
+ * and replaced every task.)
+ */
+function specsDiffer<T>(codec: { encode(m: T): { finish(): Uint8Array } }, a: T, b: T): boolean {
+  return !Buffer.from(codec.encode(a).finish()).equals(codec.encode(b).finish());
+}
 
 function withRegistryAuth(spec: ServiceSpec, auth: string | undefined): ServiceSpec {
   if (auth === undefined || auth === '') return spec;
@@ -144,11 +156,8 @@ export class ServicesApi {
     const job = oldMode === 'replicated-job' || oldMode === 'global-job';
     // A new spec version replaces the tasks; jobs run again on any change (a new iteration).
     const changed = job
-      ? !isDeepStrictEqual(JSON.parse(JSON.stringify(spec)), JSON.parse(JSON.stringify(curSpec)))
-      : !isDeepStrictEqual(
-          JSON.parse(JSON.stringify(spec.TaskTemplate ?? {})),
-          JSON.parse(JSON.stringify(curSpec.TaskTemplate ?? {})),
-        );
+      ? specsDiffer<ServiceSpec>(ServiceSpecCodec, spec, curSpec)
+      : specsDiffer<TaskSpec>(TaskSpecCodec, spec.TaskTemplate ?? {}, curSpec.TaskTemplate ?? {});
     const version = (cur.SpecVersion?.Index ?? 0) + (changed ? 1 : 0);
     const nowIso = new Date(this.ctx.clock.now()).toISOString();
     const next: StoredService = {

@@ -12,9 +12,21 @@ export interface BenchHost {
 
 /** One client of the write benchmark: its own connection to the leader's API endpoint. */
 export interface BenchWriter {
-  /** `node update --label-add key=value NODE`: read the node, update it with the version read. */
-  labelAdd(nodeId: string, key: string, value: string): Promise<'ok' | 'conflict'>;
+  /** `config create NAME -` with `data`: the new config's ID once the write is acknowledged. */
+  createConfig(name: string, data: string): Promise<string>;
+  /** `config rm ID`, acknowledged. */
+  removeConfig(id: string): Promise<void>;
   close(): void;
+}
+
+/** A task as the services benchmark needs it. */
+export interface BenchTask {
+  id: string;
+  nodeId: string;
+  /** Observed state: `running`, `pending`... */
+  state: string;
+  /** Desired state: `running`, `shutdown`... */
+  desired: string;
 }
 
 export interface ClusterDriver {
@@ -45,6 +57,24 @@ export interface ClusterDriver {
   restart(h: BenchHost): Promise<void>;
   /** RSS and PSS in MB of the host's daemon(s), summed, with what they count ("shoald", "dockerd + containerd"). */
   rss(h: BenchHost): { mb: number; pss: number; what: string };
+  // ---- services (`npm run bench:services`); up() of a driver made for it also starts a registry ----
+  /** Pushes the busybox test image to the registry the side's daemons pull from; its reference and digest. */
+  pushImage(): Promise<{ ref: string; digest: string }>;
+  /** `service create --name NAME --replicas N IMAGE ARGS...` through `via` (the service's ID). */
+  createService(via: BenchHost, name: string, image: string, args: string[], replicas: number): Promise<string>;
+  /** `service scale ID=N` through `via`. */
+  scaleService(via: BenchHost, serviceId: string, replicas: number): Promise<void>;
+  /** The service's tasks as `via` sees them (undefined when the call fails). */
+  tasks(via: BenchHost, serviceId: string, timeoutMs: number): Promise<BenchTask[] | undefined>;
+  /** The image reference a service's spec holds now (Swarm pins it with the digest it resolved). */
+  serviceImage(via: BenchHost, serviceId: string): Promise<string>;
+  /** `service rm ID` through `via`. */
+  removeService(via: BenchHost, serviceId: string): Promise<void>;
+  /** `swarm update --dispatcher-heartbeat MS` through `via`. */
+  setHeartbeat(via: BenchHost, ms: number): Promise<void>;
+  /** Cuts the host's link to the others (its underlay veth down). */
+  cut(h: BenchHost): Promise<void>;
+  heal(h: BenchHost): Promise<void>;
   /** Removes everything; returns what was left behind (empty when all is gone). */
   down(): Promise<string[]>;
 }

@@ -149,7 +149,6 @@ const detail = (s: SideFigures | undefined) =>
     joins_ms: s.joins_ms,
     failovers_ms: s.failovers_ms,
     rss_mb: s.rss,
-    write_conflicts: s.write_conflicts,
     write_errors: s.write_errors,
   };
 out['shoal'] = detail(shoal);

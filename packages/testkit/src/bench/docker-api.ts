@@ -1,7 +1,8 @@
 /**
  * A small Docker Engine API client over a daemon's unix socket (HTTP/1.1, JSON), for the
- * Swarm side of `npm run bench -- cluster`: the same calls the docker CLI makes for
- * `swarm init/join`, `info`, `node ls`, `node inspect` and `node update`.
+ * Swarm side of `npm run bench -- cluster` and `-- services`: the same calls the docker CLI
+ * makes for `swarm init/join/update`, `info`, `node ls/inspect/update`, `config create/rm` and
+ * `service create/scale/ps/inspect/rm`.
  */
 import { Agent, request } from 'node:http';
 
@@ -26,6 +27,23 @@ export interface DockerNode {
   Description?: { Hostname?: string };
   Status: { State: string; Addr?: string };
   ManagerStatus?: { Leader?: boolean; Reachability?: string; Addr?: string };
+}
+
+export interface DockerService {
+  ID: string;
+  Version: { Index: number };
+  Spec: {
+    Name?: string;
+    TaskTemplate?: { ContainerSpec?: { Image?: string } };
+    Mode?: { Replicated?: { Replicas?: number } };
+  } & Record<string, unknown>;
+}
+
+export interface DockerTask {
+  ID: string;
+  NodeID?: string;
+  DesiredState: string;
+  Status: { State: string; Err?: string };
 }
 
 export interface DockerInfo {
@@ -97,5 +115,42 @@ export class DockerApi {
     const n = await this.node(id, timeoutMs);
     const spec = { ...n.Spec, Labels: { ...n.Spec.Labels, [key]: value } };
     await this.call('POST', `/nodes/${id}/update?version=${n.Version.Index}`, spec, timeoutMs);
+  }
+
+  /** `docker config create NAME -`: the config's ID. */
+  async createConfig(name: string, data: string, timeoutMs?: number): Promise<string> {
+    const r = await this.call<{ ID: string }>(
+      'POST',
+      '/configs/create',
+      { Name: name, Data: Buffer.from(data).toString('base64') },
+      timeoutMs,
+    );
+    return r.ID;
+  }
+
+  async removeConfig(id: string, timeoutMs?: number): Promise<void> {
+    await this.call('DELETE', `/configs/${id}`, undefined, timeoutMs);
+  }
+
+  service(id: string, timeoutMs?: number): Promise<DockerService> {
+    return this.call('GET', `/services/${id}`, undefined, timeoutMs);
+  }
+
+  /** Tasks of one service (`docker service ps`). */
+  tasks(serviceId: string, timeoutMs?: number): Promise<DockerTask[]> {
+    const filters = encodeURIComponent(JSON.stringify({ service: [serviceId] }));
+    return this.call('GET', `/tasks?filters=${filters}`, undefined, timeoutMs);
+  }
+
+  /** `docker swarm update --dispatcher-heartbeat`. */
+  async setHeartbeat(ms: number, timeoutMs?: number): Promise<void> {
+    const sw = await this.call<{ Version: { Index: number }; Spec: { Dispatcher?: Record<string, unknown> } }>(
+      'GET',
+      '/swarm',
+      undefined,
+      timeoutMs,
+    );
+    const spec = { ...sw.Spec, Dispatcher: { ...sw.Spec.Dispatcher, HeartbeatPeriod: ms * 1e6 } };
+    await this.call('POST', `/swarm/update?version=${sw.Version.Index}`, spec, timeoutMs);
   }
 }

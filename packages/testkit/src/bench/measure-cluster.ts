@@ -6,9 +6,10 @@
  * - idle memory: after the cluster is healthy and has idled `settleMs`, the RSS (and PSS) of
  *   each host's daemon(s), averaged over managers and over workers;
  * - control writes: `clients` concurrent clients, each with its own connection to the leader's
- *   API endpoint, each doing `node update --label-add` (read the node, update it with the version
- *   read; a version conflict is retried and not counted) on node (client mod hosts) for
- *   `writeMs`; acknowledged writes per second;
+ *   API endpoint, each creating a config of its own (`config create`, a name no other client
+ *   uses) and removing it again (`config rm`), in a loop for `writeMs`; acknowledged writes
+ *   (creates and removes) per second. The writes touch disjoint objects, so none conflicts;
+ *   each is ordered through Raft and acknowledged after its commit;
  * - leader failover, `rounds` times: kill -9 of the leader's daemon(s); from then on a probe
  *   (a label write through a surviving manager, alternating, each limited to 3 s) starts every
  *   `probeMs`; the time from the kill to the first acknowledged probe. The killed host is then
@@ -39,14 +40,17 @@ export interface SideFigures {
   worker_pss_mb: number;
   rss: Record<string, number>;
   control_writes_per_s: number;
-  write_conflicts: number;
   write_errors: number;
 }
 
 const PROBE_TIMEOUT_MS = 3000;
 
 /** Until every node is ready and every manager reachable with one leader, as some live manager sees it. */
-async function waitHealthy(d: ClusterDriver, alive: (h: BenchHost) => boolean, limitMs: number): Promise<number> {
+export async function waitHealthy(
+  d: ClusterDriver,
+  alive: (h: BenchHost) => boolean,
+  limitMs: number,
+): Promise<number> {
   const t0 = performance.now();
   const managers = d.hosts.filter((h) => h.role === 'manager');
   for (;;) {
@@ -68,7 +72,7 @@ async function waitHealthy(d: ClusterDriver, alive: (h: BenchHost) => boolean, l
 }
 
 /** The host whose node leads, as a live manager sees it. */
-async function findLeader(d: ClusterDriver, ids: Map<string, BenchHost>): Promise<BenchHost> {
+export async function findLeader(d: ClusterDriver, ids: Map<string, BenchHost>): Promise<BenchHost> {
   for (let i = 0; i < 300; i++) {
     for (const m of d.hosts.filter((h) => h.role === 'manager')) {
       const lead = (await d.nodes(m, 3000))?.find((n) => n.leader);
@@ -80,14 +84,22 @@ async function findLeader(d: ClusterDriver, ids: Map<string, BenchHost>): Promis
   throw new Error(`${d.system}: no leader found`);
 }
 
-export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promise<SideFigures> {
-  const say = (msg: string): void => o.progress(`${d.system}: ${msg}`);
+/** The cluster as formed: node IDs both ways and each join's time. */
+export interface FormedCluster {
+  ids: Map<string, BenchHost>;
+  idOf: Map<BenchHost, string>;
+  joins: number[];
+}
+
+/**
+ * Hosts up, `swarm init` on the first, the others joined one at a time (each until the leader
+ * shows it Ready), then until the whole cluster is healthy.
+ */
+export async function formCluster(d: ClusterDriver, say: (msg: string) => void): Promise<FormedCluster> {
   const [first, ...rest] = d.hosts;
   if (!first) throw new Error('no hosts');
   const ids = new Map<string, BenchHost>();
   const idOf = new Map<BenchHost, string>();
-  const down = new Set<BenchHost>();
-  const alive = (h: BenchHost): boolean => !down.has(h);
 
   let t = performance.now();
   await d.up();
@@ -114,8 +126,18 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
     idOf.set(h, id);
     say(`${h.name} joined as ${h.role}, Ready after ${Math.round(ms)} ms`);
   }
-  const healthyMs = await waitHealthy(d, alive, 120_000);
+  const healthyMs = await waitHealthy(d, () => true, 120_000);
   say(`all ${d.hosts.length} nodes Ready, managers reachable (${Math.round(healthyMs)} ms after the last join)`);
+  return { ids, idOf, joins };
+}
+
+export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promise<SideFigures> {
+  const say = (msg: string): void => o.progress(`${d.system}: ${msg}`);
+  const first = d.hosts[0];
+  if (!first) throw new Error('no hosts');
+  const down = new Set<BenchHost>();
+  const alive = (h: BenchHost): boolean => !down.has(h);
+  const { ids, idOf, joins } = await formCluster(d, say);
 
   // idle memory
   say(`idling ${o.settleMs} ms before reading memory`);
@@ -135,22 +157,24 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
 
   // control writes from concurrent clients through the leader
   const leader = await findLeader(d, ids);
-  const nodeIds = d.hosts.map((h) => idOf.get(h) ?? '');
-  say(`${o.clients} clients writing node labels through the leader ${leader.name} for ${o.writeMs} ms`);
+  say(`${o.clients} clients creating and removing configs through the leader ${leader.name} for ${o.writeMs} ms`);
   const writers = Array.from({ length: o.clients }, () => d.writer(leader));
   let ok = 0;
-  let conflicts = 0;
   let errors = 0;
   let firstError: string | undefined;
   const tw = performance.now();
   const until = tw + o.writeMs;
   await Promise.all(
     writers.map(async (w, c) => {
-      const node = nodeIds[c % nodeIds.length] ?? '';
+      let made: string | undefined; // this client's config, while it exists
       for (let k = 0; performance.now() < until; k++) {
         try {
-          if ((await w.labelAdd(node, `bench-c${c}`, String(k))) === 'ok') ok++;
-          else conflicts++;
+          if (made === undefined) made = await w.createConfig(`bench-c${c}-${k}`, `client ${c} write ${k}\n`);
+          else {
+            await w.removeConfig(made);
+            made = undefined;
+          }
+          ok++;
         } catch (err) {
           errors++;
           firstError ??= (err as Error).message;
@@ -163,7 +187,7 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
   for (const w of writers) w.close();
   const writesPerS = ok / writeS;
   say(
-    `${ok} writes acknowledged in ${writeS.toFixed(1)} s: ${writesPerS.toFixed(0)}/s (${conflicts} version conflicts retried, ${errors} errors${firstError ? `, first: ${firstError}` : ''})`,
+    `${ok} writes acknowledged in ${writeS.toFixed(1)} s: ${writesPerS.toFixed(0)}/s (${errors} errors${firstError ? `, first: ${firstError}` : ''})`,
   );
 
   // leader failover
@@ -225,7 +249,6 @@ export async function measureCluster(d: ClusterDriver, o: MeasureOptions): Promi
     worker_pss_mb: mean(wrkPss),
     rss,
     control_writes_per_s: writesPerS,
-    write_conflicts: conflicts,
     write_errors: errors,
   };
 }

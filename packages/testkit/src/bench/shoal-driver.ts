@@ -1,24 +1,42 @@
 /**
  * The benchmark driver for Shoal: a lab (lab-up.ts) with one shoald per host (lab-shoald.ts),
  * driven through each host's unix socket with api's gRPC clients (what the `shoal` CLI calls).
- * init and join take the same parameters as `labCluster` (overlay pool LAB_OVERLAY_POOL).
+ * init and join take the same parameters as `labCluster` (overlay pool LAB_OVERLAY_POOL). For the
+ * services benchmark the lab has its registry, and `down()` first kills the task containers
+ * (processes whose root is under the lab's directory) so none outlives its shim.
  */
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, RemoteError, SwarmClient, unary, type Node } from '@shoal/api';
-import { hasCode } from '@shoal/common';
+import { errnoCode } from '@shoal/common';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { LabNotFoundError } from '../errors.js';
+import { TestImages } from '../images/build-test-images.js';
+import { pushTestImages } from '../images/push-test-images.js';
 import { labDown, labLeftovers } from '../lab/lab-down.js';
+import { labCut, labHeal } from '../lab/lab-faults.js';
 import { LAB_OVERLAY_POOL } from '../lab/lab-names.js';
 import { LAB_CLUSTER_PORT, labStartShoald, runningShoald, shoaldPaths } from '../lab/lab-shoald.js';
-import { readLabState, type LabHostState } from '../lab/lab-state.js';
+import { labDir, readLabState, type LabHostState } from '../lab/lab-state.js';
 import { labUp } from '../lab/lab-up.js';
-import type { BenchHost, BenchWriter, ClusterDriver } from './cluster-driver.js';
+import type { BenchHost, BenchTask, BenchWriter, ClusterDriver } from './cluster-driver.js';
 import { pssMb, rssMb } from './stats.js';
 
 /** A separate connection per client, as separate CLI processes would have. */
 const OWN_CONNECTION = { 'grpc.use_local_subchannel_pool': 1 };
 
-const isConflict = (err: unknown): boolean => hasCode(err, 'STORE_VERSION_CONFLICT');
+/** Pids of processes whose root directory is under `dir` (containers of the lab's engines). */
+function pidsRootedUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readlinkSync(`/proc/${p}/root`).startsWith(`${dir}/`)) out.push(Number(p));
+    } catch (err) {
+      if (!['ENOENT', 'ESRCH', 'EACCES'].includes(errnoCode(err) ?? '')) throw err; // gone meanwhile
+    }
+  }
+  return out;
+}
 
 export class ShoalDriver implements ClusterDriver {
   readonly system = 'shoal';
@@ -31,6 +49,8 @@ export class ShoalDriver implements ClusterDriver {
     private readonly lab: string,
     managers: number,
     workers: number,
+    /** Start the lab's registry (the services benchmark). */
+    private readonly registry = false,
   ) {
     this.hosts = Array.from({ length: managers + workers }, (_, i) => ({
       name: `h${i + 1}`,
@@ -70,7 +90,7 @@ export class ShoalDriver implements ClusterDriver {
 
   async up(): Promise<void> {
     await this.down();
-    await labUp({ name: this.lab, hosts: this.hosts.length, registry: false });
+    await labUp({ name: this.lab, hosts: this.hosts.length, registry: this.registry });
     await labStartShoald(this.lab);
     await this.refresh();
   }
@@ -184,18 +204,109 @@ export class ShoalDriver implements ClusterDriver {
 
   writer(via: BenchHost): BenchWriter {
     const c = new ControlClient(this.socket(via), credentials.createInsecure(), OWN_CONNECTION);
+    const deadline = (): { deadline: number } => ({ deadline: Date.now() + 30_000 });
     return {
-      async labelAdd(nodeId, key, value) {
-        try {
-          await ShoalDriver.labelAddOn(c, nodeId, key, value, Date.now() + 30_000);
-          return 'ok';
-        } catch (err) {
-          if (isConflict(err)) return 'conflict';
-          throw err;
-        }
+      async createConfig(name, data) {
+        const r = await unary(c.createConfig.bind(c), { Spec: { Name: name, Data: Buffer.from(data) } }, deadline());
+        return r.Config?.ID ?? '';
+      },
+      async removeConfig(id) {
+        await unary(c.removeConfig.bind(c), { ConfigID: id }, deadline());
       },
       close: () => c.close(),
     };
+  }
+
+  async pushImage(): Promise<{ ref: string; digest: string }> {
+    const url = (await readLabState(this.lab))?.registry?.url;
+    if (!url) throw new Error(`lab ${this.lab} has no registry`);
+    const [img] = await pushTestImages(url, { only: [TestImages.busybox] });
+    if (!img) throw new Error(`${TestImages.busybox} not pushed`);
+    return { ref: img.remoteRef, digest: img.digest };
+  }
+
+  async createService(via: BenchHost, name: string, image: string, args: string[], replicas: number): Promise<string> {
+    const c = this.control(via);
+    const r = await unary(
+      c.createService.bind(c),
+      {
+        Spec: {
+          Name: name,
+          TaskTemplate: { ContainerSpec: { Image: image, Args: args } },
+          Mode: { Replicated: { Replicas: replicas } },
+        },
+      },
+      this.deadline(60_000),
+    );
+    return r.Service?.ID ?? '';
+  }
+
+  async scaleService(via: BenchHost, serviceId: string, replicas: number): Promise<void> {
+    const c = this.control(via);
+    const s = (await unary(c.getService.bind(c), { ServiceID: serviceId }, this.deadline(60_000))).Service;
+    if (!s?.Spec) throw new Error(`service ${serviceId} not found`);
+    await unary(
+      c.updateService.bind(c),
+      {
+        ServiceID: serviceId,
+        ServiceVersion: s.Version,
+        // as `service scale`: only the replica count changes, so no task is replaced
+        Spec: { ...s.Spec, Mode: { ...s.Spec.Mode, Replicated: { ...s.Spec.Mode?.Replicated, Replicas: replicas } } },
+        RegistryAuthFrom: 'spec',
+      },
+      this.deadline(60_000),
+    );
+  }
+
+  async tasks(via: BenchHost, serviceId: string, timeoutMs: number): Promise<BenchTask[] | undefined> {
+    const c = this.control(via);
+    try {
+      const ts = (await unary(c.listTasks.bind(c), { Filters: { ServiceIDs: [serviceId] } }, this.deadline(timeoutMs)))
+        .Tasks;
+      return (ts ?? []).map((t) => ({
+        id: t.ID ?? '',
+        nodeId: t.NodeID ?? '',
+        state: t.Status?.State ?? '',
+        desired: t.DesiredState ?? '',
+      }));
+    } catch (err) {
+      if (err instanceof RemoteError) return undefined; // no leader, daemon down
+      throw err;
+    }
+  }
+
+  async serviceImage(via: BenchHost, serviceId: string): Promise<string> {
+    const c = this.control(via);
+    const s = (await unary(c.getService.bind(c), { ServiceID: serviceId }, this.deadline(60_000))).Service;
+    return s?.Spec?.TaskTemplate?.ContainerSpec?.Image ?? '';
+  }
+
+  async removeService(via: BenchHost, serviceId: string): Promise<void> {
+    const c = this.control(via);
+    await unary(c.removeService.bind(c), { ServiceID: serviceId }, this.deadline(60_000));
+  }
+
+  async setHeartbeat(via: BenchHost, ms: number): Promise<void> {
+    const c = this.control(via);
+    const cl = (await unary(c.getCluster.bind(c), {}, this.deadline())).Cluster;
+    if (!cl?.ID) throw new Error('no cluster object');
+    await unary(
+      c.updateCluster.bind(c),
+      {
+        ClusterID: cl.ID,
+        ClusterVersion: cl.Version,
+        Spec: { ...cl.Spec, Dispatcher: { ...cl.Spec?.Dispatcher, HeartbeatPeriod: ms * 1e6 } },
+      },
+      this.deadline(),
+    );
+  }
+
+  cut(h: BenchHost): Promise<void> {
+    return labCut(this.lab, h.name);
+  }
+
+  heal(h: BenchHost): Promise<void> {
+    return labHeal(this.lab, h.name);
   }
 
   private pid(h: BenchHost): number | undefined {
@@ -228,6 +339,15 @@ export class ShoalDriver implements ClusterDriver {
   async down(): Promise<string[]> {
     for (const c of this.controls.values()) c.close();
     this.controls.clear();
+    // task containers first: a container outlives its shim, and labDown knows only the lab's processes
+    const containers = pidsRootedUnder(labDir(this.lab));
+    for (const pid of containers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch (err) {
+        if (errnoCode(err) !== 'ESRCH') throw err; // gone meanwhile
+      }
+    }
     try {
       await labDown(this.lab);
     } catch (err) {
@@ -235,6 +355,7 @@ export class ShoalDriver implements ClusterDriver {
     }
     const left = await labLeftovers(this.lab);
     const parts = [
+      ...pidsRootedUnder(labDir(this.lab)).map((p) => `container process ${p}`),
       ...(left.dir ? [`directory of lab ${this.lab}`] : []),
       ...left.namespaces.map((n) => `netns ${n}`),
       ...left.links.map((l) => `link ${l}`),

@@ -2,12 +2,13 @@
  * The benchmark driver for Docker Swarm: hosts from swarm-hosts.ts, driven through each
  * dockerd's Engine API on its unix socket (what the docker CLI calls).
  */
-import type { BenchHost, BenchWriter, ClusterDriver } from './cluster-driver.js';
+import { run } from '@shoal/common';
+import { TestImages } from '../images/build-test-images.js';
+import { pushTestImages } from '../images/push-test-images.js';
+import type { BenchHost, BenchTask, BenchWriter, ClusterDriver } from './cluster-driver.js';
 import { DockerApi, DockerApiError } from './docker-api.js';
 import { pssMb, rssMb } from './stats.js';
-import { SWARM_OVERLAY_MASK, SWARM_OVERLAY_POOL, SwarmHosts, type SwarmHost } from './swarm-hosts.js';
-
-const isConflict = (err: unknown): boolean => err instanceof DockerApiError && /out of sequence/i.test(err.message);
+import { SWARM_OVERLAY_MASK, SWARM_OVERLAY_POOL, SWARM_REGISTRY, SwarmHosts, type SwarmHost } from './swarm-hosts.js';
 
 export class SwarmDriver implements ClusterDriver {
   readonly system = 'swarm';
@@ -15,8 +16,8 @@ export class SwarmDriver implements ClusterDriver {
   private readonly swarm: SwarmHosts;
   private tokens: { Worker: string; Manager: string } | undefined;
 
-  constructor(managers: number, workers: number, progress: (msg: string) => void) {
-    this.swarm = new SwarmHosts(managers, workers, progress);
+  constructor(managers: number, workers: number, progress: (msg: string) => void, registry = false) {
+    this.swarm = new SwarmHosts(managers, workers, progress, registry);
     this.hosts = this.swarm.hosts.map((h) => ({ name: `h${h.index}`, role: h.role }));
   }
 
@@ -95,17 +96,76 @@ export class SwarmDriver implements ClusterDriver {
   writer(via: BenchHost): BenchWriter {
     const api = new DockerApi(this.host(via).socket);
     return {
-      async labelAdd(nodeId, key, value) {
-        try {
-          await api.labelAdd(nodeId, key, value, 30_000);
-          return 'ok';
-        } catch (err) {
-          if (isConflict(err)) return 'conflict';
-          throw err;
-        }
-      },
+      createConfig: (name, data) => api.createConfig(name, data, 30_000),
+      removeConfig: (id) => api.removeConfig(id, 30_000),
       close: () => api.close(),
     };
+  }
+
+  async pushImage(): Promise<{ ref: string; digest: string }> {
+    const [img] = await pushTestImages(`http://${SWARM_REGISTRY}`, { only: [TestImages.busybox] });
+    if (!img) throw new Error(`${TestImages.busybox} not pushed`);
+    return { ref: img.remoteRef, digest: img.digest };
+  }
+
+  async createService(via: BenchHost, name: string, image: string, args: string[], replicas: number): Promise<string> {
+    const r = await this.host(via).api.call<{ ID: string }>(
+      'POST',
+      '/services/create',
+      {
+        Name: name,
+        TaskTemplate: { ContainerSpec: { Image: image, Args: args } },
+        Mode: { Replicated: { Replicas: replicas } },
+      },
+      60_000,
+    );
+    return r.ID;
+  }
+
+  async scaleService(via: BenchHost, serviceId: string, replicas: number): Promise<void> {
+    const api = this.host(via).api;
+    const s = await api.service(serviceId);
+    // as `docker service scale`: only the replica count changes, so no task is replaced
+    const spec = {
+      ...s.Spec,
+      Mode: { ...s.Spec.Mode, Replicated: { ...s.Spec.Mode?.Replicated, Replicas: replicas } },
+    };
+    const q = `version=${s.Version.Index}&registryAuthFrom=spec`;
+    await api.call('POST', `/services/${serviceId}/update?${q}`, spec, 60_000);
+  }
+
+  async tasks(via: BenchHost, serviceId: string, timeoutMs: number): Promise<BenchTask[] | undefined> {
+    try {
+      return (await this.host(via).api.tasks(serviceId, timeoutMs)).map((t) => ({
+        id: t.ID,
+        nodeId: t.NodeID ?? '',
+        state: t.Status.State,
+        desired: t.DesiredState,
+      }));
+    } catch (err) {
+      if (err instanceof DockerApiError) return undefined;
+      throw err;
+    }
+  }
+
+  async serviceImage(via: BenchHost, serviceId: string): Promise<string> {
+    return (await this.host(via).api.service(serviceId)).Spec.TaskTemplate?.ContainerSpec?.Image ?? '';
+  }
+
+  async removeService(via: BenchHost, serviceId: string): Promise<void> {
+    await this.host(via).api.call('DELETE', `/services/${serviceId}`, undefined, 60_000);
+  }
+
+  setHeartbeat(via: BenchHost, ms: number): Promise<void> {
+    return this.host(via).api.setHeartbeat(ms);
+  }
+
+  async cut(h: BenchHost): Promise<void> {
+    await run('ip', ['link', 'set', this.host(h).veth, 'down']);
+  }
+
+  async heal(h: BenchHost): Promise<void> {
+    await run('ip', ['link', 'set', this.host(h).veth, 'up']);
   }
 
   kill(h: BenchHost): void {

@@ -10,19 +10,25 @@
  * in the labs' overlay pool 198.19.128.0/17 or in 10/8, 172.16/12, 192.168/16:
  * - underlay `eth0` 198.18.0.13N/26 (the bridge itself has no address: the root namespace
  *   never routes to the hosts, and the block does not clash with `swarm-multi.sh`'s bridge);
- * - docker0 `--bip 198.18.0.193/28`, docker_gwbridge from `default-address-pools`
+ * - docker0 `--bip 198.18.0.1/25` (room for the 20-30 task containers a host runs in
+ *   `npm run bench -- services`), docker_gwbridge from `default-address-pools`
  *   198.18.0.224/27 in /28s, overlays (ingress) from `swarm init --default-addr-pool`
  *   198.18.0.208/28; all of them only inside each host's namespace.
+ * - with `registry` (the services benchmark), the bridge gets 198.18.0.129/26 in the root
+ *   namespace and a registry (Debian's docker-registry, `startRegistry`) listens there on port
+ *   5000; every dockerd has it in `insecure-registries`.
  *
  * `down()` removes everything, also after a crash of a previous run: processes (recorded
- * pids, checked against their command lines, then anything naming our directories), mounts
+ * pids, checked against their command lines, then anything naming our directories, then what
+ * is left in the cgroups `/sbw-hN`: the task containers), mounts
  * under our directories, namespaces, links, the FORWARD rule, cgroups and the directories.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, type Dirent } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, isProcessAlive, run, sleep } from '@shoal/common';
+import { startRegistry } from '../registry/registry-server.js';
 import { DockerApi } from './docker-api.js';
 
 export const SWARM_RUN = '/run/shoal-bench-swarm';
@@ -31,10 +37,13 @@ const BRIDGE = 'sbw-br0';
 const COMMENT = 'shoal-bench-swarm';
 const PREFIX = '198.18.0';
 /** Inside each host's namespace only (see the module comment). */
-export const SWARM_BIP = '198.18.0.193/28';
+export const SWARM_BIP = '198.18.0.1/25';
 export const SWARM_GW_POOL = { base: '198.18.0.224/27', size: 28 };
 export const SWARM_OVERLAY_POOL = '198.18.0.208/28';
 export const SWARM_OVERLAY_MASK = 28;
+/** The registry of the services benchmark, on the bridge in the root namespace. */
+export const SWARM_REGISTRY_CIDR = `${PREFIX}.129/26`;
+export const SWARM_REGISTRY = `${PREFIX}.129:5000`;
 
 export interface SwarmHost {
   index: number;
@@ -95,6 +104,8 @@ export class SwarmHosts {
     managers: number,
     workers: number,
     private readonly progress: (msg: string) => void,
+    /** Also a registry on the bridge (see the module comment). */
+    private readonly registry = false,
   ) {
     for (let i = 1; i <= managers + workers; i++) {
       const run = join(SWARM_RUN, `h${i}`);
@@ -126,6 +137,11 @@ export class SwarmHosts {
     await mkdir(SWARM_DATA, { recursive: true });
     await ip(['link', 'add', BRIDGE, 'type', 'bridge']);
     await ip(['link', 'set', BRIDGE, 'up']);
+    if (this.registry) {
+      await ip(['addr', 'add', SWARM_REGISTRY_CIDR, 'dev', BRIDGE]);
+      // detached: its config path under SWARM_DATA on its command line is how down() finds it
+      await startRegistry({ dir: join(SWARM_DATA, 'registry'), addr: SWARM_REGISTRY, detached: true });
+    }
     if ((await run('iptables', ['-w', '-S', 'FORWARD'], { check: false })).code === 0)
       await run('iptables', ruleArgs('-I'));
     for (const h of this.hosts) {
@@ -165,7 +181,13 @@ export class SwarmHosts {
       '',
     ].join('\n');
     await writeFile(join(h.data, 'containerd.toml'), toml);
-    await writeFile(join(h.data, 'daemon.json'), JSON.stringify({ 'default-address-pools': [SWARM_GW_POOL] }) + '\n');
+    await writeFile(
+      join(h.data, 'daemon.json'),
+      JSON.stringify({
+        'default-address-pools': [SWARM_GW_POOL],
+        ...(this.registry ? { 'insecure-registries': [SWARM_REGISTRY] } : {}),
+      }) + '\n',
+    );
   }
 
   private spawnIn(h: SwarmHost, log: string, argv: string[]): number {
@@ -291,6 +313,8 @@ export class SwarmHosts {
       await killAndWait(left, 'SIGKILL', 5000);
     }
     await killAndWait(ourProcesses(), 'SIGKILL', 5000);
+    // task containers whose shim died with its containerd (kill -9 of a host's daemons)
+    await killAndWait(cgroupProcesses(), 'SIGKILL', 5000);
     for (let pass = 0; pass < 3; pass++) {
       const mounts = (await run('findmnt', ['-rn', '-o', 'TARGET'], { check: false })).stdout
         .split('\n')
@@ -320,7 +344,7 @@ export class SwarmHosts {
       await run('rm', ['-rf', '--one-file-system', SWARM_RUN, SWARM_DATA], { check: false });
     }
     const left: string[] = [];
-    for (const p of ourProcesses()) left.push(`process ${p}: ${cmdline(p)?.slice(0, 80)}`);
+    for (const p of [...ourProcesses(), ...cgroupProcesses()]) left.push(`process ${p}: ${cmdline(p)?.slice(0, 80)}`);
     if (mountsLeft) left.push(`mounts under ${SWARM_RUN} or ${SWARM_DATA}`);
     for (let i = 1; i <= 9; i++) if (existsSync(`/run/netns/sbw-h${i}`)) left.push(`netns sbw-h${i}`);
     const links = (await run('ip', ['-br', 'link'], { check: false })).stdout;
@@ -329,6 +353,29 @@ export class SwarmHosts {
     if (left.length > 0) this.progress(`swarm: left behind: ${left.join('; ')}`);
     return left;
   }
+}
+
+/** Pids in the cgroups of our hosts (`/sys/fs/cgroup/<controller>/sbw-hN/...`). */
+function cgroupProcesses(): number[] {
+  const out = new Set<number>();
+  const walk = (dir: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
+      throw err;
+    }
+    for (const e of entries) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name === 'cgroup.procs')
+        for (const l of readFileSync(join(dir, e.name), 'utf8').split('\n')) if (/^\d+$/.test(l)) out.add(Number(l));
+    }
+  };
+  if (existsSync('/sys/fs/cgroup'))
+    for (const ctl of readdirSync('/sys/fs/cgroup'))
+      for (let i = 1; i <= 9; i++) walk(`/sys/fs/cgroup/${ctl}/sbw-h${i}`);
+  return [...out];
 }
 
 function ruleArgs(op: '-I' | '-C' | '-D'): string[] {
