@@ -10,7 +10,7 @@ import type { DispatcherClient } from '@shoal/api';
 import { serverStream, unary } from '@shoal/api';
 import type { Logger } from '@shoal/common';
 import { Engine } from '@shoal/engine';
-import { Agent, type DispatcherLink } from '@shoal/worker';
+import { Agent, LogPublisher, type DispatcherLink } from '@shoal/worker';
 
 /** How long one UpdateTaskStatus call may take before the session counts as broken. */
 const STATUS_DEADLINE_MS = 30_000;
@@ -18,6 +18,8 @@ const STATUS_DEADLINE_MS = 30_000;
 export interface NodeAgent {
   engine: Engine;
   agent: Agent;
+  /** Serves `service logs` subscriptions from the engine's task containers. */
+  logs: LogPublisher;
 }
 
 export async function startNodeAgent(opts: {
@@ -46,7 +48,8 @@ export async function startNodeAgent(opts: {
     await engine.close();
     throw err;
   }
-  return { engine, agent };
+  const logs = new LogPublisher({ engine, nodeId: opts.nodeId, logger: opts.logger.child({ component: 'logs' }) });
+  return { engine, agent, logs };
 }
 
 /** Stops following tasks and gives the collector role up; containers keep running. */
