@@ -44,6 +44,8 @@ interface Subscription {
   readonly pending: Set<string>;
   /** Nodes that acknowledged (sent a first PublishLogs). */
   readonly acked: Set<string>;
+  /** Nodes that sent Close. */
+  readonly closed: Set<string>;
   /** The listener each node was asked through. */
   readonly via: Map<string, Listener>;
   write(m: SubscribeLogsMessage): Promise<void>;
@@ -133,6 +135,7 @@ export class LogBroker {
       options,
       pending: new Set(),
       acked: new Set(),
+      closed: new Set(),
       via: new Map(),
       write: queue,
       fail: (nodeId, message) => {
@@ -172,8 +175,10 @@ export class LogBroker {
       clearTimeout(ackTimer);
       signal.removeEventListener('abort', onAbort);
       this.subs.delete(sub.id);
+      // Every node asked that did not finish by itself stops (follow, failed, subscriber gone).
       for (const [nodeId, listener] of sub.via) {
-        if (sub.pending.has(nodeId) || options.Follow) listener.send({ ID: sub.id, Close: true });
+        if (!sub.closed.has(nodeId) && this.listeners.get(nodeId) === listener)
+          listener.send({ ID: sub.id, Close: true });
       }
     }
   }
@@ -194,6 +199,7 @@ export class LogBroker {
     }));
     if (messages.length > 0) await sub.write({ Messages: messages });
     if (req.Close) {
+      sub.closed.add(nodeId);
       sub.pending.delete(nodeId);
       sub.finished();
     }
