@@ -167,9 +167,20 @@ test('logbroker: follow stays open until the subscriber leaves, then the nodes a
     const id = n2.got[0]!.ID!;
     await b.publish({ SubscriptionID: id, Messages: [line('t2', 'x')] as never }, who('n2'));
     await b.publish({ SubscriptionID: id, Messages: [] }, who('mgr1'));
+    // A task of the service placed later on another node brings that node in.
+    const n3 = connect(b, 'n3');
+    assert.equal(n3.got.length, 0);
+    await r.store.update((tx) => {
+      tx.create('task', { ID: 't9', ServiceID: 'web', NodeID: 'n3', Slot: 2, DesiredState: 'running', Spec: {} });
+    });
+    while (n3.got.length === 0) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(n3.got[0]!.ID, id);
+    await b.publish({ SubscriptionID: id, Messages: [line('t9', 'late')] as never }, who('n3'));
     ac.abort();
     await sub;
-    assert.equal(s.out.flatMap((m) => m.Messages ?? []).length, 1);
+    assert.equal(s.out.flatMap((m) => m.Messages ?? []).length, 2);
+    assert.deepEqual(n3.got.at(-1), { ID: id, Close: true });
+    n3.close();
     assert.deepEqual(n2.got.at(-1), { ID: id, Close: true });
     assert.deepEqual(m1.got.at(-1), { ID: id, Close: true });
     n2.close();

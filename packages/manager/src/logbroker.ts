@@ -22,7 +22,7 @@ import {
   type SubscribeLogsRequest,
   type SubscriptionMessage,
 } from '@shoal/api';
-import { randomId64, sleep, ignoreAborted } from '@shoal/common';
+import { errorMessage, ignoreAborted, randomId64, sleep } from '@shoal/common';
 import type { ManagerContext, StoredNode } from './context.js';
 import { CallerNotAllowedError, InvalidRequestError, LogSubscriptionGoneError, NotLeaderError } from './errors.js';
 import type { CallerIdentity, CallLike } from './identity.js';
@@ -117,6 +117,7 @@ export class LogBroker {
     const services = new Set(selector.ServiceIDs);
     const taskIds = new Set(selector.TaskIDs);
     const nodes = new Set<string>();
+    const fromRevision = this.ctx.store.revision;
     for (const t of this.ctx.store.list<StoredTask>('task')) {
       if ((services.has(t.ServiceID ?? '') || taskIds.has(t.ID ?? '')) && t.NodeID) nodes.add(t.NodeID);
     }
@@ -150,29 +151,51 @@ export class LogBroker {
     this.subs.set(sub.id, sub);
     const onAbort = (): void => done();
     signal.addEventListener('abort', onAbort, { once: true });
-    let ackTimer: NodeJS.Timeout | undefined;
-    try {
-      for (const nodeId of [...nodes].sort()) sub.pending.add(nodeId);
-      for (const nodeId of [...sub.pending]) {
-        const node = this.ctx.store.get<StoredNode>('node', nodeId);
-        const listener = this.listeners.get(nodeId);
-        if (!node) sub.fail(nodeId, 'is no longer in the swarm');
-        else if (node.Status?.State === 'down') sub.fail(nodeId, 'is down');
-        else if (!listener) sub.fail(nodeId, 'is not connected to the leader');
-        else {
-          sub.via.set(nodeId, listener);
-          listener.send({ ID: sub.id, Selector: selector, Options: options });
-        }
-      }
-      ackTimer = setTimeout(() => {
-        for (const nodeId of [...sub.pending])
+    const timers: NodeJS.Timeout[] = [];
+    const asked = new Set<string>();
+    const ask = (nodeId: string): void => {
+      if (asked.has(nodeId)) return;
+      asked.add(nodeId);
+      sub.pending.add(nodeId);
+      const node = this.ctx.store.get<StoredNode>('node', nodeId);
+      const listener = this.listeners.get(nodeId);
+      if (!node) sub.fail(nodeId, 'is no longer in the swarm');
+      else if (node.Status?.State === 'down') sub.fail(nodeId, 'is down');
+      else if (!listener) sub.fail(nodeId, 'is not connected to the leader');
+      else {
+        sub.via.set(nodeId, listener);
+        listener.send({ ID: sub.id, Selector: selector, Options: options });
+        const t = setTimeout(() => {
           if (!sub.acked.has(nodeId)) sub.fail(nodeId, `did not answer within ${this.ackTimeoutMs / 1000} s`);
-      }, this.ackTimeoutMs);
+        }, this.ackTimeoutMs);
+        timers.push(t);
+      }
+    };
+    const watchAc = new AbortController();
+    try {
+      if (options.Follow) {
+        // Tasks of the selection placed later (scale up, replacements) bring their nodes in.
+        const watch = async (): Promise<void> => {
+          for await (const c of this.ctx.store.watch({ fromRevision, kinds: ['task'], signal: watchAc.signal })) {
+            const t = c.object as StoredTask;
+            if (c.action !== 'remove' && t.NodeID && (services.has(t.ServiceID ?? '') || taskIds.has(t.ID)))
+              ask(t.NodeID);
+          }
+        };
+        watch().catch((err: unknown) => {
+          if (watchAc.signal.aborted) return;
+          this.ctx.logger.warn({ err: errorMessage(err) }, 'log subscription: task watch failed');
+        });
+      }
+      // All first, so that one failing at once does not end the subscription before the others.
+      for (const nodeId of nodes) sub.pending.add(nodeId);
+      for (const nodeId of [...nodes].sort()) ask(nodeId);
       sub.finished();
       await finishedP;
       await chain;
     } finally {
-      clearTimeout(ackTimer);
+      watchAc.abort();
+      for (const t of timers) clearTimeout(t);
       signal.removeEventListener('abort', onAbort);
       this.subs.delete(sub.id);
       // Every node asked that did not finish by itself stops (follow, failed, subscriber gone).
