@@ -25,7 +25,12 @@ export class WorkerSession {
   heartbeats = 0;
 
   constructor(
-    private readonly opts: { daemon: Daemon; logger: Logger; agent?: Agent | undefined; logs?: LogPublisher | undefined },
+    private readonly opts: {
+      daemon: Daemon;
+      logger: Logger;
+      agent?: Agent | undefined;
+      logs?: LogPublisher | undefined;
+    },
   ) {}
 
   start(): void {
