@@ -1,8 +1,9 @@
 /**
- * `shoal service logs` on a lab of 3 (1 manager, 2 workers) with real shoald processes and real
+ * `shoal service logs` on a lab of 3 (h1 and h2 managers, h3 a worker) with real shoald processes and real
  * containers from the lab registry: a service of 3 replicas (one per node) prints known lines;
  * `service logs` shows every task's lines with docker's prefixes (stdout and stderr apart),
- * `--tail`, `-t`, `--no-task-ids`, `--follow` picks up new lines, a task ID selects one task, and
+ * `--tail`, `-t`, `--no-task-ids`, `--follow` picks up new lines, a task ID selects one task, the
+ * same from the follower's socket (forwarded to the leader), and
  * with one worker's shoald killed (kill -9) the logs of the other nodes still come, with a
  * warning naming the dead node, and the command ends. Every CLI run has a kill timeout, so a
  * hang fails the test instead of stalling it. Labs go in t.after. Root only.
@@ -41,7 +42,7 @@ test('service logs on a lab of 3: prefixes, tail, timestamps, follow, and a dead
       if (!(err instanceof LabNotFoundError)) throw err;
     });
   });
-  const up = await shoal(['lab', 'up', '--name', lab, '--hosts', '3', '--managers', '1']);
+  const up = await shoal(['lab', 'up', '--name', lab, '--hosts', '3', '--managers', '2']);
   assert.equal(up.code, 0, up.stderr);
   const state = await readLabState(lab);
   assert.ok(state?.registry, 'the lab has a registry');
@@ -153,6 +154,13 @@ test('service logs on a lab of 3: prefixes, tail, timestamps, follow, and a dead
   assert.equal(one.code, 0, one.stderr);
   assert.ok(one.stdout.includes(`${prefix(tasks[0]!)}hello-${tasks[0]!.slot}-1\n`), one.stdout);
   for (const x of tasks.slice(1)) assert.ok(!one.stdout.includes(`@${x.node}    |`), one.stdout);
+
+  // On the other manager (h2): its LogBroker forwards the subscription to the leader.
+  const h2 = state.hosts.find((h) => h.name === 'h2');
+  assert.ok(h2);
+  const viaH2 = await shoal(['service', 'logs', 'web'], { SHOAL_HOST: `unix://${join(h2.runDir, 'shoal.sock')}` });
+  assert.equal(viaH2.code, 0, viaH2.stderr);
+  for (const x of tasks) assert.ok(viaH2.stdout.includes(`${prefix(x)}hello-${x.slot}-1\n`), viaH2.stdout);
 
   // Bad input: one line, exit code of its kind.
   const badTail = await cli(['service', 'logs', '--tail', 'lots', 'web']);
