@@ -10,6 +10,7 @@ export * from './gen/shoal/secret.js';
 export * from './gen/shoal/cluster.js';
 export * from './gen/shoal/control.js';
 export * from './gen/shoal/dispatcher.js';
+export * from './gen/shoal/logbroker.js';
 export * from './gen/shoal/ca.js';
 export * from './gen/shoal/raft.js';
 export * from './gen/shoal/health.js';

@@ -4,6 +4,7 @@ import { CAService } from './gen/shoal/ca.js';
 import { ControlService } from './gen/shoal/control.js';
 import { DispatcherService } from './gen/shoal/dispatcher.js';
 import { HealthService } from './gen/shoal/health.js';
+import { LogBrokerService } from './gen/shoal/logbroker.js';
 import { RaftMembershipService, RaftService } from './gen/shoal/raft.js';
 import { SwarmService } from './gen/shoal/swarm.js';
 
@@ -21,6 +22,7 @@ export const ROLES: readonly Role[] = ['manager', 'worker', 'local', 'anonymous'
 export const SERVICES = {
   'shoal.Control': ControlService,
   'shoal.Dispatcher': DispatcherService,
+  'shoal.LogBroker': LogBrokerService,
   'shoal.CA': CAService,
   'shoal.RaftMembership': RaftMembershipService,
   'shoal.Raft': RaftService,

@@ -13,6 +13,7 @@ import {
   ControlService,
   CAService,
   DispatcherService,
+  LogBrokerService,
   HealthService,
   RaftMembershipService,
   RaftService,
@@ -38,6 +39,7 @@ import { ignoreErrno, sleep, type Logger, type ShoalError } from '@shoal/common'
 import type { DaemonSettings, ParsedFlags } from './config.js';
 import { parseHostPort, reloadSettings, DEFAULT_PORT } from './config.js';
 import { LeaderForwarder } from './control-forward.js';
+import { LogForwarder } from './log-forward.js';
 import { nodeClientCredentials, clusterServerCredentials } from './credentials.js';
 import { dynamicService } from './dynamic-service.js';
 import { DaemonError, NoLeaderError, NodeLockedError, SwarmStateError } from './errors.js';
@@ -82,6 +84,7 @@ export class Daemon {
   private localServer: Server | undefined;
   private clusterServer: Server | undefined;
   private readonly forwarder: LeaderForwarder;
+  private readonly logForwarder: LogForwarder;
   private stopping = false;
   /** Serialises Swarm operations (init, join, leave, unlock, role changes). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -94,6 +97,7 @@ export class Daemon {
     this.layout = dataLayout(settings.dataRoot);
     this.keyStore = new NodeKeyStore(this.layout.certificates);
     this.forwarder = new LeaderForwarder(() => this.clientCredentials());
+    this.logForwarder = new LogForwarder(() => this.clientCredentials());
   }
 
   /** True once `stop()` began: background loops (role convergence) end. */
@@ -194,6 +198,7 @@ export class Daemon {
       daemon: this,
       logger: this.log.child({ component: 'session' }),
       agent: this.node.agent,
+      logs: this.node.logs,
     });
     this.worker.start();
     this.renewer = startRenewer(this, this.log.child({ component: 'certificates' }));
@@ -213,6 +218,7 @@ export class Daemon {
     this.node = undefined;
     if (n) await stopNodeAgent(n);
     this.forwarder.close();
+    this.logForwarder.close();
     await this.stopClusterServer();
   }
 
@@ -268,6 +274,14 @@ export class Daemon {
         () => this.controlUnavailable(),
       ),
     );
+    server.addService(
+      LogBrokerService,
+      dynamicService(
+        LogBrokerService,
+        () => this.localLogBroker(),
+        () => this.controlUnavailable(),
+      ),
+    );
     const sock = this.settings.socket;
     await mkdir(dirname(sock), { recursive: true, mode: 0o755 });
     await rm(sock, { force: true });
@@ -294,6 +308,18 @@ export class Daemon {
     }
     if (address === '') return undefined;
     return this.forwarder.serviceFor(ControlService, address);
+  }
+
+  /** LogBroker for the CLI (`service logs`): the leader's, here or through forwarding. */
+  private async localLogBroker(): Promise<UntypedServiceImplementation | undefined> {
+    const rt = this.manager;
+    if (this.status === 'locked' || !rt) return undefined;
+    const until = Date.now() + 2400;
+    while (rt.leaderAddress().address === '' && Date.now() < until && this.manager === rt) await sleep(50);
+    const { address, isLeader } = rt.leaderAddress();
+    if (isLeader) return rt.manager.services().LogBroker;
+    if (address === '') return undefined;
+    return this.logForwarder.serviceFor(address);
   }
 
   private controlUnavailable(): ShoalError {
@@ -341,7 +367,7 @@ export class Daemon {
       'grpc.max_receive_message_length': MAX_RAFT_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_RAFT_MESSAGE_BYTES,
     });
-    const fromManager = (key: 'Control' | 'CA' | 'Dispatcher' | 'RaftMembership') => () =>
+    const fromManager = (key: 'Control' | 'CA' | 'Dispatcher' | 'RaftMembership' | 'LogBroker') => () =>
       this.manager?.manager?.services()[key];
     const unavailable = (path: string): ShoalError =>
       new DaemonError(
@@ -366,6 +392,7 @@ export class Daemon {
     );
     server.addService(CAService, dynamicService(CAService, fromManager('CA'), unavailable));
     server.addService(DispatcherService, dynamicService(DispatcherService, fromManager('Dispatcher'), unavailable));
+    server.addService(LogBrokerService, dynamicService(LogBrokerService, fromManager('LogBroker'), unavailable));
     server.addService(
       RaftMembershipService,
       dynamicService(RaftMembershipService, fromManager('RaftMembership'), unavailable),

@@ -9,7 +9,7 @@ import type { DispatcherClient } from '@shoal/api';
 import { serverStream, unary } from '@shoal/api';
 import type { Logger } from '@shoal/common';
 import type { Engine } from '@shoal/engine';
-import { Agent, type DispatcherLink } from '@shoal/worker';
+import { Agent, LogPublisher, type DispatcherLink } from '@shoal/worker';
 
 /** How long one UpdateTaskStatus call may take before the session counts as broken. */
 const STATUS_DEADLINE_MS = 30_000;
@@ -17,6 +17,8 @@ const STATUS_DEADLINE_MS = 30_000;
 export interface NodeAgent {
   engine: Engine;
   agent: Agent;
+  /** Serves `service logs` subscriptions from the engine's task containers. */
+  logs: LogPublisher;
 }
 
 export async function startNodeAgent(opts: {
@@ -34,7 +36,12 @@ export async function startNodeAgent(opts: {
     logger: opts.logger.child({ component: 'agent' }),
   });
   await agent.start();
-  return { engine: opts.engine, agent };
+  const logs = new LogPublisher({
+    engine: opts.engine,
+    nodeId: opts.nodeId,
+    logger: opts.logger.child({ component: 'logs' }),
+  });
+  return { engine: opts.engine, agent, logs };
 }
 
 /** Stops following tasks; containers keep running and the engine stays open (it is the daemon's). */

@@ -12,8 +12,9 @@ import type { Daemon } from './daemon.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 import { writeNodeState } from './layout.js';
 import { wantRole } from './node-certificate.js';
-import type { Agent } from '@shoal/worker';
+import type { Agent, LogPublisher } from '@shoal/worker';
 import { grpcDispatcherLink } from './node-agent.js';
+import { runLogListener } from './log-listener.js';
 
 export class WorkerSession {
   private readonly ac = new AbortController();
@@ -23,7 +24,14 @@ export class WorkerSession {
   connectedTo = '';
   heartbeats = 0;
 
-  constructor(private readonly opts: { daemon: Daemon; logger: Logger; agent?: Agent | undefined }) {}
+  constructor(
+    private readonly opts: {
+      daemon: Daemon;
+      logger: Logger;
+      agent?: Agent | undefined;
+      logs?: LogPublisher | undefined;
+    },
+  ) {}
 
   start(): void {
     this.loop = this.run();
@@ -69,6 +77,7 @@ export class WorkerSession {
     this.ac.signal.addEventListener('abort', stopAll, { once: true });
     let heartbeat: Promise<void> | undefined;
     let assignments: Promise<void> | undefined;
+    let logs: Promise<void> | undefined;
     try {
       const description = d.description();
       for await (const msg of serverStream(
@@ -90,6 +99,12 @@ export class WorkerSession {
           const periodMs = Math.max(100, (msg.HeartbeatPeriod ?? 5e9) / 1e6);
           heartbeat = this.heartbeats_(client, sessionId, periodMs, ac);
           assignments = this.assignments(client, sessionId, ac);
+          const publisher = this.opts.logs;
+          if (publisher) {
+            const credentials = d.clientCredentials();
+            const logger = this.opts.logger;
+            logs = runLogListener({ addr, credentials, publisher, logger, signal: ac.signal });
+          }
         }
       }
     } finally {
@@ -100,6 +115,7 @@ export class WorkerSession {
         this.opts.logger.debug({ err: errorMessage(err) }, 'heartbeats ended with an error'),
       );
       await assignments;
+      await logs;
       client.close();
     }
   }

@@ -211,3 +211,10 @@ export class InUseError extends ManagerError {
     );
   }
 }
+
+/** PublishLogs for a log subscription that ended (the subscriber went away) or that the node finished. */
+export class LogSubscriptionGoneError extends ManagerError {
+  constructor(id: string) {
+    super('MANAGER_LOG_SUBSCRIPTION_GONE', `log subscription ${id || '""'} is not open`, 'not-found');
+  }
+}

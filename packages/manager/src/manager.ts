@@ -14,6 +14,7 @@ import {
   DEFAULT_DATA_PATH_PORT,
   DEFAULT_SUBNET_SIZE,
   type DispatcherServer,
+  type LogBrokerServer,
   type Cluster,
   type Node,
   type NodeDescription,
@@ -36,6 +37,7 @@ import {
 } from './context.js';
 import { clusterView, ControlApi } from './control.js';
 import { Dispatcher } from './dispatcher.js';
+import { LogBroker, logBrokerServer } from './logbroker.js';
 import { ClusterExistsError, InvalidRequestError, NotImplementedError, NotLeaderError } from './errors.js';
 import { type CallerIdentity, type CallLike, identifyCaller } from './identity.js';
 import { membership } from './context.js';
@@ -97,6 +99,7 @@ export interface ManagerServices {
   readonly Control: ControlServer;
   readonly CA: CAServer;
   readonly Dispatcher: DispatcherServer;
+  readonly LogBroker: LogBrokerServer;
   readonly RaftMembership: RaftMembershipServer;
 }
 
@@ -112,6 +115,7 @@ export class Manager {
   readonly orchestrator: Orchestrator;
   readonly allocator: Allocator;
   readonly scheduler: Scheduler;
+  readonly logBroker: LogBroker;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -138,6 +142,7 @@ export class Manager {
     this.orchestrator = new Orchestrator(this.ctx);
     this.allocator = new Allocator(this.ctx);
     this.scheduler = new Scheduler(this.ctx);
+    this.logBroker = new LogBroker(this.ctx);
     this.identifyFn =
       opts.identify ??
       ((call) => identifyCaller(call, this.ctx.rootCA.certPem, this.ctx.store.list<StoredCluster>('cluster')[0]?.ID));
@@ -359,6 +364,7 @@ export class Manager {
       join: u((req, call, signal) => this.raftMembership.join(req, this.identify(call), signal)),
       leave: u((req, call, signal) => this.raftMembership.leave(req, this.identify(call), signal)),
     };
-    return { Control, CA, Dispatcher, RaftMembership };
+    const LogBroker = logBrokerServer(this.logBroker, (call) => this.identify(call));
+    return { Control, CA, Dispatcher, RaftMembership, LogBroker };
   }
 }

@@ -7,6 +7,7 @@
  */
 export { Agent, type AgentOptions } from './agent.js';
 export type { DispatcherLink } from './dispatcher-link.js';
+export { LogPublisher, type LogBrokerLink, type LogEngine, type LogPublisherOptions } from './log-publisher.js';
 export { StatusReporter } from './status-reporter.js';
 export { TaskRunner, wantsStop, type RunnerContext } from './task-runner.js';
 export { taskContainerOptions, DEFAULT_STOP_GRACE_MS, type TaskContainerInput } from './container-options.js';

@@ -1,8 +1,7 @@
 /**
  * `shoal service create|ls|ps|inspect|scale|update|rm|rollback`: services through the local
  * daemon's Control service, with docker's flags, columns and messages. Flag values are checked
- * before any write, so bad input changes nothing. (`service logs` needs a log stream from the
- * nodes, which shoald does not have yet: it is not offered.)
+ * before any write, so bad input changes nothing. `service logs` is in logs.ts.
  */
 import type { Command } from 'commander';
 import { inspectJson, type ConfigReference, type SecretReference, type Service, type ServiceSpec } from '@shoal/api';
@@ -11,6 +10,7 @@ import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.j
 import type { DaemonClient } from '../daemon/client.js';
 import { checkFormat, formatInspect, formatList, matchLabels, matchesAny, parseFilters } from '../format/index.js';
 import { createFlags, updateFlags, withListDefaults, type ServiceFlags } from './flags.js';
+import { registerServiceLogs } from './logs.js';
 import { prettyService } from './pretty.js';
 import { waitOnService } from './progress.js';
 import { registryAuthFor } from './registry-auth.js';
@@ -372,4 +372,6 @@ export function registerService(program: Command): void {
         }),
       ),
     );
+
+  registerServiceLogs(service);
 }
