@@ -36,7 +36,7 @@ import {
 } from './context.js';
 import { clusterView, ControlApi } from './control.js';
 import { Dispatcher } from './dispatcher.js';
-import { ClusterExistsError, InvalidRequestError, NotImplementedError, NotLeaderError } from './errors.js';
+import { ClusterExistsError, InvalidRequestError, NotLeaderError } from './errors.js';
 import { type CallerIdentity, type CallLike, identifyCaller } from './identity.js';
 import { membership } from './context.js';
 import { nodeView } from './nodes.js';
@@ -46,6 +46,8 @@ import { Orchestrator } from './orchestrator/orchestrator.js';
 import { SecretsConfigsApi } from './services/secrets-configs.js';
 import { ServicesApi } from './services/services-api.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { NetworkAllocation } from './networks/network-allocation.js';
+import { NetworksApi } from './networks/networks-api.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -112,6 +114,8 @@ export class Manager {
   readonly orchestrator: Orchestrator;
   readonly allocator: Allocator;
   readonly scheduler: Scheduler;
+  readonly networkAllocation: NetworkAllocation;
+  readonly networksApi: NetworksApi;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -136,7 +140,9 @@ export class Manager {
     this.servicesApi = new ServicesApi(this.ctx);
     this.secretsConfigs = new SecretsConfigsApi(this.ctx);
     this.orchestrator = new Orchestrator(this.ctx);
-    this.allocator = new Allocator(this.ctx);
+    this.networkAllocation = new NetworkAllocation(this.ctx);
+    this.networksApi = new NetworksApi(this.ctx, this.networkAllocation);
+    this.allocator = new Allocator(this.ctx, undefined, this.networkAllocation);
     this.scheduler = new Scheduler(this.ctx);
     this.identifyFn =
       opts.identify ??
@@ -288,12 +294,6 @@ export class Manager {
     const c = this.control;
     const sv = this.servicesApi;
     const sc = this.secretsConfigs;
-    const notImpl =
-      (name: string) =>
-      // eslint-disable-next-line @typescript-eslint/require-await
-      async (): Promise<never> => {
-        throw new NotImplementedError(name);
-      };
     const u = <Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>, signal: AbortSignal) => Promise<Res> | Res) =>
       unaryHandler<Req, Res>(async (req, call, signal) => fn(req, call, signal));
     const Control: ControlServer = {
@@ -315,10 +315,13 @@ export class Manager {
         await sv.removeService(req.ServiceID ?? '');
         return {};
       }),
-      getNetwork: unaryHandler(notImpl('GetNetwork')),
-      listNetworks: u(() => ({ Networks: [] })),
-      createNetwork: unaryHandler(notImpl('CreateNetwork')),
-      removeNetwork: unaryHandler(notImpl('RemoveNetwork')),
+      getNetwork: u((req) => ({ Network: this.networksApi.getNetwork(req.NetworkID ?? '') })),
+      listNetworks: u((req) => ({ Networks: this.networksApi.listNetworks(req) })),
+      createNetwork: u(async (req) => ({ Network: await this.networksApi.createNetwork(req) })),
+      removeNetwork: u(async (req) => {
+        await this.networksApi.removeNetwork(req.NetworkID ?? '');
+        return {};
+      }),
       getSecret: u((req) => ({ Secret: sc.getSecret(req.SecretID ?? '') })),
       listSecrets: u((req) => ({ Secrets: sc.listSecrets(req) })),
       createSecret: u(async (req) => ({ Secret: await sc.createSecret(req) })),
