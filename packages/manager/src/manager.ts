@@ -48,6 +48,7 @@ import { ServicesApi } from './services/services-api.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { NetworkAllocation } from './networks/network-allocation.js';
 import { NetworksApi } from './networks/networks-api.js';
+import { ingressNetwork } from './networks/ingress.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -84,6 +85,11 @@ export interface BootstrapOptions {
   readonly defaultAddrPool?: readonly string[];
   readonly subnetSize?: number;
   readonly dataPathPort?: number;
+  /**
+   * Make the `ingress` network (Docker always does) from the cluster's pool. Off by default here
+   * so that clusters made without a test pool never hold the 10.0.0.0/8 default.
+   */
+  readonly ingress?: boolean;
   /** Longest wait for this manager to become leader of its new Raft group (default 10 s). */
   readonly leaderTimeoutMs?: number;
 }
@@ -240,14 +246,17 @@ export class Manager {
     spec.EncryptionConfig = { ...spec.EncryptionConfig, AutoLockManagers: unlock !== undefined };
     const tokens = newJoinTokens(root.digest);
     const host = opts.advertiseAddr.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
+    const pool = [...(opts.defaultAddrPool ?? DEFAULT_ADDR_POOL)];
+    const subnetSize = opts.subnetSize ?? DEFAULT_SUBNET_SIZE;
+    const ingress = opts.ingress === true ? ingressNetwork(pool, subnetSize) : undefined;
     await this.ctx.store.update((tx) => {
       tx.create('cluster', {
         ID: opts.clusterId,
         Spec: spec,
         TLSInfo: { TrustRoot: root.certPem },
         RootRotationInProgress: false,
-        DefaultAddrPool: [...(opts.defaultAddrPool ?? DEFAULT_ADDR_POOL)],
-        SubnetSize: opts.subnetSize ?? DEFAULT_SUBNET_SIZE,
+        DefaultAddrPool: pool,
+        SubnetSize: subnetSize,
         DataPathPort: opts.dataPathPort ?? DEFAULT_DATA_PATH_PORT,
         JoinTokens: { Worker: tokens.worker, Manager: tokens.manager },
         RootCA: {
@@ -272,6 +281,7 @@ export class Manager {
         },
       };
       tx.create('node', { ...self });
+      if (ingress !== undefined) tx.create('network', { ...ingress });
     });
     const cluster = this.ctx.store.get<StoredCluster>('cluster', opts.clusterId);
     const node = this.ctx.store.get<StoredNode>('node', this.ctx.nodeId);

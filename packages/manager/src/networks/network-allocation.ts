@@ -33,9 +33,19 @@ export function holdsAddresses(t: Task): boolean {
   return !isTerminalTaskState(state) && taskStateRank(state) <= RUNNING;
 }
 
-/** The network IDs a service spec attaches its tasks to (TaskTemplate.Networks, resolved). */
-export function serviceNetworkIds(s: StoredService): string[] {
-  return [...new Set((s.Spec?.TaskTemplate?.Networks ?? []).map((n) => n.Target ?? '').filter((x) => x !== ''))];
+/** True when a service publishes a port through the routing mesh (PublishMode ingress, the default). */
+export function publishesIngress(s: StoredService): boolean {
+  return (s.Spec?.EndpointSpec?.Ports ?? []).some((p) => (p.PublishMode || 'ingress') === 'ingress');
+}
+
+/**
+ * The network IDs a service's tasks attach to: TaskTemplate.Networks (resolved), plus the ingress
+ * network (`ingressId`) when the service publishes ports in ingress mode.
+ */
+export function serviceNetworkIds(s: StoredService, ingressId?: string): string[] {
+  const ids = (s.Spec?.TaskTemplate?.Networks ?? []).map((n) => n.Target ?? '').filter((x) => x !== '');
+  if (ingressId !== undefined && publishesIngress(s)) ids.unshift(ingressId);
+  return [...new Set(ids)];
 }
 
 function wantsVips(s: StoredService): boolean {
@@ -146,13 +156,19 @@ export class NetworkAllocation {
     this.networks.add(id);
   }
 
+  /** The ingress network's ID, when the cluster has one allocated. */
+  private ingressId(a: NetworkAllocator): string | undefined {
+    const n = this.ctx.store.list<StoredNetwork>('network').find((x) => x.Spec?.Ingress === true);
+    return n !== undefined && a.isAllocated(n.ID) ? n.ID : undefined;
+  }
+
   /**
    * The service with its VIPs as its spec wants them (one per network in vip mode), or undefined
    * when nothing changes. Networks the allocator does not have are skipped (and logged).
    */
   serviceVips(a: NetworkAllocator, s: StoredService): StoredService | undefined {
     const current = s.Endpoint?.VirtualIPs ?? [];
-    const want = wantsVips(s) ? serviceNetworkIds(s).filter((id) => a.isAllocated(id)) : [];
+    const want = wantsVips(s) ? serviceNetworkIds(s, this.ingressId(a)).filter((id) => a.isAllocated(id)) : [];
     const keep = current.filter((v) => want.includes(v.NetworkID ?? ''));
     const drop = current.filter((v) => !want.includes(v.NetworkID ?? ''));
     const add = want.filter((id) => !current.some((v) => v.NetworkID === id));
@@ -170,7 +186,11 @@ export class NetworkAllocation {
    * waits (a network not there, no address left): it stays `new` and a later pass tries again.
    */
   allocateTask(a: NetworkAllocator, t: StoredTask, service: StoredService | undefined): TaskAllocation {
-    const nets = t.Spec?.Networks ?? [];
+    const ingress = this.ingressId(a);
+    const nets = [
+      ...(ingress !== undefined && service !== undefined && publishesIngress(service) ? [{ Target: ingress }] : []),
+      ...(t.Spec?.Networks ?? []).filter((n) => n.Target !== ingress),
+    ];
     const endpoint = service?.Endpoint ?? t.Endpoint;
     const withEndpoint = endpoint === undefined ? t : { ...t, Endpoint: structuredClone(endpoint) };
     if (nets.length === 0) return { task: withEndpoint };

@@ -290,3 +290,54 @@ test('addresses come back when tasks stop and services go; an exhausted network 
   await r.manager.networksApi.removeNetwork('tiny');
   assert.equal(r.store.list('network').length, 0);
 });
+
+test('swarm init with ingress: the ingress network, and services publishing in ingress mode attach to it', async (t) => {
+  const r = await servicesRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24, ingress: true });
+  t.after(() => r.close());
+  const api = r.manager.networksApi;
+  const ing = api.getNetwork('ingress');
+  assert.equal(ing.Spec?.Ingress, true);
+  assert.deepEqual(ing.IPAMOptions?.Configs, [{ Subnet: '198.19.128.0/24', Gateway: '198.19.128.1' }]);
+  assert.equal(ing.DriverState?.Options?.['com.docker.network.driver.overlay.vxlanid_list'], '4096');
+  const app = await api.createNetwork({ Spec: net('app') });
+  assert.deepEqual(app.IPAMOptions?.Configs, [{ Subnet: '198.19.129.0/24', Gateway: '198.19.129.1' }]);
+  await refused(
+    r,
+    () => api.createNetwork({ Spec: net('ing2', { Ingress: true }) }),
+    'MANAGER_NAME_EXISTS',
+    /only one/,
+  );
+
+  const pub = await r.create(
+    svc('pub', ['app'], { EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080 }] } }),
+  );
+  const host = await r.create(
+    svc('host', ['app'], {
+      EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }] },
+    }),
+  );
+  await idle(r.manager);
+  const vipNets = (id: string): string[] =>
+    (r.store.get<StoredService>('service', id)?.Endpoint?.VirtualIPs ?? []).map((v) => v.NetworkID ?? '');
+  assert.deepEqual(vipNets(pub.ID), [ing.ID, app.ID]);
+  assert.deepEqual(vipNets(host.ID), [app.ID]);
+  for (const task of activeOf(r.store, pub.ID))
+    assert.deepEqual(
+      (task.NetworksAttachments ?? []).map((a) => a.Network?.Spec?.Name),
+      ['ingress', 'app'],
+    );
+  for (const task of activeOf(r.store, host.ID))
+    assert.deepEqual(
+      (task.NetworksAttachments ?? []).map((a) => a.Network?.Spec?.Name),
+      ['app'],
+    );
+  assertUnique(held(r.store, ing.ID ?? ''));
+  assert.equal(held(r.store, ing.ID ?? '').length, 4, '3 tasks and the VIP');
+  await refused(
+    r,
+    () => r.manager.servicesApi.createService({ Spec: svc('x', ['ingress']) }),
+    'MANAGER_INVALID_REQUEST',
+    /ingress network ingress cannot be attached explicitly/,
+  );
+  await refused(r, () => api.removeNetwork('ingress'), 'MANAGER_NETWORK_IN_USE', /service pub/);
+});

@@ -103,7 +103,7 @@ export interface ServicesRig {
 
 export async function servicesRig(
   workers: readonly string[] = ['w1', 'w2'],
-  cluster: { defaultAddrPool?: readonly string[]; subnetSize?: number } = {},
+  cluster: { defaultAddrPool?: readonly string[]; subnetSize?: number; ingress?: boolean } = {},
 ): Promise<ServicesRig> {
   const clock = new FakeClock();
   const sm = new StoreStateMachine();
