@@ -341,3 +341,30 @@ test('swarm init with ingress: the ingress network, and services publishing in i
   );
   await refused(r, () => api.removeNetwork('ingress'), 'MANAGER_NETWORK_IN_USE', /service pub/);
 });
+
+test('a service moved to another network: its VIP moves, the old network is free once the old tasks stop', async (t) => {
+  const r = await servicesRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24 });
+  t.after(() => r.close());
+  const a = await r.manager.networksApi.createNetwork({ Spec: net('a') });
+  const b = await r.manager.networksApi.createNetwork({ Spec: net('b') });
+  const web = await r.create(svc('web', ['a'], { Mode: { Replicated: { Replicas: 1 } } }));
+  await r.runAll(web.ID, ['w1']);
+  await idle(r.manager);
+  await r.update(web.ID, (s) => ({ ...s, TaskTemplate: { ...s.TaskTemplate, Networks: [{ Target: 'b' }] } }));
+  await idle(r.manager);
+  const vips = r.store.get<StoredService>('service', web.ID)?.Endpoint?.VirtualIPs ?? [];
+  assert.deepEqual(
+    vips.map((v) => v.NetworkID),
+    [b.ID],
+  );
+  // The old task still runs (stop-first: it is being shut down): network a is in use until it stops.
+  for (const task of r.store.list<StoredTask>('task'))
+    if (task.NetworksAttachments?.[0]?.Network?.ID === a.ID) await report(r.store, task.ID, 'shutdown');
+  await idle(r.manager);
+  assert.deepEqual(held(r.store, a.ID ?? ''), []);
+  await r.manager.networksApi.removeNetwork('a');
+  const c = await r.manager.networksApi.createNetwork({ Spec: net('c') });
+  assert.deepEqual(c.IPAMOptions?.Configs, a.IPAMOptions?.Configs, "a's subnet is free again");
+  const fresh = activeOf(r.store, web.ID).filter((x) => x.Status?.State !== 'shutdown');
+  for (const task of fresh) assert.equal(task.NetworksAttachments?.[0]?.Network?.ID, b.ID);
+});
