@@ -218,3 +218,25 @@ export class LogSubscriptionGoneError extends ManagerError {
     super('MANAGER_LOG_SUBSCRIPTION_GONE', `log subscription ${id || '""'} is not open`, 'not-found');
   }
 }
+
+/** A network named by ID, ID prefix or name does not exist (also: a service attaching to one). */
+export class NetworkNotFoundError extends ManagerError {
+  constructor(ref: string, usedBy?: string) {
+    super(
+      'MANAGER_NETWORK_NOT_FOUND',
+      usedBy === undefined ? `network ${ref} not found` : `network ${ref} not found (attached to service ${usedBy})`,
+      'not-found',
+    );
+  }
+}
+
+/** `network rm` of a network that services or tasks still use: names them. */
+export class NetworkInUseError extends ManagerError {
+  constructor(name: string, users: readonly string[]) {
+    super(
+      'MANAGER_NETWORK_IN_USE',
+      `network ${name} is in use by ${users.join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first`,
+      'failed-precondition',
+    );
+  }
+}

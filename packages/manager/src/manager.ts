@@ -38,7 +38,7 @@ import {
 import { clusterView, ControlApi } from './control.js';
 import { Dispatcher } from './dispatcher.js';
 import { LogBroker, logBrokerServer } from './logbroker.js';
-import { ClusterExistsError, InvalidRequestError, NotImplementedError, NotLeaderError } from './errors.js';
+import { ClusterExistsError, InvalidRequestError, NotLeaderError } from './errors.js';
 import { type CallerIdentity, type CallLike, identifyCaller } from './identity.js';
 import { membership } from './context.js';
 import { nodeView } from './nodes.js';
@@ -48,6 +48,9 @@ import { Orchestrator } from './orchestrator/orchestrator.js';
 import { SecretsConfigsApi } from './services/secrets-configs.js';
 import { ServicesApi } from './services/services-api.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { NetworkAllocation } from './networks/network-allocation.js';
+import { NetworksApi } from './networks/networks-api.js';
+import { ingressNetwork } from './networks/ingress.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -84,6 +87,11 @@ export interface BootstrapOptions {
   readonly defaultAddrPool?: readonly string[];
   readonly subnetSize?: number;
   readonly dataPathPort?: number;
+  /**
+   * Make the `ingress` network (Docker always does) from the cluster's pool. Off by default here
+   * so that clusters made without a test pool never hold the 10.0.0.0/8 default.
+   */
+  readonly ingress?: boolean;
   /** Longest wait for this manager to become leader of its new Raft group (default 10 s). */
   readonly leaderTimeoutMs?: number;
 }
@@ -116,6 +124,8 @@ export class Manager {
   readonly allocator: Allocator;
   readonly scheduler: Scheduler;
   readonly logBroker: LogBroker;
+  readonly networkAllocation: NetworkAllocation;
+  readonly networksApi: NetworksApi;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -140,7 +150,9 @@ export class Manager {
     this.servicesApi = new ServicesApi(this.ctx);
     this.secretsConfigs = new SecretsConfigsApi(this.ctx);
     this.orchestrator = new Orchestrator(this.ctx);
-    this.allocator = new Allocator(this.ctx);
+    this.networkAllocation = new NetworkAllocation(this.ctx);
+    this.networksApi = new NetworksApi(this.ctx, this.networkAllocation);
+    this.allocator = new Allocator(this.ctx, undefined, this.networkAllocation);
     this.scheduler = new Scheduler(this.ctx);
     this.logBroker = new LogBroker(this.ctx);
     this.identifyFn =
@@ -239,14 +251,17 @@ export class Manager {
     spec.EncryptionConfig = { ...spec.EncryptionConfig, AutoLockManagers: unlock !== undefined };
     const tokens = newJoinTokens(root.digest);
     const host = opts.advertiseAddr.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1');
+    const pool = [...(opts.defaultAddrPool ?? DEFAULT_ADDR_POOL)];
+    const subnetSize = opts.subnetSize ?? DEFAULT_SUBNET_SIZE;
+    const ingress = opts.ingress === true ? ingressNetwork(pool, subnetSize) : undefined;
     await this.ctx.store.update((tx) => {
       tx.create('cluster', {
         ID: opts.clusterId,
         Spec: spec,
         TLSInfo: { TrustRoot: root.certPem },
         RootRotationInProgress: false,
-        DefaultAddrPool: [...(opts.defaultAddrPool ?? DEFAULT_ADDR_POOL)],
-        SubnetSize: opts.subnetSize ?? DEFAULT_SUBNET_SIZE,
+        DefaultAddrPool: pool,
+        SubnetSize: subnetSize,
         DataPathPort: opts.dataPathPort ?? DEFAULT_DATA_PATH_PORT,
         JoinTokens: { Worker: tokens.worker, Manager: tokens.manager },
         RootCA: {
@@ -271,6 +286,7 @@ export class Manager {
         },
       };
       tx.create('node', { ...self });
+      if (ingress !== undefined) tx.create('network', { ...ingress });
     });
     const cluster = this.ctx.store.get<StoredCluster>('cluster', opts.clusterId);
     const node = this.ctx.store.get<StoredNode>('node', this.ctx.nodeId);
@@ -293,12 +309,6 @@ export class Manager {
     const c = this.control;
     const sv = this.servicesApi;
     const sc = this.secretsConfigs;
-    const notImpl =
-      (name: string) =>
-      // eslint-disable-next-line @typescript-eslint/require-await
-      async (): Promise<never> => {
-        throw new NotImplementedError(name);
-      };
     const u = <Req, Res>(fn: (req: Req, call: ServerUnaryCall<Req, Res>, signal: AbortSignal) => Promise<Res> | Res) =>
       unaryHandler<Req, Res>(async (req, call, signal) => fn(req, call, signal));
     const Control: ControlServer = {
@@ -320,10 +330,13 @@ export class Manager {
         await sv.removeService(req.ServiceID ?? '');
         return {};
       }),
-      getNetwork: unaryHandler(notImpl('GetNetwork')),
-      listNetworks: u(() => ({ Networks: [] })),
-      createNetwork: unaryHandler(notImpl('CreateNetwork')),
-      removeNetwork: unaryHandler(notImpl('RemoveNetwork')),
+      getNetwork: u((req) => ({ Network: this.networksApi.getNetwork(req.NetworkID ?? '') })),
+      listNetworks: u((req) => ({ Networks: this.networksApi.listNetworks(req) })),
+      createNetwork: u(async (req) => ({ Network: await this.networksApi.createNetwork(req) })),
+      removeNetwork: u(async (req) => {
+        await this.networksApi.removeNetwork(req.NetworkID ?? '');
+        return {};
+      }),
       getSecret: u((req) => ({ Secret: sc.getSecret(req.SecretID ?? '') })),
       listSecrets: u((req) => ({ Secrets: sc.listSecrets(req) })),
       createSecret: u(async (req) => ({ Secret: await sc.createSecret(req) })),

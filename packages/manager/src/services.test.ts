@@ -66,10 +66,21 @@ test('services: Control, CA and Dispatcher over grpc-js', async () => {
     );
     const mgr = await unary(control.getNode.bind(control), { NodeID: 'mgr1' });
     assert.equal(mgr.Node?.ManagerStatus?.Leader, true);
-    await assert.rejects(unary(control.createNetwork.bind(control), { Spec: { Name: 'net' } }), (e) => {
-      assert.ok(hasCode(e, 'MANAGER_NOT_IMPLEMENTED'));
-      assert.equal((e as { kind?: string }).kind, 'failed-precondition');
-      assert.match((e as Error).message, /not implemented yet/);
+    // Networks on the wire: created with the given subnet; an overlapping one is already-exists.
+    const subnet = (s: string): { Name: string; IPAMOptions: { Configs: { Subnet: string }[] } } => ({
+      Name: `net-${s.replace(/[./]/g, '-')}`,
+      IPAMOptions: { Configs: [{ Subnet: s }] },
+    });
+    const made = await unary(control.createNetwork.bind(control), { Spec: subnet('198.19.150.0/24') });
+    assert.equal(made.Network?.IPAMOptions?.Configs?.[0]?.Gateway, '198.19.150.1');
+    const nets = await unary(control.listNetworks.bind(control), {});
+    assert.deepEqual(
+      nets.Networks?.map((n) => n.ID),
+      [made.Network?.ID],
+    );
+    await assert.rejects(unary(control.createNetwork.bind(control), { Spec: subnet('198.19.150.128/25') }), (e) => {
+      assert.ok(hasCode(e, 'NETWORK_SUBNET_OVERLAP'));
+      assert.equal((e as { kind?: string }).kind, 'already-exists');
       return true;
     });
     // A service without an image is refused on the wire as invalid-argument, naming the field.

@@ -9,6 +9,7 @@ import { registerNode } from './node.js';
 import { registerService } from '../service/command.js';
 import { registerSecret } from '../secret/command.js';
 import { registerConfig } from '../config/command.js';
+import { registerNetwork } from '../network/command.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
 export const commands: CommandModule[] = [
@@ -22,4 +23,5 @@ export const commands: CommandModule[] = [
   registerService,
   registerSecret,
   registerConfig,
+  registerNetwork,
 ];

@@ -13,6 +13,8 @@ import {
   type CallSettings,
   type CreateConfigRequest,
   type CreateConfigResponse,
+  type CreateNetworkRequest,
+  type CreateNetworkResponse,
   type CreateSecretRequest,
   type CreateSecretResponse,
   type CreateServiceRequest,
@@ -27,12 +29,16 @@ import {
   type GetTaskResponse,
   type ListConfigsRequest,
   type ListConfigsResponse,
+  type ListNetworksRequest,
+  type ListNetworksResponse,
   type ListSecretsRequest,
   type ListSecretsResponse,
   type ListServicesRequest,
   type ListServicesResponse,
   type RemoveConfigRequest,
   type RemoveConfigResponse,
+  type RemoveNetworkRequest,
+  type RemoveNetworkResponse,
   type RemoveSecretRequest,
   type RemoveSecretResponse,
   type RemoveServiceRequest,
@@ -147,6 +153,9 @@ export interface ControlCalls {
   listConfigs: Unary<ListConfigsRequest, ListConfigsResponse>;
   createConfig: Unary<CreateConfigRequest, CreateConfigResponse>;
   removeConfig: Unary<RemoveConfigRequest, RemoveConfigResponse>;
+  listNetworks: Unary<ListNetworksRequest, ListNetworksResponse>;
+  createNetwork: Unary<CreateNetworkRequest, CreateNetworkResponse>;
+  removeNetwork: Unary<RemoveNetworkRequest, RemoveNetworkResponse>;
 }
 
 export interface DaemonClient {
@@ -211,6 +220,9 @@ const CONTROL_METHODS = [
   'listConfigs',
   'createConfig',
   'removeConfig',
+  'listNetworks',
+  'createNetwork',
+  'removeNetwork',
 ] as const;
 
 /** Checks the socket before dialling, so the error says what is wrong (absent, not a socket, root-only). */

@@ -26,6 +26,7 @@ import {
   statusFromTasks,
   taskRows,
 } from './view.js';
+import { withNetworkIds } from '../network/command.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -320,6 +321,7 @@ export function registerService(program: Command): void {
     daemonAction(async (c, ref: string, raw: Partial<ServiceFlags>) => {
       const o = withListDefaults(raw);
       const s = await getService(c, ref);
+      o.networkRm = await withNetworkIds(c, o.networkRm);
       const spec = applyServiceUpdate(s.Spec ?? {}, o);
       const auth = o.withRegistryAuth ? registryAuthFor(spec.TaskTemplate?.ContainerSpec?.Image ?? '') : undefined;
       await resolveRefs(c, spec);

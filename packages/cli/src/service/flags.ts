@@ -71,6 +71,7 @@ export interface ServiceFlags {
   ulimit: string[];
   sysctl: string[];
   group: string[];
+  network: string[];
   // update's lists
   image?: string;
   args?: string;
@@ -99,6 +100,8 @@ export interface ServiceFlags {
   sysctlRm: string[];
   groupAdd: string[];
   groupRm: string[];
+  networkAdd: string[];
+  networkRm: string[];
 }
 
 /** Flags of both `create` and `update`. */
@@ -170,7 +173,8 @@ export function createFlags(c: Command): Command {
     .option('--cap-drop <cap>', 'drop Linux capabilities (repeatable)', collect)
     .option('--ulimit <ulimit>', 'ulimit options (repeatable)', collect)
     .option('--sysctl <key=value>', 'sysctl options (repeatable)', collect)
-    .option('--group <group>', 'set one or more supplementary user groups for the container (repeatable)', collect);
+    .option('--group <group>', 'set one or more supplementary user groups for the container (repeatable)', collect)
+    .option('--network <network>', 'network attachment: NAME or name=NAME,alias=A (repeatable)', collect);
 }
 
 /** Declares `service update`'s flags. */
@@ -204,7 +208,9 @@ export function updateFlags(c: Command): Command {
     .option('--sysctl-add <key=value>', 'add or update a sysctl option (repeatable)', collect)
     .option('--sysctl-rm <key>', 'remove a sysctl option (repeatable)', collect)
     .option('--group-add <group>', 'add an additional supplementary user group (repeatable)', collect)
-    .option('--group-rm <group>', 'remove a previously added supplementary user group (repeatable)', collect);
+    .option('--group-rm <group>', 'remove a previously added supplementary user group (repeatable)', collect)
+    .option('--network-add <network>', 'add a network attachment (repeatable)', collect)
+    .option('--network-rm <network>', 'remove a network attachment (repeatable)', collect);
 }
 
 /** The list flags of the other command, absent from commander's result, as empty lists. */
@@ -249,6 +255,9 @@ export function withListDefaults(o: Partial<ServiceFlags>): ServiceFlags {
     'sysctlRm',
     'groupAdd',
     'groupRm',
+    'network',
+    'networkAdd',
+    'networkRm',
   ] as const;
   const out: Record<string, unknown> = { ...o };
   for (const k of lists) if (!Array.isArray(out[k])) out[k] = [];

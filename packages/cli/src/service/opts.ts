@@ -10,6 +10,7 @@ import {
   parseConstraint,
   type ConfigReference,
   type Mount,
+  type NetworkAttachmentConfig,
   type PlacementPreference,
   type PortConfig,
   type SecretReference,
@@ -519,4 +520,41 @@ export function checkDuplicateTargets(
       );
     seen.add(target);
   }
+}
+
+/**
+ * `--network NAME` or `--network name=NAME,alias=A[,alias=B][,driver-opt=K=V]` (docker's
+ * NetworkOpt): the attachment the manager resolves to the network's ID.
+ */
+export function parseNetworkAttachment(flag: string, v: string): NetworkAttachmentConfig {
+  if (!v.includes('=')) {
+    if (v.trim() === '') throw flagError(flag, v, 'empty network name');
+    return { Target: v };
+  }
+  const out: NetworkAttachmentConfig = { Target: '' };
+  for (const field of splitCsv(flag, v)) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? '' : field.slice(eq + 1);
+    if (eq < 0) throw flagError(flag, v, `invalid field '${field}' must be a key=value pair`);
+    switch (key) {
+      case 'name':
+      case 'target':
+        out.Target = value;
+        break;
+      case 'alias':
+        out.Aliases = [...(out.Aliases ?? []), value];
+        break;
+      case 'driver-opt': {
+        const e = value.indexOf('=');
+        if (e <= 0) throw flagError(flag, v, `invalid driver-opt '${value}': expected KEY=VALUE`);
+        out.DriverOpts = { ...out.DriverOpts, [value.slice(0, e)]: value.slice(e + 1) };
+        break;
+      }
+      default:
+        throw flagError(flag, v, `invalid field key '${key}'`);
+    }
+  }
+  if (out.Target === '') throw flagError(flag, v, 'network name is missing (name=NAME)');
+  return out;
 }

@@ -29,6 +29,7 @@ import {
   parseEnvFlag,
   parseLabel,
   parseMount,
+  parseNetworkAttachment,
   parsePlacementPref,
   parsePublish,
   parseSecretRef,
@@ -324,6 +325,8 @@ export function buildServiceSpec(
   };
   const rp = restartPolicy(o, undefined);
   if (rp) task.RestartPolicy = rp;
+  const networks = o.network.map((n) => parseNetworkAttachment('--network', n));
+  if (networks.length > 0) task.Networks = networks;
   const ports: PortConfig[] = o.publish.flatMap((p) => parsePublish('--publish', p));
   const spec: ServiceSpec = {
     Name: o.name ?? '',
@@ -461,6 +464,11 @@ export function applyServiceUpdate(
     const addTargets = add.map((s) => s.File?.Name);
     c.Configs = [...kept.filter((s) => !addTargets.includes(s.File?.Name)), ...add];
     checkDuplicateTargets('config', c.Configs);
+  }
+  if (o.networkAdd.length > 0 || o.networkRm.length > 0) {
+    const add = o.networkAdd.map((n) => parseNetworkAttachment('--network-add', n));
+    const gone = [...o.networkRm, ...add.map((n) => n.Target ?? '')];
+    task.Networks = [...(task.Networks ?? []).filter((n) => !gone.includes(n.Target ?? '')), ...add];
   }
   const endpoint = (spec.EndpointSpec ??= {});
   const emode = endpointMode(o);

@@ -101,7 +101,10 @@ export interface ServicesRig {
   close(): void;
 }
 
-export async function servicesRig(workers: readonly string[] = ['w1', 'w2']): Promise<ServicesRig> {
+export async function servicesRig(
+  workers: readonly string[] = ['w1', 'w2'],
+  cluster: { defaultAddrPool?: readonly string[]; subnetSize?: number; ingress?: boolean } = {},
+): Promise<ServicesRig> {
   const clock = new FakeClock();
   const sm = new StoreStateMachine();
   const store = new ClusterStore({ log: new LocalLog(sm), stateMachine: sm, now: () => new Date(clock.now()) });
@@ -120,6 +123,7 @@ export async function servicesRig(workers: readonly string[] = ['w1', 'w2']): Pr
     clusterId: newClusterId(),
     advertiseAddr: '198.18.0.2:2377',
     description: { Hostname: 'm1' },
+    ...cluster,
   });
   await store.update((tx) => {
     for (const w of workers) tx.create('node', workerNode(w));

@@ -2,12 +2,13 @@
  * Stored services, tasks, secrets and configs, and how Control finds them: an ID, a unique ID
  * prefix, or a name (tasks: an ID or unique ID prefix).
  */
-import type { Config, Secret, Service, Task } from '@shoal/api';
+import type { Config, Network, Secret, Service, Task } from '@shoal/api';
 import type { ClusterStore, StoredObject } from '@shoal/store';
 import { fromStored } from '../context.js';
 import {
   AmbiguousRefError,
   ConfigNotFoundError,
+  NetworkNotFoundError,
   SecretNotFoundError,
   ServiceNotFoundError,
   TaskNotFoundError,
@@ -17,8 +18,9 @@ export type StoredService = Service & StoredObject;
 export type StoredTask = Task & StoredObject;
 export type StoredSecret = Secret & StoredObject;
 export type StoredConfig = Config & StoredObject;
+export type StoredNetwork = Network & StoredObject;
 
-type Kind = 'service' | 'task' | 'secret' | 'config';
+type Kind = 'service' | 'task' | 'secret' | 'config' | 'network';
 
 function notFound(kind: Kind, ref: string): Error {
   switch (kind) {
@@ -30,6 +32,8 @@ function notFound(kind: Kind, ref: string): Error {
       return new SecretNotFoundError(ref);
     case 'config':
       return new ConfigNotFoundError(ref);
+    case 'network':
+      return new NetworkNotFoundError(ref);
   }
 }
 

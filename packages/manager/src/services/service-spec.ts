@@ -3,7 +3,7 @@
  * withServiceDefaults), then every problem named: api's checks (name, image, mode, restart and
  * update policies, ports, mounts, health check, constraints) plus the manager's (replicas and
  * mode combinations, job counts, memory and CPU bounds as SwarmKit's, secrets and configs that
- * must exist: they are resolved to their IDs).
+ * must exist: they are resolved to their IDs; so are networks).
  */
 import {
   type ConfigReference,
@@ -17,6 +17,7 @@ import {
 import type { ManagerContext } from '../context.js';
 import { ConfigNotFoundError, InvalidRequestError, SecretNotFoundError } from '../errors.js';
 import { findRef, type StoredConfig, type StoredSecret } from './objects.js';
+import { resolveServiceNetworks } from '../networks/service-networks.js';
 
 /** SwarmKit's floors: a memory value below 4 MiB and a CPU value below 0.001 are refused. */
 export const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
@@ -111,5 +112,6 @@ export function prepareServiceSpec(ctx: ManagerContext, given: ServiceSpec): Ser
       return { ...r, ConfigID: s.ID, ConfigName: s.Spec?.Name ?? '' };
     });
   }
+  resolveServiceNetworks(ctx, spec);
   return spec;
 }

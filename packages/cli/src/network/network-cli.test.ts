@@ -1,0 +1,276 @@
+/**
+ * `shoal network` and `service create --network/--endpoint-mode` against a test double of
+ * shoald (a grpc-js Control server on a unix socket over an in-memory list of networks; the
+ * manager's own behaviour is tested in packages/manager). The CLI runs as its own process; the
+ * double records every call so that bad input is seen to make none.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import {
+  ControlService,
+  unaryHandler,
+  type CreateNetworkRequest,
+  type CreateServiceRequest,
+  type Network,
+  type RemoveNetworkRequest,
+} from '@shoal/api';
+import { ShoalError } from '@shoal/common';
+
+function handle<Req, Res>(fn: (req: Req) => Res): ReturnType<typeof unaryHandler<Req, Res>> {
+  return unaryHandler<Req, Res>((req) => Promise.resolve().then(() => fn(req)));
+}
+
+class FakeDaemon {
+  readonly calls: string[] = [];
+  readonly created: CreateNetworkRequest[] = [];
+  readonly services: CreateServiceRequest[] = [];
+  readonly networks = new Map<string, Network>();
+  /** Network IDs the double says are in use (rm refused). */
+  readonly inUse = new Set<string>();
+  private readonly server = new Server();
+
+  constructor(readonly socket: string) {
+    const control = {
+      listNetworks: handle(() => ({ Networks: [...this.networks.values()] })),
+      createNetwork: handle((req: CreateNetworkRequest) => {
+        this.calls.push(`CreateNetwork ${req.Spec?.Name ?? ''}`);
+        this.created.push(req);
+        const id = `${(req.Spec?.Name ?? 'x').padEnd(4, 'x')}${'0123456789abcdef'.repeat(2)}`.slice(0, 25);
+        const n: Network = {
+          ID: id,
+          Version: { Index: 1 },
+          CreatedAt: '2026-11-29T00:00:00Z',
+          Spec: req.Spec ?? {},
+          DriverState: {
+            Name: 'overlay',
+            Options: {
+              ...req.Spec?.DriverConfiguration?.Options,
+              'com.docker.network.driver.overlay.vxlanid_list': '4096',
+            },
+          },
+          IPAMOptions: {
+            Driver: { Name: 'default' },
+            Configs: req.Spec?.IPAMOptions?.Configs ?? [{ Subnet: '198.19.128.0/24', Gateway: '198.19.128.1' }],
+          },
+        };
+        this.networks.set(id, n);
+        return { Network: n };
+      }),
+      removeNetwork: handle((req: RemoveNetworkRequest) => {
+        this.calls.push(`RemoveNetwork ${req.NetworkID ?? ''}`);
+        const n = this.networks.get(req.NetworkID ?? '');
+        if (n === undefined)
+          throw new ShoalError('MANAGER_NETWORK_NOT_FOUND', `network ${req.NetworkID} not found`, {
+            kind: 'not-found',
+          });
+        if (this.inUse.has(n.ID ?? ''))
+          throw new ShoalError(
+            'MANAGER_NETWORK_IN_USE',
+            `network ${n.Spec?.Name} is in use by service web: remove it first`,
+            { kind: 'failed-precondition' },
+          );
+        this.networks.delete(n.ID ?? '');
+        return {};
+      }),
+      createService: handle((req: CreateServiceRequest) => {
+        this.calls.push('CreateService');
+        this.services.push(req);
+        return { Service: { ID: 'svc1' }, Warnings: [] };
+      }),
+    };
+    this.server.addService(ControlService, control);
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) =>
+      this.server.bindAsync(`unix://${this.socket}`, ServerCredentials.createInsecure(), (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function withDaemon(t: {
+  after(fn: () => Promise<void>): void;
+}): Promise<{ d: FakeDaemon; run: (args: string[], stdin?: string) => Promise<Run> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-netcli-'));
+  const d = new FakeDaemon(join(dir, 'shoal.sock'));
+  t.after(async () => {
+    await d.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await d.start();
+  const main = new URL('../main.js', import.meta.url).pathname;
+  const run = (args: string[], stdin?: string): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const c = spawn(process.execPath, [main, ...args], {
+        stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: { ...process.env, SHOAL_DEBUG: '', SHOAL_HOST: `unix://${d.socket}` },
+      });
+      let stdout = '';
+      let stderr = '';
+      c.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
+      c.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+      if (stdin !== undefined) c.stdin?.end(stdin);
+      c.on('error', reject);
+      c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  return { d, run };
+}
+
+test('network create sends the flags; ls, inspect in docker shapes; rm in use refused; prune', async (t) => {
+  const { d, run } = await withDaemon(t);
+  const c = await run([
+    'network',
+    'create',
+    '-d',
+    'overlay',
+    '--subnet',
+    '198.19.140.0/24',
+    '--gateway',
+    '198.19.140.254',
+    '--ip-range',
+    '198.19.140.128/25',
+    '--attachable',
+    '--internal',
+    '--opt',
+    'mtu=1400',
+    '--label',
+    'tier=back',
+    'back',
+  ]);
+  assert.equal(c.stderr, '');
+  assert.equal(c.code, 0);
+  const id = c.stdout.trim();
+  assert.ok(d.networks.has(id), 'prints the ID');
+  assert.deepEqual(JSON.parse(JSON.stringify(d.created[0]?.Spec)), {
+    Name: 'back',
+    Labels: { tier: 'back' },
+    DriverConfiguration: { Name: 'overlay', Options: { mtu: '1400' } },
+    IPv6Enabled: false,
+    Internal: true,
+    Attachable: true,
+    Ingress: false,
+    IPAMOptions: {
+      Driver: { Name: 'default', Options: {} },
+      Configs: [{ Subnet: '198.19.140.0/24', Gateway: '198.19.140.254', Range: '198.19.140.128/25' }],
+    },
+    Scope: 'swarm',
+  });
+  assert.equal((await run(['network', 'create', 'front'])).code, 0);
+  assert.equal(d.created[1]?.Spec?.DriverConfiguration?.Name, 'overlay', 'overlay by default');
+
+  // Bad input: one line, exit 2, no call.
+  const calls = d.calls.length;
+  const bad = await run(['network', 'create', '--gateway', '198.19.5.1', 'x']);
+  assert.equal(bad.stderr, 'shoal: every --gateway and --ip-range must have a corresponding --subnet\n');
+  assert.equal(bad.code, 2);
+  assert.equal(d.calls.length, calls);
+
+  const ls = await run(['network', 'ls']);
+  const lines = ls.stdout.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/);
+  assert.match(lines[1] ?? '', new RegExp(`^${id.slice(0, 12)}\\s+back\\s+overlay\\s+swarm$`));
+  assert.match(lines[2] ?? '', /^\S{12}\s+front\s+overlay\s+swarm$/);
+  assert.equal((await run(['network', 'ls', '-q', '--filter', 'label=tier=back'])).stdout, `${id.slice(0, 12)}\n`);
+  assert.equal(
+    (await run(['network', 'ls', '--format', '{{.Name}} {{.Internal}}'])).stdout,
+    'back true\nfront false\n',
+  );
+  const badFilter = await run(['network', 'ls', '--filter', 'color=red']);
+  assert.equal(badFilter.stderr, "shoal: invalid filter 'color'\n");
+
+  const insp = await run(['network', 'inspect', 'back']);
+  assert.equal(insp.code, 0);
+  const [j] = JSON.parse(insp.stdout) as Record<string, unknown>[];
+  assert.deepEqual(j, {
+    Name: 'back',
+    Id: id,
+    Created: '2026-11-29T00:00:00Z',
+    Scope: 'swarm',
+    Driver: 'overlay',
+    EnableIPv6: false,
+    IPAM: {
+      Driver: 'default',
+      Options: null,
+      Config: [{ Subnet: '198.19.140.0/24', IPRange: '198.19.140.128/25', Gateway: '198.19.140.254' }],
+    },
+    Internal: true,
+    Attachable: true,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: null,
+    Options: { mtu: '1400', 'com.docker.network.driver.overlay.vxlanid_list': '4096' },
+    Labels: { tier: 'back' },
+  });
+  assert.equal((await run(['network', 'inspect', '-f', '{{.Scope}}', id.slice(0, 6)])).stdout, 'swarm\n');
+  const missing = await run(['network', 'inspect', 'nope']);
+  assert.equal(missing.stderr, 'shoal: no such network: nope\n');
+  assert.equal(missing.code, 3);
+
+  d.inUse.add(id);
+  const busy = await run(['network', 'rm', 'back']);
+  assert.equal(busy.stderr, 'Error response from daemon: network back is in use by service web: remove it first\n');
+  assert.equal(busy.code, 5);
+  assert.ok(d.networks.has(id));
+
+  const pruned = await run(['network', 'prune', '-f']);
+  assert.equal(pruned.stdout, 'Deleted Networks:\nfront\n');
+  assert.deepEqual(
+    [...d.networks.values()].map((n) => n.Spec?.Name),
+    ['back'],
+  );
+  const asked = await run(['network', 'prune'], 'n\n');
+  assert.match(asked.stderr, /Are you sure you want to continue\? \[y\/N\]/);
+  d.inUse.clear();
+  const rmOk = await run(['network', 'rm', 'back']);
+  assert.equal(rmOk.stdout, 'back\n');
+  assert.equal(d.networks.size, 0);
+});
+
+test('service create --network NAME[,alias=X] and --endpoint-mode reach the daemon', async (t) => {
+  const { d, run } = await withDaemon(t);
+  const r = await run([
+    'service',
+    'create',
+    '-d',
+    '--name',
+    'db',
+    '--network',
+    'back',
+    '--network',
+    'name=front,alias=database,alias=pg',
+    '--endpoint-mode',
+    'dnsrr',
+    'busybox:1',
+  ]);
+  assert.equal(r.stderr, '');
+  assert.equal(r.code, 0);
+  const spec = d.services[0]?.Spec;
+  assert.deepEqual(spec?.TaskTemplate?.Networks, [
+    { Target: 'back', Aliases: [], DriverOpts: {} },
+    { Target: 'front', Aliases: ['database', 'pg'], DriverOpts: {} },
+  ]);
+  assert.equal(spec?.EndpointSpec?.Mode, 'dnsrr');
+  const calls = d.calls.length;
+  const bad = await run(['service', 'create', '-d', '--network', 'alias=x', 'busybox:1']);
+  assert.match(bad.stderr, /^shoal: invalid argument "alias=x" for "--network" flag: network name is missing/);
+  assert.equal(bad.code, 2);
+  assert.equal(d.calls.length, calls);
+});

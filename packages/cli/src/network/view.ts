@@ -1,0 +1,88 @@
+/**
+ * A swarm network as `docker network inspect` prints it (the engine's NetworkResource shape,
+ * not the swarm object), and the flags of `network create` as a NetworkSpec.
+ */
+import type { IPAMConfig, Network, NetworkSpec } from '@shoal/api';
+import { InvalidArgumentError } from '@shoal/common';
+
+/** Docker's `network inspect` JSON of a swarm network. */
+export function networkResource(n: Network): Record<string, unknown> {
+  const spec = n.Spec ?? {};
+  const ipam = n.IPAMOptions ?? spec.IPAMOptions ?? {};
+  return {
+    Name: spec.Name ?? '',
+    Id: n.ID ?? '',
+    Created: n.CreatedAt ?? '',
+    Scope: 'swarm',
+    Driver: n.DriverState?.Name || spec.DriverConfiguration?.Name || 'overlay',
+    EnableIPv6: spec.IPv6Enabled === true,
+    IPAM: {
+      Driver: ipam.Driver?.Name || 'default',
+      Options: Object.keys(ipam.Driver?.Options ?? {}).length > 0 ? ipam.Driver?.Options : null,
+      Config: (ipam.Configs ?? []).map((c) => ({
+        Subnet: c.Subnet ?? '',
+        ...(c.Range ? { IPRange: c.Range } : {}),
+        ...(c.Gateway ? { Gateway: c.Gateway } : {}),
+      })),
+    },
+    Internal: spec.Internal === true,
+    Attachable: spec.Attachable === true,
+    Ingress: spec.Ingress === true,
+    ConfigFrom: { Network: spec.ConfigFrom?.Network ?? '' },
+    ConfigOnly: false,
+    Containers: null,
+    Options: { ...(n.DriverState?.Options ?? spec.DriverConfiguration?.Options ?? {}) },
+    Labels: { ...spec.Labels },
+  };
+}
+
+export interface CreateFlags {
+  driver: string;
+  subnet: string[];
+  gateway: string[];
+  ipRange: string[];
+  attachable?: boolean;
+  internal?: boolean;
+  ingress?: boolean;
+  ipv6?: boolean;
+  opt: string[];
+  label: string[];
+}
+
+function kv(flag: string, values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const key = eq < 0 ? v : v.slice(0, eq);
+    if (key.trim() === '')
+      throw new InvalidArgumentError(`invalid argument ${JSON.stringify(v)} for "${flag}" flag: empty name`);
+    out[key] = eq < 0 ? '' : v.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `network create`'s flags as the spec sent (docker's: gateway and ip-range need a subnet). */
+export function networkSpecFromFlags(name: string, o: CreateFlags): NetworkSpec {
+  if (o.subnet.length === 0 && (o.gateway.length > 0 || o.ipRange.length > 0))
+    throw new InvalidArgumentError('every --gateway and --ip-range must have a corresponding --subnet');
+  if (o.gateway.length > o.subnet.length)
+    throw new InvalidArgumentError('cannot give more --gateway values than --subnet values');
+  if (o.ipRange.length > o.subnet.length)
+    throw new InvalidArgumentError('cannot give more --ip-range values than --subnet values');
+  const configs: IPAMConfig[] = o.subnet.map((s, i) => ({
+    Subnet: s,
+    ...(o.gateway[i] !== undefined ? { Gateway: o.gateway[i] } : {}),
+    ...(o.ipRange[i] !== undefined ? { Range: o.ipRange[i] } : {}),
+  }));
+  return {
+    Name: name,
+    Labels: kv('--label', o.label),
+    DriverConfiguration: { Name: o.driver, Options: kv('--opt', o.opt) },
+    IPv6Enabled: o.ipv6 === true,
+    Internal: o.internal === true,
+    Attachable: o.attachable === true,
+    Ingress: o.ingress === true,
+    ...(configs.length > 0 ? { IPAMOptions: { Driver: { Name: 'default' }, Configs: configs } } : {}),
+    Scope: 'swarm',
+  };
+}
