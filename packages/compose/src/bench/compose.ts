@@ -4,8 +4,9 @@
 // schema compilation), compose_schema_compile_ms, and yaml_parse_ms (the yaml package alone on the
 // same text, measured in the same run: the floor under compose_load_ms); the same two as CPU time
 // (compose_load_cpu_ms, yaml_parse_cpu_ms: less disturbed by a busy machine) and the load average;
-// compose_read_cst_cpu_ms / compose_read_composer_cpu_ms: Shoal's YAML reader alone on its CST fast
-// path and forced through the yaml Composer (the previous way), side by side.
+// compose_read_fast_cpu_ms / compose_read_cst_cpu_ms / compose_read_composer_cpu_ms: Shoal's YAML
+// reader alone on its own scanner (the default now), forced onto the yaml CST path (the previous
+// default) and forced through the yaml Composer (the way before that), side by side.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { LineCounter, parseAllDocuments } from 'yaml';
 import { validatorFor } from '../schema.js';
 import { Diagnostics } from '../errors.js';
 import { prepareStack } from '../stack.js';
-import { parseComposeYaml } from '../yaml.js';
+import { parseComposeYaml, type YamlReader } from '../yaml.js';
 
 const SERVICES = Number(process.env['COMPOSE_BENCH_SERVICES'] ?? 200);
 const RUNS = Number(process.env['COMPOSE_BENCH_RUNS'] ?? 30);
@@ -109,12 +110,12 @@ try {
     const used = process.cpuUsage(c);
     yamlCpu.push((used.user + used.system) / 1000);
   }
-  // Shoal's reader alone, on its CST path and (the previous way) through the yaml Composer.
-  const readerCpu = (composer: boolean) => {
+  // Shoal's reader alone: its own scanner, the yaml CST path, the yaml Composer.
+  const readerCpu = (reader: YamlReader) => {
     const out: number[] = [];
     for (let i = 0; i < Math.min(RUNS, 10); i++) {
       const c = process.cpuUsage();
-      if (!parseComposeYaml('f.yml', text, new Diagnostics(), { composer })) throw new Error('parse failed');
+      if (!parseComposeYaml('f.yml', text, new Diagnostics(), { reader })) throw new Error('parse failed');
       const used = process.cpuUsage(c);
       out.push((used.user + used.system) / 1000);
     }
@@ -123,8 +124,9 @@ try {
       50,
     );
   };
-  const cstCpu = readerCpu(false);
-  const composerCpu = readerCpu(true);
+  const fastCpu = readerCpu('fast');
+  const cstCpu = readerCpu('cst');
+  const composerCpu = readerCpu('composer');
   yamlTimes.sort((a, b) => a - b);
   yamlCpu.sort((a, b) => a - b);
   const yamlMedian = percentile(yamlTimes, 50);
@@ -143,6 +145,7 @@ try {
       yaml_parse_ms: Number(yamlMedian.toFixed(1)),
       compose_load_cpu_ms: Number(percentile(cpuWarm, 50).toFixed(1)),
       yaml_parse_cpu_ms: Number(percentile(yamlCpu, 50).toFixed(1)),
+      compose_read_fast_cpu_ms: Number(fastCpu.toFixed(1)),
       compose_read_cst_cpu_ms: Number(cstCpu.toFixed(1)),
       compose_read_composer_cpu_ms: Number(composerCpu.toFixed(1)),
       load_average: Number((os.loadavg()[0] ?? 0).toFixed(1)),
