@@ -160,6 +160,30 @@ describe('compose YAML: fast reader against the Composer', () => {
       }
     }
   });
+  it('agrees on seeded random mutations of the snippets and corpus files (or gives up)', () => {
+    // A small deterministic PRNG (mulberry32): the same mutations on every run.
+    let seed = 0x5eed;
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return (((t ^ (t >>> 14)) >>> 0) % n) as number;
+    };
+    const pieces = [' ', '  ', ':', ': ', '-', '- ', '#', ' #', '"', "'", '\n', '\n  ', '&a ', '*a', '[', ']', '{', '}'];
+    pieces.push(',', '|', '>', '|-', '>+', '\\', '\\n', '?', '!', 'x', '1', '.5', '<<: ', '~', '\n- ', '\n\n');
+    const bases = [...ACCEPTED, ...yamlFiles(CORPUS).map((f) => readFileSync(f, 'utf8').slice(0, 1500))];
+    let fast = 0;
+    for (let i = 0; i < 4000; i++) {
+      let text = bases[rand(bases.length)] as string;
+      for (let k = 1 + rand(3); k > 0; k--) {
+        const at = rand(text.length + 1);
+        const cut = rand(3) === 0 ? rand(4) : 0;
+        text = text.slice(0, at) + (rand(4) === 0 ? '' : (pieces[rand(pieces.length)] as string)) + text.slice(at + cut);
+      }
+      if (compare(text) === 'fast') fast++;
+    }
+    assert.ok(fast > 400, `only ${fast} mutations took the fast path`);
+  });
   it('agrees on every YAML text the other compose tests parse', () => {
     const tests = readdirSync(DIST)
       .filter((f) => f.endsWith('.test.js') && f !== 'yamlfast.test.js' && f !== 'yamlcst.test.js')
