@@ -36,7 +36,10 @@ describe('compose: precompiled schema validators', () => {
 
   it('accept and reject as the ajv-compiled ones, with the same errors', () => {
     const docs: unknown[] = [
-      { version: '3.8', services: { web: { image: 'nginx', ports: ['80:80', 8080], healthcheck: { interval: '5s' } } } },
+      {
+        version: '3.8',
+        services: { web: { image: 'nginx', ports: ['80:80', 8080], healthcheck: { interval: '5s' } } },
+      },
       { services: { web: { image: 1, deploy: { replicas: 'x' }, foo: 1, ports: ['99999999:1', 1.5] } } },
       { services: { web: { healthcheck: { interval: 'soon' }, stop_grace_period: '1x', expose: ['x'] } } },
       { networks: { n: { driver: 3 } }, volumes: [], secrets: { s: { file: 1, external: 'x' } } },

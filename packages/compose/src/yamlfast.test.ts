@@ -167,9 +167,28 @@ describe('compose YAML: fast reader against the Composer', () => {
       seed = (seed + 0x6d2b79f5) | 0;
       let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
       t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return (((t ^ (t >>> 14)) >>> 0) % n) as number;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
     };
-    const pieces = [' ', '  ', ':', ': ', '-', '- ', '#', ' #', '"', "'", '\n', '\n  ', '&a ', '*a', '[', ']', '{', '}'];
+    const pieces = [
+      ' ',
+      '  ',
+      ':',
+      ': ',
+      '-',
+      '- ',
+      '#',
+      ' #',
+      '"',
+      "'",
+      '\n',
+      '\n  ',
+      '&a ',
+      '*a',
+      '[',
+      ']',
+      '{',
+      '}',
+    ];
     pieces.push(',', '|', '>', '|-', '>+', '\\', '\\n', '?', '!', 'x', '1', '.5', '<<: ', '~', '\n- ', '\n\n');
     const bases = [...ACCEPTED, ...yamlFiles(CORPUS).map((f) => readFileSync(f, 'utf8').slice(0, 1500))];
     let fast = 0;
@@ -178,7 +197,8 @@ describe('compose YAML: fast reader against the Composer', () => {
       for (let k = 1 + rand(3); k > 0; k--) {
         const at = rand(text.length + 1);
         const cut = rand(3) === 0 ? rand(4) : 0;
-        text = text.slice(0, at) + (rand(4) === 0 ? '' : (pieces[rand(pieces.length)] as string)) + text.slice(at + cut);
+        text =
+          text.slice(0, at) + (rand(4) === 0 ? '' : (pieces[rand(pieces.length)] as string)) + text.slice(at + cut);
       }
       if (compare(text) === 'fast') fast++;
     }

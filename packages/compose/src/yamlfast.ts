@@ -432,7 +432,7 @@ class Reader {
     else {
       let maxBlank = 0;
       ci = -1;
-      for (let x = l; x < src.length; ) {
+      for (let x = l; x < src.length;) {
         const s = this.indent(x);
         const e = this.lineEnd(x);
         if (x + s === e) {
@@ -447,7 +447,7 @@ class Reader {
     }
     const lines: string[] = [];
     let blanksAfter = 0;
-    for (; l < src.length; ) {
+    for (; l < src.length;) {
       const s = this.indent(l);
       const e = this.lineEnd(l);
       if (l + s === e) {
@@ -506,9 +506,7 @@ class Reader {
     const src = this.src;
     const isMap = src.charCodeAt(p) === 123;
     const close = isMap ? 125 : 93;
-    const out: YNode = isMap
-      ? { kind: 'map', keys: [], values: [], offset: p }
-      : { kind: 'seq', items: [], offset: p };
+    const out: YNode = isMap ? { kind: 'map', keys: [], values: [], offset: p } : { kind: 'seq', items: [], offset: p };
     if (anchor !== undefined) this.anchors.set(anchor, out);
     let i = this.skipSpaces(p + 1);
     if (src.charCodeAt(i) === close) {
