@@ -367,8 +367,33 @@ test('constraints: parse and match as Docker (case-insensitive values, missing l
   assert.ok(m('node.labels.rack!=r1'), 'a missing label matches !=');
   assert.ok(!m('node.labels.rack==r1'), 'and never ==');
   assert.ok(!m('node.role!=worker'));
-  assert.throws(
-    () => parseConstraints(['node.role~worker']),
-    (e) => hasCode(e, 'MANAGER_INVALID_REQUEST'),
-  );
+  assert.ok(!m('node.role==manager'));
+  assert.ok(m('node.id!=n2', 'node.hostname != box2', ' node.labels.zone == EAST '), 'spaces around the operator');
+  assert.ok(!m('node.id!=n1'));
+  assert.ok(!m('node.labels.zone!=east'));
+  assert.ok(!m('engine.labels.ssd==false'));
+  assert.ok(m('engine.labels.hdd!=true'), 'a missing engine label matches !=');
+  assert.ok(m('node.platform.arch==x86_64', 'node.platform.arch==X86-64'), 'the raw name and its aliases');
+  assert.ok(!m('node.platform.arch==arm64'));
+  assert.ok(!m('node.platform.os==windows'));
+  const arm = (arch: string): boolean =>
+    constraintsMatch(
+      parseConstraints(['node.platform.arch==arm64']),
+      workerNode('a', { Description: { Platform: { OS: 'linux', Architecture: arch } } }),
+    );
+  assert.ok(arm('aarch64') && arm('arm64') && !arm('armv7l'), 'aarch64 is arm64, armv7l is not');
+  for (const bad of [
+    'node.role~worker',
+    'node.labels.zone',
+    'node.color==red',
+    'node.id=>x',
+    'node.labels.==x',
+    'node.id==',
+  ]) {
+    assert.throws(
+      () => parseConstraints([bad]),
+      (e) => hasCode(e, 'MANAGER_INVALID_REQUEST'),
+      bad,
+    );
+  }
 });
