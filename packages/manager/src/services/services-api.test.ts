@@ -12,6 +12,7 @@ import type { StoredSecret } from './objects.js';
 import { fromStored } from '../context.js';
 import { constraintsMatch, parseConstraints } from './constraint.js';
 import { workerNode } from '../orchestrator/test-rig.js';
+import { randomServiceName } from './service-names.js';
 
 function spec(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
   return { Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox:1' } }, ...over };
@@ -396,4 +397,38 @@ test('constraints: parse and match as Docker (case-insensitive values, missing l
       bad,
     );
   }
+});
+
+test('a service created without a name gets a free random adjective_fish name', async (t) => {
+  const r = await servicesRig(['w1']);
+  t.after(() => r.close());
+  const api = r.manager.servicesApi;
+  const names = new Set<string>();
+  for (let i = 0; i < 3; i++) {
+    const s = await api.createService({ Spec: spec('') });
+    const name = s.Spec?.Name ?? '';
+    assert.match(name, /^[a-z]+_[a-z]+\d*$/);
+    assert.equal(api.getService(name).ID, s.ID, 'found by its given name');
+    names.add(name);
+  }
+  assert.equal(names.size, 3, 'each unnamed service got its own name');
+
+  // a collision is retried: the first pick is taken, the second is not
+  const picks = [0, 0, 0, 1];
+  const seq = (): number => picks.shift() ?? 0;
+  const taken = new Set(['amber_anchovy']);
+  assert.equal(
+    randomServiceName((n) => taken.has(n), seq),
+    'amber_barracuda',
+  );
+  // after ten plain collisions a number is appended
+  const all = (n: string): boolean => !/\d$/.test(n);
+  assert.match(
+    randomServiceName(all, () => 7),
+    /^[a-z]+_[a-z]+7$/,
+  );
+  assert.throws(
+    () => randomServiceName(() => true),
+    (e) => hasCode(e, 'MANAGER_NAME_EXISTS'),
+  );
 });
