@@ -288,6 +288,7 @@ async function createTasks(r: Rig, tasks: Task[]): Promise<void> {
 test('scheduler on a manager: new -> pending -> assigned, each service in one transaction', async () => {
   const r = await rig();
   try {
+    r.manager.orchestrator.stop(); // its reaper would delete these tasks of no service
     await addNodes(r, [node('w1'), node('w2'), node('w3')]);
     await quiesce(r);
     const before = r.store.revision;
