@@ -13,7 +13,7 @@ import { type Change, VersionConflictError } from '@shoal/store';
 import type { ManagerContext } from './context.js';
 import type { StoredTask } from './scheduler/scheduler.js';
 import { MAX_WRITE_BYTES, PENDING_MESSAGE } from './scheduler/scheduler.js';
-import { WatchLoop } from './watch-loop.js';
+import { WatchLoop, WatchLoopDriven } from './watch-loop.js';
 
 const COMPLETE = taskStateRank('complete');
 
@@ -27,13 +27,14 @@ export function needsAllocation(t: Task): boolean {
   return (t.Status?.State ?? 'new') === 'new' && taskStateRank(t.DesiredState ?? '') <= COMPLETE;
 }
 
-export class Allocator {
-  private readonly loop: WatchLoop;
+export class Allocator extends WatchLoopDriven {
+  protected readonly loop: WatchLoop;
 
   constructor(
     private readonly ctx: ManagerContext,
     private readonly allocate: TaskAllocator = allocateNothing,
   ) {
+    super();
     this.loop = new WatchLoop({
       name: 'allocator',
       store: ctx.store,
@@ -44,26 +45,6 @@ export class Allocator {
       },
       relevant: (c: Change) => c.action !== 'remove' && needsAllocation(c.object as Task),
     });
-  }
-
-  get isRunning(): boolean {
-    return this.loop.isRunning;
-  }
-
-  start(): void {
-    this.loop.start();
-  }
-
-  stop(): void {
-    this.loop.stop();
-  }
-
-  whenIdle(): Promise<void> {
-    return this.loop.whenIdle();
-  }
-
-  get idle(): boolean {
-    return this.loop.idle;
   }
 
   /**

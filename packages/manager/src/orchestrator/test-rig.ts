@@ -125,6 +125,9 @@ export async function servicesRig(workers: readonly string[] = ['w1', 'w2']): Pr
     for (const w of workers) tx.create('node', workerNode(w));
   });
   manager.start();
+  // Tests move tasks on themselves (assign, report): the allocator and scheduler would too.
+  manager.allocator.stop();
+  manager.scheduler.stop();
   const quiet = async (): Promise<void> => {
     for (let i = 0; i < 10; i++) {
       await settle();
