@@ -291,6 +291,52 @@ test(
 );
 
 test(
+  "named volumes are the engine's: a second task reads what the first wrote, in use while mounted",
+  { timeout: 240_000 },
+  async (t) => {
+    const n = node(t);
+    const { engine, agent } = await n.open();
+    const s = session(agent);
+    t.after(() => s.end());
+    const hex = randomBytes(4).toString('hex');
+    const name = `data-${hex}`;
+    const mark = `written-${hex}`;
+    const mount = { Type: 'volume', Source: name, Target: '/data', VolumeOptions: { Labels: { tier: 'db' } } };
+    const writer = makeTask(n.nodeId, 'vol', 1, {
+      ContainerSpec: { Image: busybox, Args: ['sh', '-c', `echo ${mark} > /data/f`], Mounts: [mount] },
+    });
+    s.link.push('complete', [update(writer)]);
+    await reached(s.link, writer, 'complete');
+    s.link.push('incremental', [removal(writer)]);
+    await until(async () => ((await engine.list({ all: true })).length === 0 ? true : undefined), 'writer removed');
+
+    const vol = (await engine.volumes.list()).find((v) => v.Name === name);
+    assert.equal(vol?.Labels?.['tier'], 'db', 'the volume was created with the mount labels');
+    assert.equal(vol?.Driver, 'local');
+
+    const reader = makeTask(n.nodeId, 'vol', 2, {
+      ContainerSpec: { Image: busybox, Args: ['sleep', '1000'], StopGracePeriod: 1e9, Mounts: [mount] },
+    });
+    s.link.push('incremental', [update(reader)]);
+    await reached(s.link, reader, 'running');
+    const id = s.link.last(reader.ID!)!.Status!.ContainerStatus!.ContainerID!;
+    assert.equal(
+      (await exec(engine, id, ['cat', '/data/f'])).trim(),
+      mark,
+      "the second task sees the first one's file",
+    );
+    await assert.rejects(engine.volumes.remove(name), { code: 'ENGINE_VOLUME_IN_USE' });
+
+    s.link.push('incremental', [update({ ...reader, DesiredState: 'shutdown' })]);
+    await reached(s.link, reader, 'shutdown');
+    s.link.push('incremental', [removal(reader)]);
+    await until(async () => ((await engine.list({ all: true })).length === 0 ? true : undefined), 'reader removed');
+    await engine.volumes.remove(name);
+    assert.ok(!(await engine.volumes.list()).some((v) => v.Name === name));
+  },
+);
+
+test(
   'a restarted agent re-adopts running containers: no restart, no duplicate; unassigned ones stop',
   { timeout: 240_000 },
   async (t) => {

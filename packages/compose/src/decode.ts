@@ -35,6 +35,8 @@ export interface DecodeContext {
   lookup: Lookup;
   diags: Diagnostics;
   warnings: Warning[];
+  /** env_file contents already read while decoding this file (each is read once, not per service). */
+  envFileCache?: Map<string, Buffer>;
 }
 
 /** Go's fmt.Sprint of a scalar taken from `container[key]`. */
@@ -310,7 +312,10 @@ function resolveEnvironment(
       const file = absPath(ctx.workingDir, f);
       const p = listForm ? [...envFilePath, i] : envFilePath;
       try {
-        lines.push(...parseEnvFile(readFileSync(file), ctx.lookup));
+        const cache = (ctx.envFileCache ??= new Map<string, Buffer>());
+        let content = cache.get(file);
+        if (!content) cache.set(file, (content = readFileSync(file)));
+        lines.push(...parseEnvFile(content, ctx.lookup));
       } catch (e) {
         const code = errnoCode(e);
         const pos = ctx.parsed.positions.value(p);

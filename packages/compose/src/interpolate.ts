@@ -141,7 +141,13 @@ export function interpolateFile(
       return c.value;
     }
     if (Array.isArray(value)) {
-      const out = value.map((v, i) => walk(v, [...path, i]));
+      // One path array, extended and restored around each child (read only while in it).
+      const out = value.map((v, i) => {
+        path.push(i);
+        const r = walk(v, path);
+        path.pop();
+        return r;
+      });
       value.forEach((_, i) => {
         if (isFloat(value, i)) markFloat(out, i);
       });
@@ -150,7 +156,9 @@ export function interpolateFile(
     if (isDict(value)) {
       const out: Dict = {};
       for (const [k, v] of Object.entries(value)) {
-        setOwn(out, k, walk(v, [...path, k]));
+        path.push(k);
+        setOwn(out, k, walk(v, path));
+        path.pop();
         if (isFloat(value, k)) markFloat(out, k);
       }
       return out;

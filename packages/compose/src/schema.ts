@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import AjvDraft04 from 'ajv-draft-04';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Diagnostics } from './errors.js';
 import { dotted, type KeyPath } from './positions.js';
-import { isPortSpec, parseDuration } from './units.js';
+import { AJV_OPTIONS, adaptSchema, composeFormats } from './schemaformats.js';
 import type { Dict, ParsedFile } from './yaml.js';
 
 /** Schema versions Docker CLI 28 ships (cli/compose/schema/data). */
@@ -36,41 +37,13 @@ export function normalizeVersion(v: string): string {
 const Ajv = AjvDraft04 as unknown as typeof AjvDraft04.default;
 let ajv: InstanceType<typeof Ajv> | undefined;
 const compiled = new Map<string, ValidateFunction>();
-
-/** The number a number-typed port is checked as: Go's big.Rat string cut at `/`. */
-function ratNumerator(n: number): string {
-  if (Number.isInteger(n)) return BigInt(n).toString();
-  const [int, frac = ''] = String(n).split('.') as [string, string?];
-  let num = BigInt(int + frac);
-  const den = 10n ** BigInt(frac.length);
-  const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? (a < 0n ? -a : a) : gcd(b, a % b));
-  const g = gcd(num, den);
-  num /= g;
-  return num.toString();
-}
+const requireHere = createRequire(import.meta.url);
 
 function getAjv(): InstanceType<typeof Ajv> {
   if (ajv) return ajv;
-  ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false, addUsedSchema: false });
-  ajv.addFormat('duration', { type: 'string', validate: (s: string) => parseDuration(s) !== undefined });
-  ajv.addFormat('ports', { type: 'string', validate: (s: string) => isPortSpec(s) });
-  ajv.addFormat('ports-number', { type: 'number', validate: (n: number) => isPortSpec(ratNumerator(n)) });
-  // gojsonschema ignores formats it does not know, such as `expose`.
-  ajv.addFormat('expose', { type: 'string', validate: () => true });
+  ajv = new Ajv({ ...AJV_OPTIONS });
+  for (const [name, f] of Object.entries(composeFormats)) ajv.addFormat(name, f);
   return ajv;
-}
-
-/** Number-typed `ports` items get their own format name, since an ajv format has one type. */
-function adapt(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(adapt);
-  if (typeof schema === 'object' && schema !== null) {
-    const o = schema as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(o)) out[k] = adapt(v);
-    if (o['format'] === 'ports' && o['type'] === 'number') out['format'] = 'ports-number';
-    return out;
-  }
-  return schema;
 }
 
 /** True if Docker CLI 28 has a schema for `version`. */
@@ -78,15 +51,25 @@ export function hasSchema(version: string): boolean {
   return (SCHEMA_VERSIONS as readonly string[]).includes(version);
 }
 
-/** The compiled validator for one schema version (compiled once per process). */
+/**
+ * The validator for one schema version, loaded (once per process) from the precompiled ajv
+ * standalone code in `packages/compose/validators/` (`npm run compose:validators` makes it from
+ * `schemas/compose/`; a drift test keeps them equal), so no run pays ajv's compilation.
+ */
 export function validatorFor(version: string): ValidateFunction {
   let v = compiled.get(version);
   if (!v) {
-    const text = readFileSync(new URL(`config_schema_v${version}.json`, SCHEMA_DIR), 'utf8');
-    v = getAjv().compile(adapt(JSON.parse(text)) as object);
+    if (!hasSchema(version)) throw new Error(`no Compose schema for version ${version}`);
+    v = requireHere(`../validators/v${version}.js`) as ValidateFunction;
     compiled.set(version, v);
   }
   return v;
+}
+
+/** The same validator compiled by ajv from the schema file (the benchmark's comparison). */
+export function compileValidator(version: string): ValidateFunction {
+  const text = readFileSync(new URL(`config_schema_v${version}.json`, SCHEMA_DIR), 'utf8');
+  return getAjv().compile(adaptSchema(JSON.parse(text)) as object);
 }
 
 function pointerToPath(ptr: string): (string | number)[] {

@@ -1,7 +1,9 @@
+import { isDeepStrictEqual } from 'node:util';
 import { LineCounter, parseAllDocuments, isAlias, isMap, isScalar, isSeq, type Alias, type Node } from 'yaml';
 import { cstDocument } from './yamlcst.js';
+import { fastDocument } from './yamlfast.js';
 import type { YNode } from './ynode.js';
-import type { Diagnostics } from './errors.js';
+import { Diagnostics } from './errors.js';
 import { PositionMap, dotted } from './positions.js';
 import { resolvePlain, resolveTagged, type Resolved } from './scalars.js';
 
@@ -35,6 +37,9 @@ export function isDict(v: unknown): v is Dict {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Which YAML reader `parseComposeYaml` uses: `auto` tries fast, then CST, then the Composer. */
+export type YamlReader = 'auto' | 'fast' | 'cst' | 'composer';
+
 /** The result of parsing one file: its top-level mapping and where every value sits. */
 export interface ParsedFile {
   file: string;
@@ -51,18 +56,26 @@ const MAX_VALUES = 2_000_000;
  * mapping are reported into `diags`; anchors, aliases and `<<` merge keys are expanded.
  * Returns undefined when the file cannot be used at all.
  *
- * Files in the common subset of YAML are read from the `yaml` package's CST (`yamlcst.ts`);
- * the rest, and every file with a syntax error, through its Composer. `composer: true` forces
- * the Composer path (the benchmark's comparison and the test that both paths agree).
+ * Three readers give the same light node tree: Shoal's own scanner for the subset Compose files
+ * use (`yamlfast.ts`), else the `yaml` package's CST (`yamlcst.ts`), else (and for every file
+ * with a syntax error) its Composer. `reader` forces a path (the benchmark's comparison and the
+ * tests that the paths agree); `composer: true` is `reader: 'composer'`.
  */
 export function parseComposeYaml(
   file: string,
   source: string,
   diags: Diagnostics,
-  opts: { composer?: boolean } = {},
+  opts: { composer?: boolean; reader?: YamlReader } = {},
 ): ParsedFile | undefined {
+  const reader = opts.composer ? 'composer' : (opts.reader ?? 'auto');
   let lineCounter = new LineCounter();
-  let rootNode = opts.composer ? undefined : cstDocument(source, lineCounter.addNewLine);
+  let rootNode: YNode | undefined;
+  if (reader === 'auto' || reader === 'fast') rootNode = fastDocument(source, lineCounter.addNewLine);
+  if (rootNode && CHECK_FAST) checkFastTree(file, source, rootNode, lineCounter.lineStarts);
+  if (!rootNode && (reader === 'auto' || reader === 'cst')) {
+    lineCounter = new LineCounter();
+    rootNode = cstDocument(source, lineCounter.addNewLine);
+  }
   if (!rootNode) {
     lineCounter = new LineCounter();
     const r = composerDocument(file, source, lineCounter, diags);
@@ -74,6 +87,37 @@ export function parseComposeYaml(
     rootNode = r;
   }
   return buildValues(file, rootNode, lineCounter, diags);
+}
+
+/**
+ * `SHOAL_COMPOSE_YAML_CHECK=1` (set by the differential test when it runs the other compose
+ * tests): every tree the fast reader accepts is compared with the Composer's, and a difference
+ * is thrown, so that every YAML text of every test is checked.
+ */
+const CHECK_FAST = process.env['SHOAL_COMPOSE_YAML_CHECK'] === '1';
+
+function checkFastTree(file: string, source: string, root: YNode, lineStarts: number[]): void {
+  const other = yamlTree(source, 'composer');
+  if (!isDeepStrictEqual({ root, lineStarts }, other))
+    throw new Error(`fast YAML reader differs from the Composer on ${file}: ${JSON.stringify(source.slice(0, 200))}`);
+}
+
+/**
+ * The light node tree one reader gives for `source` (undefined: the reader gave up, or the
+ * Composer found a YAML error), with the line starts it recorded. For the tests that compare them.
+ */
+export function yamlTree(
+  source: string,
+  reader: 'fast' | 'cst' | 'composer',
+): { root: YNode | 'empty' | undefined; lineStarts: number[] } {
+  const lineCounter = new LineCounter();
+  const root =
+    reader === 'fast'
+      ? fastDocument(source, lineCounter.addNewLine)
+      : reader === 'cst'
+        ? cstDocument(source, lineCounter.addNewLine)
+        : composerDocument('f.yml', source, lineCounter, new Diagnostics());
+  return { root, lineStarts: lineCounter.lineStarts };
 }
 
 /** The Composer path: a Document, its errors reported, then turned into light nodes. */

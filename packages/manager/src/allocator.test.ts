@@ -29,6 +29,7 @@ test('allocator: new tasks still wanted become pending together; others stay new
   try {
     // Only the allocator here: the scheduler would move the pending tasks on.
     r.manager.scheduler.stop();
+    r.manager.orchestrator.stop(); // its reaper would delete these tasks of no service
     const before = r.store.revision;
     await r.store.update((tx) => {
       tx.create('task', newTask('a', 'running'));

@@ -20,7 +20,7 @@ import { holdsAddresses, type NetworkAllocation } from './networks/network-alloc
 import type { StoredService } from './services/objects.js';
 import type { StoredTask } from './scheduler/scheduler.js';
 import { MAX_WRITE_BYTES, PENDING_MESSAGE } from './scheduler/scheduler.js';
-import { WatchLoop } from './watch-loop.js';
+import { WatchLoop, WatchLoopDriven } from './watch-loop.js';
 
 const COMPLETE = taskStateRank('complete');
 
@@ -43,14 +43,15 @@ function relevant(c: Change): boolean {
   return c.previous !== undefined && holdsAddresses(c.previous as Task) && !holdsAddresses(t);
 }
 
-export class Allocator {
-  private readonly loop: WatchLoop;
+export class Allocator extends WatchLoopDriven {
+  protected readonly loop: WatchLoop;
 
   constructor(
     private readonly ctx: ManagerContext,
     private readonly allocate: TaskAllocator = allocateNothing,
     private readonly networks?: NetworkAllocation,
   ) {
+    super();
     this.loop = new WatchLoop({
       name: 'allocator',
       store: ctx.store,
@@ -63,26 +64,14 @@ export class Allocator {
     });
   }
 
-  get isRunning(): boolean {
-    return this.loop.isRunning;
-  }
-
-  start(): void {
+  override start(): void {
     this.networks?.start();
-    this.loop.start();
+    super.start();
   }
 
-  stop(): void {
-    this.loop.stop();
+  override stop(): void {
+    super.stop();
     this.networks?.stop();
-  }
-
-  whenIdle(): Promise<void> {
-    return this.loop.whenIdle();
-  }
-
-  get idle(): boolean {
-    return this.loop.idle;
   }
 
   /**

@@ -64,6 +64,7 @@ async function setup(
     },
   });
   m.start();
+  m.orchestrator.stop(); // its reaper would delete the tasks these tests write for no service
   if (opts.loops !== true) {
     m.allocator.stop();
     m.scheduler.stop();

@@ -17,6 +17,7 @@ test('task status: a batch too large for one transaction goes in several within 
   try {
     r.manager.scheduler.stop();
     r.manager.allocator.stop();
+    r.manager.orchestrator.stop(); // its reaper would delete these tasks of no service
     const big = 'y'.repeat(100 * 1024);
     const ids = Array.from({ length: 60 }, (_, i) => `big${i}`);
     for (let i = 0; i < ids.length; i += 10) {

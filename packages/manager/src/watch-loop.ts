@@ -124,3 +124,29 @@ export class WatchLoop {
     }
   }
 }
+
+/** Start, stop and idle of a leader loop whose passes run in a WatchLoop (allocator, scheduler). */
+export abstract class WatchLoopDriven {
+  protected abstract readonly loop: WatchLoop;
+
+  get isRunning(): boolean {
+    return this.loop.isRunning;
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): void {
+    this.loop.stop();
+  }
+
+  /** Resolves when no pass runs or is due (tests). */
+  whenIdle(): Promise<void> {
+    return this.loop.whenIdle();
+  }
+
+  get idle(): boolean {
+    return this.loop.idle;
+  }
+}

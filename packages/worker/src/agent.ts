@@ -27,7 +27,6 @@ import { decodeRegistryAuth } from './registry-auth.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskRunner } from './task-runner.js';
 import type { NodeInfo } from './template.js';
-import type { VolumeProvider } from './volumes.js';
 
 export interface AgentOptions {
   engine: Engine;
@@ -36,8 +35,6 @@ export interface AgentOptions {
   logger: Logger;
   /** Registries this node may reach over plain HTTP (the daemon's `--insecure-registry`). */
   insecureRegistries?: () => string[];
-  /** Named volumes; without one, `type=volume` mounts fail with WORKER_VOLUME_UNSUPPORTED. */
-  volumes?: VolumeProvider;
 }
 
 export class Agent {
@@ -242,7 +239,6 @@ export class Agent {
       secret: (id) => this.secrets.get(id),
       config: (id) => this.configs.get(id),
       imageHealthcheck,
-      volumes: this.opts.volumes,
     });
   }
 

@@ -26,9 +26,9 @@ function task(spec: NonNullable<Task['Spec']>['ContainerSpec'], extra: Partial<T
 
 const none = (): undefined => undefined;
 
-test('every ContainerSpec field the engine supports is mapped', async () => {
-  await assert.rejects(
-    taskContainerOptions({ task: { ID: 'x' }, node, secret: none, config: none }),
+test('every ContainerSpec field the engine supports is mapped', () => {
+  assert.throws(
+    () => taskContainerOptions({ task: { ID: 'x' }, node, secret: none, config: none }),
     /ContainerSpec.Image is empty/,
   );
   const t = task({
@@ -57,7 +57,7 @@ test('every ContainerSpec field the engine supports is mapped', async () => {
     ],
   });
   t.Spec!.Resources = { Limits: { NanoCPUs: 5e8, MemoryBytes: 128 << 20, Pids: 50 } };
-  const opts = await taskContainerOptions({ task: t, node, secret: none, config: none });
+  const opts = taskContainerOptions({ task: t, node, secret: none, config: none });
   assert.deepEqual(opts, {
     image: 'reg:5000/app:1',
     name: 'web.3.taskid1',
@@ -100,8 +100,8 @@ test('every ContainerSpec field the engine supports is mapped', async () => {
   });
 });
 
-test('defaults: 10 s grace, global tasks template their node ID as the slot', async () => {
-  const opts = await taskContainerOptions({
+test('defaults: 10 s grace, global tasks template their node ID as the slot', () => {
+  const opts = taskContainerOptions({
     task: task({ Image: 'app', Hostname: '{{.Task.Slot}}' }, { Slot: 0, Name: 'mon.node1abc.taskid1' }),
     node,
     secret: none,
@@ -112,8 +112,8 @@ test('defaults: 10 s grace, global tasks template their node ID as the slot', as
   assert.equal(opts.name, 'mon.node1abc.taskid1');
 });
 
-test('secrets and configs become engine files with Docker defaults (0444, root)', async () => {
-  const opts = await taskContainerOptions({
+test('secrets and configs become engine files with Docker defaults (0444, root)', () => {
+  const opts = taskContainerOptions({
     task: task({
       Image: 'app',
       Secrets: [{ SecretID: 's1', SecretName: 'db', File: { Name: 'db', UID: '0', GID: '0', Mode: 0 } }],
@@ -132,64 +132,89 @@ test('secrets and configs become engine files with Docker defaults (0444, root)'
   );
 });
 
-test('bad specs fail with a message naming the field, and nothing is asked of a volume provider', async () => {
-  const bad = async (spec: Parameters<typeof task>[0], re: RegExp, code: string): Promise<void> => {
-    await assert.rejects(taskContainerOptions({ task: task(spec), node, secret: none, config: none }), (err: Error) => {
-      assert.match(err.message, re);
-      assert.equal((err as { code?: string }).code, code);
-      return true;
-    });
+test('bad specs fail with a message naming the field', () => {
+  const bad = (spec: Parameters<typeof task>[0], re: RegExp, code: string): void => {
+    assert.throws(
+      () => taskContainerOptions({ task: task(spec), node, secret: none, config: none }),
+      (err: Error) => {
+        assert.match(err.message, re);
+        assert.equal((err as { code?: string }).code, code);
+        return true;
+      },
+    );
   };
-  await bad({ Image: '' }, /ContainerSpec.Image is empty/, 'WORKER_INVALID_SPEC');
-  await bad(
-    { Image: 'a', Hostname: '{{.Service.Nope}}' },
-    /Hostname: template \{\{.Service.Nope\}\}/,
+  bad({ Image: '' }, /ContainerSpec.Image is empty/, 'WORKER_INVALID_SPEC');
+  bad({ Image: 'a', Hostname: '{{.Service.Nope}}' }, /Hostname: template \{\{.Service.Nope\}\}/, 'WORKER_INVALID_SPEC');
+  bad({ Image: 'a', Env: ['X={{ printf "%d" 1 }}'] }, /Env\[0\]: template/, 'WORKER_INVALID_SPEC');
+  bad(
+    {
+      Image: 'a',
+      Mounts: [
+        { Type: 'tmpfs', Target: '/t' },
+        { Type: 'volume', Source: 'data', Target: '/d', VolumeOptions: { DriverConfig: { Name: 'nfs-plugin' } } },
+      ],
+    },
+    /Mounts\[1\]: volume driver "nfs-plugin" is not supported \(only local\)/,
     'WORKER_INVALID_SPEC',
   );
-  await bad({ Image: 'a', Env: ['X={{ printf "%d" 1 }}'] }, /Env\[0\]: template/, 'WORKER_INVALID_SPEC');
-  await bad(
-    { Image: 'a', Mounts: [{ Type: 'volume', Source: 'data', Target: '/d' }] },
-    /volume mount "data": this node has no volume support/,
-    'WORKER_VOLUME_UNSUPPORTED',
+  bad(
+    { Image: 'a', Mounts: [{ Type: 'volume', Source: 'data', Target: '/d', VolumeOptions: { Subpath: 'sub' } }] },
+    /Mounts\[0\]: VolumeOptions.Subpath is not supported/,
+    'WORKER_INVALID_SPEC',
   );
-  await bad(
+  bad(
     { Image: 'a', Mounts: [{ Type: 'npipe', Source: 'x', Target: '/d' }] },
     /Mounts\[0\]: mount type "npipe" is not supported/,
     'WORKER_INVALID_SPEC',
   );
-  await bad(
+  bad(
     { Image: 'a', Mounts: [{ Type: 'bind', Target: '/d' }] },
     /Mounts\[0\]: a bind mount needs a Source/,
     'WORKER_INVALID_SPEC',
   );
-  await bad(
+  bad(
     { Image: 'a', Secrets: [{ SecretID: 'zz', SecretName: 'x', File: { Name: 'x', UID: 'root' } }] },
     /secret x \(zz\) was not sent/,
     'WORKER_SECRET_MISSING',
   );
-  await bad(
-    { Image: 'a', Hosts: ['198.18.0.1'] },
-    /Hosts\[0\] "198.18.0.1": want "IP hostname"/,
-    'WORKER_INVALID_SPEC',
-  );
+  bad({ Image: 'a', Hosts: ['198.18.0.1'] }, /Hosts\[0\] "198.18.0.1": want "IP hostname"/, 'WORKER_INVALID_SPEC');
 });
 
-test('a volume mount goes through the provider seam', async () => {
-  const asked: string[] = [];
-  const opts = await taskContainerOptions({
-    task: task({ Image: 'a', Mounts: [{ Type: 'volume', Source: 'data-{{.Task.Slot}}', Target: '/d' }] }),
+test("volume mounts become the engine's volumes: templated name, options, anonymous without Source", () => {
+  const opts = taskContainerOptions({
+    task: task({
+      Image: 'a',
+      Mounts: [
+        {
+          Type: 'volume',
+          Source: 'data-{{.Task.Slot}}',
+          Target: '/d',
+          ReadOnly: true,
+          VolumeOptions: {
+            NoCopy: true,
+            Labels: { tier: 'db' },
+            DriverConfig: { Name: 'local', Options: { type: 'tmpfs', device: 'tmpfs' } },
+          },
+        },
+        { Target: '/scratch' },
+      ],
+    }),
     node,
     secret: none,
     config: none,
-    volumes: {
-      mountpoint: (name) => {
-        asked.push(name);
-        return Promise.resolve(`/var/lib/vols/${name}/_data`);
-      },
-    },
   });
-  assert.deepEqual(asked, ['data-3']);
-  assert.deepEqual(opts.binds, [{ source: '/var/lib/vols/data-3/_data', target: '/d' }]);
+  assert.deepEqual(opts.volumes, [
+    {
+      source: 'data-3',
+      target: '/d',
+      readOnly: true,
+      noCopy: true,
+      labels: { tier: 'db' },
+      driverOpts: { type: 'tmpfs', device: 'tmpfs' },
+    },
+    { target: '/scratch' },
+  ]);
+  assert.equal(opts.binds, undefined);
 });
 
 test('registry auth: X-Registry-Auth base64url JSON', () => {

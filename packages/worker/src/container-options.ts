@@ -1,9 +1,9 @@
 /**
  * A task's ContainerSpec as engine create options: the mapping of every field the engine
  * supports, with the `com.docker.swarm.*` labels, hostname/env/mount templates, secrets and
- * configs as files for the engine's per-container tmpfs, and mounts (bind, tmpfs, volume through
- * the VolumeProvider seam). Pure except for the volume provider; throws TaskSpecError (or
- * SecretMissingError, VolumeUnsupportedError) with a message naming the field.
+ * configs as files for the engine's per-container tmpfs, and mounts (bind, tmpfs, and volume as
+ * the engine's own named/anonymous volumes, so Docker's copy-up and in-use tracking apply). Pure;
+ * throws TaskSpecError (or SecretMissingError) with a message naming the field.
  */
 import type { Config, ContainerSpec, Mount, Secret, Task } from '@shoal/api';
 import type {
@@ -14,8 +14,9 @@ import type {
   ImageHealthcheck,
   SecretFile,
   TmpfsMount,
+  VolumeMount,
 } from '@shoal/engine';
-import { SecretMissingError, TaskSpecError, VolumeUnsupportedError } from './errors.js';
+import { SecretMissingError, TaskSpecError } from './errors.js';
 import {
   LABEL_NODE_ID,
   LABEL_SERVICE_ID,
@@ -25,7 +26,6 @@ import {
   LABEL_TASK_NAME,
 } from './labels.js';
 import { containerName, expandTemplate, templateValues, type NodeInfo } from './template.js';
-import type { VolumeProvider } from './volumes.js';
 
 export interface TaskContainerInput {
   task: Task;
@@ -34,14 +34,13 @@ export interface TaskContainerInput {
   config(id: string): Config | undefined;
   /** The image's own healthcheck, to complete a spec that sets only durations. */
   imageHealthcheck?: ImageHealthcheck | undefined;
-  volumes?: VolumeProvider | undefined;
 }
 
 const NS_PER_MS = 1e6;
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 /** The engine create options for the task's container. */
-export async function taskContainerOptions(input: TaskContainerInput): Promise<ContainerCreateOptions> {
+export function taskContainerOptions(input: TaskContainerInput): ContainerCreateOptions {
   const { task, node } = input;
   const spec: ContainerSpec = task.Spec?.ContainerSpec ?? {};
   const image = spec.Image ?? '';
@@ -93,11 +92,11 @@ export async function taskContainerOptions(input: TaskContainerInput): Promise<C
 
   const binds: BindMount[] = [];
   const tmpfs: TmpfsMount[] = [];
-  for (const [i, m] of (spec.Mounts ?? []).entries()) {
-    await addMount(m, i, values, input, binds, tmpfs);
-  }
+  const volumes: VolumeMount[] = [];
+  for (const [i, m] of (spec.Mounts ?? []).entries()) addMount(m, i, values, { binds, tmpfs, volumes });
   if (binds.length) opts.binds = binds;
   if (tmpfs.length) opts.tmpfs = tmpfs;
+  if (volumes.length) opts.volumes = volumes;
 
   const files = secretFiles(input, spec);
   if (files.length) opts.secrets = files;
@@ -134,14 +133,13 @@ function healthcheck(spec: ContainerSpec, image: ImageHealthcheck | undefined): 
   return { test, ...durations };
 }
 
-async function addMount(
-  m: Mount,
-  i: number,
-  values: Record<string, string>,
-  input: TaskContainerInput,
-  binds: BindMount[],
-  tmpfs: TmpfsMount[],
-): Promise<void> {
+interface Mounts {
+  binds: BindMount[];
+  tmpfs: TmpfsMount[];
+  volumes: VolumeMount[];
+}
+
+function addMount(m: Mount, i: number, values: Record<string, string>, out: Mounts): void {
   const what = `Mounts[${i}]`;
   const target = m.Target ?? '';
   if (target === '') throw new TaskSpecError(`${what}: Target is empty`);
@@ -149,7 +147,7 @@ async function addMount(
   switch (m.Type ?? 'volume') {
     case 'bind':
       if (source === '') throw new TaskSpecError(`${what}: a bind mount needs a Source`);
-      binds.push({ source, target, ...(m.ReadOnly ? { readOnly: true } : {}) });
+      out.binds.push({ source, target, ...(m.ReadOnly ? { readOnly: true } : {}) });
       return;
     case 'tmpfs': {
       if (source !== '') throw new TaskSpecError(`${what}: a tmpfs mount takes no Source`);
@@ -159,21 +157,35 @@ async function addMount(
       if (size > 0) o.push(`size=${size}`);
       if (m.TmpfsOptions?.Mode) o.push(`mode=${m.TmpfsOptions.Mode.toString(8)}`);
       if (m.ReadOnly) o.push('ro');
-      tmpfs.push({ target, ...(o.length ? { options: o } : {}) });
+      out.tmpfs.push({ target, ...(o.length ? { options: o } : {}) });
       return;
     }
-    case 'volume': {
-      if (!input.volumes) throw new VolumeUnsupportedError(source);
-      const path = await input.volumes.mountpoint(source, m, {
-        taskId: input.task.ID ?? '',
-        containerName: containerName(input.task),
-      });
-      binds.push({ source: path, target, ...(m.ReadOnly ? { readOnly: true } : {}) });
+    case 'volume':
+      out.volumes.push(volumeMount(m, what, source, target));
       return;
-    }
     default:
       throw new TaskSpecError(`${what}: mount type ${JSON.stringify(m.Type)} is not supported (bind, volume, tmpfs)`);
   }
+}
+
+/** A `volume` mount as the engine's VolumeMount (local driver only; no Source = anonymous). */
+function volumeMount(m: Mount, what: string, source: string, target: string): VolumeMount {
+  const vo = m.VolumeOptions;
+  const driver = vo?.DriverConfig?.Name ?? '';
+  if (driver !== '' && driver !== 'local') {
+    throw new TaskSpecError(`${what}: volume driver ${JSON.stringify(driver)} is not supported (only local)`);
+  }
+  if (vo?.Subpath) throw new TaskSpecError(`${what}: VolumeOptions.Subpath is not supported`);
+  const labels = vo?.Labels ?? {};
+  const driverOpts = vo?.DriverConfig?.Options ?? {};
+  return {
+    ...(source !== '' ? { source } : {}),
+    target,
+    ...(m.ReadOnly ? { readOnly: true } : {}),
+    ...(vo?.NoCopy ? { noCopy: true } : {}),
+    ...(Object.keys(labels).length ? { labels: { ...labels } } : {}),
+    ...(Object.keys(driverOpts).length ? { driverOpts: { ...driverOpts } } : {}),
+  };
 }
 
 /** uid/gid strings of a FileTarget ("" = 0). */

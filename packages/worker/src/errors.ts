@@ -21,17 +21,6 @@ export class SecretMissingError extends WorkerError {
   }
 }
 
-/** A volume mount on a node whose engine has no named volumes (see VolumeProvider). */
-export class VolumeUnsupportedError extends WorkerError {
-  constructor(name: string) {
-    super(
-      'WORKER_VOLUME_UNSUPPORTED',
-      `volume mount ${JSON.stringify(name)}: this node has no volume support`,
-      'failed-precondition',
-    );
-  }
-}
-
 /** The service's registry auth (X-Registry-Auth) cannot be decoded. */
 export class RegistryAuthError extends WorkerError {
   constructor(message: string, options: { cause?: unknown } = {}) {

@@ -13,13 +13,11 @@ export { TaskRunner, wantsStop, type RunnerContext } from './task-runner.js';
 export { taskContainerOptions, DEFAULT_STOP_GRACE_MS, type TaskContainerInput } from './container-options.js';
 export { expandTemplate, templateValues, containerName, type NodeInfo } from './template.js';
 export { decodeRegistryAuth } from './registry-auth.js';
-export type { VolumeProvider } from './volumes.js';
 export * from './labels.js';
 export {
   WorkerError,
   TaskSpecError,
   SecretMissingError,
-  VolumeUnsupportedError,
   RegistryAuthError,
   AssignmentsSequenceError,
 } from './errors.js';

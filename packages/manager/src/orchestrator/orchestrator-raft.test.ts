@@ -116,7 +116,12 @@ test(
         tx.create('node', workerNode('w1'));
         tx.create('node', workerNode('w2'));
       });
-      for (const m of ms) m.manager.start();
+      for (const m of ms) {
+        // The test places and runs tasks itself: no allocator or scheduler on any leader.
+        m.manager.allocator.start = (): void => undefined;
+        m.manager.scheduler.start = (): void => undefined;
+        m.manager.start();
+      }
       assert.equal(await until('loops on the leader', () => leaderOf(ms)), first);
       const api = first.manager.servicesApi;
 

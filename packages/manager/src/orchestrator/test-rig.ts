@@ -129,6 +129,9 @@ export async function servicesRig(
     for (const w of workers) tx.create('node', workerNode(w));
   });
   manager.start();
+  // Tests move tasks on themselves (assign, report): the allocator and scheduler would too.
+  manager.allocator.stop();
+  manager.scheduler.stop();
   const quiet = async (): Promise<void> => {
     for (let i = 0; i < 10; i++) {
       await settle();

@@ -17,7 +17,8 @@
  *    `no suitable node (2 nodes not available for new tasks; 3 nodes insufficient memory)`.
  */
 import type { Platform, Task } from '@shoal/api';
-import { type Constraint, matchesConstraints, normalizeArch, parseConstraints } from './constraint.js';
+import { InvalidRequestError } from '../errors.js';
+import { type Constraint, constraintsMatch, normalizeArch, parseConstraints } from '../services/constraint.js';
 import { Heap } from './heap.js';
 import { addTask, hostPortsOf, type NodeInfo } from './node-info.js';
 
@@ -44,10 +45,23 @@ export function needsOf(t: Task): Needs {
     mem: r?.MemoryBytes ?? 0,
     ports: hostPortsOf(t),
     maxReplicas: p?.MaxReplicas ?? 0,
-    constraints: parseConstraints(p?.Constraints),
+    constraints: constraintsOrReason(p?.Constraints),
     platforms: p?.Platforms ?? [],
     spread: (p?.Preferences ?? []).map((x) => x.Spread?.SpreadDescriptor ?? '').filter((d) => d !== ''),
   };
+}
+
+/**
+ * The task's constraints; a bad one (the Control API refuses them, so only one stored some
+ * other way) becomes the reason the task stays pending instead of failing the scheduler.
+ */
+function constraintsOrReason(exprs: readonly string[] | undefined): Constraint[] | string {
+  try {
+    return parseConstraints(exprs);
+  } catch (err) {
+    if (err instanceof InvalidRequestError) return err.message;
+    throw err;
+  }
 }
 
 /** A key equal for tasks with the same needs (they can share one placement tree). */
@@ -99,7 +113,7 @@ function staticReason(info: NodeInfo, needs: Needs): Reason | undefined {
   if (n.Status?.State !== 'ready' || (n.Spec?.Availability ?? 'active') !== 'active') return REASONS.notAvailable;
   const dyn = resourceReason(info, needs);
   if (dyn !== undefined) return dyn;
-  if (typeof needs.constraints !== 'string' && !matchesConstraints(needs.constraints, n)) return REASONS.constraints;
+  if (typeof needs.constraints !== 'string' && !constraintsMatch(needs.constraints, n)) return REASONS.constraints;
   if (!platformFits(needs.platforms, n.Description?.Platform)) return REASONS.platform;
   return dynamicReason(info, needs);
 }

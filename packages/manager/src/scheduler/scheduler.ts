@@ -14,7 +14,7 @@ import { taskStateRank, type Task } from '@shoal/api';
 import { errorMessage } from '@shoal/common';
 import { type Change, type StoredObject, VersionConflictError } from '@shoal/store';
 import type { ManagerContext, StoredNode } from '../context.js';
-import { WatchLoop } from '../watch-loop.js';
+import { WatchLoop, WatchLoopDriven } from '../watch-loop.js';
 import { buildNodeInfos, type NodeInfo } from './node-info.js';
 import { type Decision, needsKey, needsOf, placeGroup, placeOnNode } from './placement.js';
 
@@ -123,10 +123,11 @@ interface PlannedService {
  */
 export const MAX_WRITE_BYTES = 4 * 1024 * 1024;
 
-export class Scheduler {
-  private readonly loop: WatchLoop;
+export class Scheduler extends WatchLoopDriven {
+  protected readonly loop: WatchLoop;
 
   constructor(private readonly ctx: ManagerContext) {
+    super();
     this.loop = new WatchLoop({
       name: 'scheduler',
       store: ctx.store,
@@ -137,27 +138,6 @@ export class Scheduler {
       },
       relevant: (c) => relevant(c),
     });
-  }
-
-  get isRunning(): boolean {
-    return this.loop.isRunning;
-  }
-
-  start(): void {
-    this.loop.start();
-  }
-
-  stop(): void {
-    this.loop.stop();
-  }
-
-  /** Resolves when no pass runs or is due (tests). */
-  whenIdle(): Promise<void> {
-    return this.loop.whenIdle();
-  }
-
-  get idle(): boolean {
-    return this.loop.idle;
   }
 
   /**

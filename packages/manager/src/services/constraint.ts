@@ -3,7 +3,7 @@
  * (`node.id`, `node.hostname`, `node.role`, `node.ip`, `node.platform.os`, `node.platform.arch`,
  * `node.labels.X`, `engine.labels.X`, with `==` or `!=`; values compare case-insensitively; a
  * label the node does not have matches `!=` and never `==`). The orchestrators and the scheduler
- * share these.
+ * share these (the scheduler turns a parse error into the task's pending reason).
  */
 import { type Constraint, type Node, parseConstraint } from '@shoal/api';
 import { InvalidRequestError } from '../errors.js';
@@ -23,12 +23,15 @@ export function parseConstraints(exprs: readonly string[] | undefined): Constrai
 
 const ARCH_ALIASES: Readonly<Record<string, string>> = {
   x86_64: 'amd64',
+  'x86-64': 'amd64',
   aarch64: 'arm64',
   armhf: 'arm',
+  armv7l: 'arm',
   i386: '386',
 };
 
-function normArch(a: string): string {
+/** Architecture names as engines and image indexes spell them, to one form (`x86_64` -> `amd64`). */
+export function normalizeArch(a: string): string {
   const l = a.toLowerCase();
   return ARCH_ALIASES[l] ?? l;
 }
@@ -62,7 +65,7 @@ export function constraintMatches(c: Constraint, node: Node & { ID?: string }): 
   if (v === undefined) return c.operator === '!=';
   const eq =
     c.key === 'node.platform.arch'
-      ? normArch(v) === normArch(c.value)
+      ? normalizeArch(v) === normalizeArch(c.value)
       : v.localeCompare(c.value, undefined, { sensitivity: 'accent' }) === 0;
   return c.operator === '==' ? eq : !eq;
 }

@@ -12,6 +12,7 @@ import type { StoredSecret } from './objects.js';
 import { fromStored } from '../context.js';
 import { constraintsMatch, parseConstraints } from './constraint.js';
 import { workerNode } from '../orchestrator/test-rig.js';
+import { randomServiceName } from './service-names.js';
 
 function spec(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
   return { Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox:1' } }, ...over };
@@ -367,9 +368,68 @@ test('constraints: parse and match as Docker (case-insensitive values, missing l
   assert.ok(m('node.labels.rack!=r1'), 'a missing label matches !=');
   assert.ok(!m('node.labels.rack==r1'), 'and never ==');
   assert.ok(!m('node.role!=worker'));
+  assert.ok(!m('node.role==manager'));
+  assert.ok(m('node.id!=n2', 'node.hostname != box2', ' node.labels.zone == EAST '), 'spaces around the operator');
+  assert.ok(!m('node.id!=n1'));
+  assert.ok(!m('node.labels.zone!=east'));
+  assert.ok(!m('engine.labels.ssd==false'));
+  assert.ok(m('engine.labels.hdd!=true'), 'a missing engine label matches !=');
+  assert.ok(m('node.platform.arch==x86_64', 'node.platform.arch==X86-64'), 'the raw name and its aliases');
+  assert.ok(!m('node.platform.arch==arm64'));
+  assert.ok(!m('node.platform.os==windows'));
+  const arm = (arch: string): boolean =>
+    constraintsMatch(
+      parseConstraints(['node.platform.arch==arm64']),
+      workerNode('a', { Description: { Platform: { OS: 'linux', Architecture: arch } } }),
+    );
+  assert.ok(arm('aarch64') && arm('arm64') && !arm('armv7l'), 'aarch64 is arm64, armv7l is not');
+  for (const bad of [
+    'node.role~worker',
+    'node.labels.zone',
+    'node.color==red',
+    'node.id=>x',
+    'node.labels.==x',
+    'node.id==',
+  ]) {
+    assert.throws(
+      () => parseConstraints([bad]),
+      (e) => hasCode(e, 'MANAGER_INVALID_REQUEST'),
+      bad,
+    );
+  }
+});
+
+test('a service created without a name gets a free random adjective_fish name', async (t) => {
+  const r = await servicesRig(['w1']);
+  t.after(() => r.close());
+  const api = r.manager.servicesApi;
+  const names = new Set<string>();
+  for (let i = 0; i < 3; i++) {
+    const s = await api.createService({ Spec: spec('') });
+    const name = s.Spec?.Name ?? '';
+    assert.match(name, /^[a-z]+_[a-z]+\d*$/);
+    assert.equal(api.getService(name).ID, s.ID, 'found by its given name');
+    names.add(name);
+  }
+  assert.equal(names.size, 3, 'each unnamed service got its own name');
+
+  // a collision is retried: the first pick is taken, the second is not
+  const picks = [0, 0, 0, 1];
+  const seq = (): number => picks.shift() ?? 0;
+  const taken = new Set(['amber_anchovy']);
+  assert.equal(
+    randomServiceName((n) => taken.has(n), seq),
+    'amber_barracuda',
+  );
+  // after ten plain collisions a number is appended
+  const all = (n: string): boolean => !/\d$/.test(n);
+  assert.match(
+    randomServiceName(all, () => 7),
+    /^[a-z]+_[a-z]+7$/,
+  );
   assert.throws(
-    () => parseConstraints(['node.role~worker']),
-    (e) => hasCode(e, 'MANAGER_INVALID_REQUEST'),
+    () => randomServiceName(() => true),
+    (e) => hasCode(e, 'MANAGER_NAME_EXISTS'),
   );
 });
 

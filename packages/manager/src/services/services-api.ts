@@ -27,6 +27,7 @@ import { fromStored, type ManagerContext, type StoredNode } from '../context.js'
 import { InvalidRequestError, NameExistsError } from '../errors.js';
 import { isActive, observed } from '../orchestrator/tasks.js';
 import { baseFilter, findRef, labelsMatch, resolveRef, type StoredService, type StoredTask } from './objects.js';
+import { randomServiceName } from './service-names.js';
 import { prepareServiceSpec } from './service-spec.js';
 
 /**
@@ -102,9 +103,15 @@ export class ServicesApi {
       .map((s) => this.view(s, req.Status === true));
   }
 
+  private freeServiceName(): string {
+    return randomServiceName((n) => this.ctx.store.byName('service', n) !== undefined);
+  }
+
   async createService(req: CreateServiceRequest): Promise<Service> {
     if (req.Spec === undefined) throw new InvalidRequestError('create of a service: Spec is required');
-    const spec = withRegistryAuth(prepareServiceSpec(this.ctx, req.Spec), req.EncodedRegistryAuth);
+    // No name: a random free one, as Docker's daemon gives.
+    const named = req.Spec.Name ? req.Spec : { ...req.Spec, Name: this.freeServiceName() };
+    const spec = withRegistryAuth(prepareServiceSpec(this.ctx, named), req.EncodedRegistryAuth);
     const name = spec.Name ?? '';
     if (this.ctx.store.byName('service', name) !== undefined) throw new NameExistsError('service', name);
     const id = newObjectId();
