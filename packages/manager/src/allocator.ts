@@ -64,16 +64,6 @@ export class Allocator extends WatchLoopDriven {
     });
   }
 
-  override start(): void {
-    this.networks?.start();
-    super.start();
-  }
-
-  override stop(): void {
-    super.stop();
-    this.networks?.stop();
-  }
-
   /**
    * Moves every new task that is ready to pending, in one transaction of at most
    * MAX_WRITE_BYTES (the rest in the next pass); returns how many.

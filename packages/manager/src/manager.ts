@@ -192,6 +192,9 @@ export class Manager {
       this.dispatcher.start();
       this.roles.start();
       this.orchestrator.start();
+      // Network allocation serves the network RPCs and the allocator's passes: it runs while this
+      // manager leads, whether or not the allocator loop does.
+      this.networkAllocation.start();
       this.allocator.start();
       this.scheduler.start();
     } else if (!info.isLeader && this.leading) {
@@ -208,6 +211,7 @@ export class Manager {
     this.roles.stop();
     this.orchestrator.stop();
     this.allocator.stop();
+    this.networkAllocation.stop();
     this.scheduler.stop();
   }
 

@@ -30,6 +30,16 @@ function svc(name: string, networks: string[], over: Partial<ServiceSpec> = {}):
   };
 }
 
+/**
+ * The services rig (which plays the scheduler and the workers itself) with the allocator loop
+ * running: its passes are what these tests are about.
+ */
+async function allocatingRig(...args: Parameters<typeof servicesRig>): Promise<ServicesRig> {
+  const r = await servicesRig(...args);
+  r.manager.allocator.start();
+  return r;
+}
+
 async function idle(m: Manager): Promise<void> {
   for (let i = 0; i < 10; i++) {
     await settle();
@@ -77,7 +87,7 @@ function assertUnique(list: string[]): void {
 }
 
 test('network create: pool subnet and VNI, lookups and filters, refusals that change nothing', async (t) => {
-  const r = await servicesRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24 });
+  const r = await allocatingRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24 });
   t.after(() => r.close());
   const api = r.manager.networksApi;
   const a = await api.createNetwork({ Spec: net('front', { Labels: { tier: 'web' }, Attachable: true }) });
@@ -146,7 +156,7 @@ test('network create: pool subnet and VNI, lookups and filters, refusals that ch
 });
 
 test('network create: an exhausted pool is refused and stores nothing; rm gives the subnet back', async (t) => {
-  const r = await servicesRig(['w1'], { defaultAddrPool: ['198.19.130.0/23'], subnetSize: 24 });
+  const r = await allocatingRig(['w1'], { defaultAddrPool: ['198.19.130.0/23'], subnetSize: 24 });
   t.after(() => r.close());
   const api = r.manager.networksApi;
   await api.createNetwork({ Spec: net('n1') });
@@ -164,7 +174,7 @@ test('network create: an exhausted pool is refused and stores nothing; rm gives 
 });
 
 test('services on a network: unique task addresses in the subnet, one VIP (none for dnsrr), names resolved', async (t) => {
-  const r = await servicesRig(['w1', 'w2'], { defaultAddrPool: POOL, subnetSize: 24 });
+  const r = await allocatingRig(['w1', 'w2'], { defaultAddrPool: POOL, subnetSize: 24 });
   t.after(() => r.close());
   const n = await r.manager.networksApi.createNetwork({ Spec: net('app') });
   const id = n.ID ?? '';
@@ -218,7 +228,7 @@ test('services on a network: unique task addresses in the subnet, one VIP (none 
 });
 
 test('a new leader rebuilds the allocator from the store and never hands out an address twice', async (t) => {
-  const r = await servicesRig(['w1', 'w2'], { defaultAddrPool: POOL, subnetSize: 24 });
+  const r = await allocatingRig(['w1', 'w2'], { defaultAddrPool: POOL, subnetSize: 24 });
   t.after(() => r.close());
   const n = await r.manager.networksApi.createNetwork({ Spec: net('app') });
   const id = n.ID ?? '';
@@ -257,7 +267,7 @@ test('a new leader rebuilds the allocator from the store and never hands out an 
 });
 
 test('addresses come back when tasks stop and services go; an exhausted network holds tasks new', async (t) => {
-  const r = await servicesRig(['w1', 'w2'], { defaultAddrPool: POOL, subnetSize: 24 });
+  const r = await allocatingRig(['w1', 'w2'], { defaultAddrPool: POOL, subnetSize: 24 });
   t.after(() => r.close());
   // A /29: 6 addresses but the gateway: 5 for tasks and VIPs.
   const n = await r.manager.networksApi.createNetwork({
@@ -292,7 +302,7 @@ test('addresses come back when tasks stop and services go; an exhausted network 
 });
 
 test('swarm init with ingress: the ingress network, and services publishing in ingress mode attach to it', async (t) => {
-  const r = await servicesRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24, ingress: true });
+  const r = await allocatingRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24, ingress: true });
   t.after(() => r.close());
   const api = r.manager.networksApi;
   const ing = api.getNetwork('ingress');
@@ -343,7 +353,7 @@ test('swarm init with ingress: the ingress network, and services publishing in i
 });
 
 test('a service moved to another network: its VIP moves, the old network is free once the old tasks stop', async (t) => {
-  const r = await servicesRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24 });
+  const r = await allocatingRig(['w1'], { defaultAddrPool: POOL, subnetSize: 24 });
   t.after(() => r.close());
   const a = await r.manager.networksApi.createNetwork({ Spec: net('a') });
   const b = await r.manager.networksApi.createNetwork({ Spec: net('b') });
