@@ -18,7 +18,6 @@ const repo = new URL('../..', import.meta.url).pathname;
 const cliMain = join(repo, 'packages/cli/dist/main.js');
 const root = await mkdtemp(join(tmpdir(), 'shoal-svclab-'));
 process.env['SHOAL_LAB_ROOT'] = root;
-after(() => rm(root, { recursive: true, force: true }));
 
 const uniq = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
 
@@ -58,11 +57,13 @@ let sharedLab: Promise<Lab> | undefined;
 const shared = (): Promise<Lab> => (sharedLab ??= makeLab());
 
 const labName = uniq('sv');
-// Registered at the top level: an `after` called while a test runs would belong to that test.
+// Registered at the top level (an `after` called while a test runs would belong to that test),
+// and one hook: the lab goes down (its mounts included) before its root is removed.
 after(async () => {
   await labDown(labName).catch((err: unknown) => {
     if (!(err instanceof LabNotFoundError)) throw err;
   });
+  await rm(root, { recursive: true, force: true });
 });
 
 async function makeLab(): Promise<Lab> {

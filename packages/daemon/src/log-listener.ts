@@ -26,11 +26,17 @@ export function grpcLogBrokerLink(client: LogBrokerClient): LogBrokerLink {
 export async function runLogListener(opts: {
   addr: string;
   credentials: ChannelCredentials;
+  /** The dispatcher session's channel: the logs share its connection to the manager. */
+  channel?: ReturnType<LogBrokerClient['getChannel']>;
   publisher: LogPublisher;
   logger: Logger;
   signal: AbortSignal;
 }): Promise<void> {
-  const client = new LogBrokerClient(opts.addr, opts.credentials, clusterChannelOptions());
+  const client = new LogBrokerClient(
+    opts.addr,
+    opts.credentials,
+    opts.channel ? { channelOverride: opts.channel } : clusterChannelOptions(),
+  );
   const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
   try {
     while (!opts.signal.aborted) {
@@ -43,6 +49,7 @@ export async function runLogListener(opts: {
       await sleep(backoff.next(), opts.signal).catch(ignoreAborted);
     }
   } finally {
-    client.close();
+    // A shared channel is the session's to close.
+    if (!opts.channel) client.close();
   }
 }

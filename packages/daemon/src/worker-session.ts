@@ -103,7 +103,8 @@ export class WorkerSession {
           if (publisher) {
             const credentials = d.clientCredentials();
             const logger = this.opts.logger;
-            logs = runLogListener({ addr, credentials, publisher, logger, signal: ac.signal });
+            const channel = client.getChannel();
+            logs = runLogListener({ addr, credentials, channel, publisher, logger, signal: ac.signal });
           }
         }
       }
