@@ -2,8 +2,8 @@
  * `lab down`: removes everything a lab made, from its state file and by name (namespaces
  * `shoal-<lab>-h<N>`, links `shl-<tag>` and `sv<tag>-<N>`, processes whose command line points
  * into the lab's directory, the tagged FORWARD rule), so it also works after a crash or kill -9
- * and on half-made labs. Only processes in the lab's namespaces or with the lab's directory on
- * their command line are killed.
+ * and on half-made labs. Only processes in the lab's namespaces, with the lab's directory on
+ * their command line, or in the cgroup of a container of the lab's hosts' engines are killed.
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -15,12 +15,15 @@ import { labDir, labLockPath, readLabState } from './lab-state.js';
 import {
   isRoot,
   killPids,
+  labContainerIds,
   linkExists,
   listLinks,
   listNetns,
   mountsUnder,
   pidsInNetns,
+  pidsInCgroupsNamed,
   pidsWithCmdline,
+  removeCgroupsNamed,
   tryRun,
   unmountUnder,
 } from './lab-system.js';
@@ -54,7 +57,9 @@ export async function labLeftovers(lab: string): Promise<{
   const vp = vethPattern(lab);
   const bridge = state?.bridge ?? bridgeName(lab);
   const links = (await listLinks()).map((l) => l.ifname).filter((n) => n === bridge || vp.test(n));
-  const processes = [...new Set([...pidsInNetns(namespaces), ...pidsWithCmdline(`${dir}/`)])];
+  // The hosts' containers run in namespaces of their own: found by their cgroups.
+  const containers = pidsInCgroupsNamed(labContainerIds(dir));
+  const processes = [...new Set([...pidsInNetns(namespaces), ...pidsWithCmdline(`${dir}/`), ...containers])];
   return { namespaces, links, processes, mounts: mountsUnder(dir), rules: await labRules(lab), dir: existsSync(dir) };
 }
 
@@ -82,6 +87,7 @@ export async function labDown(lab: string): Promise<LabDownReport> {
     // Processes that appeared meanwhile (a registry started by a dying `up`) go too.
     await killPids((await labLeftovers(lab)).processes, 1000);
     await unmountUnder(dir);
+    await removeCgroupsNamed(labContainerIds(dir));
     for (const ns of now.namespaces) {
       if (!(await tryRun('ip', ['netns', 'del', ns]))) {
         await tryRun('umount', ['-l', `/run/netns/${ns}`]);

@@ -3,6 +3,7 @@
  * discovering what exists (namespaces, links, mounts, processes) and removing it.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { errnoCode, run, sleep, type RunResult, isProcessAlive } from '@shoal/common';
 
 /** Runs a command, throwing CommandFailedError on a non-zero exit. */
@@ -150,4 +151,61 @@ export async function unmountUnder(dir: string): Promise<void> {
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
+}
+
+/**
+ * IDs of the containers the lab's hosts' engines made (`<dir>/hosts/hN/data/engine/containers/<id>`).
+ * Their processes live in their own network namespaces, so a namespace scan does not find them.
+ */
+export function labContainerIds(dir: string): Set<string> {
+  const ids = new Set<string>();
+  const hosts = join(dir, 'hosts');
+  if (!existsSync(hosts)) return ids;
+  for (const h of readdirSync(hosts)) {
+    const containers = join(hosts, h, 'data', 'engine', 'containers');
+    if (!existsSync(containers)) continue;
+    for (const id of readdirSync(containers)) if (/^[0-9a-f]{64}$/.test(id)) ids.add(id);
+  }
+  return ids;
+}
+
+/** Pids in a cgroup named after one of `ids` (a container's cgroup, in any hierarchy). */
+export function pidsInCgroupsNamed(ids: ReadonlySet<string>): number[] {
+  if (ids.size === 0) return [];
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${p}/cgroup`, 'utf8');
+    } catch (err) {
+      if (['ENOENT', 'ESRCH', 'EACCES', 'EPERM'].includes(errnoCode(err) ?? '')) continue; // gone
+      throw err;
+    }
+    if (text.split('\n').some((l) => ids.has(l.slice(l.lastIndexOf('/') + 1)))) out.push(Number(p));
+  }
+  return out;
+}
+
+/** Removes the (empty) cgroup directories named after one of `ids`, up to 4 levels under /sys/fs/cgroup. */
+export async function removeCgroupsNamed(ids: ReadonlySet<string>): Promise<void> {
+  if (ids.size === 0) return;
+  const found: string[] = [];
+  const walk = (d: string, depth: number): void => {
+    let names: string[];
+    try {
+      names = readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    } catch (err) {
+      if (['ENOENT', 'ENOTDIR', 'EACCES'].includes(errnoCode(err) ?? '')) return;
+      throw err;
+    }
+    for (const n of names) {
+      if (ids.has(n)) found.push(join(d, n));
+      else if (depth < 4) walk(join(d, n), depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 1);
+  for (const c of found) await tryRun('rmdir', [c]);
 }
