@@ -12,7 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { run, waitFor, type RunResult } from '@shoal/common';
-import { LabNotFoundError, labDown, pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import {
+  LabNotFoundError,
+  labContainerIds,
+  labDown,
+  pidsInCgroupsNamed,
+  pushTestImages,
+  readLabState,
+  TestImages,
+} from '@shoal/testkit';
 
 const repo = new URL('../..', import.meta.url).pathname;
 const cliMain = join(repo, 'packages/cli/dist/main.js');
@@ -60,10 +68,13 @@ const labName = uniq('sv');
 // Registered at the top level (an `after` called while a test runs would belong to that test),
 // and one hook: the lab goes down (its mounts included) before its root is removed.
 after(async () => {
+  // The task containers run in namespaces of their own: down must find them by their cgroups.
+  const containers = labContainerIds(join(root, labName));
   await labDown(labName).catch((err: unknown) => {
     if (!(err instanceof LabNotFoundError)) throw err;
   });
   await rm(root, { recursive: true, force: true });
+  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
 });
 
 async function makeLab(): Promise<Lab> {

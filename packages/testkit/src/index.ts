@@ -58,6 +58,7 @@ export { writeTar, listTar, type TarEntry } from './images/tar-writer.js';
 export { WHITEOUT_EXPECTED, REQUIRED_APPLETS, goArch } from './images/test-rootfs.js';
 export { labUp, type LabUpOptions } from './lab/lab-up.js';
 export { labDown, labLeftovers, type LabDownReport } from './lab/lab-down.js';
+export { labContainerIds, pidsInCgroupsNamed } from './lab/lab-system.js';
 export { labStatus, labList, type LabView, type LabHostView, type HostStatus } from './lab/lab-status.js';
 export { labExec, labExecInherit, hostCommand } from './lab/lab-exec.js';
 export { labCut, labHeal, labDelay } from './lab/lab-faults.js';
