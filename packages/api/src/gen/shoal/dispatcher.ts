@@ -21,8 +21,10 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { Peer } from './common.js';
+import { Network } from './network.js';
 import { Node, NodeDescription } from './node.js';
 import { Config, Secret } from './secret.js';
+import { PortConfig } from './service.js';
 import { Task, TaskStatus } from './task.js';
 
 /**
@@ -81,13 +83,68 @@ export interface AssignmentsRequest {
 }
 
 /**
- * Exactly one of Task, Secret or Config. A secret carries its Data: only nodes running a task
- * that references it ever receive it.
+ * Shoal: one endpoint on an overlay network, as the nodes wiring that network need it: a task's
+ * attachment, or a node's load-balancer (ingress sandbox) attachment.
+ */
+export interface NetworkEndpoint {
+  /** The task's ID; for a node's load-balancer endpoint, "lb-" + the node's ID. */
+  ID?: string | undefined;
+  /** The node the endpoint lives on, and that node's underlay address (its VTEP). */
+  NodeID?: string | undefined;
+  NodeAddr?: string | undefined;
+  /** The endpoint's address on the network, in CIDR form (e.g. 198.19.0.5/24). */
+  Address?: string | undefined;
+  /** Empty for a node's load-balancer endpoint. */
+  ServiceID?: string | undefined;
+  ServiceName?: string | undefined;
+  Slot?: number | undefined;
+  /** DNS names besides the service's: the attachment's aliases and the container's hostname. */
+  Aliases?: string[] | undefined;
+  /**
+   * The task runs (and is healthy where it has a health check): it is in DNS answers and behind
+   * the service's VIP and published ports. Endpoints that do not run yet are still peers (FDB and
+   * neighbour entries), so that traffic to them works the moment they start.
+   */
+  Running?: boolean | undefined;
+}
+
+/** Shoal: a service attached to an overlay network, for DNS, the VIP and published ports. */
+export interface NetworkServiceEndpoint {
+  ServiceID?: string | undefined;
+  ServiceName?: string | undefined;
+  /** "vip" | "dnsrr". */
+  Mode?: string | undefined;
+  /** The service's VIP on this network (CIDR); empty in dnsrr mode. */
+  VIP?: string | undefined;
+  /** Network-scoped aliases of the service (from its NetworkAttachmentConfig). */
+  Aliases?: string[] | undefined;
+  /**
+   * The service's ports (Endpoint.Ports, with published ports allocated). Only ingress mode
+   * ports are published through the ingress network; host mode ones by the task's node.
+   */
+  Ports?: PortConfig[] | undefined;
+}
+
+/**
+ * Shoal: what a node needs to wire its containers into one overlay network. Sent for every
+ * network a task of the node is attached to, and for the ingress network to every node.
+ */
+export interface NetworkState {
+  Network?: Network | undefined;
+  /** Every endpoint on the network, on every node (the node's own included). */
+  Endpoints?: NetworkEndpoint[] | undefined;
+  Services?: NetworkServiceEndpoint[] | undefined;
+}
+
+/**
+ * Exactly one of Task, Secret, Config or Network. A secret carries its Data: only nodes running a
+ * task that references it ever receive it. A network state is keyed by Network.Network.ID.
  */
 export interface Assignment {
   Task?: Task | undefined;
   Secret?: Secret | undefined;
   Config?: Config | undefined;
+  Network?: NetworkState | undefined;
 }
 
 export interface AssignmentChange {
@@ -699,8 +756,389 @@ export const AssignmentsRequest: MessageFns<AssignmentsRequest> = {
   },
 };
 
+function createBaseNetworkEndpoint(): NetworkEndpoint {
+  return {
+    ID: '',
+    NodeID: '',
+    NodeAddr: '',
+    Address: '',
+    ServiceID: '',
+    ServiceName: '',
+    Slot: 0,
+    Aliases: [],
+    Running: false,
+  };
+}
+
+export const NetworkEndpoint: MessageFns<NetworkEndpoint> = {
+  encode(message: NetworkEndpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ID !== undefined && message.ID !== '') {
+      writer.uint32(10).string(message.ID);
+    }
+    if (message.NodeID !== undefined && message.NodeID !== '') {
+      writer.uint32(18).string(message.NodeID);
+    }
+    if (message.NodeAddr !== undefined && message.NodeAddr !== '') {
+      writer.uint32(26).string(message.NodeAddr);
+    }
+    if (message.Address !== undefined && message.Address !== '') {
+      writer.uint32(34).string(message.Address);
+    }
+    if (message.ServiceID !== undefined && message.ServiceID !== '') {
+      writer.uint32(42).string(message.ServiceID);
+    }
+    if (message.ServiceName !== undefined && message.ServiceName !== '') {
+      writer.uint32(50).string(message.ServiceName);
+    }
+    if (message.Slot !== undefined && message.Slot !== 0) {
+      writer.uint32(56).uint64(message.Slot);
+    }
+    if (message.Aliases !== undefined && message.Aliases.length !== 0) {
+      for (const v of message.Aliases) {
+        writer.uint32(66).string(v!);
+      }
+    }
+    if (message.Running !== undefined && message.Running !== false) {
+      writer.uint32(72).bool(message.Running);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkEndpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkEndpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ID = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NodeID = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.NodeAddr = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Address = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.ServiceID = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.ServiceName = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.Slot = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Aliases!.push(el);
+            }
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.Running = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<NetworkEndpoint>, I>>(base?: I): NetworkEndpoint {
+    return NetworkEndpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkEndpoint>, I>>(object: I): NetworkEndpoint {
+    const message = createBaseNetworkEndpoint();
+    message.ID = object.ID ?? '';
+    message.NodeID = object.NodeID ?? '';
+    message.NodeAddr = object.NodeAddr ?? '';
+    message.Address = object.Address ?? '';
+    message.ServiceID = object.ServiceID ?? '';
+    message.ServiceName = object.ServiceName ?? '';
+    message.Slot = object.Slot ?? 0;
+    message.Aliases = object.Aliases?.map((e) => e) || [];
+    message.Running = object.Running ?? false;
+    return message;
+  },
+};
+
+function createBaseNetworkServiceEndpoint(): NetworkServiceEndpoint {
+  return { ServiceID: '', ServiceName: '', Mode: '', VIP: '', Aliases: [], Ports: [] };
+}
+
+export const NetworkServiceEndpoint: MessageFns<NetworkServiceEndpoint> = {
+  encode(message: NetworkServiceEndpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ServiceID !== undefined && message.ServiceID !== '') {
+      writer.uint32(10).string(message.ServiceID);
+    }
+    if (message.ServiceName !== undefined && message.ServiceName !== '') {
+      writer.uint32(18).string(message.ServiceName);
+    }
+    if (message.Mode !== undefined && message.Mode !== '') {
+      writer.uint32(26).string(message.Mode);
+    }
+    if (message.VIP !== undefined && message.VIP !== '') {
+      writer.uint32(34).string(message.VIP);
+    }
+    if (message.Aliases !== undefined && message.Aliases.length !== 0) {
+      for (const v of message.Aliases) {
+        writer.uint32(42).string(v!);
+      }
+    }
+    if (message.Ports !== undefined && message.Ports.length !== 0) {
+      for (const v of message.Ports) {
+        PortConfig.encode(v!, writer.uint32(50).fork()).join();
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkServiceEndpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkServiceEndpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ServiceID = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ServiceName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Mode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.VIP = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Aliases!.push(el);
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const el = PortConfig.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Ports!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<NetworkServiceEndpoint>, I>>(base?: I): NetworkServiceEndpoint {
+    return NetworkServiceEndpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkServiceEndpoint>, I>>(object: I): NetworkServiceEndpoint {
+    const message = createBaseNetworkServiceEndpoint();
+    message.ServiceID = object.ServiceID ?? '';
+    message.ServiceName = object.ServiceName ?? '';
+    message.Mode = object.Mode ?? '';
+    message.VIP = object.VIP ?? '';
+    message.Aliases = object.Aliases?.map((e) => e) || [];
+    message.Ports = object.Ports?.map((e) => PortConfig.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseNetworkState(): NetworkState {
+  return { Network: undefined, Endpoints: [], Services: [] };
+}
+
+export const NetworkState: MessageFns<NetworkState> = {
+  encode(message: NetworkState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Network !== undefined) {
+      Network.encode(message.Network, writer.uint32(10).fork()).join();
+    }
+    if (message.Endpoints !== undefined && message.Endpoints.length !== 0) {
+      for (const v of message.Endpoints) {
+        NetworkEndpoint.encode(v!, writer.uint32(18).fork()).join();
+      }
+    }
+    if (message.Services !== undefined && message.Services.length !== 0) {
+      for (const v of message.Services) {
+        NetworkServiceEndpoint.encode(v!, writer.uint32(26).fork()).join();
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Network = Network.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const el = NetworkEndpoint.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Endpoints!.push(el);
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const el = NetworkServiceEndpoint.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Services!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<NetworkState>, I>>(base?: I): NetworkState {
+    return NetworkState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkState>, I>>(object: I): NetworkState {
+    const message = createBaseNetworkState();
+    message.Network =
+      object.Network !== undefined && object.Network !== null ? Network.fromPartial(object.Network) : undefined;
+    message.Endpoints = object.Endpoints?.map((e) => NetworkEndpoint.fromPartial(e)) || [];
+    message.Services = object.Services?.map((e) => NetworkServiceEndpoint.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseAssignment(): Assignment {
-  return { Task: undefined, Secret: undefined, Config: undefined };
+  return { Task: undefined, Secret: undefined, Config: undefined, Network: undefined };
 }
 
 export const Assignment: MessageFns<Assignment> = {
@@ -713,6 +1151,9 @@ export const Assignment: MessageFns<Assignment> = {
     }
     if (message.Config !== undefined) {
       Config.encode(message.Config, writer.uint32(26).fork()).join();
+    }
+    if (message.Network !== undefined) {
+      NetworkState.encode(message.Network, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -754,6 +1195,14 @@ export const Assignment: MessageFns<Assignment> = {
             message.Config = Config.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Network = NetworkState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -776,6 +1225,8 @@ export const Assignment: MessageFns<Assignment> = {
       object.Secret !== undefined && object.Secret !== null ? Secret.fromPartial(object.Secret) : undefined;
     message.Config =
       object.Config !== undefined && object.Config !== null ? Config.fromPartial(object.Config) : undefined;
+    message.Network =
+      object.Network !== undefined && object.Network !== null ? NetworkState.fromPartial(object.Network) : undefined;
     return message;
   },
 };

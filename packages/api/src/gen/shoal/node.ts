@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Platform, Resources, TLSInfo, Version } from './common.js';
+import { NetworkAttachment } from './network.js';
 
 /** Node: a host in the cluster, as `docker node inspect` prints it. */
 
@@ -100,6 +101,11 @@ export interface Node {
   ManagerStatus?: ManagerStatus | undefined;
   /** Shoal: the node's certificate (not in Docker's JSON). */
   Certificate?: NodeCertificate | undefined;
+  /**
+   * The node's attachments to networks it serves itself (its ingress load-balancer endpoint),
+   * given by the allocator, as SwarmKit's Node.Attachments.
+   */
+  Attachments?: NetworkAttachment[] | undefined;
 }
 
 function createBaseNodeSpec(): NodeSpec {
@@ -905,6 +911,7 @@ function createBaseNode(): Node {
     Status: undefined,
     ManagerStatus: undefined,
     Certificate: undefined,
+    Attachments: [],
   };
 }
 
@@ -936,6 +943,11 @@ export const Node: MessageFns<Node> = {
     }
     if (message.Certificate !== undefined) {
       NodeCertificate.encode(message.Certificate, writer.uint32(74).fork()).join();
+    }
+    if (message.Attachments !== undefined && message.Attachments.length !== 0) {
+      for (const v of message.Attachments) {
+        NetworkAttachment.encode(v!, writer.uint32(82).fork()).join();
+      }
     }
     return writer;
   },
@@ -1025,6 +1037,17 @@ export const Node: MessageFns<Node> = {
             message.Certificate = NodeCertificate.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            const el = NetworkAttachment.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Attachments!.push(el);
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1062,6 +1085,7 @@ export const Node: MessageFns<Node> = {
       object.Certificate !== undefined && object.Certificate !== null
         ? NodeCertificate.fromPartial(object.Certificate)
         : undefined;
+    message.Attachments = object.Attachments?.map((e) => NetworkAttachment.fromPartial(e)) || [];
     return message;
   },
 };
