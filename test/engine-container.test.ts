@@ -62,6 +62,25 @@ test(
     assert.equal(run.stdout, 'from-registry\n');
     assert.match(run.stderr, /to-stderr/);
 
+    // The image's tools resolve names (static glibc busybox loads the image's libc.so.6 for it):
+    // a name from /etc/hosts reaches the container's own httpd.
+    const named = await shoal([
+      'container',
+      'run',
+      ...flags,
+      '--rm',
+      '--network',
+      'none',
+      '--add-host',
+      'shoal-named:127.0.0.1',
+      busybox.remoteRef,
+      'sh',
+      '-c',
+      "httpd -p 127.0.0.1:8080 -h /srv && printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 shoal-named 8080",
+    ]);
+    assert.equal(named.code, 0, named.stderr);
+    assert.match(named.stdout, /hello from shoal-test\/busybox/);
+
     const name = `e2e-${randomBytes(3).toString('hex')}`;
     const d = await shoal([
       'container',

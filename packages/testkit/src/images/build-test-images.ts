@@ -19,13 +19,14 @@ import {
   TEST_IMAGE_PATH,
   archEntries,
   busyboxEntries,
+  hostLibcPath,
   goArch,
   whiteoutLowerEntries,
   whiteoutUpperEntries,
 } from './test-rootfs.js';
 
 /** Bump when the images' content or layout changes, so old caches are not reused. */
-const BUILDER_VERSION = 3;
+const BUILDER_VERSION = 4;
 
 /** References of the test images (repository:tag, without a registry host). */
 export const TestImages = {
@@ -197,11 +198,28 @@ async function busyboxApplets(): Promise<string[]> {
   return applets;
 }
 
-async function buildInto(dir: string, busybox: Buffer): Promise<TestImageSet> {
+interface Libc {
+  path: string;
+  data: Buffer;
+}
+
+/** The host's libc.so.6 for the image (undefined where the machine has none at Debian's path). */
+async function readHostLibc(): Promise<Libc | undefined> {
+  const path = hostLibcPath();
+  if (path === undefined) return undefined;
+  try {
+    return { path, data: await readFile(path) };
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw new ImageBuildError(`cannot read ${path}`, { cause: err });
+  }
+}
+
+async function buildInto(dir: string, busybox: Buffer, libc: Libc | undefined): Promise<TestImageSet> {
   const ctx: Ctx = { layout: new OciLayoutWriter(dir), layerCache: new Map() };
   const native = goArch();
   const foreign = native === 'amd64' ? 'arm64' : 'amd64';
-  const base = busyboxEntries(busybox, await busyboxApplets(), native);
+  const base = busyboxEntries(busybox, await busyboxApplets(), native, libc);
   const env = ['SHOAL_TEST_IMAGE=busybox'];
   const hist = ['shoal testkit: busybox-static root filesystem'];
   const images: BuiltImage[] = [];
@@ -281,7 +299,9 @@ export async function buildTestImages(cacheDir?: string): Promise<TestImageSet> 
   } catch (err) {
     throw new ImageBuildError(`cannot read ${BUSYBOX_PATH} (install busybox-static)`, { cause: err });
   }
-  const key = `v${BUILDER_VERSION}-${goArch()}-${sha256Digest(busybox).slice(7, 23)}`;
+  const libc = await readHostLibc();
+  const inputs = libc === undefined ? busybox : Buffer.concat([busybox, libc.data]);
+  const key = `v${BUILDER_VERSION}-${goArch()}-${sha256Digest(inputs).slice(7, 23)}`;
   const final = join(root, key);
   try {
     const set = JSON.parse(await readFile(join(final, 'shoal-images.json'), 'utf8')) as TestImageSet;
@@ -294,7 +314,7 @@ export async function buildTestImages(cacheDir?: string): Promise<TestImageSet> 
     await mkdir(root, { recursive: true });
     const work = await mkdtemp(join(root, `.build-${key}-`));
     try {
-      await buildInto(work, busybox);
+      await buildInto(work, busybox, libc);
       await rename(work, final);
     } catch (err) {
       await rm(work, { recursive: true, force: true });

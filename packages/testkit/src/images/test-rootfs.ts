@@ -56,12 +56,43 @@ export function goArch(nodeArch: string = process.arch): string {
   }
 }
 
-/** The root filesystem of `shoal-test/busybox`: every applet as a symlink to /bin/busybox. */
-export function busyboxEntries(busybox: Uint8Array, applets: readonly string[], arch: string): TarEntry[] {
+/**
+ * The C library a static glibc busybox loads at run time to resolve names (glibc's NSS: files and
+ * dns live in libc.so.6 since 2.34). Without it, `nc NAME` says "bad address" and `wget NAME`
+ * crashes; `nslookup` alone works. Debian's multiarch directory for this machine's architecture.
+ */
+export function hostLibcPath(nodeArch: string = process.arch): string | undefined {
+  const triplet: Record<string, string> = {
+    x64: 'x86_64-linux-gnu',
+    arm64: 'aarch64-linux-gnu',
+    ppc64: 'powerpc64le-linux-gnu',
+    s390x: 's390x-linux-gnu',
+    riscv64: 'riscv64-linux-gnu',
+  };
+  const t = triplet[nodeArch];
+  return t === undefined ? undefined : `/lib/${t}/libc.so.6`;
+}
+
+/**
+ * The root filesystem of `shoal-test/busybox`: every applet as a symlink to /bin/busybox, plus the
+ * host's libc.so.6 at the same path when given (so that names resolve through /etc/hosts and
+ * /etc/resolv.conf, as in any glibc image).
+ */
+export function busyboxEntries(
+  busybox: Uint8Array,
+  applets: readonly string[],
+  arch: string,
+  libc?: { path: string; data: Uint8Array },
+): TarEntry[] {
   const entries: TarEntry[] = [
     { type: 'dir', path: 'bin' },
     { type: 'file', path: 'bin/busybox', mode: 0o755, data: busybox },
   ];
+  if (libc !== undefined) {
+    const parts = libc.path.replace(/^\/+/, '').split('/');
+    for (let i = 1; i < parts.length; i++) entries.push({ type: 'dir', path: parts.slice(0, i).join('/') });
+    entries.push({ type: 'file', path: parts.join('/'), mode: 0o755, data: libc.data });
+  }
   for (const a of [...new Set(applets)].filter((a) => a !== 'busybox' && /^[a-z0-9][a-z0-9._-]*$/.test(a)).sort()) {
     entries.push({ type: 'symlink', path: `bin/${a}`, target: 'busybox' });
   }
