@@ -3,6 +3,9 @@
 // `demo` with its registry and the offline test images pushed to it, every host pinging every
 // other and pulling a manifest from the registry, then shoald on every host: `swarm init` on h1,
 // h2 and h3 join as managers, h4 and h5 as workers, and `shoal node ls` run on h1.
+// Then the stack examples/webapp-db/docker-stack.yml is deployed as `shop` (a web front end on
+// port 8080 of every node that asks its database by name over an overlay, and a secret), and the
+// demo waits until every task runs and the page answers on every node's address.
 // Idempotent: run it again and it reuses the lab. The lab stays up unless --down is given.
 // Usage: npm run demo -- [--name demo] [--hosts 5] [--managers 3] [--down]
 import { createHash } from 'node:crypto';
@@ -115,6 +118,46 @@ try {
   const ready = rows.filter((r) => /\sReady\s/.test(r)).length;
   const managersSeen = rows.filter((r) => /\s(Leader|Reachable|Unreachable)\s/.test(r)).length;
 
+  const stackFile = join(root, 'examples/webapp-db/docker-stack.yml');
+  step(`shoal stack deploy -c examples/webapp-db/docker-stack.yml shop   (REGISTRY=${lab.registry.addr})`);
+  t = performance.now();
+  const deploy = await labExec(lab.name, 'h1', [
+    'env',
+    `REGISTRY=${lab.registry.addr}`,
+    process.execPath,
+    cli,
+    'stack',
+    'deploy',
+    '-c',
+    stackFile,
+    'shop',
+  ]);
+  process.stdout.write(deploy.stdout + deploy.stderr);
+  let services = '';
+  let running = false;
+  for (let i = 0; deploy.code === 0 && i < 240 && !running; i++) {
+    const r = await labExec(lab.name, 'h1', [process.execPath, cli, 'stack', 'services', 'shop']);
+    services = r.stdout;
+    const replicas = [...services.matchAll(/\s(\d+)\/(\d+)\s/g)];
+    running = replicas.length === 2 && replicas.every((m) => m[1] === m[2] && m[2] !== '0');
+    if (!running) await new Promise((r) => setTimeout(r, 500));
+  }
+  process.stdout.write(services);
+  const deployTook = ms(t);
+
+  step('the web service on port 8080 of every node asks the database by name: curl http://<node>:8080/cgi-bin/db');
+  let answered = 0;
+  for (const h of lab.hosts) {
+    let body = '';
+    for (let i = 0; running && i < 20 && !/db ok/.test(body); i++) {
+      const r = await labExec(lab.name, 'h1', ['curl', '-s', '-m', '3', `http://${h.address}:8080/cgi-bin/db`]);
+      body = r.stdout.trim();
+      if (!/db ok/.test(body)) await new Promise((r) => setTimeout(r, 500));
+    }
+    if (/db ok/.test(body)) answered++;
+    console.log(`  ${h.name} (${h.address}:8080): ${body || 'no answer'}`);
+  }
+
   step('summary');
   console.log(`  lab ${lab.name}: ${lab.hosts.length} hosts on ${lab.subnet}, registry ${lab.registry.addr}`);
   console.log(`  up ${upTook}, push of ${pushed.length} images ${pushTook}, whole demo ${ms(t0)}`);
@@ -122,7 +165,12 @@ try {
   console.log(
     `  cluster made in ${clusterTook}: ${ready}/${lab.hosts.length} nodes Ready, ${managersSeen}/${values.managers} managers`,
   );
+  console.log(
+    `  stack shop deployed in ${deployTook}: tasks ${running ? 'all running' : 'NOT all running'}; the page answered on ${answered}/${lab.hosts.length} nodes`,
+  );
   const good =
+    running &&
+    answered === lab.hosts.length &&
     ok === total &&
     verified === lab.hosts.length &&
     ready === lab.hosts.length &&
@@ -136,6 +184,9 @@ try {
   } else {
     console.log(`\nThe lab stays up. Try:`);
     console.log(`  npx shoal lab ls ${lab.name}`);
+    console.log(`  npx shoal lab exec ${lab.name} h1 -- npx shoal stack ps shop`);
+    console.log(`  npx shoal lab exec ${lab.name} h1 -- npx shoal service inspect shop_web`);
+    console.log(`  npx shoal lab exec ${lab.name} h1 -- curl -s http://${lab.hosts.at(-1).address}:8080/cgi-bin/db`);
     console.log(`  npx shoal lab exec ${lab.name} h2 -- npx shoal node ls`);
     console.log(`  npx shoal lab exec ${lab.name} h1 -- npx shoal node inspect --pretty h4`);
     console.log(`  npx shoal lab exec ${lab.name} h1 -- npx shoal swarm join-token worker`);
