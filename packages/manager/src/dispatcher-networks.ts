@@ -83,12 +83,6 @@ export class NetworkStates {
     return this.built.get(networkId)?.entry;
   }
 
-  /** True when a network is allocated now (tasks' attachments may name it). */
-  has(networkId: string): boolean {
-    this.refresh();
-    return this.built.has(networkId);
-  }
-
   private refresh(): void {
     if (this.store.revision === this.revision) return;
     this.revision = this.store.revision;
