@@ -12,6 +12,7 @@ const benches = {
   compose: 'packages/compose/dist/bench/compose.js',
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
+  assignments: 'packages/manager/dist/bench/assignments.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
   network: 'packages/network/dist/bench/network.js',
   services: 'packages/testkit/dist/bench/services.js',

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unary } from '@shoal/api';
 import { hasCode } from '@shoal/common';
-import { ShoaldProcess, controlClient, freePort, swarmClient } from './test-util.js';
+import { ShoaldProcess, controlClient, freePort, swarmClient, TEST_ADDR_POOL } from './test-util.js';
 
 const procs: ShoaldProcess[] = [];
 const dirs: string[] = [];
@@ -140,12 +140,12 @@ describe('shoald process', () => {
       await rejects(unary(control.listNodes.bind(control), {}), 'DAEMON_NOT_A_MANAGER', /not a swarm manager/);
       await rejects(unary(swarm.leave.bind(swarm), {}), 'DAEMON_NOT_IN_SWARM');
       await rejects(
-        unary(swarm.init.bind(swarm), { ListenAddr: '0.0.0.0:1' }),
+        unary(swarm.init.bind(swarm), { ListenAddr: '0.0.0.0:1', ...TEST_ADDR_POOL }),
         'DAEMON_NO_ADVERTISE_ADDR',
         /--advertise-addr/,
       );
 
-      const init = await unary(swarm.init.bind(swarm), {});
+      const init = await unary(swarm.init.bind(swarm), { ...TEST_ADDR_POOL });
       assert.match(init.NodeID ?? '', /^[0-9a-z]{25}$/);
       assert.equal(init.UnlockKey, '');
       const info = await unary(swarm.info.bind(swarm), {});
@@ -163,11 +163,22 @@ describe('shoald process', () => {
       assert.equal(nodes[0]!.ManagerStatus?.Leader, true);
       const cluster = (await unary(control.getCluster.bind(control), {})).Cluster;
       assert.match(cluster?.JoinTokens?.Worker ?? '', /^SWMTKN-1-/);
+      // swarm init makes the ingress network, from the pool it was given
+      assert.deepEqual(cluster?.DefaultAddrPool, TEST_ADDR_POOL.DefaultAddrPool);
+      const networks = (await unary(control.listNetworks.bind(control), {})).Networks ?? [];
+      assert.deepEqual(
+        networks.map((n) => [n.Spec?.Name, n.Spec?.Ingress, n.IPAMOptions?.Configs?.[0]?.Subnet]),
+        [['ingress', true, '198.19.128.0/24']],
+      );
       const counted = await unary(swarm.info.bind(swarm), {});
       assert.equal(counted.Nodes, 1);
       assert.equal(counted.Managers, 1);
       assert.equal(counted.Cluster?.ID, cluster?.ID);
-      await rejects(unary(swarm.init.bind(swarm), {}), 'DAEMON_ALREADY_IN_SWARM', /already part of a swarm/);
+      await rejects(
+        unary(swarm.init.bind(swarm), { ...TEST_ADDR_POOL }),
+        'DAEMON_ALREADY_IN_SWARM',
+        /already part of a swarm/,
+      );
 
       const swarmDir = join(dir, 'data', 'swarm');
       assert.equal((await stat(join(swarmDir, 'certificates'))).mode & 0o777, 0o700);
@@ -252,7 +263,7 @@ describe('shoald process', () => {
     const port = await freePort();
     let { p, socket } = await node(dir, port);
     let swarm = swarmClient(socket);
-    const init = await unary(swarm.init.bind(swarm), { AutoLockManagers: true });
+    const init = await unary(swarm.init.bind(swarm), { AutoLockManagers: true, ...TEST_ADDR_POOL });
     assert.match(init.UnlockKey ?? '', /^SWMKEY-1-/);
     const keyFile = await readFile(join(dir, 'data', 'swarm', 'certificates', 'node.key'), 'utf8');
     assert.match(keyFile, /BEGIN SHOAL ENCRYPTED PRIVATE KEY/);
@@ -286,7 +297,7 @@ describe('shoald process', () => {
       assert.equal(locked.NodeID, init.NodeID);
       assert.equal(await portOpen(port), false, 'a locked manager does not open the cluster port');
       await rejects(unary(control.listNodes.bind(control), {}), 'DAEMON_LOCKED', /swarm unlock/);
-      await rejects(unary(swarm.init.bind(swarm), {}), 'DAEMON_LOCKED');
+      await rejects(unary(swarm.init.bind(swarm), { ...TEST_ADDR_POOL }), 'DAEMON_LOCKED');
       await rejects(
         unary(swarm.unlock.bind(swarm), { UnlockKey: 'SWMKEY-1-' + Buffer.alloc(32, 7).toString('base64') }),
         'CA_WRONG_UNLOCK_KEY',
