@@ -52,17 +52,19 @@ export interface GrpcRaftTransportOptions {
 }
 
 /**
- * HTTP/2 keepalive on node-to-node connections, both ways: a PING after this long without one,
- * and the connection is closed when its ack takes longer than the timeout. A cut link (no RST,
- * no FIN) is so found within time + timeout; on the cluster port that ends the node's dispatcher
- * session, and the leader marks the node down when it does not reconnect within the session-loss
- * grace (SESSION_LOSS_GRACE_MS, @shoal/manager). A PING is acked by the peer's HTTP/2 layer as
- * soon as its event loop reads the socket: 2 s is long against Raft's 600 ms election timeout.
+ * HTTP/2 keepalive PINGs of the cluster port (the server side of node-to-node connections): a
+ * PING after CLUSTER_KEEPALIVE_TIME_MS without one, and the connection is closed when its ack
+ * takes longer than CLUSTER_KEEPALIVE_TIMEOUT_MS. A cut link (no RST, no FIN) is so found within
+ * time + timeout; that ends the node's dispatcher session, and the leader marks the node down
+ * when it does not reconnect within SESSION_LOSS_GRACE_MS (@shoal/manager). The peer's HTTP/2
+ * layer acks a PING as soon as its event loop reads the socket: 3 s is long against Raft's 600 ms
+ * election timeout, and a dropped healthy connection only costs a reconnect. Clients keep gentler
+ * PINGs (clusterChannelOptions): a worker finds a cut link from its heartbeats too.
  */
 export const CLUSTER_KEEPALIVE_TIME_MS = 2_000;
-export const CLUSTER_KEEPALIVE_TIMEOUT_MS = 2_000;
+export const CLUSTER_KEEPALIVE_TIMEOUT_MS = 3_000;
 
-/** grpc-js server options of the cluster port: its own keepalive PINGs (grpc-js enforces no client PING rate). */
+/** grpc-js server options of the cluster port: its keepalive PINGs (grpc-js enforces no client PING rate). */
 export function clusterServerKeepalive(): Record<string, number> {
   return {
     'grpc.keepalive_time_ms': CLUSTER_KEEPALIVE_TIME_MS,
@@ -76,8 +78,8 @@ export function clusterChannelOptions(): Record<string, string | number> {
     'grpc.ssl_target_name_override': 'swarm-manager',
     'grpc.max_receive_message_length': MAX_RAFT_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_RAFT_MESSAGE_BYTES,
-    'grpc.keepalive_time_ms': CLUSTER_KEEPALIVE_TIME_MS,
-    'grpc.keepalive_timeout_ms': CLUSTER_KEEPALIVE_TIMEOUT_MS,
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 1_000,
   };

@@ -136,8 +136,9 @@ export class Dispatcher {
     if (nodeId === this.ctx.nodeId) return;
     this.deadlines.get(nodeId)?.cancel();
     const gen = this.generation;
-    const t = this.ctx.clock.setTimeout(() => void this.expire(nodeId, gen, why), ms);
-    this.deadlines.set(nodeId, { cancel: () => t.cancel(), at: this.ctx.clock.now() + ms });
+    const at = this.ctx.clock.now() + ms;
+    const t = this.ctx.clock.setTimeout(() => void this.expire(nodeId, gen, why, at), ms);
+    this.deadlines.set(nodeId, { cancel: () => t.cancel(), at });
   }
 
   /** A node's session ended because the node went away: its deadline comes forward to the grace. */
@@ -149,16 +150,22 @@ export class Dispatcher {
     this.arm(nodeId, SESSION_LOSS_GRACE_MS, DOWN_SESSION_LOST);
   }
 
-  private async expire(nodeId: string, gen: number, why: string): Promise<void> {
+  private async expire(nodeId: string, gen: number, why: string, at: number): Promise<void> {
     if (!this.running || gen !== this.generation) return;
+    const late = this.ctx.clock.now() - at;
+    if (why === DOWN_SESSION_LOST && late > SESSION_LOSS_GRACE_MS) {
+      // This process stalled for longer than the grace itself (an overloaded host): the node may
+      // have found no leader to reconnect to. It gets one more grace, as a heartbeat deadline.
+      this.ctx.logger.warn({ nodeId, lateMs: late }, 'session-loss deadline fired late: one more grace');
+      this.arm(nodeId, SESSION_LOSS_GRACE_MS, DOWN_HEARTBEAT);
+      return;
+    }
     this.deadlines.delete(nodeId);
     this.sessions.get(nodeId)?.end(new SessionInvalidError(nodeId));
     this.sessions.delete(nodeId);
     try {
       await updateNode(this.ctx, nodeId, (n) =>
-        n.Status?.State === 'down'
-          ? undefined
-          : { ...n, Status: { ...n.Status, State: 'down', Message: why } },
+        n.Status?.State === 'down' ? undefined : { ...n, Status: { ...n.Status, State: 'down', Message: why } },
       );
       this.ctx.logger.warn({ nodeId, why }, 'node marked down');
     } catch (err) {
