@@ -6,10 +6,10 @@
  * (@shoal/worker) consumes its Assignments stream and reports task states through it; the end
  * or failure of that stream ends the session too, so both move to the next manager together.
  *
- * A session that was open and ends is retried on the same manager first (after the first,
- * shortest backoff), since the leader's dispatcher marks a node down when its session is not
- * reopened within SESSION_LOSS_GRACE_MS (@shoal/manager); when that fails the next manager is
- * tried. An orderly stop first sends a heartbeat with `Stopping`, so the node keeps its heartbeat
+ * A session that was open and ends is retried on the same manager first, at once when it had
+ * lasted a while (else after the backoff, so a session that keeps failing cannot spin), since the
+ * leader's dispatcher marks a node down when its session is not reopened within
+ * SESSION_LOSS_GRACE_MS (@shoal/manager); when that fails the next manager is tried. An orderly stop first sends a heartbeat with `Stopping`, so the node keeps its heartbeat
  * deadline and a restarted daemon finds its tasks still assigned to it.
  */
 import { DispatcherClient, serverStream, unary } from '@shoal/api';
@@ -24,6 +24,8 @@ import { runLogListener } from './log-listener.js';
 
 /** How long an orderly stop waits for its `Stopping` heartbeat to be acknowledged. */
 const STOPPING_HEARTBEAT_MS = 1000;
+/** A session open for at least this long is retried on its manager without a backoff. */
+const RECONNECT_AT_ONCE_AFTER_MS = 2000;
 
 export class WorkerSession {
   private readonly ac = new AbortController();
@@ -74,6 +76,7 @@ export class WorkerSession {
     const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
     /** The manager of the session that was open last: tried again first, once. */
     let again = '';
+    let openedAt = 0;
     while (!this.ac.signal.aborted) {
       const managers = [
         ...new Set([...(d.state?.remoteManagers ?? []), ...Object.values(d.manager ? d.raftPeers() : {})]),
@@ -88,6 +91,7 @@ export class WorkerSession {
         await this.session(addr, () => {
           backoff.reset();
           again = addr;
+          openedAt = Date.now();
         });
       } catch (err) {
         if (this.ac.signal.aborted) break;
@@ -98,7 +102,9 @@ export class WorkerSession {
       }
       this.connectedTo = '';
       if (this.ac.signal.aborted) break;
-      await sleep(backoff.next(), this.ac.signal).catch(ignoreAborted);
+      // Back to the manager of a session that lasted: at once (its grace is short); else back off.
+      if (again === '' || Date.now() - openedAt < RECONNECT_AT_ONCE_AFTER_MS)
+        await sleep(backoff.next(), this.ac.signal).catch(ignoreAborted);
     }
   }
 
