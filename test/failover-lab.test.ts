@@ -60,9 +60,11 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise
   }
 }
 
-/** h2's `State|Message` as the manager shows it. */
+/** h2's `State|Message` as the manager shows it (an empty message is left out of the object). */
 const h2Status = async (): Promise<string> =>
-  (await ok('h1', ['node', 'inspect', '--format', '{{.Status.State}}|{{.Status.Message}}', 'h2'])).trim();
+  (await ok('h1', ['node', 'inspect', '--format', '{{.Status.State}}|{{.Status.Message}}', 'h2']))
+    .trim()
+    .replace('<no value>', '');
 
 interface TaskLine {
   id: string;
