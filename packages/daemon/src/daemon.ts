@@ -43,7 +43,7 @@ import { LogForwarder } from './log-forward.js';
 import { nodeClientCredentials, clusterServerCredentials } from './credentials.js';
 import { dynamicService } from './dynamic-service.js';
 import { DaemonError, NoLeaderError, NodeLockedError, SwarmStateError } from './errors.js';
-import { raftService, MAX_RAFT_MESSAGE_BYTES } from './grpc-raft-transport.js';
+import { clusterServerKeepalive, raftService, MAX_RAFT_MESSAGE_BYTES } from './grpc-raft-transport.js';
 import { dataLayout, ensureLayout, readNodeState, writeNodeState, type DataLayout, type NodeState } from './layout.js';
 import { ManagerRuntime } from './manager-runtime.js';
 import type { StoreStateMachine } from '@shoal/store';
@@ -206,6 +206,8 @@ export class Daemon {
   }
 
   async stopRole(): Promise<void> {
+    // First, while the session is surely up: the node keeps its heartbeat deadline (a restart).
+    await this.worker?.announceStop();
     this.renewer?.stop();
     this.renewer = undefined;
     const rt = this.manager;
@@ -366,6 +368,7 @@ export class Daemon {
       interceptors: [authInterceptor((call) => this.clusterRole(call.peerCertificate))],
       'grpc.max_receive_message_length': MAX_RAFT_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_RAFT_MESSAGE_BYTES,
+      ...clusterServerKeepalive(),
     });
     const fromManager = (key: 'Control' | 'CA' | 'Dispatcher' | 'RaftMembership' | 'LogBroker') => () =>
       this.manager?.manager?.services()[key];

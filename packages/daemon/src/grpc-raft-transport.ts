@@ -51,6 +51,27 @@ export interface GrpcRaftTransportOptions {
   logger?: Logger;
 }
 
+/**
+ * HTTP/2 keepalive PINGs of the cluster port (the server side of node-to-node connections): a
+ * PING after CLUSTER_KEEPALIVE_TIME_MS without one, and the connection is closed when its ack
+ * takes longer than CLUSTER_KEEPALIVE_TIMEOUT_MS. A cut link (no RST, no FIN) is so found within
+ * time + timeout; that ends the node's dispatcher session, and the leader marks the node down
+ * when it does not reconnect within SESSION_LOSS_GRACE_MS (@shoal/manager). The peer's HTTP/2
+ * layer acks a PING as soon as its event loop reads the socket: 3 s is long against Raft's 600 ms
+ * election timeout, and a dropped healthy connection only costs a reconnect. Clients keep gentler
+ * PINGs (clusterChannelOptions): a worker finds a cut link from its heartbeats too.
+ */
+export const CLUSTER_KEEPALIVE_TIME_MS = 2_000;
+export const CLUSTER_KEEPALIVE_TIMEOUT_MS = 3_000;
+
+/** grpc-js server options of the cluster port: its keepalive PINGs (grpc-js enforces no client PING rate). */
+export function clusterServerKeepalive(): Record<string, number> {
+  return {
+    'grpc.keepalive_time_ms': CLUSTER_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': CLUSTER_KEEPALIVE_TIMEOUT_MS,
+  };
+}
+
 /** grpc-js channel options for node-to-node connections (servers present node certificates). */
 export function clusterChannelOptions(): Record<string, string | number> {
   return {

@@ -5,6 +5,12 @@
  * worker follows the cluster as managers come and go. Once the session is open, the node's Agent
  * (@shoal/worker) consumes its Assignments stream and reports task states through it; the end
  * or failure of that stream ends the session too, so both move to the next manager together.
+ *
+ * A session that was open and ends is retried on the same manager first, at once when it had
+ * lasted a while (else after the backoff, so a session that keeps failing cannot spin), since the
+ * leader's dispatcher marks a node down when its session is not reopened within
+ * SESSION_LOSS_GRACE_MS (@shoal/manager); when that fails the next manager is tried. An orderly stop first sends a heartbeat with `Stopping`, so the node keeps its heartbeat
+ * deadline and a restarted daemon finds its tasks still assigned to it.
  */
 import { DispatcherClient, serverStream, unary } from '@shoal/api';
 import { Backoff, errorMessage, ignoreAborted, sleep, type Logger } from '@shoal/common';
@@ -16,6 +22,11 @@ import type { Agent, LogPublisher } from '@shoal/worker';
 import { grpcDispatcherLink } from './node-agent.js';
 import { runLogListener } from './log-listener.js';
 
+/** How long an orderly stop waits for its `Stopping` heartbeat to be acknowledged. */
+const STOPPING_HEARTBEAT_MS = 1000;
+/** A session open for at least this long is retried on its manager without a backoff. */
+const RECONNECT_AT_ONCE_AFTER_MS = 2000;
+
 export class WorkerSession {
   private readonly ac = new AbortController();
   private loop: Promise<void> | undefined;
@@ -23,6 +34,8 @@ export class WorkerSession {
   /** The manager the session is open on, '' when none. */
   connectedTo = '';
   heartbeats = 0;
+  /** The open session, for the `Stopping` heartbeat of an orderly stop. */
+  private open: { client: DispatcherClient; sessionId: string } | undefined;
 
   constructor(
     private readonly opts: {
@@ -37,6 +50,22 @@ export class WorkerSession {
     this.loop = this.run();
   }
 
+  /** Tells the manager (a `Stopping` heartbeat) that this daemon stops in an orderly way; never throws. */
+  async announceStop(): Promise<void> {
+    const open = this.open;
+    if (open !== undefined && !this.ac.signal.aborted) {
+      try {
+        await unary(
+          open.client.heartbeat.bind(open.client),
+          { SessionID: open.sessionId, Stopping: true },
+          { deadline: Date.now() + STOPPING_HEARTBEAT_MS },
+        );
+      } catch (err) {
+        this.opts.logger.warn({ err: errorMessage(err) }, 'could not tell the manager this daemon is stopping');
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     this.ac.abort();
     await this.loop;
@@ -45,6 +74,9 @@ export class WorkerSession {
   private async run(): Promise<void> {
     const d = this.opts.daemon;
     const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
+    /** The manager of the session that was open last: tried again first, once. */
+    let again = '';
+    let openedAt = 0;
     while (!this.ac.signal.aborted) {
       const managers = [
         ...new Set([...(d.state?.remoteManagers ?? []), ...Object.values(d.manager ? d.raftPeers() : {})]),
@@ -53,9 +85,14 @@ export class WorkerSession {
         await sleep(1000, this.ac.signal).catch(ignoreAborted);
         continue;
       }
-      const addr = managers[this.next++ % managers.length]!;
+      const addr = again !== '' && managers.includes(again) ? again : managers[this.next++ % managers.length]!;
+      again = '';
       try {
-        await this.session(addr, () => backoff.reset());
+        await this.session(addr, () => {
+          backoff.reset();
+          again = addr;
+          openedAt = Date.now();
+        });
       } catch (err) {
         if (this.ac.signal.aborted) break;
         this.opts.logger.warn(
@@ -65,7 +102,9 @@ export class WorkerSession {
       }
       this.connectedTo = '';
       if (this.ac.signal.aborted) break;
-      await sleep(backoff.next(), this.ac.signal).catch(ignoreAborted);
+      // Back to the manager of a session that lasted: at once (its grace is short); else back off.
+      if (again === '' || Date.now() - openedAt < RECONNECT_AT_ONCE_AFTER_MS)
+        await sleep(backoff.next(), this.ac.signal).catch(ignoreAborted);
     }
   }
 
@@ -95,6 +134,7 @@ export class WorkerSession {
         if (!heartbeat) {
           onOpen();
           this.connectedTo = addr;
+          this.open = { client, sessionId };
           this.opts.logger.info({ manager: addr, sessionId }, 'dispatcher session open');
           const periodMs = Math.max(100, (msg.HeartbeatPeriod ?? 5e9) / 1e6);
           heartbeat = this.heartbeats_(client, sessionId, periodMs, ac);
@@ -109,6 +149,7 @@ export class WorkerSession {
         }
       }
     } finally {
+      this.open = undefined;
       ac.abort();
       this.ac.signal.removeEventListener('abort', stopAll);
       // The session is over either way; a heartbeat failure is why it ended, not news.

@@ -2,7 +2,9 @@
  * Sessions and heartbeats on a fake clock: the first session marks a node ready with its
  * address and description; heartbeats keep it ready; silence for period x 3 marks it down; a
  * step-down ends every session and stops the deadlines; a new leadership gives every node a
- * fresh (doubled) grace so nobody is marked down by the failover itself. Also Raft membership
+ * fresh (doubled) grace so nobody is marked down by the failover itself; a session the node
+ * loses (its daemon killed, its link cut) marks it down after SESSION_LOSS_GRACE_MS unless it
+ * reconnects, or said it was stopping (a restart). Also Raft membership
  * (join/leave) and the role manager (demoted managers leave Raft).
  */
 import { test } from 'node:test';
@@ -11,6 +13,7 @@ import { hasCode } from '@shoal/common';
 import type { SessionMessage } from '@shoal/api';
 import type { StoredNode } from './context.js';
 import type { CallerIdentity } from './identity.js';
+import { DOWN_HEARTBEAT, DOWN_SESSION_LOST, SESSION_LOSS_GRACE_MS } from './dispatcher.js';
 import { newCsr, rig, settle, type Rig } from './test-support.js';
 
 const PERIOD = 5000;
@@ -169,6 +172,128 @@ test('dispatcher: step-down ends sessions and deadlines; a new leadership gives 
   assert.equal(state(r, w.nodeId), 'ready');
   await r.clock.advance(PERIOD * 3 + 1);
   assert.equal(state(r, w.nodeId), 'down');
+  await s2.done;
+});
+
+test('dispatcher: a session lost without a new one marks the node down after the grace, not period x 3', async () => {
+  const r = await rig();
+  const w = await joinWorker(r);
+  const s = openSession(r, w);
+  await settle();
+  assert.equal(state(r, w.nodeId), 'ready');
+  assert.ok(SESSION_LOSS_GRACE_MS < PERIOD, 'the grace is shorter than one heartbeat period');
+  // The worker's daemon dies (kill -9): its connection closes, the session's call is cancelled.
+  s.cancel();
+  await s.done;
+  await settle();
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + SESSION_LOSS_GRACE_MS);
+  await r.clock.advance(SESSION_LOSS_GRACE_MS - 1);
+  assert.equal(state(r, w.nodeId), 'ready');
+  await r.clock.advance(2);
+  assert.equal(state(r, w.nodeId), 'down');
+  assert.equal(r.store.get<StoredNode>('node', w.nodeId ?? '')?.Status?.Message, DOWN_SESSION_LOST);
+  // It comes back: a new session makes it ready again, with the heartbeat deadline.
+  const s2 = openSession(r, w);
+  await settle();
+  assert.equal(state(r, w.nodeId), 'ready');
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + PERIOD * 3);
+  s2.cancel();
+  await s2.done;
+});
+
+test('dispatcher: a node that reconnects within the grace stays ready; a replaced session shortens nothing', async () => {
+  const r = await rig();
+  const w = await joinWorker(r);
+  const s = openSession(r, w);
+  await settle();
+  s.cancel(); // a transient error: the worker reconnects at once
+  await s.done;
+  await settle();
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + SESSION_LOSS_GRACE_MS);
+  await r.clock.advance(SESSION_LOSS_GRACE_MS / 2);
+  const s2 = openSession(r, w);
+  await settle();
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + PERIOD * 3);
+  await r.clock.advance(SESSION_LOSS_GRACE_MS * 2);
+  assert.equal(state(r, w.nodeId), 'ready', 'not down: it reconnected within the grace');
+  // A new session from the same node replaces the old one (the old one ends on this side only).
+  const s3 = openSession(r, w);
+  await settle();
+  assert.equal(await s2.done, undefined, 'the replaced session ends');
+  s2.cancel();
+  await settle();
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + PERIOD * 3);
+  await r.clock.advance(SESSION_LOSS_GRACE_MS * 2);
+  assert.equal(state(r, w.nodeId), 'ready');
+  // Heartbeats on the current session keep it ready for a minute.
+  const sid = s3.messages[0]?.SessionID ?? '';
+  for (let i = 0; i < 12; i++) {
+    await r.clock.advance(PERIOD);
+    r.manager.dispatcher.heartbeat({ SessionID: sid }, w);
+  }
+  assert.equal(state(r, w.nodeId), 'ready');
+  s3.cancel();
+  await s3.done;
+});
+
+test('dispatcher: a session-loss deadline that fires late (a stalled leader) gives one more grace', async () => {
+  const r = await rig();
+  const w = await joinWorker(r);
+  const s = openSession(r, w);
+  await settle();
+  s.cancel();
+  await s.done;
+  await settle();
+  r.clock.stall(SESSION_LOSS_GRACE_MS * 3);
+  await r.clock.advance(0);
+  assert.equal(state(r, w.nodeId), 'ready', 'the node had no chance to reconnect to a stalled leader');
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + SESSION_LOSS_GRACE_MS);
+  await r.clock.advance(SESSION_LOSS_GRACE_MS + 1);
+  assert.equal(state(r, w.nodeId), 'down');
+  assert.equal(r.store.get<StoredNode>('node', w.nodeId ?? '')?.Status?.Message, DOWN_HEARTBEAT);
+});
+
+test('dispatcher: a node that said it is stopping keeps its heartbeat deadline when its session ends', async () => {
+  const r = await rig();
+  const w = await joinWorker(r);
+  const s = openSession(r, w);
+  await settle();
+  const sid = s.messages[0]?.SessionID ?? '';
+  await r.clock.advance(PERIOD);
+  r.manager.dispatcher.heartbeat({ SessionID: sid, Stopping: true }, w);
+  s.cancel(); // an orderly daemon stop (a restart)
+  await s.done;
+  await settle();
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + PERIOD * 3);
+  await r.clock.advance(PERIOD * 3 - 1);
+  assert.equal(state(r, w.nodeId), 'ready', 'a restart within the heartbeat deadline keeps the node');
+  await r.clock.advance(2);
+  assert.equal(state(r, w.nodeId), 'down');
+  assert.equal(r.store.get<StoredNode>('node', w.nodeId ?? '')?.Status?.Message, DOWN_HEARTBEAT);
+});
+
+test('dispatcher: sessions ended by a leader change mark nobody down; the new leader gives the failover grace', async () => {
+  const r = await rig();
+  const w = await joinWorker(r);
+  const s = openSession(r, w);
+  await settle();
+  r.raft.setLeader('mgr2');
+  assert.ok(hasCode(await s.done, 'MANAGER_NOT_LEADER'));
+  s.cancel(); // the worker leaves for the new leader
+  await settle();
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), undefined, 'a follower keeps no deadline');
+  await r.clock.advance(SESSION_LOSS_GRACE_MS * 10);
+  assert.equal(state(r, w.nodeId), 'ready');
+  // Leadership comes back here: no session for the node yet, and still no session-loss grace.
+  r.raft.setLeader('mgr1');
+  assert.equal(r.manager.dispatcher.deadlineOf(w.nodeId ?? ''), r.clock.now() + PERIOD * 3 * 2);
+  await r.clock.advance(PERIOD * 3 * 2 - 1);
+  assert.equal(state(r, w.nodeId), 'ready', 'the node has the failover grace to find the new leader');
+  const s2 = openSession(r, w);
+  await settle();
+  await r.clock.advance(PERIOD);
+  assert.equal(state(r, w.nodeId), 'ready');
+  s2.cancel();
   await s2.done;
 });
 

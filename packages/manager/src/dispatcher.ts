@@ -6,6 +6,15 @@
  * grace multiplier); a node whose deadline passes is marked down. A new leader gives every node
  * a fresh deadline of twice that (as SwarmKit after a leader change), so a failover never marks
  * a live node down: its node has time to find the new leader and open a session there.
+ *
+ * A session that ends because its node went away (the client cancelled, or its connection
+ * closed: a killed daemon's socket is closed by its kernel; a cut link is found by the cluster
+ * port's HTTP/2 keepalive pings) brings the node's deadline forward to SESSION_LOSS_GRACE_MS:
+ * a node that does not open a new session by then is marked down, without waiting for period x 3
+ * of missed heartbeats. A node that reconnects within it (a transient error) stays ready. A node
+ * whose daemon stops in an orderly way says so in a last heartbeat (`Stopping`) and keeps its
+ * heartbeat deadline, so a restarted daemon finds its tasks still assigned to it. Sessions this
+ * dispatcher ends itself (step-down, replacement, removal, expiry) never shorten a deadline.
  */
 import type {
   AssignmentsMessage,
@@ -33,6 +42,16 @@ import { nodeView } from './nodes.js';
 export const HEARTBEAT_GRACE = 3;
 /** Extra factor of the first deadline after a leader change. */
 export const FAILOVER_GRACE_FACTOR = 2;
+/**
+ * How long a node whose session ended (without a `Stopping` heartbeat) has to open a new one
+ * before it is marked down. The worker reconnects to the same manager first, within a few
+ * hundred ms; a leader change ends sessions on the old leader, whose deadlines stop with it, and
+ * the new leader gives every node the failover grace above.
+ */
+export const SESSION_LOSS_GRACE_MS = 1000;
+/** Node status messages of the two ways a node is found gone. */
+export const DOWN_HEARTBEAT = 'heartbeat failure';
+export const DOWN_SESSION_LOST = 'session lost and not reopened';
 /** Weight of every manager in the list a node gets (SwarmKit's default observation weight). */
 const MANAGER_WEIGHT = 10;
 
@@ -41,6 +60,8 @@ interface Session {
   readonly nodeId: string;
   push(msg: SessionMessage): void;
   end(err?: Error): void;
+  /** The node said (in a heartbeat) that its daemon is stopping in an orderly way. */
+  stopping: boolean;
   /** Resolves when the session ends (with the error it ended with, if any). */
   readonly ended: Promise<Error | undefined>;
 }
@@ -115,30 +136,46 @@ export class Dispatcher {
     if (!this.running) throw new NotLeaderError(what, this.ctx.raft.leaderInfo().leader);
   }
 
-  private arm(nodeId: string, ms: number): void {
+  private arm(nodeId: string, ms: number, why = DOWN_HEARTBEAT): void {
     if (nodeId === this.ctx.nodeId) return;
     this.deadlines.get(nodeId)?.cancel();
     const gen = this.generation;
-    const t = this.ctx.clock.setTimeout(() => void this.expire(nodeId, gen), ms);
-    this.deadlines.set(nodeId, { cancel: () => t.cancel(), at: this.ctx.clock.now() + ms });
+    const at = this.ctx.clock.now() + ms;
+    const t = this.ctx.clock.setTimeout(() => void this.expire(nodeId, gen, why, at), ms);
+    this.deadlines.set(nodeId, { cancel: () => t.cancel(), at });
   }
 
-  private async expire(nodeId: string, gen: number): Promise<void> {
+  /** A node's session ended because the node went away: its deadline comes forward to the grace. */
+  private sessionLost(nodeId: string): void {
+    if (!this.running || this.sessions.has(nodeId)) return;
+    const d = this.deadlines.get(nodeId);
+    if (d !== undefined && d.at <= this.ctx.clock.now() + SESSION_LOSS_GRACE_MS) return;
+    this.ctx.logger.info({ nodeId, graceMs: SESSION_LOSS_GRACE_MS }, 'node session lost: down unless it reconnects');
+    this.arm(nodeId, SESSION_LOSS_GRACE_MS, DOWN_SESSION_LOST);
+  }
+
+  private async expire(nodeId: string, gen: number, why: string, at: number): Promise<void> {
     if (!this.running || gen !== this.generation) return;
+    const late = this.ctx.clock.now() - at;
+    if (why === DOWN_SESSION_LOST && late > SESSION_LOSS_GRACE_MS) {
+      // This process stalled for longer than the grace itself (an overloaded host): the node may
+      // have found no leader to reconnect to. It gets one more grace, as a heartbeat deadline.
+      this.ctx.logger.warn({ nodeId, lateMs: late }, 'session-loss deadline fired late: one more grace');
+      this.arm(nodeId, SESSION_LOSS_GRACE_MS, DOWN_HEARTBEAT);
+      return;
+    }
     this.deadlines.delete(nodeId);
     this.sessions.get(nodeId)?.end(new SessionInvalidError(nodeId));
     this.sessions.delete(nodeId);
     try {
       await updateNode(this.ctx, nodeId, (n) =>
-        n.Status?.State === 'down'
-          ? undefined
-          : { ...n, Status: { ...n.Status, State: 'down', Message: 'heartbeat failure' } },
+        n.Status?.State === 'down' ? undefined : { ...n, Status: { ...n.Status, State: 'down', Message: why } },
       );
-      this.ctx.logger.warn({ nodeId }, 'node marked down: heartbeats stopped');
+      this.ctx.logger.warn({ nodeId, why }, 'node marked down');
     } catch (err) {
       if (err instanceof NodeNotFoundError) return;
       this.ctx.logger.warn({ nodeId, err: errorMessage(err) }, 'could not mark node down; retrying');
-      if (this.running && gen === this.generation) this.arm(nodeId, heartbeatPeriodMs(this.ctx));
+      if (this.running && gen === this.generation) this.arm(nodeId, heartbeatPeriodMs(this.ctx), why);
     }
   }
 
@@ -165,8 +202,13 @@ export class Dispatcher {
       },
       end: (err) => finish(err),
       ended,
+      stopping: false,
     };
-    const onAbort = (): void => finish();
+    let lost = false;
+    const onAbort = (): void => {
+      lost = true;
+      finish();
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     this.sessions.set(nodeId, session);
     this.arm(nodeId, heartbeatPeriodMs(this.ctx) * HEARTBEAT_GRACE);
@@ -178,7 +220,10 @@ export class Dispatcher {
       if (err !== undefined) throw err;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      if (this.sessions.get(nodeId) === session) this.sessions.delete(nodeId);
+      if (this.sessions.get(nodeId) === session) {
+        this.sessions.delete(nodeId);
+        if (lost && !session.stopping) this.sessionLost(nodeId);
+      }
     }
   }
 
@@ -189,6 +234,10 @@ export class Dispatcher {
     const s = this.sessions.get(nodeId);
     if (s === undefined || (req.SessionID !== undefined && req.SessionID !== '' && req.SessionID !== s.id)) {
       throw new SessionInvalidError(nodeId);
+    }
+    if (req.Stopping === true) {
+      s.stopping = true;
+      this.ctx.logger.info({ nodeId }, 'node daemon stopping: its heartbeat deadline stands');
     }
     const period = heartbeatPeriodMs(this.ctx);
     this.arm(nodeId, period * HEARTBEAT_GRACE);

@@ -25,6 +25,11 @@ export class FakeClock implements Clock {
     return { cancel: () => this.timers.delete(id) };
   }
 
+  /** Moves time forward without firing timers (a stalled process); the next advance fires them late. */
+  stall(ms: number): void {
+    this.t += ms;
+  }
+
   /** Moves time forward, firing due timers in order and letting their promises settle. */
   async advance(ms: number): Promise<void> {
     const target = this.t + ms;
@@ -33,7 +38,7 @@ export class FakeClock implements Clock {
       for (const e of this.timers) if (e[1].at <= target && (next === undefined || e[1].at < next[1].at)) next = e;
       if (next === undefined) break;
       this.timers.delete(next[0]);
-      this.t = next[1].at;
+      this.t = Math.max(this.t, next[1].at);
       next[1].fn();
       await settle();
     }

@@ -59,6 +59,11 @@ export interface SessionMessage {
 
 export interface HeartbeatRequest {
   SessionID?: string | undefined;
+  /**
+   * The node's daemon is stopping in an orderly way (a stop or a restart): when its session then
+   * ends, the node keeps the heartbeat deadline instead of the short grace of a lost session.
+   */
+  Stopping?: boolean | undefined;
 }
 
 export interface HeartbeatResponse {
@@ -409,13 +414,16 @@ export const SessionMessage: MessageFns<SessionMessage> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { SessionID: '' };
+  return { SessionID: '', Stopping: false };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   encode(message: HeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.SessionID !== undefined && message.SessionID !== '') {
       writer.uint32(10).string(message.SessionID);
+    }
+    if (message.Stopping !== undefined && message.Stopping !== false) {
+      writer.uint32(16).bool(message.Stopping);
     }
     return writer;
   },
@@ -441,6 +449,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.SessionID = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Stopping = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -459,6 +475,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatRequest>, I>>(object: I): HeartbeatRequest {
     const message = createBaseHeartbeatRequest();
     message.SessionID = object.SessionID ?? '';
+    message.Stopping = object.Stopping ?? false;
     return message;
   },
 };
