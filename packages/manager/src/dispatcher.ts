@@ -48,7 +48,7 @@ export const FAILOVER_GRACE_FACTOR = 2;
  * hundred ms; a leader change ends sessions on the old leader, whose deadlines stop with it, and
  * the new leader gives every node the failover grace above.
  */
-export const SESSION_LOSS_GRACE_MS = 1000;
+export const SESSION_LOSS_GRACE_MS = 2000;
 /** Node status messages of the two ways a node is found gone. */
 export const DOWN_HEARTBEAT = 'heartbeat failure';
 export const DOWN_SESSION_LOST = 'session lost and not reopened';
