@@ -240,3 +240,10 @@ export class NetworkInUseError extends ManagerError {
     );
   }
 }
+
+/** A port published in ingress mode that another service holds, or no dynamic port left. */
+export class PortInUseError extends ManagerError {
+  constructor(message: string) {
+    super('MANAGER_PORT_IN_USE', message, 'failed-precondition');
+  }
+}

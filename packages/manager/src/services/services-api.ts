@@ -25,6 +25,7 @@ import {
 import { newObjectId } from '@shoal/common';
 import { fromStored, type ManagerContext, type StoredNode } from '../context.js';
 import { InvalidRequestError, NameExistsError } from '../errors.js';
+import { checkIngressPortsFree } from '../networks/ingress-ports.js';
 import { isActive, observed } from '../orchestrator/tasks.js';
 import { baseFilter, findRef, labelsMatch, resolveRef, type StoredService, type StoredTask } from './objects.js';
 import { randomServiceName } from './service-names.js';
@@ -114,6 +115,7 @@ export class ServicesApi {
     const spec = withRegistryAuth(prepareServiceSpec(this.ctx, named), req.EncodedRegistryAuth);
     const name = spec.Name ?? '';
     if (this.ctx.store.byName('service', name) !== undefined) throw new NameExistsError('service', name);
+    checkIngressPortsFree(this.ctx.store, spec);
     const id = newObjectId();
     const job = serviceModeName(spec) === 'replicated-job' || serviceModeName(spec) === 'global-job';
     const nowIso = new Date(this.ctx.clock.now()).toISOString();
@@ -159,6 +161,7 @@ export class ServicesApi {
       auth = from?.TaskTemplate?.ContainerSpec?.PullOptions?.RegistryAuth;
     }
     spec = withRegistryAuth(spec, auth);
+    checkIngressPortsFree(this.ctx.store, spec, cur.ID);
     const curSpec = fromStored(cur.Spec ?? {});
     const job = oldMode === 'replicated-job' || oldMode === 'global-job';
     // A new spec version replaces the tasks; jobs run again on any change (a new iteration).
