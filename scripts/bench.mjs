@@ -13,7 +13,8 @@ const benches = {
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
-  network: 'packages/network/dist/bench/network.js',
+  network: 'packages/testkit/dist/bench/network-connect.js',
+  'network-dataplane': 'packages/network/dist/bench/network.js',
   services: 'packages/testkit/dist/bench/services.js',
 };
 const [name, ...rest] = process.argv.slice(2);
