@@ -12,6 +12,7 @@ const benches = {
   compose: 'packages/compose/dist/bench/compose.js',
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
+  assignments: 'packages/manager/dist/bench/assignments.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
   network: 'packages/testkit/dist/bench/network-connect.js',
   'network-dataplane': 'packages/network/dist/bench/network.js',
