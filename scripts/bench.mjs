@@ -14,7 +14,8 @@ const benches = {
   scheduler: 'packages/manager/dist/bench/scheduler.js',
   assignments: 'packages/manager/dist/bench/assignments.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
-  network: 'packages/network/dist/bench/network.js',
+  network: 'packages/testkit/dist/bench/network-connect.js',
+  'network-dataplane': 'packages/network/dist/bench/network.js',
   services: 'packages/testkit/dist/bench/services.js',
 };
 const [name, ...rest] = process.argv.slice(2);

@@ -95,6 +95,8 @@ describe('shoald process', () => {
         expect: /is not an IPv4 CIDR/,
       },
       { args: [], file: '{not json', expect: /is not valid JSON/ },
+      { args: ['--gwbridge-subnet', '198.19.255.0'], expect: /"198.19.255.0" is not an IPv4 CIDR with a prefix/ },
+      { args: [], file: '{"gwbridge-subnet": "198.19.300.0/24"}', expect: /"gwbridge-subnet": .* is not an IPv4 CIDR/ },
     ];
     for (const [i, c] of cases.entries()) {
       const args = [...c.args, '--data-root', join(dir, `d${i}`), '--socket', join(dir, `s${i}.sock`)];
