@@ -15,6 +15,7 @@ const benches = {
   cluster: 'packages/testkit/dist/bench/cluster.js',
   network: 'packages/network/dist/bench/network.js',
   services: 'packages/testkit/dist/bench/services.js',
+  stack: 'packages/testkit/dist/bench/stack.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;
