@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { SwarmClient, unary } from '@shoal/api';
 import { ContainerNotFoundError, Engine } from '@shoal/engine';
-import { pushTestImages, startRegistry } from '@shoal/testkit';
+import { LAB_OVERLAY_POOL, pushTestImages, startRegistry } from '@shoal/testkit';
 import { until } from './worker-support.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -97,7 +97,7 @@ test(
     running = shoald(args);
     await logged(running, 'shoald ready');
     const swarm = new SwarmClient(`unix:${socket}`, credentials.createInsecure());
-    await unary(swarm.init.bind(swarm), {});
+    await unary(swarm.init.bind(swarm), { DefaultAddrPool: [LAB_OVERLAY_POOL], SubnetSize: 24 });
     swarm.close();
     await logged(running, 'dispatcher session open');
     const probe = await Engine.open({ ...engineRoots, collector: true, recover: false });

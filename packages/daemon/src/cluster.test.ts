@@ -15,7 +15,7 @@ import { credentials } from '@grpc/grpc-js';
 import { ControlClient, unary, type Node } from '@shoal/api';
 import { decodeKeyFile } from '@shoal/ca';
 import { hasCode, sleep } from '@shoal/common';
-import { ShoaldProcess, controlClient, freePort, swarmClient } from './test-util.js';
+import { ShoaldProcess, controlClient, freePort, swarmClient, TEST_ADDR_POOL } from './test-util.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 
 interface Host {
@@ -111,7 +111,7 @@ describe('shoald cluster on loopback', () => {
   it('3 managers + 2 workers: joins, forwarding, refusals, leader kill -9 and catch-up', async () => {
     const [h1, h2, h3, w1, w2] = await Promise.all(['m1', 'm2', 'm3', 'w1', 'w2'].map((n) => host(n)));
     const s1 = swarmClient(h1!.socket);
-    const id1 = (await unary(s1.init.bind(s1), {})).NodeID ?? '';
+    const id1 = (await unary(s1.init.bind(s1), { ...TEST_ADDR_POOL })).NodeID ?? '';
     s1.close();
     const cluster = await call(h1!.socket, async (c) => (await unary(c.getCluster.bind(c), {})).Cluster);
     const tokens = cluster?.JoinTokens ?? {};

@@ -33,6 +33,8 @@ export interface DaemonSettings {
   logLevel: LogLevel;
   insecureRegistries: string[];
   defaultAddressPools: AddressPool[];
+  /** The gateway bridge's node-local subnet (egress of overlay containers); empty: 172.18.0.0/16, as Docker's. */
+  gatewaySubnet: string;
 }
 
 /** What SIGHUP may change without a restart. */
@@ -54,6 +56,7 @@ const KEYS: readonly KeySpec[] = [
   { flag: '--log-level', file: 'log-level', setting: 'logLevel', kind: 'level' },
   { flag: '--insecure-registry', file: 'insecure-registries', setting: 'insecureRegistries', kind: 'string[]' },
   { flag: '--default-address-pool', file: 'default-address-pools', setting: 'defaultAddressPools', kind: 'pools' },
+  { flag: '--gwbridge-subnet', file: 'gwbridge-subnet', setting: 'gatewaySubnet', kind: 'string' },
 ];
 
 export function defaultSettings(): DaemonSettings {
@@ -67,6 +70,7 @@ export function defaultSettings(): DaemonSettings {
     logLevel: 'info',
     insecureRegistries: [],
     defaultAddressPools: [],
+    gatewaySubnet: '',
   };
 }
 
@@ -91,6 +95,7 @@ export const USAGE = `Usage: shoald [OPTIONS]
   --log-level LEVEL          ${LOG_LEVELS.join('|')} (default info)
   --insecure-registry HOST[:PORT]  repeatable
   --default-address-pool base=CIDR,size=N  repeatable
+  --gwbridge-subnet CIDR     the gateway bridge's subnet (default 172.18.0.0/16)
   --version, --help
 `;
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unary } from '@shoal/api';
 import { hasCode } from '@shoal/common';
-import { ShoaldProcess, controlClient, freePort, swarmClient } from './test-util.js';
+import { ShoaldProcess, controlClient, freePort, swarmClient, TEST_ADDR_POOL } from './test-util.js';
 
 const procs: ShoaldProcess[] = [];
 const dirs: string[] = [];
@@ -140,12 +140,12 @@ describe('shoald process', () => {
       await rejects(unary(control.listNodes.bind(control), {}), 'DAEMON_NOT_A_MANAGER', /not a swarm manager/);
       await rejects(unary(swarm.leave.bind(swarm), {}), 'DAEMON_NOT_IN_SWARM');
       await rejects(
-        unary(swarm.init.bind(swarm), { ListenAddr: '0.0.0.0:1' }),
+        unary(swarm.init.bind(swarm), { ListenAddr: '0.0.0.0:1', ...TEST_ADDR_POOL }),
         'DAEMON_NO_ADVERTISE_ADDR',
         /--advertise-addr/,
       );
 
-      const init = await unary(swarm.init.bind(swarm), {});
+      const init = await unary(swarm.init.bind(swarm), { ...TEST_ADDR_POOL });
       assert.match(init.NodeID ?? '', /^[0-9a-z]{25}$/);
       assert.equal(init.UnlockKey, '');
       const info = await unary(swarm.info.bind(swarm), {});
@@ -167,7 +167,11 @@ describe('shoald process', () => {
       assert.equal(counted.Nodes, 1);
       assert.equal(counted.Managers, 1);
       assert.equal(counted.Cluster?.ID, cluster?.ID);
-      await rejects(unary(swarm.init.bind(swarm), {}), 'DAEMON_ALREADY_IN_SWARM', /already part of a swarm/);
+      await rejects(
+        unary(swarm.init.bind(swarm), { ...TEST_ADDR_POOL }),
+        'DAEMON_ALREADY_IN_SWARM',
+        /already part of a swarm/,
+      );
 
       const swarmDir = join(dir, 'data', 'swarm');
       assert.equal((await stat(join(swarmDir, 'certificates'))).mode & 0o777, 0o700);
@@ -252,7 +256,7 @@ describe('shoald process', () => {
     const port = await freePort();
     let { p, socket } = await node(dir, port);
     let swarm = swarmClient(socket);
-    const init = await unary(swarm.init.bind(swarm), { AutoLockManagers: true });
+    const init = await unary(swarm.init.bind(swarm), { AutoLockManagers: true, ...TEST_ADDR_POOL });
     assert.match(init.UnlockKey ?? '', /^SWMKEY-1-/);
     const keyFile = await readFile(join(dir, 'data', 'swarm', 'certificates', 'node.key'), 'utf8');
     assert.match(keyFile, /BEGIN SHOAL ENCRYPTED PRIVATE KEY/);
@@ -286,7 +290,7 @@ describe('shoald process', () => {
       assert.equal(locked.NodeID, init.NodeID);
       assert.equal(await portOpen(port), false, 'a locked manager does not open the cluster port');
       await rejects(unary(control.listNodes.bind(control), {}), 'DAEMON_LOCKED', /swarm unlock/);
-      await rejects(unary(swarm.init.bind(swarm), {}), 'DAEMON_LOCKED');
+      await rejects(unary(swarm.init.bind(swarm), { ...TEST_ADDR_POOL }), 'DAEMON_LOCKED');
       await rejects(
         unary(swarm.unlock.bind(swarm), { UnlockKey: 'SWMKEY-1-' + Buffer.alloc(32, 7).toString('base64') }),
         'CA_WRONG_UNLOCK_KEY',

@@ -192,6 +192,8 @@ export class Daemon {
       nodeId: identity.nodeId,
       hostname: this.hostname(),
       insecureRegistries: () => this.settings.insecureRegistries,
+      advertiseAddr: state.advertiseAddr,
+      gatewaySubnet: this.settings.gatewaySubnet,
       logger: this.log,
     });
     this.worker = new WorkerSession({

@@ -18,7 +18,7 @@ import { ControlClient, unary, type Node } from '@shoal/api';
 import { decodeKeyFile } from '@shoal/ca';
 import { hasCode, sleep } from '@shoal/common';
 import { checkLinearizability, type KvOperation } from '@shoal/raft/testing';
-import { ShoaldProcess, controlClient, freePort, swarmClient } from './test-util.js';
+import { ShoaldProcess, controlClient, freePort, swarmClient, TEST_ADDR_POOL } from './test-util.js';
 import { clusterChannelOptions } from './grpc-raft-transport.js';
 
 interface Host {
@@ -156,7 +156,7 @@ describe('store linearizability under kill -9 of shoald managers', () => {
     const managers = await Promise.all(['m1', 'm2', 'm3'].map((n) => host(n)));
     const [h1, h2, h3] = managers as [Host, Host, Host];
     const s1 = swarmClient(h1.socket);
-    h1.nodeId = (await unary(s1.init.bind(s1), {})).NodeID ?? '';
+    h1.nodeId = (await unary(s1.init.bind(s1), { ...TEST_ADDR_POOL })).NodeID ?? '';
     s1.close();
     const cluster = await call(h1.socket, async (c) => (await unary(c.getCluster.bind(c), {})).Cluster);
     const token = cluster?.JoinTokens?.Manager ?? '';

@@ -27,12 +27,21 @@ export async function startNodeAgent(opts: {
   nodeId: string;
   hostname: string;
   insecureRegistries: () => string[];
+  /** The node's underlay address (its VTEP) until the managers say otherwise (Node.Status.Addr). */
+  advertiseAddr: string;
+  /** The gateway bridge's subnet; empty: Docker's default. */
+  gatewaySubnet: string;
   logger: Logger;
 }): Promise<NodeAgent> {
   const agent = new Agent({
     engine: opts.engine,
     node: { id: opts.nodeId, hostname: opts.hostname },
     insecureRegistries: opts.insecureRegistries,
+    network: {
+      hostTag: nodeHostTag(opts.nodeId),
+      vtepAddress: hostOf(opts.advertiseAddr),
+      ...(opts.gatewaySubnet ? { gatewaySubnet: opts.gatewaySubnet } : {}),
+    },
     logger: opts.logger.child({ component: 'agent' }),
   });
   await agent.start();
@@ -42,6 +51,25 @@ export async function startNodeAgent(opts: {
     logger: opts.logger.child({ component: 'logs' }),
   });
   return { engine: opts.engine, agent, logs };
+}
+
+/**
+ * The tag in this node's namespace names (`shoal-ov-<tag>-...`, `shoal-t-<tag>-...`): /run/netns
+ * is shared by every node on one machine (lab hosts are namespaces of one machine), node IDs are not.
+ */
+export function nodeHostTag(nodeId: string): string {
+  return (
+    nodeId
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 10) || 'node'
+  );
+}
+
+/** The host of `host:port` (or a bare address). */
+function hostOf(addr: string): string {
+  const m = /^\[?([^\]]*?)\]?(?::\d+)?$/.exec(addr);
+  return m?.[1] ?? addr;
 }
 
 /** Stops following tasks; containers keep running and the engine stays open (it is the daemon's). */

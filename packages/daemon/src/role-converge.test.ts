@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unary, type Node } from '@shoal/api';
 import { sleep } from '@shoal/common';
-import { ShoaldProcess, controlClient, freePort, swarmClient } from './test-util.js';
+import { ShoaldProcess, controlClient, freePort, swarmClient, TEST_ADDR_POOL } from './test-util.js';
 
 interface Host {
   dir: string;
@@ -145,7 +145,7 @@ async function cluster(): Promise<Cluster> {
   const m1 = await host('m1', listen, `127.0.0.1:${advertised}`);
   const w = await host('w', workerPort);
   const s1 = swarmClient(m1.socket);
-  await unary(s1.init.bind(s1), {});
+  await unary(s1.init.bind(s1), { ...TEST_ADDR_POOL });
   s1.close();
   const c1 = controlClient(m1.socket);
   const tokens = (await unary(c1.getCluster.bind(c1), {})).Cluster?.JoinTokens ?? {};

@@ -16,7 +16,7 @@ import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { CAClient, ControlClient, unary, type Node } from '@shoal/api';
 import { createCsr, decodeKeyFile, generateNodeKey } from '@shoal/ca';
 import { sleep } from '@shoal/common';
-import { ShoaldProcess, controlClient, freePort, swarmClient } from './test-util.js';
+import { ShoaldProcess, controlClient, freePort, swarmClient, TEST_ADDR_POOL } from './test-util.js';
 import { SNAPSHOT_CHUNK_BYTES, clusterChannelOptions } from './grpc-raft-transport.js';
 
 interface Host {
@@ -110,7 +110,7 @@ describe('raft snapshot chunks over the gRPC transport', () => {
   it('a 24 MiB store reaches a manager that joins after compaction, in chunks of at most 1 MiB', async () => {
     const [h1, h2, h3] = await Promise.all(['m1', 'm2', 'm3'].map((n) => host(n)));
     const s1 = swarmClient(h1!.socket);
-    await unary(s1.init.bind(s1), {});
+    await unary(s1.init.bind(s1), { ...TEST_ADDR_POOL });
     s1.close();
     const local = controlClient(h1!.socket);
     const tokens = (await unary(local.getCluster.bind(local), {})).Cluster?.JoinTokens ?? {};

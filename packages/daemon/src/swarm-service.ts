@@ -92,6 +92,8 @@ export function swarmService(d: Daemon): SwarmServer {
             ...(req.Spec ? { spec: req.Spec } : {}),
             ...(req.DefaultAddrPool && req.DefaultAddrPool.length > 0 ? { defaultAddrPool: req.DefaultAddrPool } : {}),
             ...(req.SubnetSize ? { subnetSize: req.SubnetSize } : {}),
+            // Docker's `swarm init` always makes the `ingress` network, from the cluster's pool.
+            ingress: true,
           });
         } catch (err) {
           d.log.error({ err: (err as Error).message }, 'swarm init failed: removing the new state');

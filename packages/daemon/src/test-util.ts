@@ -7,6 +7,12 @@ import { ControlClient, SwarmClient } from '@shoal/api';
 
 export const SHOALD = fileURLToPath(new URL('./main.js', import.meta.url));
 
+/**
+ * The overlay pool tests give `swarm init` (its ingress network comes from it): inside
+ * 198.18.0.0/15, never Docker's 10.0.0.0/8 default. The same part lab clusters use.
+ */
+export const TEST_ADDR_POOL = { DefaultAddrPool: ['198.19.128.0/17'], SubnetSize: 24 };
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();

@@ -91,7 +91,10 @@ export class WorkerSession {
           d.state = { ...d.state, remoteManagers: managers };
           await writeNodeState(d.layout, d.state);
         }
-        if (msg.Node) wantRole(d, msg.Node, this.opts.logger);
+        if (msg.Node) {
+          this.opts.agent?.setNode(msg.Node);
+          wantRole(d, msg.Node, this.opts.logger);
+        }
         if (!heartbeat) {
           onOpen();
           this.connectedTo = addr;

@@ -15,7 +15,7 @@ import { taskStateRank, type Task } from '@shoal/api';
 import { errorMessage, ShoalError } from '@shoal/common';
 import type { NetworkAllocator } from '@shoal/network';
 import { type Change, VersionConflictError } from '@shoal/store';
-import type { ManagerContext } from './context.js';
+import type { ManagerContext, StoredNode } from './context.js';
 import { holdsAddresses, type NetworkAllocation } from './networks/network-allocation.js';
 import type { StoredService } from './services/objects.js';
 import type { StoredTask } from './scheduler/scheduler.js';
@@ -34,8 +34,12 @@ export function needsAllocation(t: Task): boolean {
   return (t.Status?.State ?? 'new') === 'new' && taskStateRank(t.DesiredState ?? '') <= COMPLETE;
 }
 
-/** Changes a pass may act on: new tasks, tasks gone or stopped (addresses), services, networks. */
+/**
+ * Changes a pass may act on: new tasks, tasks gone or stopped (addresses), services, networks,
+ * nodes joining or leaving (load-balancer addresses).
+ */
 function relevant(c: Change): boolean {
+  if (c.kind === 'node') return c.action !== 'update' || (c.object as StoredNode).Attachments === undefined;
   if (c.kind !== 'task') return true;
   if (c.action === 'remove') return true;
   const t = c.object as Task;
@@ -56,7 +60,7 @@ export class Allocator extends WatchLoopDriven {
       name: 'allocator',
       store: ctx.store,
       logger: ctx.logger,
-      kinds: ['task', 'service', 'network'],
+      kinds: ['task', 'service', 'network', 'node'],
       run: async () => {
         await this.pass();
       },
@@ -77,6 +81,7 @@ export class Allocator extends WatchLoopDriven {
   private async passWith(n: { net: NetworkAllocation; a: NetworkAllocator } | undefined): Promise<number> {
     const now = new Date(this.ctx.clock.now()).toISOString();
     const services = new Map<string, StoredService>();
+    let nodes: StoredNode[] = [];
     const serviceErr = new Map<string, string>();
     const updates: StoredTask[] = [];
     let pending = 0;
@@ -84,13 +89,14 @@ export class Allocator extends WatchLoopDriven {
     try {
       if (n !== undefined) {
         n.net.releaseGone(n.a);
+        nodes = n.net.nodeAttachments(n.a);
         for (const s of this.ctx.store.list<StoredService>('service')) {
           try {
-            const u = n.net.serviceVips(n.a, s);
+            const u = n.net.serviceEndpoint(n.a, s);
             if (u !== undefined) services.set(s.ID, u);
           } catch (err) {
             if (!(err instanceof ShoalError)) throw err;
-            serviceErr.set(s.ID, `service VIP: ${errorMessage(err)}`);
+            serviceErr.set(s.ID, `service endpoint: ${errorMessage(err)}`);
           }
         }
       }
@@ -131,9 +137,10 @@ export class Allocator extends WatchLoopDriven {
       n?.net.invalidate();
       throw err;
     }
-    if (updates.length === 0 && services.size === 0) return 0;
+    if (updates.length === 0 && services.size === 0 && nodes.length === 0) return 0;
     try {
       await this.ctx.store.update((tx) => {
+        for (const x of nodes) tx.update('node', x);
         for (const s of services.values()) tx.update('service', s);
         for (const u of updates) tx.update('task', u);
       });

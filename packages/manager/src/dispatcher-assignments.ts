@@ -4,12 +4,15 @@
  * secrets and configs those tasks reference (`Spec.ContainerSpec.Secrets[].SecretID`,
  * `Configs[].ConfigID`) while a referencing task may still run: not once it has ended and the
  * managers want it stopped. Secrets go with their `Spec.Data`, read from the store; nothing
- * else ever reaches the node.
+ * else ever reaches the node. With a NetworkStates (dispatcher-networks.ts), also the state of
+ * every overlay network the node needs (its tasks' networks and the ingress network), sent
+ * again whole whenever its content changes.
  *
- * The first message is the complete set; then a store watch (tasks, secrets, configs) brings
- * changes, and the changes of one event-loop turn go in one incremental message: updated or new
- * objects (secrets and configs before the tasks that use them), then removals (tasks before
- * the secrets they used). `ResultsIn` counts messages; `AppliesTo` names the one before.
+ * The first message is the complete set; then a store watch (tasks, secrets, configs, and for
+ * networks services, nodes and networks) brings changes, and the changes of one event-loop turn
+ * go in one incremental message: updated or new objects (secrets, configs and networks before
+ * the tasks that use them), then removals (tasks before the secrets, configs and networks they
+ * used). `ResultsIn` counts messages; `AppliesTo` names the one before.
  */
 import {
   type AssignmentChange,
@@ -20,6 +23,7 @@ import {
 } from '@shoal/api';
 import type { Change, ClusterStore, StoredObject } from '@shoal/store';
 import { fromStored } from './context.js';
+import type { NetworkStates } from './dispatcher-networks.js';
 
 type StoredTask = Task & StoredObject;
 
@@ -80,22 +84,36 @@ export class AssignmentSet {
     secret: new Map<string, number>(),
     config: new Map<string, number>(),
   };
+  /** Network ID -> the generation of its state last sent. */
+  private readonly sentNetworks = new Map<string, number>();
   private refs = new Set<string>();
   private seq = 0;
 
   constructor(
     private readonly store: ClusterStore,
     readonly nodeId: string,
+    private readonly networks?: NetworkStates,
   ) {}
 
   /** True when a store change may change this node's set. */
   concerns(c: Change): boolean {
     const id = c.object.ID;
     if (c.kind === 'task') {
-      return (c.object as Task).NodeID === this.nodeId || (c.previous as Task | undefined)?.NodeID === this.nodeId;
+      const t = c.object as Task;
+      const p = c.previous as Task | undefined;
+      if (t.NodeID === this.nodeId || p?.NodeID === this.nodeId) return true;
+      return this.onSentNetwork(t) || (p !== undefined && this.onSentNetwork(p));
     }
     if (c.kind === 'secret' || c.kind === 'config') return this.refs.has(id) || this.sent[c.kind].has(id);
-    return false;
+    if (this.networks === undefined) return false;
+    // Services, nodes and networks change rarely: any may change a network state sent here
+    // (a VIP, an endpoint's node address or liveness, a new ingress network).
+    if (c.kind === 'network') return true;
+    return (c.kind === 'service' || c.kind === 'node') && this.sentNetworks.size > 0;
+  }
+
+  private onSentNetwork(t: Task): boolean {
+    return (t.NetworksAttachments ?? []).some((a) => this.sentNetworks.has(a.Network?.ID ?? ''));
   }
 
   /** The complete set (first message). */
@@ -135,8 +153,31 @@ export class AssignmentSet {
     };
     sync('secret', w.secrets);
     sync('config', w.configs);
+    const nets = this.syncNetworks();
     sync('task', w.tasks);
-    return [...updates.first, ...updates.tasks, ...removes.tasks, ...removes.last];
+    return [...updates.first, ...nets.updates, ...updates.tasks, ...removes.tasks, ...nets.removes, ...removes.last];
+  }
+
+  private syncNetworks(): { updates: AssignmentChange[]; removes: AssignmentChange[] } {
+    const updates: AssignmentChange[] = [];
+    const removes: AssignmentChange[] = [];
+    const states = this.networks;
+    if (states === undefined) return { updates, removes };
+    const want = new Set<string>();
+    for (const id of [...states.neededBy(this.nodeId)].sort()) {
+      const e = states.get(id);
+      if (e === undefined) continue;
+      want.add(id);
+      if (this.sentNetworks.get(id) === e.generation) continue;
+      this.sentNetworks.set(id, e.generation);
+      updates.push({ Action: 'update', Assignment: { Network: e.state } });
+    }
+    for (const id of [...this.sentNetworks.keys()]) {
+      if (want.has(id)) continue;
+      this.sentNetworks.delete(id);
+      removes.push({ Action: 'remove', Assignment: { Network: { Network: { ID: id } } } });
+    }
+    return { updates, removes };
   }
 }
 

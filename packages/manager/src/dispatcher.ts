@@ -23,6 +23,7 @@ import { errorMessage, newObjectId } from '@shoal/common';
 import type { Change } from '@shoal/store';
 import { CallerNotAllowedError, NodeNotFoundError, NotLeaderError, SessionInvalidError } from './errors.js';
 import { AssignmentSet } from './dispatcher-assignments.js';
+import { NetworkStates } from './dispatcher-networks.js';
 import { StatusBatcher } from './dispatcher-status.js';
 import { heartbeatPeriodMs, type ManagerContext, membership, type StoredNode, updateNode } from './context.js';
 import type { CallerIdentity } from './identity.js';
@@ -52,9 +53,12 @@ export class Dispatcher {
   private watchAbort: AbortController | undefined;
   private managersKey = '';
   readonly status: StatusBatcher;
+  /** The overlay network states, shared by every node's assignments stream. */
+  readonly networks: NetworkStates;
 
   constructor(private readonly ctx: ManagerContext) {
     this.status = new StatusBatcher(ctx);
+    this.networks = new NetworkStates(ctx.store);
   }
 
   get isRunning(): boolean {
@@ -214,7 +218,7 @@ export class Dispatcher {
   ): Promise<void> {
     const session = this.currentSession(caller.nodeId, req.SessionID, 'the assignments stream');
     const nodeId = session.nodeId;
-    const set = new AssignmentSet(this.ctx.store, nodeId);
+    const set = new AssignmentSet(this.ctx.store, nodeId, this.networks);
     const ac = new AbortController();
     const onAbort = (): void => ac.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -230,7 +234,14 @@ export class Dispatcher {
       if (msg !== undefined) write(msg);
     };
     const watch = async (): Promise<void> => {
-      const kinds: ('task' | 'secret' | 'config')[] = ['task', 'secret', 'config'];
+      const kinds: ('task' | 'secret' | 'config' | 'service' | 'node' | 'network')[] = [
+        'task',
+        'secret',
+        'config',
+        'service',
+        'node',
+        'network',
+      ];
       for await (const c of this.ctx.store.watch({ fromRevision, kinds, signal: ac.signal })) {
         if (!set.concerns(c) || scheduled) continue;
         scheduled = true;

@@ -269,3 +269,10 @@ export class StackDeployError extends ManagerError {
     this.problems = problems;
   }
 }
+
+/** A port published in ingress mode that another service holds, or no dynamic port left. */
+export class PortInUseError extends ManagerError {
+  constructor(message: string) {
+    super('MANAGER_PORT_IN_USE', message, 'failed-precondition');
+  }
+}

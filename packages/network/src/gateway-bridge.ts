@@ -43,6 +43,11 @@ export interface GatewayAttachRequest {
   containerNetns: string;
   /** Default eth1 (eth0 is the first overlay). */
   ifname?: string;
+  /**
+   * Whether the container's default route goes via the gateway (egress); default true. Without
+   * it (a container only on `--internal` networks) the leg reaches the node alone, e.g. for DNS.
+   */
+  defaultRoute?: boolean;
 }
 
 export interface GatewayAttachment {
@@ -121,7 +126,8 @@ export class GatewayBridge {
         await ct.exec('ip', ['link', 'set', ifname, 'address', macFromIp(formatIp(ip))]);
         await ct.exec('ip', ['addr', 'add', address, 'dev', ifname]);
         await ct.exec('ip', ['link', 'set', ifname, 'up']);
-        await ct.exec('ip', ['route', 'replace', 'default', 'via', this.gateway, 'dev', ifname]);
+        if (req.defaultRoute !== false)
+          await ct.exec('ip', ['route', 'replace', 'default', 'via', this.gateway, 'dev', ifname]);
       } catch (err) {
         this.addresses.release(ip);
         await this.host.execAbsentOk('ip', ['link', 'del', hostIfname]);

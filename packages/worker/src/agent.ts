@@ -9,7 +9,15 @@
  * Once the first complete set has arrived, containers of tasks the manager no longer assigns are
  * stopped and removed.
  */
-import type { AssignmentsMessage, Config, Secret, Task } from '@shoal/api';
+import {
+  isTerminalTaskState,
+  type AssignmentsMessage,
+  type Config,
+  type Node,
+  type Secret,
+  type Task,
+  type TaskStatus,
+} from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
 import {
   ContainerNotFoundError,
@@ -23,6 +31,7 @@ import { taskContainerOptions } from './container-options.js';
 import { AssignmentsSequenceError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
+import { NetworkController, type NodeNetworkOptions } from './network/network-controller.js';
 import { decodeRegistryAuth } from './registry-auth.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskRunner } from './task-runner.js';
@@ -35,10 +44,17 @@ export interface AgentOptions {
   logger: Logger;
   /** Registries this node may reach over plain HTTP (the daemon's `--insecure-registry`). */
   insecureRegistries?: () => string[];
+  /**
+   * Overlay networking on this node (its VTEP, a host tag for namespace names, the gateway
+   * subnet). Without it tasks get the engine's default network (loopback only).
+   */
+  network?: Omit<NodeNetworkOptions, 'nodeId' | 'logger'>;
 }
 
 export class Agent {
   readonly reporter: StatusReporter;
+  /** The node's overlay networking, when the agent has it. */
+  readonly network: NetworkController | undefined;
   private readonly runners = new Map<string, TaskRunner>();
   private readonly secrets = new Map<string, Secret>();
   private readonly configs = new Map<string, Config>();
@@ -53,6 +69,14 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
     this.reporter = new StatusReporter(opts.logger);
+    this.network = opts.network
+      ? new NetworkController({ ...opts.network, nodeId: opts.node.id, logger: opts.logger })
+      : undefined;
+  }
+
+  /** The node as the managers see it (each session message): its VTEP and ingress address. */
+  setNode(node: Node): void {
+    this.network?.setNode(node);
   }
 
   /** Finds the task containers already on the engine (after a restart). */
@@ -106,6 +130,7 @@ export class Agent {
     await this.enqueue(async () => {
       await Promise.all([...this.runners.values()].map((r) => r.close({ remove: false })));
       this.runners.clear();
+      await this.network?.close();
     });
   }
 
@@ -134,7 +159,8 @@ export class Agent {
       this.secrets.clear();
       this.configs.clear();
     }
-    // secrets and configs first: the tasks of the same message use them
+    // networks, secrets and configs first: the tasks of the same message use them
+    this.network?.applyChanges(changes, complete);
     for (const c of changes) {
       const a = c.Assignment ?? {};
       const remove = c.Action === 'remove';
@@ -193,14 +219,21 @@ export class Agent {
       {
         engine: this.opts.engine,
         log: this.log,
-        report: (taskId, status) => this.reporter.report(taskId, status),
+        report: (taskId, status) => this.report(taskId, status),
         pull: (image, auth, signal) => this.pull(image, auth, signal),
         createOptions: (t) => this.createOptions(t),
       },
       task,
       adopted,
     );
-    if (adopted) this.log.info({ task: id, container: adopted }, 'adopted the running container of the task');
+    if (adopted) {
+      this.log.info({ task: id, container: adopted }, 'adopted the running container of the task');
+      this.network
+        ?.adopt(task)
+        .catch((err: unknown) =>
+          this.log.error({ task: id, err: errorMessage(err) }, 'cannot take back the network sandbox of the task'),
+        );
+    }
     this.runners.set(id, runner);
     runner.start();
   }
@@ -210,6 +243,23 @@ export class Agent {
       await r.close({ remove: true });
     } catch (err) {
       this.log.error({ task: r.taskId, err: errorMessage(err) }, 'cannot remove the container of a removed task');
+    }
+    await this.releaseNetwork(r.taskId);
+  }
+
+  /** A runner's report: to the managers, and to the network (published ports, sandbox removal). */
+  private report(taskId: string, status: TaskStatus): void {
+    this.reporter.report(taskId, status);
+    const state = status.State ?? '';
+    if (state === 'running') this.network?.setRunning(taskId, true);
+    else if (isTerminalTaskState(state)) void this.releaseNetwork(taskId);
+  }
+
+  private async releaseNetwork(taskId: string): Promise<void> {
+    try {
+      await this.network?.release(taskId);
+    } catch (err) {
+      this.log.error({ task: taskId, err: errorMessage(err) }, 'cannot remove the network sandbox of a task');
     }
   }
 
@@ -233,13 +283,31 @@ export class Agent {
       spec?.Healthcheck && !spec.Healthcheck.Test?.length
         ? (await this.opts.engine.images().resolve(spec.Image ?? '')).config.Healthcheck
         : undefined;
-    return taskContainerOptions({
+    const opts = taskContainerOptions({
       task,
       node: this.opts.node,
       secret: (id) => this.secrets.get(id),
       config: (id) => this.configs.get(id),
       imageHealthcheck,
     });
+    if (!this.network?.needsSandbox(task)) return opts;
+    const net = await this.network.prepare(task);
+    const ownDns = Boolean(spec?.DNSConfig?.Nameservers?.length);
+    return {
+      ...opts,
+      network: net.create.network,
+      ...(ownDns
+        ? {}
+        : {
+            dns: net.create.dns,
+            ...(opts.dnsSearch ? {} : net.create.dnsSearch ? { dnsSearch: net.create.dnsSearch } : {}),
+            ...(opts.dnsOptions ? {} : { dnsOptions: net.create.dnsOptions }),
+          }),
+      extraHosts: [
+        ...(opts.extraHosts ?? []),
+        ...(opts.hostname ? net.addresses.map((ip) => ({ host: opts.hostname ?? '', ip })) : []),
+      ],
+    };
   }
 
   /** Pulls as Docker's swarm mode does: always, with the service's auth; a failed pull of an image the node has is not fatal. */

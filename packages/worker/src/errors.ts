@@ -38,3 +38,10 @@ export class AssignmentsSequenceError extends WorkerError {
     );
   }
 }
+
+/** A task's network attachment the node cannot wire (no address, no network, the agent stopping). */
+export class NetworkAttachmentError extends WorkerError {
+  constructor(taskId: string, reason: string) {
+    super('WORKER_NETWORK_ATTACHMENT', `task ${taskId}: ${reason}`, 'invalid-argument');
+  }
+}

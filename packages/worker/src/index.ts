@@ -7,6 +7,10 @@
  */
 export { Agent, type AgentOptions } from './agent.js';
 export type { DispatcherLink } from './dispatcher-link.js';
+export { NetworkController, type NodeNetworkOptions, type TaskNetworkOptions } from './network/network-controller.js';
+export { sandboxName } from './network/task-sandbox.js';
+export { INGRESS_IFNAME } from './network/ingress-sandbox.js';
+export * as networkViews from './network/network-views.js';
 export { LogPublisher, type LogBrokerLink, type LogEngine, type LogPublisherOptions } from './log-publisher.js';
 export { StatusReporter } from './status-reporter.js';
 export { TaskRunner, wantsStop, type RunnerContext } from './task-runner.js';
@@ -20,4 +24,5 @@ export {
   SecretMissingError,
   RegistryAuthError,
   AssignmentsSequenceError,
+  NetworkAttachmentError,
 } from './errors.js';

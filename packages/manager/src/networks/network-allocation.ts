@@ -6,7 +6,11 @@
  * - addresses of tasks are given back once the task is gone from the store or has stopped
  *   (observed state past running), VIPs once the service is gone or left the network, subnets and
  *   VNIs once the network is gone;
- * - services get one VIP per network in endpoint mode vip (none for dnsrr) in Endpoint.VirtualIPs;
+ * - services get one VIP per network in endpoint mode vip (none for dnsrr) in Endpoint.VirtualIPs,
+ *   and their published ports in Endpoint.Ports (ingress-ports.ts: ingress ports asked as 0 get
+ *   one from 30000-32767);
+ * - every node gets a load-balancer attachment on the ingress network (Node.Attachments, one
+ *   address) while both exist; it is given back when the node leaves the store;
  * - new tasks get NetworksAttachments with an address each, and their service's Endpoint.
  *
  * Everything that changes the allocator runs through one queue (`exclusive`): passes and the
@@ -21,9 +25,18 @@ import {
 } from '@shoal/api';
 import { errorMessage, ShoalError } from '@shoal/common';
 import { NetworkAllocator, SerialQueue } from '@shoal/network';
-import type { ManagerContext, StoredCluster } from '../context.js';
+import type { ManagerContext, StoredCluster, StoredNode } from '../context.js';
 import { NotLeaderError } from '../errors.js';
 import type { StoredNetwork, StoredService, StoredTask } from '../services/objects.js';
+import { IngressPorts } from './ingress-ports.js';
+
+/**
+ * The owner of a node's load-balancer address on the ingress network, as the allocator holds
+ * it (a task-like ID), and the endpoint ID the dispatcher gives it: "lb-<node ID>".
+ */
+export function lbEndpointId(nodeId: string): string {
+  return `lb-${nodeId}`;
+}
 
 const RUNNING = taskStateRank('running');
 
@@ -64,6 +77,10 @@ export class NetworkAllocation {
   private readonly vips = new Map<string, EndpointVirtualIP[]>();
   /** Networks holding a subnet and VNI. */
   private readonly networks = new Set<string>();
+  /** Nodes holding a load-balancer address, with their attachments. */
+  private readonly nodes = new Map<string, NetworkAttachment[]>();
+  /** Published ingress ports of services. */
+  private readonly ports = new IngressPorts();
   private dirty = true;
   private leading = false;
 
@@ -106,13 +123,21 @@ export class NetworkAllocation {
     const services = this.ctx.store.list<StoredService>('service');
     const tasks = this.ctx.store.list<StoredTask>('task').filter(holdsAddresses);
     const networks = this.ctx.store.list<StoredNetwork>('network');
-    const summary = a.restore({ networks, services, tasks });
+    const nodes = this.ctx.store
+      .list<StoredNode>('node')
+      .filter((n) => (n.Attachments ?? []).length > 0)
+      .map((n) => ({ ID: lbEndpointId(n.ID), NetworksAttachments: n.Attachments ?? [], nodeId: n.ID }));
+    const summary = a.restore({ networks, services, tasks: [...tasks, ...nodes] });
     if (summary.orphans.length > 0)
       this.ctx.logger.warn({ orphans: summary.orphans }, 'addresses on networks no longer in the store ignored');
     this.tasks.clear();
     this.vips.clear();
     this.networks.clear();
+    this.nodes.clear();
+    this.ports.clear();
     for (const n of networks) if (a.isAllocated(n.ID)) this.networks.add(n.ID);
+    for (const n of nodes) this.nodes.set(n.nodeId, structuredClone(n.NetworksAttachments));
+    for (const s of services) this.ports.hold(s.ID, s.Endpoint?.Ports ?? []);
     for (const t of tasks) {
       const held = (t.NetworksAttachments ?? []).filter((n) => (n.Addresses ?? []).length > 0);
       if (held.length > 0) this.tasks.set(t.ID, structuredClone(held));
@@ -144,6 +169,12 @@ export class NetworkAllocation {
       a.releaseServiceVips(vips);
       this.vips.delete(id);
     }
+    this.ports.releaseGone((id) => store.get('service', id) !== undefined);
+    for (const [id, atts] of this.nodes) {
+      if (store.get('node', id) !== undefined) continue;
+      a.releaseTaskAttachments({ ID: lbEndpointId(id), NetworksAttachments: atts });
+      this.nodes.delete(id);
+    }
     for (const id of this.networks) {
       if (store.get('network', id) !== undefined) continue;
       a.releaseNetwork(id);
@@ -160,6 +191,61 @@ export class NetworkAllocation {
   private ingressId(a: NetworkAllocator): string | undefined {
     const n = this.ctx.store.list<StoredNetwork>('network').find((x) => x.Spec?.Ingress === true);
     return n !== undefined && a.isAllocated(n.ID) ? n.ID : undefined;
+  }
+
+  /**
+   * The nodes whose load-balancer attachment must change, as they must be written: a node
+   * without one gets an address on the ingress network (when it is allocated); attachments to
+   * networks no longer allocated (the ingress network removed) are dropped. A node for which no
+   * address is left is skipped (logged) and tried again at the next pass.
+   */
+  nodeAttachments(a: NetworkAllocator): StoredNode[] {
+    const ingress = this.ingressId(a);
+    const out: StoredNode[] = [];
+    for (const n of this.ctx.store.list<StoredNode>('node')) {
+      const cur = n.Attachments ?? [];
+      const keep = cur.filter((x) => a.isAllocated(x.Network?.ID ?? '') && (x.Addresses ?? []).length > 0);
+      const missing = ingress !== undefined && !keep.some((x) => x.Network?.ID === ingress);
+      if (!missing && keep.length === cur.length) continue;
+      let next = keep;
+      if (missing) {
+        try {
+          const added = a.allocateTaskAttachments({
+            ID: lbEndpointId(n.ID),
+            NetworksAttachments: [{ Network: { ID: ingress }, Addresses: [] }],
+          });
+          next = [...keep, ...added];
+        } catch (err) {
+          if (!(err instanceof ShoalError)) throw err;
+          this.ctx.logger.warn({ node: n.ID, err: errorMessage(err) }, 'no ingress load-balancer address for node');
+          if (keep.length === cur.length) continue;
+        }
+      }
+      if (next.length > 0) this.nodes.set(n.ID, structuredClone(next));
+      else this.nodes.delete(n.ID);
+      out.push({ ...n, Attachments: next });
+    }
+    return out;
+  }
+
+  /**
+   * The service with its published ports (Endpoint.Ports) and VIPs as its spec wants them, or
+   * undefined when nothing changes. Throws (changing nothing) when an ingress port is taken.
+   */
+  serviceEndpoint(a: NetworkAllocator, s: StoredService): StoredService | undefined {
+    const want = this.ports.allocate(
+      s.ID,
+      s.Spec?.Name ?? s.ID,
+      s.Spec?.EndpointSpec?.Ports ?? [],
+      s.Endpoint?.Ports ?? [],
+    );
+    const portsChanged = JSON.stringify(want) !== JSON.stringify(s.Endpoint?.Ports ?? []);
+    const withPorts: StoredService = portsChanged
+      ? { ...s, Endpoint: { ...s.Endpoint, Spec: s.Spec?.EndpointSpec ?? {}, Ports: want } }
+      : s;
+    const withVips = this.serviceVips(a, withPorts);
+    if (withVips !== undefined) return withVips;
+    return portsChanged ? withPorts : undefined;
   }
 
   /**

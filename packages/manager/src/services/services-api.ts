@@ -25,6 +25,7 @@ import {
 import { newObjectId } from '@shoal/common';
 import { fromStored, type ManagerContext, type StoredNode } from '../context.js';
 import { InvalidRequestError, NameExistsError } from '../errors.js';
+import { checkIngressPortsFree } from '../networks/ingress-ports.js';
 import { isActive, observed } from '../orchestrator/tasks.js';
 import {
   baseFilter,
@@ -87,6 +88,7 @@ export function serviceToCreate(
   const spec = withRegistryAuth(prepareServiceSpec(ctx, given, reader), auth);
   const name = spec.Name ?? '';
   if (reader.byName('service', name) !== undefined) throw new NameExistsError('service', name);
+  checkIngressPortsFree(reader, spec);
   const job = serviceModeName(spec) === 'replicated-job' || serviceModeName(spec) === 'global-job';
   const nowIso = new Date(ctx.clock.now()).toISOString();
   return {
@@ -144,6 +146,7 @@ export function serviceUpdate(
     auth = from?.TaskTemplate?.ContainerSpec?.PullOptions?.RegistryAuth;
   }
   spec = withRegistryAuth(spec, auth);
+  checkIngressPortsFree(reader, spec, cur.ID);
   const curSpec = fromStored(cur.Spec ?? {});
   const job = oldMode === 'replicated-job' || oldMode === 'global-job';
   const specChanged = specsDiffer<ServiceSpec>(ServiceSpecCodec, spec, curSpec);

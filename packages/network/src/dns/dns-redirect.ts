@@ -27,6 +27,11 @@ export interface DnsRedirect {
   uplinkAddress: string;
   /** Where the server listens in the node's namespace, reachable over the uplink. */
   server: { address: string; port: number };
+  /**
+   * Whether the uplink carries DNS only (a container on `--internal` networks): everything else
+   * leaving by it is dropped, so the node is not a way out.
+   */
+  exclusive?: boolean;
 }
 
 function nsPath(ns: string): string {
@@ -54,6 +59,15 @@ export function dnsRedirectRules(r: Omit<DnsRedirect, 'containerNetns'>): string
     '    type nat hook postrouting priority 100; policy accept;',
     `    ip daddr ${r.server.address} udp dport ${r.server.port} oifname "${r.uplink}" snat to ${src}`,
     '  }',
+    ...(r.exclusive
+      ? [
+          '  chain uplink_only_dns {',
+          '    type filter hook output priority 0; policy accept;',
+          `    oifname "${r.uplink}" ip daddr ${r.server.address} udp dport ${r.server.port} accept`,
+          `    oifname "${r.uplink}" drop`,
+          '  }',
+        ]
+      : []),
     '}',
     '',
   ].join('\n');

@@ -23,6 +23,12 @@ export const SUBNET_BLOCKS = 384;
 /** The overlay address pool of lab clusters (DefaultAddrPool at init): the top /17 of 198.18.0.0/15. */
 export const LAB_OVERLAY_POOL = '198.19.128.0/17';
 
+/**
+ * The gateway bridge subnet of lab shoalds (`--gwbridge-subnet`): node-local (each host is its own
+ * namespace), the top /24 of the overlay pool, which the allocator reaches only at its 128th network.
+ */
+export const LAB_GATEWAY_SUBNET = '198.19.255.0/24';
+
 /** Throws LabInvalidNameError unless `name` is a valid lab name. */
 export function checkLabName(name: string): void {
   if (!isValidName(name)) throw new LabInvalidNameError('lab', name);

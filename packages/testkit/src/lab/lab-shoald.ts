@@ -17,7 +17,7 @@ import { LabClusterError, LabNotRootError } from '../errors.js';
 import { withLock } from './lab-lock.js';
 import { cmdline, isRoot } from './lab-system.js';
 import { hostCommand } from './lab-exec.js';
-import { LAB_OVERLAY_POOL } from './lab-names.js';
+import { LAB_GATEWAY_SUBNET, LAB_OVERLAY_POOL } from './lab-names.js';
 import { labLockPath, readLabState, requireHost, requireLab, writeLabState, type LabHostState } from './lab-state.js';
 
 /** The cluster port every lab shoald listens on (its host's underlay address). */
@@ -64,6 +64,8 @@ function shoaldArgs(h: LabHostState, registry: string | undefined): string[] {
     `${h.address}:${LAB_CLUSTER_PORT}`,
     '--advertise-addr',
     h.address,
+    '--gwbridge-subnet',
+    LAB_GATEWAY_SUBNET,
     ...(registry ? ['--insecure-registry', registry] : []),
   ];
 }

@@ -1,0 +1,390 @@
+/**
+ * The node side of overlay networking, driven by the Agent: the NetworkState assignments (every
+ * endpoint and service of each network a task of this node is on, and of the ingress network)
+ * and the tasks' NetworksAttachments become kernel objects on this node:
+ *
+ * - a sandbox per task that has networks (task-sandbox.ts), made before its container is created
+ *   and removed when the task ends;
+ * - overlays only while a sandbox (or the ingress sandbox) uses them, with the peers (FDB and
+ *   neighbour entries) of every endpoint on another node, kept equal to the states;
+ * - the DNS records of each network in the node's embedded DNS server (node-dns.ts);
+ * - each sandbox's VIP table (backends: the running tasks of each service on its networks);
+ * - the ingress sandbox and published ports (ingress-sandbox.ts).
+ *
+ * Every change to the kernel runs in one queue; a burst of state changes costs one sync. The
+ * controller lives in the node's own network namespace (the daemon's): the DNS server's socket is
+ * opened there.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { AssignmentChange, Network, NetworkState, Node, PortConfig, Task } from '@shoal/api';
+import { errorMessage, type Logger } from '@shoal/common';
+import type { ContainerCreateOptions } from '@shoal/engine';
+import {
+  DEFAULT_GWBRIDGE_SUBNET,
+  EMBEDDED_DNS_ADDRESS,
+  GatewayBridge,
+  OverlayDataPlane,
+  SerialQueue,
+  VipBalancer,
+  gwVethName,
+  installDnsRedirect,
+  requireEncryptionSupportFor,
+  resolvConfNameservers,
+  type OverlayPeer,
+} from '@shoal/network';
+import { NetworkAttachmentError } from '../errors.js';
+import { IngressSandbox } from './ingress-sandbox.js';
+import {
+  dnsRecords,
+  hostPorts,
+  hostPortsOf,
+  ingressPorts,
+  isIngress,
+  isInternal,
+  overlaySpec,
+  plainAddress,
+  remotePeers,
+  vipServices,
+} from './network-views.js';
+import { NodeDns } from './node-dns.js';
+import {
+  buildSandbox,
+  destroySandbox,
+  overlayEndpointId,
+  sandboxName,
+  sandboxNetworks,
+  type SandboxDeps,
+  type SandboxNetwork,
+  type TaskSandbox,
+} from './task-sandbox.js';
+
+export interface NodeNetworkOptions {
+  /** This node's ID (its own endpoints are not peers). */
+  nodeId: string;
+  /** Host-unique tag ([a-z0-9], 1..16) in namespace names (several nodes share /run/netns in a lab). */
+  hostTag: string;
+  /** The node's underlay address (VTEP), as the managers know it (Node.Status.Addr). */
+  vtepAddress: string;
+  /** The gateway bridge's node-local subnet (default Docker's 172.18.0.0/16). */
+  gatewaySubnet?: string;
+  /** VXLAN's UDP port (default 4789). */
+  dataPathPort?: number;
+  /** The host's resolv.conf (search domains, and the resolvers the DNS server forwards to). */
+  resolvConf?: () => string;
+  logger: Logger;
+}
+
+/** What the engine needs to create a task's container in its sandbox. */
+export interface TaskNetworkOptions {
+  create: Pick<ContainerCreateOptions, 'network' | 'dns' | 'dnsSearch' | 'dnsOptions'>;
+  /** The task's addresses on its (non-ingress) overlays, for /etc/hosts. */
+  addresses: string[];
+}
+
+const INGRESS_LB_PREFIX = 'lb-';
+
+export class NetworkController {
+  private readonly states = new Map<string, NetworkState>();
+  private readonly sandboxes = new Map<string, TaskSandbox>();
+  private readonly taskPorts = new Map<string, PortConfig[]>();
+  private readonly running = new Set<string>();
+  private overlay: OverlayDataPlane;
+  private readonly gateway: GatewayBridge;
+  private readonly dns: NodeDns;
+  private readonly ingress: IngressSandbox;
+  private readonly queue = new SerialQueue();
+  private readonly log: Logger;
+  private node: Node | undefined;
+  private syncQueued = false;
+  private gatewayUsed = false;
+  private closed = false;
+
+  constructor(private readonly opts: NodeNetworkOptions) {
+    this.log = opts.logger.child({ component: 'network' });
+    this.overlay = this.makeOverlay(opts.vtepAddress);
+    this.gateway = new GatewayBridge({ subnet: opts.gatewaySubnet ?? DEFAULT_GWBRIDGE_SUBNET, logger: this.log });
+    this.dns = new NodeDns(() => resolvConfNameservers(this.resolvConf()), this.log);
+    this.ingress = new IngressSandbox(`/proc/${process.pid}/ns/net`, this.log, undefined);
+  }
+
+  /** Applies the Network assignments of one message (a complete set replaces every state). */
+  applyChanges(changes: readonly AssignmentChange[], complete: boolean): void {
+    const before = this.states.size;
+    if (complete) this.states.clear();
+    let changed = complete && before > 0;
+    for (const c of changes) {
+      const state = c.Assignment?.Network;
+      const id = state?.Network?.ID;
+      if (!state || !id) continue;
+      if (c.Action === 'remove') this.states.delete(id);
+      else this.states.set(id, state);
+      changed = true;
+    }
+    if (changed) this.scheduleSync();
+  }
+
+  /** The node as the managers see it: its VTEP (Status.Addr) and its ingress load-balancer address. */
+  setNode(node: Node): void {
+    this.node = node;
+    const addr = node.Status?.Addr;
+    if (addr && addr !== '0.0.0.0' && addr !== this.overlay.options.vtepAddress) {
+      this.log.info({ vtep: addr }, 'underlay address (VTEP) from the managers');
+      this.overlay = this.makeOverlay(addr);
+    }
+    this.scheduleSync();
+  }
+
+  /** Whether a task gets a sandbox: it is on a network, or publishes a port in host mode. */
+  needsSandbox(task: Task): boolean {
+    return (task.NetworksAttachments?.length ?? 0) > 0 || hostPortsOf(task.Endpoint?.Ports).length > 0;
+  }
+
+  /**
+   * Makes the task's sandbox (before its container is created) and returns the create options
+   * that put the container in it. An encrypted network on a kernel without ESP is refused before
+   * anything is made.
+   */
+  prepare(task: Task): Promise<TaskNetworkOptions> {
+    const taskId = task.ID ?? '';
+    return this.queue.run(async () => {
+      if (this.closed) throw new NetworkAttachmentError(taskId, 'the node agent is stopping');
+      const nets = this.sandboxNetworksOf(task);
+      for (const n of nets) await requireEncryptionSupportFor(n.network.Spec ?? {});
+      const old = this.sandboxes.get(taskId);
+      if (old) await destroySandbox(this.deps(), old);
+      this.sandboxes.delete(taskId);
+      this.gatewayUsed = true;
+      const sb = await buildSandbox(this.deps(), taskId, nets);
+      this.sandboxes.set(taskId, sb);
+      this.taskPorts.set(taskId, hostPortsOf(task.Endpoint?.Ports));
+      await this.sync(); // peers, DNS and VIPs before the container starts
+      const rc = this.resolvConf();
+      const search = rc.split('\n').find((l) => /^\s*(search|domain)\s/.test(l));
+      return {
+        create: {
+          network: { path: sb.path },
+          dns: [EMBEDDED_DNS_ADDRESS],
+          ...(search ? { dnsSearch: search.trim().split(/\s+/).slice(1) } : {}),
+          dnsOptions: ['ndots:0'],
+        },
+        addresses: nets.filter((n) => !isIngress(n.network)).map((n) => plainAddress(n.address)),
+      };
+    });
+  }
+
+  /** Takes back the sandbox of a task whose container an earlier agent made (restart of shoald). */
+  adopt(task: Task): Promise<void> {
+    const taskId = task.ID ?? '';
+    return this.queue.run(async () => {
+      const path = `/run/netns/${sandboxName(this.opts.hostTag, taskId)}`;
+      if (this.sandboxes.has(taskId) || !this.needsSandbox(task) || !existsSync(path)) return;
+      const nets = this.sandboxNetworksOf(task);
+      const gw = (await this.gateway.attachments()).find((a) => a.hostIfname === gwVethName(taskId));
+      const sb: TaskSandbox = {
+        taskId,
+        netns: sandboxName(this.opts.hostTag, taskId),
+        path,
+        overlays: nets.map((n) => ({
+          networkId: n.spec.id,
+          endpointId: overlayEndpointId(taskId, n.spec.id),
+          address: n.address,
+          ingress: isIngress(n.network),
+        })),
+        gateway: gw
+          ? {
+              ifname: `eth${nets.length}`,
+              address: gw.address,
+              egress: nets.length === 0 || nets.some((n) => !isInternal(n.network)),
+            }
+          : undefined,
+        vip: new VipBalancer(path),
+        vipKey: undefined,
+      };
+      this.sandboxes.set(taskId, sb);
+      this.taskPorts.set(taskId, hostPortsOf(task.Endpoint?.Ports));
+      this.gatewayUsed = true;
+      if (gw) {
+        const server = await this.dns.ensure(this.gateway.gateway);
+        const uplink = `eth${nets.length}`;
+        const exclusive = !sb.gateway?.egress;
+        await installDnsRedirect({ containerNetns: path, uplink, uplinkAddress: gw.address, server, exclusive });
+        this.dns.setScope(plainAddress(gw.address), sandboxNetworks(sb));
+      }
+      await this.sync();
+    });
+  }
+
+  /** A local task runs (its host-mode ports are published) or no longer does. */
+  setRunning(taskId: string, running: boolean): void {
+    const had = this.running.has(taskId);
+    if (running) this.running.add(taskId);
+    else this.running.delete(taskId);
+    if (had !== running && (this.taskPorts.get(taskId)?.length ?? 0) > 0) this.scheduleSync();
+  }
+
+  /** Removes a task's sandbox (its container is over); idempotent. */
+  release(taskId: string): Promise<void> {
+    this.running.delete(taskId);
+    return this.queue.run(async () => {
+      const sb = this.sandboxes.get(taskId);
+      this.taskPorts.delete(taskId);
+      if (!sb) return;
+      this.sandboxes.delete(taskId);
+      await destroySandbox(this.deps(), sb);
+      await this.sync();
+    });
+  }
+
+  /** Resolves once every change queued so far (sandboxes, syncs) is done. */
+  settled(): Promise<void> {
+    return this.queue.run(() => Promise.resolve());
+  }
+
+  /** The task IDs with a sandbox on this node. */
+  sandboxed(): string[] {
+    return [...this.sandboxes.keys()];
+  }
+
+  /**
+   * The agent stops: the DNS server closes. Sandboxes of containers that keep running stay (a
+   * restarted agent adopts them); with none left, everything node-wide goes too.
+   */
+  close(): Promise<void> {
+    return this.queue.run(async () => {
+      this.closed = true;
+      if (this.sandboxes.size === 0) {
+        this.states.clear();
+        await this.sync();
+      }
+      await this.dns.close();
+    });
+  }
+
+  private scheduleSync(): void {
+    if (this.syncQueued || this.closed) return;
+    this.syncQueued = true;
+    this.queue
+      .run(async () => {
+        this.syncQueued = false;
+        await this.sync();
+      })
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'network sync failed'));
+  }
+
+  /** Makes the node's objects follow the states and sandboxes (inside the queue). */
+  private async sync(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err: errorMessage(err), what }, 'network sync step failed');
+        errors.push(err);
+      }
+    };
+    // the ingress sandbox, while some service publishes a port through the mesh
+    const ingressState = [...this.states.values()].find((s) => isIngress(s.Network));
+    const mesh = ingressState ? ingressPorts(ingressState) : [];
+    await attempt('ingress sandbox', async () => {
+      const lb = ingressState ? this.lbAddress(ingressState) : undefined;
+      if (ingressState?.Network && mesh.length > 0 && lb)
+        await this.ingress.ensure(
+          this.overlay,
+          overlaySpec(ingressState.Network),
+          `${INGRESS_LB_PREFIX}${this.opts.nodeId}`,
+          lb,
+        );
+      else await this.ingress.detach(this.overlay);
+    });
+    // peers of every overlay present here
+    const present = new Set<string>();
+    for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
+    if (this.ingress.isAttached && ingressState?.Network?.ID) present.add(ingressState.Network.ID);
+    for (const id of present) await attempt(`peers of ${id}`, () => this.syncPeers(id));
+    // DNS records
+    for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
+    for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
+    // VIPs of each sandbox
+    for (const sb of this.sandboxes.values()) {
+      const services = [...sandboxNetworks(sb)].flatMap((id) => {
+        const s = this.states.get(id);
+        return s ? vipServices(s) : [];
+      });
+      const key = JSON.stringify(services);
+      if (key === sb.vipKey) continue;
+      await attempt(`VIPs of task ${sb.taskId}`, async () => {
+        if (services.length === 0) await sb.vip.remove();
+        else await sb.vip.apply(services);
+        sb.vipKey = key;
+      });
+    }
+    // published ports: the mesh, and host-mode ports of running local tasks
+    const host = [...this.sandboxes.values()].flatMap((sb) =>
+      this.running.has(sb.taskId) && sb.gateway ? hostPorts(this.taskPorts.get(sb.taskId), sb.gateway.address) : [],
+    );
+    await attempt('published ports', () => this.ingress.publish([...mesh, ...host]));
+    // the gateway bridge and DNS server, while some sandbox uses them
+    if (this.sandboxes.size === 0 && this.gatewayUsed) {
+      await attempt('gateway bridge', async () => {
+        await this.dns.close();
+        await this.gateway.teardown();
+        this.gatewayUsed = false;
+      });
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  private async syncPeers(networkId: string): Promise<void> {
+    if (!this.overlay.hasNetwork(networkId)) return;
+    const state = this.states.get(networkId);
+    const want = new Map<string, OverlayPeer>();
+    for (const p of state ? remotePeers(state, this.opts.nodeId) : []) want.set(`${p.address}@${p.vtep}`, p);
+    const have = new Map<string, OverlayPeer>();
+    for (const p of await this.overlay.peers(networkId)) have.set(`${p.address}@${p.vtep}`, p);
+    for (const [k, p] of have) if (!want.has(k)) await this.overlay.removePeer(networkId, p);
+    for (const [k, p] of want) if (!have.has(k)) await this.overlay.addPeer(networkId, p);
+  }
+
+  /** This node's address on the ingress network: its LB endpoint in the state, else Node.Attachments. */
+  private lbAddress(ingress: NetworkState): string | undefined {
+    const own = (ingress.Endpoints ?? []).find((e) => e.ID === `${INGRESS_LB_PREFIX}${this.opts.nodeId}`);
+    if (own?.Address) return own.Address;
+    const att = (this.node?.Attachments ?? []).find((a) => isIngress(a.Network));
+    return att?.Addresses?.[0];
+  }
+
+  private sandboxNetworksOf(task: Task): SandboxNetwork[] {
+    const taskId = task.ID ?? '';
+    return (task.NetworksAttachments ?? []).map((att, i) => {
+      const id = att.Network?.ID;
+      if (!id) throw new NetworkAttachmentError(taskId, `attachment ${i} names no network`);
+      const network: Network = this.states.get(id)?.Network ?? att.Network ?? {};
+      const address = att.Addresses?.[0];
+      if (!address?.includes('/'))
+        throw new NetworkAttachmentError(taskId, `its attachment to ${network.Spec?.Name ?? id} has no address (CIDR)`);
+      return { network, spec: overlaySpec(network), address };
+    });
+  }
+
+  private deps(): SandboxDeps {
+    return { hostTag: this.opts.hostTag, overlay: this.overlay, gateway: this.gateway, dns: this.dns, log: this.log };
+  }
+
+  private makeOverlay(vtep: string): OverlayDataPlane {
+    return new OverlayDataPlane({
+      hostTag: this.opts.hostTag,
+      vtepAddress: vtep,
+      ...(this.opts.dataPathPort ? { dataPathPort: this.opts.dataPathPort } : {}),
+      logger: this.log,
+    });
+  }
+
+  private resolvConf(): string {
+    if (this.opts.resolvConf) return this.opts.resolvConf();
+    try {
+      return readFileSync('/etc/resolv.conf', 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}
