@@ -154,6 +154,8 @@ for (const [name, k] of [
   out[name.replace(/_ms$/, '_ratio')] = ratio(fig(shoal, k), fig(swarm, k));
 }
 out['compose_load_ms'] = comp?.['compose_load_ms'] ?? null;
+// CPU time of the same work: less disturbed by a busy machine than the wall-clock median
+out['compose_load_cpu_ms'] = comp?.['compose_load_cpu_ms'] ?? null;
 out['load_average_start'] = loadStart;
 out['load_average_end'] = load();
 out['goals'] = GOALS;
