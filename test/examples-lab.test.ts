@@ -108,7 +108,8 @@ async function makeLab(): Promise<Lab> {
 /** One HTTP GET from the root namespace (through the node's published port): status and body. */
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = request(url, { timeout: 5000 }, (res) => {
+    // busybox httpd's CGI headers end in LF only, which Node's strict parser refuses (curl takes them)
+    const req = request(url, { timeout: 5000, insecureHTTPParser: true }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
