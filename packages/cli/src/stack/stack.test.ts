@@ -106,10 +106,10 @@ test('--resolve-image always|changed|never', async () => {
   assert.throws(() => parseResolveImage('sometimes'), /Invalid option sometimes for flag --resolve-image/);
   const digest = `sha256:${'a'.repeat(64)}`;
   const lookups: string[] = [];
-  const lookup = async (image: string): Promise<string> => {
+  const lookup = (image: string): Promise<string> => {
     lookups.push(image);
-    if (image.startsWith('down.example')) throw new Error('unreachable');
-    return digest;
+    if (image.startsWith('down.example')) return Promise.reject(new Error('unreachable'));
+    return Promise.resolve(digest);
   };
   const spec = (name: string, image: string): ServiceSpec => ({
     Name: name,
