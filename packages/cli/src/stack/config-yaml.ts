@@ -106,14 +106,16 @@ export function configObject(c: ComposeConfig): Record<string, unknown> {
   return out;
 }
 
-const PLAIN_SCALAR = /^[A-Za-z_./][A-Za-z0-9_./:@+-]*$/;
+const PLAIN_SCALAR = /^[A-Za-z0-9_./][A-Za-z0-9_./:@+-]*$/;
+/** Strings YAML would read as numbers. */
+const NUMBER_LIKE = /^[-+]?(\.?[0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?|0[xob][0-9a-fA-F_]+|\.inf|\.nan)$/i;
 const RESERVED = /^(true|false|yes|no|on|off|null|y|n|~)$/i;
 
 function scalar(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   const s = typeof v === 'string' ? v : JSON.stringify(v);
-  if (PLAIN_SCALAR.test(s) && !RESERVED.test(s) && !s.endsWith(':')) return s;
+  if (PLAIN_SCALAR.test(s) && !RESERVED.test(s) && !NUMBER_LIKE.test(s) && !s.endsWith(':')) return s;
   return JSON.stringify(s);
 }
 

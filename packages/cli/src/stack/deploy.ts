@@ -96,10 +96,15 @@ function order(c: StackChange): number {
   return KIND_ORDER.indexOf(c.Action === 'remove' ? `${c.Kind ?? ''}-remove` : (c.Kind ?? ''));
 }
 
+/** Changes by kind (removals first, then networks, secrets, configs, services), then by name. */
+function sorted(res: DeployStackResponse): StackChange[] {
+  return [...(res.Changes ?? [])].sort((a, b) => order(a) - order(b) || (a.Name ?? '').localeCompare(b.Name ?? ''));
+}
+
 /** Docker's progress lines for what was written (unchanged objects print nothing). */
 export function deployLines(res: DeployStackResponse): string[] {
   const out: string[] = [];
-  const changes = [...(res.Changes ?? [])].sort((a, b) => order(a) - order(b));
+  const changes = sorted(res);
   for (const c of changes) {
     if (c.Action === 'create') out.push(`Creating ${c.Kind} ${c.Name}`);
     else if (c.Action === 'remove') out.push(`Removing ${c.Kind} ${c.Name}`);
@@ -112,7 +117,7 @@ export function deployLines(res: DeployStackResponse): string[] {
 /** The plan of `--dry-run`: every object with what would happen to it, updates with their diff. */
 export function planLines(res: DeployStackResponse): string[] {
   const out: string[] = [];
-  const changes = [...(res.Changes ?? [])].sort((a, b) => order(a) - order(b));
+  const changes = sorted(res);
   for (const c of changes) {
     out.push(`${(c.Action ?? '').padEnd(9)} ${c.Kind} ${c.Name}`);
     for (const d of c.Diff ?? []) out.push(`            ${d}`);
