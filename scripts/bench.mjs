@@ -12,8 +12,10 @@ const benches = {
   compose: 'packages/compose/dist/bench/compose.js',
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
+  assignments: 'packages/manager/dist/bench/assignments.js',
   cluster: 'packages/testkit/dist/bench/cluster.js',
-  network: 'packages/network/dist/bench/network.js',
+  network: 'packages/testkit/dist/bench/network-connect.js',
+  'network-dataplane': 'packages/network/dist/bench/network.js',
   services: 'packages/testkit/dist/bench/services.js',
   stack: 'packages/testkit/dist/bench/stack.js',
 };

@@ -39,7 +39,7 @@ test("service inspect JSON: Docker's omitempty, always-printed fields, no Shoal-
   assert.ok(!('Networks' in s), 'empty lists are omitted');
 });
 
-test('global mode prints {}, node drops its certificate, secret data prints base64', () => {
+test('global mode prints {}, node drops its certificate and attachments, secret data prints base64', () => {
   const svc = Service.decode(Service.encode({ ID: 'g', Spec: { Name: 'g', Mode: { Global: {} } } }).finish());
   assert.deepEqual((inspectJson('service', svc)['Spec'] as Record<string, unknown>)['Mode'], { Global: {} });
   const node = Node.decode(
@@ -48,10 +48,12 @@ test('global mode prints {}, node drops its certificate, secret data prints base
       Spec: { Role: 'worker', Availability: 'active' },
       Certificate: { Role: 'worker', Certificate: new Uint8Array([1]) },
       ManagerStatus: { Leader: true, RaftID: 7 },
+      Attachments: [{ Network: { ID: 'ingress' }, Addresses: ['198.19.128.2/24'] }],
     }).finish(),
   );
   const nj = inspectJson('node', node);
   assert.equal(nj['Certificate'], undefined);
+  assert.equal(nj['Attachments'], undefined, "the ingress load-balancer attachment is not in Docker's node JSON");
   assert.deepEqual(nj['ManagerStatus'], { Leader: true });
   assert.deepEqual(nj['Spec'], { Labels: {}, Role: 'worker', Availability: 'active' });
   assert.deepEqual(nj['Description'], {});

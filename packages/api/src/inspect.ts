@@ -7,7 +7,7 @@ export type InspectKind = 'node' | 'service' | 'task' | 'network' | 'secret' | '
 
 /** Shoal-only fields, by kind: dotted paths from the object ('*' matches any key or index). */
 const INTERNAL: Readonly<Record<InspectKind, readonly string[]>> = {
-  node: ['Certificate', 'ManagerStatus.RaftID'],
+  node: ['Certificate', 'ManagerStatus.RaftID', 'Attachments'],
   service: ['SpecVersion', 'PendingDelete'],
   task: ['SpecVersion', 'Endpoint', 'ServiceName', 'NetworksAttachments.*.Aliases'],
   network: [],

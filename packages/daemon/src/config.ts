@@ -44,7 +44,7 @@ interface KeySpec {
   flag: string;
   file: string;
   setting: keyof DaemonSettings;
-  kind: 'string' | 'string[]' | 'pools' | 'level';
+  kind: 'string' | 'string[]' | 'pools' | 'level' | 'cidr';
 }
 
 const KEYS: readonly KeySpec[] = [
@@ -56,7 +56,7 @@ const KEYS: readonly KeySpec[] = [
   { flag: '--log-level', file: 'log-level', setting: 'logLevel', kind: 'level' },
   { flag: '--insecure-registry', file: 'insecure-registries', setting: 'insecureRegistries', kind: 'string[]' },
   { flag: '--default-address-pool', file: 'default-address-pools', setting: 'defaultAddressPools', kind: 'pools' },
-  { flag: '--gwbridge-subnet', file: 'gwbridge-subnet', setting: 'gatewaySubnet', kind: 'string' },
+  { flag: '--gwbridge-subnet', file: 'gwbridge-subnet', setting: 'gatewaySubnet', kind: 'cidr' },
 ];
 
 export function defaultSettings(): DaemonSettings {
@@ -142,6 +142,7 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     if (spec.kind === 'string[]') (lists[spec.setting] ??= []).push(checkString(value, where));
     else if (spec.kind === 'pools') (lists[spec.setting] ??= []).push(parsePoolFlag(value, where));
     else if (spec.kind === 'level') out.values.logLevel = checkLevel(value, where);
+    else if (spec.kind === 'cidr') (out.values as Record<string, unknown>)[spec.setting] = checkCidr(value, where);
     else (out.values as Record<string, unknown>)[spec.setting] = checkString(value, where);
   }
   Object.assign(out.values, lists);
@@ -234,9 +235,19 @@ export async function readConfigFile(path: string, required: boolean): Promise<P
       if (!Array.isArray(value)) throw new DaemonConfigError(`${where}: expected an array of {"base", "size"}`);
       out[spec.setting] = value.map((v, i) => checkPool(v, `${where}[${i}]`));
     } else if (spec.kind === 'level') out[spec.setting] = checkLevel(value, where);
+    else if (spec.kind === 'cidr') out[spec.setting] = checkCidr(value, where);
     else out[spec.setting] = checkString(value, where);
   }
   return out;
+}
+
+/** An IPv4 CIDR (`a.b.c.d/len`, len 8..30); `where` names the source. */
+function checkCidr(value: unknown, where: string): string {
+  const v = checkString(value, where);
+  const [ip = '', len = ''] = v.split('/');
+  if (isIP(ip) !== 4 || !/^\d+$/.test(len) || Number(len) < 8 || Number(len) > 30)
+    throw new DaemonConfigError(`${where}: ${JSON.stringify(v)} is not an IPv4 CIDR with a prefix length of 8 to 30`);
+  return v;
 }
 
 /** host:port with a literal IP (or a host name) and a port 1-65535; `where` names the source. */

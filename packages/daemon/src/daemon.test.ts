@@ -95,6 +95,8 @@ describe('shoald process', () => {
         expect: /is not an IPv4 CIDR/,
       },
       { args: [], file: '{not json', expect: /is not valid JSON/ },
+      { args: ['--gwbridge-subnet', '198.19.255.0'], expect: /"198.19.255.0" is not an IPv4 CIDR with a prefix/ },
+      { args: [], file: '{"gwbridge-subnet": "198.19.300.0/24"}', expect: /"gwbridge-subnet": .* is not an IPv4 CIDR/ },
     ];
     for (const [i, c] of cases.entries()) {
       const args = [...c.args, '--data-root', join(dir, `d${i}`), '--socket', join(dir, `s${i}.sock`)];
@@ -163,6 +165,13 @@ describe('shoald process', () => {
       assert.equal(nodes[0]!.ManagerStatus?.Leader, true);
       const cluster = (await unary(control.getCluster.bind(control), {})).Cluster;
       assert.match(cluster?.JoinTokens?.Worker ?? '', /^SWMTKN-1-/);
+      // swarm init makes the ingress network, from the pool it was given
+      assert.deepEqual(cluster?.DefaultAddrPool, TEST_ADDR_POOL.DefaultAddrPool);
+      const networks = (await unary(control.listNetworks.bind(control), {})).Networks ?? [];
+      assert.deepEqual(
+        networks.map((n) => [n.Spec?.Name, n.Spec?.Ingress, n.IPAMOptions?.Configs?.[0]?.Subnet]),
+        [['ingress', true, '198.19.128.0/24']],
+      );
       const counted = await unary(swarm.info.bind(swarm), {});
       assert.equal(counted.Nodes, 1);
       assert.equal(counted.Managers, 1);

@@ -10,12 +10,12 @@
  * Semantics (the worker relies on them):
  * - a network is in the states once it is allocated (IPAMOptions has a subnet);
  * - a task is an endpoint of a network while it has a node (`NodeID`), a state from `assigned`
- *   to `running`, an attachment with an address on that network, and its node is in the store
- *   and not `down`. Endpoint `ID` = task ID, `Address` = the attachment's first address (CIDR),
+ *   to `running`, an attachment with an address on that network, and its node is in the store,
+ *   not `down`, and has an address (`Status.Addr`). Endpoint `ID` = task ID, `Address` = the attachment's first address (CIDR),
  *   `NodeAddr` = the node's `Status.Addr`, `Aliases` = the attachment's aliases then the
  *   container's hostname (deduplicated), `Running` = state and desired state both `running`;
  * - a node's ingress load-balancer attachment (`Node.Attachments` on the ingress network) is the
- *   endpoint `lb-<nodeID>` (no service, `Running` true) while the node is not down;
+ *   endpoint `lb-<nodeID>` (no service, `Running` true) on the same terms;
  * - a node needs a network while one of its tasks (state `assigned` to `running`) has an
  *   attachment on it; every node needs the ingress network;
  * - the services of a network: those whose spec attaches them to it (TaskTemplate.Networks, or
@@ -83,12 +83,6 @@ export class NetworkStates {
     return this.built.get(networkId)?.entry;
   }
 
-  /** True when a network is allocated now (tasks' attachments may name it). */
-  has(networkId: string): boolean {
-    this.refresh();
-    return this.built.has(networkId);
-  }
-
   private refresh(): void {
     if (this.store.revision === this.revision) return;
     this.revision = this.store.revision;
@@ -104,7 +98,10 @@ export class NetworkStates {
     const ingress = [...networks.values()].find((n) => n.Spec?.Ingress === true);
     this.ingressId = ingress?.ID;
     const live = new Map<string, StoredNode>();
-    for (const n of this.store.list<StoredNode>('node')) if (n.Status?.State !== 'down') live.set(n.ID, n);
+    // Peers are reachable at their underlay address: a node down, or without an address yet
+    // (joined, no session so far), has no endpoints in the states.
+    for (const n of this.store.list<StoredNode>('node'))
+      if (n.Status?.State !== 'down' && (n.Status?.Addr ?? '') !== '') live.set(n.ID, n);
     const endpoints = new Map<string, NetworkEndpoint[]>();
     const serviceIds = new Map<string, Set<string>>();
     const add = (m: Map<string, Set<string>>, k: string, v: string): void => {

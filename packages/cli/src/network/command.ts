@@ -4,18 +4,28 @@
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import type { Network } from '@shoal/api';
+import type { Network, Node, Task } from '@shoal/api';
 import { errorKind, hasCode } from '@shoal/common';
 import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.js';
 import type { DaemonClient } from '../daemon/client.js';
 import { checkFormat, formatInspect, formatList, matchLabels, matchesAny, parseFilters } from '../format/index.js';
 import { findObject } from '../secret/objects.js';
-import { networkResource, networkSpecFromFlags, type CreateFlags } from './view.js';
+import { networkPeers, networkResource, networkSpecFromFlags, type CreateFlags } from './view.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 async function listAll(c: DaemonClient): Promise<Network[]> {
   return (await c.control.listNetworks({})).Networks ?? [];
+}
+
+/** Nodes and tasks for `Peers`; none when the daemon cannot list them (Peers is then left out). */
+async function placement(c: DaemonClient): Promise<{ nodes: Node[]; tasks: Task[] }> {
+  try {
+    const [nodes, tasks] = await Promise.all([c.control.listNodes({}), c.control.listTasks({})]);
+    return { nodes: nodes.Nodes ?? [], tasks: tasks.Tasks ?? [] };
+  } catch {
+    return { nodes: [], tasks: [] };
+  }
 }
 
 function find(all: readonly Network[], ref: string): Network {
@@ -132,8 +142,14 @@ export function registerNetwork(program: Command): void {
             process.stderr.write(failureLine(err) + '\n');
           }
         }
+        const { nodes, tasks } = found.length > 0 ? await placement(c) : { nodes: [], tasks: [] };
         if (found.length > 0 || failed === undefined)
-          process.stdout.write(formatInspect(found.map(networkResource), o.format));
+          process.stdout.write(
+            formatInspect(
+              found.map((n) => networkResource(n, networkPeers(n, nodes, tasks))),
+              o.format,
+            ),
+          );
         if (failed !== undefined) process.exitCode = EXIT_CODE_OF_KIND[errorKind(failed)];
       }),
     );

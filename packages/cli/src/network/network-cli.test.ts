@@ -17,7 +17,9 @@ import {
   type CreateNetworkRequest,
   type CreateServiceRequest,
   type Network,
+  type Node,
   type RemoveNetworkRequest,
+  type Task,
 } from '@shoal/api';
 import { ShoalError } from '@shoal/common';
 
@@ -32,6 +34,8 @@ class FakeDaemon {
   readonly networks = new Map<string, Network>();
   /** Network IDs the double says are in use (rm refused). */
   readonly inUse = new Set<string>();
+  /** What ListNodes and ListTasks answer (for `Peers`); unset: those calls are not served. */
+  placement: { nodes: Node[]; tasks: Task[] } | undefined;
   private readonly server = new Server();
 
   constructor(readonly socket: string) {
@@ -76,6 +80,14 @@ class FakeDaemon {
           );
         this.networks.delete(n.ID ?? '');
         return {};
+      }),
+      listNodes: handle(() => {
+        if (this.placement === undefined) throw new ShoalError('TEST_UNSERVED', 'not served', { kind: 'internal' });
+        return { Nodes: this.placement.nodes };
+      }),
+      listTasks: handle(() => {
+        if (this.placement === undefined) throw new ShoalError('TEST_UNSERVED', 'not served', { kind: 'internal' });
+        return { Tasks: this.placement.tasks };
       }),
       createService: handle((req: CreateServiceRequest) => {
         this.calls.push('CreateService');
@@ -242,6 +254,53 @@ test('network create sends the flags; ls, inspect in docker shapes; rm in use re
   const rmOk = await run(['network', 'rm', 'back']);
   assert.equal(rmOk.stdout, 'back\n');
   assert.equal(d.networks.size, 0);
+});
+
+test('network inspect lists the nodes the network is on as Peers', async (t) => {
+  const { d, run } = await withDaemon(t);
+  const created = await run(['network', 'create', 'app']);
+  assert.equal(created.code, 0, created.stderr);
+  const id = created.stdout.trim();
+  const node = (name: string, state: string, addr: string): Node => ({
+    ID: `${name}-id`,
+    Description: { Hostname: name },
+    Status: { State: state, Addr: addr },
+  });
+  const task = (nodeId: string, state: string, networkId: string): Task => ({
+    ID: `t-${nodeId}-${state}`,
+    NodeID: nodeId,
+    Status: { State: state },
+    NetworksAttachments: [{ Network: { ID: networkId }, Addresses: ['198.19.128.5/24'] }],
+  });
+  d.placement = {
+    nodes: [
+      node('h2', 'ready', '198.18.0.12'),
+      node('h1', 'ready', '198.18.0.11'),
+      node('h3', 'down', '198.18.0.13'),
+      node('h4', 'ready', '198.18.0.14'),
+      { ...node('h5', 'ready', '198.18.0.15'), Attachments: [{ Network: { ID: id }, Addresses: ['198.19.128.9/24'] }] },
+    ],
+    tasks: [
+      task('h1-id', 'running', id),
+      task('h2-id', 'assigned', id),
+      task('h3-id', 'running', id), // its node is down
+      task('h4-id', 'complete', id), // stopped
+      task('h4-id', 'running', 'othernet'),
+    ],
+  };
+  const insp = await run(['network', 'inspect', 'app']);
+  assert.equal(insp.code, 0, insp.stderr);
+  const [j] = JSON.parse(insp.stdout) as Record<string, unknown>[];
+  assert.deepEqual(j?.['Peers'], [
+    { Name: 'h1', IP: '198.18.0.11' },
+    { Name: 'h2', IP: '198.18.0.12' },
+    { Name: 'h5', IP: '198.18.0.15' },
+  ]);
+  assert.deepEqual(Object.keys(j ?? {}).slice(-2), ['Labels', 'Peers'], "Docker's key order");
+  // On no node: no Peers key, as Docker's.
+  d.placement = { nodes: [node('h1', 'ready', '198.18.0.11')], tasks: [] };
+  const none = JSON.parse((await run(['network', 'inspect', 'app'])).stdout) as Record<string, unknown>[];
+  assert.equal(none[0]?.['Peers'], undefined);
 });
 
 test('service create --network NAME[,alias=X] and --endpoint-mode reach the daemon', async (t) => {

@@ -2,11 +2,37 @@
  * A swarm network as `docker network inspect` prints it (the engine's NetworkResource shape,
  * not the swarm object), and the flags of `network create` as a NetworkSpec.
  */
-import type { IPAMConfig, Network, NetworkSpec } from '@shoal/api';
+import type { IPAMConfig, Network, NetworkSpec, Node, Task } from '@shoal/api';
 import { InvalidArgumentError } from '@shoal/common';
 
-/** Docker's `network inspect` JSON of a swarm network. */
-export function networkResource(n: Network): Record<string, unknown> {
+/** A node the network is instantiated on, as Docker's `Peers` lists it. */
+export interface PeerInfo {
+  Name: string;
+  IP: string;
+}
+
+const LIVE_TASK_STATES = new Set(['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
+
+/**
+ * The nodes a network is on (Docker's `Peers`, sorted by name): nodes that are not down, with
+ * an address, that run a task (state assigned to running) attached to it, or, for the ingress
+ * network, hold their load-balancer attachment on it.
+ */
+export function networkPeers(n: Network, nodes: readonly Node[], tasks: readonly Task[]): PeerInfo[] {
+  const on = new Set<string>();
+  for (const t of tasks) {
+    if (!LIVE_TASK_STATES.has(t.Status?.State ?? '')) continue;
+    if ((t.NetworksAttachments ?? []).some((a) => a.Network?.ID === n.ID)) on.add(t.NodeID ?? '');
+  }
+  return nodes
+    .filter((x) => x.Status?.State !== 'down' && (x.Status?.Addr ?? '') !== '')
+    .filter((x) => on.has(x.ID ?? '') || (x.Attachments ?? []).some((a) => a.Network?.ID === n.ID))
+    .map((x) => ({ Name: x.Description?.Hostname || x.ID || '', IP: x.Status?.Addr ?? '' }))
+    .sort((a, b) => a.Name.localeCompare(b.Name));
+}
+
+/** Docker's `network inspect` JSON of a swarm network (`Peers` when the network is on any node). */
+export function networkResource(n: Network, peers: readonly PeerInfo[] = []): Record<string, unknown> {
   const spec = n.Spec ?? {};
   const ipam = n.IPAMOptions ?? spec.IPAMOptions ?? {};
   return {
@@ -33,6 +59,7 @@ export function networkResource(n: Network): Record<string, unknown> {
     Containers: null,
     Options: { ...(n.DriverState?.Options ?? spec.DriverConfiguration?.Options ?? {}) },
     Labels: { ...spec.Labels },
+    ...(peers.length > 0 ? { Peers: peers.map((p) => ({ ...p })) } : {}),
   };
 }
 

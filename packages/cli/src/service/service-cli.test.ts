@@ -434,6 +434,22 @@ function seed(d: FakeControl): void {
       },
       {
         ServiceStatus: { RunningTasks: 2, DesiredTasks: 3 },
+        Endpoint: {
+          Spec: {
+            Ports: [
+              { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+              { Protocol: 'tcp', TargetPort: 81, PublishedPort: 8081, PublishMode: 'ingress' },
+            ],
+          },
+          Ports: [
+            { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' },
+            { Protocol: 'tcp', TargetPort: 81, PublishedPort: 8081, PublishMode: 'ingress' },
+          ],
+          VirtualIPs: [
+            { NetworkID: 'ingressnetid', Addr: '198.19.128.2/24' },
+            { NetworkID: 'appnetid', Addr: '198.19.129.2/24' },
+          ],
+        },
         PreviousSpec: {
           Name: 'web',
           TaskTemplate: { ContainerSpec: { Image: 'nginx:1.26' } },
@@ -566,6 +582,10 @@ test("service inspect prints docker's JSON array, --format and --pretty", async 
   assert.equal(arr[0]?.['ID'], 'svc1xxxxxxxxxxxxxxxxxxxxxx');
   assert.deepEqual(arr[0]?.['Version'], { Index: 7 });
   assert.deepEqual((arr[0]?.['Spec'] as { Mode: unknown }).Mode, { Replicated: { Replicas: 3 } });
+  assert.deepEqual((arr[0]?.['Endpoint'] as { VirtualIPs: unknown }).VirtualIPs, [
+    { NetworkID: 'ingressnetid', Addr: '198.19.128.2/24' },
+    { NetworkID: 'appnetid', Addr: '198.19.129.2/24' },
+  ]);
   assert.ok(r.stdout.startsWith('[\n    {\n        "ID": "svc1'), r.stdout.slice(0, 40));
   assert.equal(
     (await run(['service', 'inspect', '-f', '{{.Spec.Name}} {{.Version.Index}}', 'web', 'batch'])).stdout,

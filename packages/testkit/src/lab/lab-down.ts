@@ -5,7 +5,9 @@
  * and on half-made labs. Only processes in the lab's namespaces, with the lab's directory on
  * their command line, or in the cgroup of a container of the lab's hosts' engines are killed.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errnoCode } from '@shoal/common';
 import { rm } from 'node:fs/promises';
 import { LabNotFoundError, LabNotRootError } from '../errors.js';
 import { labRules, removeLabRules } from './lab-firewall.js';
@@ -39,6 +41,29 @@ export interface LabDownReport {
   removedDir: boolean;
 }
 
+/**
+ * The tag a host's shoald puts in the names of its task sandboxes and overlay namespaces
+ * (`shoal-t-<tag>-...`, `shoal-ov-<tag>-...`: the node ID's first 10 characters, as
+ * daemon/node-agent.ts `nodeHostTag`), from the node's state.json; undefined before it joined.
+ */
+function nodeTag(dataDir: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(dataDir, 'swarm', 'state.json'), 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined; // the host never joined a swarm
+    throw err;
+  }
+  const s = JSON.parse(text) as { nodeId?: unknown };
+  if (typeof s.nodeId !== 'string') return undefined;
+  return (
+    s.nodeId
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 10) || undefined
+  );
+}
+
 /** Everything of a lab that exists right now (from its state and by name). */
 export async function labLeftovers(lab: string): Promise<{
   namespaces: string[];
@@ -51,8 +76,14 @@ export async function labLeftovers(lab: string): Promise<{
   const state = await readLabState(lab);
   const dir = labDir(lab);
   const pattern = netnsPattern(lab);
+  const tags = (state?.hosts ?? []).map((h) => nodeTag(h.dataDir)).filter((t) => t !== undefined);
+  const ofNodes = (n: string): boolean =>
+    tags.some((t) => n.startsWith(`shoal-t-${t}-`) || n.startsWith(`shoal-ov-${t}-`));
   const namespaces = [
-    ...new Set([...(state?.hosts.map((h) => h.netns) ?? []), ...listNetns().filter((n) => pattern.test(n))]),
+    ...new Set([
+      ...(state?.hosts.map((h) => h.netns) ?? []),
+      ...listNetns().filter((n) => pattern.test(n) || ofNodes(n)),
+    ]),
   ].filter((n) => existsSync(`/run/netns/${n}`));
   const vp = vethPattern(lab);
   const bridge = state?.bridge ?? bridgeName(lab);

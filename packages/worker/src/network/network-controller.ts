@@ -88,6 +88,8 @@ export class NetworkController {
   private readonly sandboxes = new Map<string, TaskSandbox>();
   private readonly taskPorts = new Map<string, PortConfig[]>();
   private readonly running = new Set<string>();
+  /** Per network present here: the peers last programmed (to skip unchanged ones). */
+  private readonly peersKey = new Map<string, string>();
   private overlay: OverlayDataPlane;
   private readonly gateway: GatewayBridge;
   private readonly dns: NodeDns;
@@ -296,11 +298,6 @@ export class NetworkController {
         );
       else await this.ingress.detach(this.overlay);
     });
-    // peers of every overlay present here
-    const present = new Set<string>();
-    for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
-    if (this.ingress.isAttached && ingressState?.Network?.ID) present.add(ingressState.Network.ID);
-    for (const id of present) await attempt(`peers of ${id}`, () => this.syncPeers(id));
     // DNS records
     for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
@@ -318,6 +315,12 @@ export class NetworkController {
         sb.vipKey = key;
       });
     }
+    // peers of every overlay present here
+    const present = new Set<string>();
+    for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
+    if (this.ingress.isAttached && ingressState?.Network?.ID) present.add(ingressState.Network.ID);
+    for (const id of present) await attempt(`peers of ${id}`, () => this.syncPeers(id));
+    for (const id of this.peersKey.keys()) if (!present.has(id)) this.peersKey.delete(id);
     // published ports: the mesh, and host-mode ports of running local tasks
     const host = [...this.sandboxes.values()].flatMap((sb) =>
       this.running.has(sb.taskId) && sb.gateway ? hostPorts(this.taskPorts.get(sb.taskId), sb.gateway.address) : [],
@@ -334,15 +337,27 @@ export class NetworkController {
     if (errors.length > 0) throw errors[0];
   }
 
+  /**
+   * Makes a network's FDB and neighbour entries those of the state's remote endpoints. The kernel
+   * is read only when the wanted set changed since the last sync of this network (or the
+   * network was made again meanwhile).
+   */
   private async syncPeers(networkId: string): Promise<void> {
-    if (!this.overlay.hasNetwork(networkId)) return;
+    if (!this.overlay.hasNetwork(networkId)) {
+      this.peersKey.delete(networkId);
+      return;
+    }
     const state = this.states.get(networkId);
     const want = new Map<string, OverlayPeer>();
     for (const p of state ? remotePeers(state, this.opts.nodeId) : []) want.set(`${p.address}@${p.vtep}`, p);
+    const key = [...want.keys()].sort().join(',');
+    if (this.peersKey.get(networkId) === key) return;
+    this.peersKey.delete(networkId);
     const have = new Map<string, OverlayPeer>();
     for (const p of await this.overlay.peers(networkId)) have.set(`${p.address}@${p.vtep}`, p);
     for (const [k, p] of have) if (!want.has(k)) await this.overlay.removePeer(networkId, p);
     for (const [k, p] of want) if (!have.has(k)) await this.overlay.addPeer(networkId, p);
+    this.peersKey.set(networkId, key);
   }
 
   /** This node's address on the ingress network: its LB endpoint in the state, else Node.Attachments. */

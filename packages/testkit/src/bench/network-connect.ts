@@ -1,0 +1,172 @@
+/**
+ * `npm run bench:network`: the data plane's figures (packages/network's benchmark, run as a child
+ * process) plus one that needs the whole system:
+ *
+ * - connect_after_running_ms: on a lab of 2 with real shoalds, a new service's task starts on h2
+ *   while a prober in the sandbox of a client task on h1 (its network namespace, so its
+ *   127.0.0.11 is the embedded DNS server) resolves the service's name and opens a TCP connection
+ *   to it in a tight loop; the figure is the time from the task's RUNNING (its status timestamp,
+ *   written by h2's worker) to the first connection that succeeds (median of the samples; same
+ *   machine, same clock).
+ *
+ * `BENCH_CONNECT_SAMPLES` (5) sets the samples; `--no-dataplane` skips the data-plane part.
+ * Progress on stderr; one JSON line on stdout. Everything made is removed at the end, also on a
+ * failure, SIGINT or SIGTERM. Needs root.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { credentials } from '@grpc/grpc-js';
+import { ControlClient, unary } from '@shoal/api';
+import { run } from '@shoal/common';
+import { TestImages } from '../images/build-test-images.js';
+import { pushTestImages } from '../images/push-test-images.js';
+import { labDown } from '../lab/lab-down.js';
+import { hostSocketUrl, labCluster } from '../lab/lab-shoald.js';
+import { readLabState } from '../lab/lab-state.js';
+import { labUp } from '../lab/lab-up.js';
+import { round } from './stats.js';
+
+const SAMPLES = Number(process.env['BENCH_CONNECT_SAMPLES'] ?? 5);
+const cliMain = fileURLToPath(new URL('../../../cli/dist/main.js', import.meta.url));
+const dataPlane = fileURLToPath(new URL('../../../network/dist/bench/network.js', import.meta.url));
+const lab = `bnc${randomBytes(2).toString('hex')}`;
+const log = (msg: string): void => void process.stderr.write(`bench network: ${msg}\n`);
+
+const PROBER = `
+const { Resolver } = require('node:dns').promises;
+const net = require('node:net');
+const r = new Resolver({ timeout: 200, tries: 1 });
+r.setServers(['127.0.0.11']);
+const attempt = async () => {
+  try {
+    const [ip] = await r.resolve4(process.env.NAME);
+    await new Promise((resolve, reject) => {
+      const s = net.connect({ host: ip, port: 80, timeout: 300 }, () => { s.destroy(); resolve(); });
+      s.on('error', reject);
+      s.on('timeout', () => { s.destroy(); reject(new Error('timeout')); });
+    });
+    console.log(Date.now());
+    process.exit(0);
+  } catch { setTimeout(attempt, 2); }
+};
+attempt();
+setTimeout(() => { console.log('gave up'); process.exit(1); }, 120000);
+`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+async function cli(host: string, args: string[]): Promise<string> {
+  const r = await run(process.execPath, [cliMain, 'lab', 'exec', lab, host, '--', process.execPath, cliMain, ...args], {
+    check: false,
+  });
+  if (r.code !== 0) throw new Error(`shoal ${args.join(' ')}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function dataPlaneFigures(): Promise<Record<string, unknown>> {
+  if (process.argv.includes('--no-dataplane')) return {};
+  const child = spawn(process.execPath, [dataPlane], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the data-plane benchmark failed (${code})`);
+  const last = out.trim().split('\n').at(-1) ?? '{}';
+  return JSON.parse(last) as Record<string, unknown>;
+}
+
+async function runningTimestamp(socket: string, service: string): Promise<number | undefined> {
+  const c = new ControlClient(socket, credentials.createInsecure());
+  try {
+    const tasks = (await unary(c.listTasks.bind(c), { Filters: {} }, { deadline: Date.now() + 10_000 })).Tasks ?? [];
+    const t = tasks.find((x) => x.ServiceName === service && x.Status?.State === 'running');
+    return t?.Status?.Timestamp ? Date.parse(t.Status.Timestamp) : undefined;
+  } finally {
+    c.close();
+  }
+}
+
+async function connectAfterRunning(): Promise<number[]> {
+  log(`lab ${lab} of 2`);
+  await labUp({ name: lab, hosts: 2 });
+  await labCluster({ name: lab, managers: 1 });
+  const state = await readLabState(lab);
+  if (!state?.registry || !state.hosts[0]) throw new Error('the lab has no registry');
+  const socket = hostSocketUrl(state.hosts[0]);
+  const image = (await pushTestImages(state.registry.url, { only: [TestImages.busybox] }))[0]?.remoteRef ?? '';
+  await cli('h1', ['network', 'create', '-d', 'overlay', 'benchnet']);
+  const on = (h: string): string[] => ['--constraint', `node.hostname==${h}`];
+  await cli('h1', [
+    'service',
+    'create',
+    '-d',
+    '--name',
+    'client',
+    '--network',
+    'benchnet',
+    ...on('h1'),
+    image,
+    'sleep',
+    '3600',
+  ]);
+  let clientId = '';
+  for (let i = 0; i < 600 && !clientId; i++) {
+    const out = await cli('h1', ['service', 'ps', '-q', '--no-trunc', '--filter', 'desired-state=running', 'client']);
+    const running = await runningTimestamp(socket, 'client');
+    if (running !== undefined) clientId = out.trim().split('\n')[0] ?? '';
+    else await new Promise((r) => setTimeout(r, 200));
+  }
+  const suffix = `-${clientId.slice(0, 16).toLowerCase()}`;
+  const sandbox = readdirSync('/run/netns').find((n) => n.startsWith('shoal-t-') && n.endsWith(suffix));
+  if (!sandbox) throw new Error(`no sandbox of the client task ${clientId}`);
+  const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
+  const samples: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const name = `tgt${i}`;
+    const prober = spawn('nsenter', [`--net=/run/netns/${sandbox}`, '--', process.execPath, '-e', PROBER], {
+      env: { ...process.env, NAME: name },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    prober.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise<void>((resolve) => prober.once('exit', () => resolve()));
+    await cli('h1', ['service', 'create', '-d', '--name', name, '--network', 'benchnet', ...on('h2'), image, ...httpd]);
+    await done;
+    const reached = Number(out.trim());
+    const running = await runningTimestamp(socket, name);
+    if (!Number.isFinite(reached) || running === undefined) throw new Error(`sample ${i}: ${out.trim()}`);
+    samples.push(reached - running);
+    log(`sample ${i}: ${reached - running} ms`);
+    await cli('h1', ['service', 'rm', name]);
+  }
+  return samples;
+}
+
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  await labDown(lab).catch((err: unknown) => log(`lab down: ${String(err)}`));
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void cleanup().then(() => process.exit(130));
+  });
+
+try {
+  const figures = await dataPlaneFigures();
+  const samples = await connectAfterRunning();
+  console.log(
+    JSON.stringify({
+      ...figures,
+      connect_after_running_ms: round(median(samples)),
+      connect_after_running_max_ms: round(Math.max(...samples)),
+    }),
+  );
+} finally {
+  await cleanup();
+}

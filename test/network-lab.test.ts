@@ -1,0 +1,307 @@
+/**
+ * Overlay networking end to end on a lab of 5 (1 manager, 4 workers) through the real `shoal` CLI
+ * and every host's real shoald: services on one overlay reach each other by name across hosts
+ * (embedded DNS at 127.0.0.11), `tasks.NAME` lists the tasks, dnsrr answers with the task
+ * addresses, the VIP spreads 60 requests over 3 replicas, a port published in ingress mode
+ * answers on all 5 node addresses and one in host mode only on the task's node, and after
+ * `service rm` and `network rm` no namespace, bridge, VXLAN device, veth or nftables table of
+ * the cluster is left on any host. Images come from the lab's registry. Root only; the lab goes
+ * in `after`, also when the test fails.
+ *
+ * busybox-static's `nslookup` resolves through /etc/resolv.conf; its `nc` does not (static glibc)
+ * and its `wget` segfaults, so connections go with `nc` to the addresses nslookup returns.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { run, waitFor, type RunResult } from '@shoal/common';
+import {
+  LabNotFoundError,
+  labContainerIds,
+  labDown,
+  pidsInCgroupsNamed,
+  pushTestImages,
+  readLabState,
+  TestImages,
+} from '@shoal/testkit';
+
+const repo = new URL('../..', import.meta.url).pathname;
+const cliMain = join(repo, 'packages/cli/dist/main.js');
+const root = await mkdtemp(join(tmpdir(), 'shoal-netlab-'));
+process.env['SHOAL_LAB_ROOT'] = root;
+const labName = `nl-${randomBytes(3).toString('hex')}`;
+const HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5'];
+/** The namespace-name tags of the cluster's nodes (their sandboxes and overlays are removed in `after` too). */
+let tags: string[] = [];
+
+after(async () => {
+  const containers = labContainerIds(join(root, labName));
+  await labDown(labName).catch((err: unknown) => {
+    if (!(err instanceof LabNotFoundError)) throw err;
+  });
+  await rm(root, { recursive: true, force: true });
+  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
+    if (tags.some((tag) => n.includes(`-${tag}-`))) await run('ip', ['netns', 'del', n], { check: false });
+  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
+});
+
+function shoal(args: string[]): Promise<RunResult> {
+  return run(process.execPath, [cliMain, ...args], { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
+}
+
+function onHost(host: string, args: string[]): Promise<RunResult> {
+  return shoal(['lab', 'exec', labName, host, '--', process.execPath, cliMain, ...args]);
+}
+
+let lastOutput = '';
+async function ok(host: string, args: string[]): Promise<string> {
+  const r = await onHost(host, args);
+  lastOutput = `${args.join(' ')} -> ${r.stdout}${r.stderr}`;
+  assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  try {
+    return await waitFor(fn, { timeoutMs, intervalMs: 500 });
+  } catch (err) {
+    throw new Error(`${what}: ${String(err)}; last seen: ${lastOutput}`, { cause: err });
+  }
+}
+
+/** Running tasks of a service: node -> task names. */
+async function running(service: string): Promise<{ node: string; name: string }[]> {
+  const out = await ok('h1', [
+    'service',
+    'ps',
+    '--no-trunc',
+    '--filter',
+    'desired-state=running',
+    '--format',
+    '{{.Node}} {{.CurrentState}} {{.Name}}.{{.ID}}',
+    service,
+  ]);
+  return out
+    .split('\n')
+    .filter((l) => /^\S+ Running /.test(l))
+    .map((l) => {
+      const f = l.split(' ');
+      return { node: f[0] ?? '', name: f.at(-1) ?? '' };
+    });
+}
+
+/** A command in the container of one running task of `service`. */
+async function inTask(task: { node: string; name: string }, cmd: string[]): Promise<string> {
+  const r = await onHost(task.node, ['container', 'exec', task.name, ...cmd]);
+  lastOutput = `${cmd.join(' ')} -> ${r.stdout}${r.stderr}`;
+  return r.stdout;
+}
+
+async function lookup(task: { node: string; name: string }, name: string): Promise<string[]> {
+  const out = await inTask(task, ['nslookup', name]);
+  const answers = out
+    .split(/Name:\s/)
+    .slice(1)
+    .join('\n');
+  return [...answers.matchAll(/Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1] ?? '').sort();
+}
+
+const GET = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3`;
+
+/** The bodies of `n` HTTP GETs to addr:port from inside a task (busybox nc). */
+async function fetchMany(task: { node: string; name: string }, addr: string, n: number): Promise<string[]> {
+  const script = `for i in $(seq ${n}); do ${GET} ${addr} 80 | tail -n 1; echo; done`;
+  const out = await inTask(task, ['sh', '-c', script]);
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+}
+
+const CLIENT = `
+const req = require('http').get({ host: process.env.ADDR, port: Number(process.env.PORT), path: '/', timeout: 3000 }, (res) => {
+  let d = '';
+  res.on('data', (c) => { d += c; });
+  res.on('end', () => console.log(JSON.stringify(d.trim())));
+});
+req.on('timeout', () => { req.destroy(); console.log(JSON.stringify('timeout')); });
+req.on('error', (e) => console.log(JSON.stringify(e.code)));
+`;
+
+/** An HTTP GET from a lab host's own namespace (not a container): the body or an error code. */
+async function fromHost(netns: string, addr: string, port: number): Promise<string> {
+  const r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', process.execPath, '-e', CLIENT], {
+    env: { ...process.env, ADDR: addr, PORT: String(port) },
+  });
+  return JSON.parse(r.stdout) as string;
+}
+
+test(
+  'overlay services across hosts: DNS, tasks.NAME, dnsrr, VIP, ingress and host ports, cleanup',
+  { timeout: 900_000 },
+  async () => {
+    const up = await shoal(['lab', 'up', '--name', labName, '--hosts', '5', '--managers', '1']);
+    assert.equal(up.code, 0, up.stderr);
+    const state = await readLabState(labName);
+    assert.ok(state?.registry, 'the lab has a registry');
+    const pushed = await pushTestImages(state.registry.url, { only: [TestImages.busybox] });
+    const image = pushed[0]?.remoteRef ?? '';
+    assert.match(image, /busybox/);
+    const hosts = state.hosts;
+    const nodeIds = (await ok('h1', ['node', 'ls', '--format', '{{.ID}}'])).split('\n').filter((l) => l !== '');
+    assert.equal(nodeIds.length, 5);
+    tags = nodeIds.map((id) =>
+      id
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, '')
+        .slice(0, 10),
+    );
+
+    const meshPort = 30000 + (randomBytes(2).readUInt16BE() % 1000);
+    const hostPort = meshPort + 1000;
+    const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
+    await ok('h1', ['network', 'create', '-d', 'overlay', 'appnet']);
+    await ok('h1', [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'web',
+      '--network',
+      'appnet',
+      '--replicas',
+      '3',
+      '--publish',
+      `published=${meshPort},target=80`,
+      image,
+      ...httpd,
+    ]);
+    await ok('h1', ['service', 'create', '-d', '--name', 'client', '--network', 'appnet', image, 'sleep', '3600']);
+    await ok('h1', [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'rr',
+      '--endpoint-mode',
+      'dnsrr',
+      '--network',
+      'appnet',
+      '--replicas',
+      '2',
+      image,
+      'sleep',
+      '3600',
+    ]);
+    await ok('h1', [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'hm',
+      '--publish',
+      `mode=host,published=${hostPort},target=80`,
+      image,
+      ...httpd,
+    ]);
+    const webTasks = await until('3 web tasks running', async () => {
+      const r = await running('web');
+      return r.length === 3 ? r : undefined;
+    });
+    const [clientTask] = await until('client running', async () => {
+      const r = await running('client');
+      return r.length === 1 ? r : undefined;
+    });
+    assert.ok(clientTask);
+    await until('rr running', async () => ((await running('rr')).length === 2 ? true : undefined));
+    const [hmTask] = await until('hm running', async () => {
+      const r = await running('hm');
+      return r.length === 1 ? r : undefined;
+    });
+    assert.ok(hmTask);
+    assert.ok(
+      webTasks.some((w) => w.node !== clientTask.node),
+      `some web task on another host than the client: ${JSON.stringify(webTasks)} ${clientTask.node}`,
+    );
+
+    // DNS: the service name is its VIP, tasks.NAME every task, dnsrr every task
+    const vips = JSON.parse(
+      await ok('h1', ['service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'web']),
+    ) as { Addr: string }[];
+    const vipAddrs = vips.map((v) => v.Addr.split('/')[0] ?? '');
+    const webIps = await until('tasks.web lists 3 tasks', async () => {
+      const ips = await lookup(clientTask, 'tasks.web');
+      return ips.length === 3 ? ips : undefined;
+    });
+    const [vip] = await lookup(clientTask, 'web');
+    assert.ok(vip && vipAddrs.includes(vip), `web resolves to its VIP (${vip}; ${JSON.stringify(vips)})`);
+    const rrIps = await until('rr lists 2 tasks', async () => {
+      const ips = await lookup(clientTask, 'rr');
+      return ips.length === 2 ? ips : undefined;
+    });
+    assert.deepEqual(await lookup(clientTask, 'tasks.rr'), rrIps, 'dnsrr: the name gives the task addresses');
+
+    // reachability by name across hosts: every task the name lists answers with its hostname
+    const names = new Set<string>();
+    for (const ip of webIps) for (const body of await fetchMany(clientTask, ip, 1)) names.add(body);
+    assert.equal(names.size, 3, `3 distinct web tasks answer: ${[...names].join(', ')}`);
+
+    // the VIP spreads 60 requests over the 3 replicas
+    const bodies = await fetchMany(clientTask, vip, 60);
+    assert.equal(bodies.length, 60, `60 answers through the VIP: ${bodies.join(',')}`);
+    const spread = new Map<string, number>();
+    for (const b of bodies) spread.set(b, (spread.get(b) ?? 0) + 1);
+    assert.deepEqual([...spread.keys()].sort(), [...names].sort(), 'every replica behind the VIP answers');
+
+    // ingress: the published port answers on every node's address
+    const from = hosts[0];
+    assert.ok(from);
+    for (const h of hosts)
+      await until(`ingress port on ${h.name}`, async () =>
+        names.has(await fromHost(from.netns, h.address, meshPort)) ? true : undefined,
+      );
+    // host mode: only the node of the task
+    const hmHost = hosts.find((h) => h.name === hmTask.node);
+    assert.ok(hmHost, `host of hm: ${hmTask.node}`);
+    const hmName = await until('host-mode port', async () => {
+      const b = await fromHost(from.netns, hmHost.address, hostPort);
+      return /^[0-9a-f]{12}$/.test(b) ? b : undefined;
+    });
+    assert.ok(hmName);
+    for (const h of hosts.filter((x) => x !== hmHost))
+      assert.match(
+        await fromHost(from.netns, h.address, hostPort),
+        /ECONNREFUSED|timeout/,
+        `not published on ${h.name}`,
+      );
+
+    // cleanup: after service rm and network rm nothing of the cluster's networks is left
+    await ok('h1', ['service', 'rm', 'web', 'client', 'rr', 'hm']);
+    await until('network rm', async () =>
+      (await onHost('h1', ['network', 'rm', 'appnet'])).code === 0 ? true : undefined,
+    );
+    const ours = (n: string): boolean => tags.some((tag) => n.includes(`-${tag}-`));
+    await until('no namespaces of the cluster left', () =>
+      Promise.resolve(existsSync('/run/netns') && readdirSync('/run/netns').some(ours) ? undefined : true),
+    );
+    for (const h of hosts) {
+      await until(`no links or tables left on ${h.name}`, async () => {
+        const links = await run('nsenter', [`--net=/run/netns/${h.netns}`, '--', 'ip', '-o', 'link', 'show']);
+        const tables = await run('nsenter', [`--net=/run/netns/${h.netns}`, '--', 'nft', 'list', 'tables']);
+        lastOutput = `${h.name}: ${links.stdout} ${tables.stdout}`;
+        const left =
+          /shoal_gwbridge|vxlan|gw[0-9a-f]{11}|vo[0-9a-f]{11}|shoal_ing/.test(links.stdout) ||
+          /shoal_/.test(tables.stdout);
+        return left ? undefined : true;
+      });
+    }
+    for (const h of HOSTS) {
+      const out = await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']);
+      assert.doesNotMatch(out, /^(web|client|rr|hm)\./m, `task containers left on ${h}`);
+    }
+  },
+);
