@@ -17,6 +17,7 @@ const benches = {
   network: 'packages/testkit/dist/bench/network-connect.js',
   'network-dataplane': 'packages/network/dist/bench/network.js',
   services: 'packages/testkit/dist/bench/services.js',
+  stack: 'packages/testkit/dist/bench/stack.js',
 };
 const [name, ...rest] = process.argv.slice(2);
 const file = name ? benches[name] : undefined;

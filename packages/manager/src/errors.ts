@@ -241,6 +241,35 @@ export class NetworkInUseError extends ManagerError {
   }
 }
 
+/** One object of a stack deploy that cannot be created or updated, and why. */
+export interface StackProblem {
+  readonly kind: 'network' | 'secret' | 'config' | 'service' | 'stack';
+  readonly name: string;
+  readonly error: ShoalError;
+}
+
+/**
+ * A stack deploy refused: every problem found, each naming its object. Nothing was written. The
+ * kind is the problems' common kind (e.g. not-found for missing external objects), else
+ * invalid-argument.
+ */
+export class StackDeployError extends ManagerError {
+  readonly problems: readonly StackProblem[];
+  constructor(namespace: string, problems: readonly StackProblem[]) {
+    const kinds = new Set(problems.map((p) => p.error.kind));
+    const kind: ErrorKind = kinds.size === 1 ? (problems[0]?.error.kind ?? 'invalid-argument') : 'invalid-argument';
+    const lines = problems.map((p) =>
+      p.error.message.includes(p.name) ? p.error.message : `${p.kind} ${p.name}: ${p.error.message}`,
+    );
+    super(
+      'MANAGER_STACK_INVALID',
+      `stack ${namespace} not deployed (nothing was changed): ${lines.length === 1 ? lines[0] : `${lines.length} problems:\n${lines.map((l) => `  ${l}`).join('\n')}`}`,
+      kind,
+    );
+    this.problems = problems;
+  }
+}
+
 /** A port published in ingress mode that another service holds, or no dynamic port left. */
 export class PortInUseError extends ManagerError {
   constructor(message: string) {

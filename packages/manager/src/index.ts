@@ -42,3 +42,5 @@ export {
   type Constraint,
 } from './services/constraint.js';
 export type { StoredService, StoredTask, StoredSecret, StoredConfig } from './services/objects.js';
+export { StacksApi, STACK_NAMESPACE_LABEL, stackOf } from './stacks/stacks-api.js';
+export { specDiff } from './stacks/spec-diff.js';

@@ -50,6 +50,7 @@ import { ServicesApi } from './services/services-api.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { NetworkAllocation } from './networks/network-allocation.js';
 import { NetworksApi } from './networks/networks-api.js';
+import { StacksApi } from './stacks/stacks-api.js';
 import { ingressNetwork } from './networks/ingress.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
@@ -126,6 +127,7 @@ export class Manager {
   readonly logBroker: LogBroker;
   readonly networkAllocation: NetworkAllocation;
   readonly networksApi: NetworksApi;
+  readonly stacksApi: StacksApi;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
   private unsubscribe: (() => void) | undefined;
   private leading = false;
@@ -152,6 +154,7 @@ export class Manager {
     this.orchestrator = new Orchestrator(this.ctx);
     this.networkAllocation = new NetworkAllocation(this.ctx);
     this.networksApi = new NetworksApi(this.ctx, this.networkAllocation);
+    this.stacksApi = new StacksApi(this.ctx, this.networkAllocation);
     this.allocator = new Allocator(this.ctx, undefined, this.networkAllocation);
     this.scheduler = new Scheduler(this.ctx);
     this.logBroker = new LogBroker(this.ctx);
@@ -361,6 +364,7 @@ export class Manager {
       listClusters: u(() => c.listClusters()),
       updateCluster: u((req) => c.updateCluster(req)),
       getUnlockKey: u(() => c.getUnlockKey()),
+      deployStack: u((req) => this.stacksApi.deploy(req)),
     };
     const CA: CAServer = {
       getRootCaCertificate: u(() => this.ca.getRootCaCertificate()),

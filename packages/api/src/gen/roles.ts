@@ -35,6 +35,7 @@ export const METHOD_ROLES: Readonly<Record<string, readonly string[]>> = {
   '/shoal.Control/ListClusters': ['manager', 'local'],
   '/shoal.Control/UpdateCluster': ['manager', 'local'],
   '/shoal.Control/GetUnlockKey': ['manager', 'local'],
+  '/shoal.Control/DeployStack': ['manager', 'local'],
   '/shoal.Dispatcher/Session': ['worker', 'manager'],
   '/shoal.Dispatcher/Heartbeat': ['worker', 'manager'],
   '/shoal.Dispatcher/UpdateTaskStatus': ['worker', 'manager'],

@@ -10,6 +10,7 @@ import { registerService } from '../service/command.js';
 import { registerSecret } from '../secret/command.js';
 import { registerConfig } from '../config/command.js';
 import { registerNetwork } from '../network/command.js';
+import { registerStack } from '../stack/command.js';
 
 /** Every top-level verb, in help order. Add one line per new command file. */
 export const commands: CommandModule[] = [
@@ -24,4 +25,5 @@ export const commands: CommandModule[] = [
   registerSecret,
   registerConfig,
   registerNetwork,
+  registerStack,
 ];

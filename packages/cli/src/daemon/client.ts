@@ -13,6 +13,8 @@ import {
   type CallSettings,
   type CreateConfigRequest,
   type CreateConfigResponse,
+  type DeployStackRequest,
+  type DeployStackResponse,
   type CreateNetworkRequest,
   type CreateNetworkResponse,
   type CreateSecretRequest,
@@ -156,6 +158,7 @@ export interface ControlCalls {
   listNetworks: Unary<ListNetworksRequest, ListNetworksResponse>;
   createNetwork: Unary<CreateNetworkRequest, CreateNetworkResponse>;
   removeNetwork: Unary<RemoveNetworkRequest, RemoveNetworkResponse>;
+  deployStack: Unary<DeployStackRequest, DeployStackResponse>;
 }
 
 export interface DaemonClient {
@@ -223,6 +226,7 @@ const CONTROL_METHODS = [
   'listNetworks',
   'createNetwork',
   'removeNetwork',
+  'deployStack',
 ] as const;
 
 /** Checks the socket before dialling, so the error says what is wrong (absent, not a socket, root-only). */

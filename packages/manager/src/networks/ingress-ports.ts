@@ -118,7 +118,7 @@ export class IngressPorts {
  * ingress mode must not be published in ingress mode by another service (its spec or its
  * allocated ports). Throws MANAGER_PORT_IN_USE naming the port and the service.
  */
-export function checkIngressPortsFree(store: ClusterStore, spec: ServiceSpec, selfId?: string): void {
+export function checkIngressPortsFree(store: Pick<ClusterStore, 'list'>, spec: ServiceSpec, selfId?: string): void {
   const wanted = (spec.EndpointSpec?.Ports ?? []).filter((p) => isIngress(p) && (p.PublishedPort ?? 0) > 0);
   if (wanted.length === 0) return;
   for (const other of store.list<StoredService>('service')) {

@@ -21,6 +21,7 @@ import { taskDisplayName } from '../services/services-api.js';
 import {
   baseFilter,
   findRef,
+  type ObjectReader,
   resolveRef,
   type StoredNetwork,
   type StoredService,
@@ -46,6 +47,24 @@ export function prepareNetworkSpec(given: NetworkSpec): NetworkSpec {
   spec.DriverConfiguration = { Name: OVERLAY, Options: { ...spec.DriverConfiguration?.Options } };
   spec.Labels = { ...spec.Labels };
   spec.Scope = 'swarm';
+  return spec;
+}
+
+/**
+ * The checks `createNetwork` makes before allocating: the spec (prepareNetworkSpec), a free name
+ * in `reader`, at most one ingress network, kernel support for `encrypted`. Writes nothing.
+ */
+export async function checkNewNetwork(reader: ObjectReader, given: NetworkSpec | undefined): Promise<NetworkSpec> {
+  if (given === undefined) throw new InvalidRequestError('create of a network: Spec is required');
+  const spec = prepareNetworkSpec(given);
+  const name = spec.Name ?? '';
+  if (reader.byName('network', name) !== undefined) throw new NameExistsError('network', name);
+  if (spec.Ingress === true) {
+    const other = reader.list<StoredNetwork>('network').find((n) => n.Spec?.Ingress === true);
+    if (other !== undefined)
+      throw new NameExistsError('ingress network', `${other.Spec?.Name ?? other.ID} (only one is allowed)`);
+  }
+  await requireEncryptionSupportFor(spec);
   return spec;
 }
 
@@ -88,16 +107,8 @@ export class NetworksApi {
   }
 
   async createNetwork(req: CreateNetworkRequest): Promise<Network> {
-    if (req.Spec === undefined) throw new InvalidRequestError('create of a network: Spec is required');
-    const spec = prepareNetworkSpec(req.Spec);
+    const spec = await checkNewNetwork(this.ctx.store, req.Spec);
     const name = spec.Name ?? '';
-    if (this.ctx.store.byName('network', name) !== undefined) throw new NameExistsError('network', name);
-    if (spec.Ingress === true) {
-      const other = this.ctx.store.list<StoredNetwork>('network').find((n) => n.Spec?.Ingress === true);
-      if (other !== undefined)
-        throw new NameExistsError('ingress network', `${other.Spec?.Name ?? other.ID} (only one is allowed)`);
-    }
-    await requireEncryptionSupportFor(spec);
     const id = newObjectId();
     await this.allocation.exclusive('network create', async (a) => {
       // Checked again inside the queue: another create may have taken the name meanwhile.

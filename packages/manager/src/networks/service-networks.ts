@@ -7,9 +7,9 @@
 import type { NetworkAttachmentConfig, ServiceSpec } from '@shoal/api';
 import type { ManagerContext } from '../context.js';
 import { InvalidRequestError, NetworkNotFoundError } from '../errors.js';
-import { findRef, type StoredNetwork } from '../services/objects.js';
+import { findRef, type ObjectReader, type StoredNetwork } from '../services/objects.js';
 
-export function resolveServiceNetworks(ctx: ManagerContext, spec: ServiceSpec): void {
+export function resolveServiceNetworks(ctx: ManagerContext, spec: ServiceSpec, reader: ObjectReader = ctx.store): void {
   const given = [...(spec.TaskTemplate?.Networks ?? []), ...(spec.Networks ?? [])];
   delete spec.Networks;
   if (given.length === 0) return;
@@ -17,7 +17,7 @@ export function resolveServiceNetworks(ctx: ManagerContext, spec: ServiceSpec): 
   const seen = new Set<string>();
   const out: NetworkAttachmentConfig[] = given.map((n) => {
     const ref = n.Target ?? '';
-    const net = findRef<StoredNetwork>(ctx.store, 'network', ref);
+    const net = findRef<StoredNetwork>(reader, 'network', ref);
     if (net === undefined) throw new NetworkNotFoundError(ref || '(empty)', name);
     const netName = net.Spec?.Name ?? net.ID;
     if (net.Spec?.Ingress === true)

@@ -22,6 +22,12 @@ export type StoredNetwork = Network & StoredObject;
 
 type Kind = 'service' | 'task' | 'secret' | 'config' | 'network';
 
+/**
+ * What reference lookups read: the store itself, or a view of it with a transaction's pending
+ * objects added (stacks/stack-view.ts), so a service can name a secret created with it.
+ */
+export type ObjectReader = Pick<ClusterStore, 'get' | 'byName' | 'list'>;
+
 function notFound(kind: Kind, ref: string): Error {
   switch (kind) {
     case 'service':
@@ -38,7 +44,7 @@ function notFound(kind: Kind, ref: string): Error {
 }
 
 /** The object of `kind` named by `ref` (ID, name, unique ID prefix), or undefined. */
-export function findRef<T extends StoredObject>(store: ClusterStore, kind: Kind, ref: string): T | undefined {
+export function findRef<T extends StoredObject>(store: ObjectReader, kind: Kind, ref: string): T | undefined {
   if (ref === '') return undefined;
   const byId = store.get<T>(kind, ref);
   if (byId !== undefined) return byId;
@@ -52,7 +58,7 @@ export function findRef<T extends StoredObject>(store: ClusterStore, kind: Kind,
 }
 
 /** As findRef, but a missing object is the kind's not-found error. */
-export function resolveRef<T extends StoredObject>(store: ClusterStore, kind: Kind, ref: string): T {
+export function resolveRef<T extends StoredObject>(store: ObjectReader, kind: Kind, ref: string): T {
   const o = findRef<T>(store, kind, ref);
   if (o === undefined) throw notFound(kind, ref || '(empty)');
   return o;

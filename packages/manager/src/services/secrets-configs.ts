@@ -24,6 +24,7 @@ import { fromStored, type ManagerContext } from '../context.js';
 import { InUseError, InvalidRequestError, NameExistsError } from '../errors.js';
 import {
   baseFilter,
+  type ObjectReader,
   resolveRef,
   secretView,
   type StoredConfig,
@@ -54,6 +55,47 @@ export function servicesUsing(ctx: ManagerContext, kind: 'secret' | 'config', id
   return names.sort();
 }
 
+/** The secret `createSecret` would store: checked, its name free in `reader`. Writes nothing. */
+export function secretToCreate(given: SecretSpec | undefined, reader: ObjectReader): { ID: string; Spec: SecretSpec } {
+  const spec: SecretSpec = { Labels: {}, ...given, Data: Buffer.from(given?.Data ?? []) };
+  check('secret spec', secretSpecProblems(spec));
+  if (reader.byName('secret', spec.Name ?? '') !== undefined) throw new NameExistsError('secret', spec.Name ?? '');
+  return { ID: newObjectId(), Spec: spec };
+}
+
+/** The config `createConfig` would store: checked, its name free in `reader`. Writes nothing. */
+export function configToCreate(given: ConfigSpec | undefined, reader: ObjectReader): { ID: string; Spec: ConfigSpec } {
+  const spec: ConfigSpec = { Labels: {}, ...given, Data: Buffer.from(given?.Data ?? []) };
+  check('config spec', configSpecProblems(spec));
+  if (reader.byName('config', spec.Name ?? '') !== undefined) throw new NameExistsError('config', spec.Name ?? '');
+  return { ID: newObjectId(), Spec: spec };
+}
+
+/**
+ * The secret or config an update would store: Docker's rule that only labels may change (a new
+ * name or new data is refused). Writes nothing.
+ */
+export function labelsOnlyUpdate<T extends StoredSecret | StoredConfig>(
+  kind: 'secret' | 'config',
+  cur: T,
+  spec: SecretSpec | ConfigSpec | undefined,
+  version: { Index?: number } | undefined,
+): T {
+  const name = cur.Spec?.Name ?? '';
+  if (version === undefined)
+    throw new InvalidRequestError(
+      `update of ${kind} ${name}: ${kind === 'secret' ? 'Secret' : 'Config'}Version is required`,
+    );
+  if (spec === undefined) throw new InvalidRequestError(`update of ${kind} ${name}: Spec is required`);
+  if ((spec.Name ?? '') !== '' && spec.Name !== name) {
+    throw new InvalidRequestError(`update of ${kind} ${name}: only updates to Labels are allowed (Name changed)`);
+  }
+  if ((spec.Data?.length ?? 0) > 0 && !sameBytes(spec.Data, fromStored(cur.Spec?.Data))) {
+    throw new InvalidRequestError(`update of ${kind} ${name}: only updates to Labels are allowed (Data changed)`);
+  }
+  return { ...cur, Spec: { ...cur.Spec, Labels: spec.Labels ?? {} }, Version: { Index: version.Index ?? 0 } };
+}
+
 export class SecretsConfigsApi {
   constructor(private readonly ctx: ManagerContext) {}
 
@@ -72,34 +114,14 @@ export class SecretsConfigsApi {
   }
 
   async createSecret(req: CreateSecretRequest): Promise<Secret> {
-    const spec: SecretSpec = { Labels: {}, ...req.Spec, Data: Buffer.from(req.Spec?.Data ?? []) };
-    check('secret spec', secretSpecProblems(spec));
-    if (this.ctx.store.byName('secret', spec.Name ?? '') !== undefined)
-      throw new NameExistsError('secret', spec.Name ?? '');
-    const id = newObjectId();
-    await this.ctx.store.update((tx) => tx.create('secret', { ID: id, Spec: spec }));
-    return this.getSecret(id);
+    const obj = secretToCreate(req.Spec, this.ctx.store);
+    await this.ctx.store.update((tx) => tx.create('secret', obj));
+    return this.getSecret(obj.ID);
   }
 
   async updateSecret(req: UpdateSecretRequest): Promise<Secret> {
     const cur = resolveRef<StoredSecret>(this.ctx.store, 'secret', req.SecretID ?? '');
-    const name = cur.Spec?.Name ?? '';
-    if (req.SecretVersion === undefined)
-      throw new InvalidRequestError(`update of secret ${name}: SecretVersion is required`);
-    const spec = req.Spec;
-    if (spec === undefined) throw new InvalidRequestError(`update of secret ${name}: Spec is required`);
-    const data = fromStored(cur.Spec?.Data);
-    if ((spec.Name ?? '') !== '' && spec.Name !== name) {
-      throw new InvalidRequestError(`update of secret ${name}: only updates to Labels are allowed (Name changed)`);
-    }
-    if ((spec.Data?.length ?? 0) > 0 && !sameBytes(spec.Data, data)) {
-      throw new InvalidRequestError(`update of secret ${name}: only updates to Labels are allowed (Data changed)`);
-    }
-    const next: StoredSecret = {
-      ...cur,
-      Spec: { ...cur.Spec, Labels: spec.Labels ?? {} },
-      Version: { Index: req.SecretVersion.Index ?? 0 },
-    };
+    const next = labelsOnlyUpdate('secret', cur, req.Spec, req.SecretVersion);
     await this.ctx.store.update((tx) => tx.update('secret', next));
     return this.getSecret(cur.ID);
   }
@@ -126,33 +148,14 @@ export class SecretsConfigsApi {
   }
 
   async createConfig(req: CreateConfigRequest): Promise<Config> {
-    const spec: ConfigSpec = { Labels: {}, ...req.Spec, Data: Buffer.from(req.Spec?.Data ?? []) };
-    check('config spec', configSpecProblems(spec));
-    if (this.ctx.store.byName('config', spec.Name ?? '') !== undefined)
-      throw new NameExistsError('config', spec.Name ?? '');
-    const id = newObjectId();
-    await this.ctx.store.update((tx) => tx.create('config', { ID: id, Spec: spec }));
-    return this.getConfig(id);
+    const obj = configToCreate(req.Spec, this.ctx.store);
+    await this.ctx.store.update((tx) => tx.create('config', obj));
+    return this.getConfig(obj.ID);
   }
 
   async updateConfig(req: UpdateConfigRequest): Promise<Config> {
     const cur = resolveRef<StoredConfig>(this.ctx.store, 'config', req.ConfigID ?? '');
-    const name = cur.Spec?.Name ?? '';
-    if (req.ConfigVersion === undefined)
-      throw new InvalidRequestError(`update of config ${name}: ConfigVersion is required`);
-    const spec = req.Spec;
-    if (spec === undefined) throw new InvalidRequestError(`update of config ${name}: Spec is required`);
-    if ((spec.Name ?? '') !== '' && spec.Name !== name) {
-      throw new InvalidRequestError(`update of config ${name}: only updates to Labels are allowed (Name changed)`);
-    }
-    if ((spec.Data?.length ?? 0) > 0 && !sameBytes(spec.Data, fromStored(cur.Spec?.Data))) {
-      throw new InvalidRequestError(`update of config ${name}: only updates to Labels are allowed (Data changed)`);
-    }
-    const next: StoredConfig = {
-      ...cur,
-      Spec: { ...cur.Spec, Labels: spec.Labels ?? {} },
-      Version: { Index: req.ConfigVersion.Index ?? 0 },
-    };
+    const next = labelsOnlyUpdate('config', cur, req.Spec, req.ConfigVersion);
     await this.ctx.store.update((tx) => tx.update('config', next));
     return this.getConfig(cur.ID);
   }

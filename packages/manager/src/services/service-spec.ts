@@ -16,7 +16,7 @@ import {
 } from '@shoal/api';
 import type { ManagerContext } from '../context.js';
 import { ConfigNotFoundError, InvalidRequestError, SecretNotFoundError } from '../errors.js';
-import { findRef, type StoredConfig, type StoredSecret } from './objects.js';
+import { findRef, type ObjectReader, type StoredConfig, type StoredSecret } from './objects.js';
 import { resolveServiceNetworks } from '../networks/service-networks.js';
 
 /** SwarmKit's floors: a memory value below 4 MiB and a CPU value below 0.001 are refused. */
@@ -81,9 +81,14 @@ function managerProblems(spec: ServiceSpec): SpecProblem[] {
 /**
  * The spec to store: defaults filled, checked, secret and config references resolved (by ID,
  * name or unique ID prefix) to their IDs and names. Throws MANAGER_INVALID_REQUEST listing every
- * problem, or MANAGER_SECRET_NOT_FOUND / MANAGER_CONFIG_NOT_FOUND.
+ * problem, or MANAGER_SECRET_NOT_FOUND / MANAGER_CONFIG_NOT_FOUND. References are looked up in
+ * `reader` (the store, or a stack deploy's view with the objects it is about to create).
  */
-export function prepareServiceSpec(ctx: ManagerContext, given: ServiceSpec): ServiceSpec {
+export function prepareServiceSpec(
+  ctx: ManagerContext,
+  given: ServiceSpec,
+  reader: ObjectReader = ctx.store,
+): ServiceSpec {
   const spec = withServiceDefaults(given);
   const mode = spec.Mode ?? {};
   // Jobs as Docker: MaxConcurrent 1 and TotalCompletions = MaxConcurrent when unset.
@@ -101,17 +106,17 @@ export function prepareServiceSpec(ctx: ManagerContext, given: ServiceSpec): Ser
     const name = spec.Name ?? '';
     c.Secrets = (c.Secrets ?? []).map((r): SecretReference => {
       const ref = r.SecretID || r.SecretName || '';
-      const s = findRef<StoredSecret>(ctx.store, 'secret', ref);
+      const s = findRef<StoredSecret>(reader, 'secret', ref);
       if (s === undefined) throw new SecretNotFoundError(ref, name);
       return { ...r, SecretID: s.ID, SecretName: s.Spec?.Name ?? '' };
     });
     c.Configs = (c.Configs ?? []).map((r): ConfigReference => {
       const ref = r.ConfigID || r.ConfigName || '';
-      const s = findRef<StoredConfig>(ctx.store, 'config', ref);
+      const s = findRef<StoredConfig>(reader, 'config', ref);
       if (s === undefined) throw new ConfigNotFoundError(ref, name);
       return { ...r, ConfigID: s.ID, ConfigName: s.Spec?.Name ?? '' };
     });
   }
-  resolveServiceNetworks(ctx, spec);
+  resolveServiceNetworks(ctx, spec, reader);
   return spec;
 }

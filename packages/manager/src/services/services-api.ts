@@ -27,7 +27,15 @@ import { fromStored, type ManagerContext, type StoredNode } from '../context.js'
 import { InvalidRequestError, NameExistsError } from '../errors.js';
 import { checkIngressPortsFree } from '../networks/ingress-ports.js';
 import { isActive, observed } from '../orchestrator/tasks.js';
-import { baseFilter, findRef, labelsMatch, resolveRef, type StoredService, type StoredTask } from './objects.js';
+import {
+  baseFilter,
+  findRef,
+  labelsMatch,
+  type ObjectReader,
+  resolveRef,
+  type StoredService,
+  type StoredTask,
+} from './objects.js';
 import { randomServiceName } from './service-names.js';
 import { prepareServiceSpec } from './service-spec.js';
 
@@ -37,8 +45,17 @@ import { prepareServiceSpec } from './service-spec.js';
  * one without those fields. (A plain deep comparison saw every `service scale` as a new TaskTemplate
  * and replaced every task.)
  */
-function specsDiffer<T>(codec: { encode(m: T): { finish(): Uint8Array } }, a: T, b: T): boolean {
-  return !Buffer.from(codec.encode(a).finish()).equals(codec.encode(b).finish());
+export function specsDiffer<T>(codec: { encode(m: T): { finish(): Uint8Array } }, a: T, b: T): boolean {
+  return !Buffer.from(codec.encode(canonical(a)).finish()).equals(codec.encode(canonical(b)).finish());
+}
+
+/** A copy with the keys of every plain object sorted, so that maps (Labels, Options) encode alike. */
+function canonical<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  if (Array.isArray(v)) return v.map((x: unknown) => canonical(x)) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort()) out[k] = canonical((v as Record<string, unknown>)[k]);
+  return out as T;
 }
 
 function withRegistryAuth(spec: ServiceSpec, auth: string | undefined): ServiceSpec {
@@ -47,6 +64,116 @@ function withRegistryAuth(spec: ServiceSpec, auth: string | undefined): ServiceS
   if (c === undefined) return spec;
   c.PullOptions = { ...c.PullOptions, RegistryAuth: auth };
   return spec;
+}
+
+/** A service as `createService` stores it (without Version and dates). */
+export interface NewService {
+  ID: string;
+  Spec: ServiceSpec;
+  Endpoint: NonNullable<Service['Endpoint']>;
+  SpecVersion: { Index: number };
+  JobStatus?: NonNullable<Service['JobStatus']>;
+}
+
+/**
+ * The service `createService` would store for `given`: checked (prepareServiceSpec), its name
+ * free in `reader`. Throws what createService throws; writes nothing.
+ */
+export function serviceToCreate(
+  ctx: ManagerContext,
+  given: ServiceSpec,
+  auth: string | undefined,
+  reader: ObjectReader = ctx.store,
+): NewService {
+  const spec = withRegistryAuth(prepareServiceSpec(ctx, given, reader), auth);
+  const name = spec.Name ?? '';
+  if (reader.byName('service', name) !== undefined) throw new NameExistsError('service', name);
+  checkIngressPortsFree(reader, spec);
+  const job = serviceModeName(spec) === 'replicated-job' || serviceModeName(spec) === 'global-job';
+  const nowIso = new Date(ctx.clock.now()).toISOString();
+  return {
+    ID: newObjectId(),
+    Spec: spec,
+    Endpoint: { Spec: spec.EndpointSpec ?? {}, Ports: [], VirtualIPs: [] },
+    SpecVersion: { Index: 1 },
+    ...(job ? { JobStatus: { JobIteration: { Index: 1 }, LastExecution: nowIso } } : {}),
+  };
+}
+
+/** What an update of a service would store, and whether it changes anything. */
+export interface ServiceUpdate {
+  next: StoredService;
+  /** The stored spec before (the comparison base). */
+  before: ServiceSpec;
+  /** The spec differs from the stored one (compared as wire encodings). */
+  specChanged: boolean;
+}
+
+/**
+ * The service `updateService` would store for `req`: checked as updateService checks it
+ * (version given, name and mode kept, rollback, registry auth carried over). Writes nothing.
+ */
+export function serviceUpdate(
+  ctx: ManagerContext,
+  cur: StoredService,
+  req: Omit<UpdateServiceRequest, 'ServiceID'>,
+  reader: ObjectReader = ctx.store,
+): ServiceUpdate {
+  const name = cur.Spec?.Name ?? '';
+  if (req.ServiceVersion === undefined) {
+    throw new InvalidRequestError(`update of service ${name}: ServiceVersion (the version read before) is required`);
+  }
+  let given: ServiceSpec | undefined = req.Spec;
+  if (req.Rollback === 'previous') {
+    if (cur.PreviousSpec === undefined)
+      throw new InvalidRequestError(`service ${name} has no previous spec to roll back to`);
+    given = fromStored(cur.PreviousSpec);
+  } else if (req.Rollback !== undefined && req.Rollback !== '' && req.Rollback !== 'none') {
+    throw new InvalidRequestError(`invalid rollback value '${req.Rollback}': use previous or none`);
+  }
+  if (given === undefined) throw new InvalidRequestError(`update of service ${name}: Spec is required`);
+  let spec = prepareServiceSpec(ctx, { ...given, Name: given.Name || name }, reader);
+  if (spec.Name !== name) throw new InvalidRequestError(`renaming services is not supported (${name} -> ${spec.Name})`);
+  const oldMode = serviceModeName(cur.Spec ?? {});
+  if (serviceModeName(spec) !== oldMode) {
+    throw new InvalidRequestError(
+      `service ${name}: changing the mode (${oldMode} -> ${serviceModeName(spec)}) is not allowed`,
+    );
+  }
+  let auth = req.EncodedRegistryAuth;
+  if ((auth ?? '') === '') {
+    const from = req.RegistryAuthFrom === 'previous-spec' ? cur.PreviousSpec : cur.Spec;
+    auth = from?.TaskTemplate?.ContainerSpec?.PullOptions?.RegistryAuth;
+  }
+  spec = withRegistryAuth(spec, auth);
+  checkIngressPortsFree(reader, spec, cur.ID);
+  const curSpec = fromStored(cur.Spec ?? {});
+  const job = oldMode === 'replicated-job' || oldMode === 'global-job';
+  const specChanged = specsDiffer<ServiceSpec>(ServiceSpecCodec, spec, curSpec);
+  // A new spec version replaces the tasks; jobs run again on any change (a new iteration).
+  const changed = job
+    ? specChanged
+    : specsDiffer<TaskSpec>(TaskSpecCodec, spec.TaskTemplate ?? {}, curSpec.TaskTemplate ?? {});
+  const version = (cur.SpecVersion?.Index ?? 0) + (changed ? 1 : 0);
+  const nowIso = new Date(ctx.clock.now()).toISOString();
+  const next: StoredService = {
+    ...cur,
+    Spec: spec,
+    PreviousSpec: curSpec,
+    Endpoint: { ...cur.Endpoint, Spec: spec.EndpointSpec ?? {} },
+    SpecVersion: { Index: version },
+    ...(job && changed ? { JobStatus: { JobIteration: { Index: version }, LastExecution: nowIso } } : {}),
+    Version: { Index: req.ServiceVersion.Index ?? 0 },
+  };
+  return { next, before: curSpec, specChanged };
+}
+
+/** The tasks of `service` that removing it gives desired state `remove`. */
+export function tasksToRemove(reader: Pick<ManagerContext['store'], 'find'>, serviceId: string): StoredTask[] {
+  return reader
+    .find<StoredTask>('task', 'service', serviceId)
+    .filter((t) => t.DesiredState !== 'remove')
+    .map((t): StoredTask => ({ ...t, DesiredState: 'remove' }));
 }
 
 /** The name `service ps` shows: `<service>.<slot>` or `<service>.<node id>`. */
@@ -112,73 +239,14 @@ export class ServicesApi {
     if (req.Spec === undefined) throw new InvalidRequestError('create of a service: Spec is required');
     // No name: a random free one, as Docker's daemon gives.
     const named = req.Spec.Name ? req.Spec : { ...req.Spec, Name: this.freeServiceName() };
-    const spec = withRegistryAuth(prepareServiceSpec(this.ctx, named), req.EncodedRegistryAuth);
-    const name = spec.Name ?? '';
-    if (this.ctx.store.byName('service', name) !== undefined) throw new NameExistsError('service', name);
-    checkIngressPortsFree(this.ctx.store, spec);
-    const id = newObjectId();
-    const job = serviceModeName(spec) === 'replicated-job' || serviceModeName(spec) === 'global-job';
-    const nowIso = new Date(this.ctx.clock.now()).toISOString();
-    await this.ctx.store.update((tx) =>
-      tx.create('service', {
-        ID: id,
-        Spec: spec,
-        Endpoint: { Spec: spec.EndpointSpec ?? {}, Ports: [], VirtualIPs: [] },
-        SpecVersion: { Index: 1 },
-        ...(job ? { JobStatus: { JobIteration: { Index: 1 }, LastExecution: nowIso } } : {}),
-      }),
-    );
-    return this.getService(id);
+    const obj = serviceToCreate(this.ctx, named, req.EncodedRegistryAuth);
+    await this.ctx.store.update((tx) => tx.create('service', { ...obj }));
+    return this.getService(obj.ID);
   }
 
   async updateService(req: UpdateServiceRequest): Promise<Service> {
     const cur = resolveRef<StoredService>(this.ctx.store, 'service', req.ServiceID ?? '');
-    const name = cur.Spec?.Name ?? '';
-    if (req.ServiceVersion === undefined) {
-      throw new InvalidRequestError(`update of service ${name}: ServiceVersion (the version read before) is required`);
-    }
-    let given: ServiceSpec | undefined = req.Spec;
-    if (req.Rollback === 'previous') {
-      if (cur.PreviousSpec === undefined)
-        throw new InvalidRequestError(`service ${name} has no previous spec to roll back to`);
-      given = fromStored(cur.PreviousSpec);
-    } else if (req.Rollback !== undefined && req.Rollback !== '' && req.Rollback !== 'none') {
-      throw new InvalidRequestError(`invalid rollback value '${req.Rollback}': use previous or none`);
-    }
-    if (given === undefined) throw new InvalidRequestError(`update of service ${name}: Spec is required`);
-    let spec = prepareServiceSpec(this.ctx, { ...given, Name: given.Name || name });
-    if (spec.Name !== name)
-      throw new InvalidRequestError(`renaming services is not supported (${name} -> ${spec.Name})`);
-    const oldMode = serviceModeName(cur.Spec ?? {});
-    if (serviceModeName(spec) !== oldMode) {
-      throw new InvalidRequestError(
-        `service ${name}: changing the mode (${oldMode} -> ${serviceModeName(spec)}) is not allowed`,
-      );
-    }
-    let auth = req.EncodedRegistryAuth;
-    if ((auth ?? '') === '') {
-      const from = req.RegistryAuthFrom === 'previous-spec' ? cur.PreviousSpec : cur.Spec;
-      auth = from?.TaskTemplate?.ContainerSpec?.PullOptions?.RegistryAuth;
-    }
-    spec = withRegistryAuth(spec, auth);
-    checkIngressPortsFree(this.ctx.store, spec, cur.ID);
-    const curSpec = fromStored(cur.Spec ?? {});
-    const job = oldMode === 'replicated-job' || oldMode === 'global-job';
-    // A new spec version replaces the tasks; jobs run again on any change (a new iteration).
-    const changed = job
-      ? specsDiffer<ServiceSpec>(ServiceSpecCodec, spec, curSpec)
-      : specsDiffer<TaskSpec>(TaskSpecCodec, spec.TaskTemplate ?? {}, curSpec.TaskTemplate ?? {});
-    const version = (cur.SpecVersion?.Index ?? 0) + (changed ? 1 : 0);
-    const nowIso = new Date(this.ctx.clock.now()).toISOString();
-    const next: StoredService = {
-      ...cur,
-      Spec: spec,
-      PreviousSpec: curSpec,
-      Endpoint: { ...cur.Endpoint, Spec: spec.EndpointSpec ?? {} },
-      SpecVersion: { Index: version },
-      ...(job && changed ? { JobStatus: { JobIteration: { Index: version }, LastExecution: nowIso } } : {}),
-      Version: { Index: req.ServiceVersion.Index ?? 0 },
-    };
+    const { next } = serviceUpdate(this.ctx, cur, req);
     await this.ctx.store.update((tx) => tx.update('service', next));
     return this.getService(cur.ID);
   }
@@ -186,11 +254,10 @@ export class ServicesApi {
   /** Deletes the service; its tasks get desired state `remove` in the same transaction. */
   async removeService(ref: string): Promise<void> {
     const cur = resolveRef<StoredService>(this.ctx.store, 'service', ref);
-    const tasks = this.ctx.store.find<StoredTask>('task', 'service', cur.ID);
+    const tasks = tasksToRemove(this.ctx.store, cur.ID);
     await this.ctx.store.update((tx) => {
       tx.remove('service', cur.ID, cur.Version.Index);
-      for (const t of tasks)
-        if (t.DesiredState !== 'remove') tx.update('task', { ...t, DesiredState: 'remove' } as StoredTask);
+      for (const t of tasks) tx.update('task', t);
     });
   }
 

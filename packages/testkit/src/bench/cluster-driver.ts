@@ -29,6 +29,26 @@ export interface BenchTask {
   desired: string;
 }
 
+/** A service of a stack as the stack benchmark needs it. */
+export interface BenchStackService {
+  id: string;
+  /** Full name, `<stack>_<service>`. */
+  name: string;
+  /** Replicas of a replicated service; undefined for a global one. */
+  replicas: number | undefined;
+}
+
+/** A task of a stack's service. */
+export interface BenchStackTask extends BenchTask {
+  serviceId: string;
+}
+
+/** A stack's network as the cluster lists it. */
+export interface BenchStackNetwork {
+  id: string;
+  name: string;
+}
+
 export interface ClusterDriver {
   readonly system: 'shoal' | 'swarm';
   readonly hosts: readonly BenchHost[];
@@ -75,6 +95,31 @@ export interface ClusterDriver {
   /** Cuts the host's link to the others (its underlay veth down). */
   cut(h: BenchHost): Promise<void>;
   heal(h: BenchHost): Promise<void>;
+  // ---- stacks (`npm run bench:stack`) ----
+  /**
+   * `stack deploy -c FILE STACK` with the side's own CLI against the API socket of `via`, with
+   * `env` added to the CLI's environment (`REGISTRY`); resolves when the CLI exits 0, rejects
+   * with its output otherwise.
+   */
+  deployStack(via: BenchHost, file: string, stack: string, env: Record<string, string>): Promise<void>;
+  /**
+   * `stack rm STACK` with the side's own CLI against the API socket of `via`: its exit status and
+   * output (Docker 20.10's exits 1 when a network is still in use by draining tasks).
+   */
+  removeStack(via: BenchHost, stack: string): Promise<{ ok: boolean; output: string }>;
+  /** The services carrying the stack's namespace label, as `via` lists them (undefined when the call fails). */
+  stackServices(via: BenchHost, stack: string, timeoutMs: number): Promise<BenchStackService[] | undefined>;
+  /** The tasks of the given services, as `via` lists them (undefined when the call fails). */
+  stackTasks(via: BenchHost, serviceIds: string[], timeoutMs: number): Promise<BenchStackTask[] | undefined>;
+  /** The networks carrying the stack's namespace label, as `via` lists them. */
+  stackNetworks(via: BenchHost, stack: string, timeoutMs: number): Promise<BenchStackNetwork[]>;
+  /**
+   * What of the stack is still there, looked up on every host itself rather than in the
+   * manager's view alone: its containers (in any state) in each host's engine, its networks on
+   * each host (Swarm: the host's docker networks; Shoal: the overlay namespaces of `networkIds`),
+   * and services or networks the leader `via` still lists. One line per object; empty when gone.
+   */
+  stackLeftovers(via: BenchHost, stack: string, networkIds: readonly string[]): Promise<string[]>;
   /** Removes everything; returns what was left behind (empty when all is gone). */
   down(): Promise<string[]>;
 }

@@ -8,7 +8,9 @@
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, RemoteError, SwarmClient, unary, type Node } from '@shoal/api';
 import { errnoCode } from '@shoal/common';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LabNotFoundError } from '../errors.js';
 import { TestImages } from '../images/build-test-images.js';
 import { pushTestImages } from '../images/push-test-images.js';
@@ -18,11 +20,52 @@ import { LAB_OVERLAY_POOL } from '../lab/lab-names.js';
 import { LAB_CLUSTER_PORT, labStartShoald, runningShoald, shoaldPaths } from '../lab/lab-shoald.js';
 import { labDir, readLabState, type LabHostState } from '../lab/lab-state.js';
 import { labUp } from '../lab/lab-up.js';
-import type { BenchHost, BenchTask, BenchWriter, ClusterDriver } from './cluster-driver.js';
+import type {
+  BenchHost,
+  BenchStackNetwork,
+  BenchStackService,
+  BenchStackTask,
+  BenchTask,
+  BenchWriter,
+  ClusterDriver,
+} from './cluster-driver.js';
+import { STACK_LABEL, ofStack, runCli, tryCli } from './stack-cli.js';
 import { pssMb, rssMb } from './stats.js';
 
 /** A separate connection per client, as separate CLI processes would have. */
 const OWN_CONNECTION = { 'grpc.use_local_subchannel_pool': 1 };
+
+/** The workspace's `shoal` CLI (packages/cli, built). */
+const SHOAL_CLI = fileURLToPath(new URL('../../../cli/dist/main.js', import.meta.url));
+
+/** Overlay namespaces of a node: `shoal-ov-<host tag>-<network id, 12 chars>` (network's overlay.ts). */
+const OVERLAY_NETNS = /^shoal-ov-[a-z0-9]+-([0-9a-z]{12})$/;
+
+function errnoIn(err: unknown, codes: string[]): boolean {
+  return codes.includes(errnoCode(err) ?? '');
+}
+
+/** The containers recorded in a host's engine (`<data>/engine/containers/<id>/state.json`), any state. */
+function engineContainers(dataDir: string): { id: string; name: string; labels?: Record<string, string> }[] {
+  const dir = join(dataDir, 'engine', 'containers');
+  if (!existsSync(dir)) return [];
+  const out: { id: string; name: string; labels?: Record<string, string> }[] = [];
+  for (const id of readdirSync(dir)) {
+    if (!/^[0-9a-f]{64}$/.test(id)) continue;
+    try {
+      const rec = JSON.parse(readFileSync(join(dir, id, 'state.json'), 'utf8')) as {
+        name?: string;
+        labels?: Record<string, string>;
+      };
+      out.push({ id, name: rec.name ?? '', ...(rec.labels ? { labels: rec.labels } : {}) });
+    } catch (err) {
+      // removed meanwhile, or the record not written yet: the container is still there
+      if (!errnoIn(err, ['ENOENT', 'ENOTDIR']) && !(err instanceof SyntaxError)) throw err;
+      if (existsSync(join(dir, id))) out.push({ id, name: '' });
+    }
+  }
+  return out;
+}
 
 /** Pids of processes whose root directory is under `dir` (containers of the lab's engines). */
 function pidsRootedUnder(dir: string): number[] {
@@ -284,6 +327,86 @@ export class ShoalDriver implements ClusterDriver {
   async removeService(via: BenchHost, serviceId: string): Promise<void> {
     const c = this.control(via);
     await unary(c.removeService.bind(c), { ServiceID: serviceId }, this.deadline(60_000));
+  }
+
+  async deployStack(via: BenchHost, file: string, stack: string, env: Record<string, string>): Promise<void> {
+    await runCli('stack deploy', process.execPath, [SHOAL_CLI, 'stack', 'deploy', '-c', file, stack], {
+      SHOAL_HOST: this.socket(via),
+      ...env,
+    });
+  }
+
+  removeStack(via: BenchHost, stack: string): Promise<{ ok: boolean; output: string }> {
+    return tryCli(process.execPath, [SHOAL_CLI, 'stack', 'rm', stack], { SHOAL_HOST: this.socket(via) });
+  }
+
+  async stackServices(via: BenchHost, stack: string, timeoutMs: number): Promise<BenchStackService[] | undefined> {
+    const c = this.control(via);
+    try {
+      const ss = (
+        await unary(c.listServices.bind(c), { Filters: { Labels: { [STACK_LABEL]: stack } } }, this.deadline(timeoutMs))
+      ).Services;
+      return (ss ?? []).map((s) => ({
+        id: s.ID ?? '',
+        name: s.Spec?.Name ?? '',
+        replicas: s.Spec?.Mode?.Global ? undefined : (s.Spec?.Mode?.Replicated?.Replicas ?? 1),
+      }));
+    } catch (err) {
+      if (err instanceof RemoteError) return undefined;
+      throw err;
+    }
+  }
+
+  async stackTasks(via: BenchHost, serviceIds: string[], timeoutMs: number): Promise<BenchStackTask[] | undefined> {
+    if (serviceIds.length === 0) return [];
+    const c = this.control(via);
+    try {
+      const ts = (await unary(c.listTasks.bind(c), { Filters: { ServiceIDs: serviceIds } }, this.deadline(timeoutMs)))
+        .Tasks;
+      return (ts ?? []).map((t) => ({
+        id: t.ID ?? '',
+        serviceId: t.ServiceID ?? '',
+        nodeId: t.NodeID ?? '',
+        state: t.Status?.State ?? '',
+        desired: t.DesiredState ?? '',
+      }));
+    } catch (err) {
+      if (err instanceof RemoteError) return undefined;
+      throw err;
+    }
+  }
+
+  async stackNetworks(via: BenchHost, stack: string, timeoutMs: number): Promise<BenchStackNetwork[]> {
+    const c = this.control(via);
+    const ns = (
+      await unary(c.listNetworks.bind(c), { Filters: { Labels: { [STACK_LABEL]: stack } } }, this.deadline(timeoutMs))
+    ).Networks;
+    return (ns ?? []).map((n) => ({ id: n.ID ?? '', name: n.Spec?.Name ?? '' }));
+  }
+
+  async stackLeftovers(via: BenchHost, stack: string, networkIds: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const h of this.hosts) {
+      const s = this.state.get(h.name);
+      if (!s) throw new Error(`no lab host ${h.name}`);
+      for (const c of engineContainers(s.dataDir))
+        if (c.name === '' || ofStack(stack, c.name, c.labels)) out.push(`${h.name}: container ${c.name || c.id}`);
+    }
+    // namespaces are global to the machine: every host's overlay namespaces are in /run/netns
+    const ids = new Set(networkIds.map((id) => id.slice(0, 12)));
+    for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : []) {
+      const m = OVERLAY_NETNS.exec(n);
+      if (m?.[1] && ids.has(m[1])) out.push(`overlay namespace ${n}`);
+    }
+    const services = (await this.stackServices(via, stack, 10_000)) ?? [{ id: '?', name: '(no answer)', replicas: 0 }];
+    out.push(...services.map((sv) => `service ${sv.name}`));
+    try {
+      for (const n of await this.stackNetworks(via, stack, 10_000)) out.push(`network ${n.name}`);
+    } catch (err) {
+      if (!(err instanceof RemoteError)) throw err;
+      out.push(`networks: no answer (${err.message})`);
+    }
+    return out;
   }
 
   async setHeartbeat(via: BenchHost, ms: number): Promise<void> {

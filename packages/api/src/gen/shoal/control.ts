@@ -394,6 +394,53 @@ export interface GetUnlockKeyResponse {
   Version?: Version | undefined;
 }
 
+/**
+ * A whole stack, converted by the CLI (packages/compose), deployed in one store transaction:
+ * every object is checked as its own Create/Update call checks it before anything is written.
+ */
+export interface DeployStackRequest {
+  /** The stack name; objects carry com.docker.stack.namespace=<Namespace>. */
+  Namespace?: string | undefined;
+  Networks?: NetworkSpec[] | undefined;
+  Secrets?: SecretSpec[] | undefined;
+  Configs?: ConfigSpec[] | undefined;
+  Services?: ServiceSpec[] | undefined;
+  /** Names of objects the file declares external: they must exist. */
+  ExternalNetworks?: string[] | undefined;
+  ExternalSecrets?: string[] | undefined;
+  ExternalConfigs?: string[] | undefined;
+  /** Remove the stack's services that are not in Services. */
+  Prune?: boolean | undefined;
+  /** Only compute the plan; write nothing. */
+  DryRun?: boolean | undefined;
+  /** Registry credentials per service name (`--with-registry-auth`). */
+  RegistryAuth?: { [key: string]: string } | undefined;
+}
+
+export interface DeployStackRequest_RegistryAuthEntry {
+  key: string;
+  value: string;
+}
+
+/** One object of the plan. Action: "create" | "update" | "remove" | "unchanged". */
+export interface StackChange {
+  /** "network" | "secret" | "config" | "service". */
+  Kind?: string | undefined;
+  Name?: string | undefined;
+  /** The object's ID (the new one for a create). */
+  ID?: string | undefined;
+  Action?: string | undefined;
+  /** For updates: one line per changed field, "Path: old -> new". */
+  Diff?: string[] | undefined;
+}
+
+export interface DeployStackResponse {
+  Changes?: StackChange[] | undefined;
+  /** The store revision after the transaction (unchanged for a dry run or when nothing changed). */
+  Revision?: number | undefined;
+  Warnings?: string[] | undefined;
+}
+
 function createBaseGetNodeRequest(): GetNodeRequest {
   return { NodeID: '' };
 }
@@ -5393,6 +5440,507 @@ export const GetUnlockKeyResponse: MessageFns<GetUnlockKeyResponse> = {
   },
 };
 
+function createBaseDeployStackRequest(): DeployStackRequest {
+  return {
+    Namespace: '',
+    Networks: [],
+    Secrets: [],
+    Configs: [],
+    Services: [],
+    ExternalNetworks: [],
+    ExternalSecrets: [],
+    ExternalConfigs: [],
+    Prune: false,
+    DryRun: false,
+    RegistryAuth: {},
+  };
+}
+
+export const DeployStackRequest: MessageFns<DeployStackRequest> = {
+  encode(message: DeployStackRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Namespace !== undefined && message.Namespace !== '') {
+      writer.uint32(10).string(message.Namespace);
+    }
+    if (message.Networks !== undefined && message.Networks.length !== 0) {
+      for (const v of message.Networks) {
+        NetworkSpec.encode(v!, writer.uint32(18).fork()).join();
+      }
+    }
+    if (message.Secrets !== undefined && message.Secrets.length !== 0) {
+      for (const v of message.Secrets) {
+        SecretSpec.encode(v!, writer.uint32(26).fork()).join();
+      }
+    }
+    if (message.Configs !== undefined && message.Configs.length !== 0) {
+      for (const v of message.Configs) {
+        ConfigSpec.encode(v!, writer.uint32(34).fork()).join();
+      }
+    }
+    if (message.Services !== undefined && message.Services.length !== 0) {
+      for (const v of message.Services) {
+        ServiceSpec.encode(v!, writer.uint32(42).fork()).join();
+      }
+    }
+    if (message.ExternalNetworks !== undefined && message.ExternalNetworks.length !== 0) {
+      for (const v of message.ExternalNetworks) {
+        writer.uint32(50).string(v!);
+      }
+    }
+    if (message.ExternalSecrets !== undefined && message.ExternalSecrets.length !== 0) {
+      for (const v of message.ExternalSecrets) {
+        writer.uint32(58).string(v!);
+      }
+    }
+    if (message.ExternalConfigs !== undefined && message.ExternalConfigs.length !== 0) {
+      for (const v of message.ExternalConfigs) {
+        writer.uint32(66).string(v!);
+      }
+    }
+    if (message.Prune !== undefined && message.Prune !== false) {
+      writer.uint32(72).bool(message.Prune);
+    }
+    if (message.DryRun !== undefined && message.DryRun !== false) {
+      writer.uint32(80).bool(message.DryRun);
+    }
+    globalThis.Object.entries(message.RegistryAuth || {}).forEach(([key, value]: [string, string]) => {
+      DeployStackRequest_RegistryAuthEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeployStackRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeployStackRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const el = NetworkSpec.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Networks!.push(el);
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const el = SecretSpec.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Secrets!.push(el);
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const el = ConfigSpec.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Configs!.push(el);
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const el = ServiceSpec.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Services!.push(el);
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.ExternalNetworks!.push(el);
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.ExternalSecrets!.push(el);
+            }
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.ExternalConfigs!.push(el);
+            }
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.Prune = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.DryRun = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            const entry11 = DeployStackRequest_RegistryAuthEntry.decode(reader, reader.uint32());
+            if (entry11.value !== undefined) {
+              message.RegistryAuth![entry11.key] = entry11.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeployStackRequest>, I>>(base?: I): DeployStackRequest {
+    return DeployStackRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeployStackRequest>, I>>(object: I): DeployStackRequest {
+    const message = createBaseDeployStackRequest();
+    message.Namespace = object.Namespace ?? '';
+    message.Networks = object.Networks?.map((e) => NetworkSpec.fromPartial(e)) || [];
+    message.Secrets = object.Secrets?.map((e) => SecretSpec.fromPartial(e)) || [];
+    message.Configs = object.Configs?.map((e) => ConfigSpec.fromPartial(e)) || [];
+    message.Services = object.Services?.map((e) => ServiceSpec.fromPartial(e)) || [];
+    message.ExternalNetworks = object.ExternalNetworks?.map((e) => e) || [];
+    message.ExternalSecrets = object.ExternalSecrets?.map((e) => e) || [];
+    message.ExternalConfigs = object.ExternalConfigs?.map((e) => e) || [];
+    message.Prune = object.Prune ?? false;
+    message.DryRun = object.DryRun ?? false;
+    message.RegistryAuth = (globalThis.Object.entries(object.RegistryAuth ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseDeployStackRequest_RegistryAuthEntry(): DeployStackRequest_RegistryAuthEntry {
+  return { key: '', value: '' };
+}
+
+export const DeployStackRequest_RegistryAuthEntry: MessageFns<DeployStackRequest_RegistryAuthEntry> = {
+  encode(message: DeployStackRequest_RegistryAuthEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== '') {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== '') {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeployStackRequest_RegistryAuthEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeployStackRequest_RegistryAuthEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeployStackRequest_RegistryAuthEntry>, I>>(
+    base?: I,
+  ): DeployStackRequest_RegistryAuthEntry {
+    return DeployStackRequest_RegistryAuthEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeployStackRequest_RegistryAuthEntry>, I>>(
+    object: I,
+  ): DeployStackRequest_RegistryAuthEntry {
+    const message = createBaseDeployStackRequest_RegistryAuthEntry();
+    message.key = object.key ?? '';
+    message.value = object.value ?? '';
+    return message;
+  },
+};
+
+function createBaseStackChange(): StackChange {
+  return { Kind: '', Name: '', ID: '', Action: '', Diff: [] };
+}
+
+export const StackChange: MessageFns<StackChange> = {
+  encode(message: StackChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Kind !== undefined && message.Kind !== '') {
+      writer.uint32(10).string(message.Kind);
+    }
+    if (message.Name !== undefined && message.Name !== '') {
+      writer.uint32(18).string(message.Name);
+    }
+    if (message.ID !== undefined && message.ID !== '') {
+      writer.uint32(26).string(message.ID);
+    }
+    if (message.Action !== undefined && message.Action !== '') {
+      writer.uint32(34).string(message.Action);
+    }
+    if (message.Diff !== undefined && message.Diff.length !== 0) {
+      for (const v of message.Diff) {
+        writer.uint32(42).string(v!);
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StackChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStackChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ID = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Action = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Diff!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StackChange>, I>>(base?: I): StackChange {
+    return StackChange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StackChange>, I>>(object: I): StackChange {
+    const message = createBaseStackChange();
+    message.Kind = object.Kind ?? '';
+    message.Name = object.Name ?? '';
+    message.ID = object.ID ?? '';
+    message.Action = object.Action ?? '';
+    message.Diff = object.Diff?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeployStackResponse(): DeployStackResponse {
+  return { Changes: [], Revision: 0, Warnings: [] };
+}
+
+export const DeployStackResponse: MessageFns<DeployStackResponse> = {
+  encode(message: DeployStackResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Changes !== undefined && message.Changes.length !== 0) {
+      for (const v of message.Changes) {
+        StackChange.encode(v!, writer.uint32(10).fork()).join();
+      }
+    }
+    if (message.Revision !== undefined && message.Revision !== 0) {
+      writer.uint32(16).uint64(message.Revision);
+    }
+    if (message.Warnings !== undefined && message.Warnings.length !== 0) {
+      for (const v of message.Warnings) {
+        writer.uint32(26).string(v!);
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeployStackResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeployStackResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const el = StackChange.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Changes!.push(el);
+            }
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Revision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Warnings!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeployStackResponse>, I>>(base?: I): DeployStackResponse {
+    return DeployStackResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeployStackResponse>, I>>(object: I): DeployStackResponse {
+    const message = createBaseDeployStackResponse();
+    message.Changes = object.Changes?.map((e) => StackChange.fromPartial(e)) || [];
+    message.Revision = object.Revision ?? 0;
+    message.Warnings = object.Warnings?.map((e) => e) || [];
+    return message;
+  },
+};
+
 export type ControlService = typeof ControlService;
 export const ControlService = {
   getNode: {
@@ -5681,6 +6229,15 @@ export const ControlService = {
       Buffer.from(GetUnlockKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetUnlockKeyResponse => GetUnlockKeyResponse.decode(value),
   },
+  deployStack: {
+    path: '/shoal.Control/DeployStack' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeployStackRequest): Buffer => Buffer.from(DeployStackRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeployStackRequest => DeployStackRequest.decode(value),
+    responseSerialize: (value: DeployStackResponse): Buffer => Buffer.from(DeployStackResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeployStackResponse => DeployStackResponse.decode(value),
+  },
 } as const;
 
 export interface ControlServer extends UntypedServiceImplementation {
@@ -5714,6 +6271,7 @@ export interface ControlServer extends UntypedServiceImplementation {
   listClusters: handleUnaryCall<ListClustersRequest, ListClustersResponse>;
   updateCluster: handleUnaryCall<UpdateClusterRequest, UpdateClusterResponse>;
   getUnlockKey: handleUnaryCall<GetUnlockKeyRequest, GetUnlockKeyResponse>;
+  deployStack: handleUnaryCall<DeployStackRequest, DeployStackResponse>;
 }
 
 export interface ControlClient extends Client {
@@ -6167,6 +6725,21 @@ export interface ControlClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetUnlockKeyResponse) => void,
   ): ClientUnaryCall;
+  deployStack(
+    request: DeployStackRequest,
+    callback: (error: ServiceError | null, response: DeployStackResponse) => void,
+  ): ClientUnaryCall;
+  deployStack(
+    request: DeployStackRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeployStackResponse) => void,
+  ): ClientUnaryCall;
+  deployStack(
+    request: DeployStackRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeployStackResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ControlClient = makeGenericClientConstructor(ControlService, 'shoal.Control') as unknown as {
@@ -6191,6 +6764,12 @@ type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin
   ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  // Relaxed by scripts/gen-proto.mjs: int64 beyond 2^53 (durations over 104 days in ns, such as
+  // a one-year certificate expiry) decodes to the nearest double instead of throwing.
+  return globalThis.Number(int64.toString());
+}
 
 interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;

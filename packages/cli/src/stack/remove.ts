@@ -1,0 +1,76 @@
+/**
+ * `shoal stack rm STACK...`: per stack, its services (sorted by name) are removed, then the CLI
+ * waits until their tasks are gone (the workers stopped and removed the containers and the
+ * reaper deleted the tasks), then the stack's networks, secrets and configs are removed.
+ * Docker's lines: "Removing service app_web", …; "Nothing found in stack: x" when there is
+ * nothing; a failure is printed and the others still run, then "Failed to remove some resources
+ * from stack: x" and exit status 1.
+ */
+import { LABEL_NAMESPACE } from '@shoal/compose';
+import { errorMessage } from '@shoal/common';
+import type { DaemonClient } from '../daemon/client.js';
+import { stackServices } from './deploy.js';
+
+export interface RemoveOptions {
+  /** How long to wait for the tasks to go (ms); default 5 minutes. */
+  timeoutMs?: number;
+  intervalMs?: number;
+  out?: NodeJS.WritableStream;
+  err?: NodeJS.WritableStream;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Removes one stack; true when everything went. */
+export async function removeStack(c: DaemonClient, ns: string, o: RemoveOptions = {}): Promise<boolean> {
+  const out = o.out ?? process.stdout;
+  const err = o.err ?? process.stderr;
+  const labels = { [LABEL_NAMESPACE]: ns };
+  const services = await stackServices(c, ns);
+  const byName = <T extends { Spec?: { Name?: string } }>(list: T[] | undefined): T[] =>
+    (list ?? []).sort((a, b) => (a.Spec?.Name ?? '').localeCompare(b.Spec?.Name ?? ''));
+  const networks = byName((await c.control.listNetworks({ Filters: { Labels: labels } })).Networks);
+  const secrets = byName((await c.control.listSecrets({ Filters: { Labels: labels } })).Secrets);
+  const configs = byName((await c.control.listConfigs({ Filters: { Labels: labels } })).Configs);
+  if (services.length + networks.length + secrets.length + configs.length === 0) {
+    err.write(`Nothing found in stack: ${ns}\n`);
+    return true;
+  }
+  let ok = true;
+  const remove = async (kind: string, id: string, name: string, fn: () => Promise<unknown>): Promise<void> => {
+    out.write(`Removing ${kind} ${name}\n`);
+    try {
+      await fn();
+    } catch (e) {
+      ok = false;
+      err.write(`Failed to remove ${kind} ${id}: ${errorMessage(e)}\n`);
+    }
+  };
+  const removed: string[] = [];
+  for (const s of services) {
+    await remove('service', s.ID ?? '', s.Spec?.Name ?? '', async () => {
+      await c.control.removeService({ ServiceID: s.ID ?? '' });
+      removed.push(s.ID ?? '');
+    });
+  }
+  if (removed.length > 0) {
+    const deadline = Date.now() + (o.timeoutMs ?? 300_000);
+    for (;;) {
+      const left = (await c.control.listTasks({ Filters: { ServiceIDs: removed } })).Tasks ?? [];
+      if (left.filter((t) => removed.includes(t.ServiceID ?? '')).length === 0) break;
+      if (Date.now() > deadline) {
+        err.write(`Timed out waiting for ${left.length} task(s) of stack ${ns} to stop\n`);
+        break;
+      }
+      await sleep(o.intervalMs ?? 250);
+    }
+  }
+  for (const n of networks)
+    await remove('network', n.ID ?? '', n.Spec?.Name ?? '', () => c.control.removeNetwork({ NetworkID: n.ID ?? '' }));
+  for (const s of secrets)
+    await remove('secret', s.ID ?? '', s.Spec?.Name ?? '', () => c.control.removeSecret({ SecretID: s.ID ?? '' }));
+  for (const s of configs)
+    await remove('config', s.ID ?? '', s.Spec?.Name ?? '', () => c.control.removeConfig({ ConfigID: s.ID ?? '' }));
+  if (!ok) err.write(`Failed to remove some resources from stack: ${ns}\n`);
+  return ok;
+}
