@@ -90,6 +90,21 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
         );
     }
 
+    for (const [key, r] of [
+      ['limits', task.Resources?.Limits],
+      ['reservations', task.Resources?.Reservations],
+    ] as const) {
+      const cpus = r?.NanoCPUs ?? 0;
+      if (cpus !== 0 && cpus < 1e6)
+        fail(
+          ['deploy', 'resources', key, 'cpus'],
+          `invalid cpu value ${goFloat(cpus / 1e9)}: Must be at least ${goFloat(1e6 / 1e9)}`,
+        );
+      const memory = r?.MemoryBytes ?? 0;
+      if (memory !== 0 && memory < 4 * 1024 * 1024)
+        fail(['deploy', 'resources', key, 'memory'], `invalid memory value ${memory}: Must be at least 4MiB`);
+    }
+
     (task.Placement?.Constraints ?? []).forEach((expr, i) => {
       const problem = constraintProblem(expr);
       if (problem) fail(['deploy', 'placement', 'constraints', i], problem);
@@ -156,6 +171,15 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
     }
   }
   diags.throwIfAny();
+}
+
+/** Go's %g for a float64: the shortest digits, in exponent form below 1e-4 and from 1e6 up. */
+export function goFloat(x: number): string {
+  if (x === 0 || !Number.isFinite(x)) return String(x);
+  const [mant = '', e = '0'] = x.toExponential().split('e');
+  const exp = Number(e);
+  if (exp < -4 || exp >= 6) return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return String(x);
 }
 
 /** swarmkit's name rule for services and networks, or undefined when fine. */
