@@ -171,13 +171,24 @@ wait_gone() {
 # setup.networks / setup.secrets / setup.configs of case.json: external objects made beforehand
 setup_externals() {
   local c=$1 n
-  for n in $(jq -r '.setup.networks[]? // empty' "$c"); do d network create -d overlay "$n" >/dev/null; done
-  for n in $(jq -r '.setup.secrets[]? // empty' "$c"); do printf 'external' | d secret create "$n" - >/dev/null; done
-  for n in $(jq -r '.setup.configs[]? // empty' "$c"); do printf 'external' | d config create "$n" - >/dev/null; done
+  for n in $(jq -r '.setup.networks[]? // empty' "$c"); do
+    d network create -d overlay "$n" >/dev/null || die "setup: network $n"
+  done
+  for n in $(jq -r '.setup.secrets[]? // empty' "$c"); do
+    printf 'external' | d secret create "$n" - >/dev/null || die "setup: secret $n"
+  done
+  for n in $(jq -r '.setup.configs[]? // empty' "$c"); do
+    printf 'external' | d config create "$n" - >/dev/null || die "setup: config $n"
+  done
 }
-remove_externals() {
-  local c=$1 n
-  for n in $(jq -r '.setup.networks[]? // empty' "$c"); do d network rm "$n" >/dev/null 2>&1; done
+remove_externals() { # a network stays busy until the removed tasks have left it: retry
+  local c=$1 n t
+  for n in $(jq -r '.setup.networks[]? // empty' "$c"); do
+    for t in $(seq 150); do
+      d network rm "$n" >/dev/null 2>&1 || ! d network inspect "$n" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+  done
   for n in $(jq -r '.setup.secrets[]? // empty' "$c"); do d secret rm "$n" >/dev/null 2>&1; done
   for n in $(jq -r '.setup.configs[]? // empty' "$c"); do d config rm "$n" >/dev/null 2>&1; done
 }

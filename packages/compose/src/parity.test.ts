@@ -171,9 +171,10 @@ function goldenDiffs(dir: string, c: Case, g: Golden): string[] {
   if (g.result === 'reject') {
     if (r.ok) return [`decision: Docker rejects (${g.stderr.join(' | ')}), Shoal accepts`];
     // Docker prints one error; Shoal reports every error, each with its position
-    const missing = dockerErrorLines(g.stderr).filter((l) => !r.errors.some((e) => e.includes(l)));
+    const errors = relativeTo(r.errors, dir);
+    const missing = dockerErrorLines(g.stderr).filter((l) => !errors.some((e) => e.includes(l)));
     return missing.length
-      ? [`stderr: Docker's error ${JSON.stringify(missing)} is not among Shoal's ${JSON.stringify(r.errors)}`]
+      ? [`stderr: Docker's error ${JSON.stringify(missing)} is not among Shoal's ${JSON.stringify(errors)}`]
       : [];
   }
   if (!r.ok) return [`decision: Docker accepts, Shoal rejects: ${r.errors.join(' | ')}`];
@@ -181,7 +182,8 @@ function goldenDiffs(dir: string, c: Case, g: Golden): string[] {
   const want = { networks: g.networks, secrets: g.secrets, configs: g.configs, services: g.services };
   const diffs = diffJson(want, got);
   // Docker's stderr on an accepted file is its warnings
-  const warnings = r.p.warnings.map((w) => w.message);
+  // (line by line: Shoal keeps a multi-line warning as one)
+  const warnings = r.p.warnings.flatMap((w) => w.message.split('\n')).filter((l) => l !== '');
   const missing = g.stderr.filter((l) => !warnings.includes(l));
   const extra = warnings.filter((w) => !g.stderr.includes(w));
   if (missing.length || extra.length)
