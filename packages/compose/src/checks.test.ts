@@ -104,14 +104,25 @@ describe('checks Docker leaves to the daemon, done before anything is created', 
       ],
     );
   });
-  it('conflicting secret targets', () => {
+  it("conflicting secret and config targets, in CLI 28's words (found by the parity corpus)", () => {
     assert.deepEqual(
       messagesOf(() =>
         prepare(
-          'services: {web: {image: a, secrets: [a, {source: b, target: a}]}}\nsecrets: {a: {file: ./a}, b: {file: ./b}}',
+          'services: {web: {image: a, secrets: [a, {source: b, target: a}], configs: [{source: c, target: /x}, {source: d, target: /x}]}}\nsecrets: {a: {file: ./a}, b: {file: ./b}}\nconfigs: {c: {file: ./c}, d: {file: ./d}}',
         ),
       ),
-      ["service web: secret references 'st_a' and 'st_b' have a conflicting target: 'a'"],
+      [
+        'service web: duplicate secret target for st_b not allowed',
+        'service web: duplicate config target for st_d not allowed',
+      ],
+    );
+  });
+  it('of two services publishing one port, the later in the file is reported', () => {
+    assert.deepEqual(
+      messagesOf(() =>
+        prepare('services:\n  web: {image: x, ports: ["8080:80"]}\n  admin: {image: x, ports: ["8080:81"]}'),
+      ),
+      ["service admin: port '8080' is already in use by service 'st_web' as an ingress port"],
     );
   });
   it('an invalid stack name', () => {

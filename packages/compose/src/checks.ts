@@ -50,7 +50,15 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
   }
 
   const ingressPorts = new Map<string, string>();
-  for (const s of specs.services) {
+  // in file order: of two services publishing one port, the later one is reported (Docker
+  // creates services in Go map order, so either can fail there)
+  const where = (s: ServiceSpec) => locate(['services', shortName(s)]);
+  const inFileOrder = [...specs.services].sort((a, b) => {
+    const pa = where(a);
+    const pb = where(b);
+    return pa.file === pb.file ? pa.line - pb.line || pa.column - pb.column : 0;
+  });
+  for (const s of inFileOrder) {
     const name = shortName(s);
     const fail = (path: KeyPath, message: string) =>
       diags.add(
@@ -134,22 +142,19 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
         fail(['healthcheck', 'retries'], 'Retries in Healthcheck cannot be negative');
     }
 
-    const targets = new Map<string, string>();
+    // CLI 28's wording (its ParseSecrets / ParseConfigs), checked before the daemon's
+    const targets = new Set<string>();
     for (const r of c.Secrets ?? []) {
       const t = r.File?.Name ?? '';
-      const prev = targets.get(t);
-      if (prev !== undefined)
-        fail(['secrets'], `secret references '${prev}' and '${r.SecretName ?? ''}' have a conflicting target: '${t}'`);
-      targets.set(t, r.SecretName ?? '');
+      if (targets.has(t)) fail(['secrets'], `duplicate secret target for ${r.SecretName ?? ''} not allowed`);
+      targets.add(t);
     }
-    const ctargets = new Map<string, string>();
+    const ctargets = new Set<string>();
     for (const r of c.Configs ?? []) {
       if (!r.File) continue;
       const t = r.File.Name ?? '';
-      const prev = ctargets.get(t);
-      if (prev !== undefined)
-        fail(['configs'], `config references '${prev}' and '${r.ConfigName ?? ''}' have a conflicting target: '${t}'`);
-      ctargets.set(t, r.ConfigName ?? '');
+      if (ctargets.has(t)) fail(['configs'], `duplicate config target for ${r.ConfigName ?? ''} not allowed`);
+      ctargets.add(t);
     }
 
     const ep = s.EndpointSpec ?? {};

@@ -107,6 +107,7 @@ describe('compose parity corpus', () => {
       const c = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as Case;
       const r = run(dir, c);
       if (c.expect === 'reject') {
+        if (c.knownDifferences?.['decision']) return;
         assert.equal(r.ok, false, `${name}: Docker rejects this file`);
         if (!r.ok && c.errors) assert.deepEqual(r.errors, c.errors);
         return;
@@ -151,7 +152,8 @@ describe('compose parity corpus', () => {
 /**
  * Docker's error as lines to find in Shoal's diagnostics: without its warnings, without the
  * headers Shoal repeats per diagnostic ("Compose file contains unsupported options:", "yaml:
- * unmarshal errors:"), the YAML line number (Shoal gives file:line:column) and the wrapping of an
+ * unmarshal errors:"), the YAML line number (Shoal gives file:line:column), object IDs (Shoal
+ * checks before anything has one) and the wrapping of an
  * error the daemon returned (Shoal finds those before creating anything: "service web: …").
  */
 function dockerErrorLines(stderr: string[]): string[] {
@@ -161,6 +163,7 @@ function dockerErrorLines(stderr: string[]): string[] {
       l
         .trim()
         .replace(/^line \d+: /, '')
+        .replace(/ \(<id>\)/g, '')
         .replace(/^failed to create service [^:]+: Error response from daemon: (rpc error: code = \w+ desc = )?/, ''),
     );
 }

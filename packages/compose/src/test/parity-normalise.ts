@@ -28,6 +28,8 @@ export interface Golden {
 const SECOND = 1_000_000_000;
 /** The vxlan ID the overlay driver allocates. */
 const VXLAN_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+/** An object ID as swarm makes them (25 characters of base 36), e.g. in a port conflict. */
+const SWARM_ID = /\b[a-z0-9]{25}\b/g;
 /** stderr lines Docker CLI 28 prints on every deploy, not about the file. */
 const NOISE = [
   /^Since --detach=false was not specified, tasks will be created in the background\.$/,
@@ -206,7 +208,7 @@ export function normaliseStderr(stderr: string): string[] {
     .map((l) => {
       // logrus lines: time="…" level=warning msg="…" → the message
       const m = /^(?:time="[^"]*" )?level=\w+ msg=("(?:[^"\\]|\\.)*")$/.exec(l.trimEnd());
-      return m?.[1] ? (JSON.parse(m[1]) as string) : l.trimEnd();
+      return (m?.[1] ? (JSON.parse(m[1]) as string) : l.trimEnd()).replace(SWARM_ID, '<id>');
     })
     .filter((l) => l !== '' && !NOISE.some((re) => re.test(l)));
 }
