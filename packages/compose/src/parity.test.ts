@@ -226,6 +226,19 @@ describe('compose parity against goldens recorded from a real Docker swarm', () 
       );
     });
   }
+  it('reports where Docker CLI 20.10 answered differently (golden-cli20.json, compose.md §13)', (t) => {
+    const differ = withGolden.filter((n) => {
+      const file = join(CORPUS, n, 'golden-cli20.json');
+      if (!existsSync(file)) return false;
+      const a = JSON.parse(readFileSync(join(CORPUS, n, 'golden.json'), 'utf8')) as Golden;
+      const b = JSON.parse(readFileSync(file, 'utf8')) as Golden;
+      const { cli: _a, daemon: _b, ...x } = a;
+      const { cli: _c, daemon: _d, ...y } = b;
+      return JSON.stringify(x) !== JSON.stringify(y);
+    });
+    t.diagnostic(`CLI 20.10 differs from CLI 28 in ${differ.length} cases: ${differ.join(', ')}`);
+    assert.ok(differ.length < withGolden.length);
+  });
   it('reports the match rate', (t) => {
     const rate = tally.cases ? tally.matched / tally.cases : 0;
     t.diagnostic(

@@ -28,6 +28,8 @@ export interface Golden {
 const SECOND = 1_000_000_000;
 /** The vxlan ID the overlay driver allocates. */
 const VXLAN_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+/** The address pools record.sh gives the daemon: subnets from them are the daemon's choice. */
+const DAEMON_POOLS = /^198\.(19\.|18\.25[2-5]\.)/;
 /** An object ID as swarm makes them (25 characters of base 36), e.g. in a port conflict. */
 const SWARM_ID = /\b[a-z0-9]{25}\b/g;
 /** stderr lines Docker CLI 28 prints on every deploy, not about the file. */
@@ -157,9 +159,10 @@ export function normaliseDockerNetwork(n: JsonObject): JsonObject {
     IPAM: {
       Driver: ipam['Driver'] === 'default' ? null : (ipam['Driver'] ?? null),
       Options: ipam['Options'] ?? null,
-      // subnets the daemon took from swarm init's pool (198.19.0.0/16) and gateways it chose
+      // subnets the daemon took from its pools (swarm init's 198.19.0.0/16 for overlays,
+      // default-address-pools 198.18.252.0/22 for local networks) and gateways it chose
       Config: ((ipam['Config'] ?? []) as JsonObject[])
-        .filter((x) => !(typeof x['Subnet'] === 'string' && x['Subnet'].startsWith('198.19.')))
+        .filter((x) => !(typeof x['Subnet'] === 'string' && DAEMON_POOLS.test(x['Subnet'])))
         .map((x) => ({ Subnet: x['Subnet'] ?? null, IPRange: x['IPRange'] ?? null })),
     },
   };
