@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { constraintProblem, dnsNameProblem } from './checks.js';
+import { constraintProblem, dnsNameProblem, goFloat } from './checks.js';
 import { prepareStack } from './stack.js';
 import { errorsOf, messagesOf, prepare } from './test/helpers.js';
 
@@ -19,6 +19,23 @@ describe('checks Docker leaves to the daemon, done before anything is created', 
         'service web: TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1',
       ].sort(),
     );
+  });
+  it('resources below what the daemon accepts: 0.001 CPUs, 4 MiB (found by the parity corpus)', () => {
+    assert.deepEqual(
+      messagesOf(() =>
+        prepare(
+          "services: {web: {image: a, deploy: {resources: {limits: {cpus: '0.000000001', memory: 1m}, reservations: {cpus: '0.0005', memory: 4m}}}}}",
+        ),
+      ),
+      [
+        'service web: invalid cpu value 1e-09: Must be at least 0.001',
+        'service web: invalid memory value 1048576: Must be at least 4MiB',
+        'service web: invalid cpu value 0.0005: Must be at least 0.001',
+      ],
+    );
+    assert.equal(goFloat(0.00005), '5e-05');
+    assert.equal(goFloat(1234567), '1.234567e+06');
+    assert.equal(goFloat(123456), '123456');
   });
   it('constraint syntax', () => {
     assert.equal(constraintProblem('node.role==manager'), undefined);
@@ -87,14 +104,25 @@ describe('checks Docker leaves to the daemon, done before anything is created', 
       ],
     );
   });
-  it('conflicting secret targets', () => {
+  it("conflicting secret and config targets, in CLI 28's words (found by the parity corpus)", () => {
     assert.deepEqual(
       messagesOf(() =>
         prepare(
-          'services: {web: {image: a, secrets: [a, {source: b, target: a}]}}\nsecrets: {a: {file: ./a}, b: {file: ./b}}',
+          'services: {web: {image: a, secrets: [a, {source: b, target: a}], configs: [{source: c, target: /x}, {source: d, target: /x}]}}\nsecrets: {a: {file: ./a}, b: {file: ./b}}\nconfigs: {c: {file: ./c}, d: {file: ./d}}',
         ),
       ),
-      ["service web: secret references 'st_a' and 'st_b' have a conflicting target: 'a'"],
+      [
+        'service web: duplicate secret target for st_b not allowed',
+        'service web: duplicate config target for st_d not allowed',
+      ],
+    );
+  });
+  it('of two services publishing one port, the later in the file is reported', () => {
+    assert.deepEqual(
+      messagesOf(() =>
+        prepare('services:\n  web: {image: x, ports: ["8080:80"]}\n  admin: {image: x, ports: ["8080:81"]}'),
+      ),
+      ["service admin: port '8080' is already in use by service 'st_web' as an ingress port"],
     );
   });
   it('an invalid stack name', () => {

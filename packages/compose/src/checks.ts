@@ -50,7 +50,15 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
   }
 
   const ingressPorts = new Map<string, string>();
-  for (const s of specs.services) {
+  // in file order: of two services publishing one port, the later one is reported (Docker
+  // creates services in Go map order, so either can fail there)
+  const where = (s: ServiceSpec) => locate(['services', shortName(s)]);
+  const inFileOrder = [...specs.services].sort((a, b) => {
+    const pa = where(a);
+    const pb = where(b);
+    return pa.file === pb.file ? pa.line - pb.line || pa.column - pb.column : 0;
+  });
+  for (const s of inFileOrder) {
     const name = shortName(s);
     const fail = (path: KeyPath, message: string) =>
       diags.add(
@@ -90,6 +98,21 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
         );
     }
 
+    for (const [key, r] of [
+      ['limits', task.Resources?.Limits],
+      ['reservations', task.Resources?.Reservations],
+    ] as const) {
+      const cpus = r?.NanoCPUs ?? 0;
+      if (cpus !== 0 && cpus < 1e6)
+        fail(
+          ['deploy', 'resources', key, 'cpus'],
+          `invalid cpu value ${goFloat(cpus / 1e9)}: Must be at least ${goFloat(1e6 / 1e9)}`,
+        );
+      const memory = r?.MemoryBytes ?? 0;
+      if (memory !== 0 && memory < 4 * 1024 * 1024)
+        fail(['deploy', 'resources', key, 'memory'], `invalid memory value ${memory}: Must be at least 4MiB`);
+    }
+
     (task.Placement?.Constraints ?? []).forEach((expr, i) => {
       const problem = constraintProblem(expr);
       if (problem) fail(['deploy', 'placement', 'constraints', i], problem);
@@ -119,22 +142,19 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
         fail(['healthcheck', 'retries'], 'Retries in Healthcheck cannot be negative');
     }
 
-    const targets = new Map<string, string>();
+    // CLI 28's wording (its ParseSecrets / ParseConfigs), checked before the daemon's
+    const targets = new Set<string>();
     for (const r of c.Secrets ?? []) {
       const t = r.File?.Name ?? '';
-      const prev = targets.get(t);
-      if (prev !== undefined)
-        fail(['secrets'], `secret references '${prev}' and '${r.SecretName ?? ''}' have a conflicting target: '${t}'`);
-      targets.set(t, r.SecretName ?? '');
+      if (targets.has(t)) fail(['secrets'], `duplicate secret target for ${r.SecretName ?? ''} not allowed`);
+      targets.add(t);
     }
-    const ctargets = new Map<string, string>();
+    const ctargets = new Set<string>();
     for (const r of c.Configs ?? []) {
       if (!r.File) continue;
       const t = r.File.Name ?? '';
-      const prev = ctargets.get(t);
-      if (prev !== undefined)
-        fail(['configs'], `config references '${prev}' and '${r.ConfigName ?? ''}' have a conflicting target: '${t}'`);
-      ctargets.set(t, r.ConfigName ?? '');
+      if (ctargets.has(t)) fail(['configs'], `duplicate config target for ${r.ConfigName ?? ''} not allowed`);
+      ctargets.add(t);
     }
 
     const ep = s.EndpointSpec ?? {};
@@ -156,6 +176,15 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
     }
   }
   diags.throwIfAny();
+}
+
+/** Go's %g for a float64: the shortest digits, in exponent form below 1e-4 and from 1e6 up. */
+export function goFloat(x: number): string {
+  if (x === 0 || !Number.isFinite(x)) return String(x);
+  const [mant = '', e = '0'] = x.toExponential().split('e');
+  const exp = Number(e);
+  if (exp < -4 || exp >= 6) return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return String(x);
 }
 
 /** swarmkit's name rule for services and networks, or undefined when fine. */

@@ -272,6 +272,11 @@ describe('ports', () => {
       ["ignoring IP-address (127.0.0.1:9000:90/tcp) service will listen on '0.0.0.0'"],
     );
   });
+  it("long syntax's protocol is lower-cased, as Docker's daemon stores it (found by the parity corpus)", () => {
+    assert.deepEqual(service('services: {web: {image: a, ports: [{target: 53, protocol: UDP}]}}').EndpointSpec, {
+      Ports: [{ Protocol: 'udp', TargetPort: 53 }],
+    });
+  });
   it('endpoint_mode is lower-cased', () => {
     assert.deepEqual(service('services: {web: {image: a, deploy: {endpoint_mode: DNSRR}}}').EndpointSpec, {
       Mode: 'dnsrr',
@@ -351,6 +356,12 @@ describe('deploy', () => {
       Order: 'start-first',
     });
     assert.deepEqual(s.RollbackConfig, { Parallelism: 0, MaxFailureRatio: 0, Order: '' });
+  });
+  it('max_failure_ratio is a float32 written as Docker prints it (0.3, not 0.30000001192092896)', () => {
+    const s = service('services: {web: {image: a, deploy: {update_config: {max_failure_ratio: 0.3}}}}');
+    assert.equal(s.UpdateConfig?.MaxFailureRatio, 0.3);
+    const r = service('services: {web: {image: a, deploy: {update_config: {max_failure_ratio: 0.123456789}}}}');
+    assert.equal(r.UpdateConfig?.MaxFailureRatio, 0.12345679);
   });
   it('placement: constraints verbatim, preferences as spread, max_replicas_per_node', () => {
     const s = service(

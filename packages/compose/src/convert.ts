@@ -594,7 +594,8 @@ function convertUpdate(u: UpdateConfig | undefined): SwarmUpdateConfig | undefin
 
 function convertEndpoint(mode: string | undefined, ports: ComposePort[]): EndpointSpec {
   const out: PortConfig[] = ports.map((p) => ({
-    ...(p.protocol ? { Protocol: p.protocol } : {}),
+    // long syntax passes the protocol as written; Docker's daemon stores it lower-case
+    ...(p.protocol ? { Protocol: p.protocol.toLowerCase() } : {}),
     ...(p.target ? { TargetPort: p.target } : {}),
     ...(p.published ? { PublishedPort: p.published } : {}),
     ...(p.mode ? { PublishMode: p.mode } : {}),

@@ -23,7 +23,7 @@ import type {
   UpdateConfig,
   VolumeConfig,
 } from './types.js';
-import { PortSpecError, parseDuration, parsePortSpec, parseRAMInBytes, shlexSplit } from './units.js';
+import { PortSpecError, float32, parseDuration, parsePortSpec, parseRAMInBytes, shlexSplit } from './units.js';
 import { isDict, isFloat, type Dict, type ParsedFile, type Value } from './yaml.js';
 
 /** What decoding one file needs besides the file. */
@@ -595,7 +595,7 @@ function decodeUpdate(v: Value | undefined, path: KeyPath, ctx: DecodeContext): 
   const monitor = duration(v['monitor'], [...path, 'monitor'], ctx);
   if (monitor !== undefined) u.monitor = monitor;
   const mfr = num(v['max_failure_ratio']);
-  if (mfr !== undefined) u.maxFailureRatio = Math.fround(mfr);
+  if (mfr !== undefined) u.maxFailureRatio = float32(mfr);
   const order = str(v['order']);
   if (order !== undefined) u.order = order;
   return u;

@@ -169,13 +169,16 @@ export function loadCompose(opts: LoadOptions): LoadedCompose {
       );
       continue;
     }
+    // Docker checks forbidden keys before the version has a schema: a v2 file with mem_limit
+    // gets "unsupported options", not "unsupported Compose file version" (recorded in the parity
+    // corpus, compose-v2); Shoal reports both.
+    const before = diags.size;
+    const forbidden = forbiddenIn(file);
+    for (const f of forbidden) diags.add(f.pos, f.path, f.message);
     if (!hasSchema(version)) {
       diags.add(file.positions.value(['version']), 'version', `unsupported Compose file version: ${version}`);
       continue;
     }
-    const before = diags.size;
-    const forbidden = forbiddenIn(file);
-    for (const f of forbidden) diags.add(f.pos, f.path, f.message);
     const failed: string[][] = forbidden.map((f) => f.path.split('.'));
     const dict = interpolateFile(file, { lookup, compat: opts.compat ?? false }, diags, failed);
     validateSchema(dict, version, file, diags, failed);

@@ -11,6 +11,21 @@ const DURATION_UNITS: Record<string, number> = {
   h: 3600e9,
 };
 
+/**
+ * A number as Go's float32 holds it, written as the shortest decimal that is the same float32:
+ * what Docker's JSON prints for a float32 field (`max_failure_ratio: 0.3` → 0.3, not
+ * 0.30000001192092896). The wire's 32-bit float is the same either way.
+ */
+export function float32(x: number): number {
+  const f = Math.fround(x);
+  if (!Number.isFinite(f)) return f;
+  for (let p = 1; p <= 9; p++) {
+    const n = Number(f.toPrecision(p));
+    if (Math.fround(n) === f) return n;
+  }
+  return f;
+}
+
 /** Go's time.ParseDuration: nanoseconds, or undefined when `s` is not a valid duration. */
 export function parseDuration(s: string): number | undefined {
   let rest = s;
