@@ -11,19 +11,12 @@
  */
 import type { AssignmentsMessage, Config, Secret, Task } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
-import {
-  ContainerNotFoundError,
-  ImageNotFoundError,
-  ImageService,
-  parseReference,
-  type ContainerCreateOptions,
-  type Engine,
-} from '@shoal/engine';
+import { ContainerNotFoundError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
 import { taskContainerOptions } from './container-options.js';
 import { AssignmentsSequenceError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
-import { decodeRegistryAuth } from './registry-auth.js';
+import { ImagePuller } from './image-puller.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskRunner } from './task-runner.js';
 import type { NodeInfo } from './template.js';
@@ -35,10 +28,14 @@ export interface AgentOptions {
   logger: Logger;
   /** Registries this node may reach over plain HTTP (the daemon's `--insecure-registry`). */
   insecureRegistries?: () => string[];
+  /** How long a successful pull of an image is reused by later tasks (ms; image-puller.ts). */
+  pullFreshMs?: number;
 }
 
 export class Agent {
   readonly reporter: StatusReporter;
+  /** Pulls shared by the tasks of a node (one per image in flight, reused briefly). */
+  readonly puller: ImagePuller;
   private readonly runners = new Map<string, TaskRunner>();
   private readonly secrets = new Map<string, Secret>();
   private readonly configs = new Map<string, Config>();
@@ -53,6 +50,12 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
     this.reporter = new StatusReporter(opts.logger);
+    this.puller = new ImagePuller({
+      engine: opts.engine,
+      logger: opts.logger,
+      ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+      ...(opts.pullFreshMs !== undefined ? { freshMs: opts.pullFreshMs } : {}),
+    });
   }
 
   /** Finds the task containers already on the engine (after a restart). */
@@ -194,7 +197,7 @@ export class Agent {
         engine: this.opts.engine,
         log: this.log,
         report: (taskId, status) => this.reporter.report(taskId, status),
-        pull: (image, auth, signal) => this.pull(image, auth, signal),
+        pull: (image, auth, signal) => this.puller.pull(image, auth, signal),
         createOptions: (t) => this.createOptions(t),
       },
       task,
@@ -240,31 +243,5 @@ export class Agent {
       config: (id) => this.configs.get(id),
       imageHealthcheck,
     });
-  }
-
-  /** Pulls as Docker's swarm mode does: always, with the service's auth; a failed pull of an image the node has is not fatal. */
-  private async pull(image: string, registryAuth: string, signal: AbortSignal): Promise<void> {
-    const engine = this.opts.engine;
-    const creds = decodeRegistryAuth(registryAuth);
-    const local = engine.localImages();
-    const service = creds
-      ? new ImageService({
-          root: local.root,
-          logger: this.log,
-          registry: { credentials: { [parseReference(image).registry]: creds } },
-        })
-      : local;
-    try {
-      await service.pull(image, { signal, insecureRegistries: this.opts.insecureRegistries?.() ?? [] });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      try {
-        await engine.images().resolve(image);
-      } catch (e) {
-        if (e instanceof ImageNotFoundError) throw err;
-        throw e;
-      }
-      this.log.warn({ image, err: errorMessage(err) }, 'pull failed: using the image the node has');
-    }
   }
 }
