@@ -7,7 +7,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, existsSync, lstatSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  mkdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -218,9 +227,19 @@ test('concurrent pulls share one download; a later pull skips present blobs', { 
   assert.equal(a.id, b.id);
   assert.equal((proxy.blobGets.get(layer.digest) ?? 0) - before, 1, 'one GET of the layer for two pulls');
   const events: PullProgress[] = [];
-  await svc.pull(ref, { onProgress: (e) => events.push(e) });
+  const index = statSync(svc.store.file);
+  const again = await svc.pull(ref, { onProgress: (e) => events.push(e) });
+  assert.equal(again.id, a.id);
   assert.equal((proxy.blobGets.get(layer.digest) ?? 0) - before, 1, 'no GET when present');
   assert.ok(events.some((e) => e.kind === 'layer' && e.phase === 'exists'));
+  // nothing new: the index is not written again (no lock, no fsync), the same file stays
+  assert.equal(statSync(svc.store.file).ino, index.ino, 'images.json not rewritten by a pull that changed nothing');
+  // the first pull recorded the digest ref; a pull that adds an image writes the index
+  const pinned = `${proxy.addr}/${findTestImage(set, TestImages.busyboxZstd).repository}@${a.manifestDigest}`;
+  const other = remote(TestImages.busybox, proxy.addr);
+  await svc.pull(other);
+  assert.notEqual(statSync(svc.store.file).ino, index.ino, 'a pull that adds an image writes the index');
+  assert.equal((await svc.resolve(pinned)).id, a.id);
 });
 
 test('two processes pulling into one data root download each blob once', { skip, timeout: 60_000 }, async () => {

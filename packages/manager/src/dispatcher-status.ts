@@ -2,7 +2,8 @@
  * Task status from the nodes (`UpdateTaskStatus`), batched into store transactions: updates that
  * arrive within `windowMs` of the first one queued (or 10,000 of them) are written together, in
  * one transaction (several of at most MAX_WRITE_BYTES for a large batch), and every caller's
- * call returns once its batch is stored. Per task only the furthest state
+ * call returns once its batch is stored. One batch is written at a time; the updates that arrive
+ * during its commit form the next batch, written as soon as it ends. Per task only the furthest state
  * counts, and only a move forward (TASK_STATES order) is written; an update for a task that is
  * gone is dropped. A node may update only tasks assigned to it: one update for another node's
  * task refuses the whole call (permission denied) and queues nothing.
@@ -34,7 +35,8 @@ export class StatusBatcher {
   private queue = new Map<string, Queued>();
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  /** A drain() runs: new updates wait in the queue for it, with no timer of their own. */
+  private writing = false;
   /** Transactions written so far (tests and logs). */
   transactions = 0;
 
@@ -65,6 +67,7 @@ export class StatusBatcher {
       }
     }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.writing) return done; // taken by the running writer as soon as its commit ends
     if (this.queue.size >= STATUS_BATCH_MAX) this.flushNow();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flushNow(), this.windowMs);
@@ -85,21 +88,35 @@ export class StatusBatcher {
   private flushNow(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.queue;
-    const waiters = this.waiters;
-    this.queue = new Map();
-    this.waiters = [];
-    this.flushing = this.flushing.then(() =>
-      this.write(batch).then(
-        () => {
+    if (this.writing) return; // the running writer takes everything queued when its write ends
+    this.writing = true;
+    void this.drain();
+  }
+
+  /**
+   * Writes what is queued, then what queued up meanwhile, until nothing is left. Updates that
+   * arrive while a transaction is being committed all go into the next one, so a slow commit
+   * (a busy disk under Raft) costs one more commit, not one per window that passed.
+   */
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.size > 0) {
+        const batch = this.queue;
+        const waiters = this.waiters;
+        this.queue = new Map();
+        this.waiters = [];
+        try {
+          await this.write(batch);
           for (const w of waiters) w.resolve();
-        },
-        (err: unknown) => {
+        } catch (err) {
           const e = err instanceof Error ? err : new Error(String(err));
           for (const w of waiters) w.reject(e);
-        },
-      ),
-    );
+        }
+      }
+    } finally {
+      // in the same turn as the last look at the queue: no update can slip in between
+      this.writing = false;
+    }
   }
 
   /** Writes a batch: one transaction, or several of at most MAX_WRITE_BYTES each. */

@@ -19,20 +19,13 @@ import {
   type TaskStatus,
 } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
-import {
-  ContainerNotFoundError,
-  ImageNotFoundError,
-  ImageService,
-  parseReference,
-  type ContainerCreateOptions,
-  type Engine,
-} from '@shoal/engine';
+import { ContainerNotFoundError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
 import { taskContainerOptions } from './container-options.js';
 import { AssignmentsSequenceError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
+import { ImagePuller } from './image-puller.js';
 import { NetworkController, type NodeNetworkOptions } from './network/network-controller.js';
-import { decodeRegistryAuth } from './registry-auth.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskRunner } from './task-runner.js';
 import type { NodeInfo } from './template.js';
@@ -49,12 +42,16 @@ export interface AgentOptions {
    * subnet). Without it tasks get the engine's default network (loopback only).
    */
   network?: Omit<NodeNetworkOptions, 'nodeId' | 'logger'>;
+  /** How long a successful pull of an image is reused by later tasks (ms; image-puller.ts). */
+  pullFreshMs?: number;
 }
 
 export class Agent {
   readonly reporter: StatusReporter;
   /** The node's overlay networking, when the agent has it. */
   readonly network: NetworkController | undefined;
+  /** Pulls shared by the tasks of a node (one per image in flight, reused briefly). */
+  readonly puller: ImagePuller;
   private readonly runners = new Map<string, TaskRunner>();
   private readonly secrets = new Map<string, Secret>();
   private readonly configs = new Map<string, Config>();
@@ -69,6 +66,12 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
     this.reporter = new StatusReporter(opts.logger);
+    this.puller = new ImagePuller({
+      engine: opts.engine,
+      logger: opts.logger,
+      ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+      ...(opts.pullFreshMs !== undefined ? { freshMs: opts.pullFreshMs } : {}),
+    });
     this.network = opts.network
       ? new NetworkController({ ...opts.network, nodeId: opts.node.id, logger: opts.logger })
       : undefined;
@@ -220,7 +223,7 @@ export class Agent {
         engine: this.opts.engine,
         log: this.log,
         report: (taskId, status) => this.report(taskId, status),
-        pull: (image, auth, signal) => this.pull(image, auth, signal),
+        pull: (image, auth, signal) => this.puller.pull(image, auth, signal),
         createOptions: (t) => this.createOptions(t),
       },
       task,
@@ -308,31 +311,5 @@ export class Agent {
         ...(opts.hostname ? net.addresses.map((ip) => ({ host: opts.hostname ?? '', ip })) : []),
       ],
     };
-  }
-
-  /** Pulls as Docker's swarm mode does: always, with the service's auth; a failed pull of an image the node has is not fatal. */
-  private async pull(image: string, registryAuth: string, signal: AbortSignal): Promise<void> {
-    const engine = this.opts.engine;
-    const creds = decodeRegistryAuth(registryAuth);
-    const local = engine.localImages();
-    const service = creds
-      ? new ImageService({
-          root: local.root,
-          logger: this.log,
-          registry: { credentials: { [parseReference(image).registry]: creds } },
-        })
-      : local;
-    try {
-      await service.pull(image, { signal, insecureRegistries: this.opts.insecureRegistries?.() ?? [] });
-    } catch (err) {
-      if (signal.aborted) throw err;
-      try {
-        await engine.images().resolve(image);
-      } catch (e) {
-        if (e instanceof ImageNotFoundError) throw err;
-        throw e;
-      }
-      this.log.warn({ image, err: errorMessage(err) }, 'pull failed: using the image the node has');
-    }
   }
 }

@@ -17,6 +17,7 @@ export { TaskRunner, wantsStop, type RunnerContext } from './task-runner.js';
 export { taskContainerOptions, DEFAULT_STOP_GRACE_MS, type TaskContainerInput } from './container-options.js';
 export { expandTemplate, templateValues, containerName, type NodeInfo } from './template.js';
 export { decodeRegistryAuth } from './registry-auth.js';
+export { ImagePuller, DEFAULT_PULL_FRESH_MS, type ImagePullerOptions } from './image-puller.js';
 export * from './labels.js';
 export {
   WorkerError,

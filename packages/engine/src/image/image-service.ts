@@ -15,6 +15,7 @@
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { errnoCode, ignoreErrno, silentLogger, type Logger } from '@shoal/common';
 import { BlobStore } from '../content/blob-store.js';
 import { sweepContentLocks } from '../content/content-lock.js';
@@ -236,6 +237,9 @@ export class ImageService {
     });
     try {
       const outcomes = await run(created);
+      // A pull of what is already recorded (same image, same refs) changes nothing: no locked
+      // rewrite and fsync of the index. Content cannot go meanwhile: gc waits for our shared lock.
+      if (recorded(await this.store.read(), outcomes)) return outcomes;
       await this.store.update((idx) => {
         for (const o of outcomes) {
           idx.images[o.image.id] = o.image;
@@ -426,6 +430,13 @@ export class ImageService {
 }
 
 /** Blobs and layers referenced by recorded images. */
+/** Whether the index already holds every image and ref of `outcomes` exactly. */
+function recorded(idx: ImageIndexFile, outcomes: PullOutcome[]): boolean {
+  return outcomes.every(
+    (o) => isDeepStrictEqual(idx.images[o.image.id], o.image) && o.refs.every((r) => idx.refs[r] === o.image.id),
+  );
+}
+
 function liveSets(idx: ImageIndexFile): { blobs: Set<string>; layers: Set<string> } {
   const blobs = new Set<string>();
   const layers = new Set<string>();

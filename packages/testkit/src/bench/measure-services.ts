@@ -23,6 +23,8 @@ export interface ServiceOptions {
   /** Dispatcher.HeartbeatPeriod set on the cluster; undefined leaves the default (5 s on both). */
   heartbeatMs: number | undefined;
   settleMs: number;
+  /** false skips the worker-loss and link-cut phases (their figures are then NaN). */
+  faults?: boolean;
   progress: (msg: string) => void;
 }
 
@@ -151,6 +153,22 @@ export async function measureServices(d: ClusterDriver, o: ServiceOptions): Prom
       return { ms: r.ms, downMs };
     };
 
+    if (o.faults === false) {
+      say('faults skipped (--no-faults)');
+      return {
+        deploy_ms: deploy.ms,
+        scale_ms: scale.ms,
+        worker_loss_ms: NaN,
+        worker_down_ms: NaN,
+        link_cut_ms: NaN,
+        link_down_ms: NaN,
+        manager_rss_mb: rss.mb,
+        manager_rss_what: rss.what,
+        service_image: serviceImage,
+        image_digest: image.digest,
+        spread,
+      };
+    }
     const workers = d.hosts.filter((h) => h.role === 'worker');
     const killed = workers[workers.length - 1];
     const cut = workers[0];

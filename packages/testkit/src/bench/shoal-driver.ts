@@ -7,8 +7,9 @@
  */
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, RemoteError, SwarmClient, unary, type Node } from '@shoal/api';
-import { errnoCode } from '@shoal/common';
+import { errnoCode, ignoreErrno } from '@shoal/common';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabNotFoundError } from '../errors.js';
@@ -457,6 +458,16 @@ export class ShoalDriver implements ClusterDriver {
   rss(h: BenchHost): { mb: number; pss: number; what: string } {
     const pid = this.pid(h);
     return { mb: pid === undefined ? NaN : rssMb(pid), pss: pid === undefined ? NaN : pssMb(pid), what: 'shoald' };
+  }
+
+  /** Copies each host's shoald log to `dir`/<host>.log (the benchmark's --keep-logs); returns `dir`. */
+  async keepLogs(dir: string): Promise<string> {
+    await mkdir(dir, { recursive: true });
+    for (const [name, h] of this.state) {
+      const { log } = shoaldPaths(h);
+      await copyFile(log, join(dir, `${name}.log`)).catch(ignoreErrno('ENOENT'));
+    }
+    return dir;
   }
 
   async down(): Promise<string[]> {
