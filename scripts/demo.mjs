@@ -124,6 +124,7 @@ try {
   const deploy = await labExec(lab.name, 'h1', [
     'env',
     `REGISTRY=${lab.registry.addr}`,
+    `SHOAL_INSECURE_REGISTRIES=${lab.registry.addr}`,
     process.execPath,
     cli,
     'stack',

@@ -185,7 +185,7 @@ test('a node gets exactly the networks its tasks use, every node the ingress net
         ServiceID: web.ID,
         ServiceName: 'web',
         Slot: task.Slot,
-        Aliases: ['www', 'webhost'],
+        Aliases: ['webhost'],
         Running: true,
       }))
       .sort((x, y) => (x.ID < y.ID ? -1 : 1)),

@@ -12,8 +12,8 @@
  * - a task is an endpoint of a network while it has a node (`NodeID`), a state from `assigned`
  *   to `running`, an attachment with an address on that network, and its node is in the store,
  *   not `down`, and has an address (`Status.Addr`). Endpoint `ID` = task ID, `Address` = the attachment's first address (CIDR),
- *   `NodeAddr` = the node's `Status.Addr`, `Aliases` = the attachment's aliases then the
- *   container's hostname (deduplicated), `Running` = state and desired state both `running`;
+ *   `NodeAddr` = the node's `Status.Addr`, `Aliases` = the container's hostname when
+ *   set (the attachment's aliases are the service's: they go with the service, to its VIP), `Running` = state and desired state both `running`;
  * - a node's ingress load-balancer attachment (`Node.Attachments` on the ingress network) is the
  *   endpoint `lb-<nodeID>` (no service, `Running` true) on the same terms;
  * - a node needs a network while one of its tasks (state `assigned` to `running`) has an
@@ -121,7 +121,9 @@ export class NetworkStates {
         add(needs, nodeId, netId);
         if (node === undefined) continue;
         const hostname = t.Spec?.ContainerSpec?.Hostname ?? '';
-        const aliases = [...new Set([...(att.Aliases ?? []), ...(hostname === '' ? [] : [hostname])])];
+        // The attachment's aliases are the service's network-scoped aliases (Service.Aliases):
+        // like the service name they resolve to the VIP, not to each task, as in Docker.
+        const aliases = hostname === '' ? [] : [hostname];
         let list = endpoints.get(netId);
         if (list === undefined) endpoints.set(netId, (list = []));
         list.push({

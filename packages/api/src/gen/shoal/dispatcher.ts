@@ -103,7 +103,10 @@ export interface NetworkEndpoint {
   ServiceID?: string | undefined;
   ServiceName?: string | undefined;
   Slot?: number | undefined;
-  /** DNS names besides the service's: the attachment's aliases and the container's hostname. */
+  /**
+   * DNS names of this endpoint alone: the container's hostname. (The attachment's aliases are the
+   * service's network-scoped aliases: they are in NetworkServiceEndpoint.Aliases.)
+   */
   Aliases?: string[] | undefined;
   /**
    * The task runs (and is healthy where it has a health check): it is in DNS answers and behind
