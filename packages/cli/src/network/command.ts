@@ -4,7 +4,7 @@
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import type { Network, Node, Task } from '@shoal/api';
+import { RemoteError, type Network, type Node, type Task } from '@shoal/api';
 import { errorKind, hasCode } from '@shoal/common';
 import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.js';
 import type { DaemonClient } from '../daemon/client.js';
@@ -23,8 +23,10 @@ async function placement(c: DaemonClient): Promise<{ nodes: Node[]; tasks: Task[
   try {
     const [nodes, tasks] = await Promise.all([c.control.listNodes({}), c.control.listTasks({})]);
     return { nodes: nodes.Nodes ?? [], tasks: tasks.Tasks ?? [] };
-  } catch {
-    return { nodes: [], tasks: [] };
+  } catch (err) {
+    // a daemon that refuses the listing (a worker's socket, no leader): Peers is left out
+    if (err instanceof RemoteError) return { nodes: [], tasks: [] };
+    throw err;
   }
 }
 

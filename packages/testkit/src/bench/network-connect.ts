@@ -49,7 +49,7 @@ const attempt = async () => {
     });
     console.log(Date.now());
     process.exit(0);
-  } catch { setTimeout(attempt, 2); }
+  } catch (err) { if (!(err instanceof Error)) throw err; setTimeout(attempt, 2); }
 };
 attempt();
 setTimeout(() => { console.log('gave up'); process.exit(1); }, 120000);

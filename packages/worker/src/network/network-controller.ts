@@ -17,7 +17,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { AssignmentChange, Network, NetworkState, Node, PortConfig, Task } from '@shoal/api';
-import { errorMessage, type Logger } from '@shoal/common';
+import { errnoCode, errorMessage, type Logger } from '@shoal/common';
 import type { ContainerCreateOptions } from '@shoal/engine';
 import {
   DEFAULT_GWBRIDGE_SUBNET,
@@ -398,8 +398,9 @@ export class NetworkController {
     if (this.opts.resolvConf) return this.opts.resolvConf();
     try {
       return readFileSync('/etc/resolv.conf', 'utf8');
-    } catch {
-      return '';
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return ''; // no resolvers: names outside the cluster fail
+      throw err;
     }
   }
 }
