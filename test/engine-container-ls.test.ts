@@ -10,7 +10,7 @@ function ok(r: CliResult, what: string): string {
   return r.stdout;
 }
 
-test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -f', { timeout: 120_000 }, async (t) => {
+test('container ls: docker ps columns, --format, -q, -a, -n, --filter; inspect -f', { timeout: 300_000 }, async (t) => {
   const env = await cliEnv(t);
   const root = await env.root();
   const tag = randomBytes(3).toString('hex');
