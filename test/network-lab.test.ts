@@ -446,7 +446,7 @@ test(
     assert.ok(lab, 'the lab of the first test is up');
     const { image, nodes } = lab;
     await ok('h1', ['network', 'create', '-d', 'overlay', 'peernet']);
-    const netId = (await ok('h1', ['network', 'inspect', '--format', '{{.ID}}', 'peernet'])).trim();
+    const netId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'peernet'])).trim();
     const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
     // the client on h2, the server on another worker (h1 is the only manager and stays up)
     await ok('h1', [
