@@ -430,7 +430,7 @@ function tagOf(nodeId: string): string {
 
 /** The VTEPs of the FDB entries and the addresses of the neighbour entries on an overlay's vxlan0. */
 async function peersIn(ns: string): Promise<{ vteps: string[]; neigh: string[] }> {
-  const fdb = await run('ip', ['-n', ns, 'fdb', 'show', 'dev', 'vxlan0'], { check: false });
+  const fdb = await run('bridge', ['-n', ns, 'fdb', 'show', 'dev', 'vxlan0'], { check: false });
   const neigh = await run('ip', ['-n', ns, 'neigh', 'show', 'dev', 'vxlan0'], { check: false });
   lastOutput = `${ns}: fdb ${fdb.stdout}${fdb.stderr} neigh ${neigh.stdout}${neigh.stderr}`;
   return {
