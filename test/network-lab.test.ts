@@ -211,20 +211,27 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
     await inTask(client, ['touch', `${log}.stop`]);
   }
   const results = (await loop).split('\n').filter((l) => l.startsWith('r:'));
-  const failed = results.filter((l) => !HOSTNAME.test(l.slice(2)));
-  assert.deepEqual(
-    failed,
-    [],
-    `${failed.length} of ${results.length} requests through the VIP failed during the update`,
+  const bodies = results.map((l) => l.slice(2));
+  const failed = bodies.flatMap((b, i) => (HOSTNAME.test(b) ? [] : [i]));
+  // each failure with the answers around it: which task stopped or started there
+  const around = failed.map((i) =>
+    bodies
+      .slice(Math.max(0, i - 6), i + 7)
+      .map((b) => b || '-')
+      .join(' '),
   );
-  const bodies = new Set(results.map((l) => l.slice(2)));
+  assert.equal(
+    failed.length,
+    0,
+    `${failed.length} of ${results.length} requests through the VIP failed during the update (old tasks ${[...oldNames].join(' ')}): ${around.join(' | ')}`,
+  );
   assert.ok(
-    [...bodies].some((b) => oldNames.has(b)),
+    bodies.some((b) => oldNames.has(b)),
     'requests reached the old tasks',
   );
   assert.ok(
-    [...bodies].some((b) => !oldNames.has(b)),
-    `requests reached the new tasks: ${[...bodies].join(', ')}`,
+    bodies.some((b) => !oldNames.has(b)),
+    `requests reached the new tasks: ${[...new Set(bodies)].join(', ')}`,
   );
 }
 
