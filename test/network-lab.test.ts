@@ -220,10 +220,24 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
       .map((b) => b || '-')
       .join(' '),
   );
+  let state = '';
+  if (failed.length > 0) {
+    // what the client sees now (for the failure message)
+    const ips = await lookup(client, 'tasks.vw');
+    const direct = await Promise.all(ips.map(async (ip) => `${ip}=${(await fetchMany(client, ip, 1)).join('')}`));
+    const viaVip = (await fetchMany(client, 'vw', 3)).join(',');
+    const sandboxes = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+    const id = (client.name.split('.').at(-1) ?? '').slice(0, 16).toLowerCase();
+    const sb = sandboxes.find((n) => n.startsWith('shoal-t-') && n.endsWith(`-${id}`)) ?? '';
+    const nft = await run('ip', ['netns', 'exec', sb, 'nft', 'list', 'table', 'ip', 'shoal_vip'], { check: false });
+    const ovs = sandboxes.filter((n) => n.startsWith('shoal-ov-'));
+    const peers = await Promise.all(ovs.map(async (o) => `${o}: ${JSON.stringify(await peersIn(o))}`));
+    state = `; now: tasks.vw ${direct.join(' ')}; vw -> ${viaVip}; vip table ${nft.stdout}${nft.stderr}; ${peers.join('; ')}`;
+  }
   assert.equal(
     failed.length,
     0,
-    `${failed.length} of ${results.length} requests through the VIP failed during the update (old tasks ${[...oldNames].join(' ')}): ${around.join(' | ')}`,
+    `${failed.length} of ${results.length} requests through the VIP failed during the update (old tasks ${[...oldNames].join(' ')}): ${around.join(' | ')}${state}`,
   );
   assert.ok(
     bodies.some((b) => oldNames.has(b)),
