@@ -173,11 +173,14 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
     const seen = new Set(await fetchMany(client, 'vw', 9));
     return seen.size === 3 && [...seen].every((b) => HOSTNAME.test(b)) ? seen : undefined;
   });
+  const [vip] = await lookup(client, 'vw');
+  assert.ok(vip, 'vw resolves');
   const log = `/tmp/vw-${randomBytes(3).toString('hex')}`;
   const loop = inTask(client, [
     'sh',
     '-c',
-    `while [ ! -e ${log}.stop ]; do b=$(${GET} vw 80 | tail -n 1); echo "r:$b" >> ${log}; done; cat ${log}`,
+    // by name and by the VIP's address in turn, so a failure tells DNS from the VIP
+    `while [ ! -e ${log}.stop ]; do for t in vw ${vip}; do b=$(${GET} $t 80 | tail -n 1); echo "r:$b:$t:$(date +%s)" >> ${log}; done; done; cat ${log}`,
   ]);
   const lines = async (): Promise<number> =>
     Number((await inTask(client, ['sh', '-c', `cat ${log} | wc -l`])).trim() || 0);
@@ -211,7 +214,7 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
     await inTask(client, ['touch', `${log}.stop`]);
   }
   const results = (await loop).split('\n').filter((l) => l.startsWith('r:'));
-  const bodies = results.map((l) => l.slice(2));
+  const bodies = results.map((l) => l.split(':')[1] ?? '');
   const failed = bodies.flatMap((b, i) => (HOSTNAME.test(b) ? [] : [i]));
   // each failure with the answers around it: which task stopped or started there
   const around = failed.map((i) =>
