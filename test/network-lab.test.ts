@@ -217,12 +217,7 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
   const bodies = results.map((l) => l.split(':')[1] ?? '');
   const failed = bodies.flatMap((b, i) => (HOSTNAME.test(b) ? [] : [i]));
   // each failure with the answers around it: which task stopped or started there
-  const around = failed.map((i) =>
-    bodies
-      .slice(Math.max(0, i - 6), i + 7)
-      .map((b) => b || '-')
-      .join(' '),
-  );
+  const around = failed.map((i) => results.slice(Math.max(0, i - 6), i + 7).join(' '));
   let state = '';
   if (failed.length > 0) {
     // what the client sees now (for the failure message)
