@@ -5,11 +5,13 @@
  * addresses, the VIP spreads 60 requests over 3 replicas, a port published in ingress mode
  * answers on all 5 node addresses and one in host mode only on the task's node, and after
  * `service rm` and `network rm` no namespace, bridge, VXLAN device, veth or nftables table of
- * the cluster is left on any host. Images come from the lab's registry. Root only; the lab goes
- * in `after`, also when the test fails.
+ * the cluster is left on any host. Also: `ping` by task and service name across hosts; no request
+ * through a VIP fails while its tasks are replaced (`service update --force`); and (second test)
+ * a node's shoald killed with -9 leaves no FDB or neighbour entry of its VTEP and tasks on the
+ * other hosts' overlay, and its task, replaced elsewhere, answers by name. Images come from the
+ * lab's registry. Root only; the lab goes in `after`, also when a test fails.
  *
- * busybox-static's `nslookup` resolves through /etc/resolv.conf; its `nc` does not (static glibc)
- * and its `wget` segfaults, so connections go with `nc` to the addresses nslookup returns.
+ * busybox's `wget` segfaults, so connections go with `nc`.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
