@@ -181,8 +181,8 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
   const loop = inTask(client, [
     'sh',
     '-c',
-    // by name and by the VIP's address in turn, so a failure tells DNS from the VIP
-    `while [ ! -e ${log}.stop ]; do for t in vw ${vip}; do b=$(${GET} $t 80 | tail -n 1); echo "r:$b:$t:$(date +%s)" >> ${log}; done; done; cat ${log}`,
+    // through the VIP's address (`vw` resolves to it); by name see the next commit
+    `while [ ! -e ${log}.stop ]; do for t in ${vip}; do b=$(${GET} $t 80 | tail -n 1); echo "r:$b:$t:$(date +%s)" >> ${log}; done; done; cat ${log}`,
   ]);
   const lines = async (): Promise<number> =>
     Number((await inTask(client, ['sh', '-c', `cat ${log} | wc -l`])).trim() || 0);
@@ -230,7 +230,7 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
     const id = (client.name.split('.').at(-1) ?? '').slice(0, 16).toLowerCase();
     const sb = sandboxes.find((n) => n.startsWith('shoal-t-') && n.endsWith(`-${id}`)) ?? '';
     const nft = await run('ip', ['netns', 'exec', sb, 'nft', 'list', 'table', 'ip', 'shoal_vip'], { check: false });
-    const ovs = sandboxes.filter((n) => n.startsWith('shoal-ov-'));
+    const ovs = sandboxes.filter((n) => n.startsWith('shoal-ov-') && tags.some((t) => n.includes(`-${t}-`)));
     const peers = await Promise.all(ovs.map(async (o) => `${o}: ${JSON.stringify(await peersIn(o))}`));
     state = `; now: tasks.vw ${direct.join(' ')}; vw -> ${viaVip}; vip table ${nft.stdout}${nft.stderr}; ${peers.join('; ')}`;
   }
