@@ -5,11 +5,13 @@
  * addresses, the VIP spreads 60 requests over 3 replicas, a port published in ingress mode
  * answers on all 5 node addresses and one in host mode only on the task's node, and after
  * `service rm` and `network rm` no namespace, bridge, VXLAN device, veth or nftables table of
- * the cluster is left on any host. Images come from the lab's registry. Root only; the lab goes
- * in `after`, also when the test fails.
+ * the cluster is left on any host. Also: `ping` by task and service name across hosts; no request
+ * through a VIP fails while its tasks are replaced (`service update --force`); and (second test)
+ * a node's shoald killed with -9 leaves no FDB or neighbour entry of its VTEP and tasks on the
+ * other hosts' overlay, and its task, replaced elsewhere, answers by name. Images come from the
+ * lab's registry. Root only; the lab goes in `after`, also when a test fails.
  *
- * busybox-static's `nslookup` resolves through /etc/resolv.conf; its `nc` does not (static glibc)
- * and its `wget` segfaults, so connections go with `nc` to the addresses nslookup returns.
+ * busybox's `wget` segfaults, so connections go with `nc`.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -140,6 +142,116 @@ async function fromHost(netns: string, addr: string, port: number): Promise<stri
   return JSON.parse(r.stdout) as string;
 }
 
+const HOSTNAME = /^[0-9a-f]{12}$/;
+
+/**
+ * A 3-replica httpd service `vw` behind its VIP is replaced task by task (`service update --force`,
+ * stop-first) while the client connects to `vw` in a loop: no connection may fail, so a task leaves
+ * every VIP before its container stops. Its httpd exits at once on SIGTERM, so a task still behind
+ * a VIP when it is stopped refuses (or loses) the connections sent to it.
+ */
+async function vipUnderReplacement(image: string, client: { node: string; name: string }): Promise<void> {
+  const quickStop = 'mkdir -p /www && hostname > /www/index.html && trap "exit 0" TERM; httpd -f -p 80 -h /www & wait';
+  await ok('h1', [
+    'service',
+    'create',
+    '-d',
+    '--name',
+    'vw',
+    '--network',
+    'appnet',
+    '--replicas',
+    '3',
+    image,
+    'sh',
+    '-c',
+    quickStop,
+  ]);
+  const first = await until('3 vw tasks running', async () => {
+    const r = await running('vw');
+    return r.length === 3 ? r : undefined;
+  });
+  const oldNames = await until('vw answers by name from 3 tasks', async () => {
+    const seen = new Set(await fetchMany(client, 'vw', 9));
+    return seen.size === 3 && [...seen].every((b) => HOSTNAME.test(b)) ? seen : undefined;
+  });
+  const [vip] = await lookup(client, 'vw');
+  assert.ok(vip, 'vw resolves');
+  const log = `/tmp/vw-${randomBytes(3).toString('hex')}`;
+  const loop = inTask(client, [
+    'sh',
+    '-c',
+    // through the VIP's address (`vw` resolves to it); by name see the next commit
+    `while [ ! -e ${log}.stop ]; do for t in ${vip}; do b=$(${GET} $t 80 | tail -n 1); echo "r:$b:$t:$(date +%s)" >> ${log}; done; done; cat ${log}`,
+  ]);
+  const lines = async (): Promise<number> =>
+    Number((await inTask(client, ['sh', '-c', `cat ${log} | wc -l`])).trim() || 0);
+  try {
+    await until('the client loop runs', async () => ((await lines()) >= 5 ? true : undefined));
+    await ok('h1', [
+      'service',
+      'update',
+      '-d',
+      '--force',
+      '--update-order',
+      'stop-first',
+      '--update-delay',
+      '0s',
+      'vw',
+    ]);
+    const oldIds = new Set(first.map((t) => t.name));
+    await until(
+      'every vw task replaced',
+      async () => {
+        const r = await running('vw');
+        return r.length === 3 && r.every((t) => !oldIds.has(t.name)) ? true : undefined;
+      },
+      180_000,
+    );
+    const after = await lines();
+    await until('the client loop goes on after the update', async () =>
+      (await lines()) >= after + 5 ? true : undefined,
+    );
+  } finally {
+    await inTask(client, ['touch', `${log}.stop`]);
+  }
+  const results = (await loop).split('\n').filter((l) => l.startsWith('r:'));
+  const bodies = results.map((l) => l.split(':')[1] ?? '');
+  const failed = bodies.flatMap((b, i) => (HOSTNAME.test(b) ? [] : [i]));
+  // each failure with the answers around it: which task stopped or started there
+  const around = failed.map((i) => results.slice(Math.max(0, i - 6), i + 7).join(' '));
+  let state = '';
+  if (failed.length > 0) {
+    // what the client sees now (for the failure message)
+    const ips = await lookup(client, 'tasks.vw');
+    const direct = await Promise.all(ips.map(async (ip) => `${ip}=${(await fetchMany(client, ip, 1)).join('')}`));
+    const viaVip = (await fetchMany(client, 'vw', 3)).join(',');
+    const sandboxes = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+    const id = (client.name.split('.').at(-1) ?? '').slice(0, 16).toLowerCase();
+    const sb = sandboxes.find((n) => n.startsWith('shoal-t-') && n.endsWith(`-${id}`)) ?? '';
+    const nft = await run('ip', ['netns', 'exec', sb, 'nft', 'list', 'table', 'ip', 'shoal_vip'], { check: false });
+    const ovs = sandboxes.filter((n) => n.startsWith('shoal-ov-') && tags.some((t) => n.includes(`-${t}-`)));
+    const peers = await Promise.all(ovs.map(async (o) => `${o}: ${JSON.stringify(await peersIn(o))}`));
+    state = `; now: tasks.vw ${direct.join(' ')}; vw -> ${viaVip}; vip table ${nft.stdout}${nft.stderr}; ${peers.join('; ')}`;
+  }
+  assert.equal(
+    failed.length,
+    0,
+    `${failed.length} of ${results.length} requests through the VIP failed during the update (old tasks ${[...oldNames].join(' ')}): ${around.join(' | ')}${state}`,
+  );
+  assert.ok(
+    bodies.some((b) => oldNames.has(b)),
+    'requests reached the old tasks',
+  );
+  assert.ok(
+    bodies.some((b) => !oldNames.has(b)),
+    `requests reached the new tasks: ${[...new Set(bodies)].join(', ')}`,
+  );
+}
+
+/** What the first test made, for the next one (the lab stays up until `after`). */
+let lab: { image: string; nodes: Map<string, string> } | undefined;
+
 test(
   'overlay services across hosts: DNS, tasks.NAME, dnsrr, VIP, ingress and host ports, cleanup',
   { timeout: 900_000 },
@@ -154,6 +266,8 @@ test(
     const hosts = state.hosts;
     const nodeIds = (await ok('h1', ['node', 'ls', '--format', '{{.ID}}'])).split('\n').filter((l) => l !== '');
     assert.equal(nodeIds.length, 5);
+    lab = { image, nodes: new Map() };
+    for (const h of HOSTS) lab.nodes.set(h, (await ok('h1', ['node', 'inspect', '--format', '{{.ID}}', h])).trim());
     tags = nodeIds.map((id) =>
       id
         .toLowerCase()
@@ -279,8 +393,29 @@ test(
         `not published on ${h.name}`,
       );
 
+    // ping by name across hosts (busybox ping opens a raw socket: CAP_NET_RAW, in the default caps)
+    const farWeb = webTasks.find((w) => w.node !== clientTask.node);
+    assert.ok(farWeb);
+    for (const target of [farWeb.name, 'web', 'rr']) {
+      const p = await onHost(clientTask.node, [
+        'container',
+        'exec',
+        clientTask.name,
+        'ping',
+        '-c',
+        '2',
+        '-W',
+        '3',
+        target,
+      ]);
+      assert.equal(p.code, 0, `ping ${target} from ${clientTask.node}: ${p.stdout}${p.stderr}`);
+      assert.match(p.stdout, /2 packets transmitted, 2 packets received/, `ping ${target}`);
+    }
+
+    await vipUnderReplacement(image, clientTask);
+
     // cleanup: after service rm and network rm nothing of the cluster's networks is left
-    await ok('h1', ['service', 'rm', 'web', 'client', 'rr', 'hm']);
+    await ok('h1', ['service', 'rm', 'web', 'client', 'rr', 'hm', 'vw']);
     await until('network rm', async () =>
       (await onHost('h1', ['network', 'rm', 'appnet'])).code === 0 ? true : undefined,
     );
@@ -301,7 +436,129 @@ test(
     }
     for (const h of HOSTS) {
       const out = await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']);
-      assert.doesNotMatch(out, /^(web|client|rr|hm)\./m, `task containers left on ${h}`);
+      assert.doesNotMatch(out, /^(web|client|rr|hm|vw)\./m, `task containers left on ${h}`);
+    }
+  },
+);
+
+/** The name tag of a node in namespace names (as the daemon makes it from the node ID). */
+function tagOf(nodeId: string): string {
+  return nodeId
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 10);
+}
+
+/** The VTEPs of the FDB entries and the addresses of the neighbour entries on an overlay's vxlan0. */
+async function peersIn(ns: string): Promise<{ vteps: string[]; neigh: string[] }> {
+  const fdb = await run('bridge', ['-n', ns, 'fdb', 'show', 'dev', 'vxlan0'], { check: false });
+  const neigh = await run('ip', ['-n', ns, 'neigh', 'show', 'dev', 'vxlan0'], { check: false });
+  lastOutput = `${ns}: fdb ${fdb.stdout}${fdb.stderr} neigh ${neigh.stdout}${neigh.stderr}`;
+  return {
+    vteps: [...fdb.stdout.matchAll(/ dst (\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1] ?? ''),
+    neigh: [...neigh.stdout.matchAll(/^(\d+\.\d+\.\d+\.\d+) /gm)].map((m) => m[1] ?? ''),
+  };
+}
+
+test(
+  "overlay peers: a killed node's VTEP and endpoints leave the others' FDB and neighbours; its task comes back reachable by name",
+  { timeout: 600_000 },
+  async () => {
+    assert.ok(lab, 'the lab of the first test is up');
+    const { image, nodes } = lab;
+    await ok('h1', ['network', 'create', '-d', 'overlay', 'peernet']);
+    const netId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'peernet'])).trim();
+    const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
+    // the client on h2, the server on another worker (h1 is the only manager and stays up)
+    await ok('h1', [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'pc',
+      '--network',
+      'peernet',
+      '--constraint',
+      'node.hostname==h2',
+      image,
+      'sleep',
+      '3600',
+    ]);
+    await ok('h1', [
+      'service',
+      'create',
+      '-d',
+      '--name',
+      'pk',
+      '--network',
+      'peernet',
+      '--constraint',
+      'node.role==worker',
+      '--constraint',
+      'node.hostname!=h2',
+      image,
+      ...httpd,
+    ]);
+    const [pc] = await until('pc running', async () => {
+      const r = await running('pc');
+      return r.length === 1 ? r : undefined;
+    });
+    const [pk] = await until('pk running', async () => {
+      const r = await running('pk');
+      return r.length === 1 ? r : undefined;
+    });
+    assert.ok(pc && pk);
+    const victim = pk.node;
+    let killed = false;
+    try {
+      const vtep = (await ok('h1', ['node', 'inspect', '--format', '{{.Status.Addr}}', victim])).trim();
+      const ov = `shoal-ov-${tagOf(nodes.get('h2') ?? '')}-${netId.slice(0, 12).toLowerCase()}`;
+      const [pkAddr] = await until('tasks.pk resolves', async () => {
+        const ips = await lookup(pc, 'tasks.pk');
+        return ips.length === 1 ? ips : undefined;
+      });
+      assert.ok(pkAddr);
+      await until(`h2 has ${victim} (${vtep}) and pk (${pkAddr}) as peers`, async () => {
+        const p = await peersIn(ov);
+        return p.vteps.includes(vtep) && p.neigh.includes(pkAddr) ? true : undefined;
+      });
+      const oldBody = await until('pk answers by name', async () => {
+        const [b] = await fetchMany(pc, 'pk', 1);
+        return b && HOSTNAME.test(b) ? b : undefined;
+      });
+
+      // kill -9 of the server's shoald: the node goes down, its endpoints and VTEP leave h2's overlay
+      const stop = await shoal(['lab', 'stop', labName, victim, '--signal', 'KILL']);
+      assert.equal(stop.code, 0, stop.stderr);
+      killed = true;
+      await until(`${victim}'s VTEP and pk's old address leave h2's overlay`, async () => {
+        const p = await peersIn(ov);
+        return !p.vteps.includes(vtep) && !p.neigh.includes(pkAddr) ? true : undefined;
+      });
+
+      // the replacement runs elsewhere and answers by name
+      const [moved] = await until('pk replaced on another node', async () => {
+        const r = (await running('pk')).filter((t) => t.node !== victim);
+        return r.length === 1 ? r : undefined;
+      });
+      assert.ok(moved);
+      const newVtep = (await ok('h1', ['node', 'inspect', '--format', '{{.Status.Addr}}', moved.node])).trim();
+      await until(`h2 has ${moved.node} (${newVtep}) as a peer`, async () =>
+        (await peersIn(ov)).vteps.includes(newVtep) ? true : undefined,
+      );
+      const newBody = await until('the new pk answers by name', async () => {
+        const [b] = await fetchMany(pc, 'pk', 1);
+        return b && HOSTNAME.test(b) && b !== oldBody ? b : undefined;
+      });
+      assert.notEqual(newBody, oldBody);
+      assert.equal((await lookup(pc, 'tasks.pk')).length, 1, 'tasks.pk lists only the new task');
+    } finally {
+      // the killed node comes back and removes what it ran; then the services and the network go
+      if (killed) await shoal(['lab', 'start', labName, victim]);
+      await onHost('h1', ['service', 'rm', 'pc', 'pk']);
+      await until('network rm peernet', async () =>
+        (await onHost('h1', ['network', 'rm', 'peernet'])).code === 0 ? true : undefined,
+      );
     }
   },
 );

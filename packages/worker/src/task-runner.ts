@@ -22,6 +22,14 @@ export interface RunnerContext {
   createOptions(task: Task): Promise<ContainerCreateOptions>;
 }
 
+/**
+ * How long a running task on a network keeps running once it is asked to stop, before its container
+ * gets the stop signal. The dispatcher takes it out of every VIP, DNS answer and routing-mesh
+ * rule as soon as its desired state leaves running, but each node applies that in its own time:
+ * stopping at once lets other nodes still send new connections to it (Docker waits 2 s too).
+ */
+export const NETWORK_CONVERGE_MS = 2000;
+
 /** How often a container with a healthcheck is looked at while it runs. */
 const HEALTH_POLL_MS = 500;
 
@@ -37,6 +45,7 @@ export class TaskRunner {
   private containerId: string | undefined;
   private wake = new AbortController();
   private closed = false;
+  private readonly closing = new AbortController();
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
 
@@ -83,6 +92,7 @@ export class TaskRunner {
    */
   async close(opts: { remove: boolean }): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     this.wake.abort();
     await this.loop;
     if (opts.remove && this.containerId) await this.removeContainer(this.containerId);
@@ -186,14 +196,37 @@ export class TaskRunner {
     }
   }
 
-  /** Desired SHUTDOWN/REMOVE: stop within the grace period (the container's stop signal), report SHUTDOWN. */
+  /**
+   * Desired SHUTDOWN/REMOVE: stop within the grace period (the container's stop signal), report
+   * SHUTDOWN. A task that was running on a network first waits `NETWORK_CONVERGE_MS`, for every node
+   * to have taken it out of its VIPs (the wait ends early if the loop is closed).
+   */
   private async shutdown(): Promise<void> {
     let cs: ContainerStatus | undefined;
+    if (this.containerId && this.state === 'running' && (this.task.NetworksAttachments ?? []).length > 0) {
+      this.log.info({ waitMs: NETWORK_CONVERGE_MS }, 'leaving the VIPs before the container stops');
+      await this.pause(NETWORK_CONVERGE_MS);
+    }
     if (this.containerId) {
       const exit = await this.stopContainer(this.containerId);
       cs = { ContainerID: this.containerId, PID: 0, ...(exit ? { ExitCode: exit } : {}) };
     }
     if (!isTerminalTaskState(this.state)) this.advance('shutdown', 'shutdown', cs);
+  }
+
+  /** Waits `ms`, or less if the runner is closed meanwhile. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.closing.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        { once: true },
+      );
+    });
   }
 
   /** A task already over (as we or the manager know it) must not keep a running container. */
