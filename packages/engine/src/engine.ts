@@ -91,6 +91,18 @@ export interface EngineOptions {
   logger?: Logger;
 }
 
+/** Optional callbacks of one create or run (not stored: the record keeps the options only). */
+export interface MakeHooks {
+  /**
+   * Awaited after the bundle (rootfs, mounts, /etc files) is ready and before runc runs: a caller
+   * finishes what the container needs at start (e.g. its network namespace's interfaces) meanwhile.
+   * A rejection fails the create and removes everything made.
+   */
+  beforeRuntime?: () => Promise<void>;
+  /** Told when a step ends: `bundle` (rootfs mounted, config written), `runtime` (runc ran). */
+  phase?: (name: 'bundle' | 'runtime') => void;
+}
+
 export interface StopOptions {
   /** Grace period before SIGKILL; default the container's stop timeout (10 s). */
   timeoutMs?: number;
@@ -206,21 +218,21 @@ export class Engine {
   // ---- lifecycle -------------------------------------------------------------------------
 
   /** Creates a container (runc create under its monitor); its init waits for `start`. */
-  create(options: ContainerCreateOptions): Promise<string> {
-    return this.make(options, 'create');
+  create(options: ContainerCreateOptions, hooks?: MakeHooks): Promise<string> {
+    return this.make(options, 'create', hooks);
   }
 
   /** Creates and starts a container in one runc call; resolves once it runs. */
-  run(options: ContainerCreateOptions): Promise<string> {
-    return this.make(options, 'run');
+  run(options: ContainerCreateOptions, hooks?: MakeHooks): Promise<string> {
+    return this.make(options, 'run', hooks);
   }
 
-  private async make(options: ContainerCreateOptions, mode: 'run' | 'create'): Promise<string> {
+  private async make(options: ContainerCreateOptions, mode: 'run' | 'create', hooks?: MakeHooks): Promise<string> {
     validateCreate(options);
     // `shoal image rm`/gc in another process must not delete the image before our record names it
     const lease = await this.images().lease?.();
     try {
-      return await this.makeLeased(options, mode, () => lease?.release());
+      return await this.makeLeased(options, mode, () => lease?.release(), hooks);
     } finally {
       lease?.release();
     }
@@ -238,6 +250,7 @@ export class Engine {
     options: ContainerCreateOptions,
     mode: 'run' | 'create',
     recorded: () => void,
+    hooks: MakeHooks = {},
   ): Promise<string> {
     const image = await this.images().resolve(options.image);
     const id = randomBytes(32).toString('hex');
@@ -320,8 +333,11 @@ export class Engine {
         cgroupsPath: rec.cgroupsPath,
         volumes: await this.mountVolumes(rec, options),
       });
+      hooks.phase?.('bundle');
+      if (hooks.beforeRuntime) await hooks.beforeRuntime();
       shim.go();
       const started = await shim.ready;
+      hooks.phase?.('runtime');
       rec.pid = started.pid;
       if (mode === 'run') {
         rec.status = 'running';

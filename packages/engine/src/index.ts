@@ -9,7 +9,7 @@
 export const PACKAGE = '@shoal/engine';
 
 // containers
-export { Engine, type EngineOptions, type ImageResolver, type StopOptions } from './engine.js';
+export { Engine, type EngineOptions, type ImageResolver, type MakeHooks, type StopOptions } from './engine.js';
 export type {
   ContainerCreateOptions,
   ContainerRecord,

@@ -52,6 +52,7 @@ import { NetworkAllocation } from './networks/network-allocation.js';
 import { NetworksApi } from './networks/networks-api.js';
 import { StacksApi } from './stacks/stacks-api.js';
 import { ingressNetwork } from './networks/ingress.js';
+import { StartTraces } from './start-trace.js';
 
 /** How often the leader samples Raft's view of which managers are active. */
 const REACHABILITY_SAMPLE_MS = 200;
@@ -124,6 +125,7 @@ export class Manager {
   readonly orchestrator: Orchestrator;
   readonly allocator: Allocator;
   readonly scheduler: Scheduler;
+  private readonly startTraces: StartTraces;
   readonly logBroker: LogBroker;
   readonly networkAllocation: NetworkAllocation;
   readonly networksApi: NetworksApi;
@@ -158,6 +160,7 @@ export class Manager {
     this.allocator = new Allocator(this.ctx, undefined, this.networkAllocation);
     this.scheduler = new Scheduler(this.ctx);
     this.logBroker = new LogBroker(this.ctx);
+    this.startTraces = new StartTraces(this.ctx);
     this.identifyFn =
       opts.identify ??
       ((call) => identifyCaller(call, this.ctx.rootCA.certPem, this.ctx.store.list<StoredCluster>('cluster')[0]?.ID));
@@ -200,6 +203,7 @@ export class Manager {
       this.networkAllocation.start();
       this.allocator.start();
       this.scheduler.start();
+      this.startTraces.start();
     } else if (!info.isLeader && this.leading) {
       this.ctx.logger.info({ leader: info.leader, term: info.term }, 'not leader any more: stopping leader loops');
       this.stepDown();
@@ -216,6 +220,7 @@ export class Manager {
     this.allocator.stop();
     this.networkAllocation.stop();
     this.scheduler.stop();
+    this.startTraces.stop();
   }
 
   private async waitForLeadership(timeoutMs: number): Promise<void> {

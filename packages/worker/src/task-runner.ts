@@ -9,6 +9,7 @@ import { isTerminalTaskState, taskStateRank, type ContainerStatus, type Task, ty
 import { errorMessage, type Logger } from '@shoal/common';
 import { ContainerNotFoundError, NameInUseError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
 import { LABEL_TASK_ID } from './labels.js';
+import { StartTrace } from './start-trace.js';
 import { containerName } from './template.js';
 
 /** What a runner needs from its agent. */
@@ -48,6 +49,7 @@ export class TaskRunner {
   private readonly closing = new AbortController();
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
+  private readonly trace: StartTrace;
 
   constructor(
     private readonly ctx: RunnerContext,
@@ -58,6 +60,7 @@ export class TaskRunner {
     this.state = task.Status?.State ?? 'assigned';
     this.containerId = adoptedContainer;
     this.log = ctx.log.child({ task: task.ID, name: containerName(task) });
+    this.trace = new StartTrace(this.log);
   }
 
   get taskId(): string {
@@ -137,12 +140,15 @@ export class TaskRunner {
     this.advance('accepted', 'accepted');
     this.advance('preparing', 'preparing');
     await this.ctx.pull(spec.Image ?? '', spec.PullOptions?.RegistryAuth ?? '', signal);
+    this.trace.mark('pulled');
     signal.throwIfAborted();
     const opts = await this.ctx.createOptions(t);
+    this.trace.mark('options');
     this.advance('ready', 'prepared');
     signal.throwIfAborted();
+    const hooks = { phase: (p: 'bundle' | 'runtime') => this.trace.mark(p) };
     try {
-      this.containerId = start ? await this.ctx.engine.run(opts) : await this.ctx.engine.create(opts);
+      this.containerId = start ? await this.ctx.engine.run(opts, hooks) : await this.ctx.engine.create(opts, hooks);
     } catch (err) {
       if (!(err instanceof NameInUseError)) throw err;
       // A container of this very task (made by an earlier agent) holds the name: follow it.
@@ -272,6 +278,10 @@ export class TaskRunner {
     if (taskStateRank(state) <= taskStateRank(this.state)) return;
     if (isTerminalTaskState(this.state)) return;
     this.state = state;
+    if (state === 'running') {
+      this.trace.mark('running');
+      this.trace.done('running');
+    } else if (isTerminalTaskState(state)) this.trace.done(state);
     this.ctx.report(this.taskId, {
       Timestamp: new Date().toISOString(),
       State: state,

@@ -10,7 +10,9 @@
  * ratio (Shoal / Swarm) beside it, and the load average at the start and the end.
  *
  * Flags: --file PATH (examples/shop10/docker-stack.yml), --stack NAME (shop10), --runs N (1: deploy
- * then rm, N times; figures are medians), --no-swarm, --no-shoal, --no-compose, --lab NAME (benchst).
+ * then rm, N times; figures are medians), --no-swarm, --no-shoal, --no-compose, --lab NAME (benchst),
+ * --keep-logs DIR (each shoald's log copied there before the lab goes; `node scripts/start-trace.mjs
+ * DIR` sums up the task start traces in them).
  * Everything made is removed at the end, also on a failure, SIGINT or SIGTERM.
  */
 import { spawn } from 'node:child_process';
@@ -46,6 +48,7 @@ function parse() {
       'no-shoal': { type: 'boolean', default: false },
       'no-compose': { type: 'boolean', default: false },
       lab: { type: 'string', default: 'benchst' },
+      'keep-logs': { type: 'string' },
     },
     strict: true,
   });
@@ -104,6 +107,8 @@ async function side(d: ClusterDriver): Promise<StackSideFigures> {
     throw err;
   }
   if (stopping) return untilExit();
+  const keep = v['keep-logs'];
+  if (keep && d instanceof ShoalDriver) progress(`shoal: logs kept in ${await d.keepLogs(keep)}`);
   await cleanUp(d);
   current = undefined;
   return figures;

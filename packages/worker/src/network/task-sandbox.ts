@@ -13,6 +13,7 @@
  * `destroySandbox` undoes all of it; each step tolerates what is already gone.
  */
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import type { Network } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
 import {
@@ -86,6 +87,7 @@ export async function buildSandbox(deps: SandboxDeps, taskId: string, nets: Sand
     vipKey: '',
   };
   const cli = new NetlinkCli();
+  const t0 = performance.now();
   try {
     if (existsSync(path)) await destroySandbox(deps, sb); // a leftover of an earlier attempt
     await cli.exec('ip', ['netns', 'add', netns]);
@@ -108,7 +110,10 @@ export async function buildSandbox(deps: SandboxDeps, taskId: string, nets: Sand
       exclusive: !egress,
     });
     deps.dns.setScope(plain(gw.address), sandboxNetworks(sb));
-    deps.log.info({ task: taskId, netns, networks: nets.map((n) => n.spec.id), egress }, 'task network sandbox made');
+    deps.log.info(
+      { task: taskId, netns, networks: nets.map((n) => n.spec.id), egress, ms: Math.round(performance.now() - t0) },
+      'task network sandbox made',
+    );
     return sb;
   } catch (err) {
     await destroySandbox(deps, sb).catch((e: unknown) =>
