@@ -73,6 +73,8 @@ export class GatewayBridge {
   private readonly addresses: SubnetAddresses;
   private readonly queue = new SerialQueue();
   private loaded = false;
+  /** The bridge, NAT table and forwarding were made or checked by this instance (until teardown). */
+  private ensured = false;
 
   constructor(readonly options: GatewayBridgeOptions = {}) {
     const subnet = options.subnet ?? DEFAULT_GWBRIDGE_SUBNET;
@@ -137,6 +139,65 @@ export class GatewayBridge {
     });
   }
 
+  /**
+   * Attaches a container like `attach`, in one `ip` process in the node's namespace: the veth made
+   * with its container end moved into the container's namespace (with its MAC), the bridge end
+   * holding the address as alias, on the bridge, isolated and up. The bridge is checked once per
+   * instance, not per attach. What is left to do inside the container's namespace (address, link
+   * up, default route) is returned as `inside` lines, for the caller to run there in one process
+   * with its own commands (netns-script.ts). A leftover veth of the same endpoint is replaced.
+   */
+  attachVeth(req: GatewayAttachRequest): Promise<GatewayAttachment & { inside: string[][] }> {
+    return this.serial(async () => {
+      if (!this.ensured) await this.ensureLocked();
+      const ifname = req.ifname ?? 'eth1';
+      if (!/^[A-Za-z0-9_.-]{1,15}$/.test(ifname)) throw new InvalidAddressError(`invalid interface name "${ifname}"`);
+      const ctPath = req.containerNetns.includes('/') ? req.containerNetns : `${NETNS_DIR}/${req.containerNetns}`;
+      const hostIfname = gwVethName(req.endpointId);
+      const ip = this.addresses.allocate(hostIfname);
+      const address = this.addresses.cidrOf(ip);
+      const lines = [
+        [
+          'link',
+          'add',
+          hostIfname,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          ifname,
+          'netns',
+          ctPath,
+          'address',
+          macFromIp(formatIp(ip)),
+        ],
+        ['link', 'set', hostIfname, 'alias', address, 'master', GWBRIDGE_NAME, 'up'],
+        ['link', 'set', hostIfname, 'type', 'bridge_slave', 'isolated', 'on'],
+      ];
+      try {
+        try {
+          await this.host.batch(lines);
+        } catch (err) {
+          if (!(err instanceof DataPlaneError)) throw err;
+          // a leftover veth of this endpoint, or the bridge gone behind our back: make sure, once more
+          await this.releaseLink(hostIfname, ip);
+          await this.ensureLocked();
+          await this.host.batch(lines);
+        }
+      } catch (err) {
+        this.addresses.release(ip);
+        await this.host.execAbsentOk('ip', ['link', 'del', hostIfname]);
+        throw err;
+      }
+      const inside = [
+        ['addr', 'add', address, 'dev', ifname],
+        ['link', 'set', ifname, 'up'],
+        ...(req.defaultRoute !== false ? [['route', 'replace', 'default', 'via', this.gateway, 'dev', ifname]] : []),
+      ];
+      return { ifname, hostIfname, address, gateway: this.gateway, inside };
+    });
+  }
+
   /** Detaches an endpoint (idempotent). */
   detach(endpointId: string): Promise<void> {
     return this.serial(async () => {
@@ -157,6 +218,7 @@ export class GatewayBridge {
       for (const a of await this.readVeths()) await this.host.execAbsentOk('ip', ['link', 'del', a.ifname]);
       await this.host.execAbsentOk('nft', ['delete', 'table', 'ip', GWBRIDGE_TABLE]);
       this.loaded = false;
+      this.ensured = false;
       this.addresses.clear();
     });
   }
@@ -180,6 +242,7 @@ export class GatewayBridge {
     await this.host.exec('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     await this.host.exec('nft', ['-f', '-'], natRules(this.subnet));
     await this.load();
+    this.ensured = true;
   }
 
   /** Reads the attachments back from the kernel once (a restarted agent). */
@@ -204,11 +267,14 @@ export class GatewayBridge {
     return links.filter((l) => l.ifalias).map((l) => ({ hostIfname: l.ifname, address: l.ifalias ?? '' }));
   }
 
-  private async releaseLink(hostIfname: string): Promise<void> {
+  /** Deletes a veth and frees the address its alias holds (unless it is `keep`, just allocated). */
+  private async releaseLink(hostIfname: string, keep?: number): Promise<void> {
     const links = await this.readAttachments();
     const held = links.find((l) => l.hostIfname === hostIfname);
     await this.host.execAbsentOk('ip', ['link', 'del', hostIfname]);
-    if (held) this.addresses.release(this.addresses.parseOwn(held.address));
+    if (!held) return;
+    const ip = this.addresses.parseOwn(held.address);
+    if (ip !== keep) this.addresses.release(ip);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

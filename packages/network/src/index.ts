@@ -24,6 +24,7 @@ export {
 } from './allocator.js';
 export { macFromIp } from './mac.js';
 export { NetlinkCli } from './netlink-cli.js';
+export { runInNetns, netnsShellScript, type NetnsScript } from './netns-script.js';
 export {
   OverlayDataPlane,
   vethName,

@@ -96,6 +96,9 @@ export class OverlayDataPlane {
   private readonly port: number;
   private readonly log: Logger;
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Networks this instance made or checked whole (reset when it removes one): no kernel read per attach. */
+  private readonly ready = new Set<string>();
+  private mtu: number | undefined;
 
   constructor(readonly options: OverlayNodeOptions) {
     if (!/^[a-z0-9]{1,16}$/.test(options.hostTag))
@@ -119,8 +122,13 @@ export class OverlayDataPlane {
     return existsSync(`${NETNS_DIR}/${this.namespaceName(networkId)}`);
   }
 
-  /** The underlay MTU: that of the interface holding the VTEP address. */
+  /** The underlay MTU: that of the interface holding the VTEP address (read once per instance). */
   async underlayMtu(): Promise<number> {
+    this.mtu ??= await this.readUnderlayMtu();
+    return this.mtu;
+  }
+
+  private async readUnderlayMtu(): Promise<number> {
     const links = await this.host.json<IpLink[]>(['addr', 'show']);
     const link = links.find((l) => l.addr_info?.some((a) => a.local === this.options.vtepAddress));
     if (!link?.mtu)
@@ -164,6 +172,54 @@ export class OverlayDataPlane {
     });
   }
 
+  /**
+   * Adds and removes several peers at once: one `ip -batch` for the neighbour entries and one
+   * `bridge -batch` for the FDB entries, whatever their number. Same entries as addPeer/removePeer;
+   * a removal of an entry already gone is fine (`-force` goes on past it). Returns false (and does
+   * nothing) when the network is not on this node.
+   */
+  updatePeers(networkId: string, add: readonly OverlayPeer[], remove: readonly OverlayPeer[]): Promise<boolean> {
+    return this.locked(networkId, async () => {
+      if (!this.hasNetwork(networkId)) return false;
+      if (add.length === 0 && remove.length === 0) return true;
+      const ns = this.namespaceName(networkId);
+      const neigh: string[][] = [];
+      const fdb: string[][] = [];
+      for (const p of remove) {
+        const ip = plainIp(p.address);
+        neigh.push(['neigh', 'del', ip, 'dev', 'vxlan0']);
+        fdb.push(['fdb', 'del', p.mac ?? macFromIp(ip), 'dev', 'vxlan0', 'dst', p.vtep, 'self']);
+      }
+      for (const p of add) {
+        const ip = plainIp(p.address);
+        const mac = p.mac ?? macFromIp(ip);
+        parseIp(p.vtep, 'peer VTEP address');
+        neigh.push(['neigh', 'replace', ip, 'lladdr', mac, 'dev', 'vxlan0', 'nud', 'permanent']);
+        fdb.push(['fdb', 'replace', mac, 'dev', 'vxlan0', 'dst', p.vtep, 'self', 'permanent']);
+      }
+      const text = (lines: string[][]): string => lines.map((l) => l.join(' ')).join('\n') + '\n';
+      const force = remove.length > 0 ? ['-force'] : [];
+      const [a, b] = await Promise.all([
+        this.any.tryExec('ip', ['-n', ns, ...force, '-batch', '-'], text(neigh)),
+        this.any.tryExec('bridge', ['-n', ns, ...force, '-batch', '-'], text(fdb)),
+      ]);
+      for (const [what, r] of [
+        ['ip neigh', a],
+        ['bridge fdb', b],
+      ] as const) {
+        // with -force a failing removal is reported but the rest is done: only absent entries are fine
+        const errs = r.stderr
+          .split('\n')
+          .filter(
+            (l) => l.trim() !== '' && !/^Command failed/.test(l) && !/No such file|Cannot find|not found/.test(l),
+          );
+        if (r.code !== 0 && (remove.length === 0 || errs.length > 0))
+          throw new DataPlaneError(`${what} batch in ${ns} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      }
+      return true;
+    });
+  }
+
   /** The peers programmed on a network (from the kernel's FDB and neighbour tables). */
   async peers(networkId: string): Promise<OverlayPeer[]> {
     if (!this.hasNetwork(networkId)) return [];
@@ -183,6 +239,50 @@ export class OverlayDataPlane {
     return this.locked(spec.id, async () => {
       await this.ensureNetworkLocked(spec);
       return this.attachLocked(spec, req);
+    });
+  }
+
+  /**
+   * Attaches a container's namespace like `attach`, in one `ip` process run in the network's
+   * namespace: the veth is made there already on br0 and up, its other end moved into the
+   * container's namespace with its MAC and MTU. What is left to do inside the container's namespace
+   * (address, link up) is returned as `inside` lines, for the caller to run there with its own
+   * commands in one process (netns-script.ts). A leftover veth of the same endpoint is replaced.
+   */
+  attachVeth(spec: OverlayNetworkSpec, req: AttachRequest): Promise<Attachment & { inside: string[][] }> {
+    return this.locked(spec.id, async () => {
+      if (!this.ready.has(spec.id) || !this.hasNetwork(spec.id)) await this.ensureNetworkLocked(spec);
+      const ns = this.namespaceName(spec.id);
+      const subnet = parseCidr(spec.subnet, 'overlay subnet');
+      const [ip = '', len] = req.address.split('/');
+      if (len !== String(subnet.prefix) || !contains(subnet, parseIp(ip, 'task address')))
+        throw new InvalidAddressError(
+          `task address ${req.address} is not in the network's subnet ${spec.subnet} (CIDR form)`,
+        );
+      const ifname = req.ifname ?? 'eth0';
+      if (!/^[A-Za-z0-9_.-]{1,15}$/.test(ifname)) throw new InvalidAddressError(`invalid interface name "${ifname}"`);
+      const ctPath = req.containerNetns.includes('/') ? req.containerNetns : `${NETNS_DIR}/${req.containerNetns}`;
+      const hostIfname = vethName(req.endpointId);
+      const mtu = String((await this.underlayMtu()) - VXLAN_OVERHEAD);
+      const mac = macFromIp(ip);
+      const veth = [
+        ['link', 'add', hostIfname, 'mtu', mtu, 'master', 'br0', 'up', 'type', 'veth'],
+        ['peer', 'name', ifname, 'netns', ctPath, 'address', mac, 'mtu', mtu],
+      ].flat();
+      try {
+        await this.any.batch([veth], ns);
+      } catch (err) {
+        if (!(err instanceof DataPlaneError && /File exists/.test(err.message))) throw err;
+        await this.any.execAbsentOk('ip', ['-n', ns, 'link', 'del', hostIfname]);
+        await this.any.batch([veth], ns);
+      }
+      const address = `${ip}/${subnet.prefix}`;
+      this.log.info({ network: spec.id, endpoint: req.endpointId, address }, 'overlay attachment added');
+      const inside = [
+        ['addr', 'add', address, 'dev', ifname],
+        ['link', 'set', ifname, 'up'],
+      ];
+      return { ifname, hostIfname, mac, mtu: Number(mtu), address, inside };
     });
   }
 
@@ -262,7 +362,10 @@ export class OverlayDataPlane {
     const vx = links.find((l) => l.ifname === 'vxlan0');
     const vxOk = vx?.linkinfo?.info_data?.id === spec.vni;
     const brOk = links.some((l) => l.ifname === 'br0');
-    if (vxOk && brOk) return;
+    if (vxOk && brOk) {
+      this.ready.add(spec.id);
+      return;
+    }
     if (!fresh)
       this.log.warn({ network: spec.id, namespace: ns, vxOk, brOk }, 'overlay namespace incomplete: repairing');
     const mtu = (await this.underlayMtu()) - VXLAN_OVERHEAD;
@@ -299,11 +402,13 @@ export class OverlayDataPlane {
       if (fresh) await this.any.execAbsentOk('ip', ['netns', 'del', ns]);
       throw err;
     }
+    this.ready.add(spec.id);
     this.log.info({ network: spec.id, namespace: ns, vni: spec.vni, mtu }, 'overlay network made on this node');
   }
 
   private async removeNetworkLocked(networkId: string): Promise<void> {
     const ns = this.namespaceName(networkId);
+    this.ready.delete(networkId);
     if (await this.any.execAbsentOk('ip', ['netns', 'del', ns]))
       this.log.info({ network: networkId, namespace: ns }, 'overlay network removed from this node');
   }

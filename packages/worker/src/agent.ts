@@ -25,7 +25,7 @@ import { AssignmentsSequenceError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
 import { ImagePuller } from './image-puller.js';
-import { NetworkController, type NodeNetworkOptions } from './network/network-controller.js';
+import { NetworkController, type NodeNetworkOptions, type SandboxPrep } from './network/network-controller.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskRunner } from './task-runner.js';
 import type { NodeInfo } from './template.js';
@@ -224,7 +224,8 @@ export class Agent {
         log: this.log,
         report: (taskId, status) => this.report(taskId, status),
         pull: (image, auth, signal) => this.puller.pull(image, auth, signal),
-        createOptions: (t) => this.createOptions(t),
+        network: (t) => (this.network?.needsSandbox(t) ? this.network.prepare(t) : undefined),
+        createOptions: (t, net) => this.createOptions(t, net),
       },
       task,
       adopted,
@@ -279,7 +280,7 @@ export class Agent {
     }
   }
 
-  private async createOptions(task: Task): Promise<ContainerCreateOptions> {
+  private async createOptions(task: Task, sandbox: SandboxPrep | undefined): Promise<ContainerCreateOptions> {
     const spec = task.Spec?.ContainerSpec;
     // A healthcheck that sets only durations runs the image's test.
     const imageHealthcheck =
@@ -293,8 +294,8 @@ export class Agent {
       config: (id) => this.configs.get(id),
       imageHealthcheck,
     });
-    if (!this.network?.needsSandbox(task)) return opts;
-    const net = await this.network.prepare(task);
+    if (!sandbox) return opts;
+    const net = await sandbox.options;
     const ownDns = Boolean(spec?.DNSConfig?.Nameservers?.length);
     return {
       ...opts,

@@ -2,10 +2,11 @@
  * Where a task's start spends its time on this node: each step of the way from the assignment to
  * RUNNING is marked with the milliseconds since the runner took the task, and the whole is logged
  * once, as one `task start trace` line, when the task runs (or fails on the way). Steps: `pulled`
- * (the image is in the local store), `options` (create options built, network sandbox made),
- * `bundle` (the engine mounted the rootfs and wrote the bundle), `sandbox` (the network
+ * (the image is in the local store), `options` (create options built; the sandbox's namespace
+ * exists), `bundle` (the engine mounted the rootfs and wrote the bundle), `sandbox` (the network
  * sandbox is wired and the node's peers, DNS and VIPs include it), `runtime` (runc ran: the
- * container's process runs), `running` (reported).
+ * container's process runs), `running` (reported). Steps that run at once overlap: `bundle` and
+ * `sandbox` are made side by side.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@shoal/common';

@@ -9,6 +9,7 @@ import { isTerminalTaskState, taskStateRank, type ContainerStatus, type Task, ty
 import { errorMessage, type Logger } from '@shoal/common';
 import { ContainerNotFoundError, NameInUseError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
 import { LABEL_TASK_ID } from './labels.js';
+import type { SandboxPrep } from './network/network-controller.js';
 import { StartTrace } from './start-trace.js';
 import { containerName } from './template.js';
 
@@ -19,8 +20,13 @@ export interface RunnerContext {
   report(taskId: string, status: TaskStatus): void;
   /** Pulls the image (with the service's registry auth); resolves when it is in the local store. */
   pull(image: string, registryAuth: string, signal: AbortSignal): Promise<void>;
-  /** The engine create options for the task (labels, mounts, secrets...). */
-  createOptions(task: Task): Promise<ContainerCreateOptions>;
+  /**
+   * Starts making the task's network sandbox, if it needs one (it is made while the image is
+   * pulled and the container's bundle prepared; the container starts once it is ready).
+   */
+  network?(task: Task): SandboxPrep | undefined;
+  /** The engine create options for the task (labels, mounts, secrets...; in its sandbox, if any). */
+  createOptions(task: Task, net: SandboxPrep | undefined): Promise<ContainerCreateOptions>;
 }
 
 /**
@@ -139,14 +145,25 @@ export class TaskRunner {
     const spec = t.Spec?.ContainerSpec ?? {};
     this.advance('accepted', 'accepted');
     this.advance('preparing', 'preparing');
+    const net = this.ctx.network?.(t);
     await this.ctx.pull(spec.Image ?? '', spec.PullOptions?.RegistryAuth ?? '', signal);
     this.trace.mark('pulled');
     signal.throwIfAborted();
-    const opts = await this.ctx.createOptions(t);
+    const opts = await this.ctx.createOptions(t, net);
     this.trace.mark('options');
     this.advance('ready', 'prepared');
     signal.throwIfAborted();
-    const hooks = { phase: (p: 'bundle' | 'runtime') => this.trace.mark(p) };
+    const hooks = {
+      phase: (p: 'bundle' | 'runtime') => this.trace.mark(p),
+      ...(net
+        ? {
+            beforeRuntime: async () => {
+              await net.ready;
+              this.trace.mark('sandbox');
+            },
+          }
+        : {}),
+    };
     try {
       this.containerId = start ? await this.ctx.engine.run(opts, hooks) : await this.ctx.engine.create(opts, hooks);
     } catch (err) {

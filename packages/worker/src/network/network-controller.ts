@@ -20,6 +20,7 @@ import type { AssignmentChange, Network, NetworkState, Node, PortConfig, Task } 
 import { errnoCode, errorMessage, type Logger } from '@shoal/common';
 import type { ContainerCreateOptions } from '@shoal/engine';
 import {
+  DataPlaneError,
   DEFAULT_GWBRIDGE_SUBNET,
   EMBEDDED_DNS_ADDRESS,
   GatewayBridge,
@@ -81,7 +82,20 @@ export interface TaskNetworkOptions {
   addresses: string[];
 }
 
+/** A task's sandbox in the making (`prepare`). */
+export interface SandboxPrep {
+  /** Resolves once the sandbox's namespace exists: the container can be prepared in it. */
+  options: Promise<TaskNetworkOptions>;
+  /** Resolves once the sandbox is wired and the node's peers, DNS and VIPs include it. */
+  ready: Promise<void>;
+}
+
 const INGRESS_LB_PREFIX = 'lb-';
+
+/** For a promise whose outcome its other holder sees (the caller, the next in a chain). */
+function handledElsewhere(): void {
+  // nothing: see the doc comment
+}
 
 export class NetworkController {
   private readonly states = new Map<string, NetworkState>();
@@ -97,7 +111,12 @@ export class NetworkController {
   private readonly queue = new SerialQueue();
   private readonly log: Logger;
   private node: Node | undefined;
-  private syncQueued = false;
+  /** A sync queued and not started yet: later callers join it. */
+  private pendingSync: Promise<void> | undefined;
+  /** Per task, the last of its prepares and releases (they run in order, tasks at once). */
+  private readonly taskChains = new Map<string, Promise<unknown>>();
+  /** Sandboxes being built (the gateway bridge stays while any is). */
+  private building = 0;
   private gatewayUsed = false;
   private closed = false;
 
@@ -142,35 +161,82 @@ export class NetworkController {
   }
 
   /**
-   * Makes the task's sandbox (before its container is created) and returns the create options
-   * that put the container in it. An encrypted network on a kernel without ESP is refused before
-   * anything is made.
+   * Starts making the task's sandbox and returns at once. `options` resolves as soon as the
+   * sandbox's namespace exists, with the create options that put the container in it, so the
+   * container's bundle (rootfs, mounts) can be prepared while the sandbox is wired; `ready`
+   * resolves once it is wired and this node's peers, DNS and VIPs include it: the container must
+   * not start before. Sandboxes of different tasks are built at once; prepares and releases of one
+   * task run in order. An encrypted network on a kernel without ESP is refused before anything is
+   * made.
    */
-  prepare(task: Task): Promise<TaskNetworkOptions> {
+  prepare(task: Task): SandboxPrep {
     const taskId = task.ID ?? '';
-    return this.queue.run(async () => {
+    let netnsMade: () => void = () => undefined;
+    const made = new Promise<void>((resolve) => (netnsMade = resolve));
+    const ready = this.perTask(taskId, async () => {
       if (this.closed) throw new NetworkAttachmentError(taskId, 'the node agent is stopping');
       const nets = this.sandboxNetworksOf(task);
       for (const n of nets) await requireEncryptionSupportFor(n.network.Spec ?? {});
       const old = this.sandboxes.get(taskId);
-      if (old) await destroySandbox(this.deps(), old);
       this.sandboxes.delete(taskId);
+      if (old) await destroySandbox(this.deps(), old);
       this.gatewayUsed = true;
-      const sb = await buildSandbox(this.deps(), taskId, nets);
-      this.sandboxes.set(taskId, sb);
+      this.building++;
+      try {
+        const services = this.vipServicesOf(new Set(nets.filter((n) => !isIngress(n.network)).map((n) => n.spec.id)));
+        const sb = await buildSandbox(this.deps(), taskId, nets, {
+          vip: { services, key: JSON.stringify(services) },
+          onNetns: netnsMade,
+        });
+        this.sandboxes.set(taskId, sb);
+      } finally {
+        this.building--;
+      }
       this.taskPorts.set(taskId, hostPortsOf(task.Endpoint?.Ports));
-      await this.sync(); // peers, DNS and VIPs before the container starts
-      const rc = this.resolvConf();
-      const search = rc.split('\n').find((l) => /^\s*(search|domain)\s/.test(l));
-      return {
-        create: {
-          network: { path: sb.path },
-          dns: [EMBEDDED_DNS_ADDRESS],
-          ...(search ? { dnsSearch: search.trim().split(/\s+/).slice(1) } : {}),
-          dnsOptions: ['ndots:0'],
-        },
-        addresses: nets.filter((n) => !isIngress(n.network)).map((n) => plainAddress(n.address)),
-      };
+      await this.syncSoon(); // peers, DNS and VIPs before the container starts
+    });
+    const options = Promise.race([made, ready]).then(() => this.createOptionsOf(task));
+    // the caller may stop waiting (its task was cancelled): a failure here is its to see or not
+    ready.catch(handledElsewhere);
+    options.catch(handledElsewhere);
+    return { options, ready };
+  }
+
+  /** The create options of a task's container in its sandbox (pure: names and addresses). */
+  private createOptionsOf(task: Task): TaskNetworkOptions {
+    const path = `/run/netns/${sandboxName(this.opts.hostTag, task.ID ?? '')}`;
+    const rc = this.resolvConf();
+    const search = rc.split('\n').find((l) => /^\s*(search|domain)\s/.test(l));
+    return {
+      create: {
+        network: { path },
+        dns: [EMBEDDED_DNS_ADDRESS],
+        ...(search ? { dnsSearch: search.trim().split(/\s+/).slice(1) } : {}),
+        dnsOptions: ['ndots:0'],
+      },
+      addresses: this.sandboxNetworksOf(task)
+        .filter((n) => !isIngress(n.network))
+        .map((n) => plainAddress(n.address)),
+    };
+  }
+
+  /** Runs `fn` after the task's earlier prepares and releases. */
+  private perTask<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.taskChains.get(taskId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(handledElsewhere, handledElsewhere);
+    this.taskChains.set(taskId, tail);
+    void tail.then(() => {
+      if (this.taskChains.get(taskId) === tail) this.taskChains.delete(taskId);
+    });
+    return next;
+  }
+
+  /** The VIP services of these networks, from the states. */
+  private vipServicesOf(networks: ReadonlySet<string>): ReturnType<typeof vipServices> {
+    return [...networks].flatMap((id) => {
+      const s = this.states.get(id);
+      return s ? vipServices(s) : [];
     });
   }
 
@@ -224,22 +290,23 @@ export class NetworkController {
     if (had !== running && (this.taskPorts.get(taskId)?.length ?? 0) > 0) this.scheduleSync();
   }
 
-  /** Removes a task's sandbox (its container is over); idempotent. */
+  /** Removes a task's sandbox (its container is over); idempotent. After the task's prepares. */
   release(taskId: string): Promise<void> {
     this.running.delete(taskId);
-    return this.queue.run(async () => {
+    return this.perTask(taskId, async () => {
       const sb = this.sandboxes.get(taskId);
       this.taskPorts.delete(taskId);
       if (!sb) return;
       this.sandboxes.delete(taskId);
       await destroySandbox(this.deps(), sb);
-      await this.sync();
+      await this.syncSoon();
     });
   }
 
-  /** Resolves once every change queued so far (sandboxes, syncs) is done. */
-  settled(): Promise<void> {
-    return this.queue.run(() => Promise.resolve());
+  /** Resolves once every change asked for so far (sandboxes being made or removed, syncs) is done. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.taskChains.values()]);
+    await this.queue.run(() => Promise.resolve());
   }
 
   /** The task IDs with a sandbox on this node. */
@@ -251,9 +318,10 @@ export class NetworkController {
    * The agent stops: the DNS server closes. Sandboxes of containers that keep running stay (a
    * restarted agent adopts them); with none left, everything node-wide goes too.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.taskChains.values()]);
     return this.queue.run(async () => {
-      this.closed = true;
       if (this.sandboxes.size === 0) {
         this.states.clear();
         await this.sync();
@@ -263,14 +331,19 @@ export class NetworkController {
   }
 
   private scheduleSync(): void {
-    if (this.syncQueued || this.closed) return;
-    this.syncQueued = true;
-    this.queue
-      .run(async () => {
-        this.syncQueued = false;
-        await this.sync();
-      })
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'network sync failed'));
+    if (this.closed) return;
+    this.syncSoon().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'network sync failed'));
+  }
+
+  /** A sync that starts after this call; one queued and not started yet is joined (a burst costs one). */
+  private syncSoon(): Promise<void> {
+    if (this.pendingSync) return this.pendingSync;
+    const p = this.queue.run(async () => {
+      if (this.pendingSync === p) this.pendingSync = undefined;
+      await this.sync();
+    });
+    this.pendingSync = p;
+    return p;
   }
 
   /** Makes the node's objects follow the states and sandboxes (inside the queue). */
@@ -301,25 +374,30 @@ export class NetworkController {
     // DNS records
     for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
-    // VIPs of each sandbox
-    for (const sb of this.sandboxes.values()) {
-      const services = [...sandboxNetworks(sb)].flatMap((id) => {
-        const s = this.states.get(id);
-        return s ? vipServices(s) : [];
-      });
-      const key = JSON.stringify(services);
-      if (key === sb.vipKey) continue;
-      await attempt(`VIPs of task ${sb.taskId}`, async () => {
-        if (services.length === 0) await sb.vip.remove();
-        else await sb.vip.apply(services);
-        sb.vipKey = key;
-      });
-    }
-    // peers of every overlay present here
+    // VIPs of each sandbox (each in its own namespace: all at once)
+    await Promise.all(
+      [...this.sandboxes.values()].map(async (sb) => {
+        const services = this.vipServicesOf(sandboxNetworks(sb));
+        const key = JSON.stringify(services);
+        if (key === sb.vipKey) return;
+        await attempt(`VIPs of task ${sb.taskId}`, async () => {
+          try {
+            if (services.length === 0) await sb.vip.remove();
+            else await sb.vip.apply(services);
+          } catch (err) {
+            // released meanwhile (releases run beside the sync): its namespace may be gone
+            if (this.sandboxes.get(sb.taskId) !== sb && err instanceof DataPlaneError) return;
+            throw err;
+          }
+          sb.vipKey = key;
+        });
+      }),
+    );
+    // peers of every overlay present here (each network in its own namespace: all at once)
     const present = new Set<string>();
     for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
     if (this.ingress.isAttached && ingressState?.Network?.ID) present.add(ingressState.Network.ID);
-    for (const id of present) await attempt(`peers of ${id}`, () => this.syncPeers(id));
+    await Promise.all([...present].map((id) => attempt(`peers of ${id}`, () => this.syncPeers(id))));
     for (const id of this.peersKey.keys()) if (!present.has(id)) this.peersKey.delete(id);
     // published ports: the mesh, and host-mode ports of running local tasks
     const host = [...this.sandboxes.values()].flatMap((sb) =>
@@ -327,7 +405,7 @@ export class NetworkController {
     );
     await attempt('published ports', () => this.ingress.publish([...mesh, ...host]));
     // the gateway bridge and DNS server, while some sandbox uses them
-    if (this.sandboxes.size === 0 && this.gatewayUsed) {
+    if (this.sandboxes.size === 0 && this.building === 0 && this.gatewayUsed) {
       await attempt('gateway bridge', async () => {
         await this.dns.close();
         await this.gateway.teardown();
@@ -355,9 +433,10 @@ export class NetworkController {
     this.peersKey.delete(networkId);
     const have = new Map<string, OverlayPeer>();
     for (const p of await this.overlay.peers(networkId)) have.set(`${p.address}@${p.vtep}`, p);
-    for (const [k, p] of have) if (!want.has(k)) await this.overlay.removePeer(networkId, p);
-    for (const [k, p] of want) if (!have.has(k)) await this.overlay.addPeer(networkId, p);
-    this.peersKey.set(networkId, key);
+    const remove = [...have].filter(([k]) => !want.has(k)).map(([, p]) => p);
+    const add = [...want].filter(([k]) => !have.has(k)).map(([, p]) => p);
+    // false: the network went meanwhile (its last sandbox released beside this sync)
+    if (await this.overlay.updatePeers(networkId, add, remove)) this.peersKey.set(networkId, key);
   }
 
   /** This node's address on the ingress network: its LB endpoint in the state, else Node.Attachments. */

@@ -22,9 +22,21 @@ export class NodeDns {
     private readonly log: Logger,
   ) {}
 
+  /** The ensure under way: sandboxes are built concurrently, and share the one start of the server. */
+  private starting: { address: string; done: Promise<DnsClient> } | undefined;
+
   /** Listens on `address` (the gateway's) unless it already does; where it listens. */
-  async ensure(address: string): Promise<DnsClient> {
-    if (this.server && this.bound?.address === address) return this.bound;
+  ensure(address: string): Promise<DnsClient> {
+    if (this.server && this.bound?.address === address) return Promise.resolve(this.bound);
+    if (this.starting?.address === address) return this.starting.done;
+    const done = this.start(address).finally(() => {
+      if (this.starting?.done === done) this.starting = undefined;
+    });
+    this.starting = { address, done };
+    return done;
+  }
+
+  private async start(address: string): Promise<DnsClient> {
     await this.close();
     const server = new EmbeddedDnsServer({
       table: this.table,

@@ -13,14 +13,17 @@
  * `destroySandbox` undoes all of it; each step tolerates what is already gone.
  */
 import { existsSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import type { Network } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
+import { performance } from 'node:perf_hooks';
 import {
   NetlinkCli,
   VipBalancer,
-  installDnsRedirect,
+  dnsRedirectRules,
+  runInNetns,
+  vipRules,
   type GatewayBridge,
+  type VipService,
   type OverlayDataPlane,
   type OverlayNetworkSpec,
 } from '@shoal/network';
@@ -73,8 +76,31 @@ export function sandboxNetworks(sb: TaskSandbox): Set<string> {
   return new Set(sb.overlays.filter((o) => !o.ingress).map((o) => o.networkId));
 }
 
-/** Makes a sandbox; on any failure what was made is removed again and the error thrown. */
-export async function buildSandbox(deps: SandboxDeps, taskId: string, nets: SandboxNetwork[]): Promise<TaskSandbox> {
+/** What the sandbox starts with besides its interfaces. */
+export interface SandboxExtras {
+  /** The VIP table's services at build time, and their key (the controller's, to skip an identical update). */
+  vip?: { services: VipService[]; key: string };
+  /** Called once the namespace exists (before its interfaces): the container may be prepared meanwhile. */
+  onNetns?: () => void;
+}
+
+/** Processes spawned per sandbox build, for the build's log line. */
+const BUILD_STEPS = ['netns', 'links', 'inside'] as const;
+
+/**
+ * Makes a sandbox with few processes: `ip netns add`; then at once one `ip` process per overlay
+ * (in the overlay's namespace) and one for the gateway leg (in the node's), each making its veth
+ * with the container end moved into the sandbox; then one process inside the sandbox for
+ * everything there: interface addresses and routes (`ip -batch`), the uplink's `route_localnet`,
+ * and the DNS redirect and VIP table in one `nft -f` transaction (netns-script.ts). On any
+ * failure what was made is removed again and the error thrown.
+ */
+export async function buildSandbox(
+  deps: SandboxDeps,
+  taskId: string,
+  nets: SandboxNetwork[],
+  extras: SandboxExtras = {},
+): Promise<TaskSandbox> {
   const netns = sandboxName(deps.hostTag, taskId);
   const path = `${NETNS_DIR}/${netns}`;
   const sb: TaskSandbox = {
@@ -86,32 +112,55 @@ export async function buildSandbox(deps: SandboxDeps, taskId: string, nets: Sand
     vip: new VipBalancer(path),
     vipKey: '',
   };
-  const cli = new NetlinkCli();
   const t0 = performance.now();
+  const ms: Record<(typeof BUILD_STEPS)[number], number> = { netns: 0, links: 0, inside: 0 };
+  const cli = new NetlinkCli();
   try {
     if (existsSync(path)) await destroySandbox(deps, sb); // a leftover of an earlier attempt
     await cli.exec('ip', ['netns', 'add', netns]);
-    await cli.exec('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-    for (const [i, n] of nets.entries()) {
-      const endpointId = overlayEndpointId(taskId, n.spec.id);
-      sb.overlays.push({ networkId: n.spec.id, endpointId, address: n.address, ingress: isIngress(n.network) });
-      await deps.overlay.attach(n.spec, { endpointId, containerNetns: path, address: n.address, ifname: `eth${i}` });
-    }
+    ms.netns = performance.now() - t0;
+    extras.onNetns?.();
     const egress = nets.length === 0 || nets.some((n) => !isInternal(n.network));
     const ifname = `eth${nets.length}`;
-    const gw = await deps.gateway.attach({ endpointId: taskId, containerNetns: path, ifname, defaultRoute: egress });
+    for (const n of nets) {
+      const endpointId = overlayEndpointId(taskId, n.spec.id);
+      sb.overlays.push({ networkId: n.spec.id, endpointId, address: n.address, ingress: isIngress(n.network) });
+    }
+    // the legs are independent (each in its own namespace): made at once
+    const [gw, ...overlays] = await allDone([
+      deps.gateway.attachVeth({ endpointId: taskId, containerNetns: path, ifname, defaultRoute: egress }),
+      ...nets.map((n, i) =>
+        deps.overlay.attachVeth(n.spec, {
+          endpointId: overlayEndpointId(taskId, n.spec.id),
+          containerNetns: path,
+          address: n.address,
+          ifname: `eth${i}`,
+        }),
+      ),
+    ]);
     sb.gateway = { ifname, address: gw.address, egress };
-    const server = await deps.dns.ensure(deps.gateway.gateway);
-    await installDnsRedirect({
-      containerNetns: path,
-      uplink: ifname,
-      uplinkAddress: gw.address,
-      server,
-      exclusive: !egress,
+    const server = await deps.dns.ensure(deps.gateway.gateway); // on the bridge's address: after the bridge
+    ms.links = performance.now() - t0 - ms.netns;
+    const dns = dnsRedirectRules({ uplink: ifname, uplinkAddress: gw.address, server, exclusive: !egress });
+    const vip = extras.vip && extras.vip.services.length > 0 ? vipRules(extras.vip.services) : '';
+    await runInNetns(path, {
+      sysctls: { [`net.ipv4.conf.${ifname}.route_localnet`]: '1' },
+      ip: [['link', 'set', 'lo', 'up'], ...overlays.flatMap((o) => o.inside), ...gw.inside],
+      nft: dns + vip,
     });
+    if (extras.vip) sb.vipKey = extras.vip.key;
+    ms.inside = performance.now() - t0 - ms.netns - ms.links;
     deps.dns.setScope(plain(gw.address), sandboxNetworks(sb));
     deps.log.info(
-      { task: taskId, netns, networks: nets.map((n) => n.spec.id), egress, ms: Math.round(performance.now() - t0) },
+      {
+        task: taskId,
+        netns,
+        networks: nets.map((n) => n.spec.id),
+        egress,
+        ms: Math.round(performance.now() - t0),
+        steps: Object.fromEntries(BUILD_STEPS.map((k) => [k, Math.round(ms[k])])),
+        processes: 3 + nets.length,
+      },
       'task network sandbox made',
     );
     return sb;
@@ -135,6 +184,14 @@ export async function destroySandbox(deps: SandboxDeps, sb: TaskSandbox): Promis
   await attempt(() => new NetlinkCli().execAbsentOk('ip', ['netns', 'del', sb.netns]));
   if (errors.length > 0) throw errors[0];
   deps.log.info({ task: sb.taskId, netns: sb.netns }, 'task network sandbox removed');
+}
+
+/** Like Promise.all, but rejects only once every promise settled (nothing runs on during the undo). */
+async function allDone<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 function plain(address: string): string {
