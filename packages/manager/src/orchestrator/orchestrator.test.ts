@@ -498,3 +498,30 @@ test('replicated: a task whose node no longer matches the constraints, or is dra
   }
   for (const c of slotCounts(r.store, s.ID).values()) assert.equal(c, 1);
 });
+
+test('services marked at once (a stack deploy) get their new tasks in one transaction, not one per service', async (t) => {
+  const r = await servicesRig(['w1', 'w2']);
+  t.after(() => r.close());
+  // Made while the orchestrator is stopped, so that its next start marks all five at once.
+  r.manager.orchestrator.stop();
+  const ids: string[] = [];
+  for (const name of ['a', 'b', 'c', 'd', 'e']) {
+    const s = await r.manager.servicesApi.createService({ Spec: spec(name, { Mode: replicas(2) }) });
+    ids.push(s.ID ?? '');
+  }
+  const from = r.store.revision;
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const creates = new Map<number, number>();
+  const watching = (async () => {
+    for await (const c of r.store.watch({ fromRevision: from, kinds: ['task'], signal: ac.signal })) {
+      if (c.action === 'create') creates.set(c.revision, (creates.get(c.revision) ?? 0) + 1);
+      if ([...creates.values()].reduce((a, b) => a + b, 0) >= 10) return;
+    }
+  })();
+  r.manager.orchestrator.start();
+  await r.quiet();
+  await watching;
+  for (const id of ids) assert.deepEqual(slotsOf(activeOf(r.store, id)), [1, 2]);
+  assert.deepEqual([...creates.values()], [10], 'all ten tasks in one transaction');
+});

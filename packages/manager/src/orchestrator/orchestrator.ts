@@ -19,6 +19,8 @@ import { reap } from './reaper.js';
 import { reconcileReplicated } from './replicated.js';
 
 const RETRY_MS = 1000;
+/** Writes (tasks created, changed or removed) gathered into one transaction before it is committed. */
+const MAX_BATCH_WRITES = 2000;
 
 export class Orchestrator {
   private ac: AbortController | undefined;
@@ -121,21 +123,29 @@ export class Orchestrator {
         ids = [...known];
       } else ids = [...this.dirty];
       this.dirty.clear();
-      for (const id of ids) {
+      // The marked services' passes go in as few transactions as possible (a stack deploy marks
+      // ten services at once: one commit instead of ten in a row).
+      for (let i = 0; i < ids.length;) {
         if (signal.aborted) return;
+        const batch: { id: string; plan: Plan }[] = [];
+        let writes = 0;
         try {
-          await this.pass(id);
+          for (; i < ids.length && writes < MAX_BATCH_WRITES; i++) {
+            const id = ids[i] ?? '';
+            const plan = this.plan(id);
+            batch.push({ id, plan });
+            writes += plan.writes;
+          }
+          await this.commit(batch);
         } catch (err) {
           if (signal.aborted) return;
-          if (err instanceof VersionConflictError || err instanceof ObjectExistsError) {
-            this.dirty.add(id);
-            continue;
-          }
+          for (const b of batch) this.dirty.add(b.id);
+          if (err instanceof VersionConflictError || err instanceof ObjectExistsError) continue;
           this.ctx.logger.warn(
-            { service: id, err: (err as Error).message, kind: errorKind(err) },
+            { services: batch.map((b) => b.id), err: (err as Error).message, kind: errorKind(err) },
             'orchestrator pass failed',
           );
-          this.dirty.add(id);
+          for (; i < ids.length; i++) this.dirty.add(ids[i] ?? '');
           this.retryLater(signal);
           return;
         }
@@ -149,8 +159,13 @@ export class Orchestrator {
     }, RETRY_MS);
   }
 
-  /** One pass over one service (or over the leftover tasks of a removed one). */
+  /** One pass over one service (or over the leftover tasks of a removed one), committed. */
   async pass(serviceId: string): Promise<void> {
+    await this.commit([{ id: serviceId, plan: this.plan(serviceId) }]);
+  }
+
+  /** What a pass over one service (or the leftover tasks of a removed one) would write. */
+  private plan(serviceId: string): Plan {
     const store = this.ctx.store;
     const now = this.ctx.clock.now();
     const plan = new Plan(now, new Date(now).toISOString());
@@ -176,21 +191,33 @@ export class Orchestrator {
       }
     }
     reap(plan, service, tasks, nodes, cluster?.Spec?.Orchestration?.TaskHistoryRetentionLimit);
-    if (!plan.empty) {
-      await store.update((tx) => plan.apply(tx));
-      this.passes++;
-      this.ctx.logger.debug(
-        {
-          service: service?.Spec?.Name ?? serviceId,
-          created: plan.creates.length,
-          updated: plan.updates.size,
-          deleted: plan.removes.size,
-        },
-        'orchestrator pass',
-      );
+    return plan;
+  }
+
+  /** Commits the plans of several services in one transaction, then notes when each wants to run again. */
+  private async commit(batch: readonly { id: string; plan: Plan }[]): Promise<void> {
+    const writing = batch.filter((b) => !b.plan.empty);
+    if (writing.length > 0) {
+      await this.ctx.store.update((tx) => {
+        for (const b of writing) b.plan.apply(tx);
+      });
+      this.passes += writing.length;
+      for (const { id, plan } of writing)
+        this.ctx.logger.debug(
+          {
+            service: this.ctx.store.get<StoredService>('service', id)?.Spec?.Name ?? id,
+            created: plan.creates.length,
+            updated: plan.updates.size,
+            deleted: plan.removes.size,
+            batch: writing.length,
+          },
+          'orchestrator pass',
+        );
     }
-    if (plan.wakeAt === undefined) this.wakes.delete(serviceId);
-    else this.wakes.set(serviceId, plan.wakeAt);
+    for (const { id, plan } of batch) {
+      if (plan.wakeAt === undefined) this.wakes.delete(id);
+      else this.wakes.set(id, plan.wakeAt);
+    }
     this.armTimer();
   }
 

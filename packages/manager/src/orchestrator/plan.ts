@@ -47,6 +47,11 @@ export class Plan {
     if (this.wakeAt === undefined || at < this.wakeAt) this.wakeAt = at;
   }
 
+  /** How many objects the plan writes. */
+  get writes(): number {
+    return this.updates.size + this.creates.length + this.removes.size + (this.service === undefined ? 0 : 1);
+  }
+
   get empty(): boolean {
     return (
       this.updates.size === 0 && this.creates.length === 0 && this.removes.size === 0 && this.service === undefined
