@@ -226,29 +226,37 @@ test('registry auth: X-Registry-Auth base64url JSON', () => {
   assert.throws(() => decodeRegistryAuth('!!notjson'), /registry auth: not base64url-encoded JSON/);
 });
 
-test('the status reporter batches while a call is in flight and keeps a failed batch for the next session', async () => {
+test('the status reporter sends up to 4 calls at once, batches behind them, and keeps a failed batch for the next session', async () => {
   const r = new StatusReporter(silentLogger());
   const calls: number[] = [];
-  let release: () => void = () => undefined;
+  const releases: (() => void)[] = [];
   const slow = {
     assignments: () => ({
       [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<never>>(() => undefined) }),
     }),
     updateTaskStatus: (u: unknown[]) => {
       calls.push(u.length);
-      return new Promise<void>((res) => (release = res));
+      return new Promise<void>((res) => releases.push(res));
     },
   };
   r.attach(slow);
   r.report('a', { State: 'accepted' });
   r.report('a', { State: 'preparing' });
   r.report('b', { State: 'accepted' });
-  assert.deepEqual(calls, [1], 'the first update goes at once, the next wait for it');
-  release();
+  r.report('c', { State: 'accepted' });
+  assert.deepEqual(calls, [1, 1, 1, 1], 'each goes at once while fewer than 4 calls are in flight');
+  r.report('a', { State: 'running' });
+  r.report('b', { State: 'running' });
+  assert.deepEqual(calls, [1, 1, 1, 1], 'with 4 in flight the next wait');
+  assert.equal(r.pending, 6);
+  releases.shift()?.();
   await new Promise((res) => setImmediate(res));
-  assert.deepEqual(calls, [1, 2], 'the two that waited go in one batch');
-  release();
+  assert.deepEqual(calls, [1, 1, 1, 1, 2], 'the two that waited go in one batch as soon as a call ends');
+  for (const rel of releases.splice(0)) rel();
+  await new Promise((res) => setImmediate(res));
+  for (const rel of releases.splice(0)) rel();
   await r.drained();
+  assert.equal(r.pending, 0);
 
   const broken = { ...slow, updateTaskStatus: () => Promise.reject(new Error('session gone')) };
   r.attach(broken);
