@@ -261,13 +261,15 @@ test('the status reporter sends up to 4 calls at once, batches behind them, and 
   const broken = { ...slow, updateTaskStatus: () => Promise.reject(new Error('session gone')) };
   r.attach(broken);
   r.report('c', { State: 'running' });
+  r.report('d', { State: 'running' });
+  r.report('e', { State: 'running' });
   await new Promise((res) => setImmediate(res));
-  assert.equal(r.pending, 1, 'kept');
+  assert.equal(r.pending, 3, 'kept');
   const got: string[] = [];
   r.attach({
     ...slow,
     updateTaskStatus: (u: { TaskID?: string }[]) => (got.push(...u.map((x) => x.TaskID ?? '')), Promise.resolve()),
   });
   await r.drained();
-  assert.deepEqual(got, ['c']);
+  assert.deepEqual(got, ['c', 'd', 'e'], 'the failed calls come back in report order');
 });

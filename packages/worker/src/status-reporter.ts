@@ -16,7 +16,9 @@ const MAX_BATCH = 500;
 const MAX_IN_FLIGHT = 4;
 
 export class StatusReporter {
-  private queue: TaskStatusUpdate[] = [];
+  /** In report order (`seq`): a failed call's updates go back to their places. */
+  private queue: { seq: number; u: TaskStatusUpdate }[] = [];
+  private seq = 0;
   private link: DispatcherLink | undefined;
   private inFlight = 0;
   /** Updates in the calls in flight. */
@@ -26,7 +28,7 @@ export class StatusReporter {
   constructor(private readonly log: Logger) {}
 
   report(taskId: string, status: TaskStatus): void {
-    this.queue.push({ TaskID: taskId, Status: status });
+    this.queue.push({ seq: this.seq++, u: { TaskID: taskId, Status: status } });
     this.kick();
   }
 
@@ -66,12 +68,12 @@ export class StatusReporter {
     }
   }
 
-  private async send(link: DispatcherLink, batch: TaskStatusUpdate[]): Promise<void> {
+  private async send(link: DispatcherLink, batch: { seq: number; u: TaskStatusUpdate }[]): Promise<void> {
     try {
-      await link.updateTaskStatus(batch);
+      await link.updateTaskStatus(batch.map((b) => b.u));
     } catch (err) {
-      // The session is broken: keep the batch first in line for the next one.
-      this.queue.unshift(...batch);
+      // The session is broken: keep the batch for the next one, in report order with the rest.
+      this.queue = [...batch, ...this.queue].sort((x, y) => x.seq - y.seq);
       this.log.warn({ err: errorMessage(err), updates: batch.length }, 'task status updates not delivered: kept');
       if (this.link === link) this.link = undefined;
     }
