@@ -225,6 +225,7 @@ export class Agent {
         report: (taskId, status) => this.report(taskId, status),
         pull: (image, auth, signal) => this.puller.pull(image, auth, signal),
         createOptions: (t) => this.createOptions(t),
+        ...(this.network ? { servedThroughService: (t: Task) => this.network?.servedThroughService(t) ?? true } : {}),
       },
       task,
       adopted,

@@ -10,7 +10,8 @@
  * ratio (Shoal / Swarm) beside it, and the load average at the start and the end.
  *
  * Flags: --file PATH (examples/shop10/docker-stack.yml), --stack NAME (shop10), --runs N (1: deploy
- * then rm, N times; figures are medians), --no-swarm, --no-shoal, --no-compose, --lab NAME (benchst).
+ * then rm, N times; figures are medians), --no-swarm, --no-shoal, --no-compose, --lab NAME (benchst),
+ * --keep-logs DIR (each shoald's log copied to DIR before the lab goes down).
  * Everything made is removed at the end, also on a failure, SIGINT or SIGTERM.
  */
 import { spawn } from 'node:child_process';
@@ -46,6 +47,7 @@ function parse() {
       'no-shoal': { type: 'boolean', default: false },
       'no-compose': { type: 'boolean', default: false },
       lab: { type: 'string', default: 'benchst' },
+      'keep-logs': { type: 'string' },
     },
     strict: true,
   });
@@ -74,6 +76,8 @@ const loadStart = load();
 let current: ClusterDriver | undefined;
 let stopping = false;
 async function cleanUp(d: ClusterDriver): Promise<void> {
+  const keep = v['keep-logs'];
+  if (keep && d instanceof ShoalDriver) progress(`${d.system}: logs kept in ${await d.keepLogs(keep)}`);
   progress(`${d.system}: taking everything down`);
   const left = await d.down();
   if (left.length > 0) throw new Error(`${d.system}: left behind: ${left.join('; ')}`);

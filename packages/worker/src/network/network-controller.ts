@@ -44,6 +44,7 @@ import {
   overlaySpec,
   plainAddress,
   remotePeers,
+  servedThroughService,
   vipServices,
 } from './network-views.js';
 import { NodeDns } from './node-dns.js';
@@ -88,6 +89,8 @@ export class NetworkController {
   private readonly sandboxes = new Map<string, TaskSandbox>();
   private readonly taskPorts = new Map<string, PortConfig[]>();
   private readonly running = new Set<string>();
+  /** Tasks whose sandbox is to go, gathered for the next release job. */
+  private readonly releasing = new Set<string>();
   /** Per network present here: the peers last programmed (to skip unchanged ones). */
   private readonly peersKey = new Map<string, string>();
   private overlay: OverlayDataPlane;
@@ -224,16 +227,37 @@ export class NetworkController {
     if (had !== running && (this.taskPorts.get(taskId)?.length ?? 0) > 0) this.scheduleSync();
   }
 
-  /** Removes a task's sandbox (its container is over); idempotent. */
+  /**
+   * Whether other nodes may still send the task new connections through its service's VIP or
+   * names, as this node knows the network states (network-views.ts, servedThroughService).
+   */
+  servedThroughService(task: Task): boolean {
+    return servedThroughService(this.states, task);
+  }
+
+  /**
+   * Removes a task's sandbox (its container is over); idempotent. Releases asked for while the
+   * queue is busy go together: their sandboxes are removed side by side, then one sync.
+   */
   release(taskId: string): Promise<void> {
     this.running.delete(taskId);
+    this.releasing.add(taskId);
     return this.queue.run(async () => {
-      const sb = this.sandboxes.get(taskId);
-      this.taskPorts.delete(taskId);
-      if (!sb) return;
-      this.sandboxes.delete(taskId);
-      await destroySandbox(this.deps(), sb);
+      const ids = [...this.releasing];
+      this.releasing.clear();
+      const gone: TaskSandbox[] = [];
+      for (const id of ids) {
+        this.taskPorts.delete(id);
+        const sb = this.sandboxes.get(id);
+        if (!sb) continue;
+        this.sandboxes.delete(id);
+        gone.push(sb);
+      }
+      if (gone.length === 0) return; // none, or an earlier job took them all
+      const results = await Promise.allSettled(gone.map((sb) => destroySandbox(this.deps(), sb)));
       await this.sync();
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     });
   }
 
