@@ -28,12 +28,17 @@ export async function removeStack(c: DaemonClient, ns: string, o: RemoveOptions 
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
   const labels = { [LABEL_NAMESPACE]: ns };
-  const services = await stackServices(c, ns);
   const byName = <T extends { Spec?: { Name?: string } }>(list: T[] | undefined): T[] =>
     (list ?? []).sort((a, b) => (a.Spec?.Name ?? '').localeCompare(b.Spec?.Name ?? ''));
-  const networks = byName((await c.control.listNetworks({ Filters: { Labels: labels } })).Networks);
-  const secrets = byName((await c.control.listSecrets({ Filters: { Labels: labels } })).Secrets);
-  const configs = byName((await c.control.listConfigs({ Filters: { Labels: labels } })).Configs);
+  const [services, nets, secs, confs] = await Promise.all([
+    stackServices(c, ns),
+    c.control.listNetworks({ Filters: { Labels: labels } }),
+    c.control.listSecrets({ Filters: { Labels: labels } }),
+    c.control.listConfigs({ Filters: { Labels: labels } }),
+  ]);
+  const networks = byName(nets.Networks);
+  const secrets = byName(secs.Secrets);
+  const configs = byName(confs.Configs);
   if (services.length + networks.length + secrets.length + configs.length === 0) {
     err.write(`Nothing found in stack: ${ns}\n`);
     return true;
