@@ -226,6 +226,7 @@ export class Agent {
         pull: (image, auth, signal) => this.puller.pull(image, auth, signal),
         network: (t) => (this.network?.needsSandbox(t) ? this.network.prepare(t) : undefined),
         createOptions: (t, net) => this.createOptions(t, net),
+        ...(this.network ? { servedThroughService: (t: Task) => this.network?.servedThroughService(t) ?? true } : {}),
       },
       task,
       adopted,

@@ -5,6 +5,7 @@
  * PREPARING, READY, STARTING, RUNNING, then COMPLETE, FAILED or SHUTDOWN). A change of the
  * desired state wakes the loop; a status echo from the manager does not.
  */
+import { performance } from 'node:perf_hooks';
 import { isTerminalTaskState, taskStateRank, type ContainerStatus, type Task, type TaskStatus } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
 import { ContainerNotFoundError, NameInUseError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
@@ -27,6 +28,11 @@ export interface RunnerContext {
   network?(task: Task): SandboxPrep | undefined;
   /** The engine create options for the task (labels, mounts, secrets...; in its sandbox, if any). */
   createOptions(task: Task, net: SandboxPrep | undefined): Promise<ContainerCreateOptions>;
+  /**
+   * Whether other nodes may still send the task new connections through its service (its VIP or
+   * names are still on one of its networks). Absent: assumed so.
+   */
+  servedThroughService?(task: Task): boolean;
 }
 
 /**
@@ -34,6 +40,8 @@ export interface RunnerContext {
  * gets the stop signal. The dispatcher takes it out of every VIP, DNS answer and routing-mesh
  * rule as soon as its desired state leaves running, but each node applies that in its own time:
  * stopping at once lets other nodes still send new connections to it (Docker waits 2 s too).
+ * Not waited when its service is gone (`servedThroughService`): no other task is left to take
+ * those connections, so the wait would serve no one (Docker waits even then).
  */
 export const NETWORK_CONVERGE_MS = 2000;
 
@@ -222,11 +230,18 @@ export class TaskRunner {
   /**
    * Desired SHUTDOWN/REMOVE: stop within the grace period (the container's stop signal), report
    * SHUTDOWN. A task that was running on a network first waits `NETWORK_CONVERGE_MS`, for every node
-   * to have taken it out of its VIPs (the wait ends early if the loop is closed).
+   * to have taken it out of its VIPs (the wait ends early if the loop is closed), unless its
+   * service is gone. With REMOVE the container is removed right after (the manager deletes the task
+   * once it knows it stopped, and nothing reads a removed task's container).
    */
   private async shutdown(): Promise<void> {
     let cs: ContainerStatus | undefined;
-    if (this.containerId && this.state === 'running' && (this.task.NetworksAttachments ?? []).length > 0) {
+    if (
+      this.containerId &&
+      this.state === 'running' &&
+      (this.task.NetworksAttachments ?? []).length > 0 &&
+      (this.ctx.servedThroughService?.(this.task) ?? true)
+    ) {
       this.log.info({ waitMs: NETWORK_CONVERGE_MS }, 'leaving the VIPs before the container stops');
       await this.pause(NETWORK_CONVERGE_MS);
     }
@@ -235,6 +250,7 @@ export class TaskRunner {
       cs = { ContainerID: this.containerId, PID: 0, ...(exit ? { ExitCode: exit } : {}) };
     }
     if (!isTerminalTaskState(this.state)) this.advance('shutdown', 'shutdown', cs);
+    if (this.task.DesiredState === 'remove' && this.containerId) await this.removeContainer(this.containerId);
   }
 
   /** Waits `ms`, or less if the runner is closed meanwhile. */
@@ -263,7 +279,12 @@ export class TaskRunner {
       const rec = await this.ctx.engine.inspect(id);
       if (rec.status === 'exited') return rec.exitCode;
       this.log.info({ container: id, graceMs: rec.stopTimeoutMs, signal: rec.stopSignal }, 'stopping task container');
+      const t0 = performance.now();
       const exit = await this.ctx.engine.stop(id);
+      this.log.info(
+        { container: id, exitCode: exit?.exitCode, ms: Math.round(performance.now() - t0) },
+        'task container stopped',
+      );
       return exit?.exitCode;
     } catch (err) {
       if (!(err instanceof ContainerNotFoundError)) throw err;

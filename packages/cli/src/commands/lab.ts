@@ -1,19 +1,9 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '@shoal/common';
-import {
-  labCut,
-  labDelay,
-  labDown,
-  labExecInherit,
-  labHeal,
-  labCluster,
-  labList,
-  labStartShoald,
-  labStopShoald,
-  labStatus,
-  labUp,
-  type LabView,
-} from '@shoal/testkit';
+import type { LabView } from '@shoal/testkit';
+
+/** The lab machinery, loaded only when a `lab` command runs (it is most of what the CLI would load). */
+const testkit = () => import('@shoal/testkit');
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -59,9 +49,9 @@ export function registerLab(program: Command): void {
     .action(async (opts: { name: string; hosts: string; registry: boolean; managers?: string }) => {
       const managers =
         opts.managers === undefined ? undefined : number('--managers', opts.managers, 1, Number(opts.hosts) || 64);
-      await labUp({ name: opts.name, hosts: opts.hosts, registry: opts.registry });
-      if (managers !== undefined) await labCluster({ name: opts.name, managers });
-      process.stdout.write(formatLab(await labStatus(opts.name)));
+      await (await testkit()).labUp({ name: opts.name, hosts: opts.hosts, registry: opts.registry });
+      if (managers !== undefined) await (await testkit()).labCluster({ name: opts.name, managers });
+      process.stdout.write(formatLab(await (await testkit()).labStatus(opts.name)));
     });
 
   lab
@@ -70,7 +60,7 @@ export function registerLab(program: Command): void {
     .argument('<lab>', 'lab name')
     .argument('[host]', 'host name (h1, h2, ...); default all')
     .action(async (name: string, host: string | undefined) => {
-      await labStartShoald(name, host === undefined ? undefined : [host]);
+      await (await testkit()).labStartShoald(name, host === undefined ? undefined : [host]);
     });
 
   lab
@@ -83,7 +73,7 @@ export function registerLab(program: Command): void {
       const sig = opts.signal.toUpperCase().replace(/^SIG/, '');
       if (sig !== 'TERM' && sig !== 'KILL' && sig !== 'INT')
         throw new InvalidArgumentError(`invalid --signal ${JSON.stringify(opts.signal)}: expected TERM, INT or KILL`);
-      const stopped = await labStopShoald(name, host, `SIG${sig}`);
+      const stopped = await (await testkit()).labStopShoald(name, host, `SIG${sig}`);
       if (!stopped) process.stderr.write(`shoald is not running on ${name}/${host}\n`);
     });
 
@@ -93,7 +83,7 @@ export function registerLab(program: Command): void {
     .argument('[lab]', 'lab name')
     .option('--json', 'print JSON')
     .action(async (name: string | undefined, opts: { json?: boolean }) => {
-      const views = name ? [await labStatus(name)] : await labList();
+      const views = name ? [await (await testkit()).labStatus(name)] : await (await testkit()).labList();
       if (opts.json) {
         process.stdout.write(JSON.stringify(name ? views[0] : views, null, 2) + '\n');
       } else if (name) {
@@ -122,7 +112,7 @@ export function registerLab(program: Command): void {
     .helpOption(false)
     .action(async (name: string, host: string, cmd: string[]) => {
       // `--` ends our arguments; the command after it is passed as is.
-      process.exitCode = await labExecInherit(name, host, cmd[0] === '--' ? cmd.slice(1) : cmd);
+      process.exitCode = await (await testkit()).labExecInherit(name, host, cmd[0] === '--' ? cmd.slice(1) : cmd);
     });
 
   lab
@@ -130,7 +120,7 @@ export function registerLab(program: Command): void {
     .description('Remove everything a lab made (also after a crash)')
     .argument('<lab>', 'lab name')
     .action(async (name: string) => {
-      const r = await labDown(name);
+      const r = await (await testkit()).labDown(name);
       process.stdout.write(
         `lab ${name} removed: ${r.namespaces.length} namespaces, ${r.links.length} links, ${r.processes.length} processes, ${r.mounts.length} mounts, ${r.firewallRules} firewall rules\n`,
       );
@@ -141,14 +131,14 @@ export function registerLab(program: Command): void {
     .description("Take a host's underlay link down")
     .argument('<lab>')
     .argument('<host>')
-    .action(async (name: string, host: string) => labCut(name, host));
+    .action(async (name: string, host: string) => (await testkit()).labCut(name, host));
 
   lab
     .command('heal')
     .description("Bring a host's underlay link back up")
     .argument('<lab>')
     .argument('<host>')
-    .action(async (name: string, host: string) => labHeal(name, host));
+    .action(async (name: string, host: string) => (await testkit()).labHeal(name, host));
 
   lab
     .command('delay')
@@ -158,6 +148,6 @@ export function registerLab(program: Command): void {
     .requiredOption('--ms <n>', 'delay in milliseconds')
     .option('--loss <pct>', 'packet loss in percent', '0')
     .action(async (name: string, host: string, opts: { ms: string; loss: string }) =>
-      labDelay(name, host, number('--ms', opts.ms, 0, 60_000), number('--loss', opts.loss, 0, 100)),
+      (await testkit()).labDelay(name, host, number('--ms', opts.ms, 0, 60_000), number('--loss', opts.loss, 0, 100)),
     );
 }

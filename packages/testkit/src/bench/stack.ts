@@ -77,6 +77,8 @@ const loadStart = load();
 let current: ClusterDriver | undefined;
 let stopping = false;
 async function cleanUp(d: ClusterDriver): Promise<void> {
+  const keep = v['keep-logs'];
+  if (keep && d instanceof ShoalDriver) progress(`${d.system}: logs kept in ${await d.keepLogs(keep)}`);
   progress(`${d.system}: taking everything down`);
   const left = await d.down();
   if (left.length > 0) throw new Error(`${d.system}: left behind: ${left.join('; ')}`);

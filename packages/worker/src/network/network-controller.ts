@@ -45,6 +45,7 @@ import {
   overlaySpec,
   plainAddress,
   remotePeers,
+  servedThroughService,
   vipServices,
 } from './network-views.js';
 import { NodeDns } from './node-dns.js';
@@ -288,6 +289,14 @@ export class NetworkController {
     if (running) this.running.add(taskId);
     else this.running.delete(taskId);
     if (had !== running && (this.taskPorts.get(taskId)?.length ?? 0) > 0) this.scheduleSync();
+  }
+
+  /**
+   * Whether other nodes may still send the task new connections through its service's VIP or
+   * names, as this node knows the network states (network-views.ts, servedThroughService).
+   */
+  servedThroughService(task: Task): boolean {
+    return servedThroughService(this.states, task);
   }
 
   /** Removes a task's sandbox (its container is over); idempotent. After the task's prepares. */

@@ -3,8 +3,16 @@
 // checks that on real namespaces).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NetworkState } from '@shoal/api';
-import { dnsRecords, hostPorts, ingressPorts, overlaySpec, remotePeers, vipServices } from './network-views.js';
+import type { NetworkState, Task } from '@shoal/api';
+import {
+  dnsRecords,
+  hostPorts,
+  ingressPorts,
+  overlaySpec,
+  remotePeers,
+  servedThroughService,
+  vipServices,
+} from './network-views.js';
 
 const network = {
   ID: 'n1',
@@ -120,4 +128,22 @@ test('published ports: ingress mode to running tasks, host mode to the local tas
       }),
     /only tcp and udp/,
   );
+});
+
+test('stopping: a task is still served through its service while the service is on one of its networks', () => {
+  const other: NetworkState = { Network: { ...network, ID: 'n2' }, Endpoints: [], Services: [] };
+  const states = new Map([
+    ['n1', state],
+    ['n2', other],
+  ]);
+  const task = (serviceId: string, nets: string[]): Task => ({
+    ID: 'ta',
+    ServiceID: serviceId,
+    NetworksAttachments: nets.map((id) => ({ Network: { ID: id }, Addresses: ['198.19.200.5/24'] })),
+  });
+  assert.equal(servedThroughService(states, task('s1', ['n1'])), true, 'its VIP on n1: others may still send to it');
+  assert.equal(servedThroughService(states, task('s2', ['n2', 'n1'])), true, 'dnsrr: its names on n1');
+  assert.equal(servedThroughService(states, task('gone', ['n1', 'n2'])), false, 'a removed service is on none');
+  assert.equal(servedThroughService(states, task('', ['n1'])), false, 'no service: no VIP and no service name');
+  assert.equal(servedThroughService(states, task('gone', ['n3'])), true, 'a network whose state is unknown here');
 });

@@ -4,7 +4,7 @@
  * of a container and the ports the node publishes. The controller turns these into kernel
  * objects; keeping them pure keeps the rules testable without namespaces.
  */
-import type { Network, NetworkEndpoint, NetworkServiceEndpoint, NetworkState, PortConfig } from '@shoal/api';
+import type { Network, NetworkEndpoint, NetworkServiceEndpoint, NetworkState, PortConfig, Task } from '@shoal/api';
 import {
   InvalidAddressError,
   VXLAN_ID_OPTION,
@@ -37,6 +37,25 @@ export function isInternal(network: Network | undefined): boolean {
 /** The address without its prefix length. */
 export function plainAddress(address: string): string {
   return address.split('/')[0] ?? address;
+}
+
+/**
+ * Whether other containers may still open new connections to `task` through its service: the
+ * service is listed (VIP, DNS name, published ports) in the state of one of the task's networks,
+ * or the state of one of them is unknown here. A removed service is in no state (the dispatcher
+ * drops it in the same message that asks its tasks to stop): nodes that have not applied that yet
+ * may still send its VIP's new connections to the task, but no other task of the service is left
+ * to take them, so waiting for every node to catch up serves no one. A task without a service
+ * has no VIP or service DNS name at all.
+ */
+export function servedThroughService(states: ReadonlyMap<string, NetworkState>, task: Task): boolean {
+  const serviceId = task.ServiceID ?? '';
+  for (const att of task.NetworksAttachments ?? []) {
+    const state = states.get(att.Network?.ID ?? '');
+    if (state === undefined) return true;
+    if (serviceId !== '' && (state.Services ?? []).some((s) => s.ServiceID === serviceId)) return true;
+  }
+  return false;
 }
 
 /** The peers to program on this node: every endpoint of the network living on another node. */

@@ -172,15 +172,20 @@ export async function buildSandbox(
   }
 }
 
-/** Removes a sandbox: its overlay attachments (and overlays no one else uses), gateway leg, namespace. */
+/**
+ * Removes a sandbox: its overlay attachments (and overlays no one else uses) and gateway leg side
+ * by side (they are independent), then the namespace.
+ */
 export async function destroySandbox(deps: SandboxDeps, sb: TaskSandbox): Promise<void> {
   if (sb.gateway) deps.dns.dropScope(plain(sb.gateway.address));
   const errors: unknown[] = [];
   const attempt = async (fn: () => Promise<unknown>): Promise<void> => {
     await fn().catch((err: unknown) => errors.push(err));
   };
-  for (const o of sb.overlays) await attempt(() => deps.overlay.detach(o.networkId, o.endpointId));
-  await attempt(() => deps.gateway.detach(sb.taskId));
+  await Promise.all([
+    ...sb.overlays.map((o) => attempt(() => deps.overlay.detach(o.networkId, o.endpointId))),
+    attempt(() => deps.gateway.detach(sb.taskId)),
+  ]);
   await attempt(() => new NetlinkCli().execAbsentOk('ip', ['netns', 'del', sb.netns]));
   if (errors.length > 0) throw errors[0];
   deps.log.info({ task: sb.taskId, netns: sb.netns }, 'task network sandbox removed');
