@@ -99,9 +99,8 @@ export class AttachmentRunner {
         this.madeAt = this.ctx.now();
         this.advance('running', 'attached');
       },
-      (err: unknown) => this.fail(err),
+      (err: unknown) => this.fail(err), // reported here; waiters get it from `ready`
     );
-    made.catch(() => undefined); // the failure is reported by the loop; waiters get it from `ready`
   }
 
   update(task: Task): void {

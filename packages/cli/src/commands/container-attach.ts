@@ -15,9 +15,12 @@ import { connectDaemon, type DaemonClient } from '../daemon/client.js';
 /** A swarm network's name or ID as `--network` takes it (Docker's network name characters). */
 const SWARM_NETWORK = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
+/** Docker's local network modes this engine does not have: refused, never looked up in the swarm. */
+const LOCAL_MODES = new Set(['none', 'host', 'bridge', 'default']);
+
 /** True when `--network` names a swarm network (an attachable overlay) rather than a mode. */
 export function isSwarmNetwork(v: string | undefined): v is string {
-  return v !== undefined && v !== 'none' && v !== 'host' && !v.startsWith('ns:') && SWARM_NETWORK.test(v);
+  return v !== undefined && !LOCAL_MODES.has(v) && !v.startsWith('ns:') && SWARM_NETWORK.test(v);
 }
 
 /** The label that names a container's network attachment (its task ID). */

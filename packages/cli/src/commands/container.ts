@@ -221,7 +221,7 @@ export function parseNetwork(v: string): NetworkMode {
     return { path };
   }
   throw new InvalidArgumentError(
-    `--network ${JSON.stringify(v)}: expected none, host, ns:PATH (a network namespace) or the name of an attachable swarm network`,
+    `--network ${JSON.stringify(v)}: expected none, host or ns:PATH (a network namespace), or the name of an attachable swarm network`,
   );
 }
 
