@@ -142,6 +142,8 @@ test(
         .slice(0, 10),
     );
     const plain = ['c1', 'c2', 'cx', 'cy'];
+    // the CLI pulls the image itself, from the lab's plain-HTTP registry
+    const insecure = ['--insecure-registry', new URL(state.registry.url).host];
     try {
       await ok('h1', ['network', 'create', '-d', 'overlay', '--attachable', 'attnet']);
       await ok('h1', ['network', 'create', '-d', 'overlay', 'plainnet']);
@@ -178,6 +180,7 @@ test(
       const refusedPlain = await onHost('h3', [
         'container',
         'run',
+        ...insecure,
         '-d',
         '--name',
         'cx',
@@ -191,6 +194,7 @@ test(
       const refusedUnknown = await onHost('h3', [
         'container',
         'run',
+        ...insecure,
         '-d',
         '--name',
         'cy',
@@ -209,6 +213,7 @@ test(
       await ok('h3', [
         'container',
         'run',
+        ...insecure,
         '-d',
         '--name',
         'c1',
@@ -270,7 +275,20 @@ test(
       assert.match(v2, /^HTTP\/1\.[01] 200/, `the registry answers c1 through the gateway bridge: ${v2}`);
 
       // a -d --rm container that exits: shoald removes it and gives its attachment back by itself
-      await ok('h2', ['container', 'run', '-d', '--rm', '--name', 'c2', '--network', 'attnet', image, 'sleep', '3']);
+      await ok('h2', [
+        'container',
+        'run',
+        ...insecure,
+        '-d',
+        '--rm',
+        '--name',
+        'c2',
+        '--network',
+        'attnet',
+        image,
+        'sleep',
+        '3',
+      ]);
       await until('c2 gone with its attachment', async () => {
         const n = await inspectNet('attnet');
         const names = (await ok('h2', ['container', 'ls', '-a', '--format', '{{.Names}}'])).split('\n');
