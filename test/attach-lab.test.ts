@@ -8,8 +8,8 @@
  *   (`network inspect` lists it), reaches the service by name (TCP through its VIP, the embedded
  *   DNS at 127.0.0.11), and the service's task reaches the container by its name and its alias;
  *   its default route is the gateway bridge (egress: the lab registry answers through the NAT);
- * - a non-attachable network is refused with Docker's message (exit 5) and an unknown one as not
- *   found (exit 3), and nothing is made (no container, no attachment);
+ * - a non-attachable network is refused with Docker's message and an unknown one as not found,
+ *   and nothing is made (no container, no attachment);
  * - a `-d --rm` container that exits is removed by shoald, which gives its attachment back with no
  *   CLI involved (the node owns attachments);
  * - `network rm` is refused naming the container while it is attached; after `container rm` the
@@ -189,8 +189,11 @@ test(
         image,
         'true',
       ]);
-      assert.equal(refusedPlain.code, 5, refusedPlain.stderr);
-      assert.match(refusedPlain.stderr, /network plainnet is not manually attachable/);
+      assert.equal(refusedPlain.code, 1, refusedPlain.stderr);
+      assert.match(
+        refusedPlain.stderr,
+        /^shoal: network plainnet is not manually attachable \[MANAGER_NETWORK_NOT_ATTACHABLE\]$/m,
+      );
       const refusedUnknown = await onHost('h3', [
         'container',
         'run',
@@ -203,8 +206,8 @@ test(
         image,
         'true',
       ]);
-      assert.equal(refusedUnknown.code, 3, refusedUnknown.stderr);
-      assert.match(refusedUnknown.stderr, /network nope not found/);
+      assert.equal(refusedUnknown.code, 1, refusedUnknown.stderr);
+      assert.match(refusedUnknown.stderr, /^shoal: network nope not found \[MANAGER_NETWORK_NOT_FOUND\]$/m);
       assert.doesNotMatch(await ok('h3', ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(cx|cy)$/m);
       assert.equal((await inspectNet('plainnet')).Containers, null, 'no attachment on plainnet');
 
