@@ -11,7 +11,7 @@
  * - a non-attachable network is refused with Docker's message and an unknown one as not found,
  *   and nothing is made (no container, no attachment);
  * - a `-d --rm` container that exits is removed by shoald, which gives its attachment back with no
- *   CLI involved (the node owns attachments);
+ *   CLI involved (the node owns attachments), and the other host drops its peer entries;
  * - `network rm` is refused naming the container while it is attached; after `container rm` the
  *   attachment is gone at once (`network rm` succeeds on the first try) and nothing is left on any
  *   host: no namespace of the cluster, no gateway bridge, vxlan or veth, no nftables table, no
@@ -122,6 +122,21 @@ function inSubnet(addr: string, subnet: string): boolean {
 
 const HOSTNAME = /^[0-9a-f]{12}$/;
 
+/** The name tag of a node in namespace names (as the daemon makes it from the node ID). */
+function tagOf(nodeId: string): string {
+  return nodeId
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 10);
+}
+
+/** The addresses of the neighbour entries on an overlay's vxlan0 (its remote peers). */
+async function neighbours(ns: string): Promise<string[]> {
+  const neigh = await run('ip', ['-n', ns, 'neigh', 'show', 'dev', 'vxlan0'], { check: false });
+  lastOutput = `${ns}: neigh ${neigh.stdout}${neigh.stderr}`;
+  return [...neigh.stdout.matchAll(/^(\d+\.\d+\.\d+\.\d+) /gm)].map((m) => m[1] ?? '');
+}
+
 test(
   'container run --network on an attachable overlay: reach and be reached by name, refusals, release on rm',
   { timeout: 900_000 },
@@ -135,12 +150,7 @@ test(
     assert.match(image, /busybox/);
     const nodeIds = (await ok('h1', ['node', 'ls', '--format', '{{.ID}}'])).split('\n').filter((l) => l !== '');
     assert.equal(nodeIds.length, 3);
-    tags = nodeIds.map((id) =>
-      id
-        .toLowerCase()
-        .replace(/[^a-z0-9]/g, '')
-        .slice(0, 10),
-    );
+    tags = nodeIds.map(tagOf);
     const plain = ['c1', 'c2', 'cx', 'cy'];
     // the CLI pulls the image itself, from the lab's plain-HTTP registry
     const insecure = ['--insecure-registry', new URL(state.registry.url).host];
@@ -290,13 +300,26 @@ test(
         'attnet',
         image,
         'sleep',
-        '3',
+        '15',
       ]);
+      // while it lives it is a peer of h3's overlay (c1's host): FDB and neighbour entries
+      const c2Entry = (await inspectNet('attnet')).Containers?.['c2'];
+      assert.ok(c2Entry, 'network inspect lists c2');
+      const c2Addr = c2Entry.IPv4Address.split('/')[0] ?? '';
+      const netId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'attnet'])).trim();
+      const h3Id = (await ok('h1', ['node', 'inspect', '--format', '{{.ID}}', 'h3'])).trim();
+      const h3Overlay = `shoal-ov-${tagOf(h3Id)}-${netId.slice(0, 12).toLowerCase()}`;
+      await until('c2 is a peer on h3', async () =>
+        (await neighbours(h3Overlay)).includes(c2Addr) ? true : undefined,
+      );
       await until('c2 gone with its attachment', async () => {
         const n = await inspectNet('attnet');
         const names = (await ok('h2', ['container', 'ls', '-a', '--format', '{{.Names}}'])).split('\n');
         return n.Containers?.['c2'] === undefined && !names.includes('c2') ? true : undefined;
       });
+      await until('h3 drops the peer entries of c2', async () =>
+        (await neighbours(h3Overlay)).includes(c2Addr) ? undefined : true,
+      );
 
       // network rm refused while c1 is attached; after container rm it goes at once
       await ok('h1', ['service', 'rm', 'web']);
