@@ -300,7 +300,7 @@ test(
         'attnet',
         image,
         'sleep',
-        '15',
+        '30',
       ]);
       // while it lives it is a peer of h3's overlay (c1's host): FDB and neighbour entries
       const c2Entry = (await inspectNet('attnet')).Containers?.['c2'];
