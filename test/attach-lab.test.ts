@@ -10,7 +10,7 @@
  *   its default route is the gateway bridge (egress: the lab registry answers through the NAT);
  * - a non-attachable network is refused with Docker's message and an unknown one as not found,
  *   and nothing is made (no container, no attachment);
- * - a `-d --rm` container that exits is removed by shoald, which gives its attachment back with no
+ * - a `-d --rm` container that is stopped is removed by shoald, which gives its attachment back with no
  *   CLI involved (the node owns attachments), and the other host drops its peer entries;
  * - `network rm` is refused naming the container while it is attached; after `container rm` the
  *   attachment is gone at once (`network rm` succeeds on the first try) and nothing is left on any
@@ -287,7 +287,7 @@ test(
       ]);
       assert.match(v2, /^HTTP\/1\.[01] 200/, `the registry answers c1 through the gateway bridge: ${v2}`);
 
-      // a -d --rm container that exits: shoald removes it and gives its attachment back by itself
+      // a -d --rm container: shoald removes it when it exits and gives its attachment back by itself
       await ok('h2', [
         'container',
         'run',
@@ -300,7 +300,7 @@ test(
         'attnet',
         image,
         'sleep',
-        '30',
+        '3600',
       ]);
       // while it lives it is a peer of h3's overlay (c1's host): FDB and neighbour entries
       const c2Entry = (await inspectNet('attnet')).Containers?.['c2'];
@@ -312,6 +312,8 @@ test(
       await until('c2 is a peer on h3', async () =>
         (await neighbours(h3Overlay)).includes(c2Addr) ? true : undefined,
       );
+      // it stops: shoald removes it (--rm) and gives the attachment back; no CLI asks for that
+      await ok('h2', ['container', 'stop', '-t', '1', 'c2']);
       await until('c2 gone with its attachment', async () => {
         const n = await inspectNet('attnet');
         const names = (await ok('h2', ['container', 'ls', '-a', '--format', '{{.Names}}'])).split('\n');
