@@ -88,5 +88,20 @@ export function grpcDispatcherLink(client: DispatcherClient, sessionId: string):
         { deadline: Date.now() + STATUS_DEADLINE_MS },
       );
     },
+    async attachNetwork(config, containerId) {
+      const r = await unary(
+        client.attachNetwork.bind(client),
+        { SessionID: sessionId, Config: config, ContainerID: containerId },
+        { deadline: Date.now() + STATUS_DEADLINE_MS },
+      );
+      return r.AttachmentID ?? '';
+    },
+    async detachNetwork(attachmentId) {
+      await unary(
+        client.detachNetwork.bind(client),
+        { SessionID: sessionId, AttachmentID: attachmentId },
+        { deadline: Date.now() + STATUS_DEADLINE_MS },
+      );
+    },
   };
 }

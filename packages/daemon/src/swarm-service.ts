@@ -257,7 +257,35 @@ export function swarmService(d: Daemon): SwarmServer {
     ),
 
     info: unaryHandler(async () => info(d)),
+    // `container run --network NAME` / `container rm`: this node's agent asks the leader (its
+    // dispatcher session) and builds or removes the sandbox.
+    attachNetwork: unaryHandler(async (req, _call, signal) => {
+      const agent = attachingAgent(d);
+      const r = await agent.attachNetwork(
+        { target: req.Target ?? '', aliases: req.Aliases ?? [], containerName: req.ContainerName ?? '' },
+        signal,
+      );
+      return {
+        AttachmentID: r.attachmentId,
+        NetnsPath: r.netnsPath,
+        Addresses: r.addresses,
+        DNS: r.dns,
+        DNSSearch: r.dnsSearch,
+        DNSOptions: r.dnsOptions,
+      };
+    }),
+    detachNetwork: unaryHandler(async (req) => {
+      await attachingAgent(d).detachNetwork(req.AttachmentID ?? '');
+      return {};
+    }),
   };
+}
+
+/** The node agent, for network attachments: the node must be in a swarm and unlocked. */
+function attachingAgent(d: Daemon): NonNullable<Daemon['node']>['agent'] {
+  notLocked(d);
+  if (!d.state || !d.node) throw new SwarmStateError('DAEMON_NOT_IN_SWARM', NOT_IN_SWARM);
+  return d.node.agent;
 }
 
 /**

@@ -13,7 +13,8 @@
  *   to `running`, an attachment with an address on that network, and its node is in the store,
  *   not `down`, and has an address (`Status.Addr`). Endpoint `ID` = task ID, `Address` = the attachment's first address (CIDR),
  *   `NodeAddr` = the node's `Status.Addr`, `Aliases` = the container's hostname when
- *   set (the attachment's aliases are the service's: they go with the service, to its VIP), `Running` = state and desired state both `running`;
+ *   set (the attachment's aliases are the service's: they go with the service, to its VIP; a
+ *   plain container's network-attachment task has its own aliases instead), `Running` = state and desired state both `running`;
  * - a node's ingress load-balancer attachment (`Node.Attachments` on the ingress network) is the
  *   endpoint `lb-<nodeID>` (no service, `Running` true) on the same terms;
  * - a node needs a network while one of its tasks (state `assigned` to `running`) has an
@@ -34,6 +35,7 @@ import {
 } from '@shoal/api';
 import type { ClusterStore, StoredObject } from '@shoal/store';
 import { fromStored } from './context.js';
+import { isNetworkAttachmentTask } from './networks/attachments.js';
 import { holdsAddresses, lbEndpointId, serviceNetworkIds } from './networks/network-allocation.js';
 import type { StoredNetwork, StoredService, StoredTask } from './services/objects.js';
 
@@ -122,8 +124,14 @@ export class NetworkStates {
         if (node === undefined) continue;
         const hostname = t.Spec?.ContainerSpec?.Hostname ?? '';
         // The attachment's aliases are the service's network-scoped aliases (Service.Aliases):
-        // like the service name they resolve to the VIP, not to each task, as in Docker.
-        const aliases = hostname === '' ? [] : [hostname];
+        // like the service name they resolve to the VIP, not to each task, as in Docker. A plain
+        // container's attachment (no service) answers to its own: name, hostname, --network-alias.
+        const aliases =
+          (t.ServiceID ?? '') === '' && isNetworkAttachmentTask(t)
+            ? [...(att.Aliases ?? [])]
+            : hostname === ''
+              ? []
+              : [hostname];
         let list = endpoints.get(netId);
         if (list === undefined) endpoints.set(netId, (list = []));
         list.push({

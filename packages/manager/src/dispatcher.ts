@@ -17,6 +17,10 @@
  * dispatcher ends itself (step-down, replacement, removal, expiry) never shorten a deadline.
  */
 import type {
+  AttachNetworkRequest,
+  AttachNetworkResponse,
+  DetachNetworkRequest,
+  DetachNetworkResponse,
   AssignmentsMessage,
   AssignmentsRequest,
   HeartbeatRequest,
@@ -36,6 +40,7 @@ import { NetworkStates } from './dispatcher-networks.js';
 import { StatusBatcher } from './dispatcher-status.js';
 import { heartbeatPeriodMs, type ManagerContext, membership, type StoredNode, updateNode } from './context.js';
 import type { CallerIdentity } from './identity.js';
+import type { NetworkAttachments } from './networks/attachments.js';
 import { nodeView } from './nodes.js';
 
 /** Missed periods before a node is marked down (SwarmKit's grace multiplier). */
@@ -318,6 +323,30 @@ export class Dispatcher {
   async updateTaskStatus(req: UpdateTaskStatusRequest, caller: CallerIdentity): Promise<UpdateTaskStatusResponse> {
     const session = this.currentSession(caller.nodeId, req.SessionID, 'a task status update');
     await this.status.submit(session.nodeId, req.Updates ?? []);
+    return {};
+  }
+
+  /**
+   * A plain container's attachment to an attachable network on the caller's node (its session's
+   * node): see networks/attachments.ts.
+   */
+  async attachNetwork(
+    req: AttachNetworkRequest,
+    caller: CallerIdentity,
+    attachments: NetworkAttachments,
+  ): Promise<AttachNetworkResponse> {
+    const session = this.currentSession(caller.nodeId, req.SessionID, 'a network attachment');
+    return { AttachmentID: await attachments.attach(session.nodeId, req.Config, req.ContainerID ?? '') };
+  }
+
+  /** Ends one of the caller's network attachments. */
+  async detachNetwork(
+    req: DetachNetworkRequest,
+    caller: CallerIdentity,
+    attachments: NetworkAttachments,
+  ): Promise<DetachNetworkResponse> {
+    const session = this.currentSession(caller.nodeId, req.SessionID, 'a network detachment');
+    await attachments.detach(session.nodeId, req.AttachmentID ?? '');
     return {};
   }
 

@@ -231,6 +231,13 @@ export class NetworkNotFoundError extends ManagerError {
 }
 
 /** `network rm` of a network that services or tasks still use: names them. */
+/** `container run --network X` on a network that is not attachable (as Docker's message). */
+export class NetworkNotAttachableError extends ManagerError {
+  constructor(name: string) {
+    super('MANAGER_NETWORK_NOT_ATTACHABLE', `network ${name} is not manually attachable`, 'failed-precondition');
+  }
+}
+
 export class NetworkInUseError extends ManagerError {
   constructor(name: string, users: readonly string[]) {
     super(

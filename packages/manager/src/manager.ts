@@ -49,6 +49,7 @@ import { SecretsConfigsApi } from './services/secrets-configs.js';
 import { ServicesApi } from './services/services-api.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { NetworkAllocation } from './networks/network-allocation.js';
+import { AttachmentReaper, NetworkAttachments } from './networks/attachments.js';
 import { NetworksApi } from './networks/networks-api.js';
 import { StacksApi } from './stacks/stacks-api.js';
 import { ingressNetwork } from './networks/ingress.js';
@@ -128,6 +129,9 @@ export class Manager {
   private readonly startTraces: StartTraces;
   readonly logBroker: LogBroker;
   readonly networkAllocation: NetworkAllocation;
+  /** Plain containers' attachments to attachable networks (Dispatcher.AttachNetwork). */
+  readonly attachments: NetworkAttachments;
+  readonly attachmentReaper: AttachmentReaper;
   readonly networksApi: NetworksApi;
   readonly stacksApi: StacksApi;
   private readonly identifyFn: (call: CallLike) => CallerIdentity;
@@ -158,6 +162,8 @@ export class Manager {
     this.networksApi = new NetworksApi(this.ctx, this.networkAllocation);
     this.stacksApi = new StacksApi(this.ctx, this.networkAllocation);
     this.allocator = new Allocator(this.ctx, undefined, this.networkAllocation);
+    this.attachments = new NetworkAttachments(this.ctx, this.networkAllocation);
+    this.attachmentReaper = new AttachmentReaper(this.ctx);
     this.scheduler = new Scheduler(this.ctx);
     this.logBroker = new LogBroker(this.ctx);
     this.startTraces = new StartTraces(this.ctx);
@@ -204,6 +210,7 @@ export class Manager {
       this.allocator.start();
       this.scheduler.start();
       this.startTraces.start();
+      this.attachmentReaper.start();
     } else if (!info.isLeader && this.leading) {
       this.ctx.logger.info({ leader: info.leader, term: info.term }, 'not leader any more: stopping leader loops');
       this.stepDown();
@@ -221,6 +228,7 @@ export class Manager {
     this.networkAllocation.stop();
     this.scheduler.stop();
     this.startTraces.stop();
+    this.attachmentReaper.stop();
   }
 
   private async waitForLeadership(timeoutMs: number): Promise<void> {
@@ -385,6 +393,8 @@ export class Manager {
       assignments: serverStreamHandler((req, call, signal) =>
         this.dispatcher.assignments(req, this.identify(call), (m) => call.write(m), signal),
       ),
+      attachNetwork: u((req, call) => this.dispatcher.attachNetwork(req, this.identify(call), this.attachments)),
+      detachNetwork: u((req, call) => this.dispatcher.detachNetwork(req, this.identify(call), this.attachments)),
     };
     const RaftMembership: RaftMembershipServer = {
       join: u((req, call, signal) => this.raftMembership.join(req, this.identify(call), signal)),

@@ -20,12 +20,19 @@ import {
 } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
 import { ContainerNotFoundError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
+import { AttachmentRunner, isAttachmentTask } from './attachment-runner.js';
 import { taskContainerOptions } from './container-options.js';
-import { AssignmentsSequenceError } from './errors.js';
+import { AssignmentsSequenceError, NetworkAttachmentError, NotConnectedError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
 import { ImagePuller } from './image-puller.js';
-import { NetworkController, type NodeNetworkOptions, type SandboxPrep } from './network/network-controller.js';
+import {
+  NetworkController,
+  type NodeNetworkOptions,
+  type SandboxPrep,
+  type TaskNetworkOptions,
+} from './network/network-controller.js';
+import { sandboxName } from './network/task-sandbox.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskRunner } from './task-runner.js';
 import type { NodeInfo } from './template.js';
@@ -44,6 +51,41 @@ export interface AgentOptions {
   network?: Omit<NodeNetworkOptions, 'nodeId' | 'logger'>;
   /** How long a successful pull of an image is reused by later tasks (ms; image-puller.ts). */
   pullFreshMs?: number;
+  /**
+   * How long a network attachment's sandbox may wait for its container (ms, default
+   * ATTACHMENT_CLAIM_MS) before the agent ends the attachment: the CLI that asked died.
+   */
+  attachmentClaimMs?: number;
+  /** How often the agent looks which attachment sandboxes have a container (ms, default 1000). */
+  attachmentPollMs?: number;
+}
+
+/** Default of AgentOptions.attachmentClaimMs. */
+export const ATTACHMENT_CLAIM_MS = 60_000;
+/** How long `attachNetwork` waits for the sandbox before it gives the attachment back. */
+const ATTACH_WAIT_MS = 60_000;
+/** How long `detachNetwork` waits for the node to remove the sandbox. */
+const DETACH_WAIT_MS = 15_000;
+
+/** What the CLI needs to run a container in a network attachment (`container run --network`). */
+export interface NetworkAttachmentResult {
+  attachmentId: string;
+  netnsPath: string;
+  /** The container's addresses on the network, for /etc/hosts. */
+  addresses: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
+}
+
+/** What the agent runs per task: a container (TaskRunner) or a network attachment. */
+interface Runner {
+  readonly taskId: string;
+  readonly observedState: string;
+  readonly container: string | undefined;
+  start(): void;
+  update(task: Task): void;
+  close(opts: { remove: boolean }): Promise<void>;
 }
 
 export class Agent {
@@ -52,7 +94,12 @@ export class Agent {
   readonly network: NetworkController | undefined;
   /** Pulls shared by the tasks of a node (one per image in flight, reused briefly). */
   readonly puller: ImagePuller;
-  private readonly runners = new Map<string, TaskRunner>();
+  private readonly runners = new Map<string, Runner>();
+  /** Waiters for an attachment runner not assigned yet (attachNetwork before its assignment). */
+  private readonly attachWaiters = new Map<string, (r: AttachmentRunner) => void>();
+  private link: DispatcherLink | undefined;
+  private claimTimer: NodeJS.Timeout | undefined;
+  private claimCheck: Promise<void> | undefined;
   private readonly secrets = new Map<string, Secret>();
   private readonly configs = new Map<string, Config>();
   /** Containers of earlier agents by task ID, until a runner takes them or the first complete set drops them. */
@@ -110,6 +157,7 @@ export class Agent {
    */
   async runSession(link: DispatcherLink, signal: AbortSignal): Promise<void> {
     this.reporter.attach(link);
+    this.link = link;
     let holds = '';
     try {
       for await (const msg of link.assignments(signal)) {
@@ -124,12 +172,114 @@ export class Agent {
       }
     } finally {
       this.reporter.detach(link);
+      if (this.link === link) this.link = undefined;
+    }
+  }
+
+  /**
+   * `container run --network NAME` on this node: asks the leader for a network-attachment task
+   * (an attachable network only), waits for its sandbox and returns what the container is created
+   * with. If the sandbox cannot be made (or `signal` aborts), the attachment is given back.
+   */
+  async attachNetwork(
+    req: { target: string; aliases: string[]; containerName: string },
+    signal?: AbortSignal,
+  ): Promise<NetworkAttachmentResult> {
+    const link = this.link;
+    if (link?.attachNetwork === undefined || link.detachNetwork === undefined || this.network === undefined)
+      throw new NotConnectedError('attach a container to a network');
+    const id = await link.attachNetwork({ Target: req.target, Aliases: req.aliases }, req.containerName);
+    try {
+      const runner = await this.attachmentRunner(id, signal);
+      const opts: TaskNetworkOptions = await raceAbort(runner.ready, signal, ATTACH_WAIT_MS, id);
+      const path = opts.create.network;
+      return {
+        attachmentId: id,
+        netnsPath: typeof path === 'object' ? path.path : '',
+        addresses: opts.addresses,
+        dns: opts.create.dns ?? [],
+        dnsSearch: opts.create.dnsSearch ?? [],
+        dnsOptions: opts.create.dnsOptions ?? [],
+      };
+    } catch (err) {
+      await link
+        .detachNetwork(id)
+        .catch((e: unknown) =>
+          this.log.warn({ attachment: id, err: errorMessage(e) }, 'cannot give back a failed attachment'),
+        );
+      throw err;
+    }
+  }
+
+  /**
+   * Gives back a network attachment (`container rm`): the leader deletes the task, and this
+   * resolves once the node removed its sandbox (or after a while, when the removal is slow).
+   */
+  async detachNetwork(attachmentId: string): Promise<void> {
+    const link = this.link;
+    if (link?.detachNetwork === undefined) throw new NotConnectedError('detach a container from a network');
+    await link.detachNetwork(attachmentId);
+    const until = Date.now() + DETACH_WAIT_MS;
+    while (this.runners.has(attachmentId) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    await this.network?.settled();
+  }
+
+  /** The attachment runner of task `id`, once its assignment has arrived. */
+  private attachmentRunner(id: string, signal: AbortSignal | undefined): Promise<AttachmentRunner> {
+    const r = this.runners.get(id);
+    if (r instanceof AttachmentRunner) return Promise.resolve(r);
+    if (r !== undefined) return Promise.reject(new NetworkAttachmentError(id, 'is not a network attachment'));
+    const arrived = new Promise<AttachmentRunner>((resolve) => this.attachWaiters.set(id, resolve));
+    return raceAbort(arrived, signal, ATTACH_WAIT_MS, id).finally(() => this.attachWaiters.delete(id));
+  }
+
+  /** Starts or stops the claim checks of attachment sandboxes (while attachments exist). */
+  private armClaims(): void {
+    const any = [...this.runners.values()].some((r) => r instanceof AttachmentRunner);
+    if (!any || this.stopped) {
+      if (this.claimTimer !== undefined) clearInterval(this.claimTimer);
+      this.claimTimer = undefined;
+      return;
+    }
+    if (this.claimTimer !== undefined) return;
+    this.claimTimer = setInterval(() => {
+      this.claimCheck ??= this.checkClaims()
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'attachment claim check failed'))
+        .finally(() => (this.claimCheck = undefined));
+    }, this.opts.attachmentPollMs ?? 1000);
+    this.claimTimer.unref();
+  }
+
+  /** Which attachment sandboxes a container of the engine is in; the others end (attachment-runner.ts). */
+  private async checkClaims(): Promise<void> {
+    const runners = [...this.runners.values()].filter(
+      (r): r is AttachmentRunner => r instanceof AttachmentRunner && r.attached,
+    );
+    if (runners.length === 0) return;
+    const engine = this.opts.engine;
+    const used = new Set<string>();
+    for (const c of await engine.list({ all: true })) {
+      try {
+        const mode = (await engine.inspect(c.id)).network?.mode;
+        if (typeof mode === 'object') used.add(mode.path);
+      } catch (err) {
+        if (!(err instanceof ContainerNotFoundError)) throw err; // removed meanwhile
+      }
+    }
+    const tag = this.opts.network?.hostTag ?? '';
+    for (const r of runners) {
+      if (this.runners.get(r.taskId) !== r) continue;
+      await r.checkClaim(
+        used.has(`/run/netns/${sandboxName(tag, r.taskId)}`),
+        this.opts.attachmentClaimMs ?? ATTACHMENT_CLAIM_MS,
+      );
     }
   }
 
   /** Stops following tasks; containers keep running (a restarted agent adopts them). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.armClaims();
     await this.enqueue(async () => {
       await Promise.all([...this.runners.values()].map((r) => r.close({ remove: false })));
       this.runners.clear();
@@ -177,7 +327,7 @@ export class Agent {
       }
     }
     const seen = new Set<string>();
-    const gone: TaskRunner[] = [];
+    const gone: Runner[] = [];
     for (const c of changes) {
       const task = c.Assignment?.Task;
       if (!task?.ID) continue;
@@ -201,6 +351,7 @@ export class Agent {
     }
     // Tasks removed from the node: their containers go (within their grace period), in the background.
     for (const r of gone) void this.retire(r);
+    this.armClaims();
     if (complete && !this.sawComplete) {
       this.sawComplete = true;
       const orphans = [...this.adopted].filter(([task]) => !this.runners.has(task));
@@ -214,6 +365,23 @@ export class Agent {
     const r = this.runners.get(id);
     if (r) {
       r.update(task);
+      return;
+    }
+    if (isAttachmentTask(task) && this.network !== undefined) {
+      const tag = this.opts.network?.hostTag ?? '';
+      const runner = new AttachmentRunner(
+        {
+          network: this.network,
+          log: this.log,
+          report: (taskId, status) => this.report(taskId, status),
+          sandboxPath: (taskId) => `/run/netns/${sandboxName(tag, taskId)}`,
+          now: () => Date.now(),
+        },
+        task,
+      );
+      this.runners.set(id, runner);
+      runner.start();
+      this.attachWaiters.get(id)?.(runner);
       return;
     }
     const adopted = this.adopted.get(id);
@@ -243,7 +411,7 @@ export class Agent {
     runner.start();
   }
 
-  private async retire(r: TaskRunner): Promise<void> {
+  private async retire(r: Runner): Promise<void> {
     try {
       await r.close({ remove: true });
     } catch (err) {
@@ -314,4 +482,20 @@ export class Agent {
       ],
     };
   }
+}
+
+/** `p`, or a rejection when `signal` aborts or `ms` pass first. */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined, ms: number, id: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new NetworkAttachmentError(id, `its sandbox was not ready within ${ms / 1000} s`)),
+      ms,
+    );
+    const onAbort = (): void => reject(new NetworkAttachmentError(id, 'the attach request was cancelled'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    });
+  });
 }

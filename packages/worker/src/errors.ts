@@ -45,3 +45,14 @@ export class NetworkAttachmentError extends WorkerError {
     super('WORKER_NETWORK_ATTACHMENT', `task ${taskId}: ${reason}`, 'invalid-argument');
   }
 }
+
+/** The node has no dispatcher session (not in a swarm, or reconnecting): nothing to ask the managers. */
+export class NotConnectedError extends WorkerError {
+  constructor(what: string) {
+    super(
+      'WORKER_NOT_CONNECTED',
+      `cannot ${what}: this node has no session with a manager (is it part of a swarm?)`,
+      'unavailable',
+    );
+  }
+}

@@ -5,7 +5,8 @@
  * per-container tmpfs only, reports task states in batches, and re-adopts its containers after
  * a restart. The session to the managers is the daemon's; it hands the agent a DispatcherLink.
  */
-export { Agent, type AgentOptions } from './agent.js';
+export { Agent, ATTACHMENT_CLAIM_MS, type AgentOptions, type NetworkAttachmentResult } from './agent.js';
+export { AttachmentRunner, isAttachmentTask } from './attachment-runner.js';
 export type { DispatcherLink } from './dispatcher-link.js';
 export { NetworkController, type NodeNetworkOptions, type TaskNetworkOptions } from './network/network-controller.js';
 export { sandboxName } from './network/task-sandbox.js';
@@ -26,4 +27,5 @@ export {
   RegistryAuthError,
   AssignmentsSequenceError,
   NetworkAttachmentError,
+  NotConnectedError,
 } from './errors.js';

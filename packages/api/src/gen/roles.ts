@@ -40,6 +40,8 @@ export const METHOD_ROLES: Readonly<Record<string, readonly string[]>> = {
   '/shoal.Dispatcher/Heartbeat': ['worker', 'manager'],
   '/shoal.Dispatcher/UpdateTaskStatus': ['worker', 'manager'],
   '/shoal.Dispatcher/Assignments': ['worker', 'manager'],
+  '/shoal.Dispatcher/AttachNetwork': ['worker', 'manager'],
+  '/shoal.Dispatcher/DetachNetwork': ['worker', 'manager'],
   '/shoal.Health/Check': ['manager', 'worker', 'local'],
   '/shoal.LogBroker/SubscribeLogs': ['manager', 'local'],
   '/shoal.LogBroker/ListenSubscriptions': ['worker', 'manager'],
@@ -54,4 +56,6 @@ export const METHOD_ROLES: Readonly<Record<string, readonly string[]>> = {
   '/shoal.Swarm/Leave': ['local'],
   '/shoal.Swarm/Unlock': ['local'],
   '/shoal.Swarm/Info': ['local'],
+  '/shoal.Swarm/AttachNetwork': ['local'],
+  '/shoal.Swarm/DetachNetwork': ['local'],
 };

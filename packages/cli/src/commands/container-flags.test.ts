@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Engine } from '@shoal/engine';
 import { Cgroup } from '@shoal/engine/internal';
 import { parseAddHost, parseEnv, parseNetwork, parseSecret, parseSysctl } from './container.js';
+import { isSwarmNetwork } from './container-attach.js';
 
 function makeLayer(root: string): string {
   const layer = join(root, 'layer');
@@ -96,6 +97,10 @@ test('flag parsing follows the docker CLI', () => {
   assert.deepEqual(parseNetwork('ns:/run/netns/x'), { path: '/run/netns/x' });
   assert.throws(() => parseNetwork('bridge'), /--network "bridge": expected none, host or ns:PATH/);
   assert.throws(() => parseNetwork('ns:rel'), /ns: needs an absolute path/);
+  // a swarm network's name goes to shoald (container run --network NAME); modes never do
+  for (const v of ['appnet', 'my_net.1', 'a-b']) assert.equal(isSwarmNetwork(v), true, v);
+  for (const v of ['none', 'host', 'bridge', 'default', 'ns:/run/netns/x', 'a/b', '-x', ''])
+    assert.equal(isSwarmNetwork(v), false, v);
   assert.deepEqual(parseAddHost('db:198.18.0.5'), { host: 'db', ip: '198.18.0.5' });
   assert.deepEqual(parseAddHost('db:[2001:db8::1]'), { host: 'db', ip: '2001:db8::1' });
   assert.deepEqual(parseAddHost('db=2001:db8::1'), { host: 'db', ip: '2001:db8::1' });
@@ -206,6 +211,7 @@ test('bad flag values: one clear line naming the flag, nothing made', { timeout:
     [['--sysctl', 'nokey'], /--sysctl "nokey": expected key=value/],
     [['--cap-add', 'SYS_MAGIC'], /^shoal: --cap-add: unknown capability "SYS_MAGIC"/],
     [['--network', 'bridge'], /--network "bridge": expected none, host or ns:PATH/],
+    [['--network-alias', 'x'], /^shoal: --network-alias: network-scoped aliases are only supported for swarm networks/],
     [['--add-host', 'db:1.2.3'], /^shoal: --add-host: db: "1.2.3" is not an IP address/],
     [['--dns', '1.2.3.4.5'], /^shoal: --dns: "1.2.3.4.5" is not an IP address/],
     [['--secret', 'src=/nonexistent/shoal-secret'], /--secret .*cannot read \/nonexistent\/shoal-secret/],

@@ -25,6 +25,14 @@ import {
   parseRestartPolicy,
 } from '@shoal/engine';
 import { ignoreCodes } from '../ignore.js';
+import { hostFlag } from '../daemon/action.js';
+import {
+  attachToSwarmNetwork,
+  attachmentOf,
+  detachFromSwarmNetwork,
+  isSwarmNetwork,
+  type SwarmAttachment,
+} from './container-attach.js';
 import { registerInspect, registerPs } from './container-ps.js';
 
 export interface GlobalOpts {
@@ -204,7 +212,7 @@ export function parseEnv(v: string, env: NodeJS.ProcessEnv = process.env): strin
   return value === undefined ? v : `${v}=${value}`;
 }
 
-/** `--network none|host|ns:PATH`. */
+/** `--network none|host|ns:PATH` (a swarm network's name is attached through shoald instead). */
 export function parseNetwork(v: string): NetworkMode {
   if (v === 'none' || v === 'host') return v;
   if (v.startsWith('ns:')) {
@@ -213,7 +221,7 @@ export function parseNetwork(v: string): NetworkMode {
     return { path };
   }
   throw new InvalidArgumentError(
-    `--network ${JSON.stringify(v)}: expected none, host or ns:PATH (a network namespace)`,
+    `--network ${JSON.stringify(v)}: expected none, host or ns:PATH (a network namespace), or the name of an attachable swarm network`,
   );
 }
 
@@ -351,6 +359,7 @@ interface RunFlags extends GlobalOpts {
   capDrop: string[];
   secret: string[];
   network?: string;
+  networkAlias: string[];
   addHost: string[];
   dns: string[];
   dnsSearch: string[];
@@ -403,7 +412,9 @@ function createOptions(image: string, cmd: string[], f: RunFlags): ContainerCrea
   if (f.init) o.init = true;
   if (f.capAdd.length) o.capAdd = f.capAdd;
   if (f.capDrop.length) o.capDrop = f.capDrop;
-  if (f.network) o.network = parseNetwork(f.network);
+  if (f.network && !isSwarmNetwork(f.network)) o.network = parseNetwork(f.network);
+  if (f.networkAlias.length && !isSwarmNetwork(f.network))
+    throw new InvalidArgumentError('--network-alias: network-scoped aliases are only supported for swarm networks');
   if (f.addHost.length) o.extraHosts = f.addHost.map(parseAddHost);
   if (f.dns.length) o.dns = f.dns;
   if (f.dnsSearch.length) o.dnsSearch = f.dnsSearch;
@@ -511,7 +522,11 @@ function runFlags(cmd: Command): Command {
       collect,
       [],
     )
-    .option('--network <mode>', 'none (default: loopback only), host, or ns:PATH to join a network namespace')
+    .option(
+      '--network <mode>',
+      'none (default: loopback only), host, ns:PATH to join a network namespace, or an attachable swarm network (through shoald)',
+    )
+    .option('--network-alias <alias>', 'another name of the container on the swarm network (repeatable)', collect, [])
     .option('--add-host <host:ip>', 'add an /etc/hosts entry (repeatable)', collect, [])
     .option('--dns <ip>', 'nameserver for /etc/resolv.conf (repeatable)', collect, [])
     .option('--dns-search <domain>', 'search domain for /etc/resolv.conf (repeatable)', collect, [])
@@ -562,12 +577,20 @@ export function registerContainer(program: Command): void {
     c.command('run').description('Create and start a container; without -d stream its output and exit with its code'),
   )
     .option('-d, --detach', 'run in the background and print the id')
-    .action(async (image: string, cmd: string[], f: RunFlags) => {
+    .action(async (image: string, cmd: string[], f: RunFlags, command: Command) => {
       const opts = createOptions(image, cmd, f);
       const engine = await openEngine(f, !f.detach);
+      let attachment: SwarmAttachment | undefined;
       try {
         await pullIfMissing(engine, image, f.insecureRegistry);
-        const id = await engine.run(opts);
+        attachment = await attachToSwarmNetwork(opts, f, hostFlag(command));
+        let id: string;
+        try {
+          id = await engine.run(opts);
+        } catch (err) {
+          await attachment?.release();
+          throw err;
+        }
         if (f.detach) {
           process.stdout.write(`${id}\n`);
           return;
@@ -590,21 +613,36 @@ export function registerContainer(program: Command): void {
           process.off('SIGTERM', forward);
         }
         // --rm: the engine may have removed it already (auto-remove on exit).
-        if (f.rm)
+        if (f.rm) {
           await engine.remove(id, { force: true, volumes: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
+          await attachment?.release();
+        }
       } finally {
+        attachment?.close();
         await engine.close();
       }
     });
 
   runFlags(c.command('create').description('Create a container without starting it')).action(
-    async (image: string, cmd: string[], f: RunFlags) => {
+    async (image: string, cmd: string[], f: RunFlags, command: Command) => {
       const opts = createOptions(image, cmd, f); // bad flags fail before anything is pulled
       const engine = await openEngine(f);
-      await pullIfMissing(engine, image, f.insecureRegistry);
-      process.stdout.write(`${await engine.create(opts)}
-`);
-      await engine.close();
+      let attachment: SwarmAttachment | undefined;
+      try {
+        await pullIfMissing(engine, image, f.insecureRegistry);
+        attachment = await attachToSwarmNetwork(opts, f, hostFlag(command));
+        let id: string;
+        try {
+          id = await engine.create(opts);
+        } catch (err) {
+          await attachment?.release();
+          throw err;
+        }
+        process.stdout.write(`${id}\n`);
+      } finally {
+        attachment?.close();
+        await engine.close();
+      }
     },
   );
 
@@ -674,11 +712,17 @@ export function registerContainer(program: Command): void {
   withRoots(c.command('rm').description('Remove containers').argument('<container...>'))
     .option('-f, --force', 'kill running containers first')
     .option('-v, --volumes', 'also remove its anonymous volumes')
-    .action(async (refs: string[], f: GlobalOpts & { force?: boolean; volumes?: boolean }) => {
+    .action(async (refs: string[], f: GlobalOpts & { force?: boolean; volumes?: boolean }, command: Command) => {
       const engine = await openEngine(f);
-      for (const r of refs) {
-        await engine.remove(r, { force: f.force, volumes: f.volumes });
-        process.stdout.write(`${r}\n`);
+      try {
+        for (const r of refs) {
+          const attachmentId = await attachmentOf(engine, r);
+          await engine.remove(r, { force: f.force, volumes: f.volumes });
+          if (attachmentId !== undefined) await detachFromSwarmNetwork(attachmentId, hostFlag(command));
+          process.stdout.write(`${r}\n`);
+        }
+      } finally {
+        await engine.close();
       }
     });
 

@@ -69,6 +69,10 @@ import {
   type SwarmLeaveResponse,
   type SwarmUnlockRequest,
   type SwarmUnlockResponse,
+  type LocalAttachNetworkRequest,
+  type LocalAttachNetworkResponse,
+  type LocalDetachNetworkRequest,
+  type LocalDetachNetworkResponse,
   type UpdateClusterRequest,
   type UpdateClusterResponse,
   type UpdateNodeRequest,
@@ -129,6 +133,8 @@ export interface SwarmCalls {
   leave: Unary<SwarmLeaveRequest, SwarmLeaveResponse>;
   unlock: Unary<SwarmUnlockRequest, SwarmUnlockResponse>;
   info: Unary<SwarmInfoRequest, SwarmInfo>;
+  attachNetwork: Unary<LocalAttachNetworkRequest, LocalAttachNetworkResponse>;
+  detachNetwork: Unary<LocalDetachNetworkRequest, LocalDetachNetworkResponse>;
 }
 
 /** The Control calls the CLI makes, promise-returning. */
@@ -199,7 +205,7 @@ function promised<C extends object>(
   return out;
 }
 
-const SWARM_METHODS = ['init', 'join', 'leave', 'unlock', 'info'] as const;
+const SWARM_METHODS = ['init', 'join', 'leave', 'unlock', 'info', 'attachNetwork', 'detachNetwork'] as const;
 const CONTROL_METHODS = [
   'getNode',
   'listNodes',

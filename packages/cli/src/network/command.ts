@@ -10,7 +10,7 @@ import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.j
 import type { DaemonClient } from '../daemon/client.js';
 import { checkFormat, formatInspect, formatList, matchLabels, matchesAny, parseFilters } from '../format/index.js';
 import { findObject } from '../secret/objects.js';
-import { networkPeers, networkResource, networkSpecFromFlags, type CreateFlags } from './view.js';
+import { networkContainers, networkPeers, networkResource, networkSpecFromFlags, type CreateFlags } from './view.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
@@ -148,7 +148,7 @@ export function registerNetwork(program: Command): void {
         if (found.length > 0 || failed === undefined)
           process.stdout.write(
             formatInspect(
-              found.map((n) => networkResource(n, networkPeers(n, nodes, tasks))),
+              found.map((n) => networkResource(n, networkPeers(n, nodes, tasks), networkContainers(n, tasks))),
               o.format,
             ),
           );

@@ -31,8 +31,45 @@ export function networkPeers(n: Network, nodes: readonly Node[], tasks: readonly
     .sort((a, b) => a.Name.localeCompare(b.Name));
 }
 
+/** A plain container attached to the network, as Docker's `Containers` entries. */
+export interface AttachedContainer {
+  Name: string;
+  EndpointID: string;
+  MacAddress: string;
+  IPv4Address: string;
+  IPv6Address: string;
+}
+
+/**
+ * The plain containers attached to a network (`container run --network`): its live
+ * network-attachment tasks, by container name, on every node (Docker lists only the local ones).
+ */
+export function networkContainers(n: Network, tasks: readonly Task[]): Record<string, AttachedContainer> {
+  const out: Record<string, AttachedContainer> = {};
+  for (const t of tasks) {
+    const name = t.Spec?.NetworkAttachmentSpec?.ContainerID;
+    if (name === undefined || !LIVE_TASK_STATES.has(t.Status?.State ?? '')) continue;
+    const att = (t.NetworksAttachments ?? []).find((a) => a.Network?.ID === n.ID);
+    const addr = att?.Addresses?.[0];
+    if (addr === undefined) continue;
+    const octets = (addr.split('/')[0] ?? '').split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
+    out[name] = {
+      Name: name,
+      EndpointID: t.ID ?? '',
+      MacAddress: ['02', '42', ...octets].join(':'),
+      IPv4Address: addr,
+      IPv6Address: '',
+    };
+  }
+  return out;
+}
+
 /** Docker's `network inspect` JSON of a swarm network (`Peers` when the network is on any node). */
-export function networkResource(n: Network, peers: readonly PeerInfo[] = []): Record<string, unknown> {
+export function networkResource(
+  n: Network,
+  peers: readonly PeerInfo[] = [],
+  containers: Record<string, AttachedContainer> = {},
+): Record<string, unknown> {
   const spec = n.Spec ?? {};
   const ipam = n.IPAMOptions ?? spec.IPAMOptions ?? {};
   return {
@@ -56,7 +93,7 @@ export function networkResource(n: Network, peers: readonly PeerInfo[] = []): Re
     Ingress: spec.Ingress === true,
     ConfigFrom: { Network: spec.ConfigFrom?.Network ?? '' },
     ConfigOnly: false,
-    Containers: null,
+    Containers: Object.keys(containers).length > 0 ? containers : null,
     Options: { ...(n.DriverState?.Options ?? spec.DriverConfiguration?.Options ?? {}) },
     Labels: { ...spec.Labels },
     ...(peers.length > 0 ? { Peers: peers.map((p) => ({ ...p })) } : {}),

@@ -182,6 +182,14 @@ export class NetworkAllocation {
     }
   }
 
+  /** Gives back the addresses of a task deleted outside a pass (a network detach). */
+  releaseTask(a: NetworkAllocator, id: string): void {
+    const atts = this.tasks.get(id);
+    if (atts === undefined) return;
+    a.releaseTaskAttachments({ ID: id, NetworksAttachments: atts });
+    this.tasks.delete(id);
+  }
+
   /** A network allocated by `network create` (its subnet and VNI go when it leaves the store). */
   networkAllocated(id: string): void {
     this.networks.add(id);

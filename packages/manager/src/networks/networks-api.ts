@@ -27,6 +27,7 @@ import {
   type StoredService,
   type StoredTask,
 } from '../services/objects.js';
+import { isNetworkAttachmentTask } from './attachments.js';
 import { holdsAddresses, type NetworkAllocation } from './network-allocation.js';
 
 export const OVERLAY = 'overlay';
@@ -81,7 +82,11 @@ export function networkUsers(ctx: ManagerContext, id: string): string[] {
   const tasks = ctx.store
     .list<StoredTask>('task')
     .filter((t) => holdsAddresses(t) && (t.NetworksAttachments ?? []).some((a) => a.Network?.ID === id))
-    .map((t) => `task ${taskDisplayName(t)}`);
+    .map((t) =>
+      isNetworkAttachmentTask(t)
+        ? `container ${t.Spec?.NetworkAttachmentSpec?.ContainerID ?? t.ID}`
+        : `task ${taskDisplayName(t)}`,
+    );
   return [...services.sort(), ...tasks.sort()];
 }
 

@@ -99,7 +99,8 @@ export function dnsRecords(state: NetworkState): DnsRecord[] {
     }
   }
   for (const e of state.Endpoints ?? []) {
-    if (!e.Running || !e.Address || !e.ServiceID) continue;
+    // service tasks, and plain containers' attachments (no service: their own aliases only)
+    if (!e.Running || !e.Address) continue;
     const address = plainAddress(e.Address);
     for (const name of e.Aliases ?? []) out.push({ name, address });
     if (e.ServiceName && e.ID) out.push({ name: `${e.ServiceName}.${e.Slot ?? 0}.${e.ID}`, address });

@@ -21,7 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { Peer } from './common.js';
-import { Network } from './network.js';
+import { Network, NetworkAttachmentConfig } from './network.js';
 import { Node, NodeDescription } from './node.js';
 import { Config, Secret } from './secret.js';
 import { PortConfig } from './service.js';
@@ -170,6 +170,30 @@ export interface AssignmentsMessage {
   ResultsIn?: string | undefined;
   Changes?: AssignmentChange[] | undefined;
 }
+
+/**
+ * A plain container's attachment to an attachable overlay (SwarmKit's ResourceAllocator): the
+ * leader makes a network-attachment task assigned to the calling node, which builds its sandbox.
+ */
+export interface AttachNetworkRequest {
+  SessionID?: string | undefined;
+  /** Target: the network's ID, name or unique ID prefix; Aliases: names the container answers to. */
+  Config?: NetworkAttachmentConfig | undefined;
+  /** The container's name. */
+  ContainerID?: string | undefined;
+}
+
+export interface AttachNetworkResponse {
+  /** The network-attachment task's ID. */
+  AttachmentID?: string | undefined;
+}
+
+export interface DetachNetworkRequest {
+  SessionID?: string | undefined;
+  AttachmentID?: string | undefined;
+}
+
+export interface DetachNetworkResponse {}
 
 function createBaseSessionRequest(): SessionRequest {
   return { Description: undefined, SessionID: '' };
@@ -1417,6 +1441,253 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
   },
 };
 
+function createBaseAttachNetworkRequest(): AttachNetworkRequest {
+  return { SessionID: '', Config: undefined, ContainerID: '' };
+}
+
+export const AttachNetworkRequest: MessageFns<AttachNetworkRequest> = {
+  encode(message: AttachNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SessionID !== undefined && message.SessionID !== '') {
+      writer.uint32(10).string(message.SessionID);
+    }
+    if (message.Config !== undefined) {
+      NetworkAttachmentConfig.encode(message.Config, writer.uint32(18).fork()).join();
+    }
+    if (message.ContainerID !== undefined && message.ContainerID !== '') {
+      writer.uint32(26).string(message.ContainerID);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachNetworkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachNetworkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SessionID = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Config = NetworkAttachmentConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ContainerID = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AttachNetworkRequest>, I>>(base?: I): AttachNetworkRequest {
+    return AttachNetworkRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachNetworkRequest>, I>>(object: I): AttachNetworkRequest {
+    const message = createBaseAttachNetworkRequest();
+    message.SessionID = object.SessionID ?? '';
+    message.Config =
+      object.Config !== undefined && object.Config !== null
+        ? NetworkAttachmentConfig.fromPartial(object.Config)
+        : undefined;
+    message.ContainerID = object.ContainerID ?? '';
+    return message;
+  },
+};
+
+function createBaseAttachNetworkResponse(): AttachNetworkResponse {
+  return { AttachmentID: '' };
+}
+
+export const AttachNetworkResponse: MessageFns<AttachNetworkResponse> = {
+  encode(message: AttachNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttachmentID !== undefined && message.AttachmentID !== '') {
+      writer.uint32(10).string(message.AttachmentID);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachNetworkResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachNetworkResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttachmentID = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AttachNetworkResponse>, I>>(base?: I): AttachNetworkResponse {
+    return AttachNetworkResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachNetworkResponse>, I>>(object: I): AttachNetworkResponse {
+    const message = createBaseAttachNetworkResponse();
+    message.AttachmentID = object.AttachmentID ?? '';
+    return message;
+  },
+};
+
+function createBaseDetachNetworkRequest(): DetachNetworkRequest {
+  return { SessionID: '', AttachmentID: '' };
+}
+
+export const DetachNetworkRequest: MessageFns<DetachNetworkRequest> = {
+  encode(message: DetachNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SessionID !== undefined && message.SessionID !== '') {
+      writer.uint32(10).string(message.SessionID);
+    }
+    if (message.AttachmentID !== undefined && message.AttachmentID !== '') {
+      writer.uint32(18).string(message.AttachmentID);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetachNetworkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetachNetworkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SessionID = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AttachmentID = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DetachNetworkRequest>, I>>(base?: I): DetachNetworkRequest {
+    return DetachNetworkRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetachNetworkRequest>, I>>(object: I): DetachNetworkRequest {
+    const message = createBaseDetachNetworkRequest();
+    message.SessionID = object.SessionID ?? '';
+    message.AttachmentID = object.AttachmentID ?? '';
+    return message;
+  },
+};
+
+function createBaseDetachNetworkResponse(): DetachNetworkResponse {
+  return {};
+}
+
+export const DetachNetworkResponse: MessageFns<DetachNetworkResponse> = {
+  encode(_: DetachNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetachNetworkResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetachNetworkResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DetachNetworkResponse>, I>>(base?: I): DetachNetworkResponse {
+    return DetachNetworkResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetachNetworkResponse>, I>>(_: I): DetachNetworkResponse {
+    const message = createBaseDetachNetworkResponse();
+    return message;
+  },
+};
+
 export type DispatcherService = typeof DispatcherService;
 export const DispatcherService = {
   /** Opens the node's session; the stream carries SessionMessages until it ends. */
@@ -1462,6 +1733,28 @@ export const DispatcherService = {
     responseSerialize: (value: AssignmentsMessage): Buffer => Buffer.from(AssignmentsMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): AssignmentsMessage => AssignmentsMessage.decode(value),
   },
+  /** Makes a network-attachment task on the caller's node (an attachable network only). */
+  attachNetwork: {
+    path: '/shoal.Dispatcher/AttachNetwork' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AttachNetworkRequest): Buffer => Buffer.from(AttachNetworkRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachNetworkRequest => AttachNetworkRequest.decode(value),
+    responseSerialize: (value: AttachNetworkResponse): Buffer =>
+      Buffer.from(AttachNetworkResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AttachNetworkResponse => AttachNetworkResponse.decode(value),
+  },
+  /** Deletes one of the caller's network-attachment tasks: its address goes back to the pool. */
+  detachNetwork: {
+    path: '/shoal.Dispatcher/DetachNetwork' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DetachNetworkRequest): Buffer => Buffer.from(DetachNetworkRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DetachNetworkRequest => DetachNetworkRequest.decode(value),
+    responseSerialize: (value: DetachNetworkResponse): Buffer =>
+      Buffer.from(DetachNetworkResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DetachNetworkResponse => DetachNetworkResponse.decode(value),
+  },
 } as const;
 
 export interface DispatcherServer extends UntypedServiceImplementation {
@@ -1474,6 +1767,10 @@ export interface DispatcherServer extends UntypedServiceImplementation {
    * then incremental changes.
    */
   assignments: handleServerStreamingCall<AssignmentsRequest, AssignmentsMessage>;
+  /** Makes a network-attachment task on the caller's node (an attachable network only). */
+  attachNetwork: handleUnaryCall<AttachNetworkRequest, AttachNetworkResponse>;
+  /** Deletes one of the caller's network-attachment tasks: its address goes back to the pool. */
+  detachNetwork: handleUnaryCall<DetachNetworkRequest, DetachNetworkResponse>;
 }
 
 export interface DispatcherClient extends Client {
@@ -1524,6 +1821,38 @@ export interface DispatcherClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<AssignmentsMessage>;
+  /** Makes a network-attachment task on the caller's node (an attachable network only). */
+  attachNetwork(
+    request: AttachNetworkRequest,
+    callback: (error: ServiceError | null, response: AttachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  attachNetwork(
+    request: AttachNetworkRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AttachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  attachNetwork(
+    request: AttachNetworkRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AttachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  /** Deletes one of the caller's network-attachment tasks: its address goes back to the pool. */
+  detachNetwork(
+    request: DetachNetworkRequest,
+    callback: (error: ServiceError | null, response: DetachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  detachNetwork(
+    request: DetachNetworkRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DetachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  detachNetwork(
+    request: DetachNetworkRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DetachNetworkResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const DispatcherClient = makeGenericClientConstructor(DispatcherService, 'shoal.Dispatcher') as unknown as {

@@ -65,6 +65,17 @@ export interface TaskSpec {
   ForceUpdate?: number | undefined;
   /** "container" (default when empty) | "plugin" | "attachment". */
   Runtime?: string | undefined;
+  /**
+   * Set (with Runtime "attachment") on a task that only holds a plain container's attachment to
+   * an attachable overlay (`shoal container run --network NAME`): no container of its own.
+   */
+  NetworkAttachmentSpec?: NetworkAttachmentSpec | undefined;
+}
+
+/** The container a network-attachment task is for. */
+export interface NetworkAttachmentSpec {
+  /** The container's name (its ID is made only after the attachment exists). */
+  ContainerID?: string | undefined;
 }
 
 export interface ReplicatedService {
@@ -613,6 +624,7 @@ function createBaseTaskSpec(): TaskSpec {
     LogDriver: undefined,
     ForceUpdate: 0,
     Runtime: '',
+    NetworkAttachmentSpec: undefined,
   };
 }
 
@@ -643,6 +655,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.Runtime !== undefined && message.Runtime !== '') {
       writer.uint32(66).string(message.Runtime);
+    }
+    if (message.NetworkAttachmentSpec !== undefined) {
+      NetworkAttachmentSpec.encode(message.NetworkAttachmentSpec, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -727,6 +742,14 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.Runtime = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.NetworkAttachmentSpec = NetworkAttachmentSpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -763,6 +786,65 @@ export const TaskSpec: MessageFns<TaskSpec> = {
       object.LogDriver !== undefined && object.LogDriver !== null ? Driver.fromPartial(object.LogDriver) : undefined;
     message.ForceUpdate = object.ForceUpdate ?? 0;
     message.Runtime = object.Runtime ?? '';
+    message.NetworkAttachmentSpec =
+      object.NetworkAttachmentSpec !== undefined && object.NetworkAttachmentSpec !== null
+        ? NetworkAttachmentSpec.fromPartial(object.NetworkAttachmentSpec)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseNetworkAttachmentSpec(): NetworkAttachmentSpec {
+  return { ContainerID: '' };
+}
+
+export const NetworkAttachmentSpec: MessageFns<NetworkAttachmentSpec> = {
+  encode(message: NetworkAttachmentSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ContainerID !== undefined && message.ContainerID !== '') {
+      writer.uint32(10).string(message.ContainerID);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkAttachmentSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkAttachmentSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ContainerID = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<NetworkAttachmentSpec>, I>>(base?: I): NetworkAttachmentSpec {
+    return NetworkAttachmentSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkAttachmentSpec>, I>>(object: I): NetworkAttachmentSpec {
+    const message = createBaseNetworkAttachmentSpec();
+    message.ContainerID = object.ContainerID ?? '';
     return message;
   },
 };

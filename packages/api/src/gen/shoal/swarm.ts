@@ -92,6 +92,37 @@ export interface SwarmInfo {
   Warnings?: string[] | undefined;
 }
 
+/**
+ * `shoal container run --network NAME`: this node attaches a container-to-be to an attachable
+ * overlay and answers once the sandbox (a network namespace on the overlay) is ready.
+ */
+export interface LocalAttachNetworkRequest {
+  /** The network's ID, name or unique ID prefix. */
+  Target?: string | undefined;
+  /** Names the container answers to on the network (its name, hostname, --network-alias). */
+  Aliases?: string[] | undefined;
+  /** The container's name. */
+  ContainerName?: string | undefined;
+}
+
+export interface LocalAttachNetworkResponse {
+  AttachmentID?: string | undefined;
+  /** The sandbox: run the container in this network namespace. */
+  NetnsPath?: string | undefined;
+  /** The container's addresses on the network (for /etc/hosts), without prefix length. */
+  Addresses?: string[] | undefined;
+  /** resolv.conf of the container: the embedded DNS server (127.0.0.11), search, options. */
+  DNS?: string[] | undefined;
+  DNSSearch?: string[] | undefined;
+  DNSOptions?: string[] | undefined;
+}
+
+export interface LocalDetachNetworkRequest {
+  AttachmentID?: string | undefined;
+}
+
+export interface LocalDetachNetworkResponse {}
+
 function createBaseSwarmInitRequest(): SwarmInitRequest {
   return {
     ListenAddr: '',
@@ -937,6 +968,323 @@ export const SwarmInfo: MessageFns<SwarmInfo> = {
   },
 };
 
+function createBaseLocalAttachNetworkRequest(): LocalAttachNetworkRequest {
+  return { Target: '', Aliases: [], ContainerName: '' };
+}
+
+export const LocalAttachNetworkRequest: MessageFns<LocalAttachNetworkRequest> = {
+  encode(message: LocalAttachNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Target !== undefined && message.Target !== '') {
+      writer.uint32(10).string(message.Target);
+    }
+    if (message.Aliases !== undefined && message.Aliases.length !== 0) {
+      for (const v of message.Aliases) {
+        writer.uint32(18).string(v!);
+      }
+    }
+    if (message.ContainerName !== undefined && message.ContainerName !== '') {
+      writer.uint32(26).string(message.ContainerName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalAttachNetworkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalAttachNetworkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Target = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Aliases!.push(el);
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ContainerName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalAttachNetworkRequest>, I>>(base?: I): LocalAttachNetworkRequest {
+    return LocalAttachNetworkRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalAttachNetworkRequest>, I>>(object: I): LocalAttachNetworkRequest {
+    const message = createBaseLocalAttachNetworkRequest();
+    message.Target = object.Target ?? '';
+    message.Aliases = object.Aliases?.map((e) => e) || [];
+    message.ContainerName = object.ContainerName ?? '';
+    return message;
+  },
+};
+
+function createBaseLocalAttachNetworkResponse(): LocalAttachNetworkResponse {
+  return { AttachmentID: '', NetnsPath: '', Addresses: [], DNS: [], DNSSearch: [], DNSOptions: [] };
+}
+
+export const LocalAttachNetworkResponse: MessageFns<LocalAttachNetworkResponse> = {
+  encode(message: LocalAttachNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttachmentID !== undefined && message.AttachmentID !== '') {
+      writer.uint32(10).string(message.AttachmentID);
+    }
+    if (message.NetnsPath !== undefined && message.NetnsPath !== '') {
+      writer.uint32(18).string(message.NetnsPath);
+    }
+    if (message.Addresses !== undefined && message.Addresses.length !== 0) {
+      for (const v of message.Addresses) {
+        writer.uint32(26).string(v!);
+      }
+    }
+    if (message.DNS !== undefined && message.DNS.length !== 0) {
+      for (const v of message.DNS) {
+        writer.uint32(34).string(v!);
+      }
+    }
+    if (message.DNSSearch !== undefined && message.DNSSearch.length !== 0) {
+      for (const v of message.DNSSearch) {
+        writer.uint32(42).string(v!);
+      }
+    }
+    if (message.DNSOptions !== undefined && message.DNSOptions.length !== 0) {
+      for (const v of message.DNSOptions) {
+        writer.uint32(50).string(v!);
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalAttachNetworkResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalAttachNetworkResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttachmentID = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NetnsPath = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Addresses!.push(el);
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.DNS!.push(el);
+            }
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.DNSSearch!.push(el);
+            }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.DNSOptions!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalAttachNetworkResponse>, I>>(base?: I): LocalAttachNetworkResponse {
+    return LocalAttachNetworkResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalAttachNetworkResponse>, I>>(object: I): LocalAttachNetworkResponse {
+    const message = createBaseLocalAttachNetworkResponse();
+    message.AttachmentID = object.AttachmentID ?? '';
+    message.NetnsPath = object.NetnsPath ?? '';
+    message.Addresses = object.Addresses?.map((e) => e) || [];
+    message.DNS = object.DNS?.map((e) => e) || [];
+    message.DNSSearch = object.DNSSearch?.map((e) => e) || [];
+    message.DNSOptions = object.DNSOptions?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseLocalDetachNetworkRequest(): LocalDetachNetworkRequest {
+  return { AttachmentID: '' };
+}
+
+export const LocalDetachNetworkRequest: MessageFns<LocalDetachNetworkRequest> = {
+  encode(message: LocalDetachNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttachmentID !== undefined && message.AttachmentID !== '') {
+      writer.uint32(10).string(message.AttachmentID);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalDetachNetworkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalDetachNetworkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttachmentID = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalDetachNetworkRequest>, I>>(base?: I): LocalDetachNetworkRequest {
+    return LocalDetachNetworkRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalDetachNetworkRequest>, I>>(object: I): LocalDetachNetworkRequest {
+    const message = createBaseLocalDetachNetworkRequest();
+    message.AttachmentID = object.AttachmentID ?? '';
+    return message;
+  },
+};
+
+function createBaseLocalDetachNetworkResponse(): LocalDetachNetworkResponse {
+  return {};
+}
+
+export const LocalDetachNetworkResponse: MessageFns<LocalDetachNetworkResponse> = {
+  encode(_: LocalDetachNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalDetachNetworkResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalDetachNetworkResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalDetachNetworkResponse>, I>>(base?: I): LocalDetachNetworkResponse {
+    return LocalDetachNetworkResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalDetachNetworkResponse>, I>>(_: I): LocalDetachNetworkResponse {
+    const message = createBaseLocalDetachNetworkResponse();
+    return message;
+  },
+};
+
 export type SwarmService = typeof SwarmService;
 export const SwarmService = {
   init: {
@@ -984,6 +1332,28 @@ export const SwarmService = {
     responseSerialize: (value: SwarmInfo): Buffer => Buffer.from(SwarmInfo.encode(value).finish()),
     responseDeserialize: (value: Buffer): SwarmInfo => SwarmInfo.decode(value),
   },
+  attachNetwork: {
+    path: '/shoal.Swarm/AttachNetwork' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LocalAttachNetworkRequest): Buffer =>
+      Buffer.from(LocalAttachNetworkRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LocalAttachNetworkRequest => LocalAttachNetworkRequest.decode(value),
+    responseSerialize: (value: LocalAttachNetworkResponse): Buffer =>
+      Buffer.from(LocalAttachNetworkResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LocalAttachNetworkResponse => LocalAttachNetworkResponse.decode(value),
+  },
+  detachNetwork: {
+    path: '/shoal.Swarm/DetachNetwork' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LocalDetachNetworkRequest): Buffer =>
+      Buffer.from(LocalDetachNetworkRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LocalDetachNetworkRequest => LocalDetachNetworkRequest.decode(value),
+    responseSerialize: (value: LocalDetachNetworkResponse): Buffer =>
+      Buffer.from(LocalDetachNetworkResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LocalDetachNetworkResponse => LocalDetachNetworkResponse.decode(value),
+  },
 } as const;
 
 export interface SwarmServer extends UntypedServiceImplementation {
@@ -992,6 +1362,8 @@ export interface SwarmServer extends UntypedServiceImplementation {
   leave: handleUnaryCall<SwarmLeaveRequest, SwarmLeaveResponse>;
   unlock: handleUnaryCall<SwarmUnlockRequest, SwarmUnlockResponse>;
   info: handleUnaryCall<SwarmInfoRequest, SwarmInfo>;
+  attachNetwork: handleUnaryCall<LocalAttachNetworkRequest, LocalAttachNetworkResponse>;
+  detachNetwork: handleUnaryCall<LocalDetachNetworkRequest, LocalDetachNetworkResponse>;
 }
 
 export interface SwarmClient extends Client {
@@ -1066,6 +1438,36 @@ export interface SwarmClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SwarmInfo) => void,
+  ): ClientUnaryCall;
+  attachNetwork(
+    request: LocalAttachNetworkRequest,
+    callback: (error: ServiceError | null, response: LocalAttachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  attachNetwork(
+    request: LocalAttachNetworkRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LocalAttachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  attachNetwork(
+    request: LocalAttachNetworkRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LocalAttachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  detachNetwork(
+    request: LocalDetachNetworkRequest,
+    callback: (error: ServiceError | null, response: LocalDetachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  detachNetwork(
+    request: LocalDetachNetworkRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LocalDetachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  detachNetwork(
+    request: LocalDetachNetworkRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LocalDetachNetworkResponse) => void,
   ): ClientUnaryCall;
 }
 
