@@ -88,7 +88,7 @@ test('lab of 5 with one manager: node ls, update, promote/demote, rm, bad input 
   assert.notEqual(w.code, 0);
   // The overlay pool is the lab's, never 10/8.
   const state = await readLabState(lab);
-  assert.equal(state?.cluster?.overlayPool, '198.19.128.0/17');
+  assert.equal(state?.cluster?.overlayPool, '198.19.128.0/18');
 
   assert.equal(
     (await onHost(lab, 'h1', ['node', 'update', '--availability', 'drain', '--label-add', 'zone=b', 'h3'])).code,

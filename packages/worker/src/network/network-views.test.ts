@@ -4,7 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkState } from '@shoal/api';
-import { dnsRecords, hostPorts, ingressPorts, overlaySpec, remotePeers, vipServices } from './network-views.js';
+import {
+  dnsRecords,
+  hostPorts,
+  ingressPorts,
+  overlapsGateway,
+  overlaySpec,
+  remotePeers,
+  vipServices,
+} from './network-views.js';
 
 const network = {
   ID: 'n1',
@@ -120,4 +128,12 @@ test('published ports: ingress mode to running tasks, host mode to the local tas
       }),
     /only tcp and udp/,
   );
+});
+
+test('an overlay subnet clashes with the gateway bridge subnet exactly when the ranges share an address', () => {
+  assert.equal(overlapsGateway('198.19.255.0/24', '198.19.255.0/24'), true);
+  assert.equal(overlapsGateway('198.19.254.0/23', '198.19.255.0/24'), true, 'the overlay holds the bridge');
+  assert.equal(overlapsGateway('198.19.255.128/25', '198.19.255.0/24'), true, 'the bridge holds the overlay');
+  assert.equal(overlapsGateway('198.19.128.0/24', '198.19.255.0/24'), false);
+  assert.equal(overlapsGateway('198.19.191.0/24', '198.19.255.0/24'), false, 'the last /24 of the lab pool');
 });
