@@ -311,8 +311,8 @@ export class NetworkController {
       const key = JSON.stringify(services);
       if (key === sb.vipKey) continue;
       await attempt(`VIPs of task ${sb.taskId}`, async () => {
-        if (services.length === 0) await sb.vip.remove();
-        else await sb.vip.apply(services);
+        // with no VIP too: the table also keeps conntrack off traffic that needs no NAT
+        await sb.vip.apply(services);
         sb.vipKey = key;
       });
     }
