@@ -279,7 +279,7 @@ test(
     // the ingress sandbox on every node from init/join on, before any service publishes a port
     // (Docker's ingress-sbox): shoal_ing in each host's namespace, in the ingress overlay's
     // namespace of that node
-    const ingressId = (await ok('h1', ['network', 'inspect', '--format', '{{.ID}}', 'ingress'])).trim();
+    const ingressId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'ingress'])).trim();
     assert.match(ingressId, /^[a-z0-9]{12,}$/);
     const ingressNs = tags.map((t) => `shoal-ov-${t}-${ingressId.slice(0, 12).toLowerCase()}`).sort();
     const hasIngressLink = async (netns: string): Promise<boolean> => {
