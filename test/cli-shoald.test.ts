@@ -110,7 +110,7 @@ test('shoal swarm init without --advertise-addr, join-token -q, node ls as Leade
   refused(await shoal(socket, ['node', 'ls']), 5, /not a swarm manager/);
 
   // the ingress network comes from the pool: one inside 198.18.0.0/15, never 10.0.0.0/8
-  const init = ok(await shoal(socket, ['swarm', 'init', '--default-addr-pool', '198.19.128.0/17']), 'swarm init');
+  const init = ok(await shoal(socket, ['swarm', 'init', '--default-addr-pool', '198.19.128.0/18']), 'swarm init');
   const id = /^Swarm initialized: current node \(([a-z0-9]{25})\) is now a manager\.\n/.exec(init)?.[1];
   assert.ok(id, init);
   // the advertised address comes from the listen address
@@ -162,7 +162,7 @@ test('shoal swarm init --advertise-addr (SHOAL_HOST picks the daemon): the join 
     run(process.execPath, [cliMain, ...args], { check: false, env: { ...process.env, ...env } });
 
   const init = ok(
-    await cli(['swarm', 'init', '--advertise-addr', `127.0.0.1:${port}`, '--default-addr-pool', '198.19.128.0/17']),
+    await cli(['swarm', 'init', '--advertise-addr', `127.0.0.1:${port}`, '--default-addr-pool', '198.19.128.0/18']),
     'swarm init --advertise-addr',
   );
   const id = /current node \(([a-z0-9]{25})\) is now a manager/.exec(init)?.[1];

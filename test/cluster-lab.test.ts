@@ -67,6 +67,23 @@ async function nodes(lab: string, host = 'h1'): Promise<string[]> {
   return r.stdout.replace(/\n$/, '').split('\n');
 }
 
+/** Whether a lab host's namespace has the ingress sandbox (`shoal_ing` with an address of the lab's pool). */
+async function hasIngressSandbox(netns: string): Promise<boolean> {
+  const r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', 'ip', '-o', '-4', 'addr', 'show', 'shoal_ing'], {
+    check: false,
+  });
+  return r.code === 0 && / inet 198\.19\.(1[2-8][0-9]|19[01])\./.test(r.stdout);
+}
+
+/** The overlay and sandbox namespaces of a node (named with its tag: the node ID's first 10 characters). */
+function namespacesOfNode(nodeId: string): string[] {
+  const tag = nodeId
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 10);
+  return readdirSync('/run/netns').filter((n) => n.startsWith(`shoal-ov-${tag}-`) || n.startsWith(`shoal-t-${tag}-`));
+}
+
 test('lab of 5 with one manager: node ls, update, promote/demote, rm, bad input changes nothing, stop/start, down', async (t) => {
   const lab = uniq('cl');
   await up(t, lab, 5, 1);
@@ -88,7 +105,16 @@ test('lab of 5 with one manager: node ls, update, promote/demote, rm, bad input 
   assert.notEqual(w.code, 0);
   // The overlay pool is the lab's, never 10/8.
   const state = await readLabState(lab);
-  assert.equal(state?.cluster?.overlayPool, '198.19.128.0/17');
+  assert.equal(state?.cluster?.overlayPool, '198.19.128.0/18');
+  // Every node has its ingress sandbox from init/join on, with no service at all.
+  const hosts = state?.hosts ?? [];
+  assert.equal(hosts.length, 5);
+  const ids = new Map<string, string>();
+  for (const h of hosts) {
+    ids.set(h.name, (await onHost(lab, 'h1', ['node', 'inspect', '-f', '{{.ID}}', h.name])).stdout.trim());
+    await waitFor(async () => (await hasIngressSandbox(h.netns)) || undefined, { timeoutMs: 120_000 });
+    assert.equal(namespacesOfNode(ids.get(h.name) ?? '').length, 1, `the ingress overlay namespace of ${h.name}`);
+  }
 
   assert.equal(
     (await onHost(lab, 'h1', ['node', 'update', '--availability', 'drain', '--label-add', 'zone=b', 'h3'])).code,
@@ -139,13 +165,20 @@ test('lab of 5 with one manager: node ls, update, promote/demote, rm, bad input 
   );
   assert.equal((await shoal(['lab', 'stop', lab, 'h4'])).code, 0);
   assert.match((await onHost(lab, 'h4', ['node', 'ls'])).stderr, /^Cannot connect to the Shoal daemon at unix:\/\//);
+  // a stopped shoald (no task running there) takes its ingress sandbox with it, and brings it back
+  const h4 = hosts.find((h) => h.name === 'h4');
+  assert.ok(h4);
+  assert.equal(await hasIngressSandbox(h4.netns), false, 'ingress sandbox left on a stopped node');
+  assert.deepEqual(namespacesOfNode(ids.get('h4') ?? ''), []);
   assert.equal((await shoal(['lab', 'start', lab, 'h4'])).code, 0);
   await waitFor(async () => (await nodes(lab)).includes('h4 Ready Active ') || undefined, { timeoutMs: 60_000 });
+  await waitFor(async () => (await hasIngressSandbox(h4.netns)) || undefined, { timeoutMs: 120_000 });
 
-  // down: no shoald left, no files.
+  // down: no shoald left, no files, no namespace of any node.
   await labDown(lab);
   assert.deepEqual(pidsNaming(join(root, lab)), []);
   assert.equal(existsSync(join(root, lab)), false);
+  for (const [name, id] of ids) assert.deepEqual(namespacesOfNode(id), [], `namespaces of ${name} after lab down`);
 });
 
 /** Waits until `node ls` on `host` shows exactly `want` (reachability settles after joins). */

@@ -5,7 +5,8 @@
  * addresses, the VIP spreads 60 requests over 3 replicas, a port published in ingress mode
  * answers on all 5 node addresses and one in host mode only on the task's node, and after
  * `service rm` and `network rm` no namespace, bridge, VXLAN device, veth or nftables table of
- * the cluster is left on any host. Also: `ping` by task and service name across hosts; no request
+ * the cluster is left on any host but the ingress sandbox, which every node has from init/join
+ * on, with or without a published port (checked first, before any service). Also: `ping` by task and service name across hosts; no request
  * through a VIP fails while its tasks are replaced (`service update --force`); and (second test)
  * a node's shoald killed with -9 leaves no FDB or neighbour entry of its VTEP and tasks on the
  * other hosts' overlay, and its task, replaced elsewhere, answers by name. Images come from the
@@ -275,6 +276,33 @@ test(
         .slice(0, 10),
     );
 
+    // the ingress sandbox on every node from init/join on, before any service publishes a port
+    // (Docker's ingress-sbox): shoal_ing in each host's namespace, in the ingress overlay's
+    // namespace of that node
+    const ingressId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'ingress'])).trim();
+    assert.match(ingressId, /^[a-z0-9]{12,}$/);
+    const ingressNs = tags.map((t) => `shoal-ov-${t}-${ingressId.slice(0, 12).toLowerCase()}`).sort();
+    const hasIngressLink = async (netns: string): Promise<boolean> => {
+      const r = await run(
+        'nsenter',
+        [`--net=/run/netns/${netns}`, '--', 'ip', '-o', '-4', 'addr', 'show', 'shoal_ing'],
+        {
+          check: false,
+        },
+      );
+      lastOutput = `${netns}: ${r.stdout}${r.stderr}`;
+      return r.code === 0 && / inet 198\.19\./.test(r.stdout);
+    };
+    for (const h of hosts)
+      await until(`ingress sandbox on ${h.name}`, async () => (await hasIngressLink(h.netns)) || undefined);
+    assert.deepEqual(
+      readdirSync('/run/netns')
+        .filter((n) => ingressNs.includes(n))
+        .sort(),
+      ingressNs,
+      'an ingress overlay namespace per node',
+    );
+
     const meshPort = 30000 + (randomBytes(2).readUInt16BE() % 1000);
     const hostPort = meshPort + 1000;
     const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
@@ -414,12 +442,13 @@ test(
 
     await vipUnderReplacement(image, clientTask);
 
-    // cleanup: after service rm and network rm nothing of the cluster's networks is left
+    // cleanup: after service rm and network rm nothing of the cluster's networks is left but the
+    // nodes' ingress sandboxes (they stay while the node is in the swarm)
     await ok('h1', ['service', 'rm', 'web', 'client', 'rr', 'hm', 'vw']);
     await until('network rm', async () =>
       (await onHost('h1', ['network', 'rm', 'appnet'])).code === 0 ? true : undefined,
     );
-    const ours = (n: string): boolean => tags.some((tag) => n.includes(`-${tag}-`));
+    const ours = (n: string): boolean => tags.some((tag) => n.includes(`-${tag}-`)) && !ingressNs.includes(n);
     await until('no namespaces of the cluster left', () =>
       Promise.resolve(existsSync('/run/netns') && readdirSync('/run/netns').some(ours) ? undefined : true),
     );
@@ -429,11 +458,12 @@ test(
         const tables = await run('nsenter', [`--net=/run/netns/${h.netns}`, '--', 'nft', 'list', 'tables']);
         lastOutput = `${h.name}: ${links.stdout} ${tables.stdout}`;
         const left =
-          /shoal_gwbridge|vxlan|gw[0-9a-f]{11}|vo[0-9a-f]{11}|shoal_ing/.test(links.stdout) ||
-          /shoal_/.test(tables.stdout);
+          /shoal_gwbridge|vxlan|gw[0-9a-f]{11}|vo[0-9a-f]{11}/.test(links.stdout) || /shoal_/.test(tables.stdout);
         return left ? undefined : true;
       });
+      assert.ok(await hasIngressLink(h.netns), `the ingress sandbox stays on ${h.name}`);
     }
+    assert.equal(readdirSync('/run/netns').filter((n) => ingressNs.includes(n)).length, ingressNs.length);
     for (const h of HOSTS) {
       const out = await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']);
       assert.doesNotMatch(out, /^(web|client|rr|hm|vw)\./m, `task containers left on ${h}`);

@@ -150,6 +150,12 @@ test('overlay across two lab hosts: reachable only while peers are programmed; n
   assert.equal(vx?.linkinfo?.info_data?.['local'], h1.address);
   assert.equal(vx?.linkinfo?.info_data?.['learning'], false);
   assert.equal(vx?.linkinfo?.info_data?.['proxy'], true);
+  // bridged frames skip br_netfilter's IP hooks in the overlay namespace (nothing filters there)
+  if (existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables'))
+    for (const k of ['iptables', 'ip6tables', 'arptables']) {
+      const r = await inNs(ov1, ['sysctl', '-n', `net.bridge.bridge-nf-call-${k}`]);
+      assert.equal(r.stdout.trim(), '0', `bridge-nf-call-${k} in the overlay namespace`);
+    }
   // its UDP socket stays in the host namespace, on the underlay
   const udp = await inNs(host1, ['ss', '-H', '-u', '-l', '-n']);
   assert.match(udp.stdout, /:4789\b/);

@@ -167,7 +167,7 @@ function netnsNames(): string[] {
 }
 
 test(
-  'tasks on two nodes: overlay, DNS, VIP, internal network, encryption refused, cleanup',
+  'tasks on two nodes: overlay, DNS, VIP, internal network, encryption and gateway-bridge overlap refused, cleanup',
   { timeout: 420_000 },
   async (t) => {
     const tag = randomBytes(3).toString('hex');
@@ -218,6 +218,8 @@ test(
     const front = mk('front');
     const back = mk('back', { Internal: true });
     const secret = mk('secret', { DriverConfiguration: { Name: 'overlay', Options: { encrypted: '' } } });
+    // a user subnet holding the nodes' gateway bridge subnet (GW_SUBNET)
+    const clash = mk('clash', { IPAMOptions: { Configs: [{ Subnet: '198.19.254.0/23' }] } });
 
     const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
     const task = (
@@ -339,6 +341,22 @@ test(
     n1.assign('incremental', [update({ Task: enc })]);
     await until(() => (n1.state(enc) === 'failed' ? true : undefined), 'encrypted task failed');
     assert.match(n1.last(enc)?.Status?.Err ?? '', /encrypt|ESP|IPsec|AEAD/i);
+    assert.deepEqual(
+      netnsNames()
+        .filter((x) => x.includes(`-w${tag}`))
+        .sort(),
+      before,
+    );
+
+    // an overlay overlapping the node's gateway bridge is refused, nothing made
+    const clashing = task(n1, 'clash', 1, clash, sleep, 'clash-one');
+    nodeOf.set(clashing.ID, n1);
+    n1.assign('incremental', [update({ Task: clashing })]);
+    await until(() => (n1.state(clashing) === 'failed' ? true : undefined), 'clashing task failed');
+    assert.match(
+      n1.last(clashing)?.Status?.Err ?? '',
+      /overlaps this node's gateway bridge subnet 198\.19\.255\.0\/24/,
+    );
     assert.deepEqual(
       netnsNames()
         .filter((x) => x.includes(`-w${tag}`))

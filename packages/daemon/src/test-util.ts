@@ -9,9 +9,11 @@ export const SHOALD = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /**
  * The overlay pool tests give `swarm init` (its ingress network comes from it): inside
- * 198.18.0.0/15, never Docker's 10.0.0.0/8 default. The same part lab clusters use.
+ * 198.18.0.0/15, never Docker's 10.0.0.0/8 default. The same part lab clusters use
+ * (`LAB_OVERLAY_POOL`, 198.19.128.0/18): it stays clear of the gateway bridge subnet labs give
+ * shoald (198.19.255.0/24), which a node refuses overlays to overlap.
  */
-export const TEST_ADDR_POOL = { DefaultAddrPool: ['198.19.128.0/17'], SubnetSize: 24 };
+export const TEST_ADDR_POOL = { DefaultAddrPool: ['198.19.128.0/18'], SubnetSize: 24 };
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

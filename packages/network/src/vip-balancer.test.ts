@@ -129,6 +129,33 @@ test('VIP: connections spread over the tasks, follow updates at once, refused wi
   assert.deepEqual(Object.keys(all).sort(), ['b1', 'b2', 'b3'], JSON.stringify(all));
   assert.equal((all['b1'] ?? 0) + (all['b2'] ?? 0) + (all['b3'] ?? 0), 60);
 
+  // conntrack sees the VIP's connections (their source ports moved into NAT_PORTS) but not a
+  // direct connection to a task: a probe table counts both kinds leaving the client (after SNAT)
+  const probe = [
+    'table ip probe {',
+    '  chain out {',
+    '    type filter hook postrouting priority 200; policy accept;',
+    '    ct state untracked tcp dport 8080 counter',
+    `    ct original ip daddr ${vipIp} tcp sport 61000-65535 counter`,
+    `    ct original ip daddr ${vipIp} tcp sport != 61000-65535 counter`,
+    '  }',
+    '}',
+  ].join('\n');
+  await run('nsenter', [`--net=${client}`, '--', 'nft', '-f', '-'], { input: probe });
+  const direct = counts(await connectMany(client, backends[0]?.split('/')[0] ?? '', 3));
+  assert.deepEqual(direct, { b1: 3 }, 'a direct connection to a task works untracked');
+  assert.deepEqual(
+    Object.keys(counts(await connectMany(client, vipIp, 3))).every((k) => /^b[123]$/.test(k)),
+    true,
+  );
+  const listed = await run('nsenter', [`--net=${client}`, '--', 'nft', 'list', 'table', 'ip', 'probe']);
+  const packets = [...listed.stdout.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(packets.length, 3, listed.stdout);
+  assert.ok((packets[0] ?? 0) >= 3, `direct connections untracked: ${listed.stdout}`);
+  assert.ok((packets[1] ?? 0) >= 3, `VIP connections tracked, source port in NAT_PORTS: ${listed.stdout}`);
+  assert.equal(packets[2], 0, `VIP connections with another source port: ${listed.stdout}`);
+  await run('nsenter', [`--net=${client}`, '--', 'nft', 'delete', 'table', 'ip', 'probe']);
+
   // bad input changes nothing
   await assert.rejects(lb.apply([{ vip, backends: ['198.19.128.300'] }]), InvalidAddressError);
   assert.throws(

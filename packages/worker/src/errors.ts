@@ -56,3 +56,17 @@ export class NotConnectedError extends WorkerError {
     );
   }
 }
+
+/**
+ * An overlay whose subnet overlaps the node's gateway bridge (`--gwbridge-subnet`): wiring it
+ * would give the node and the task two routes into one range, so the task fails instead.
+ */
+export class NetworkGatewayOverlapError extends WorkerError {
+  constructor(taskId: string, network: string, subnet: string, gatewaySubnet: string) {
+    super(
+      'WORKER_NETWORK_GATEWAY_OVERLAP',
+      `task ${taskId}: network ${network} (subnet ${subnet}) overlaps this node's gateway bridge subnet ${gatewaySubnet} (--gwbridge-subnet): give the network or the node another range`,
+      'failed-precondition',
+    );
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * `npm run bench:network`: the node data plane's figures, on real kernel objects in namespaces
- * this benchmark makes (two "hosts" joined by a veth underlay in 198.18.253.0/24, a "container"
- * on each, an overlay from a 198.19.128.0/17 pool), removed at the end, also on failure.
+ * this benchmark makes (two "hosts" whose veths meet on a bridge, as a lab's hosts and the Swarm
+ * yardstick's do, underlay 198.18.253.0/24; a "container" on each; an overlay from a
+ * 198.19.128.0/17 pool), removed at the end, also on failure.
  *
  * - overlay_tcp_ratio: iperf3 bulk TCP container -> container over VXLAN, divided by host -> host
  *   over the underlay (medians of alternating runs);
@@ -125,7 +126,17 @@ async function main(): Promise<Record<string, number>> {
   const hb = await netns('hb');
   const ca = await netns('ca');
   const cb = await netns('cb');
-  await run('ip', ['-n', ha, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul0', 'netns', hb]);
+  // the underlay as a lab's (and the Swarm yardstick's): each host's veth on one bridge
+  const sw = await netns('sw');
+  await run('ip', ['-n', sw, 'link', 'add', 'br-ul', 'type', 'bridge']);
+  await run('ip', ['-n', sw, 'link', 'set', 'br-ul', 'up']);
+  for (const [h, port] of [
+    [ha, 'pa'],
+    [hb, 'pb'],
+  ] as const) {
+    await run('ip', ['-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', h]);
+    await run('ip', ['-n', sw, 'link', 'set', port, 'master', 'br-ul', 'up']);
+  }
   const ua = '198.18.253.1';
   const ub = '198.18.253.2';
   await run('ip', ['-n', ha, 'addr', 'add', `${ua}/24`, 'dev', 'ul0']);

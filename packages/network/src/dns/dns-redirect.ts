@@ -3,7 +3,8 @@
  * runs in the node's namespace (in the agent), and in the container's namespace an nftables table
  * `ip shoal_dns` rewrites queries to 127.0.0.11:53 towards the server's address and port on the
  * container's uplink (the gateway bridge), with the source rewritten to the container's own
- * uplink address; conntrack undoes both on the replies. A packet from 127.0.0.1 may only leave by
+ * uplink address and a source port of NAT_PORTS (the VIP table lets only replies to those ports
+ * through conntrack); conntrack undoes both on the replies. A packet from 127.0.0.1 may only leave by
  * a real interface with `route_localnet` on it, so that is set on the uplink.
  *
  * Also: the container's resolv.conf (nameserver 127.0.0.11, the host's search domains) and the
@@ -13,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { DataPlaneError, InvalidAddressError } from '../errors.js';
 import { parseIp } from '../ipv4.js';
 import { NetlinkCli } from '../netlink-cli.js';
+import { NAT_PORTS } from '../vip-balancer.js';
 
 export const EMBEDDED_DNS_ADDRESS = '127.0.0.11';
 export const DNS_REDIRECT_TABLE = 'shoal_dns';
@@ -57,7 +59,7 @@ export function dnsRedirectRules(r: Omit<DnsRedirect, 'containerNetns'>): string
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority 100; policy accept;',
-    `    ip daddr ${r.server.address} udp dport ${r.server.port} oifname "${r.uplink}" snat to ${src}`,
+    `    ip daddr ${r.server.address} udp dport ${r.server.port} oifname "${r.uplink}" snat to ${src}:${NAT_PORTS}`,
     '  }',
     ...(r.exclusive
       ? [

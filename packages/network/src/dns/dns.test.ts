@@ -99,7 +99,7 @@ test('the DNS redirect rules: DNAT 127.0.0.11:53 to the server, SNAT to the upli
     server: { address: '198.19.250.1', port: 40053 },
   });
   assert.match(rules, /ip daddr 127\.0\.0\.11 udp dport 53 dnat to 198\.19\.250\.1:40053/);
-  assert.match(rules, /ip daddr 198\.19\.250\.1 udp dport 40053 oifname "eth1" snat to 198\.19\.250\.2/);
+  assert.match(rules, /ip daddr 198\.19\.250\.1 udp dport 40053 oifname "eth1" snat to 198\.19\.250\.2:61000-65535\n/);
   assert.throws(
     () => dnsRedirectRules({ uplink: 'eth1', uplinkAddress: 'x', server: { address: '198.19.250.1', port: 53 } }),
     /uplink address/,

@@ -7,7 +7,7 @@
  * mounts a fresh /sys and hides the cgroup v1 mounts dockerd needs).
  *
  * Addresses: everything is in 198.18.0.0/24, the block lab underlays never take, and nothing
- * in the labs' overlay pool 198.19.128.0/17 or in 10/8, 172.16/12, 192.168/16:
+ * in the labs' overlay pool 198.19.128.0/18 or in 10/8, 172.16/12, 192.168/16:
  * - underlay `eth0` 198.18.0.13N/26 (the bridge itself has no address: the root namespace
  *   never routes to the hosts, and the block does not clash with `swarm-multi.sh`'s bridge);
  * - docker0 `--bip 198.18.0.1/25` (room for the 20-30 task containers a host runs in

@@ -14,6 +14,8 @@ import {
   vethName,
   vethPattern,
   SUBNET_BLOCKS,
+  LAB_GATEWAY_SUBNET,
+  LAB_OVERLAY_POOL,
 } from './lab-names.js';
 import { LabHostCountError, LabInvalidNameError } from '../errors.js';
 
@@ -54,6 +56,31 @@ test('subnet blocks stay inside 198.18.0.0/15 and skip 198.18.0.0/24', () => {
   assert.equal(hostAddress(5, 1), '198.18.5.11');
   assert.equal(hostAddress(5, 64), '198.18.5.74');
   assert.equal(blockOf('10.0.0.1'), undefined);
+});
+
+/** [first, last] address of a CIDR as numbers. */
+function cidrRange(cidr: string): [number, number] {
+  const [ip = '', len = '32'] = cidr.split('/');
+  const base = ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(len));
+  return [base, base + size - 1];
+}
+
+test('the overlay pool, the gateway bridge subnet and the underlay blocks never overlap', () => {
+  const [pool0, pool1] = cidrRange(LAB_OVERLAY_POOL);
+  const [gw0, gw1] = cidrRange(LAB_GATEWAY_SUBNET);
+  const [under0] = cidrRange(`${blockPrefix(1)}.0/24`);
+  const [, under1] = cidrRange(`${blockPrefix(SUBNET_BLOCKS - 1)}.0/24`);
+  const [all0, all1] = cidrRange('198.18.0.0/15');
+  for (const [a, b] of [
+    [pool0, pool1],
+    [gw0, gw1],
+    [under0, under1],
+  ] as const)
+    assert.ok(a >= all0 && b <= all1, 'inside 198.18.0.0/15');
+  // the allocator hands out the pool's subnets in order: even its last one stays off the bridge
+  assert.ok(pool1 < gw0 || gw1 < pool0, `${LAB_OVERLAY_POOL} overlaps ${LAB_GATEWAY_SUBNET}`);
+  assert.ok(under1 < pool0 && under1 < gw0, 'an underlay block reaches the overlay pool or the gateway bridge');
 });
 
 test('lab names and host counts are validated', () => {

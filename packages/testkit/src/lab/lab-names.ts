@@ -16,16 +16,22 @@ export const REGISTRY_PORT = 5000;
 /** /24 blocks in 198.18.0.0/15; block 0 (198.18.0.0/24) is left to other tools. */
 /**
  * Lab underlays take /24 blocks 1..383 of 198.18.0.0/15 (198.18.1.0 to 198.19.127.0); blocks
- * 384..511 are LAB_OVERLAY_POOL, which no underlay ever uses.
+ * 384..511 (198.19.128.0/17) no underlay ever uses: the overlay pool takes the lower half, the
+ * upper half (198.19.192.0/18) is left to node-local subnets (the gateway bridge) and to the
+ * subnets tests give `network create --subnet`.
  */
 export const SUBNET_BLOCKS = 384;
 
-/** The overlay address pool of lab clusters (DefaultAddrPool at init): the top /17 of 198.18.0.0/15. */
-export const LAB_OVERLAY_POOL = '198.19.128.0/17';
+/**
+ * The overlay address pool of lab clusters (DefaultAddrPool at init): 198.19.128.0/18, 64
+ * networks of /24. It must not reach LAB_GATEWAY_SUBNET: a node refuses an overlay that overlaps
+ * its gateway bridge.
+ */
+export const LAB_OVERLAY_POOL = '198.19.128.0/18';
 
 /**
  * The gateway bridge subnet of lab shoalds (`--gwbridge-subnet`): node-local (each host is its own
- * namespace), the top /24 of the overlay pool, which the allocator reaches only at its 128th network.
+ * namespace), the top /24 of 198.18.0.0/15, outside LAB_OVERLAY_POOL and every lab underlay.
  */
 export const LAB_GATEWAY_SUBNET = '198.19.255.0/24';
 

@@ -1,11 +1,13 @@
 /**
  * The node's ingress sandbox and published ports (the routing mesh, as Docker's ingress-sbox):
- * while the ingress network has a service publishing a port in ingress mode, the node itself is
- * attached to the ingress overlay (interface `shoal_ing` in the node's namespace, with the node's
- * load-balancer address) and its PortPublisher DNATs each published port to the service's running
- * tasks on the ingress network, masquerading out of `shoal_ing`. Host-mode ports of local tasks go
- * into the same table, to the task's gateway-bridge address. With no port left the table goes,
- * and with no ingress port the sandbox (and the ingress overlay, unless a task uses it) goes.
+ * while the node has an ingress attachment (its load-balancer address, Node.Attachments), from
+ * init or join on, whether or not a service publishes a port, the node itself is attached to the
+ * ingress overlay (interface `shoal_ing` in the node's namespace, with that address), so the first
+ * published port does not pay for it. Its PortPublisher DNATs each port published in ingress mode
+ * to the service's running tasks on the ingress network, masquerading out of `shoal_ing`.
+ * Host-mode ports of local tasks go into the same table, to the task's gateway-bridge address.
+ * With no port left the table goes; the sandbox (and the ingress overlay, unless a task uses it)
+ * goes with the ingress state: the node leaves, or its agent stops with no sandbox left.
  */
 import type { Logger } from '@shoal/common';
 import { PortPublisher, type OverlayDataPlane, type OverlayNetworkSpec, type PublishedPort } from '@shoal/network';

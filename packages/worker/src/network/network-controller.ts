@@ -9,7 +9,8 @@
  *   neighbour entries) of every endpoint on another node, kept equal to the states;
  * - the DNS records of each network in the node's embedded DNS server (node-dns.ts);
  * - each sandbox's VIP table (backends: the running tasks of each service on its networks);
- * - the ingress sandbox and published ports (ingress-sandbox.ts).
+ * - the ingress sandbox (on every node with an ingress attachment) and published ports
+ *   (ingress-sandbox.ts).
  *
  * Every change to the kernel runs in one queue; a burst of state changes costs one sync. The
  * controller lives in the node's own network namespace (the daemon's): the DNS server's socket is
@@ -33,7 +34,7 @@ import {
   resolvConfNameservers,
   type OverlayPeer,
 } from '@shoal/network';
-import { NetworkAttachmentError } from '../errors.js';
+import { NetworkAttachmentError, NetworkGatewayOverlapError } from '../errors.js';
 import { IngressSandbox } from './ingress-sandbox.js';
 import {
   dnsRecords,
@@ -42,6 +43,7 @@ import {
   ingressPorts,
   isIngress,
   isInternal,
+  overlapsGateway,
   overlaySpec,
   plainAddress,
   remotePeers,
@@ -119,6 +121,7 @@ export class NetworkController {
   /** Sandboxes being built (the gateway bridge stays while any is). */
   private building = 0;
   private gatewayUsed = false;
+  private ingressClashLogged: string | undefined;
   private closed = false;
 
   constructor(private readonly opts: NodeNetworkOptions) {
@@ -178,6 +181,7 @@ export class NetworkController {
       if (this.closed) throw new NetworkAttachmentError(taskId, 'the node agent is stopping');
       const nets = this.sandboxNetworksOf(task);
       for (const n of nets) await requireEncryptionSupportFor(n.network.Spec ?? {});
+      this.refuseGatewayOverlap(taskId, nets);
       const old = this.sandboxes.get(taskId);
       this.sandboxes.delete(taskId);
       if (old) await destroySandbox(this.deps(), old);
@@ -366,18 +370,15 @@ export class NetworkController {
         errors.push(err);
       }
     };
-    // the ingress sandbox, while some service publishes a port through the mesh
+    // the ingress sandbox: on every node with an ingress attachment (its load-balancer address),
+    // published port or not, as Docker's ingress-sbox; it goes with the ingress state
     const ingressState = [...this.states.values()].find((s) => isIngress(s.Network));
     const mesh = ingressState ? ingressPorts(ingressState) : [];
     await attempt('ingress sandbox', async () => {
       const lb = ingressState ? this.lbAddress(ingressState) : undefined;
-      if (ingressState?.Network && mesh.length > 0 && lb)
-        await this.ingress.ensure(
-          this.overlay,
-          overlaySpec(ingressState.Network),
-          `${INGRESS_LB_PREFIX}${this.opts.nodeId}`,
-          lb,
-        );
+      const spec = ingressState?.Network && lb ? overlaySpec(ingressState.Network) : undefined;
+      if (spec && lb && !this.ingressClashes(spec.subnet))
+        await this.ingress.ensure(this.overlay, spec, `${INGRESS_LB_PREFIX}${this.opts.nodeId}`, lb);
       else await this.ingress.detach(this.overlay);
     });
     // DNS records
@@ -391,8 +392,8 @@ export class NetworkController {
         if (key === sb.vipKey) return;
         await attempt(`VIPs of task ${sb.taskId}`, async () => {
           try {
-            if (services.length === 0) await sb.vip.remove();
-            else await sb.vip.apply(services);
+            // with no VIP too: the table also keeps conntrack off traffic that needs no NAT
+            await sb.vip.apply(services);
           } catch (err) {
             // released meanwhile (releases run beside the sync): its namespace may be gone
             if (this.sandboxes.get(sb.taskId) !== sb && err instanceof DataPlaneError) return;
@@ -454,6 +455,29 @@ export class NetworkController {
     if (own?.Address) return own.Address;
     const att = (this.node?.Attachments ?? []).find((a) => isIngress(a.Network));
     return att?.Addresses?.[0];
+  }
+
+  /**
+   * An ingress network in the gateway bridge's range would break the node's routing: the node
+   * stays off it (no routing mesh here), said once in the log; tasks on it fail in `prepare`.
+   */
+  private ingressClashes(subnet: string): boolean {
+    if (!overlapsGateway(subnet, this.gateway.subnet)) return false;
+    if (this.ingressClashLogged !== subnet)
+      this.log.error(
+        { subnet, gatewaySubnet: this.gateway.subnet },
+        'the ingress network overlaps the gateway bridge subnet: this node stays off the routing mesh',
+      );
+    this.ingressClashLogged = subnet;
+    return true;
+  }
+
+  /** An overlay in the gateway bridge's range would break the node's routing: the task fails. */
+  private refuseGatewayOverlap(taskId: string, nets: readonly SandboxNetwork[]): void {
+    const gw = this.gateway.subnet;
+    for (const n of nets)
+      if (overlapsGateway(n.spec.subnet, gw))
+        throw new NetworkGatewayOverlapError(taskId, n.network.Spec?.Name ?? n.spec.id, n.spec.subnet, gw);
   }
 
   private sandboxNetworksOf(task: Task): SandboxNetwork[] {

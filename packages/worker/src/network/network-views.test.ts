@@ -8,6 +8,7 @@ import {
   dnsRecords,
   hostPorts,
   ingressPorts,
+  overlapsGateway,
   overlaySpec,
   remotePeers,
   servedThroughService,
@@ -146,4 +147,12 @@ test('stopping: a task is still served through its service while the service is 
   assert.equal(servedThroughService(states, task('gone', ['n1', 'n2'])), false, 'a removed service is on none');
   assert.equal(servedThroughService(states, task('', ['n1'])), false, 'no service: no VIP and no service name');
   assert.equal(servedThroughService(states, task('gone', ['n3'])), true, 'a network whose state is unknown here');
+});
+
+test('an overlay subnet clashes with the gateway bridge subnet exactly when the ranges share an address', () => {
+  assert.equal(overlapsGateway('198.19.255.0/24', '198.19.255.0/24'), true);
+  assert.equal(overlapsGateway('198.19.254.0/23', '198.19.255.0/24'), true, 'the overlay holds the bridge');
+  assert.equal(overlapsGateway('198.19.255.128/25', '198.19.255.0/24'), true, 'the bridge holds the overlay');
+  assert.equal(overlapsGateway('198.19.128.0/24', '198.19.255.0/24'), false);
+  assert.equal(overlapsGateway('198.19.191.0/24', '198.19.255.0/24'), false, 'the last /24 of the lab pool');
 });

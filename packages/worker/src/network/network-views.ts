@@ -8,6 +8,8 @@ import type { Network, NetworkEndpoint, NetworkServiceEndpoint, NetworkState, Po
 import {
   InvalidAddressError,
   VXLAN_ID_OPTION,
+  overlaps,
+  parseCidr,
   type OverlayNetworkSpec,
   type OverlayPeer,
   type PublishedPort,
@@ -32,6 +34,11 @@ export function isIngress(network: Network | undefined): boolean {
 
 export function isInternal(network: Network | undefined): boolean {
   return network?.Spec?.Internal === true;
+}
+
+/** Whether an overlay's subnet overlaps the node's gateway bridge subnet (both CIDRs). */
+export function overlapsGateway(subnet: string, gatewaySubnet: string): boolean {
+  return overlaps(parseCidr(subnet, 'overlay subnet', false), parseCidr(gatewaySubnet, 'gateway bridge subnet', false));
 }
 
 /** The address without its prefix length. */

@@ -142,7 +142,8 @@ export async function buildSandbox(
     const server = await deps.dns.ensure(deps.gateway.gateway); // on the bridge's address: after the bridge
     ms.links = performance.now() - t0 - ms.netns;
     const dns = dnsRedirectRules({ uplink: ifname, uplinkAddress: gw.address, server, exclusive: !egress });
-    const vip = extras.vip && extras.vip.services.length > 0 ? vipRules(extras.vip.services) : '';
+    // with no VIP too: the table also keeps conntrack off traffic that needs no NAT
+    const vip = extras.vip ? vipRules(extras.vip.services) : '';
     await runInNetns(path, {
       sysctls: { [`net.ipv4.conf.${ifname}.route_localnet`]: '1' },
       ip: [['link', 'set', 'lo', 'up'], ...overlays.flatMap((o) => o.inside), ...gw.inside],
