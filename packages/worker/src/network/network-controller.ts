@@ -301,6 +301,7 @@ export class NetworkController {
     // DNS records
     for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
+    await this.dns.settled(); // the DNS thread answers with them
     // VIPs of each sandbox
     for (const sb of this.sandboxes.values()) {
       const services = [...sandboxNetworks(sb)].flatMap((id) => {
