@@ -74,10 +74,11 @@ export class ThreadedDnsServer {
           done?.();
         }
       });
-      w.on('error', (err) => {
+      w.on('error', (err: unknown) => {
         this.log.error({ err }, 'the DNS thread failed');
-        this.exited = err;
-        if (!started) reject(err);
+        const e = err instanceof Error ? err : new DataPlaneError(`the DNS thread failed: ${String(err)}`);
+        this.exited = e;
+        if (!started) reject(e);
       });
       w.once('exit', (code) => {
         this.worker = undefined;
