@@ -226,7 +226,9 @@ test('registry auth: X-Registry-Auth base64url JSON', () => {
   assert.throws(() => decodeRegistryAuth('!!notjson'), /registry auth: not base64url-encoded JSON/);
 });
 
-test('the status reporter batches while a call is in flight and keeps a failed batch for the next session', async () => {
+const turn = (): Promise<void> => new Promise((res) => setImmediate(res));
+
+test('the status reporter sends the reports of one turn together, batches while a call is in flight and keeps a failed batch', async () => {
   const r = new StatusReporter(silentLogger());
   const calls: number[] = [];
   let release: () => void = () => undefined;
@@ -240,20 +242,29 @@ test('the status reporter batches while a call is in flight and keeps a failed b
     },
   };
   r.attach(slow);
+  // a task's STARTING and RUNNING are reported in one turn: one call, RUNNING waits for no round trip
+  r.report('s', { State: 'starting' });
+  r.report('s', { State: 'running' });
+  assert.deepEqual(calls, [], 'sent at the end of the turn');
+  await turn();
+  assert.deepEqual(calls, [2], 'the reports of one turn go in one call');
   r.report('a', { State: 'accepted' });
+  await turn();
   r.report('a', { State: 'preparing' });
   r.report('b', { State: 'accepted' });
-  assert.deepEqual(calls, [1], 'the first update goes at once, the next wait for it');
+  await turn();
+  assert.deepEqual(calls, [2], 'the next wait for the call in flight');
   release();
-  await new Promise((res) => setImmediate(res));
-  assert.deepEqual(calls, [1, 2], 'the two that waited go in one batch');
+  await turn();
+  assert.deepEqual(calls, [2, 3], 'the ones that waited go in one batch');
   release();
   await r.drained();
 
   const broken = { ...slow, updateTaskStatus: () => Promise.reject(new Error('session gone')) };
   r.attach(broken);
   r.report('c', { State: 'running' });
-  await new Promise((res) => setImmediate(res));
+  await turn();
+  await turn();
   assert.equal(r.pending, 1, 'kept');
   const got: string[] = [];
   r.attach({

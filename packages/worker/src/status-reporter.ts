@@ -1,8 +1,9 @@
 /**
- * Batches task status updates to the dispatcher. Reports queue in order; while one
- * UpdateTaskStatus call is in flight the next ones gather into the following batch (at most
- * MAX_BATCH per call). A failed call keeps its batch at the head of the queue for the next
- * session, so no state is lost across a manager change.
+ * Batches task status updates to the dispatcher. Reports queue in order; those made in one turn
+ * of the event loop go in one call (a task's STARTING and RUNNING together: RUNNING does not wait
+ * for a round trip), and while one UpdateTaskStatus call is in flight the next ones gather into
+ * the following batch (at most MAX_BATCH per call). A failed call keeps its batch at the head of
+ * the queue for the next session, so no state is lost across a manager change.
  */
 import type { TaskStatus, TaskStatusUpdate } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
@@ -46,10 +47,13 @@ export class StatusReporter {
 
   private kick(): void {
     if (this.flushing || !this.link || this.queue.length === 0) return;
-    this.flushing = this.flush().finally(() => {
-      this.flushing = undefined;
-      if (this.queue.length === 0) for (const r of this.idle.splice(0)) r();
-    });
+    // from the end of this turn of the loop: reports made together (STARTING then RUNNING) go in one call
+    this.flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.flush())
+      .finally(() => {
+        this.flushing = undefined;
+        if (this.queue.length === 0) for (const r of this.idle.splice(0)) r();
+      });
   }
 
   private async flush(): Promise<void> {

@@ -301,21 +301,22 @@ export class NetworkController {
     // DNS records
     for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
-    await this.dns.settled(); // the DNS thread answers with them
-    // VIPs of each sandbox
-    for (const sb of this.sandboxes.values()) {
+    const dnsSettled = this.dns.settled(); // the DNS thread answers with them (awaited below)
+    // VIPs of each sandbox, all at once (one nft transaction each, in its own namespace)
+    const vips = [...this.sandboxes.values()].map((sb) => {
       const services = [...sandboxNetworks(sb)].flatMap((id) => {
         const s = this.states.get(id);
         return s ? vipServices(s) : [];
       });
       const key = JSON.stringify(services);
-      if (key === sb.vipKey) continue;
-      await attempt(`VIPs of task ${sb.taskId}`, async () => {
+      if (key === sb.vipKey) return Promise.resolve();
+      return attempt(`VIPs of task ${sb.taskId}`, async () => {
         if (services.length === 0) await sb.vip.remove();
         else await sb.vip.apply(services);
         sb.vipKey = key;
       });
-    }
+    });
+    await Promise.all([dnsSettled, ...vips]);
     // peers of every overlay present here
     const present = new Set<string>();
     for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
