@@ -1,7 +1,7 @@
 /**
  * The embedded DNS server as a container sees it: the server runs in a lab host's namespace (as
- * the agent would), a "container" namespace on that host's gateway bridge asks 127.0.0.11:53 and
- * gets the names of its networks, through the nftables redirect; without the redirect nothing
+ * the agent would), a "container" namespace on that host's gateway bridge asks 127.0.0.11:53 (over
+ * UDP and TCP) and gets the names of its networks, through the nftables redirect; without the redirect nothing
  * answers there. The server scopes answers by the asking container's address. Root only;
  * everything is removed at the end, also on failure.
  */
@@ -45,6 +45,36 @@ r.resolve4(process.env.NAME).then(
 );
 `;
 
+/** One query over TCP to 127.0.0.11:53 (length-prefixed): the A records, or the error code. */
+const TCP_CLIENT = `
+const net = require('node:net');
+const labels = process.env.NAME.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
+const h = Buffer.alloc(12);
+h.writeUInt16BE(7, 0);
+h.writeUInt16BE(0x0100, 2);
+h.writeUInt16BE(1, 4);
+const q = Buffer.concat([h, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+const len = Buffer.alloc(2);
+len.writeUInt16BE(q.length, 0);
+const s = net.connect({ host: '127.0.0.11', port: 53 }, () => s.write(Buffer.concat([len, q])));
+let got = Buffer.alloc(0);
+s.setTimeout(3000, () => { console.log(JSON.stringify('timeout')); s.destroy(); });
+s.on('error', (e) => console.log(JSON.stringify(e.code)));
+s.on('data', (d) => {
+  got = Buffer.concat([got, d]);
+  if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
+  const m = got.subarray(2);
+  const ips = [];
+  let off = q.length;
+  for (let i = 0; i < m.readUInt16BE(6); i++) {
+    if (m.readUInt16BE(off + 2) === 1) ips.push([...m.subarray(off + 12, off + 16)].join('.'));
+    off += 12 + m.readUInt16BE(off + 10);
+  }
+  console.log(JSON.stringify(ips.sort()));
+  s.destroy();
+});
+`;
+
 async function downIfUp(name: string): Promise<void> {
   try {
     await labDown(name);
@@ -69,6 +99,14 @@ function stop(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     child.kill();
   });
+}
+
+/** What the container gets for `name` over TCP from 127.0.0.11:53. */
+async function askTcp(ct: string, name: string): Promise<unknown> {
+  const r = await run('nsenter', [`--net=${ct}`, '--', process.execPath, '-e', TCP_CLIENT], {
+    env: { ...process.env, NAME: name },
+  });
+  return JSON.parse(r.stdout);
 }
 
 /** What a resolver in the container gets for `name` from 127.0.0.11: addresses or an error code. */
@@ -118,6 +156,7 @@ test('containers reach the embedded DNS server at 127.0.0.11 and see their netwo
 
   // nothing answers at 127.0.0.11 before the redirect
   assert.notDeepEqual(await ask(ctA, 'web'), ['198.19.128.10']);
+  assert.notDeepEqual(await askTcp(ctA, 'web'), ['198.19.128.10']);
 
   for (const [ct, att] of [
     [ctA, a],
@@ -131,6 +170,9 @@ test('containers reach the embedded DNS server at 127.0.0.11 and see their netwo
     });
   assert.deepEqual(await ask(ctA, 'web'), ['198.19.128.10']);
   assert.deepEqual(await ask(ctA, 'tasks.web'), ['198.19.128.11', '198.19.128.12']);
+  // over TCP too, through the same redirect and scope
+  assert.deepEqual(await askTcp(ctA, 'tasks.web'), ['198.19.128.11', '198.19.128.12']);
+  assert.deepEqual(await askTcp(ctB, 'web'), []);
   // db is on n2, which A is not on; B is on no network: neither gets an answer (no upstreams here)
   assert.equal(await ask(ctA, 'db'), 'ENOTFOUND');
   assert.equal(await ask(ctB, 'web'), 'ENOTFOUND');

@@ -1,7 +1,7 @@
 /**
  * Overlay networking end to end on a lab of 5 (1 manager, 4 workers) through the real `shoal` CLI
  * and every host's real shoald: services on one overlay reach each other by name across hosts
- * (embedded DNS at 127.0.0.11), `tasks.NAME` lists the tasks, dnsrr answers with the task
+ * (embedded DNS at 127.0.0.11, over UDP and TCP), `tasks.NAME` lists the tasks, dnsrr answers with the task
  * addresses, the VIP spreads 60 requests over 3 replicas, a port published in ingress mode
  * answers on all 5 node addresses and one in host mode only on the task's node, and after
  * `service rm` and `network rm` no namespace, bridge, VXLAN device, veth or nftables table of
@@ -113,6 +113,61 @@ async function lookup(task: { node: string; name: string }, name: string): Promi
   return [...answers.matchAll(/Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1] ?? '').sort();
 }
 
+/**
+ * A DNS query over TCP to 127.0.0.11:53 from a task's sandbox (its network namespace, where the
+ * container's 127.0.0.11 is): the A records of the answer, or the error. busybox's tools ask
+ * over UDP only, so this is a small Node client that sends one length-prefixed query.
+ */
+const TCP_QUERY = `
+const net = require('node:net');
+const name = process.env.NAME;
+const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
+const h = Buffer.alloc(12);
+h.writeUInt16BE(0x5151, 0);
+h.writeUInt16BE(0x0100, 2);
+h.writeUInt16BE(1, 4);
+const q = Buffer.concat([h, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+const len = Buffer.alloc(2);
+len.writeUInt16BE(q.length, 0);
+const s = net.connect({ host: '127.0.0.11', port: 53 }, () => s.write(Buffer.concat([len, q])));
+let got = Buffer.alloc(0);
+s.setTimeout(5000, () => { console.log(JSON.stringify('timeout')); s.destroy(); });
+s.on('error', (e) => console.log(JSON.stringify(e.code)));
+s.on('data', (d) => {
+  got = Buffer.concat([got, d]);
+  if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
+  const m = got.subarray(2);
+  let off = q.length; // past the header and the echoed question (as sent)
+  const ips = [];
+  for (let i = 0; i < m.readUInt16BE(6); i++) {
+    off += 2; // the owner name: a pointer to the question
+    const type = m.readUInt16BE(off);
+    const rdlen = m.readUInt16BE(off + 8);
+    if (type === 1) ips.push([...m.subarray(off + 10, off + 14)].join('.'));
+    off += 10 + rdlen;
+  }
+  console.log(JSON.stringify(ips.sort()));
+  s.destroy();
+});
+`;
+
+/** The sandbox (network namespace) of a task on this machine. */
+function sandboxOf(task: { name: string }): string {
+  const id = (task.name.split('.').at(-1) ?? '').slice(0, 16).toLowerCase();
+  const sb = (existsSync('/run/netns') ? readdirSync('/run/netns') : []).find(
+    (n) => n.startsWith('shoal-t-') && n.endsWith(`-${id}`),
+  );
+  assert.ok(sb, `the sandbox of task ${task.name}`);
+  return sb;
+}
+
+async function lookupOverTcp(task: { name: string }, name: string): Promise<unknown> {
+  const r = await run('nsenter', [`--net=/run/netns/${sandboxOf(task)}`, '--', process.execPath, '-e', TCP_QUERY], {
+    env: { ...process.env, NAME: name },
+  });
+  return JSON.parse(r.stdout);
+}
+
 const GET = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3`;
 
 /** The bodies of `n` HTTP GETs to addr:port from inside a task (busybox nc). */
@@ -147,7 +202,8 @@ const HOSTNAME = /^[0-9a-f]{12}$/;
 
 /**
  * A 3-replica httpd service `vw` behind its VIP is replaced task by task (`service update --force`,
- * stop-first) while the client connects to `vw` in a loop: no connection may fail, so a task leaves
+ * stop-first) while the client connects to its VIP address and to `vw` by name (the embedded DNS
+ * answering while the nodes are busy) in a loop: no connection may fail, so a task leaves
  * every VIP before its container stops. Its httpd exits at once on SIGTERM, so a task still behind
  * a VIP when it is stopped refuses (or loses) the connections sent to it.
  */
@@ -182,8 +238,8 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
   const loop = inTask(client, [
     'sh',
     '-c',
-    // through the VIP's address (`vw` resolves to it); by name see the next commit
-    `while [ ! -e ${log}.stop ]; do for t in ${vip}; do b=$(${GET} $t 80 | tail -n 1); echo "r:$b:$t:$(date +%s)" >> ${log}; done; done; cat ${log}`,
+    // through the VIP's address, and by name (`vw` resolves to the VIP: the embedded DNS answers)
+    `while [ ! -e ${log}.stop ]; do for t in ${vip} vw; do b=$(${GET} $t 80 | tail -n 1); echo "r:$b:$t:$(date +%s)" >> ${log}; done; done; cat ${log}`,
   ]);
   const lines = async (): Promise<number> =>
     Number((await inTask(client, ['sh', '-c', `cat ${log} | wc -l`])).trim() || 0);
@@ -228,8 +284,7 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
     const direct = await Promise.all(ips.map(async (ip) => `${ip}=${(await fetchMany(client, ip, 1)).join('')}`));
     const viaVip = (await fetchMany(client, 'vw', 3)).join(',');
     const sandboxes = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
-    const id = (client.name.split('.').at(-1) ?? '').slice(0, 16).toLowerCase();
-    const sb = sandboxes.find((n) => n.startsWith('shoal-t-') && n.endsWith(`-${id}`)) ?? '';
+    const sb = sandboxOf(client);
     const nft = await run('ip', ['netns', 'exec', sb, 'nft', 'list', 'table', 'ip', 'shoal_vip'], { check: false });
     const ovs = sandboxes.filter((n) => n.startsWith('shoal-ov-') && tags.some((t) => n.includes(`-${t}-`)));
     const peers = await Promise.all(ovs.map(async (o) => `${o}: ${JSON.stringify(await peersIn(o))}`));
@@ -238,7 +293,7 @@ async function vipUnderReplacement(image: string, client: { node: string; name: 
   assert.equal(
     failed.length,
     0,
-    `${failed.length} of ${results.length} requests through the VIP failed during the update (old tasks ${[...oldNames].join(' ')}): ${around.join(' | ')}${state}`,
+    `${failed.length} of ${results.length} requests through the VIP (by address and by name) failed during the update (old tasks ${[...oldNames].join(' ')}): ${around.join(' | ')}${state}`,
   );
   assert.ok(
     bodies.some((b) => oldNames.has(b)),
@@ -386,6 +441,9 @@ test(
       return ips.length === 2 ? ips : undefined;
     });
     assert.deepEqual(await lookup(clientTask, 'tasks.rr'), rrIps, 'dnsrr: the name gives the task addresses');
+    // the same names over TCP, from the client's namespace (as a resolver retrying a truncated answer)
+    assert.deepEqual(await lookupOverTcp(clientTask, 'tasks.web'), webIps, 'tasks.web over TCP');
+    assert.deepEqual(await lookupOverTcp(clientTask, 'web'), [vip], 'web over TCP');
 
     // reachability by name across hosts: every task the name lists answers with its hostname
     const names = new Set<string>();

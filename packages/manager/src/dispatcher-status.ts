@@ -1,6 +1,7 @@
 /**
  * Task status from the nodes (`UpdateTaskStatus`), batched into store transactions: updates that
- * arrive within `windowMs` of the first one queued (or 10,000 of them) are written together, in
+ * arrive within `windowMs` of the first one queued (by default: in the same turn of the event
+ * loop), or 10,000 of them, are written together, in
  * one transaction (several of at most MAX_WRITE_BYTES for a large batch), and every caller's
  * call returns once its batch is stored. One batch is written at a time; the updates that arrive
  * during its commit form the next batch, written as soon as it ends. Per task only the furthest state
@@ -16,8 +17,13 @@ import { MAX_WRITE_BYTES } from './scheduler/scheduler.js';
 
 type StoredTask = Task & StoredObject;
 
-/** How long the first update of a batch waits for others (SwarmKit waits 100 ms). */
-export const STATUS_BATCH_MS = 50;
+/**
+ * How long the first update of a batch waits for others. 0: only to the end of the event loop's
+ * turn (setImmediate), so every update already read joins it and none waits on a timer (a
+ * RUNNING goes to the store at once: the peers' DNS and VIPs follow it). Batching comes from the
+ * commits: updates that arrive while one is written go together in the next. SwarmKit waits 100 ms.
+ */
+export const STATUS_BATCH_MS = 0;
 /** A batch this large is written at once. */
 export const STATUS_BATCH_MAX = 10_000;
 
@@ -34,7 +40,7 @@ interface Waiter {
 export class StatusBatcher {
   private queue = new Map<string, Queued>();
   private waiters: Waiter[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   /** A drain() runs: new updates wait in the queue for it, with no timer of their own. */
   private writing = false;
   /** Transactions written so far (tests and logs). */
@@ -70,14 +76,15 @@ export class StatusBatcher {
     if (this.writing) return done; // taken by the running writer as soon as its commit ends
     if (this.queue.size >= STATUS_BATCH_MAX) this.flushNow();
     else if (this.timer === undefined) {
-      this.timer = setTimeout(() => this.flushNow(), this.windowMs);
+      this.timer =
+        this.windowMs > 0 ? setTimeout(() => this.flushNow(), this.windowMs) : setImmediate(() => this.flushNow());
     }
     return done;
   }
 
   /** Step-down: queued updates fail (the node sends them again to the new leader). */
   stop(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.cancelTimer();
     this.timer = undefined;
     const err = new NotLeaderError('a task status update', this.ctx.raft.leaderInfo().leader);
     for (const w of this.waiters) w.reject(err);
@@ -85,9 +92,17 @@ export class StatusBatcher {
     this.queue.clear();
   }
 
-  private flushNow(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+  private cancelTimer(): void {
+    const t = this.timer;
     this.timer = undefined;
+    if (t === undefined) return;
+    if ('refresh' in t)
+      clearTimeout(t); // a Timeout; an Immediate has no refresh()
+    else clearImmediate(t);
+  }
+
+  private flushNow(): void {
+    this.cancelTimer();
     if (this.writing) return; // the running writer takes everything queued when its write ends
     this.writing = true;
     void this.drain();

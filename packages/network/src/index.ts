@@ -56,9 +56,15 @@ export {
   DNS_TTL,
   MAX_UPSTREAMS,
   FORWARD_TIMEOUT_MS,
+  TCP_IDLE_MS,
+  parseUpstream,
   type DnsServerOptions,
   type DnsClient,
+  type DnsTransport,
 } from './dns/dns-server.js';
+export { TcpFramer, frame as frameTcpMessage, askOverTcp, TCP_MESSAGE_MAX } from './dns/dns-tcp.js';
+export { ThreadedDnsServer, type ThreadedDnsOptions } from './dns/dns-thread.js';
+export type { DnsThreadRecord } from './dns/dns-thread-messages.js';
 export {
   GatewayBridge,
   gwVethName,

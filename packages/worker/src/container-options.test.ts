@@ -226,7 +226,9 @@ test('registry auth: X-Registry-Auth base64url JSON', () => {
   assert.throws(() => decodeRegistryAuth('!!notjson'), /registry auth: not base64url-encoded JSON/);
 });
 
-test('the status reporter sends up to 4 calls at once, batches behind them, and keeps a failed batch for the next session', async () => {
+const turn = (): Promise<void> => new Promise((res) => setImmediate(res));
+
+test('the status reporter sends the reports of one turn together, up to 4 calls at once, batches behind them, and keeps failed batches in report order', async () => {
   const r = new StatusReporter(silentLogger());
   const calls: number[] = [];
   const releases: (() => void)[] = [];
@@ -240,30 +242,43 @@ test('the status reporter sends up to 4 calls at once, batches behind them, and 
     },
   };
   r.attach(slow);
-  r.report('a', { State: 'accepted' });
-  r.report('a', { State: 'preparing' });
-  r.report('b', { State: 'accepted' });
-  r.report('c', { State: 'accepted' });
-  assert.deepEqual(calls, [1, 1, 1, 1], 'each goes at once while fewer than 4 calls are in flight');
+  // a task's STARTING and RUNNING are reported in one turn: one call, RUNNING waits for no round trip
+  r.report('s', { State: 'starting' });
+  r.report('s', { State: 'running' });
+  assert.deepEqual(calls, [], 'sent at the end of the turn');
+  await turn();
+  assert.deepEqual(calls, [2], 'the reports of one turn go in one call');
+  for (const id of ['a', 'b', 'c']) {
+    r.report(id, { State: 'accepted' });
+    await turn();
+  }
+  assert.deepEqual(calls, [2, 1, 1, 1], 'each turn goes at once while fewer than 4 calls are in flight');
   r.report('a', { State: 'running' });
   r.report('b', { State: 'running' });
-  assert.deepEqual(calls, [1, 1, 1, 1], 'with 4 in flight the next wait');
-  assert.equal(r.pending, 6);
+  await turn();
+  assert.deepEqual(calls, [2, 1, 1, 1], 'with 4 in flight the next wait');
+  assert.equal(r.pending, 7);
   releases.shift()?.();
-  await new Promise((res) => setImmediate(res));
-  assert.deepEqual(calls, [1, 1, 1, 1, 2], 'the two that waited go in one batch as soon as a call ends');
-  for (const rel of releases.splice(0)) rel();
-  await new Promise((res) => setImmediate(res));
+  await turn();
+  await turn();
+  assert.deepEqual(calls, [2, 1, 1, 1, 2], 'the two that waited go in one batch as soon as a call ends');
   for (const rel of releases.splice(0)) rel();
   await r.drained();
   assert.equal(r.pending, 0);
 
-  const broken = { ...slow, updateTaskStatus: () => Promise.reject(new Error('session gone')) };
-  r.attach(broken);
-  r.report('c', { State: 'running' });
-  r.report('d', { State: 'running' });
-  r.report('e', { State: 'running' });
-  await new Promise((res) => setImmediate(res));
+  // three calls in flight fail in the reverse order: their updates come back in report order
+  const rejects: ((e: Error) => void)[] = [];
+  r.attach({
+    ...slow,
+    updateTaskStatus: () => new Promise<void>((_res, rej) => rejects.push(rej)),
+  });
+  for (const id of ['c', 'd', 'e']) {
+    r.report(id, { State: 'running' });
+    await turn();
+  }
+  assert.equal(rejects.length, 3, 'three calls in flight');
+  for (const rej of rejects.reverse()) rej(new Error('session gone'));
+  await turn();
   assert.equal(r.pending, 3, 'kept');
   const got: string[] = [];
   r.attach({

@@ -1,11 +1,11 @@
 /**
- * Batches task status updates to the dispatcher. Reports queue in order and go out at once, in
- * up to MAX_IN_FLIGHT UpdateTaskStatus calls at a time; while that many are in flight the next
- * ones gather into the following batch (at most MAX_BATCH per call). A call returns once the
- * manager committed it, so a RUNNING report no longer waits for the commit of the call before it
- * (the manager keeps the furthest state per task whatever the order the calls land in). A failed
- * call keeps its batch at the head of the queue for the next session, so no state is lost across
- * a manager change.
+ * Batches task status updates to the dispatcher. Reports queue in order; those made in one turn
+ * of the event loop go in one call (a task's STARTING and RUNNING together: RUNNING does not wait
+ * for a round trip). Up to MAX_IN_FLIGHT UpdateTaskStatus calls go at a time; while that many are
+ * in flight the next reports gather into the following batch (at most MAX_BATCH per call). A call
+ * returns once the manager committed it; the manager keeps the furthest state per task whatever
+ * the order the calls land in. A failed call puts its batch back in report order for the next
+ * session, so no state is lost across a manager change.
  */
 import type { TaskStatus, TaskStatusUpdate } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
@@ -24,6 +24,8 @@ export class StatusReporter {
   /** Updates in the calls in flight. */
   private sending = 0;
   private idle: (() => void)[] = [];
+  /** A pump is due at the end of this turn. */
+  private scheduled = false;
 
   constructor(private readonly log: Logger) {}
 
@@ -49,11 +51,21 @@ export class StatusReporter {
 
   /** Resolves once the queue is empty (sent and acknowledged). */
   drained(): Promise<void> {
-    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve();
+    if (this.queue.length === 0 && this.inFlight === 0 && !this.scheduled) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
   private kick(): void {
+    if (this.scheduled || !this.link || this.queue.length === 0) return;
+    // from the end of this turn of the loop: reports made together (STARTING then RUNNING) go in one call
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
     while (this.link && this.queue.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
       const link = this.link;
       const batch = this.queue.splice(0, MAX_BATCH);

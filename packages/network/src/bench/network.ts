@@ -9,12 +9,14 @@
  * - attach_ms, peer_add_ms: an overlay attachment, and programming one peer (FDB + neighbour);
  * - vip_update_ms: replacing a container's VIP table (the step between a task change and new
  *   connections following it);
- * - dns_p50_ms, dns_p99_ms: the embedded DNS server answering A queries on loopback.
+ * - dns_p50_ms, dns_p99_ms: the embedded DNS server answering A queries on loopback, asked by
+ *   another process, on its own thread as the agent runs it, while this thread's loop is kept
+ *   busy as a loaded agent's is (BENCH_DNS_BUSY_MS slices, 20); dns_main_loop_p50_ms/p99_ms: the
+ *   same with the server on that busy loop (where it ran before), side by side.
  *
  * Ends with one JSON line of named figures. Needs root and iperf3.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { run } from '@shoal/common';
@@ -22,12 +24,15 @@ import { NetworkAllocator } from '../allocator.js';
 import { encodeQuery, RR_TYPE } from '../dns/dns-message.js';
 import { DnsTable } from '../dns/dns-table.js';
 import { EmbeddedDnsServer } from '../dns/dns-server.js';
+import { ThreadedDnsServer } from '../dns/dns-thread.js';
 import { OverlayDataPlane } from '../overlay.js';
 import { VipBalancer } from '../vip-balancer.js';
 import { VXLAN_ID_OPTION } from '../vni.js';
 
 const SECONDS = Number(process.env['BENCH_IPERF_SECONDS'] ?? 3);
 const ROUNDS = Number(process.env['BENCH_IPERF_ROUNDS'] ?? 2);
+const DNS_QUERIES = Number(process.env['BENCH_DNS_QUERIES'] ?? 5000);
+const DNS_BUSY_MS = Number(process.env['BENCH_DNS_BUSY_MS'] ?? 20);
 const tag = randomBytes(3).toString('hex');
 const made: string[] = [];
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
@@ -92,32 +97,81 @@ async function iperf(serverNs: string, fromNs: string, addr: string): Promise<nu
   }
 }
 
-async function dnsLatencies(n: number): Promise<number[]> {
-  const table = new DnsTable();
-  for (let i = 0; i < 1000; i++) table.add(`svc${i}`, `198.19.${128 + (i >> 8)}.${i & 255}`, 'n');
-  const server = new EmbeddedDnsServer({ table });
-  const { port } = await server.listen();
-  const client = createSocket('udp4');
-  const out: number[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const q = encodeQuery(i & 0xffff, `svc${i % 1000}`, RR_TYPE.A);
-      const t0 = performance.now();
-      await new Promise<void>((resolve, reject) => {
-        client.once('error', reject);
-        client.once('message', () => {
-          client.off('error', reject);
-          resolve();
-        });
-        client.send(q, port, '127.0.0.1');
-      });
-      out.push(performance.now() - t0);
-    }
-  } finally {
-    client.close();
-    await server.close();
+/** The DNS client: another process, asking `n` A queries one after the other; prints the latencies (ms). */
+const DNS_CLIENT = `
+const { createSocket } = require('node:dgram');
+const { performance } = require('node:perf_hooks');
+const [port, n] = [Number(process.env.PORT), Number(process.env.N)];
+const s = createSocket('udp4');
+const out = [];
+let t0 = 0;
+const ask = (i) => {
+  const q = Buffer.from(process.env['Q' + (i % 1000)], 'hex');
+  t0 = performance.now();
+  s.send(q, port, '127.0.0.1');
+};
+s.on('message', () => {
+  out.push(performance.now() - t0);
+  if (out.length === n) {
+    s.close();
+    console.log(JSON.stringify(out));
+  } else ask(out.length);
+});
+ask(0);
+`;
+
+/**
+ * Keeps this thread's event loop as busy as a loaded agent's: synchronous work in slices of
+ * `busyMs`, yielding between them, until `until` settles.
+ */
+async function keepBusy(until: Promise<unknown>, busyMs: number): Promise<void> {
+  let done = false;
+  const stop = (): void => void (done = true);
+  until.then(stop, stop); // the caller awaits `until` itself
+  while (!done) {
+    const end = performance.now() + busyMs;
+    while (performance.now() < end) Math.sqrt(end);
+    await new Promise((resolve) => setImmediate(resolve));
   }
-  return out;
+}
+
+/**
+ * Latencies of `n` A queries (1000 names) asked by another process, while this thread's loop is
+ * busy (slices of `busyMs`): the server on its own thread, as the agent runs it, or (`'loop'`)
+ * on this thread's loop, as it ran before.
+ */
+async function dnsLatencies(n: number, where: 'thread' | 'loop', busyMs: number): Promise<number[]> {
+  const records = Array.from({ length: 1000 }, (_, i) => ({
+    name: `svc${i}`,
+    address: `198.19.${128 + (i >> 8)}.${i & 255}`,
+  }));
+  let port: number;
+  let close: () => Promise<void>;
+  if (where === 'thread') {
+    const server = new ThreadedDnsServer();
+    port = (await server.listen()).port;
+    server.setNetwork('n', records);
+    server.setScope('127.0.0.1', ['n']);
+    await server.settled();
+    close = () => server.close();
+  } else {
+    const table = new DnsTable();
+    for (const r of records) table.add(r.name, r.address, 'n');
+    const server = new EmbeddedDnsServer({ table });
+    port = (await server.listen()).port;
+    close = () => server.close();
+  }
+  const queries: Record<string, string> = {};
+  for (let i = 0; i < 1000; i++) queries[`Q${i}`] = encodeQuery(i, `svc${i}`, RR_TYPE.A).toString('hex');
+  try {
+    const client = run(process.execPath, ['-e', DNS_CLIENT], {
+      env: { ...process.env, ...queries, PORT: String(port), N: String(n) },
+    });
+    await keepBusy(client, busyMs);
+    return JSON.parse((await client).stdout) as number[];
+  } finally {
+    await close();
+  }
 }
 
 async function main(): Promise<Record<string, number>> {
@@ -196,8 +250,9 @@ async function main(): Promise<Record<string, number>> {
     console.log(`  round ${i + 1}: underlay ${mb(under[i])} MB/s, overlay ${mb(over[i])} MB/s`);
   }
 
-  console.log('network bench: embedded DNS on loopback');
-  const dns = await dnsLatencies(5000);
+  console.log(`network bench: embedded DNS on loopback, this loop busy in slices of ${DNS_BUSY_MS} ms`);
+  const dnsLoop = await dnsLatencies(DNS_QUERIES, 'loop', DNS_BUSY_MS);
+  const dns = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS);
   return {
     overlay_tcp_ratio: round(median(over) / median(under)),
     overlay_mbytes_per_s: round(median(over) / 1e6, 1),
@@ -207,6 +262,8 @@ async function main(): Promise<Record<string, number>> {
     vip_update_ms: round(median(vipMs), 2),
     dns_p50_ms: round(quantile(dns, 0.5)),
     dns_p99_ms: round(quantile(dns, 0.99)),
+    dns_main_loop_p50_ms: round(quantile(dnsLoop, 0.5)),
+    dns_main_loop_p99_ms: round(quantile(dnsLoop, 0.99)),
   };
 }
 

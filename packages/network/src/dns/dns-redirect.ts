@@ -1,10 +1,10 @@
 /**
  * How a container reaches the embedded DNS server at 127.0.0.11:53, as Docker does it: the server
  * runs in the node's namespace (in the agent), and in the container's namespace an nftables table
- * `ip shoal_dns` rewrites queries to 127.0.0.11:53 towards the server's address and port on the
- * container's uplink (the gateway bridge), with the source rewritten to the container's own
- * uplink address and a source port of NAT_PORTS (the VIP table lets only replies to those ports
- * through conntrack); conntrack undoes both on the replies. A packet from 127.0.0.1 may only leave by
+ * `ip shoal_dns` rewrites queries to 127.0.0.11:53 (UDP and TCP) towards the server's address
+ * and port on the container's uplink (the gateway bridge), with the source rewritten to the
+ * container's own uplink address and a source port of NAT_PORTS (the VIP table lets only replies
+ * to those ports through conntrack); conntrack undoes both on the replies. A packet from 127.0.0.1 may only leave by
  * a real interface with `route_localnet` on it, so that is set on the uplink.
  *
  * Also: the container's resolv.conf (nameserver 127.0.0.11, the host's search domains) and the
@@ -56,16 +56,19 @@ export function dnsRedirectRules(r: Omit<DnsRedirect, 'containerNetns'>): string
     '  chain output {',
     '    type nat hook output priority -100; policy accept;',
     `    ip daddr ${EMBEDDED_DNS_ADDRESS} udp dport 53 dnat to ${to}`,
+    `    ip daddr ${EMBEDDED_DNS_ADDRESS} tcp dport 53 dnat to ${to}`,
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority 100; policy accept;',
     `    ip daddr ${r.server.address} udp dport ${r.server.port} oifname "${r.uplink}" snat to ${src}:${NAT_PORTS}`,
+    `    ip daddr ${r.server.address} tcp dport ${r.server.port} oifname "${r.uplink}" snat to ${src}:${NAT_PORTS}`,
     '  }',
     ...(r.exclusive
       ? [
           '  chain uplink_only_dns {',
           '    type filter hook output priority 0; policy accept;',
           `    oifname "${r.uplink}" ip daddr ${r.server.address} udp dport ${r.server.port} accept`,
+          `    oifname "${r.uplink}" ip daddr ${r.server.address} tcp dport ${r.server.port} accept`,
           `    oifname "${r.uplink}" drop`,
           '  }',
         ]

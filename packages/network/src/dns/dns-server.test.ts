@@ -5,10 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Resolver } from 'node:dns/promises';
 import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { errnoCode } from '@shoal/common';
 import { RCODE, RR_TYPE, encodeQuery, parseResponse, type DnsResponse } from './dns-message.js';
 import { DnsTable } from './dns-table.js';
 import { EmbeddedDnsServer } from './dns-server.js';
+import { TcpFramer, frame } from './dns-tcp.js';
 
 function resolverFor(port: number): Resolver {
   const r = new Resolver({ timeout: 3000, tries: 1 });
@@ -27,6 +29,30 @@ async function rawAsk(port: number, packet: Buffer): Promise<DnsResponse> {
     return parseResponse(reply);
   } finally {
     s.close();
+  }
+}
+
+/** Sends `packets` over one TCP connection in one write; the replies, by id. */
+async function tcpAsk(port: number, packets: Buffer[]): Promise<Map<number, DnsResponse>> {
+  const s = connect({ host: '127.0.0.1', port });
+  const framer = new TcpFramer();
+  const out = new Map<number, DnsResponse>();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.once('close', () => reject(new Error(`connection closed after ${out.size} replies`)));
+      s.on('data', (chunk: Buffer) => {
+        for (const m of framer.push(chunk)) {
+          const r = parseResponse(m);
+          out.set(r.id, r);
+        }
+        if (out.size === packets.length) resolve();
+      });
+      s.write(Buffer.concat(packets.map((p) => frame(p))));
+    });
+    return out;
+  } finally {
+    s.destroy();
   }
 }
 
@@ -115,4 +141,55 @@ test('embedded DNS: SERVFAIL when no upstream answers, NXDOMAIN when none is con
   assert.equal((await rawAsk(a.port, encodeQuery(1, 'x.example', RR_TYPE.A))).rcode, RCODE.SERVFAIL);
   assert.equal((await rawAsk(b.port, encodeQuery(2, 'x.example', RR_TYPE.A))).rcode, RCODE.NXDOMAIN);
   assert.throws(() => new EmbeddedDnsServer({ table: new DnsTable(), upstreams: ['198.18.0.1:99999'] }), /bad port/);
+});
+
+test('embedded DNS over TCP: whole answers, several queries per connection, and TC over UDP sends clients to TCP', async (t) => {
+  // the upstream knows a name with more addresses than fit in 512 bytes
+  const upstreamTable = new DnsTable();
+  const far = Array.from({ length: 60 }, (_, i) => `198.18.1.${i + 1}`);
+  for (const ip of far) upstreamTable.add('big.example', ip, 'any');
+  const upstream = new EmbeddedDnsServer({ table: upstreamTable });
+  const up = await upstream.listen();
+  t.after(() => upstream.close());
+
+  const table = new DnsTable();
+  const many = Array.from({ length: 50 }, (_, i) => `198.19.130.${i + 2}`);
+  for (const ip of many) table.add('tasks.many', ip, 'n1');
+  table.add('web', '198.19.128.10', 'n1');
+  const server = new EmbeddedDnsServer({ table, upstreams: [`127.0.0.1:${up.port}`], scope: () => new Set(['n1']) });
+  const { port } = await server.listen();
+  t.after(() => server.close());
+
+  // over UDP the answer is cut with TC set; over TCP it is whole, with TC clear
+  const udp = await rawAsk(port, encodeQuery(5, 'tasks.many', RR_TYPE.A));
+  assert.equal(udp.truncated, true);
+  const replies = await tcpAsk(port, [
+    encodeQuery(6, 'tasks.many', RR_TYPE.A),
+    encodeQuery(7, 'web', RR_TYPE.A),
+    encodeQuery(8, 'big.example', RR_TYPE.A),
+  ]);
+  const whole = replies.get(6);
+  assert.equal(whole?.truncated, false);
+  assert.deepEqual(whole.answers.map((a) => a.data).sort(), [...many].sort());
+  assert.deepEqual(
+    replies.get(7)?.answers.map((a) => a.data),
+    ['198.19.128.10'],
+  );
+  // forwarded over TCP: the upstream's whole answer
+  assert.equal(replies.get(8)?.truncated, false);
+  assert.deepEqual(
+    replies
+      .get(8)
+      ?.answers.map((a) => a.data)
+      .sort(),
+    [...far].sort(),
+  );
+  // forwarded over UDP: the upstream's truncated answer is relayed as it is (TC set)...
+  const fwd = await rawAsk(port, encodeQuery(9, 'big.example', RR_TYPE.A));
+  assert.equal(fwd.truncated, true);
+  assert.ok(fwd.answers.length < far.length);
+  // ...so a real client (c-ares) asks again over TCP and gets every address, ours and forwarded
+  const r = resolverFor(port);
+  assert.deepEqual((await r.resolve4('tasks.many')).sort(), [...many].sort());
+  assert.deepEqual((await r.resolve4('big.example')).sort(), [...far].sort());
 });

@@ -6,6 +6,7 @@ import { DnsFormatError, InvalidDnsNameError } from '../errors.js';
 import { RCODE, RR_TYPE, encodeQuery, encodeResponse, parseQuery, parseResponse } from './dns-message.js';
 import { DnsTable } from './dns-table.js';
 import { containerResolvConf, dnsRedirectRules, resolvConfNameservers } from './dns-redirect.js';
+import { TcpFramer, frame } from './dns-tcp.js';
 
 test('a query round-trips; names are matched lower case; EDNS raises the UDP size', () => {
   const q = parseQuery(encodeQuery(0x1234, 'Tasks.Web', RR_TYPE.A));
@@ -100,6 +101,16 @@ test('the DNS redirect rules: DNAT 127.0.0.11:53 to the server, SNAT to the upli
   });
   assert.match(rules, /ip daddr 127\.0\.0\.11 udp dport 53 dnat to 198\.19\.250\.1:40053/);
   assert.match(rules, /ip daddr 198\.19\.250\.1 udp dport 40053 oifname "eth1" snat to 198\.19\.250\.2:61000-65535\n/);
+  // TCP too (clients retry a truncated answer over TCP)
+  assert.match(rules, /ip daddr 127\.0\.0\.11 tcp dport 53 dnat to 198\.19\.250\.1:40053/);
+  assert.match(rules, /ip daddr 198\.19\.250\.1 tcp dport 40053 oifname "eth1" snat to 198\.19\.250\.2:61000-65535\n/);
+  const only = dnsRedirectRules({
+    uplink: 'eth1',
+    uplinkAddress: '198.19.250.2/24',
+    server: { address: '198.19.250.1', port: 40053 },
+    exclusive: true,
+  });
+  assert.match(only, /oifname "eth1" ip daddr 198\.19\.250\.1 tcp dport 40053 accept/);
   assert.throws(
     () => dnsRedirectRules({ uplink: 'eth1', uplinkAddress: 'x', server: { address: '198.19.250.1', port: 53 } }),
     /uplink address/,
@@ -118,4 +129,22 @@ test('the DNS redirect rules: DNAT 127.0.0.11:53 to the server, SNAT to the upli
       dnsRedirectRules({ uplink: 'eth1', uplinkAddress: '198.19.250.2', server: { address: '198.19.250.1', port: 0 } }),
     /port 0/,
   );
+});
+
+test('DNS over TCP: messages framed with a two-byte length come out whole, however the stream is cut', () => {
+  const a = encodeQuery(1, 'web', RR_TYPE.A);
+  const b = encodeQuery(2, 'tasks.web', RR_TYPE.A);
+  const stream = Buffer.concat([frame(a), frame(b)]);
+  assert.equal(stream.readUInt16BE(0), a.length);
+  for (const cut of [1, 2, 3, a.length + 1, a.length + 2, a.length + 3, stream.length - 1]) {
+    const f = new TcpFramer();
+    const got = [...f.push(stream.subarray(0, cut)), ...f.push(stream.subarray(cut))];
+    assert.deepEqual(got, [a, b], `cut at ${cut}`);
+    assert.equal(f.buffered, 0);
+  }
+  const f = new TcpFramer();
+  const bytes: Buffer[] = [];
+  for (const byte of stream) bytes.push(...f.push(Buffer.from([byte])));
+  assert.deepEqual(bytes, [a, b]);
+  assert.throws(() => frame(Buffer.alloc(65536)), RangeError);
 });

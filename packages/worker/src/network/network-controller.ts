@@ -384,9 +384,11 @@ export class NetworkController {
     // DNS records
     for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
+    const dnsSettled = this.dns.settled(); // the DNS thread answers with them (awaited below)
     // VIPs of each sandbox (each in its own namespace: all at once)
-    await Promise.all(
-      [...this.sandboxes.values()].map(async (sb) => {
+    await Promise.all([
+      dnsSettled,
+      ...[...this.sandboxes.values()].map(async (sb) => {
         const services = this.vipServicesOf(sandboxNetworks(sb));
         const key = JSON.stringify(services);
         if (key === sb.vipKey) return;
@@ -402,7 +404,7 @@ export class NetworkController {
           sb.vipKey = key;
         });
       }),
-    );
+    ]);
     // peers of every overlay present here (each network in its own namespace: all at once)
     const present = new Set<string>();
     for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
