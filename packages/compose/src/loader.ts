@@ -192,15 +192,15 @@ export function loadCompose(opts: LoadOptions): LoadedCompose {
   warnings.unshift(...ignoredWarnings(files));
 
   for (const s of config.services) {
-    const pos =
+    const pos = () =>
       s.image === undefined ? locateKeyIn(files, ['services', s.name]) : locateIn(files, ['services', s.name, 'image']);
     if (s.image === undefined || s.image === '') {
-      diags.add(pos, `services.${s.name}.image`, `invalid image reference for service ${s.name}: no image specified`);
+      diags.add(pos(), `services.${s.name}.image`, `invalid image reference for service ${s.name}: no image specified`);
       continue;
     }
     const problem = imageReferenceProblem(s.image);
     if (problem)
-      diags.add(pos, `services.${s.name}.image`, `invalid image reference for service ${s.name}: ${problem}`);
+      diags.add(pos(), `services.${s.name}.image`, `invalid image reference for service ${s.name}: ${problem}`);
   }
   diags.throwIfAny();
   return { config, warnings, workingDir, files, dicts, locate: (p) => locateIn(files, p), lookup };
