@@ -10,6 +10,8 @@ const benches = {
   image: 'packages/cli/dist/bench/image.js',
   ca: 'packages/ca/dist/bench/ca.js',
   compose: 'packages/compose/dist/bench/compose.js',
+  // compose_load_ms alone (no side-by-side figures): cheap to re-measure
+  'compose-load': 'packages/compose/dist/bench/compose.js --load-only',
   manager: 'packages/manager/dist/bench/manager.js',
   scheduler: 'packages/manager/dist/bench/scheduler.js',
   assignments: 'packages/manager/dist/bench/assignments.js',
@@ -20,7 +22,7 @@ const benches = {
   stack: 'packages/testkit/dist/bench/stack.js',
 };
 const [name, ...rest] = process.argv.slice(2);
-const file = name ? benches[name] : undefined;
+const [file, ...fixedArgs] = (name ? (benches[name] ?? '') : '').split(' ').filter((x) => x !== '');
 if (!file) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [args]`);
   process.exit(2);
@@ -30,5 +32,5 @@ if (!existsSync(root + file)) {
   console.error(`${file} not found: run \`npm run build\` first`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, [root + file, ...rest], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, [root + file, ...fixedArgs, ...rest], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

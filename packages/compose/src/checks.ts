@@ -15,13 +15,14 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
 
   for (const n of specs.networks) {
     const key = [...config.networks].find(([k, v]) => (v.name ? v.name : `${specs.namespace}_${k}`) === n.Name)?.[0];
-    const at = locate(key ? ['networks', key] : ['services']);
+    const at = () => locate(key ? ['networks', key] : ['services']);
     const nameProblem = dnsNameProblem(n.Name ?? '');
-    if (nameProblem) diags.add(at, `networks.${key ?? ''}`, `failed to create network ${n.Name ?? ''}: ${nameProblem}`);
+    if (nameProblem)
+      diags.add(at(), `networks.${key ?? ''}`, `failed to create network ${n.Name ?? ''}: ${nameProblem}`);
     const driver = n.DriverConfiguration?.Name ?? '';
     if (driver === 'bridge' || driver === 'host' || driver === 'null' || driver === 'macvlan' || driver === 'ipvlan')
       diags.add(
-        at,
+        at(),
         `networks.${key ?? ''}.driver`,
         `The network ${n.Name ?? ''} cannot be used with services. Only networks scoped to the swarm can be used, such as those created with the overlay driver.`,
       );
@@ -49,16 +50,37 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
     }
   }
 
-  const ingressPorts = new Map<string, string>();
-  // in file order: of two services publishing one port, the later one is reported (Docker
-  // creates services in Go map order, so either can fail there)
+  // The services are checked in file order: of two services publishing one port, the later one
+  // is reported (Docker creates services in Go map order, so either can fail there). Only that
+  // check depends on the order, and only when it fails, so they are checked in spec order first
+  // (file positions are not needed) and again in file order when anything was found.
+  const probe = new Diagnostics();
+  checkServices(specs.services, specs.namespace, svcByName, locate, probe);
+  if (probe.size === 0) {
+    diags.throwIfAny();
+    return;
+  }
   const where = (s: ServiceSpec) => locate(['services', shortName(s)]);
   const inFileOrder = [...specs.services].sort((a, b) => {
     const pa = where(a);
     const pb = where(b);
     return pa.file === pb.file ? pa.line - pb.line || pa.column - pb.column : 0;
   });
-  for (const s of inFileOrder) {
+  checkServices(inFileOrder, specs.namespace, svcByName, locate, diags);
+  diags.throwIfAny();
+}
+
+/** The per-service checks, in the order given (see checkStack). */
+function checkServices(
+  services: readonly ServiceSpec[],
+  namespace: string,
+  svcByName: ReadonlyMap<string, unknown>,
+  locate: (path: KeyPath) => SourcePos,
+  diags: Diagnostics,
+): void {
+  const shortName = (s: ServiceSpec) => (s.Name ?? '').slice(namespace.length + 1);
+  const ingressPorts = new Map<string, string>();
+  for (const s of services) {
     const name = shortName(s);
     const fail = (path: KeyPath, message: string) =>
       diags.add(
@@ -175,7 +197,6 @@ export function checkStack(specs: StackSpecs, config: ComposeConfig, locate: (pa
       else ingressPorts.set(`${p.PublishedPort}/${proto}`, s.Name ?? '');
     }
   }
-  diags.throwIfAny();
 }
 
 /** Go's %g for a float64: the shortest digits, in exponent form below 1e-4 and from 1e6 up. */

@@ -13,6 +13,7 @@ import type {
   FileObjectConfig,
   FileReference,
   HealthCheckConfig,
+  KeptServiceFields,
   NetworkConfig,
   PortConfig,
   ResourceSpec,
@@ -281,9 +282,78 @@ function decodeService(name: string, d: Dict, path: KeyPath, ctx: DecodeContext)
     if (!src.startsWith('/') && !isWindowsAbs(src)) src = absPath(ctx.workingDir, src);
     v.source = src;
   }
+  const kept = decodeKept(d);
+  if (kept) s.kept = kept;
   const extras = extrasOf(d);
   if (extras) s.extras = extras;
   return s;
+}
+
+/** The keys `stack deploy` ignores but `stack config` prints (KeptServiceFields). */
+function decodeKept(d: Dict): KeptServiceFields | undefined {
+  const k: KeptServiceFields = {};
+  let any = false;
+  for (const [key, yamlKey] of [
+    ['cgroupnsMode', 'cgroupns_mode'],
+    ['cgroupParent', 'cgroup_parent'],
+    ['containerName', 'container_name'],
+    ['domainname', 'domainname'],
+    ['ipc', 'ipc'],
+    ['macAddress', 'mac_address'],
+    ['networkMode', 'network_mode'],
+    ['pid', 'pid'],
+    ['usernsMode', 'userns_mode'],
+  ] as const) {
+    const v = str(d[yamlKey]);
+    if (v !== undefined) {
+      k[key] = v;
+      any = true;
+    }
+  }
+  const shm = d['shm_size'];
+  if (shm !== undefined && shm !== null) {
+    k.shmSize = sprint(d, 'shm_size', shm);
+    any = true;
+  }
+  for (const [key, yamlKey] of [
+    ['dependsOn', 'depends_on'],
+    ['devices', 'devices'],
+    ['expose', 'expose'],
+    ['externalLinks', 'external_links'],
+    ['links', 'links'],
+    ['securityOpt', 'security_opt'],
+    ['tmpfs', 'tmpfs'],
+  ] as const) {
+    const l = stringList(d[yamlKey]);
+    if (l) {
+      k[key] = l;
+      any = true;
+    }
+  }
+  const privileged = bool(d['privileged']);
+  if (privileged !== undefined) {
+    k.privileged = privileged;
+    any = true;
+  }
+  const b = d['build'];
+  if (typeof b === 'string') {
+    k.build = { context: b };
+    any = true;
+  } else if (isDict(b)) {
+    const build: NonNullable<KeptServiceFields['build']> = {};
+    for (const key of ['context', 'dockerfile', 'network', 'target'] as const) {
+      const v = str(b[key]);
+      if (v !== undefined) build[key] = v;
+    }
+    if (b['args'] !== undefined) build.args = mappingOrList(b['args'], '=', true);
+    if (b['labels'] !== undefined) build.labels = record(mappingOrList(b['labels'], '=', false));
+    const cacheFrom = stringList(b['cache_from']);
+    if (cacheFrom) build.cacheFrom = cacheFrom;
+    if (b['extra_hosts'] !== undefined) build.extraHosts = hostsList(b['extra_hosts']);
+    k.build = build;
+    any = true;
+  }
+  return any ? k : undefined;
 }
 
 function isWindowsAbs(p: string): boolean {

@@ -23,9 +23,12 @@ export interface Warning {
   pos?: SourcePos;
 }
 
-/** `file:line:column: message`, or just the message when there is no position. */
+/**
+ * `file:line:column: message`, or just the message when there is no position (line 0: a file
+ * that cannot be read, whose message names it).
+ */
 export function formatDiagnostic(d: Diagnostic): string {
-  if (d.file === '' && d.line === 0) return d.message;
+  if (d.line === 0) return d.message;
   return `${d.file}:${d.line}:${d.column}: ${d.message}`;
 }
 

@@ -23,6 +23,7 @@ export { substituteDocker, substituteCompat, TemplateError, type Lookup } from '
 export { parseDuration, parseRAMInBytes, parseCPUs, parsePortSpec, shlexSplit } from './units.js';
 export { parseVolumeSpec } from './decode.js';
 export { SCHEMA_VERSIONS, DEFAULT_VERSION } from './schema.js';
+export { goNumberString, resolvePlainScalar } from './scalars.js';
 export type * from './types.js';
 export {
   convertStack,

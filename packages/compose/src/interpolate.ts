@@ -140,28 +140,48 @@ export function interpolateFile(
       }
       return c.value;
     }
+    // Containers are copied only when something in them changed (copy on write): the result
+    // shares every unchanged part with the parsed file, which nothing modifies.
     if (Array.isArray(value)) {
       // One path array, extended and restored around each child (read only while in it).
-      const out = value.map((v, i) => {
+      let out: Value[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const v = value[i] as Value;
         path.push(i);
         const r = walk(v, path);
         path.pop();
-        return r;
-      });
-      value.forEach((_, i) => {
-        if (isFloat(value, i)) markFloat(out, i);
-      });
-      return out;
+        if (r !== v && out === undefined) {
+          out = value.slice(0, i);
+          for (let j = 0; j < i; j++) if (isFloat(value, j)) markFloat(out, j);
+        }
+        if (out !== undefined) {
+          out.push(r);
+          if (isFloat(value, i)) markFloat(out, i);
+        }
+      }
+      return out ?? value;
     }
     if (isDict(value)) {
-      const out: Dict = {};
-      for (const [k, v] of Object.entries(value)) {
+      let out: Dict | undefined;
+      for (const k in value) {
+        const v = value[k] as Value;
         path.push(k);
-        setOwn(out, k, walk(v, path));
+        const r = walk(v, path);
         path.pop();
-        if (isFloat(value, k)) markFloat(out, k);
+        if (r !== v && out === undefined) {
+          out = {};
+          for (const j in value) {
+            if (j === k) break;
+            setOwn(out, j, value[j] as Value);
+            if (isFloat(value, j)) markFloat(out, j);
+          }
+        }
+        if (out !== undefined) {
+          setOwn(out, k, r);
+          if (isFloat(value, k)) markFloat(out, k);
+        }
       }
-      return out;
+      return out ?? value;
     }
     return value;
   };

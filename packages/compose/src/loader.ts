@@ -32,6 +32,16 @@ export interface LoadOptions {
    * nested templates in defaults. Off by default: Docker CLI 28 behaviour.
    */
   compat?: boolean;
+  /**
+   * Leave `$` expressions as written (`stack config --skip-interpolation`): no substitution,
+   * no casts, no interpolation errors. Validation and decoding still run on the result.
+   */
+  skipInterpolation?: boolean;
+  /**
+   * Reject an empty or malformed image (default true, as `stack deploy` in CLI 28.2+).
+   * `stack config` does not check images.
+   */
+  checkImages?: boolean;
 }
 
 /** Forbidden service keys and Docker's hint for each (rejected before anything else). */
@@ -111,6 +121,7 @@ function readInput(input: ComposeFileInput, diags: Diagnostics): string | undefi
     return readFileSync(input.path, 'utf8');
   } catch (e) {
     const code = errnoCode(e);
+    // No position: the file has none to give (formatDiagnostic prints the message alone).
     const pos = { file: input.path, line: 0, column: 0 };
     if (code === 'ENOENT') diags.add(pos, '(root)', `open ${input.path}: no such file or directory`);
     else if (code === 'EISDIR') diags.add(pos, '(root)', `read ${input.path}: is a directory`);
@@ -180,7 +191,9 @@ export function loadCompose(opts: LoadOptions): LoadedCompose {
       continue;
     }
     const failed: string[][] = forbidden.map((f) => f.path.split('.'));
-    const dict = interpolateFile(file, { lookup, compat: opts.compat ?? false }, diags, failed);
+    const dict = opts.skipInterpolation
+      ? file.dict
+      : interpolateFile(file, { lookup, compat: opts.compat ?? false }, diags, failed);
     validateSchema(dict, version, file, diags, failed);
     if (diags.size > before) continue;
     dicts.push(dict);
@@ -191,16 +204,16 @@ export function loadCompose(opts: LoadOptions): LoadedCompose {
   const config = mergeConfigs(configs);
   warnings.unshift(...ignoredWarnings(files));
 
-  for (const s of config.services) {
-    const pos =
+  for (const s of opts.checkImages === false ? [] : config.services) {
+    const pos = () =>
       s.image === undefined ? locateKeyIn(files, ['services', s.name]) : locateIn(files, ['services', s.name, 'image']);
     if (s.image === undefined || s.image === '') {
-      diags.add(pos, `services.${s.name}.image`, `invalid image reference for service ${s.name}: no image specified`);
+      diags.add(pos(), `services.${s.name}.image`, `invalid image reference for service ${s.name}: no image specified`);
       continue;
     }
     const problem = imageReferenceProblem(s.image);
     if (problem)
-      diags.add(pos, `services.${s.name}.image`, `invalid image reference for service ${s.name}: ${problem}`);
+      diags.add(pos(), `services.${s.name}.image`, `invalid image reference for service ${s.name}: ${problem}`);
   }
   diags.throwIfAny();
   return { config, warnings, workingDir, files, dicts, locate: (p) => locateIn(files, p), lookup };

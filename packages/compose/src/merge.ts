@@ -3,6 +3,7 @@ import type {
   DeployConfig,
   FileReference,
   HealthCheckConfig,
+  KeptServiceFields,
   PortConfig,
   ResourceSpec,
   ServiceConfig,
@@ -160,6 +161,50 @@ function mergeHealth(
   });
 }
 
+/** The keys only `stack config` prints, merged by the same rules as the others. */
+function mergeKept(a: KeptServiceFields | undefined, b: KeptServiceFields | undefined): KeptServiceFields | undefined {
+  if (!a || !b) return b ?? a;
+  const out: KeptServiceFields = { ...a };
+  for (const key of [
+    'cgroupnsMode',
+    'cgroupParent',
+    'containerName',
+    'domainname',
+    'ipc',
+    'macAddress',
+    'networkMode',
+    'pid',
+    'shmSize',
+    'usernsMode',
+  ] as const) {
+    const v = str(a[key], b[key]);
+    if (v !== undefined) out[key] = v;
+  }
+  for (const key of ['dependsOn', 'devices', 'expose', 'externalLinks', 'links', 'securityOpt', 'tmpfs'] as const) {
+    const v = append(a[key], b[key]);
+    if (v !== undefined) out[key] = v;
+  }
+  const privileged = truthy(a.privileged, b.privileged);
+  if (privileged !== undefined) out.privileged = privileged;
+  if (b.build) {
+    const ab = a.build ?? {};
+    const bb = b.build;
+    const args = new Map(ab.args ?? []);
+    for (const [k, v] of bb.args ?? []) args.set(k, v);
+    out.build = clean({
+      context: str(ab.context, bb.context),
+      dockerfile: str(ab.dockerfile, bb.dockerfile),
+      args: ab.args || bb.args ? args : undefined,
+      labels: mergeMap(ab.labels, bb.labels),
+      cacheFrom: append(ab.cacheFrom, bb.cacheFrom),
+      extraHosts: append(ab.extraHosts, bb.extraHosts),
+      network: str(ab.network, bb.network),
+      target: str(ab.target, bb.target),
+    });
+  }
+  return out;
+}
+
 function mergeService(a: ServiceConfig, b: ServiceConfig): ServiceConfig {
   const env = new Map(a.environment);
   for (const [k, v] of b.environment) {
@@ -206,6 +251,7 @@ function mergeService(a: ServiceConfig, b: ServiceConfig): ServiceConfig {
         })
       : undefined;
   return clean({
+    kept: mergeKept(a.kept, b.kept),
     name: a.name,
     image: str(a.image, b.image),
     command: b.command && b.command.length > 0 ? b.command : a.command,

@@ -25,9 +25,14 @@ export class PositionMap {
   private rootOffset = 0;
   private readonly children = new WeakMap<object, Map<string | number, [number, number]>>();
 
+  /**
+   * `build`, when given, records every position the first time one is asked for (the parsed
+   * file's values are built without them: most loads never need one).
+   */
   constructor(
     readonly file: string,
     private readonly linePos: LinePos = () => ({ line: 1, col: 1 }),
+    private build?: (into: PositionMap) => void,
   ) {}
 
   setRoot(root: object, offset: number): void {
@@ -54,7 +59,15 @@ export class PositionMap {
   }
 
   /** The deepest recorded offsets along `path`, and whether the whole path was found. */
+  private built(): void {
+    if (!this.build) return;
+    const build = this.build;
+    this.build = undefined;
+    build(this);
+  }
+
   private find(path: KeyPath): { value: number; key: number; exact: boolean } {
+    this.built();
     let best = { value: this.rootOffset, key: this.rootOffset, exact: path.length === 0 };
     let cur: unknown = this.root;
     for (let i = 0; i < path.length; i++) {
@@ -72,6 +85,7 @@ export class PositionMap {
 
   /** True if a value was recorded exactly at `path`. */
   has(path: KeyPath): boolean {
+    this.built();
     return this.root !== undefined && this.find(path).exact;
   }
 

@@ -91,6 +91,11 @@ export function resolvePlain(text: string): { value: Resolved; float: boolean } 
   return { value: text, float: false };
 }
 
+/** What a plain scalar `text` reads as (go-yaml v3): a string, number, boolean or null. */
+export function resolvePlainScalar(text: string): Resolved {
+  return resolvePlain(text).value;
+}
+
 /** Resolves a scalar carrying an explicit core tag (`!!int`, `!!bool`, ...). */
 export function resolveTagged(text: string, tag: string): { value: Resolved; float: boolean } {
   switch (tag) {

@@ -83,7 +83,44 @@ export interface UlimitConfig {
   hard?: number;
 }
 
+/**
+ * Service keys `stack deploy` ignores (with or without a warning) but Docker's typed config
+ * keeps, so that `stack config` prints them.
+ */
+export interface KeptServiceFields {
+  build?: {
+    context?: string;
+    dockerfile?: string;
+    args?: Map<string, string | null>;
+    labels?: Record<string, string>;
+    cacheFrom?: string[];
+    extraHosts?: string[];
+    network?: string;
+    target?: string;
+  };
+  cgroupnsMode?: string;
+  cgroupParent?: string;
+  containerName?: string;
+  dependsOn?: string[];
+  devices?: string[];
+  domainname?: string;
+  expose?: string[];
+  externalLinks?: string[];
+  ipc?: string;
+  links?: string[];
+  macAddress?: string;
+  networkMode?: string;
+  pid?: string;
+  privileged?: boolean;
+  securityOpt?: string[];
+  shmSize?: string;
+  tmpfs?: string[];
+  usernsMode?: string;
+}
+
 export interface ServiceConfig {
+  /** Keys only `stack config` prints. */
+  kept?: KeptServiceFields;
   name: string;
   image?: string;
   command?: string[];

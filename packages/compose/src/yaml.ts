@@ -187,14 +187,84 @@ function composerDocument(
   return convert(doc.contents, 0);
 }
 
-/** Builds the plain values (and their positions) from the light node tree. */
+/**
+ * Builds the plain values from the light node tree. Positions are not recorded here: the
+ * returned PositionMap records them on first use (only errors and a few warnings need them) by
+ * walking the same node tree again into a tree of its own, so a file without problems never
+ * pays for them.
+ */
 function buildValues(
   file: string,
   rootNode: YNode,
   lineCounter: LineCounter,
   diags: Diagnostics,
 ): ParsedFile | undefined {
-  const positions = new PositionMap(file, (offset) => lineCounter.linePos(offset));
+  const linePos = (offset: number) => lineCounter.linePos(offset);
+  const root = walkValues(file, rootNode, lineCounter, diags, undefined);
+  if (root === undefined) return undefined;
+  const positions = new PositionMap(file, linePos, (into) => {
+    const again = walkValues(file, rootNode, lineCounter, new Diagnostics(), into);
+    if (again !== undefined) into.setRoot(again, rootNode.offset);
+  });
+  return { file, dict: root, positions };
+}
+
+// Paths are built only for diagnostics: a linked list of (parent, key).
+type PathLink = { up: PathLink | undefined; key: string | number } | undefined;
+
+function toPath(l: PathLink): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (let x = l; x; x = x.up) out.push(x.key);
+  return out.reverse();
+}
+
+function isNull(n: YNode): boolean {
+  return n.kind === 'scalar' && n.tag === '!null';
+}
+
+function isMergeKey(k: YNode): boolean {
+  return k.kind === 'scalar' && k.plain && k.text === '<<' && k.tag === undefined;
+}
+
+/** The value of a scalar node, a FloatBox for a float (unboxed into its container). */
+function scalarOf(n: YNode & { kind: 'scalar' }): Value {
+  if (n.plain && (n.tag === undefined || n.tag === '!')) {
+    const text = n.text;
+    // Only the empty string, `~`, null/true/false spellings, `.`-started and number-like text
+    // resolve to something else than the string itself (resolvePlain's cases).
+    const c = text.charCodeAt(0);
+    if (
+      text.length > 0 &&
+      (c < 48 || c > 57) &&
+      c !== 43 && // +
+      c !== 45 && // -
+      c !== 46 && // .
+      c !== 126 && // ~
+      c !== 110 && // n
+      c !== 78 && // N
+      c !== 116 && // t
+      c !== 84 && // T
+      c !== 102 && // f
+      c !== 70 // F
+    )
+      return text;
+    return floatBox(resolvePlain(text));
+  }
+  if (n.tag !== undefined && n.tag.startsWith('tag:yaml.org,2002:')) return floatBox(resolveTagged(n.text, n.tag));
+  return n.text;
+}
+
+/**
+ * One walk of the node tree into plain values; with `positions`, it also records where every
+ * value and key starts. Returns undefined (with diagnostics) when the tree cannot be used.
+ */
+function walkValues(
+  file: string,
+  rootNode: YNode,
+  lineCounter: LineCounter,
+  diags: Diagnostics,
+  positions: PositionMap | undefined,
+): Dict | undefined {
   const pos = (offset: number) => {
     const lp = lineCounter.linePos(offset);
     return { file, line: lp.line, column: lp.col };
@@ -206,96 +276,97 @@ function buildValues(
     if (!n.target) throw new UnknownAnchor(n);
     return n.target;
   };
-  const isNull = (n: YNode) => n.kind === 'scalar' && n.tag === '!null';
-  const isMergeKey = (k: YNode) => k.kind === 'scalar' && k.plain && k.text === '<<' && k.tag === undefined;
-  // Paths are built only for diagnostics: a linked list of (parent, key).
-  type PathLink = { up: PathLink | undefined; key: string | number } | undefined;
-  const toPath = (l: PathLink): (string | number)[] => {
-    const out: (string | number)[] = [];
-    for (let x = l; x; x = x.up) out.push(x.key);
-    return out.reverse();
-  };
-  const scalarValue = (n: YNode & { kind: 'scalar' }): { value: Resolved; float: boolean } => {
-    if (n.plain && (n.tag === undefined || n.tag === '!')) return resolvePlain(n.text);
-    if (n.tag !== undefined && n.tag.startsWith('tag:yaml.org,2002:')) return resolveTagged(n.text, n.tag);
-    return { value: n.text, float: false };
-  };
-  const walk = (node: YNode, link: PathLink, depth: number): Value => {
+  // `link` is the path of `node`'s parent; `key` its key there (NO_KEY for the root).
+  const walk = (node: YNode, up: PathLink, key: string | number, depth: number): Value => {
     if (++count > MAX_VALUES) throw new AliasBomb();
     if (depth > 1000) throw new AliasBomb();
-    if (node.kind === 'alias') return walk(deref(node), link, depth + 1);
-    if (node.kind === 'scalar') return isNull(node) ? null : floatBox(scalarValue(node));
+    if (node.kind === 'alias') return walk(deref(node), up, key, depth + 1);
+    if (node.kind === 'scalar') return node.tag === '!null' ? null : scalarOf(node);
+    const link: PathLink = key === NO_KEY ? up : { up, key };
     if (node.kind === 'seq') {
-      const out: Value[] = [];
       const items = node.items;
+      const out: Value[] = new Array<Value>(items.length);
       for (let i = 0; i < items.length; i++) {
         const item = items[i] as YNode;
-        const v = unbox(walk(item, { up: link, key: i }, depth + 1), out, i);
-        out.push(v);
-        positions.record(out, i, deref(item).offset);
+        let v = walk(item, link, i, depth + 1);
+        if (v instanceof FloatBox) v = unbox(v, out, i);
+        out[i] = v;
+        if (positions) positions.record(out, i, deref(item).offset);
       }
       return out;
     }
     const out: Dict = {};
-    const explicit = new Map<string, number>();
-    const merges: YNode[] = [];
     const { keys, values } = node;
+    let merges: YNode[] | undefined;
     for (let i = 0; i < keys.length; i++) {
       if (!isMergeKey(keys[i] as YNode)) continue;
       const v = values[i] as YNode;
+      merges ??= [];
       if (v.kind === 'seq') merges.push(...v.items);
       else if (!isNull(v)) merges.push(v);
     }
-    for (const m of merges) {
-      const src = deref(m);
-      if (src.kind !== 'map') {
-        diags.add(pos(m.offset), dotted(toPath(link)), 'yaml: map merge requires map or sequence of maps as the value');
-        continue;
-      }
-      const merged = walk(src, link, depth + 1);
-      if (isDict(merged)) {
-        for (const [key, value] of Object.entries(merged)) {
-          if (Object.hasOwn(out, key)) continue;
-          setOwn(out, key, value);
-          if (isFloat(merged, key)) markFloat(out, key);
-          positions.copy(merged, out, key);
+    if (merges) {
+      for (const m of merges) {
+        const src = deref(m);
+        if (src.kind !== 'map') {
+          diags.add(
+            pos(m.offset),
+            dotted(toPath(link)),
+            'yaml: map merge requires map or sequence of maps as the value',
+          );
+          continue;
+        }
+        const merged = walk(src, up, key, depth + 1);
+        if (isDict(merged)) {
+          for (const mk in merged) {
+            if (Object.hasOwn(out, mk)) continue;
+            setOwn(out, mk, merged[mk] as Value);
+            if (isFloat(merged, mk)) markFloat(out, mk);
+            if (positions) positions.copy(merged, out, mk);
+          }
         }
       }
     }
+    // Keys written explicitly in this mapping (only needed apart from `out` with merge keys).
+    const explicit = merges ? new Set<string>() : undefined;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i] as YNode;
-      if (isMergeKey(k)) continue;
-      const keyOffset = k.offset;
-      const kt = deref(k);
-      const keyValue = isNull(k) ? null : kt.kind === 'scalar' ? scalarValue(kt).value : {};
+      if (merges && isMergeKey(k)) continue;
+      const kt = k.kind === 'alias' ? deref(k) : k;
+      let keyValue: Value;
+      if (kt.kind === 'scalar' && kt.tag === undefined && kt.plain) {
+        keyValue = scalarOf(kt);
+        if (keyValue instanceof FloatBox) keyValue = keyValue.value;
+      } else keyValue = isNull(k) ? null : kt.kind === 'scalar' ? unboxed(scalarOf(kt)) : {};
       if (typeof keyValue !== 'string') {
         const path = toPath(link);
         diags.add(
-          pos(keyOffset),
+          pos(k.offset),
           dotted(path),
           `non-string key ${path.length === 0 ? 'at top level' : `in ${path.join('.')}`}: ${JSON.stringify(keyValue)}`,
         );
         continue;
       }
-      const prev = explicit.get(keyValue);
-      if (prev !== undefined) {
+      if (explicit ? explicit.has(keyValue) : Object.hasOwn(out, keyValue)) {
         diags.add(
-          pos(keyOffset),
+          pos(k.offset),
           dotted([...toPath(link), keyValue]),
-          `mapping key ${JSON.stringify(keyValue)} already defined at line ${lineCounter.linePos(prev).line}`,
+          `mapping key ${JSON.stringify(keyValue)} already defined at line ${lineCounter.linePos(firstKeyOffset(keys, i, keyValue)).line}`,
         );
         continue;
       }
-      explicit.set(keyValue, keyOffset);
+      explicit?.add(keyValue);
       const vnode = values[i] as YNode;
-      setOwn(out, keyValue, unbox(walk(vnode, { up: link, key: keyValue }, depth + 1), out, keyValue));
-      positions.record(out, keyValue, isNull(vnode) ? keyOffset : deref(vnode).offset, keyOffset);
+      let v = walk(vnode, link, keyValue, depth + 1);
+      if (v instanceof FloatBox) v = unbox(v, out, keyValue);
+      setOwn(out, keyValue, v);
+      if (positions) positions.record(out, keyValue, isNull(vnode) ? k.offset : deref(vnode).offset, k.offset);
     }
     return out;
   };
   let root: Value;
   try {
-    root = walk(rootNode, undefined, 0);
+    root = walk(rootNode, undefined, NO_KEY, 0);
   } catch (e) {
     if (e instanceof UnknownAnchor) {
       diags.add(pos(e.alias.offset), '(root)', `yaml: unknown anchor '${e.alias.name}' referenced`);
@@ -312,8 +383,25 @@ function buildValues(
     return undefined;
   }
   if (diags.size > before) return undefined;
-  positions.setRoot(root, rootNode.offset);
-  return { file, dict: root, positions };
+  return root;
+}
+
+/** The key of the root (which has none). */
+const NO_KEY = -1;
+
+/** The offset of the first key before `i` whose string value is `name` (a duplicate's original). */
+function firstKeyOffset(keys: YNode[], i: number, name: string): number {
+  for (let j = 0; j < i; j++) {
+    const k = keys[j] as YNode;
+    if (isMergeKey(k)) continue;
+    const kt = k.kind === 'alias' ? k.target : k;
+    if (kt?.kind === 'scalar' && !isNull(k) && unboxed(scalarOf(kt)) === name) return k.offset;
+  }
+  return keys[i]?.offset ?? 0;
+}
+
+function unboxed(v: Value): Value {
+  return v instanceof FloatBox ? v.value : v;
 }
 
 class AliasBomb extends Error {}
@@ -333,10 +421,7 @@ function floatBox(r: { value: Resolved; float: boolean }): Value {
   return r.float && typeof r.value === 'number' ? (new FloatBox(r.value) as unknown as Value) : r.value;
 }
 
-function unbox(v: Value, container: object, key: string | number): Value {
-  if (v instanceof FloatBox) {
-    markFloat(container, key);
-    return v.value;
-  }
-  return v;
+function unbox(v: FloatBox, container: object, key: string | number): Value {
+  markFloat(container, key);
+  return v.value;
 }

@@ -158,12 +158,20 @@ export function registerStack(program: Command): void {
     .description('Outputs the final config file, after doing merges and interpolations')
     .option('-c, --compose-file <file>', 'path to a Compose file, or "-" to read from stdin (repeatable)', collect, [])
     .option('--compat', 'Compose-spec extras Docker lacks: .env, ${VAR:+alt}, nested defaults')
-    .action((o: { composeFile: string[]; compat?: boolean }) => {
+    .option('--skip-interpolation', 'skip interpolation and output the merged config as written')
+    .action((o: { composeFile: string[]; compat?: boolean; skipInterpolation?: boolean }) => {
       const loaded = loadOrReport(() =>
-        loadCompose({ files: composeFiles(o.composeFile), ...(o.compat ? { compat: true } : {}) }),
+        loadCompose({
+          files: composeFiles(o.composeFile),
+          ...(o.compat ? { compat: true } : {}),
+          ...(o.skipInterpolation ? { skipInterpolation: true } : {}),
+          // as Docker's `stack config`: images are only checked by deploy
+          checkImages: false,
+        }),
       );
       if (loaded === undefined) return;
-      printWarnings(loaded.warnings);
+      // Docker's `stack config` prints the loader's warnings, not deploy's "Ignoring …" ones
+      printWarnings(loaded.warnings.filter((w) => !w.message.startsWith('Ignoring ')));
       process.stdout.write(configYaml(loaded.config));
     });
 

@@ -19,6 +19,8 @@ import { Diagnostics } from '../errors.js';
 import { prepareStack } from '../stack.js';
 import { parseComposeYaml, type YamlReader } from '../yaml.js';
 
+/** `--load-only` (`npm run bench -- compose-load`): only the load figures, no side-by-side ones. */
+const LOAD_ONLY = process.argv.includes('--load-only');
 const SERVICES = Number(process.env['COMPOSE_BENCH_SERVICES'] ?? 200);
 const RUNS = Number(process.env['COMPOSE_BENCH_RUNS'] ?? 30);
 
@@ -90,77 +92,96 @@ try {
     return ms;
   };
   const cold = run();
-  const t0 = performance.now();
-  validatorFor('3.7');
-  const compile = performance.now() - t0;
-  // What getting that validator cost before it was precompiled: ajv compiling the schema.
-  const t1 = performance.now();
-  compileValidator('3.7');
-  const ajvCompile = performance.now() - t1;
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) times.push(run());
-  times.sort((a, b) => a - b);
-  const cpuWarm = cpuTimes.slice(1).sort((a, b) => a - b);
-  // The yaml package's own parse of the same text, side by side: the floor under compose_load_ms.
-  const text = stackFile(SERVICES);
-  const yamlTimes: number[] = [];
-  for (let i = 0; i < Math.min(RUNS, 10); i++) {
-    const t = performance.now();
-    parseAllDocuments(text, { lineCounter: new LineCounter(), version: '1.2', schema: 'failsafe' });
-    yamlTimes.push(performance.now() - t);
-  }
-  const yamlCpu: number[] = [];
-  for (let i = 0; i < Math.min(RUNS, 10); i++) {
-    const c = process.cpuUsage();
-    parseAllDocuments(text, { lineCounter: new LineCounter(), version: '1.2', schema: 'failsafe' });
-    const used = process.cpuUsage(c);
-    yamlCpu.push((used.user + used.system) / 1000);
-  }
-  // Shoal's reader alone: its own scanner, the yaml CST path, the yaml Composer.
-  const readerCpu = (reader: YamlReader) => {
-    const out: number[] = [];
+  if (LOAD_ONLY) {
+    const warm: number[] = [];
+    for (let i = 0; i < RUNS; i++) warm.push(run());
+    warm.sort((a, b) => a - b);
+    const cpu = cpuTimes.slice(1).sort((a, b) => a - b);
+    const median = percentile(warm, 50);
+    console.log(`${SERVICES} services, ${RUNS} warm runs: median ${median.toFixed(1)} ms, cold ${cold.toFixed(1)} ms`);
+    console.log(
+      JSON.stringify({
+        compose_load_ms: Number(median.toFixed(1)),
+        compose_load_p90_ms: Number(percentile(warm, 90).toFixed(1)),
+        compose_load_cold_ms: Number(cold.toFixed(1)),
+        compose_load_cpu_ms: Number(percentile(cpu, 50).toFixed(1)),
+        load_average: Number((os.loadavg()[0] ?? 0).toFixed(1)),
+        services: SERVICES,
+      }),
+    );
+  } else {
+    const t0 = performance.now();
+    validatorFor('3.7');
+    const compile = performance.now() - t0;
+    // What getting that validator cost before it was precompiled: ajv compiling the schema.
+    const t1 = performance.now();
+    compileValidator('3.7');
+    const ajvCompile = performance.now() - t1;
+    const times: number[] = [];
+    for (let i = 0; i < RUNS; i++) times.push(run());
+    times.sort((a, b) => a - b);
+    const cpuWarm = cpuTimes.slice(1).sort((a, b) => a - b);
+    // The yaml package's own parse of the same text, side by side: the floor under compose_load_ms.
+    const text = stackFile(SERVICES);
+    const yamlTimes: number[] = [];
+    for (let i = 0; i < Math.min(RUNS, 10); i++) {
+      const t = performance.now();
+      parseAllDocuments(text, { lineCounter: new LineCounter(), version: '1.2', schema: 'failsafe' });
+      yamlTimes.push(performance.now() - t);
+    }
+    const yamlCpu: number[] = [];
     for (let i = 0; i < Math.min(RUNS, 10); i++) {
       const c = process.cpuUsage();
-      if (!parseComposeYaml('f.yml', text, new Diagnostics(), { reader })) throw new Error('parse failed');
+      parseAllDocuments(text, { lineCounter: new LineCounter(), version: '1.2', schema: 'failsafe' });
       const used = process.cpuUsage(c);
-      out.push((used.user + used.system) / 1000);
+      yamlCpu.push((used.user + used.system) / 1000);
     }
-    return percentile(
-      out.sort((a, b) => a - b),
-      50,
+    // Shoal's reader alone: its own scanner, the yaml CST path, the yaml Composer.
+    const readerCpu = (reader: YamlReader) => {
+      const out: number[] = [];
+      for (let i = 0; i < Math.min(RUNS, 10); i++) {
+        const c = process.cpuUsage();
+        if (!parseComposeYaml('f.yml', text, new Diagnostics(), { reader })) throw new Error('parse failed');
+        const used = process.cpuUsage(c);
+        out.push((used.user + used.system) / 1000);
+      }
+      return percentile(
+        out.sort((a, b) => a - b),
+        50,
+      );
+    };
+    const fastCpu = readerCpu('fast');
+    const cstCpu = readerCpu('cst');
+    const composerCpu = readerCpu('composer');
+    yamlTimes.sort((a, b) => a - b);
+    yamlCpu.sort((a, b) => a - b);
+    const yamlMedian = percentile(yamlTimes, 50);
+    const median = percentile(times, 50);
+    console.log(
+      `${SERVICES} services, ${RUNS} warm runs: median ${median.toFixed(1)} ms, p90 ${percentile(times, 90).toFixed(1)} ms`,
     );
-  };
-  const fastCpu = readerCpu('fast');
-  const cstCpu = readerCpu('cst');
-  const composerCpu = readerCpu('composer');
-  yamlTimes.sort((a, b) => a - b);
-  yamlCpu.sort((a, b) => a - b);
-  const yamlMedian = percentile(yamlTimes, 50);
-  const median = percentile(times, 50);
-  console.log(
-    `${SERVICES} services, ${RUNS} warm runs: median ${median.toFixed(1)} ms, p90 ${percentile(times, 90).toFixed(1)} ms`,
-  );
-  console.log(`yaml package parse alone: median ${yamlMedian.toFixed(1)} ms (${text.length} bytes)`);
-  console.log(
-    `cold (first) run ${cold.toFixed(1)} ms; loading one precompiled schema version ${compile.toFixed(1)} ms (ajv compiling it: ${ajvCompile.toFixed(1)} ms)`,
-  );
-  console.log(
-    JSON.stringify({
-      compose_load_ms: Number(median.toFixed(1)),
-      compose_load_p90_ms: Number(percentile(times, 90).toFixed(1)),
-      compose_load_cold_ms: Number(cold.toFixed(1)),
-      compose_schema_compile_ms: Number(compile.toFixed(1)),
-      compose_schema_ajv_compile_ms: Number(ajvCompile.toFixed(1)),
-      yaml_parse_ms: Number(yamlMedian.toFixed(1)),
-      compose_load_cpu_ms: Number(percentile(cpuWarm, 50).toFixed(1)),
-      yaml_parse_cpu_ms: Number(percentile(yamlCpu, 50).toFixed(1)),
-      compose_read_fast_cpu_ms: Number(fastCpu.toFixed(1)),
-      compose_read_cst_cpu_ms: Number(cstCpu.toFixed(1)),
-      compose_read_composer_cpu_ms: Number(composerCpu.toFixed(1)),
-      load_average: Number((os.loadavg()[0] ?? 0).toFixed(1)),
-      services: SERVICES,
-    }),
-  );
+    console.log(`yaml package parse alone: median ${yamlMedian.toFixed(1)} ms (${text.length} bytes)`);
+    console.log(
+      `cold (first) run ${cold.toFixed(1)} ms; loading one precompiled schema version ${compile.toFixed(1)} ms (ajv compiling it: ${ajvCompile.toFixed(1)} ms)`,
+    );
+    console.log(
+      JSON.stringify({
+        compose_load_ms: Number(median.toFixed(1)),
+        compose_load_p90_ms: Number(percentile(times, 90).toFixed(1)),
+        compose_load_cold_ms: Number(cold.toFixed(1)),
+        compose_schema_compile_ms: Number(compile.toFixed(1)),
+        compose_schema_ajv_compile_ms: Number(ajvCompile.toFixed(1)),
+        yaml_parse_ms: Number(yamlMedian.toFixed(1)),
+        compose_load_cpu_ms: Number(percentile(cpuWarm, 50).toFixed(1)),
+        yaml_parse_cpu_ms: Number(percentile(yamlCpu, 50).toFixed(1)),
+        compose_read_fast_cpu_ms: Number(fastCpu.toFixed(1)),
+        compose_read_cst_cpu_ms: Number(cstCpu.toFixed(1)),
+        compose_read_composer_cpu_ms: Number(composerCpu.toFixed(1)),
+        load_average: Number((os.loadavg()[0] ?? 0).toFixed(1)),
+        services: SERVICES,
+      }),
+    );
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
