@@ -1,11 +1,12 @@
 /**
  * A service spec as the manager accepts it: stored as the user sent it, as Docker's daemon stores
- * it (only the mode is filled in, api's withServiceMode, and the image named as dockerd names it,
- * api's familiarImage; the other defaults are shown by `GetService` with InsertDefaults, and the
- * loops apply them where they read a spec), then every problem named: api's checks (name, image,
- * mode, restart and update policies, ports, mounts, health check, constraints) plus the manager's
- * (replicas and mode combinations, job counts, memory and CPU bounds as SwarmKit's, secrets and
- * configs that must exist: they are resolved to their IDs; so are networks).
+ * it: only the mode is filled in (api's withServiceMode), enums at their zero value are named
+ * (withServiceEnums) and the image is named as dockerd names it (familiarImage); the other
+ * defaults are shown by `GetService` with InsertDefaults, and the loops apply them where they
+ * read a spec. Then every problem is named: api's checks (name, image, mode, restart and update
+ * policies, ports, mounts, health check, constraints) plus the manager's (replicas and mode
+ * combinations, job counts, memory and CPU bounds as SwarmKit's, secrets and configs that must
+ * exist: they are resolved to their IDs; so are networks).
  */
 import {
   familiarImage,
@@ -15,6 +16,7 @@ import {
   serviceModeName,
   serviceSpecProblems,
   type SpecProblem,
+  withServiceEnums,
   withServiceMode,
 } from '@shoal/api';
 import type { ManagerContext } from '../context.js';
@@ -92,7 +94,9 @@ export function prepareServiceSpec(
   given: ServiceSpec,
   reader: ObjectReader = ctx.store,
 ): ServiceSpec {
-  const spec = withServiceMode(given);
+  // Enums at their zero value are stored named (the same state as SwarmKit's numeric enums), so
+  // that a spec read back and sent again (`service scale`, `stack deploy`) is no change.
+  const spec = withServiceEnums(withServiceMode(given));
   // As dockerd stores it: the image's familiar name, `:latest` when it has no tag or digest.
   const image = spec.TaskTemplate?.ContainerSpec?.Image;
   if (image && spec.TaskTemplate?.ContainerSpec) spec.TaskTemplate.ContainerSpec.Image = familiarImage(image);
