@@ -297,7 +297,7 @@ test('a secret and a config made by hand with the stack names: adopted when the 
   // Different data: refused as Docker's daemon refuses the secret update; nothing is created.
   await ok(['secret', 'create', 'adopt_db_pw', other]);
   const refused = await onHost(['stack', 'deploy', '-c', stackYml, ns]);
-  assert.equal(refused.code, 1, `${refused.stdout}${refused.stderr}`);
+  assert.notEqual(refused.code, 0, `${refused.stdout}${refused.stderr}`);
   assert.match(refused.stderr, /adopt_db_pw: only updates to Labels are allowed/);
   await nothingOf(ns);
   await ok(['secret', 'rm', 'adopt_db_pw']);
