@@ -85,22 +85,9 @@ test("stored, returned, inspected: the mode, the enums at their zero value, then
   assert.deepEqual(withEndpointViewEnums({}).Spec, { Mode: 'vip' });
   // InsertDefaults: every unset field; a given update config keeps its values but Monitor 0.
   const d = withServiceDefaults(sent);
-  assert.deepEqual(d.UpdateConfig, {
-    Parallelism: 2,
-    Delay: 0,
-    FailureAction: 'pause',
-    Monitor: 5e9,
-    MaxFailureRatio: 0,
-    Order: 'stop-first',
-  });
-  assert.deepEqual(d.RollbackConfig, {
-    Parallelism: 1,
-    Delay: 0,
-    FailureAction: 'pause',
-    Monitor: 5e9,
-    MaxFailureRatio: 0,
-    Order: 'stop-first',
-  });
+  const s = defaultServiceSpec('w', 'x');
+  assert.deepEqual(d.UpdateConfig, { ...s.UpdateConfig, Parallelism: 2 }, 'Monitor 0 shows 5 s');
+  assert.deepEqual(d.RollbackConfig, s.RollbackConfig);
   assert.deepEqual(d.TaskTemplate?.ContainerSpec, {
     Image: 'x',
     StopGracePeriod: 10e9,
