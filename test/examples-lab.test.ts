@@ -12,7 +12,7 @@
  *   cluster, no container of it in any host's engine, no overlay namespace of its networks.
  * Labs go in `after`, also when a test fails. Root only.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
@@ -20,31 +20,21 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, waitFor, type RunResult } from '@shoal/common';
-import {
-  LabNotFoundError,
-  labContainerIds,
-  labDown,
-  pidsInCgroupsNamed,
-  pushTestImages,
-  readLabState,
-  TestImages,
-} from '@shoal/testkit';
+import { waitFor, type RunResult } from '@shoal/common';
+import { pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import { cliMain, labTestRig, repo } from './lab-test-rig.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const cliMain = join(repo, 'packages/cli/dist/main.js');
 const examples = join(repo, 'examples');
-const root = await mkdtemp(join(tmpdir(), 'shoal-exlab-'));
-process.env['SHOAL_LAB_ROOT'] = root;
+// One `after` (registered at the top level): the lab goes down, its mounts included, before its
+// root is removed, and no task container may still run.
+const rig = await labTestRig({ rootPrefix: 'shoal-exlab-', labPrefix: 'ex' });
+const { labName } = rig;
 
 const uniq = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
 const HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5'];
 
 function shoal(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  return run(process.execPath, [cliMain, ...args], {
-    check: false,
-    env: { ...process.env, SHOAL_LAB_ROOT: root, ...env },
-  });
+  return rig.shoal(args, { env });
 }
 
 /** `shoal ARGS` inside a lab host (its SHOAL_HOST is that host's shoald). */
@@ -80,17 +70,6 @@ interface Lab {
 
 let sharedLab: Promise<Lab> | undefined;
 const shared = (): Promise<Lab> => (sharedLab ??= makeLab());
-const labName = uniq('ex');
-// Top level (an `after` called while a test runs would belong to that test); one hook, so the lab
-// (its mounts included) is down before its root is removed.
-after(async () => {
-  const containers = labContainerIds(join(root, labName));
-  await labDown(labName).catch((err: unknown) => {
-    if (!(err instanceof LabNotFoundError)) throw err;
-  });
-  await rm(root, { recursive: true, force: true });
-  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
-});
 
 async function makeLab(): Promise<Lab> {
   const r = await shoal(['lab', 'up', '--name', labName, '--hosts', '5', '--managers', '3']);

@@ -6,43 +6,15 @@
  * replacement is made). Real shoald processes, the real CLI, the lab registry's busybox. The lab
  * goes in `after`, also when the test fails. Root only.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { run, waitFor, type RunResult } from '@shoal/common';
-import {
-  LabNotFoundError,
-  labContainerIds,
-  labDown,
-  pidsInCgroupsNamed,
-  pushTestImages,
-  readLabState,
-  TestImages,
-} from '@shoal/testkit';
+import { waitFor } from '@shoal/common';
+import { pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import { cliMain, labTestRig } from './lab-test-rig.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const cliMain = join(repo, 'packages/cli/dist/main.js');
-const root = await mkdtemp(join(tmpdir(), 'shoal-folab-'));
-process.env['SHOAL_LAB_ROOT'] = root;
-const labName = `fo-${randomBytes(3).toString('hex')}`;
+const { labName, shoal } = await labTestRig({ rootPrefix: 'shoal-folab-', labPrefix: 'fo' });
 /** `session lost and not reopened` (@shoal/manager DOWN_SESSION_LOST): the tests read the CLI. */
 const SESSION_LOST = 'session lost and not reopened';
-
-after(async () => {
-  const containers = labContainerIds(join(root, labName));
-  await labDown(labName).catch((err: unknown) => {
-    if (!(err instanceof LabNotFoundError)) throw err;
-  });
-  await rm(root, { recursive: true, force: true });
-  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
-});
-
-function shoal(args: string[]): Promise<RunResult> {
-  return run(process.execPath, [cliMain, ...args], { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
-}
 
 let last = '';
 async function ok(host: string, args: string[]): Promise<string> {

@@ -14,47 +14,26 @@
  *
  * busybox's `wget` segfaults, so connections go with `nc`.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run, waitFor, type RunResult } from '@shoal/common';
-import {
-  LabNotFoundError,
-  labContainerIds,
-  labDown,
-  pidsInCgroupsNamed,
-  pushTestImages,
-  readLabState,
-  TestImages,
-} from '@shoal/testkit';
+import { pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import { cliMain, labTestRig } from './lab-test-rig.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const cliMain = join(repo, 'packages/cli/dist/main.js');
-const root = await mkdtemp(join(tmpdir(), 'shoal-netlab-'));
-process.env['SHOAL_LAB_ROOT'] = root;
-const labName = `nl-${randomBytes(3).toString('hex')}`;
 const HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5'];
 /** The namespace-name tags of the cluster's nodes (their sandboxes and overlays are removed in `after` too). */
 let tags: string[] = [];
 
-after(async () => {
-  const containers = labContainerIds(join(root, labName));
-  await labDown(labName).catch((err: unknown) => {
-    if (!(err instanceof LabNotFoundError)) throw err;
-  });
-  await rm(root, { recursive: true, force: true });
-  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
-    if (tags.some((tag) => n.includes(`-${tag}-`))) await run('ip', ['netns', 'del', n], { check: false });
-  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
+const { labName, shoal } = await labTestRig({
+  rootPrefix: 'shoal-netlab-',
+  labPrefix: 'nl',
+  cleanup: async () => {
+    for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
+      if (tags.some((tag) => n.includes(`-${tag}-`))) await run('ip', ['netns', 'del', n], { check: false });
+  },
 });
-
-function shoal(args: string[]): Promise<RunResult> {
-  return run(process.execPath, [cliMain, ...args], { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
-}
 
 function onHost(host: string, args: string[]): Promise<RunResult> {
   return shoal(['lab', 'exec', labName, host, '--', process.execPath, cliMain, ...args]);

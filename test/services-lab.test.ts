@@ -5,36 +5,21 @@
  * with kill -9 (its tasks move, and its old containers stop when it returns), bad input.
  * Images come from the lab's registry. Labs go in t.after, also when a test fails. Root only.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { run, waitFor, type RunResult } from '@shoal/common';
-import {
-  LabNotFoundError,
-  labContainerIds,
-  labDown,
-  pidsInCgroupsNamed,
-  pushTestImages,
-  readLabState,
-  TestImages,
-} from '@shoal/testkit';
+import { pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import { cliMain, labTestRig } from './lab-test-rig.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const cliMain = join(repo, 'packages/cli/dist/main.js');
-const root = await mkdtemp(join(tmpdir(), 'shoal-svclab-'));
-process.env['SHOAL_LAB_ROOT'] = root;
-
-const uniq = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
+// One `after` (registered at the top level): the lab goes down, its mounts included, before its
+// root is removed, and no task container may still run.
+const rig = await labTestRig({ rootPrefix: 'shoal-svclab-', labPrefix: 'sv' });
+const { root, labName } = rig;
 
 function shoal(args: string[], input?: string): Promise<RunResult> {
-  return run(process.execPath, [cliMain, ...args], {
-    check: false,
-    env: { ...process.env, SHOAL_LAB_ROOT: root },
-    ...(input === undefined ? {} : { input: Buffer.from(input) }),
-  });
+  return rig.shoal(args, { ...(input === undefined ? {} : { input }) });
 }
 
 /** `shoal ARGS` inside a lab host (its SHOAL_HOST is that host's shoald). */
@@ -63,19 +48,6 @@ interface Lab {
  */
 let sharedLab: Promise<Lab> | undefined;
 const shared = (): Promise<Lab> => (sharedLab ??= makeLab());
-
-const labName = uniq('sv');
-// Registered at the top level (an `after` called while a test runs would belong to that test),
-// and one hook: the lab goes down (its mounts included) before its root is removed.
-after(async () => {
-  // The task containers run in namespaces of their own: down must find them by their cgroups.
-  const containers = labContainerIds(join(root, labName));
-  await labDown(labName).catch((err: unknown) => {
-    if (!(err instanceof LabNotFoundError)) throw err;
-  });
-  await rm(root, { recursive: true, force: true });
-  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
-});
 
 async function makeLab(): Promise<Lab> {
   const name = labName;

@@ -7,44 +7,22 @@
  * secret, a missing external object, and errors in two files: each reported with
  * file:line:column, exit status 1, and nothing created. Root only.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { run, waitFor, type RunResult } from '@shoal/common';
-import {
-  LabNotFoundError,
-  labContainerIds,
-  labDown,
-  pidsInCgroupsNamed,
-  pushTestImages,
-  readLabState,
-  TestImages,
-} from '@shoal/testkit';
+import { waitFor, type RunResult } from '@shoal/common';
+import { labContainerIds, pidsInCgroupsNamed, pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import { cliMain, labTestRig } from './lab-test-rig.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const cliMain = join(repo, 'packages/cli/dist/main.js');
-const root = await mkdtemp(join(tmpdir(), 'shoal-stacklab-'));
 const files = await mkdtemp(join(tmpdir(), 'shoal-stackfiles-'));
-process.env['SHOAL_LAB_ROOT'] = root;
-const labName = `st-${randomBytes(3).toString('hex')}`;
-const NS_LABEL = 'com.docker.stack.namespace';
-
-after(async () => {
-  const containers = labContainerIds(join(root, labName));
-  await labDown(labName).catch((err: unknown) => {
-    if (!(err instanceof LabNotFoundError)) throw err;
-  });
-  await rm(root, { recursive: true, force: true });
-  await rm(files, { recursive: true, force: true });
-  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'task containers left running after lab down');
+const { root, labName, shoal } = await labTestRig({
+  rootPrefix: 'shoal-stacklab-',
+  labPrefix: 'st',
+  cleanup: () => rm(files, { recursive: true, force: true }),
 });
-
-function shoal(args: string[]): Promise<RunResult> {
-  return run(process.execPath, [cliMain, ...args], { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
-}
+const NS_LABEL = 'com.docker.stack.namespace';
 
 /** The lab registry's host:port: plain HTTP, so named insecure for the CLI's digest lookups. */
 let registryHost = '';
@@ -306,4 +284,56 @@ test('broken stacks: every error with file:line:column, exit status 1, nothing c
     await nothingOf(ns);
   }
   await ok(['network', 'rm', 'exists_net']);
+});
+
+test('a secret and a config made by hand with the stack names: adopted when the data is the same, refused when not', async () => {
+  const image = await lab();
+  await file('db_pw.txt', 's3cret\n');
+  await file('app.conf', 'x=1\n');
+  const other = await file('other_pw.txt', 'other\n');
+  const stackYml = await file('adopt.yml', stackFile(image, { withOld: false }));
+  const ns = 'adopt';
+
+  // Different data: refused as Docker's daemon refuses the secret update; nothing is created.
+  await ok(['secret', 'create', 'adopt_db_pw', other]);
+  const refused = await onHost(['stack', 'deploy', '-c', stackYml, ns]);
+  assert.notEqual(refused.code, 0, `${refused.stdout}${refused.stderr}`);
+  assert.match(refused.stderr, /adopt_db_pw: only updates to Labels are allowed/);
+  await nothingOf(ns);
+  await ok(['secret', 'rm', 'adopt_db_pw']);
+
+  // The same data: the stack takes them over (same IDs), with its label.
+  await ok(['secret', 'create', '--label', 'owner=ops', 'adopt_db_pw', join(files, 'db_pw.txt')]);
+  await ok(['config', 'create', 'adopt_app_cfg', join(files, 'app.conf')]);
+  const id = async (kind: string, name: string): Promise<string> =>
+    (await ok([kind, 'inspect', '--format', '{{.ID}}', name])).trim();
+  const secretId = await id('secret', 'adopt_db_pw');
+  const configId = await id('config', 'adopt_app_cfg');
+  const out = await ok(['stack', 'deploy', '-c', stackYml, ns]);
+  assert.deepEqual(out.trimEnd().split('\n'), [
+    'Creating network adopt_default',
+    'Updating secret adopt_db_pw',
+    'Updating config adopt_app_cfg',
+    'Creating service adopt_db',
+    'Creating service adopt_web',
+  ]);
+  assert.equal(await id('secret', 'adopt_db_pw'), secretId);
+  assert.equal(await id('config', 'adopt_app_cfg'), configId);
+  assert.equal(
+    await ok(['secret', 'inspect', '--format', '{{json .Spec.Labels}}', 'adopt_db_pw']),
+    `{"${NS_LABEL}":"adopt"}\n`,
+  );
+  assert.deepEqual(await objects('secret', ns), ['adopt_db_pw']);
+  assert.deepEqual(await objects('config', ns), ['adopt_app_cfg']);
+  const web = await ok([
+    'service',
+    'inspect',
+    '--format',
+    '{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}',
+    'adopt_web',
+  ]);
+  assert.ok(web.includes(secretId), `the service uses the adopted secret: ${web}`);
+
+  await ok(['stack', 'rm', ns]);
+  await nothingOf(ns);
 });

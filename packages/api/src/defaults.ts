@@ -2,10 +2,23 @@ import type { ClusterSpec } from './gen/shoal/cluster.js';
 import type { ConfigSpec, SecretSpec } from './gen/shoal/secret.js';
 import type { NetworkSpec } from './gen/shoal/network.js';
 import type { NodeSpec } from './gen/shoal/node.js';
-import type { EndpointSpec, RestartPolicy, ServiceSpec, UpdateConfig } from './gen/shoal/service.js';
+import type {
+  Endpoint,
+  EndpointSpec,
+  PortConfig,
+  RestartPolicy,
+  ServiceSpec,
+  UpdateConfig,
+} from './gen/shoal/service.js';
 
 // Docker's (SwarmKit's) defaults for specs, as `docker service inspect` shows them when the
 // daemon inserts defaults. Durations are nanoseconds, as in Docker's JSON.
+//
+// Where Docker applies them, Shoal does: a service is STORED as the user sent it (only its mode
+// is filled in, as dockerd's conversion does), every service the daemon returns carries the
+// values of its enums left at their zero value (withServiceEnums, as dockerd prints SwarmKit's
+// enums), and `GetService` with InsertDefaults (what `service inspect` asks for) fills every unset
+// field (withServiceDefaults, SwarmKit's InterpolateService).
 
 export const SECOND_NS = 1_000_000_000;
 export const HOUR_NS = 3600 * SECOND_NS;
@@ -60,8 +73,8 @@ export function defaultServiceSpec(name: string, image: string): ServiceSpec {
     Name: name,
     Labels: {},
     TaskTemplate: {
-      ContainerSpec: { Image: image, StopGracePeriod: DEFAULT_STOP_GRACE_PERIOD_NS },
-      Resources: { Limits: {}, Reservations: {} },
+      ContainerSpec: { Image: image, StopGracePeriod: DEFAULT_STOP_GRACE_PERIOD_NS, DNSConfig: {} },
+      Resources: {},
       RestartPolicy: defaultRestartPolicy(),
       Placement: {},
       ForceUpdate: 0,
@@ -88,18 +101,74 @@ function fill(target: Record<string, unknown>, defaults: Record<string, unknown>
 }
 
 /**
- * A copy of `spec` with unset fields set to Docker's defaults (what InsertDefaults does). A
- * set mode is kept (a global service gets no Replicas); replicated gets 1 replica when unset.
+ * A copy of `spec` with its mode filled in as dockerd's conversion stores it: replicated with 1
+ * replica when no mode is given, 1 replica when a replicated mode has none.
  */
-export function withServiceDefaults(spec: ServiceSpec): ServiceSpec {
+export function withServiceMode(spec: ServiceSpec): ServiceSpec {
   const out = structuredClone(spec);
-  const defaults = defaultServiceSpec(spec.Name ?? '', spec.TaskTemplate?.ContainerSpec?.Image ?? '');
   const mode = out.Mode;
   const hasMode = mode !== undefined && Object.values(mode).some((m) => m !== undefined);
-  if (hasMode) delete (defaults as { Mode?: unknown }).Mode;
-  if (mode?.Replicated && mode.Replicated.Replicas === undefined) mode.Replicated.Replicas = 1;
-  fill(out as Record<string, unknown>, defaults as Record<string, unknown>);
+  if (!hasMode) out.Mode = { Replicated: { Replicas: 1 } };
+  else if (mode?.Replicated && mode.Replicated.Replicas === undefined) mode.Replicated.Replicas = 1;
   return out;
+}
+
+function portEnums(p: PortConfig): PortConfig {
+  return { ...p, Protocol: p.Protocol || 'tcp', PublishMode: p.PublishMode || 'ingress' };
+}
+
+function updateEnums(u: UpdateConfig | undefined): UpdateConfig | undefined {
+  return u === undefined ? u : { ...u, FailureAction: u.FailureAction || 'pause', Order: u.Order || 'stop-first' };
+}
+
+/** An endpoint spec with Docker's names of its zero enums: mode vip, ports tcp and ingress. */
+export function withEndpointEnums(e: EndpointSpec): EndpointSpec {
+  return { ...e, Mode: e.Mode || 'vip', ...(e.Ports ? { Ports: e.Ports.map(portEnums) } : {}) };
+}
+
+/**
+ * A copy of `spec` as dockerd prints every service (with or without InsertDefaults): the enums
+ * SwarmKit keeps as numbers named even at their zero value (restart condition any, update and
+ * rollback failure action pause and order stop-first, endpoint mode vip, port protocol tcp and
+ * publish mode ingress, isolation `default`), and the task runtime `container`.
+ */
+export function withServiceEnums(spec: ServiceSpec): ServiceSpec {
+  const out = structuredClone(spec);
+  const tt = (out.TaskTemplate ??= {});
+  tt.Runtime ||= 'container';
+  if (tt.ContainerSpec) tt.ContainerSpec.Isolation ||= 'default';
+  if (tt.RestartPolicy) tt.RestartPolicy.Condition ||= 'any';
+  const update = updateEnums(out.UpdateConfig);
+  if (update) out.UpdateConfig = update;
+  const rollback = updateEnums(out.RollbackConfig);
+  if (rollback) out.RollbackConfig = rollback;
+  if (out.EndpointSpec) out.EndpointSpec = withEndpointEnums(out.EndpointSpec);
+  return out;
+}
+
+/** A service's Endpoint as dockerd prints it: its Spec's enums named, its ports' too. */
+export function withEndpointViewEnums(e: Endpoint): Endpoint {
+  return {
+    ...e,
+    Spec: withEndpointEnums(e.Spec ?? {}),
+    ...(e.Ports ? { Ports: e.Ports.map(portEnums) } : {}),
+  };
+}
+
+/**
+ * A copy of `spec` with unset fields set to Docker's defaults (what InsertDefaults does: SwarmKit's
+ * InterpolateService), and its enums named (withServiceEnums). A set mode is kept (a global
+ * service gets no Replicas); replicated gets 1 replica when unset. A given update or rollback
+ * config keeps its values, but a Monitor of 0 is unset for Docker (dockerd stores no duration
+ * for it), so it shows the default 5 s.
+ */
+export function withServiceDefaults(spec: ServiceSpec): ServiceSpec {
+  const out = withServiceEnums(withServiceMode(spec));
+  const defaults = defaultServiceSpec(spec.Name ?? '', spec.TaskTemplate?.ContainerSpec?.Image ?? '');
+  delete (defaults as { Mode?: unknown }).Mode;
+  for (const u of [out.UpdateConfig, out.RollbackConfig]) if (u && !u.Monitor) u.Monitor = DEFAULT_UPDATE_MONITOR_NS;
+  fill(out as Record<string, unknown>, defaults as Record<string, unknown>);
+  return withServiceEnums(out);
 }
 
 /** The name of a service's mode as `service ls` prints it. */

@@ -4,7 +4,7 @@ import { defaultServiceSpec } from './defaults.js';
 import { Service } from './gen/shoal/service.js';
 import { Node } from './gen/shoal/node.js';
 import { Secret } from './gen/shoal/secret.js';
-import { inspectJson } from './inspect.js';
+import { float32, inspectJson } from './inspect.js';
 
 test("service inspect JSON: Docker's omitempty, always-printed fields, no Shoal-only fields", () => {
   const spec = defaultServiceSpec('web', 'busybox');
@@ -33,7 +33,8 @@ test("service inspect JSON: Docker's omitempty, always-printed fields, no Shoal-
     Order: 'stop-first',
   });
   const tt = s['TaskTemplate'] as Record<string, unknown>;
-  assert.deepEqual(tt['ContainerSpec'], { Image: 'busybox', StopGracePeriod: 10e9 });
+  assert.deepEqual(tt['ContainerSpec'], { Image: 'busybox', StopGracePeriod: 10e9, DNSConfig: {} });
+  assert.deepEqual(tt['Resources'], {}, 'Docker prints an empty Resources as {}');
   assert.equal(tt['ForceUpdate'], 0);
   assert.ok(!JSON.stringify(json).includes('secret-auth'));
   assert.ok(!('Networks' in s), 'empty lists are omitted');
@@ -62,4 +63,23 @@ test('global mode prints {}, node drops its certificate and attachments, secret 
     Secret.decode(Secret.encode({ ID: 's', Spec: { Name: 'x', Data: new Uint8Array([104, 105]) } }).finish()),
   );
   assert.equal((sj['Spec'] as Record<string, unknown>)['Data'], 'aGk=');
+});
+
+test('maps print every entry with their keys sorted (as Go), float32 fields with their shortest digits', () => {
+  const svc = Service.decode(
+    Service.encode({
+      ID: 's',
+      Spec: {
+        Name: 's',
+        Labels: { 'z.last': 'z', 'a.first': '', 'com.docker.stack.namespace': 'st' },
+        UpdateConfig: { Parallelism: 1, MaxFailureRatio: 0.3 },
+      },
+    }).finish(),
+  );
+  const spec = inspectJson('service', svc)['Spec'] as Record<string, Record<string, unknown>>;
+  assert.deepEqual(Object.keys(spec['Labels'] ?? {}), ['a.first', 'com.docker.stack.namespace', 'z.last']);
+  assert.equal(spec['Labels']?.['a.first'], '', 'an empty label value is printed');
+  assert.equal(spec['UpdateConfig']?.['MaxFailureRatio'], 0.3, 'not 0.30000001192092896');
+  assert.equal(float32(Math.fround(0.1)), 0.1);
+  assert.equal(float32(0.5), 0.5);
 });

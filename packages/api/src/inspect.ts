@@ -34,6 +34,7 @@ const ALWAYS = [
   'RollbackConfig.MaxFailureRatio',
   'RollbackConfig.Order',
   'TaskTemplate.ForceUpdate',
+  'RestartPolicy.MaxAttempts',
   'ServiceStatus.RunningTasks',
   'ServiceStatus.DesiredTasks',
   'ServiceStatus.CompletedTasks',
@@ -100,6 +101,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 /**
  * A JSON-ready copy of a decoded object as Docker prints it: Shoal-only fields dropped, empty
  * fields omitted except those Docker always prints, empty maps omitted (Spec labels kept as {}),
+ * maps' keys sorted (Go's JSON sorts them),
  * bytes as base64, structs Docker never omits present. Key order follows the proto, as Docker's
  * follows its Go structs.
  */
@@ -116,12 +118,13 @@ export function inspectJson(kind: InspectKind, obj: object): Record<string, unkn
       if (INTERNAL_ANYWHERE.has(key) || internal.some((pat) => matches(pat, p))) continue;
       const keep = always.some((s) => endsWith(s, p));
       if (isPlainObject(v)) {
-        const inner = walk(v, p) as Record<string, unknown>;
+        // a map (string to string) prints every entry, empty values too, keys sorted as Go's JSON
+        const inner = MAP_FIELDS.has(key) ? sortedMap(v) : (walk(v, p) as Record<string, unknown>);
         // an empty map is omitted; a message that is set is printed, even empty ("Global": {})
         if (Object.keys(inner).length === 0 && MAP_FIELDS.has(key) && !keep) continue;
         out[key] = inner;
       } else if (!isEmpty(v)) {
-        out[key] = walk(v, p);
+        out[key] = FLOAT32_FIELDS.has(key) && typeof v === 'number' ? float32(v) : walk(v, p);
       } else if (keep) {
         out[key] = v ?? zeroOf(key);
       }
@@ -131,6 +134,25 @@ export function inspectJson(kind: InspectKind, obj: object): Record<string, unkn
   const result = walk(obj, []) as Record<string, unknown>;
   for (const s of STRUCTS[kind]) ensure(result, s.split('.'));
   return result;
+}
+
+/** Fields that are 32-bit floats on the wire (Go's float32: printed with the fewest digits). */
+const FLOAT32_FIELDS = new Set(['MaxFailureRatio']);
+
+/** The shortest decimal that is the same float32 (0.30000001192092896 → 0.3), as Go prints it. */
+export function float32(x: number): number {
+  const f = Math.fround(x);
+  for (let p = 1; p <= 9; p++) {
+    const v = Number(f.toPrecision(p));
+    if (Math.fround(v) === f) return v;
+  }
+  return f;
+}
+
+function sortedMap(m: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(m).sort()) out[k] = m[k];
+  return out;
 }
 
 /** Map-typed fields of the API (all others holding objects are messages). */

@@ -342,7 +342,7 @@ export class Manager {
         await sv.removeTask(req.TaskID ?? '');
         return {};
       }),
-      getService: u((req) => ({ Service: sv.getService(req.ServiceID ?? '') })),
+      getService: u((req) => ({ Service: sv.getService(req.ServiceID ?? '', req.InsertDefaults === true) })),
       listServices: u((req) => ({ Services: sv.listServices(req) })),
       createService: u(async (req) => ({ Service: await sv.createService(req), Warnings: [] })),
       updateService: u(async (req) => ({ Service: await sv.updateService(req), Warnings: [] })),

@@ -5,7 +5,7 @@
 // endpoint mode vip, a port's protocol tcp and mode ingress, isolation "default", runtime
 // "container", the image's familiar name with ":latest" when untagged), then IDs are dropped, network IDs become names, and null, false, 0, "", [] and {}
 // are removed.
-import type { ConfigSpec, NetworkSpec, SecretSpec, ServiceSpec } from '@shoal/api';
+import { familiarImage, type ConfigSpec, type NetworkSpec, type SecretSpec, type ServiceSpec } from '@shoal/api';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -86,23 +86,8 @@ function fill(o: JsonObject, defaults: JsonObject): void {
   for (const [k, v] of Object.entries(defaults)) if (o[k] === undefined || o[k] === null || o[k] === '') o[k] = v;
 }
 
-/**
- * The image as Docker's daemon stores it: the familiar name (without "docker.io/" and
- * "library/"), and ":latest" when it has neither tag nor digest ("library/nginx" → "nginx:latest").
- */
-export function familiarImage(image: string): string {
-  if (image === '') return image;
-  let name = image;
-  const slash = name.indexOf('/');
-  const first = slash < 0 ? '' : name.slice(0, slash);
-  if (first === 'docker.io' || first === 'index.docker.io') name = name.slice(slash + 1);
-  const isDomain = first.includes('.') || first.includes(':') || first === 'localhost';
-  if ((!isDomain || first === 'docker.io' || first === 'index.docker.io') && /^library\/[^/]+$/.test(name))
-    name = name.slice('library/'.length);
-  if (name.includes('@')) return name;
-  const lastPart = name.slice(name.lastIndexOf('/') + 1);
-  return lastPart.includes(':') ? name : `${name}:latest`;
-}
+/** The image as Docker's daemon stores it (api's familiarImage, which the manager applies). */
+export { familiarImage };
 
 const UPDATE_DEFAULTS: JsonObject = {
   Parallelism: 1,

@@ -1,18 +1,23 @@
 /**
- * A service spec as the manager accepts it: Docker's defaults filled in (api's
- * withServiceDefaults), then every problem named: api's checks (name, image, mode, restart and
- * update policies, ports, mounts, health check, constraints) plus the manager's (replicas and
- * mode combinations, job counts, memory and CPU bounds as SwarmKit's, secrets and configs that
- * must exist: they are resolved to their IDs; so are networks).
+ * A service spec as the manager accepts it: stored as the user sent it, as Docker's daemon stores
+ * it: only the mode is filled in (api's withServiceMode), enums at their zero value are named
+ * (withServiceEnums) and the image is named as dockerd names it (familiarImage); the other
+ * defaults are shown by `GetService` with InsertDefaults, and the loops apply them where they
+ * read a spec. Then every problem is named: api's checks (name, image, mode, restart and update
+ * policies, ports, mounts, health check, constraints) plus the manager's (replicas and mode
+ * combinations, job counts, memory and CPU bounds as SwarmKit's, secrets and configs that must
+ * exist: they are resolved to their IDs; so are networks).
  */
 import {
+  familiarImage,
   type ConfigReference,
   type SecretReference,
   type ServiceSpec,
   serviceModeName,
   serviceSpecProblems,
   type SpecProblem,
-  withServiceDefaults,
+  withServiceEnums,
+  withServiceMode,
 } from '@shoal/api';
 import type { ManagerContext } from '../context.js';
 import { ConfigNotFoundError, InvalidRequestError, SecretNotFoundError } from '../errors.js';
@@ -79,7 +84,7 @@ function managerProblems(spec: ServiceSpec): SpecProblem[] {
 }
 
 /**
- * The spec to store: defaults filled, checked, secret and config references resolved (by ID,
+ * The spec to store: the mode filled in, checked, secret and config references resolved (by ID,
  * name or unique ID prefix) to their IDs and names. Throws MANAGER_INVALID_REQUEST listing every
  * problem, or MANAGER_SECRET_NOT_FOUND / MANAGER_CONFIG_NOT_FOUND. References are looked up in
  * `reader` (the store, or a stack deploy's view with the objects it is about to create).
@@ -89,7 +94,12 @@ export function prepareServiceSpec(
   given: ServiceSpec,
   reader: ObjectReader = ctx.store,
 ): ServiceSpec {
-  const spec = withServiceDefaults(given);
+  // Enums at their zero value are stored named (the same state as SwarmKit's numeric enums), so
+  // that a spec read back and sent again (`service scale`, `stack deploy`) is no change.
+  const spec = withServiceEnums(withServiceMode(given));
+  // As dockerd stores it: the image's familiar name, `:latest` when it has no tag or digest.
+  const image = spec.TaskTemplate?.ContainerSpec?.Image;
+  if (image && spec.TaskTemplate?.ContainerSpec) spec.TaskTemplate.ContainerSpec.Image = familiarImage(image);
   const mode = spec.Mode ?? {};
   // Jobs as Docker: MaxConcurrent 1 and TotalCompletions = MaxConcurrent when unset.
   if (mode.ReplicatedJob !== undefined) {

@@ -50,8 +50,13 @@ test('create service: Docker defaults, lookups by ID, prefix and name, filters, 
     EncodedRegistryAuth: 'e30=',
   });
   assert.equal(web.Spec?.Mode?.Replicated?.Replicas, 1);
-  assert.deepEqual(web.Spec?.TaskTemplate?.RestartPolicy, { Condition: 'any', Delay: 5e9, MaxAttempts: 0 });
-  assert.equal(web.Spec?.UpdateConfig?.Order, 'stop-first');
+  // Stored as sent (as Docker's daemon): the defaults are shown with InsertDefaults only.
+  assert.equal(web.Spec?.TaskTemplate?.RestartPolicy, undefined);
+  assert.equal(web.Spec?.TaskTemplate?.Runtime, 'container', 'enums are named on every answer');
+  const inspected = api.getService('web', true);
+  assert.deepEqual(inspected.Spec?.TaskTemplate?.RestartPolicy, { Condition: 'any', Delay: 5e9, MaxAttempts: 0 });
+  assert.equal(inspected.Spec?.UpdateConfig?.Order, 'stop-first');
+  assert.equal(inspected.Spec?.TaskTemplate?.ContainerSpec?.StopGracePeriod, 10e9);
   assert.equal(web.Spec?.TaskTemplate?.ContainerSpec?.PullOptions?.RegistryAuth, 'e30=');
   await api.createService({ Spec: spec('agent', { Mode: { Global: {} } }) });
   const job = await api.createService({ Spec: spec('batch', { Mode: { ReplicatedJob: { MaxConcurrent: 3 } } }) });

@@ -1,7 +1,8 @@
 /**
- * Control RPCs for services and tasks. A service is stored with Docker's defaults filled in,
- * checked (service-spec.ts), its secret and config references resolved to IDs; the
- * orchestrator (a leader loop) makes its tasks. `UpdateService` needs the version read before
+ * Control RPCs for services and tasks. A service is stored as the user sent it (its mode filled
+ * in), checked (service-spec.ts), its secret and config references resolved to IDs; it is
+ * returned with its enums named and, for `GetService` with InsertDefaults, with Docker's defaults
+ * filled in (api's defaults.ts). The orchestrator (a leader loop) makes its tasks. `UpdateService` needs the version read before
  * (a stale one fails with the store's STORE_VERSION_CONFLICT), keeps the name and the mode,
  * stores UpdateConfig/RollbackConfig as given, and gives a changed TaskTemplate a new
  * SpecVersion (the orchestrator then replaces the tasks). `RemoveService` deletes the service
@@ -21,6 +22,9 @@ import {
   TaskSpec as TaskSpecCodec,
   type TaskSpec,
   type UpdateServiceRequest,
+  withEndpointViewEnums,
+  withServiceDefaults,
+  withServiceEnums,
 } from '@shoal/api';
 import { newObjectId } from '@shoal/common';
 import { fromStored, type ManagerContext, type StoredNode } from '../context.js';
@@ -184,8 +188,16 @@ export function taskDisplayName(t: Task): string {
 export class ServicesApi {
   constructor(private readonly ctx: ManagerContext) {}
 
-  private view(s: StoredService, withStatus: boolean): Service {
+  /**
+   * A service as the daemon returns it: enums named at their zero value as dockerd prints them
+   * (withServiceEnums), every default filled in with `insertDefaults` (the current spec only,
+   * as SwarmKit's GetService), ServiceStatus with `withStatus`.
+   */
+  private view(s: StoredService, withStatus: boolean, insertDefaults = false): Service {
     const out = fromStored<Service>(s);
+    if (out.Spec) out.Spec = insertDefaults ? withServiceDefaults(out.Spec) : withServiceEnums(out.Spec);
+    if (out.PreviousSpec) out.PreviousSpec = withServiceEnums(out.PreviousSpec);
+    if (out.Endpoint) out.Endpoint = withEndpointViewEnums(out.Endpoint);
     return withStatus ? { ...out, ServiceStatus: this.status(s) } : out;
   }
 
@@ -217,8 +229,8 @@ export class ServicesApi {
     return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: completed };
   }
 
-  getService(ref: string): Service {
-    return this.view(resolveRef<StoredService>(this.ctx.store, 'service', ref), false);
+  getService(ref: string, insertDefaults = false): Service {
+    return this.view(resolveRef<StoredService>(this.ctx.store, 'service', ref), false, insertDefaults);
   }
 
   listServices(req: ListServicesRequest): Service[] {

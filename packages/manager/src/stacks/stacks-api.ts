@@ -5,10 +5,13 @@
  * serviceUpdate), against a view of the store that already holds the objects the deploy
  * creates; any problem refuses the whole deploy, naming each object, and nothing is written.
  *
- * Objects are matched by name and the `com.docker.stack.namespace` label: an existing network of
- * the stack is kept as it is (as Docker), a secret or config only has its labels updated (new
- * data is refused: "only updates to Labels are allowed"), a service is updated only when its
- * spec changed (wire-encoding equality, as `service update`), keeping its ForceUpdate counter.
+ * Networks and services are matched by name and the `com.docker.stack.namespace` label: an
+ * existing network of the stack is kept as it is (as Docker), a service is updated only when its
+ * spec changed (wire-encoding equality, as `service update`), keeping its ForceUpdate counter; a
+ * network or service of that name outside the stack is refused. Secrets and configs are matched
+ * by name alone, as Docker's `stack deploy` does (it updates any secret of that name): one made
+ * by hand, or by another stack, is adopted when its data is the same (its labels become the
+ * stack's), and refused when the data differs ("only updates to Labels are allowed").
  * `Prune` removes the stack's services no longer given; `DryRun` returns the plan and writes
  * nothing.
  */
@@ -197,7 +200,8 @@ export class StacksApi {
           const spec = labelled(kind, given);
           const cur = store.byName<StoredSecret | StoredConfig>(kind, name);
           if (cur !== undefined) {
-            ours(kind, cur);
+            // As Docker: whoever made it, a secret or config of this name is updated in place,
+            // which only its labels may be (identical data is adopted, other data refused).
             const next = labelsOnlyUpdate(kind, cur, spec, cur.Version);
             if (sameLabels(cur.Spec?.Labels, next.Spec?.Labels)) {
               change(kind, name, cur.ID, 'unchanged');

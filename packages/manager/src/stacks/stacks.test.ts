@@ -299,3 +299,68 @@ test('stack deploy: external objects must exist; secret data is immutable; names
   await r.quiet();
   assert.equal(r.store.revision, rev3);
 });
+
+test("a secret or config of the stack's name made without the stack label: adopted when its data is the same, refused when not (as Docker)", async (t) => {
+  const r = await stackRig();
+  t.after(() => r.close());
+  await r.quiet();
+  const byHand = await r.manager.secretsConfigs.createSecret({
+    Spec: { Name: 'own_db_pw', Labels: { owner: 'ops' }, Data: Buffer.from('s3cret') },
+  });
+  const cfg = await r.manager.secretsConfigs.createConfig({
+    Spec: { Name: 'own_app_cfg', Data: Buffer.from('x=1\n') },
+  });
+  // Another stack's secret: Docker's deploy updates it too (it looks secrets up by name only).
+  await r.manager.stacksApi.deploy(
+    stack('oth', {
+      Networks: [],
+      Configs: [],
+      Services: [],
+      Secrets: [{ Name: 'shared_key', Labels: { [LABEL]: 'oth' }, Data: Buffer.from('k') }],
+    }),
+  );
+  const sharedId = byName<StoredSecret>(r.store, 'secret', 'shared_key').ID;
+
+  // Different data: refused, naming the object, and nothing of the stack is written.
+  const rev = r.store.revision;
+  const bad = stack('own');
+  const s0 = bad.Secrets?.[0];
+  assert.ok(s0);
+  s0.Data = Buffer.from('other');
+  await assert.rejects(r.manager.stacksApi.deploy(bad), (e) => {
+    assert.ok(hasCode(e, 'MANAGER_STACK_INVALID'));
+    assert.match((e as Error).message, /own_db_pw: only updates to Labels are allowed \(Data changed\)/);
+    assert.doesNotMatch((e as Error).message, /own_app_cfg/);
+    return true;
+  });
+  await r.quiet();
+  assert.equal(r.store.revision, rev, 'nothing written');
+
+  // The same data: the objects are adopted in place (same IDs), their labels now the stack's.
+  const good = stack('own');
+  good.Secrets?.push({ Name: 'shared_key', Labels: { [LABEL]: 'own' }, Data: Buffer.from('k') });
+  const res = await r.manager.stacksApi.deploy(good);
+  const actions = (res.Changes ?? [])
+    .filter((c) => c.Kind !== 'service')
+    .map((c) => `${c.Kind} ${c.Name} ${c.Action} ${(c.Diff ?? []).join(',')}`.trimEnd())
+    .sort();
+  assert.deepEqual(actions, [
+    'config own_app_cfg update Labels.com.docker.stack.namespace: (none) -> "own"',
+    'network own_default create',
+    'secret own_db_pw update Labels.com.docker.stack.namespace: (none) -> "own",Labels.owner: "ops" -> (none)',
+    'secret shared_key update Labels.com.docker.stack.namespace: "oth" -> "own"',
+  ]);
+  const pw = byName<StoredSecret>(r.store, 'secret', 'own_db_pw');
+  assert.equal(pw.ID, byHand.ID);
+  assert.deepEqual(pw.Spec?.Labels, { [LABEL]: 'own' });
+  assert.equal(byName<StoredSecret>(r.store, 'config', 'own_app_cfg').ID, cfg.ID);
+  assert.equal(byName<StoredSecret>(r.store, 'secret', 'shared_key').ID, sharedId);
+  assert.deepEqual(names(r.store, 'secret', 'own'), ['own_db_pw', 'shared_key']);
+  assert.deepEqual(names(r.store, 'service', 'own'), ['own_db', 'own_web', 'own_worker']);
+  const db = byName<StoredService>(r.store, 'service', 'own_db');
+  assert.equal(
+    db.Spec?.TaskTemplate?.ContainerSpec?.Secrets?.[0]?.SecretID,
+    byHand.ID,
+    'the service uses the adopted secret',
+  );
+});
