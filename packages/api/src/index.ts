@@ -21,6 +21,7 @@ export * from './errors.js';
 export * from './calls.js';
 export * from './enums.js';
 export * from './defaults.js';
+export * from './task-template.js';
 export * from './validate.js';
 export * from './inspect.js';
 export * from './auth.js';
