@@ -22,6 +22,7 @@ export * from './calls.js';
 export * from './enums.js';
 export * from './defaults.js';
 export * from './image-name.js';
+export * from './task-template.js';
 export * from './validate.js';
 export * from './inspect.js';
 export * from './auth.js';

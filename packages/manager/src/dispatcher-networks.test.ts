@@ -254,6 +254,42 @@ test('a node gets exactly the networks its tasks use, every node the ingress net
   assert.deepEqual(w1.state('ingress'), ing, 'every node gets the same state');
 });
 
+test('a templated hostname answers as the task expands it (slot, service, node), not as written', async (t) => {
+  const r = await rig(t);
+  const net = await r.manager.networksApi.createNetwork({
+    Spec: { Name: 'tmpl', DriverConfiguration: { Name: 'overlay' } },
+  });
+  await setNode(r.store, 'w1', (n) => ({ ...n, Description: { ...n.Description, Hostname: 'host-w1' } }));
+  const cart = await r.create(
+    svc('cart', [{ Target: 'tmpl' }], {
+      Mode: { Replicated: { Replicas: 2 } },
+      TaskTemplate: {
+        ContainerSpec: { Image: 'busybox:1', Hostname: '{{.Service.Name}}-{{.Task.Slot}}.{{.Node.Hostname}}' },
+        Networks: [{ Target: 'tmpl' }],
+      },
+    }),
+  );
+  const bad = await r.create(
+    svc('bad', [{ Target: 'tmpl' }], {
+      TaskTemplate: {
+        ContainerSpec: { Image: 'busybox:1', Hostname: 'x-{{.Task.Nope}}' },
+        Networks: [{ Target: 'tmpl' }],
+      },
+    }),
+  );
+  await idle(r);
+  await r.runAll(cart.ID, ['w1']);
+  await r.runAll(bad.ID, ['w1']);
+  await idle(r);
+  const [w1] = views(r, ['w1']);
+  assert.ok(w1);
+  const eps = (w1.state('tmpl').Endpoints ?? []).filter((e) => e.ServiceID === cart.ID);
+  assert.equal(w1.state('tmpl').Network?.ID, net.ID);
+  assert.deepEqual(eps.map((e) => e.Aliases?.[0]).sort(), ['cart-1.host-w1', 'cart-2.host-w1']);
+  const badEp = (w1.state('tmpl').Endpoints ?? []).find((e) => e.ServiceID === bad.ID);
+  assert.deepEqual(badEp?.Aliases, [], 'a template the worker refuses answers to no hostname');
+});
+
 test('endpoints follow tasks: assigned, running, moved; the network leaves a node with its last task', async (t) => {
   const r = await rig(t);
   await r.manager.networksApi.createNetwork({ Spec: { Name: 'app', DriverConfiguration: { Name: 'overlay' } } });

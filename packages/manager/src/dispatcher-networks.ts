@@ -27,6 +27,9 @@
  * - endpoints are sorted by ID, services by ServiceID.
  */
 import {
+  expandTemplate,
+  InvalidTemplateError,
+  templateValues,
   type NetworkEndpoint,
   type NetworkServiceEndpoint,
   type NetworkState,
@@ -122,7 +125,7 @@ export class NetworkStates {
         if (!networks.has(netId) || addr === '') continue;
         add(needs, nodeId, netId);
         if (node === undefined) continue;
-        const hostname = t.Spec?.ContainerSpec?.Hostname ?? '';
+        const hostname = taskHostname(t, node);
         // The attachment's aliases are the service's network-scoped aliases (Service.Aliases):
         // like the service name they resolve to the VIP, not to each task, as in Docker. A plain
         // container's attachment (no service) answers to its own: name, hostname, --network-alias.
@@ -207,4 +210,27 @@ function serviceEndpoint(s: StoredService, networkId: string): NetworkServiceEnd
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The hostname a task's container has (its template expanded for the task and its node, as the
+ * worker does), which it answers to on its networks; '' when it has none or the template is bad
+ * (the worker fails such a task).
+ */
+function taskHostname(t: StoredTask, node: StoredNode): string {
+  const raw = t.Spec?.ContainerSpec?.Hostname ?? '';
+  if (!raw.includes('{{')) return raw;
+  const d = node.Description;
+  const values = templateValues(t, {
+    id: node.ID,
+    hostname: d?.Hostname ?? '',
+    ...(d?.Platform?.OS ? { os: d.Platform.OS } : {}),
+    ...(d?.Platform?.Architecture ? { architecture: d.Platform.Architecture } : {}),
+  });
+  try {
+    return expandTemplate(raw, values, 'hostname');
+  } catch (err) {
+    if (err instanceof InvalidTemplateError) return '';
+    throw err;
+  }
 }

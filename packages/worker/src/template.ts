@@ -1,56 +1,19 @@
 /**
- * Docker's service templates (`--hostname "{{.Service.Name}}.{{.Task.Slot}}"`): placeholders
- * `{{.Service.ID}}`, `{{.Service.Name}}`, `{{.Task.ID}}`, `{{.Task.Name}}`, `{{.Task.Slot}}`,
- * `{{.Node.ID}}`, `{{.Node.Hostname}}`, `{{.Node.Platform.OS}}`, `{{.Node.Platform.Architecture}}`.
- * Only these field references: no functions or pipelines. Anything else is a clear error.
+ * The worker's side of Docker's service templates (@shoal/api task-template.ts): the same
+ * expansion, with a bad template reported as the task's invalid spec.
  */
-import type { Task } from '@shoal/api';
+import { expandTemplate as expand, InvalidTemplateError, type TemplateNode } from '@shoal/api';
 import { TaskSpecError } from './errors.js';
 
-export interface NodeInfo {
-  id: string;
-  hostname: string;
-  os?: string;
-  architecture?: string;
-}
+export { containerName, templateValues } from '@shoal/api';
+export type NodeInfo = TemplateNode;
 
-/** The values placeholders expand to for one task on one node. */
-export function templateValues(task: Task, node: NodeInfo): Record<string, string> {
-  return {
-    'Service.ID': task.ServiceID ?? '',
-    'Service.Name': task.ServiceName ?? '',
-    'Task.ID': task.ID ?? '',
-    'Task.Name': containerName(task),
-    'Task.Slot': task.Slot ? String(task.Slot) : (task.NodeID ?? ''),
-    'Node.ID': node.id,
-    'Node.Hostname': node.hostname,
-    'Node.Platform.OS': node.os ?? process.platform,
-    'Node.Platform.Architecture': node.architecture ?? (process.arch === 'x64' ? 'x86_64' : process.arch),
-  };
-}
-
-const PLACEHOLDER = /\{\{(.*?)\}\}/g;
-
-/** Expands the placeholders of `text`; `what` names the field in errors. */
+/** Expands the placeholders of `text`; `what` names the field in errors (TaskSpecError). */
 export function expandTemplate(text: string, values: Record<string, string>, what: string): string {
-  if (!text.includes('{{')) return text;
-  return text.replace(PLACEHOLDER, (_m, inner: string) => {
-    const field = inner.trim();
-    const key = field.startsWith('.') ? field.slice(1) : undefined;
-    const v = key === undefined ? undefined : values[key];
-    if (v === undefined) {
-      throw new TaskSpecError(
-        `${what}: template {{${inner}}} is not supported (use one of ${Object.keys(values)
-          .map((k) => `{{.${k}}}`)
-          .join(', ')})`,
-      );
-    }
-    return v;
-  });
-}
-
-/** The container's name: the task's name `<service>.<slot>.<task id>` (`<service>.<node id>.<task id>` for global). */
-export function containerName(task: Task): string {
-  if (task.Name) return task.Name;
-  return `${task.ServiceName ?? ''}.${task.Slot ? String(task.Slot) : (task.NodeID ?? '')}.${task.ID ?? ''}`;
+  try {
+    return expand(text, values, what);
+  } catch (err) {
+    if (err instanceof InvalidTemplateError) throw new TaskSpecError(err.message, { cause: err });
+    throw err;
+  }
 }
