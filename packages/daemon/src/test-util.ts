@@ -1,9 +1,12 @@
 /** Test helpers: a real shoald process on a temp data root, a unique socket and a loopback port. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, SwarmClient } from '@shoal/api';
+import { nodeHostTag } from './node-agent.js';
 
 export const SHOALD = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -94,9 +97,49 @@ export class ShoaldProcess {
     return this.waitLog((l) => l.msg === 'shoald ready', 60_000);
   }
 
+  /**
+   * Stops the daemon. A daemon killed with SIGKILL cannot take down what it made node-wide (the
+   * node's ingress sandbox: its overlay namespace and the `shoal_ing` leg, from swarm init or join
+   * on), so that goes here: the namespaces named after the node IDs it logged.
+   */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
-    return this.exited;
+    const exit = await this.exited;
+    if (exit.signal === 'SIGKILL') await removeNodeNamespaces(this.nodeIds());
+    return exit;
+  }
+
+  /** The node IDs this daemon logged (its own; a rejoin may give it another). */
+  nodeIds(): string[] {
+    const ids = new Set<string>();
+    for (const l of this.lines) {
+      if (typeof l['nodeId'] === 'string' && l['nodeId'] !== '') ids.add(l['nodeId']);
+      // a restarted daemon does not log its ID again; its ingress endpoint is `lb-<node id>`
+      const ep = l['endpoint'];
+      if (typeof ep === 'string' && ep.startsWith('lb-')) ids.add(ep.slice(3));
+    }
+    return [...ids];
+  }
+}
+
+/** Deletes the overlay and task namespaces of these nodes (`shoal-ov-<tag>-*`, `shoal-t-<tag>-*`). */
+export async function removeNodeNamespaces(nodeIds: readonly string[]): Promise<void> {
+  if (nodeIds.length === 0 || !existsSync('/run/netns')) return;
+  const prefixes = nodeIds.flatMap((id) => [`shoal-ov-${nodeHostTag(id)}-`, `shoal-t-${nodeHostTag(id)}-`]);
+  for (const ns of readdirSync('/run/netns')) {
+    if (!prefixes.some((p) => ns.startsWith(p))) continue;
+    try {
+      // its links first: a copy of the namespace's mount in another mount namespace would keep it
+      // (and the `shoal_ing` leg in this namespace, a veth's other end) alive after `netns del`
+      const { stdout } = await promisify(execFile)('ip', ['-n', ns, '-o', 'link', 'show']);
+      for (const m of stdout.matchAll(/^\d+: ([^:@\s]+)/gm)) {
+        const link = m[1] ?? 'lo';
+        if (link !== 'lo') await promisify(execFile)('ip', ['-n', ns, 'link', 'del', link]).catch(ignoreGoneLink);
+      }
+      await promisify(execFile)('ip', ['netns', 'del', ns]);
+    } catch (err) {
+      if (existsSync(`/run/netns/${ns}`)) throw err; // else: gone meanwhile, as wanted
+    }
   }
 }
 
@@ -106,4 +149,14 @@ export function swarmClient(socket: string): SwarmClient {
 
 export function controlClient(socket: string): ControlClient {
   return new ControlClient(`unix:${socket}`, credentials.createInsecure());
+}
+
+/** A link deleted with its veth partner a moment before: `Cannot find device`. */
+function ignoreGoneLink(err: unknown): void {
+  if (
+    err instanceof Error &&
+    /Cannot find device/.test(`${err.message} ${String((err as { stderr?: unknown }).stderr)}`)
+  )
+    return;
+  throw err;
 }
