@@ -16,6 +16,8 @@ import { ContainerNotFoundError, Engine } from '@shoal/engine';
 import { LAB_OVERLAY_POOL, pushTestImages, startRegistry } from '@shoal/testkit';
 import { until } from './worker-support.js';
 
+const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
 const root = new URL('../..', import.meta.url).pathname;
 
 function freePort(): Promise<number> {
@@ -84,8 +86,14 @@ test(
     const reg = await startRegistry({ dir: join(dir, 'registry') });
     let running: Shoald | undefined;
     t.after(async () => {
-      running?.proc.kill('SIGKILL');
-      await running?.exited;
+      // SIGTERM first: a stopping agent with no task sandbox takes its node-wide networking (the
+      // ingress sandbox every node has) down; SIGKILL would leave it in this machine's namespace
+      if (running) {
+        running.proc.kill('SIGTERM');
+        const stopped = await Promise.race([running.exited.then(() => true), sleepMs(30_000).then(() => false)]);
+        if (!stopped) running.proc.kill('SIGKILL');
+        await running.exited;
+      }
       const e = await Engine.open(engineRoots);
       for (const c of await e.list({ all: true })) await e.remove(c.id, { force: true });
       await e.close();
