@@ -406,6 +406,17 @@ test(
       return r.length === 1 ? r : undefined;
     });
     assert.ok(hmTask);
+    // a host-mode task shows the port its node publishes (Task.Status.PortStatus), as `docker service ps` does
+    const hmPorts = await ok('h1', [
+      'service',
+      'ps',
+      '--filter',
+      'desired-state=running',
+      '--format',
+      '{{.Ports}}',
+      'hm',
+    ]);
+    assert.equal(hmPorts.trim(), `*:${hostPort}->80/tcp`, 'service ps PORTS of the host-mode task');
     assert.ok(
       webTasks.some((w) => w.node !== clientTask.node),
       `some web task on another host than the client: ${JSON.stringify(webTasks)} ${clientTask.node}`,

@@ -11,6 +11,7 @@ import { errorMessage, type Logger } from '@shoal/common';
 import { ContainerNotFoundError, NameInUseError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
 import { LABEL_TASK_ID } from './labels.js';
 import type { SandboxPrep } from './network/network-controller.js';
+import { hostPortsOf } from './network/network-views.js';
 import { StartTrace } from './start-trace.js';
 import { containerName } from './template.js';
 
@@ -320,12 +321,15 @@ export class TaskRunner {
       this.trace.mark('running');
       this.trace.done('running');
     } else if (isTerminalTaskState(state)) this.trace.done(state);
+    // a running task shows the ports its node publishes for it (`service ps` PORTS), as Docker's executor does
+    const hostPorts = state === 'running' ? hostPortsOf(this.task.Endpoint?.Ports) : [];
     this.ctx.report(this.taskId, {
       Timestamp: new Date().toISOString(),
       State: state,
       Message: message,
       ...(err !== undefined ? { Err: err } : {}),
       ...(cs ? { ContainerStatus: cs } : {}),
+      ...(hostPorts.length > 0 ? { PortStatus: { Ports: hostPorts } } : {}),
     });
   }
 }
