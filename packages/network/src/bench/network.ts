@@ -43,6 +43,12 @@ const ROUNDS = Number(process.env['BENCH_IPERF_ROUNDS'] ?? 8);
  */
 const PIN: [string, string] | undefined =
   process.env['BENCH_IPERF_PIN'] !== '0' && availableParallelism() >= 2 ? ['0', '1'] : undefined;
+/**
+ * BENCH_IPERF_RT=1: iperf3 at real-time priority (`chrt -f 50`, both paths alike), so that other
+ * load on a shared machine does not take turns with it (steadier rounds; it takes both CPUs from
+ * everything else for the length of each run, so not the default).
+ */
+const RT = process.env['BENCH_IPERF_RT'] === '1';
 const DNS_QUERIES = Number(process.env['BENCH_DNS_QUERIES'] ?? 5000);
 const DNS_BUSY_MS = Number(process.env['BENCH_DNS_BUSY_MS'] ?? 20);
 const tag = randomBytes(3).toString('hex');
@@ -69,7 +75,8 @@ async function netns(name: string): Promise<string> {
 }
 
 function inNs(ns: string, cmd: string[], cpu?: string): string[] {
-  return ['nsenter', `--net=/run/netns/${ns}`, '--', ...(cpu === undefined ? [] : ['taskset', '-c', cpu]), ...cmd];
+  const pin = cpu === undefined ? [] : ['taskset', '-c', cpu];
+  return ['nsenter', `--net=/run/netns/${ns}`, '--', ...pin, ...(RT ? ['chrt', '-f', '50'] : []), ...cmd];
 }
 
 function startIperfServer(ns: string): Promise<ChildProcess> {
@@ -249,7 +256,7 @@ async function main(): Promise<Record<string, number>> {
     vipMs.push(performance.now() - s);
   }
 
-  const pin = PIN ? `client on CPU ${PIN[0]}, server on CPU ${PIN[1]}` : 'not pinned';
+  const pin = (PIN ? `client on CPU ${PIN[0]}, server on CPU ${PIN[1]}` : 'not pinned') + (RT ? ', chrt -f 50' : '');
   console.log(`network bench: iperf3, ${ROUNDS} rounds of an underlay and an overlay run of ${SECONDS} s (${pin})`);
   const load = (): string =>
     loadavg()
@@ -279,12 +286,12 @@ async function main(): Promise<Record<string, number>> {
       `  round ${i + 1}: underlay ${mb(u)} MB/s, overlay ${mb(o)} MB/s, ratio ${round(o / u)} (load ${load()})\n`,
     );
   }
-  process.stderr.write(
-    `  ratios ${ratios
-      .map((r) => round(r, 2))
-      .sort((a, b) => a - b)
-      .join(' ')}: median ${round(median(ratios))}\n`,
-  );
+  const sorted = ratios
+    .map((r) => round(r, 2))
+    .sort((a, b) => a - b)
+    .join(' ');
+  const ofMedians = round(median(over) / median(under));
+  process.stderr.write(`  ratios ${sorted}: median ${round(median(ratios))} (median / median: ${ofMedians})\n`);
 
   console.log(`network bench: embedded DNS on loopback, this loop busy in slices of ${DNS_BUSY_MS} ms`);
   const dnsLoop = await dnsLatencies(DNS_QUERIES, 'loop', DNS_BUSY_MS);
