@@ -262,7 +262,9 @@ async function main(): Promise<Record<string, number>> {
     loadavg()
       .map((x) => x.toFixed(2))
       .join(' ');
-  process.stderr.write(`  load before: ${load()}\n`);
+  // the machine's default, which every namespace starts with; it moves the figure (see docs/worker.md)
+  const cc = (await run('sysctl', ['-n', 'net.ipv4.tcp_congestion_control'], { check: false })).stdout.trim();
+  process.stderr.write(`  load before: ${load()}; TCP congestion control: ${cc || '?'}\n`);
   const under: number[] = [];
   const over: number[] = [];
   const ratios: number[] = [];
