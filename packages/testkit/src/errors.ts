@@ -143,3 +143,18 @@ export class LabClusterError extends TestkitError {
     super('LAB_CLUSTER', message, { kind });
   }
 }
+
+/** Thrown when another run holds a benchmark's machine-wide lock for longer than the wait allows. */
+export class BenchLockedError extends TestkitError {
+  constructor(
+    readonly what: string,
+    readonly lockPath: string,
+    readonly holder: string,
+  ) {
+    super(
+      'BENCH_LOCKED',
+      `${what} is in use by another benchmark run (${holder}, lock ${lockPath}): wait for it to end, or stop it`,
+      { kind: 'unavailable', retryable: true },
+    );
+  }
+}

@@ -26,6 +26,7 @@ export {
   RegistryPushError,
   ImageBuildError,
   LabClusterError,
+  BenchLockedError,
 } from './errors.js';
 export {
   startRegistry,

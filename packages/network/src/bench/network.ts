@@ -5,7 +5,10 @@
  * 198.19.128.0/17 pool), removed at the end, also on failure.
  *
  * - overlay_tcp_ratio: iperf3 bulk TCP container -> container over VXLAN, divided by host -> host
- *   over the underlay (medians of alternating runs);
+ *   over the underlay: the median of per-round ratios, each round an underlay run and an overlay
+ *   run back to back (their order alternating from round to round), so that both runs of a ratio
+ *   see the same load; iperf3's client and server pinned to fixed CPUs, the same for both paths
+ *   (BENCH_IPERF_PIN=0: not pinned). Per-round figures and the load on stderr;
  * - attach_ms, peer_add_ms: an overlay attachment, and programming one peer (FDB + neighbour);
  * - vip_update_ms: replacing a container's VIP table (the step between a task change and new
  *   connections following it);
@@ -18,6 +21,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { run } from '@shoal/common';
 import { NetworkAllocator } from '../allocator.js';
@@ -29,17 +33,33 @@ import { OverlayDataPlane } from '../overlay.js';
 import { VipBalancer } from '../vip-balancer.js';
 import { VXLAN_ID_OPTION } from '../vni.js';
 
-const SECONDS = Number(process.env['BENCH_IPERF_SECONDS'] ?? 3);
-const ROUNDS = Number(process.env['BENCH_IPERF_ROUNDS'] ?? 2);
+const SECONDS = Number(process.env['BENCH_IPERF_SECONDS'] ?? 2);
+const ROUNDS = Number(process.env['BENCH_IPERF_ROUNDS'] ?? 8);
+/**
+ * CPUs of iperf3's client and server (the same for the underlay and the overlay run): the sender's
+ * CPU also carries the whole path's softirq work (veths deliver on the CPU that sends), the
+ * receiver's the copy to user space. Unpinned, the scheduler sometimes puts both on one CPU and a
+ * run halves. Off with BENCH_IPERF_PIN=0 or on one CPU.
+ */
+const PIN: [string, string] | undefined =
+  process.env['BENCH_IPERF_PIN'] !== '0' && availableParallelism() >= 2 ? ['0', '1'] : undefined;
+/**
+ * BENCH_IPERF_RT=1: iperf3 at real-time priority (`chrt -f 50`, both paths alike), so that other
+ * load on a shared machine does not take turns with it (steadier rounds; it takes both CPUs from
+ * everything else for the length of each run, so not the default).
+ */
+const RT = process.env['BENCH_IPERF_RT'] === '1';
 const DNS_QUERIES = Number(process.env['BENCH_DNS_QUERIES'] ?? 5000);
 const DNS_BUSY_MS = Number(process.env['BENCH_DNS_BUSY_MS'] ?? 20);
 const tag = randomBytes(3).toString('hex');
 const made: string[] = [];
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 
+/** The median (the mean of the middle two for an even count). */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 }
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -54,13 +74,14 @@ async function netns(name: string): Promise<string> {
   return full;
 }
 
-function inNs(ns: string, cmd: string[]): string[] {
-  return ['nsenter', `--net=/run/netns/${ns}`, '--', ...cmd];
+function inNs(ns: string, cmd: string[], cpu?: string): string[] {
+  const pin = cpu === undefined ? [] : ['taskset', '-c', cpu];
+  return ['nsenter', `--net=/run/netns/${ns}`, '--', ...pin, ...(RT ? ['chrt', '-f', '50'] : []), ...cmd];
 }
 
 function startIperfServer(ns: string): Promise<ChildProcess> {
   // --forceflush: its "Server listening" line arrives at once through the pipe.
-  const [file = 'nsenter', ...args] = inNs(ns, ['iperf3', '-s', '-1', '-p', '5201', '--forceflush']);
+  const [file = 'nsenter', ...args] = inNs(ns, ['iperf3', '-s', '-1', '-p', '5201', '--forceflush'], PIN?.[1]);
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
@@ -73,26 +94,21 @@ function startIperfServer(ns: string): Promise<ChildProcess> {
 async function iperf(serverNs: string, fromNs: string, addr: string): Promise<number> {
   const server = await startIperfServer(serverNs);
   try {
-    const [file = 'nsenter', ...args] = inNs(fromNs, [
-      'iperf3',
-      '-c',
-      addr,
-      '-p',
-      '5201',
-      '-t',
-      String(SECONDS),
-      '-O',
-      '1',
-      '-J',
-    ]);
+    const [file = 'nsenter', ...args] = inNs(
+      fromNs,
+      ['iperf3', '-c', addr, '-p', '5201', '-t', String(SECONDS), '-O', '1', '-J'],
+      PIN?.[0],
+    );
     const r = await run(file, args);
     const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
     return j.end.sum_received.bits_per_second / 8;
   } finally {
     if (server.exitCode === null) {
+      // -1: it exits by itself after the test; killed only when it has not within a second
       const exited = new Promise((resolve) => server.once('exit', resolve));
-      server.kill();
+      const timer = setTimeout(() => server.kill(), 1000);
       await exited;
+      clearTimeout(timer);
     }
   }
 }
@@ -240,21 +256,50 @@ async function main(): Promise<Record<string, number>> {
     vipMs.push(performance.now() - s);
   }
 
-  console.log(`network bench: iperf3 ${ROUNDS} x ${SECONDS} s each way (underlay, overlay)`);
+  const pin = (PIN ? `client on CPU ${PIN[0]}, server on CPU ${PIN[1]}` : 'not pinned') + (RT ? ', chrt -f 50' : '');
+  console.log(`network bench: iperf3, ${ROUNDS} rounds of an underlay and an overlay run of ${SECONDS} s (${pin})`);
+  const load = (): string =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
+  // the machine's default, which every namespace starts with; it moves the figure (see docs/worker.md)
+  const cc = (await run('sysctl', ['-n', 'net.ipv4.tcp_congestion_control'], { check: false })).stdout.trim();
+  process.stderr.write(`  load before: ${load()}; TCP congestion control: ${cc || '?'}\n`);
   const under: number[] = [];
   const over: number[] = [];
+  const ratios: number[] = [];
+  const mb = (x: number): number => round(x / 1e6, 1);
+  const overAddr = addrB.split('/')[0] ?? '';
   for (let i = 0; i < ROUNDS; i++) {
-    under.push(await iperf(hb, ha, ub));
-    over.push(await iperf(cb, ca, addrB.split('/')[0] ?? ''));
-    const mb = (x: number | undefined): number => round((x ?? 0) / 1e6, 1);
-    console.log(`  round ${i + 1}: underlay ${mb(under[i])} MB/s, overlay ${mb(over[i])} MB/s`);
+    // the order alternates, so neither path always runs first (a drift in load evens out)
+    let u: number;
+    let o: number;
+    if (i % 2 === 0) {
+      u = await iperf(hb, ha, ub);
+      o = await iperf(cb, ca, overAddr);
+    } else {
+      o = await iperf(cb, ca, overAddr);
+      u = await iperf(hb, ha, ub);
+    }
+    under.push(u);
+    over.push(o);
+    ratios.push(o / u);
+    process.stderr.write(
+      `  round ${i + 1}: underlay ${mb(u)} MB/s, overlay ${mb(o)} MB/s, ratio ${round(o / u)} (load ${load()})\n`,
+    );
   }
+  const sorted = ratios
+    .map((r) => round(r, 2))
+    .sort((a, b) => a - b)
+    .join(' ');
+  const ofMedians = round(median(over) / median(under));
+  process.stderr.write(`  ratios ${sorted}: median ${round(median(ratios))} (median / median: ${ofMedians})\n`);
 
   console.log(`network bench: embedded DNS on loopback, this loop busy in slices of ${DNS_BUSY_MS} ms`);
   const dnsLoop = await dnsLatencies(DNS_QUERIES, 'loop', DNS_BUSY_MS);
   const dns = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS);
   return {
-    overlay_tcp_ratio: round(median(over) / median(under)),
+    overlay_tcp_ratio: round(median(ratios)),
     overlay_mbytes_per_s: round(median(over) / 1e6, 1),
     underlay_mbytes_per_s: round(median(under) / 1e6, 1),
     attach_ms: round(attachMs, 1),

@@ -18,6 +18,11 @@
  *   namespace and a registry (Debian's docker-registry, `startRegistry`) listens there on port
  *   5000; every dockerd has it in `insecure-registries`.
  *
+ * The names are fixed, so one run at a time on the machine: `up()` first takes the machine-wide
+ * lock SWARM_LOCK (machine-lock.ts; a second run waits for it, saying so, or fails with a clear
+ * error), and `down()` releases it. A `down()` without the lock (e.g. Ctrl-C while waiting for it)
+ * removes nothing when another run holds it.
+ *
  * `down()` removes everything, also after a crash of a previous run: processes (recorded
  * pids, checked against their command lines, then anything naming our directories, then what
  * is left in the cgroups `/sbw-hN`: the task containers), mounts
@@ -30,6 +35,7 @@ import { join } from 'node:path';
 import { errnoCode, isProcessAlive, run, sleep } from '@shoal/common';
 import { startRegistry } from '../registry/registry-server.js';
 import { DockerApi } from './docker-api.js';
+import { SWARM_LOCK, acquireMachineLock, lockHolder, tryMachineLock, type LockHandle } from './machine-lock.js';
 
 export const SWARM_RUN = '/run/shoal-bench-swarm';
 export const SWARM_DATA = '/var/lib/shoal-bench-swarm';
@@ -99,6 +105,8 @@ async function killAndWait(pids: number[], signal: NodeJS.Signals, ms: number): 
 
 export class SwarmHosts {
   readonly hosts: SwarmHost[] = [];
+  /** The machine-wide lock, held from up() to down(). */
+  private lock: LockHandle | undefined;
 
   constructor(
     managers: number,
@@ -132,7 +140,9 @@ export class SwarmHosts {
     for (const bin of ['dockerd', 'containerd', 'nsenter', 'unshare'])
       if ((await run('sh', ['-c', `command -v ${bin}`], { check: false })).code !== 0)
         throw new Error(`${bin} not found (Debian docker.io provides dockerd and containerd)`);
-    await this.down(); // a previous run that died leaves nothing behind for this one
+    // before anything is removed or made: another run's hosts have the same names
+    this.lock ??= await acquireMachineLock(SWARM_LOCK, 'the Swarm side', this.progress);
+    await this.removeAll(); // a previous run that died leaves nothing behind for this one
     await mkdir(SWARM_RUN, { recursive: true });
     await mkdir(SWARM_DATA, { recursive: true });
     await ip(['link', 'add', BRIDGE, 'type', 'bridge']);
@@ -301,11 +311,27 @@ export class SwarmHosts {
   }
 
   /**
-   * Removes everything a run (this one or a dead one) made; returns what could not be removed.
-   * Safe to call at any point and more than once.
+   * Removes everything a run (this one or a dead one) made and releases the machine-wide lock;
+   * returns what could not be removed. Safe to call at any point and more than once; while
+   * another run holds the lock it removes nothing.
    */
   async down(): Promise<string[]> {
     for (const h of this.hosts) h.api.close();
+    this.lock ??= await tryMachineLock(SWARM_LOCK);
+    if (!this.lock) {
+      this.progress(`swarm: another run (${lockHolder(SWARM_LOCK)}) holds ${SWARM_LOCK}: left its hosts alone`);
+      return [];
+    }
+    try {
+      return await this.removeAll();
+    } finally {
+      this.lock.release();
+      this.lock = undefined;
+    }
+  }
+
+  /** Removes everything a run made (the lock held); returns what could not be removed. */
+  private async removeAll(): Promise<string[]> {
     // dockerd first (it stops its own work), then containerd, then anything else naming our dirs
     const byKind = (kind: string): number[] => ourProcesses().filter((p) => cmdline(p)?.startsWith(`${kind} `));
     for (const kind of ['dockerd', 'containerd']) {
