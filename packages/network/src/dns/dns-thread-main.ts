@@ -33,6 +33,7 @@ function apply(c: DnsThreadCommand): void {
   switch (c.op) {
     case 'network':
       table.removeNetwork(c.id);
+      table.setNetworkName(c.id, c.name);
       for (const r of c.records) {
         try {
           table.add(r.name, r.address, c.id);

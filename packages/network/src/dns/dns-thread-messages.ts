@@ -23,7 +23,8 @@ export interface DnsThreadRecord {
 
 /** Main thread -> DNS thread. */
 export type DnsThreadCommand =
-  | { op: 'network'; id: string; records: DnsThreadRecord[] }
+  /** A network's records, and its name (for `<name>.<network name>`). */
+  | { op: 'network'; id: string; name?: string; records: DnsThreadRecord[] }
   | { op: 'remove-network'; id: string }
   | { op: 'scope'; client: string; networks: string[] }
   | { op: 'drop-scope'; client: string }

@@ -42,7 +42,7 @@ test('the DNS thread answers while the main loop is blocked, with the names and 
     { name: 'tasks.web', address: '198.19.128.11' },
     { name: 'tasks.web', address: '198.19.128.12' },
   ]);
-  dns.setNetwork('n2', [{ name: 'db', address: '198.19.129.5' }]);
+  dns.setNetwork('n2', [{ name: 'db', address: '198.19.129.5' }], 'backend');
   await dns.settled();
   assert.equal(askBlocking(server, 'web'), 'ENOTFOUND');
   dns.setScope('127.0.0.1', ['n1']);
@@ -59,6 +59,8 @@ test('the DNS thread answers while the main loop is blocked, with the names and 
   r.setServers([server]);
   assert.deepEqual(await r.resolve4('web'), ['198.19.128.20']);
   assert.deepEqual(await r.resolve4('db'), ['198.19.129.5']);
+  // the network's name came with its records: `<name>.<network name>`
+  assert.deepEqual(await r.resolve4('db.backend'), ['198.19.129.5']);
   dns.removeNetwork('n2');
   dns.dropScope('127.0.0.1');
   await dns.settled();

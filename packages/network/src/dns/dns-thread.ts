@@ -97,9 +97,14 @@ export class ThreadedDnsServer {
     return this.bound;
   }
 
-  /** Replaces a network's names. */
-  setNetwork(id: string, records: readonly DnsThreadRecord[]): void {
-    this.send({ op: 'network', id, records: records.map((r) => ({ name: r.name, address: r.address })) });
+  /** Replaces a network's names, and its own name (`<name>.<network name>` resolves). */
+  setNetwork(id: string, records: readonly DnsThreadRecord[], name?: string): void {
+    this.send({
+      op: 'network',
+      id,
+      ...(name ? { name } : {}),
+      records: records.map((r) => ({ name: r.name, address: r.address })),
+    });
   }
 
   removeNetwork(id: string): void {
