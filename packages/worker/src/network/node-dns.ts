@@ -6,7 +6,8 @@
  * listens on the gateway bridge's address in the node's namespace while the bridge exists.
  *
  * The server answers on a thread of its own (ThreadedDnsServer), so queries are not held up by
- * the agent's main loop (syncs, gRPC, a manager's commits in the same process). This class keeps
+ * the agent's main loop (syncs, gRPC, a manager's commits in the same process), at real-time
+ * priority so that other processes on busy CPUs do not hold them up either. This class keeps
  * the names and scopes and sends the thread each change; a new thread (after a failure, or a new
  * gateway address) gets them all again. `settled()` resolves once the thread has what was sent.
  */
@@ -46,6 +47,8 @@ export class NodeDns {
     const server: ThreadedDnsServer = new ThreadedDnsServer({
       upstreams: this.upstreams(),
       logger: this.log,
+      // answers in well under a millisecond on a busy machine (docs/network.md, Benchmark)
+      realtime: true,
       onExit: (err) => this.restart(server, address, port === 0 ? (this.bound?.port ?? 0) : port, err),
     });
     this.bound = await server.listen(address, port);
