@@ -6,8 +6,7 @@
  * listens on the gateway bridge's address in the node's namespace while the bridge exists.
  *
  * The server answers on a thread of its own (ThreadedDnsServer), so queries are not held up by
- * the agent's main loop (syncs, gRPC, a manager's commits in the same process), at real-time
- * priority so that other processes on busy CPUs do not hold them up either. This class keeps
+ * the agent's main loop (syncs, gRPC, a manager's commits in the same process). This class keeps
  * the names and scopes and sends the thread each change; a new thread (after a failure, or a new
  * gateway address) gets them all again. `settled()` resolves once the thread has what was sent.
  */
@@ -47,8 +46,8 @@ export class NodeDns {
     const server: ThreadedDnsServer = new ThreadedDnsServer({
       upstreams: this.upstreams(),
       logger: this.log,
-      // answers in well under a millisecond on a busy machine (docs/network.md, Benchmark)
-      realtime: true,
+      // not `realtime`: on a busy machine it removes the thread's own delay, but the p99 a
+      // container (an ordinary process) sees did not drop (docs/network.md, Benchmark)
       onExit: (err) => this.restart(server, address, port === 0 ? (this.bound?.port ?? 0) : port, err),
     });
     this.bound = await server.listen(address, port);
