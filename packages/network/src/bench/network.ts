@@ -13,9 +13,13 @@
  * - vip_update_ms: replacing a container's VIP table (the step between a task change and new
  *   connections following it);
  * - dns_p50_ms, dns_p99_ms: the embedded DNS server answering A queries on loopback, asked by
- *   another process, on its own thread as the agent runs it, while this thread's loop is kept
- *   busy as a loaded agent's is (BENCH_DNS_BUSY_MS slices, 20); dns_main_loop_p50_ms/p99_ms: the
- *   same with the server on that busy loop (where it ran before), side by side.
+ *   another process, on its own thread as the agent runs it (real-time priority), while this
+ *   thread's loop is kept busy as a loaded agent's is (BENCH_DNS_BUSY_MS slices, 20);
+ *   dns_main_loop_p50_ms/p99_ms: the same with the server on that busy loop (where it ran
+ *   before); dns_default_priority_p50_ms/p99_ms: on its thread at the process's priority (as
+ *   before real-time), side by side. dns_rt_client_p99_ms and dns_rt_client_default_priority_p99_ms:
+ *   the thread real-time or not, the client real-time too (`chrt`), so that what is left is the
+ *   server's own delay.
  *
  * Ends with one JSON line of named figures. Needs root and iperf3.
  */
@@ -156,7 +160,12 @@ async function keepBusy(until: Promise<unknown>, busyMs: number): Promise<void> 
  * busy (slices of `busyMs`): the server on its own thread, as the agent runs it, or (`'loop'`)
  * on this thread's loop, as it ran before.
  */
-async function dnsLatencies(n: number, where: 'thread' | 'loop', busyMs: number): Promise<number[]> {
+async function dnsLatencies(
+  n: number,
+  where: 'thread' | 'loop',
+  busyMs: number,
+  o: { realtime?: boolean; realtimeClient?: boolean } = {},
+): Promise<number[]> {
   const records = Array.from({ length: 1000 }, (_, i) => ({
     name: `svc${i}`,
     address: `198.19.${128 + (i >> 8)}.${i & 255}`,
@@ -164,12 +173,17 @@ async function dnsLatencies(n: number, where: 'thread' | 'loop', busyMs: number)
   let port: number;
   let close: () => Promise<void>;
   if (where === 'thread') {
-    const server = new ThreadedDnsServer();
+    const server = new ThreadedDnsServer({ realtime: o.realtime ?? false });
     port = (await server.listen()).port;
+    if (o.realtime && !server.realtimeSet) throw new Error('the DNS thread could not be made real-time');
     server.setNetwork('n', records);
     server.setScope('127.0.0.1', ['n']);
     await server.settled();
-    close = () => server.close();
+    close = () => {
+      // a thread found busy (a flood) is put back to normal priority: say so, the figure is then not real-time's
+      if (o.realtime && !server.realtimeSet) console.log('  the DNS thread was busy and went back to normal priority');
+      return server.close();
+    };
   } else {
     const table = new DnsTable();
     for (const r of records) table.add(r.name, r.address, 'n');
@@ -180,7 +194,8 @@ async function dnsLatencies(n: number, where: 'thread' | 'loop', busyMs: number)
   const queries: Record<string, string> = {};
   for (let i = 0; i < 1000; i++) queries[`Q${i}`] = encodeQuery(i, `svc${i}`, RR_TYPE.A).toString('hex');
   try {
-    const client = run(process.execPath, ['-e', DNS_CLIENT], {
+    const [file, ...args] = [...(o.realtimeClient ? ['chrt', '--rr', '1'] : []), process.execPath, '-e', DNS_CLIENT];
+    const client = run(file ?? process.execPath, args, {
       env: { ...process.env, ...queries, PORT: String(port), N: String(n) },
     });
     await keepBusy(client, busyMs);
@@ -297,7 +312,10 @@ async function main(): Promise<Record<string, number>> {
 
   console.log(`network bench: embedded DNS on loopback, this loop busy in slices of ${DNS_BUSY_MS} ms`);
   const dnsLoop = await dnsLatencies(DNS_QUERIES, 'loop', DNS_BUSY_MS);
-  const dns = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS);
+  const dnsDefault = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS);
+  const dns = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS, { realtime: true });
+  const rtDefault = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS, { realtimeClient: true });
+  const rt = await dnsLatencies(DNS_QUERIES, 'thread', DNS_BUSY_MS, { realtime: true, realtimeClient: true });
   return {
     overlay_tcp_ratio: round(median(ratios)),
     overlay_mbytes_per_s: round(median(over) / 1e6, 1),
@@ -309,6 +327,10 @@ async function main(): Promise<Record<string, number>> {
     dns_p99_ms: round(quantile(dns, 0.99)),
     dns_main_loop_p50_ms: round(quantile(dnsLoop, 0.5)),
     dns_main_loop_p99_ms: round(quantile(dnsLoop, 0.99)),
+    dns_default_priority_p50_ms: round(quantile(dnsDefault, 0.5)),
+    dns_default_priority_p99_ms: round(quantile(dnsDefault, 0.99)),
+    dns_rt_client_p99_ms: round(quantile(rt, 0.99)),
+    dns_rt_client_default_priority_p99_ms: round(quantile(rtDefault, 0.99)),
   };
 }
 

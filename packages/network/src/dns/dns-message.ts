@@ -70,6 +70,11 @@ export function messageId(buf: Uint8Array): number | undefined {
   return buf.length >= 2 ? ((buf[0] ?? 0) << 8) | (buf[1] ?? 0) : undefined;
 }
 
+/** The RCODE of a message (the low 4 bits of its fourth byte), undefined when it is too short. */
+export function responseCode(buf: Uint8Array): number | undefined {
+  return buf.length >= 4 ? (buf[3] ?? 0) & 0x0f : undefined;
+}
+
 class Reader {
   off = 0;
   constructor(readonly buf: Buffer) {}

@@ -5,12 +5,16 @@
  * 127.0.0.11:53 reaches it (a DNAT in the container's namespace) is the agent's business; here it
  * is a plain UDP socket and a TCP listener.
  *
- * - A name the table has on the client's networks: its addresses (shuffled, so that dnsrr
- *   spreads), TTL 600, authoritative; other types of such a name: no data (NOERROR, no answer).
+ * - A name the table has on the client's networks, or `<name>.<network name>` of one of them
+ *   (DnsTable.resolve): its addresses (shuffled, so that dnsrr spreads), TTL 600,
+ *   authoritative; other types of such a name: no data (NOERROR, no answer).
  * - `d.c.b.a.in-addr.arpa` of an address in the table: PTR to its names.
  * - Anything else: forwarded to at most 3 upstream resolvers in turn (4 s each), over the
  *   transport the query came by, the first answer relayed as it is (a truncated UDP answer too:
- *   the client asks again over TCP); SERVFAIL when none answers, NXDOMAIN when there are none.
+ *   the client asks again over TCP). An upstream that cannot be reached (no route, port
+ *   unreachable, connection refused) fails at once, and one answering SERVFAIL or REFUSED is
+ *   passed over, as Docker's resolver does; SERVFAIL when none answers, NXDOMAIN when there are
+ *   none.
  * - A query that does not parse: FORMERR. Not a plain query (opcode): NOTIMP.
  * - Over UDP an answer holds what fits in 512 bytes (or the client's EDNS size) and has TC set
  *   when records were left out; over TCP (RFC 7766: length-prefixed, several queries per
@@ -28,6 +32,7 @@ import {
   encodeResponse,
   messageId,
   parseQuery,
+  responseCode,
   type DnsAnswer,
   type DnsQuery,
 } from './dns-message.js';
@@ -218,7 +223,7 @@ export class EmbeddedDnsServer {
         type === RR_TYPE.PTR || type === RR_TYPE.ANY ? names.map((n) => this.rr(name, RR_TYPE.PTR, n)) : [];
       return encodeResponse(q, RCODE.NOERROR, answers, true);
     }
-    const addrs = this.options.table.lookup(name, networks);
+    const addrs = this.options.table.resolve(name, networks);
     if (addrs.length === 0) return undefined;
     const answers =
       type === RR_TYPE.A || type === RR_TYPE.ANY ? shuffle(addrs).map((a) => this.rr(name, RR_TYPE.A, a)) : [];
@@ -237,8 +242,18 @@ export class EmbeddedDnsServer {
         transport === 'tcp'
           ? await askOverTcp(up, msg, this.timeoutMs, (a) => this.track(a))
           : await this.ask(up, msg, q.id);
-      if (reply) return reply;
-      this.log.warn({ upstream: `${up.address}:${up.port}`, name: q.question.name }, 'dns upstream did not answer');
+      const upstream = `${up.address}:${up.port}`;
+      if (!reply) {
+        this.log.warn({ upstream, name: q.question.name }, 'dns upstream did not answer');
+        continue;
+      }
+      // a failure (or a refusal, which may pass) of this upstream: the next may know better
+      const rcode = responseCode(reply);
+      if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
+        this.log.debug({ upstream, name: q.question.name, rcode }, 'dns upstream failed the query');
+        continue;
+      }
+      return reply;
     }
     return encodeResponse(q, RCODE.SERVFAIL, [], false);
   }
@@ -248,29 +263,40 @@ export class EmbeddedDnsServer {
     return () => this.aborts.delete(abort);
   }
 
-  /** Sends a query to one upstream; its reply, or undefined on timeout or a socket error. */
+  /**
+   * Sends a query to one upstream on a socket connected to it (only its address can answer, and
+   * an ICMP port unreachable comes back as ECONNREFUSED); its reply, or undefined on timeout or
+   * at once when the upstream cannot be reached (a send or socket error: no route, refused).
+   */
   private ask(up: Upstream, msg: Buffer, id: number): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
       const s = createSocket('udp4');
       this.inflight.add(s);
+      let settled = false;
       const done = (reply: Buffer | undefined): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         if (this.inflight.delete(s)) s.close();
         resolve(reply);
       };
-      const timer = setTimeout(() => done(undefined), this.timeoutMs);
-      s.on('error', (err) => {
-        this.log.debug({ err, upstream: up.address }, 'dns upstream socket error');
+      const failed = (err: Error | null | undefined): void => {
+        if (!err) return;
+        this.log.debug({ err, upstream: `${up.address}:${up.port}` }, 'dns upstream unreachable');
         done(undefined);
+      };
+      const timer = setTimeout(() => done(undefined), this.timeoutMs);
+      s.on('error', failed);
+      s.on('message', (reply) => {
+        if (messageId(reply) === id) done(reply);
       });
-      s.on('message', (reply, rinfo) => {
-        if (rinfo.address === up.address && rinfo.port === up.port && messageId(reply) === id) done(reply);
+      s.on('close', () => done(undefined));
+      // without a callback Node reports no send error at all (ENETUNREACH): the query would wait
+      // for the timeout
+      s.connect(up.port, up.address, (err?: Error) => {
+        if (err) return failed(err);
+        if (!settled) s.send(msg, failed);
       });
-      s.on('close', () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      });
-      s.send(msg, up.port, up.address);
     });
   }
 }

@@ -3,7 +3,8 @@
  * valid on. A container sees only the records of the networks it is on. Names are matched
  * without case and without a trailing dot. The manager/agent fills it: `<service>` -> VIP (or the
  * task addresses with endpoint mode dnsrr), `tasks.<service>` -> task addresses, aliases and
- * hostnames -> the task's address. Pure.
+ * hostnames -> the task's address. A network may have a name: `resolve` then also answers
+ * `<name>.<network name>` (as Docker's resolver does) for clients on that network. Pure.
  */
 import { InvalidDnsNameError } from '../errors.js';
 import { parseIp } from '../ipv4.js';
@@ -26,6 +27,8 @@ export class DnsTable {
   private readonly byName = new Map<string, Map<string, Set<string>>>();
   /** address -> network -> names (for PTR). */
   private readonly byAddress = new Map<string, Map<string, Set<string>>>();
+  /** network -> its name (lower case), for `<name>.<network name>`. */
+  private readonly networkNames = new Map<string, string>();
 
   /** Adds a record; adding it again changes nothing. */
   add(name: string, address: string, network: string): void {
@@ -42,8 +45,15 @@ export class DnsTable {
     drop(this.byAddress, address, network, n);
   }
 
-  /** Removes every record of a network (the network is gone from this node). */
+  /** Names a network (or forgets its name: undefined), so `<name>.<network name>` resolves. */
+  setNetworkName(network: string, name: string | undefined): void {
+    if (name) this.networkNames.set(network, name.toLowerCase());
+    else this.networkNames.delete(network);
+  }
+
+  /** Removes every record of a network, and its name (the network is gone from this node). */
   removeNetwork(network: string): void {
+    this.networkNames.delete(network);
     for (const index of [this.byName, this.byAddress])
       for (const [key, nets] of index) {
         nets.delete(network);
@@ -57,6 +67,31 @@ export class DnsTable {
    */
   lookup(name: string, networks?: ReadonlySet<string>): string[] {
     return collect(this.byName.get(name.toLowerCase().replace(/\.$/, '')), networks);
+  }
+
+  /**
+   * What a client on `networks` (all when undefined) gets for `name`, as Docker's resolver
+   * answers a container: the name itself on any of them; else, for `a.b.c`, `a.b` on the network
+   * named `c`, then `a` on the network named `b.c` (each only when the client is on it).
+   */
+  resolve(name: string, networks?: ReadonlySet<string>): string[] {
+    const n = name.toLowerCase().replace(/\.$/, '');
+    const direct = collect(this.byName.get(n), networks);
+    if (direct.length > 0 || this.networkNames.size === 0) return direct;
+    for (let dot = n.lastIndexOf('.'); dot > 0; dot = n.lastIndexOf('.', dot - 1)) {
+      const nets = this.named(n.slice(dot + 1), networks);
+      if (nets.size === 0) continue;
+      const found = collect(this.byName.get(n.slice(0, dot)), nets);
+      if (found.length > 0) return found;
+    }
+    return [];
+  }
+
+  /** The networks called `name` among `networks` (all when undefined). */
+  private named(name: string, networks?: ReadonlySet<string>): Set<string> {
+    const out = new Set<string>();
+    for (const [id, n] of this.networkNames) if (n === name && (!networks || networks.has(id))) out.add(id);
+    return out;
   }
 
   /** The names of an address on the given networks (for PTR queries). */

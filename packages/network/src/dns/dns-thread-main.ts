@@ -4,11 +4,14 @@
  * Queries are answered on this thread's event loop, so a busy main loop (the agent's syncs, the
  * manager's commits) does not delay them. A client whose address has no scope sees no names.
  */
+import { readlinkSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger, errnoCode, errorMessage } from '@shoal/common';
 import { InvalidDnsNameError } from '../errors.js';
 import { EmbeddedDnsServer } from './dns-server.js';
 import { DnsTable } from './dns-table.js';
+import { BUSY_SHARE, CALM_RATIO, LOAD_PERIOD_MS } from './dns-thread-messages.js';
 import type { DnsThreadCommand, DnsThreadData, DnsThreadEvent } from './dns-thread-messages.js';
 
 if (!parentPort) throw new Error('dns-thread-main runs as a worker thread');
@@ -29,10 +32,39 @@ const server = new EmbeddedDnsServer({
   logger: log,
 });
 
+/** This thread's Linux thread id (`/proc/thread-self` is `<pid>/task/<tid>`), undefined elsewhere. */
+function threadId(): number | undefined {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isInteger(tid) && tid > 0 ? tid : undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Says when this loop becomes busy (a flood of queries) or calm again (BUSY_SHARE, CALM_RATIO). */
+function watchLoad(): void {
+  const busyShare = data.busyShare ?? BUSY_SHARE;
+  const calmShare = busyShare * CALM_RATIO;
+  let last = performance.eventLoopUtilization();
+  let busy = false;
+  setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const share = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    if (busy ? share < calmShare : share > busyShare) {
+      busy = !busy;
+      post({ type: 'load', busy, share });
+    }
+  }, LOAD_PERIOD_MS).unref();
+}
+
 function apply(c: DnsThreadCommand): void {
   switch (c.op) {
     case 'network':
       table.removeNetwork(c.id);
+      table.setNetworkName(c.id, c.name);
       for (const r of c.records) {
         try {
           table.add(r.name, r.address, c.id);
@@ -67,7 +99,9 @@ port.on('message', (c: DnsThreadCommand) => apply(c));
 
 try {
   const bound = await server.listen(data.address, data.port);
-  post({ type: 'listening', address: bound.address, port: bound.port });
+  const tid = threadId();
+  post({ type: 'listening', address: bound.address, port: bound.port, ...(tid ? { tid } : {}) });
+  watchLoad();
 } catch (err) {
   post({ type: 'listen-failed', code: errnoCode(err), message: errorMessage(err) });
   port.close();

@@ -9,7 +9,7 @@
  * forwarded. When the thread dies (it should not), `exited` says why and the caller starts another.
  */
 import { Worker } from 'node:worker_threads';
-import { silentLogger, type Logger } from '@shoal/common';
+import { CommandFailedError, errorMessage, run, silentLogger, type Logger } from '@shoal/common';
 import { DataPlaneError } from '../errors.js';
 import { parseUpstream, type DnsClient } from './dns-server.js';
 import type { DnsThreadCommand, DnsThreadData, DnsThreadEvent, DnsThreadRecord } from './dns-thread-messages.js';
@@ -22,7 +22,24 @@ export interface ThreadedDnsOptions {
   logger?: Logger;
   /** Called when the thread ends without `close()` (with why). */
   onExit?: (err: Error) => void;
+  /**
+   * Run the thread at real-time priority (SCHED_RR, priority 1, by `chrt` on its thread id), so a
+   * query is read the moment it arrives however busy the machine's CPUs are, rather than after
+   * the slices of the processes running there. It only takes CPU when there are queries; the
+   * kernel's real-time throttling (kernel.sched_rt_runtime_us, 95 % by default) still bounds it.
+   * A thread busy more than half of a second (a flood of queries) goes back to the process's
+   * priority until it is calm again, so a flood cannot hold a CPU above everything else. When
+   * it cannot be set (no chrt, no CAP_SYS_NICE) the thread runs at the process's priority, with a
+   * warning.
+   */
+  realtime?: boolean;
+  /** The share of a second answering above which a real-time thread is busy (default BUSY_SHARE, 0.5). */
+  busyShare?: number;
 }
+
+/** The real-time policy and priority of the DNS thread (the lowest real-time priority). */
+const REALTIME_ARGS = ['--rr', '-p', '1'];
+const NORMAL_ARGS = ['--other', '-p', '0'];
 
 /** How long a closing thread may take to end on its own. */
 const CLOSE_GRACE_MS = 5000;
@@ -35,6 +52,8 @@ export class ThreadedDnsServer {
   private readonly waiting = new Map<number, () => void>();
   private closing: Promise<void> | undefined;
   private readonly log: Logger;
+  /** The thread's Linux thread id while it runs (undefined where /proc does not tell it). */
+  tid: number | undefined;
   /** Why the thread ended without being closed (an error), once it has. */
   exited: Error | undefined;
 
@@ -56,6 +75,7 @@ export class ThreadedDnsServer {
       ...(this.options.forwardTimeoutMs !== undefined ? { forwardTimeoutMs: this.options.forwardTimeoutMs } : {}),
       logLevel: this.log.level,
       logBindings: bindings,
+      ...(this.options.busyShare !== undefined ? { busyShare: this.options.busyShare } : {}),
     };
     const w = new Worker(ENTRY, { workerData: data, name: 'shoal-dns' });
     this.worker = w;
@@ -64,10 +84,14 @@ export class ThreadedDnsServer {
       w.on('message', (e: DnsThreadEvent) => {
         if (e.type === 'listening') {
           started = true;
-          this.bound = { address: e.address, port: e.port };
-          resolve(this.bound);
+          const bound = { address: e.address, port: e.port };
+          this.bound = bound;
+          this.tid = e.tid;
+          void this.prioritise(e.tid).then(() => resolve(bound));
         } else if (e.type === 'listen-failed') {
           reject(new DataPlaneError(`the DNS server cannot listen on ${address}:${port}: ${e.message}`));
+        } else if (e.type === 'load') {
+          void this.onLoad(e.busy, e.share);
         } else if (e.type === 'settled') {
           const done = this.waiting.get(e.seq);
           this.waiting.delete(e.seq);
@@ -83,6 +107,9 @@ export class ThreadedDnsServer {
       w.once('exit', (code) => {
         this.worker = undefined;
         this.bound = undefined;
+        this.tid = undefined;
+        this.realtimeSet = false;
+        this.demoted = false;
         if (!this.closing && !this.exited) this.exited = new DataPlaneError(`the DNS thread exited (${code})`);
         if (!started) reject(this.exited ?? new DataPlaneError(`the DNS thread exited (${code})`));
         else if (!this.closing && this.exited) this.options.onExit?.(this.exited);
@@ -92,14 +119,66 @@ export class ThreadedDnsServer {
     });
   }
 
+  /** Whether the thread runs at real-time priority (`realtime` asked for, and set). */
+  realtimeSet = false;
+
+  /** Whether the thread was put back to the process's priority while busy (a flood). */
+  private demoted = false;
+
+  private async prioritise(tid: number | undefined): Promise<void> {
+    if (!this.options.realtime) return;
+    if (tid === undefined) return void this.log.warn('the DNS thread has no thread id here: not real-time');
+    if (await this.chrt(tid, REALTIME_ARGS)) {
+      this.realtimeSet = true;
+      this.log.debug({ tid }, 'the DNS thread runs at real-time priority (SCHED_RR 1)');
+    }
+  }
+
+  /**
+   * A busy real-time thread (a flood of queries) goes back to the process's priority, so it
+   * shares the CPU as any other; once calm it is real-time again.
+   */
+  private async onLoad(busy: boolean, share: number): Promise<void> {
+    const tid = this.tid;
+    if (tid === undefined) return;
+    if (busy && this.realtimeSet) {
+      this.realtimeSet = false;
+      this.demoted = true;
+      this.log.warn({ tid, share }, 'the DNS thread is busy (a flood of queries?): no longer real-time');
+      await this.chrt(tid, NORMAL_ARGS);
+    } else if (!busy && this.demoted) {
+      this.demoted = false;
+      if (await this.chrt(tid, REALTIME_ARGS)) {
+        this.realtimeSet = true;
+        this.log.info({ tid, share }, 'the DNS thread is calm again: real-time');
+      }
+    }
+  }
+
+  private async chrt(tid: number, args: readonly string[]): Promise<boolean> {
+    try {
+      await run('chrt', [...args, String(tid)]);
+      return this.tid === tid;
+    } catch (err) {
+      if (!(err instanceof CommandFailedError)) throw err;
+      if (this.tid === tid) this.log.warn({ tid, err: errorMessage(err) }, 'the DNS thread priority could not be set');
+      return false;
+    }
+  }
+
   /** Where it listens, while the thread runs. */
   get listening(): DnsClient | undefined {
     return this.bound;
   }
 
-  /** Replaces a network's names. */
-  setNetwork(id: string, records: readonly DnsThreadRecord[]): void {
-    this.send({ op: 'network', id, records: records.map((r) => ({ name: r.name, address: r.address })) });
+  /** Replaces a network's names, and its own name (`<name>.<network name>` resolves). */
+  setNetwork(id: string, records: readonly DnsThreadRecord[], name?: string): void {
+    this.send({
+      op: 'network',
+      id,
+      ...(name ? { name } : {}),
+      records: records.map((r) => ({ name: r.name, address: r.address })),
+    });
   }
 
   removeNetwork(id: string): void {

@@ -85,6 +85,43 @@ test('the table answers per network, without duplicates, and forgets removed rec
   assert.equal(t.size, 1);
 });
 
+test("<name>.<network name> resolves on that network only, in Docker's order", () => {
+  const t = new DnsTable();
+  t.add('web', '198.19.128.10', 'id1');
+  t.add('tasks.web', '198.19.128.11', 'id1');
+  t.add('web', '198.19.129.10', 'id2');
+  t.add('db', '198.19.130.5', 'id3');
+  t.setNetworkName('id1', 'Tools');
+  t.setNetworkName('id2', 'back.end');
+  t.setNetworkName('id3', 'other');
+  const both = new Set(['id1', 'id2']);
+  assert.deepEqual(t.resolve('web.tools', both), ['198.19.128.10']);
+  assert.deepEqual(t.resolve('WEB.Tools.', both), ['198.19.128.10']);
+  assert.deepEqual(t.resolve('tasks.web.tools', both), ['198.19.128.11']);
+  // a network name with a dot: `a` on network `b.c`
+  assert.deepEqual(t.resolve('web.back.end', both), ['198.19.129.10']);
+  // the plain name first, on every network of the client
+  assert.deepEqual(t.resolve('web', both).sort(), ['198.19.128.10', '198.19.129.10']);
+  // a network the client is not on, or a name that network does not have: nothing
+  assert.deepEqual(t.resolve('db.other', both), []);
+  assert.deepEqual(t.resolve('db.other', new Set(['id3'])), ['198.19.130.5']);
+  assert.deepEqual(t.resolve('web.other', new Set(['id1', 'id3'])), []);
+  assert.deepEqual(t.resolve('tools', both), []);
+  assert.deepEqual(t.resolve('nosuch.tools', both), []);
+  // a full name the table has wins over the split (Docker tries it first)
+  t.add('web.tools', '198.19.128.99', 'id2');
+  assert.deepEqual(t.resolve('web.tools', both), ['198.19.128.99']);
+  // a network that is gone (or renamed) no longer answers to its name
+  t.removeNetwork('id2');
+  assert.deepEqual(t.resolve('web.tools', both), ['198.19.128.10']);
+  assert.deepEqual(t.resolve('web.back.end', both), []);
+  t.setNetworkName('id1', 'renamed');
+  assert.deepEqual(t.resolve('web.tools', both), []);
+  assert.deepEqual(t.resolve('web.renamed', both), ['198.19.128.10']);
+  t.setNetworkName('id1', undefined);
+  assert.deepEqual(t.resolve('web.renamed', both), []);
+});
+
 test("the container's resolv.conf points at 127.0.0.11; the host's resolvers are forwarded to", () => {
   const host =
     '# generated\nsearch corp.example lab.example\nnameserver 198.18.0.53\nnameserver ::1\noptions ndots:2\n';

@@ -382,7 +382,8 @@ export class NetworkController {
       else await this.ingress.detach(this.overlay);
     });
     // DNS records
-    for (const [id, state] of this.states) if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state));
+    for (const [id, state] of this.states)
+      if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state), state.Network?.Spec?.Name);
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
     const dnsSettled = this.dns.settled(); // the DNS thread answers with them (awaited below)
     // VIPs of each sandbox (each in its own namespace: all at once)

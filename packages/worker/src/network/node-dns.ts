@@ -19,8 +19,8 @@ export class NodeDns {
   private readonly scopes = new Map<string, ReadonlySet<string>>();
   private server: ThreadedDnsServer | undefined;
   private bound: DnsClient | undefined;
-  /** Per network: its records (valid names only) and their JSON (to skip unchanged updates). */
-  private readonly records = new Map<string, { key: string; records: DnsRecord[] }>();
+  /** Per network: its name, its records (valid names only) and their JSON (to skip unchanged updates). */
+  private readonly records = new Map<string, { key: string; name: string | undefined; records: DnsRecord[] }>();
 
   constructor(
     private readonly upstreams: () => string[],
@@ -46,11 +46,13 @@ export class NodeDns {
     const server: ThreadedDnsServer = new ThreadedDnsServer({
       upstreams: this.upstreams(),
       logger: this.log,
+      // not `realtime`: on a busy machine it removes the thread's own delay, but the p99 a
+      // container (an ordinary process) sees did not drop (docs/network.md, Benchmark)
       onExit: (err) => this.restart(server, address, port === 0 ? (this.bound?.port ?? 0) : port, err),
     });
     this.bound = await server.listen(address, port);
     this.server = server;
-    for (const [id, r] of this.records) server.setNetwork(id, r.records);
+    for (const [id, r] of this.records) server.setNetwork(id, r.records, r.name);
     for (const [client, networks] of this.scopes) server.setScope(client, networks);
     this.log.info({ address: this.bound.address, port: this.bound.port }, 'embedded DNS server listening');
     return this.bound;
@@ -81,9 +83,12 @@ export class NodeDns {
     this.server?.dropScope(clientAddress);
   }
 
-  /** Replaces a network's records (names that are not host names are skipped, with a warning). */
-  setNetwork(networkId: string, records: readonly DnsRecord[]): void {
-    const key = JSON.stringify(records);
+  /**
+   * Replaces a network's records (names that are not host names are skipped, with a warning) and
+   * its name, so `<record>.<network name>` resolves too.
+   */
+  setNetwork(networkId: string, records: readonly DnsRecord[], name?: string): void {
+    const key = JSON.stringify([name, records]);
     if (this.records.get(networkId)?.key === key) return;
     const valid: DnsRecord[] = [];
     for (const r of records) {
@@ -95,8 +100,8 @@ export class NodeDns {
         this.log.warn({ network: networkId, name: r.name, err: errorMessage(err) }, 'DNS name skipped');
       }
     }
-    this.records.set(networkId, { key, records: valid });
-    this.server?.setNetwork(networkId, valid);
+    this.records.set(networkId, { key, name, records: valid });
+    this.server?.setNetwork(networkId, valid, name);
   }
 
   removeNetwork(networkId: string): void {
