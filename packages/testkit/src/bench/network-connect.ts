@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, unary } from '@shoal/api';
@@ -23,7 +23,7 @@ import { run } from '@shoal/common';
 import { TestImages } from '../images/build-test-images.js';
 import { pushTestImages } from '../images/push-test-images.js';
 import { labDown } from '../lab/lab-down.js';
-import { hostSocketUrl, labCluster } from '../lab/lab-shoald.js';
+import { hostSocketUrl, labCluster, shoaldPaths } from '../lab/lab-shoald.js';
 import { readLabState } from '../lab/lab-state.js';
 import { labUp } from '../lab/lab-up.js';
 import { round } from './stats.js';
@@ -94,18 +94,71 @@ async function dataPlaneFigures(): Promise<Record<string, unknown>> {
   return JSON.parse(last) as Record<string, unknown>;
 }
 
-async function runningTimestamp(socket: string, service: string): Promise<number | undefined> {
+async function runningTask(socket: string, service: string): Promise<{ id: string; at: number } | undefined> {
   const c = new ControlClient(socket, credentials.createInsecure());
   try {
     const tasks = (await unary(c.listTasks.bind(c), { Filters: {} }, { deadline: Date.now() + 10_000 })).Tasks ?? [];
     const t = tasks.find((x) => x.ServiceName === service && x.Status?.State === 'running');
-    return t?.Status?.Timestamp ? Date.parse(t.Status.Timestamp) : undefined;
+    return t?.Status?.Timestamp ? { id: t.ID ?? '', at: Date.parse(t.Status.Timestamp) } : undefined;
   } finally {
     c.close();
   }
 }
 
-async function connectAfterRunning(): Promise<number[]> {
+async function runningTimestamp(socket: string, service: string): Promise<number | undefined> {
+  return (await runningTask(socket, service))?.at;
+}
+
+/** The JSON lines of a shoald log with this message. */
+function logLines(path: string, msg: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.includes(msg)) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o['msg'] === msg) out.push(o);
+    } catch (err) {
+      if (err instanceof SyntaxError) continue; // a line being written
+      throw err;
+    }
+  }
+  return out;
+}
+
+/**
+ * Where one sample's time went, in ms from the task's RUNNING timestamp (h2's worker): `committed`
+ * (the leader, on h1, saw RUNNING committed), `received` (h1's agent got the network state that
+ * says so), `dns` / `vip` (h1's sync had the DNS thread updated / the client's VIP table applied),
+ * `reached` (the prober's first connection). From the daemons' `task start trace` and
+ * `network sync trace` lines.
+ */
+type Step = 'committed' | 'received' | 'sync' | 'vip' | 'reached';
+const STEPS: readonly Step[] = ['committed', 'received', 'sync', 'vip', 'reached'];
+
+function breakdown(logH1: string, taskId: string, running: number, reached: number): Partial<Record<Step, number>> {
+  const out: Partial<Record<Step, number>> = { reached: reached - running };
+  const m = logLines(logH1, 'task start trace').find((o) => o['task'] === taskId);
+  const steps = m?.['steps'] as Record<string, number> | undefined;
+  const committedAt = m && steps?.['running'] !== undefined ? Number(m['at']) + steps['running'] : undefined;
+  if (committedAt !== undefined) out.committed = committedAt - running;
+  // the first sync on h1 after the commit that applied a VIP table (the client's: nothing else changes)
+  const sync = logLines(logH1, 'network sync trace').find(
+    (o) => Number(o['received']) >= (committedAt ?? running) && Number(o['vipTables']) > 0,
+  );
+  if (sync) {
+    out.received = Number(sync['received']) - running;
+    out.sync = Number(sync['start']) - running;
+    if (sync['vip'] !== undefined) out.vip = Number(sync['vip']) - running;
+  }
+  return out;
+}
+
+interface Samples {
+  samples: number[];
+  steps: Partial<Record<Step, number>>[];
+}
+
+async function connectAfterRunning(): Promise<Samples> {
   log(`lab ${lab} of 2`);
   await labUp({ name: lab, hosts: 2 });
   await labCluster({ name: lab, managers: 1 });
@@ -139,7 +192,9 @@ async function connectAfterRunning(): Promise<number[]> {
   const sandbox = readdirSync('/run/netns').find((n) => n.startsWith('shoal-t-') && n.endsWith(suffix));
   if (!sandbox) throw new Error(`no sandbox of the client task ${clientId}`);
   const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
+  const logH1 = shoaldPaths(state.hosts[0]).log;
   const samples: number[] = [];
+  const steps: Partial<Record<Step, number>>[] = [];
   for (let i = 0; i < SAMPLES; i++) {
     const name = `tgt${i}`;
     const prober = spawn('nsenter', [`--net=/run/netns/${sandbox}`, '--', process.execPath, '-e', PROBER], {
@@ -152,13 +207,16 @@ async function connectAfterRunning(): Promise<number[]> {
     await cli('h1', ['service', 'create', '-d', '--name', name, '--network', 'benchnet', ...on('h2'), image, ...httpd]);
     await done;
     const reached = Number(out.trim());
-    const running = await runningTimestamp(socket, name);
-    if (!Number.isFinite(reached) || running === undefined) throw new Error(`sample ${i}: ${out.trim()}`);
+    const task = await runningTask(socket, name);
+    if (!Number.isFinite(reached) || task === undefined) throw new Error(`sample ${i}: ${out.trim()}`);
+    const running = task.at;
     samples.push(reached - running);
-    log(`sample ${i}: ${reached - running} ms`);
+    const b = breakdown(logH1, task.id, running, reached);
+    steps.push(b);
+    log(`sample ${i}: ${reached - running} ms (${STEPS.map((k) => `${k} ${b[k] ?? '?'}`).join(', ')})`);
     await cli('h1', ['service', 'rm', name]);
   }
-  return samples;
+  return { samples, steps };
 }
 
 let cleaned = false;
@@ -174,12 +232,19 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 
 try {
   const figures = await dataPlaneFigures();
-  const samples = await connectAfterRunning();
+  const { samples, steps } = await connectAfterRunning();
+  const perStep = Object.fromEntries(
+    STEPS.filter((k) => k !== 'reached').map((k) => {
+      const xs = steps.map((s) => s[k]).filter((x): x is number => x !== undefined);
+      return [`connect_step_${k}_ms`, xs.length > 0 ? round(median(xs)) : null];
+    }),
+  );
   console.log(
     JSON.stringify({
       ...figures,
       connect_after_running_ms: round(median(samples)),
       connect_after_running_max_ms: round(Math.max(...samples)),
+      ...perStep,
     }),
   );
 } finally {
