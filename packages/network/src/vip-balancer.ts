@@ -6,7 +6,8 @@
  * NAT is needed. All ports of the VIP are balanced, as Docker's VIP does. A VIP without tasks
  * refuses connections at once (ICMP host unreachable) instead of letting them time out.
  *
- * `apply` replaces the whole table in one `nft -f` transaction, so an update (a task stopped,
+ * `apply` replaces the whole table in one nftables transaction (through the node's `NftHelper`,
+ * or `nft -f`), so an update (a task stopped,
  * started, turned unhealthy) takes effect for the next connection, with no moment where the VIP
  * has no rules.
  *
@@ -22,6 +23,7 @@ import { existsSync } from 'node:fs';
 import { DataPlaneError, InvalidAddressError } from './errors.js';
 import { formatIp, parseIp } from './ipv4.js';
 import { NetlinkCli } from './netlink-cli.js';
+import { spawnNft, type NftRunner } from './nft-helper.js';
 import { SerialQueue } from './serial-queue.js';
 
 export const VIP_TABLE = 'shoal_vip';
@@ -106,8 +108,15 @@ export class VipBalancer {
   private readonly ns: NetlinkCli;
   private readonly queue = new SerialQueue();
 
-  /** @param containerNetns a path, or a name in /run/netns */
-  constructor(containerNetns: string) {
+  /**
+   * @param containerNetns a path, or a name in /run/netns
+   * @param nft what applies the table: the node's `NftHelper` (no process per update), or by
+   *   default `nsenter nft -f` per update
+   */
+  constructor(
+    containerNetns: string,
+    private readonly nft: NftRunner = spawnNft,
+  ) {
     const path = containerNetns.includes('/') ? containerNetns : `${NETNS_DIR}/${containerNetns}`;
     this.ns = new NetlinkCli(path);
     this.path = path;
@@ -120,7 +129,14 @@ export class VipBalancer {
     const script = vipRules(services);
     await this.serial(async () => {
       if (!existsSync(this.path)) throw new DataPlaneError(`container network namespace ${this.path} does not exist`);
-      await this.ns.exec('nft', ['-f', '-'], script);
+      await this.nft.apply(this.path, script);
+    });
+  }
+
+  /** The namespace goes: the nft helper lets go of it (after the updates queued). */
+  forget(): Promise<void> {
+    return this.serial(async () => {
+      await this.nft.forget?.(this.path);
     });
   }
 
