@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { isProcessAlive, run, sleep } from '@shoal/common';
-import { DataPlaneError, NftHelper, defaultNftHelperPath, vipRules } from './index.js';
+import { DataPlaneError, NftHelper, VipBalancer, defaultNftHelperPath, vipRules } from './index.js';
 
 function cleanups(t: { after: (fn: () => Promise<void>) => void }): (fn: () => Promise<unknown>) => void {
   const fns: (() => Promise<unknown>)[] = [];
@@ -167,4 +167,33 @@ test('nft helper: where it cannot run, scripts go through nft', async (t) => {
   assert.equal(helper.pid, undefined);
   assert.match(await vipTable(ns), /dnat to 198\.18\.250\.4/);
   await helper.forget(ns); // nothing held: fine
+});
+
+/** Sockets a process holds besides its stdio (the helper's: one per namespace it holds). */
+function socketsBeyondStdio(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`)
+    .filter((fd) => Number(fd) > 2)
+    .map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`))
+    .filter((l) => l.startsWith('socket:'));
+}
+
+test('VIP balancer on the helper: after forget() no update reaches the namespace, the helper holds none', async (t) => {
+  const cleanup = cleanups(t);
+  const tag = randomBytes(3).toString('hex');
+  const ns = await netns(`shoal-nfth-${tag}-v`, cleanup);
+  const helper = new NftHelper();
+  cleanup(() => helper.close());
+  const vip = new VipBalancer(ns, helper);
+  await vip.apply([{ vip: '198.18.250.1', backends: ['198.18.250.5'] }]);
+  const pid = helper.pid;
+  assert.ok(pid !== undefined);
+  assert.equal(socketsBeyondStdio(pid).length, 1, 'the helper holds a socket in the namespace');
+  assert.match(await vipTable(ns), /dnat to 198\.18\.250\.5/);
+  // an update queued behind forget() (a sync racing the sandbox's removal) is refused
+  const forgotten = vip.forget();
+  const late = vip.apply([{ vip: '198.18.250.1', backends: ['198.18.250.6'] }]);
+  await forgotten;
+  await assert.rejects(late, DataPlaneError);
+  assert.deepEqual(socketsBeyondStdio(pid), [], 'nothing held in the namespace after forget');
+  assert.match(await vipTable(ns), /dnat to 198\.18\.250\.5/);
 });

@@ -123,19 +123,26 @@ export class VipBalancer {
   }
 
   readonly path: string;
+  /** forget() was called: the namespace is going, nothing is applied there any more. */
+  private gone = false;
 
   /** Replaces the container's VIP rules with these services (atomically). */
   async apply(services: readonly VipService[]): Promise<void> {
     const script = vipRules(services);
     await this.serial(async () => {
-      if (!existsSync(this.path)) throw new DataPlaneError(`container network namespace ${this.path} does not exist`);
+      if (this.gone || !existsSync(this.path))
+        throw new DataPlaneError(`container network namespace ${this.path} does not exist`);
       await this.nft.apply(this.path, script);
     });
   }
 
-  /** The namespace goes: the nft helper lets go of it (after the updates queued). */
+  /**
+   * The namespace goes: the nft helper lets go of it, after the updates queued before; later ones
+   * are refused (they would make the helper hold the namespace again).
+   */
   forget(): Promise<void> {
     return this.serial(async () => {
+      this.gone = true;
       await this.nft.forget?.(this.path);
     });
   }
