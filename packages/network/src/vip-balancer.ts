@@ -7,9 +7,8 @@
  * refuses connections at once (ICMP host unreachable) instead of letting them time out.
  *
  * `apply` replaces the whole table in one nftables transaction (through the node's `NftHelper`,
- * or `nft -f`), so an update (a task stopped,
- * started, turned unhealthy) takes effect for the next connection, with no moment where the VIP
- * has no rules.
+ * or `nft -f`), so an update (a task stopped, started, turned unhealthy) takes effect for the
+ * next connection, with no moment where the VIP has no rules.
  *
  * Conntrack only where NAT needs it: a nat chain turns conntrack on for every packet of the
  * namespace, which costs bulk overlay traffic about a sixth of its throughput. So TCP and UDP
