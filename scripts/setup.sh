@@ -18,7 +18,8 @@ start=$(date +%s)
 # Debian packages, one reason each:
 #   runc            the container runtime the engine drives
 #   iproute2        ip/bridge/tc: lab namespaces, veths, bridges, VXLAN, netem
-#   nftables        VIP load balancing and lab forwarding rules (no IPVS in these kernels)
+#   nftables        VIP load balancing and lab forwarding rules (no IPVS in these kernels); its
+#                   libnftables1 is what the node's nft helper (shoal-nft) loads
 #   busybox-static  offline test images and in-namespace tools (ping, nc, httpd)
 #   docker-registry a real OCI distribution registry for labs and tests
 #   etcd-server etcd-client  the yardstick in the raft benchmark (and the etcd store backend)
@@ -28,7 +29,7 @@ start=$(date +%s)
 #   iputils-ping    ping with timing output for the lab tests
 #   psmisc procps   fuser/pkill/ps for cleanup of crashed labs
 #   kmod            modprobe of overlay/vxlan where the kernel has modules
-#   gcc libc6-dev   builds the tiny per-container monitor (shim)
+#   gcc libc6-dev   builds the tiny per-container monitor (shim) and the node's nft helper
 #   util-linux      nsenter, unshare, mount
 #   openssl apache2-utils  test token server signing, htpasswd for registry auth tests
 #   python3-minimal the lab's delay relay where the kernel has no netem qdisc

@@ -18,12 +18,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AssignmentChange, Network, NetworkState, Task, TaskStatusUpdate } from '@shoal/api';
-import { run } from '@shoal/common';
+import { ignoreErrno, isProcessAlive, run } from '@shoal/common';
 import { Cgroup } from '@shoal/engine/internal';
 import { NetworkAllocator } from '@shoal/network';
 import { LabNotFoundError, labDown, labUp, pushTestImages, TestImages } from '@shoal/testkit';
@@ -133,6 +133,11 @@ class TestNode {
     await exited;
   }
 
+  /** The node's process (nsenter execs node: the same process). */
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
   kill(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
@@ -160,6 +165,29 @@ async function fetchText(node: TestNode, task: Task, host: string, port = 80): P
     .join('\n\n')
     .trim();
   return r.exitCode === 0 && /^HTTP\/1\.[01] /.test(r.output) ? body : `error ${r.exitCode}: ${r.output.trim()}`;
+}
+
+/** The node's nft helper: a `shoal-nft` child of its process, if one runs. */
+function nftHelperOf(n: TestNode): number | undefined {
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    let stat: string | undefined;
+    try {
+      stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    } catch (err) {
+      ignoreErrno('ENOENT', 'ESRCH')(err); // the process ended meanwhile
+    }
+    const m = stat === undefined ? null : /^\d+ \((.*)\) \S+ (\d+) /.exec(stat);
+    if (m?.[1] === 'shoal-nft' && Number(m[2]) === n.pid) return Number(p);
+  }
+  return undefined;
+}
+
+/** Sockets a process holds besides its stdio: the helper's are one per namespace it holds. */
+function socketsBeyondStdio(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`)
+    .filter((fd) => Number(fd) > 2)
+    .map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`))
+    .filter((l) => l.startsWith('socket:'));
 }
 
 function netnsNames(): string[] {
@@ -321,6 +349,11 @@ test(
     const after1 = new Set<string>();
     for (let i = 0; i < 8; i++) after1.add(await fetchText(n1, client, vipIp));
     assert.deepEqual([...after1], ['web-one'], 'no connection goes to a task the state says is not running');
+    // the VIP updates went through the node's nft helper (no process per update), which holds
+    // the client's namespace
+    const helper1 = nftHelperOf(n1);
+    assert.ok(helper1 !== undefined, 'node 1 applies VIP tables through its nft helper');
+    assert.notDeepEqual(socketsBeyondStdio(helper1), [], 'the helper keeps a socket in the sandbox');
 
     // egress: the lab registry is outside the overlays; the internal network has no way there
     const [regHost = '', regPort = ''] = s.registry.addr.split(':');
@@ -385,5 +418,9 @@ test(
       const tables = await run('nsenter', [`--net=${ns}`, '--', 'nft', 'list', 'tables']);
       assert.doesNotMatch(tables.stdout, /shoal_/, `nft tables left on ${h.name}`);
     }
+    // the helper let the removed sandboxes' namespaces go, and it ends with the agent
+    assert.deepEqual(socketsBeyondStdio(helper1), [], 'the nft helper holds no namespace of a removed sandbox');
+    await n1.stop();
+    assert.ok(!isProcessAlive(helper1), 'the nft helper ended with the agent');
   },
 );

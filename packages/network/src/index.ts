@@ -75,6 +75,7 @@ export {
   type GatewayAttachRequest,
   type GatewayAttachment,
 } from './gateway-bridge.js';
+export { NftHelper, defaultNftHelperPath, spawnNft, type NftRunner, type NftHelperOptions } from './nft-helper.js';
 export { VipBalancer, vipRules, VIP_TABLE, type VipService } from './vip-balancer.js';
 export { SerialQueue } from './serial-queue.js';
 export {

@@ -6,9 +6,9 @@
  * NAT is needed. All ports of the VIP are balanced, as Docker's VIP does. A VIP without tasks
  * refuses connections at once (ICMP host unreachable) instead of letting them time out.
  *
- * `apply` replaces the whole table in one `nft -f` transaction, so an update (a task stopped,
- * started, turned unhealthy) takes effect for the next connection, with no moment where the VIP
- * has no rules.
+ * `apply` replaces the whole table in one nftables transaction (through the node's `NftHelper`,
+ * or `nft -f`), so an update (a task stopped, started, turned unhealthy) takes effect for the
+ * next connection, with no moment where the VIP has no rules.
  *
  * Conntrack only where NAT needs it: a nat chain turns conntrack on for every packet of the
  * namespace, which costs bulk overlay traffic about a sixth of its throughput. So TCP and UDP
@@ -22,6 +22,7 @@ import { existsSync } from 'node:fs';
 import { DataPlaneError, InvalidAddressError } from './errors.js';
 import { formatIp, parseIp } from './ipv4.js';
 import { NetlinkCli } from './netlink-cli.js';
+import { spawnNft, type NftRunner } from './nft-helper.js';
 import { SerialQueue } from './serial-queue.js';
 
 export const VIP_TABLE = 'shoal_vip';
@@ -106,21 +107,42 @@ export class VipBalancer {
   private readonly ns: NetlinkCli;
   private readonly queue = new SerialQueue();
 
-  /** @param containerNetns a path, or a name in /run/netns */
-  constructor(containerNetns: string) {
+  /**
+   * @param containerNetns a path, or a name in /run/netns
+   * @param nft what applies the table: the node's `NftHelper` (no process per update), or by
+   *   default `nsenter nft -f` per update
+   */
+  constructor(
+    containerNetns: string,
+    private readonly nft: NftRunner = spawnNft,
+  ) {
     const path = containerNetns.includes('/') ? containerNetns : `${NETNS_DIR}/${containerNetns}`;
     this.ns = new NetlinkCli(path);
     this.path = path;
   }
 
   readonly path: string;
+  /** forget() was called: the namespace is going, nothing is applied there any more. */
+  private gone = false;
 
   /** Replaces the container's VIP rules with these services (atomically). */
   async apply(services: readonly VipService[]): Promise<void> {
     const script = vipRules(services);
     await this.serial(async () => {
-      if (!existsSync(this.path)) throw new DataPlaneError(`container network namespace ${this.path} does not exist`);
-      await this.ns.exec('nft', ['-f', '-'], script);
+      if (this.gone || !existsSync(this.path))
+        throw new DataPlaneError(`container network namespace ${this.path} does not exist`);
+      await this.nft.apply(this.path, script);
+    });
+  }
+
+  /**
+   * The namespace goes: the nft helper lets go of it, after the updates queued before; later ones
+   * are refused (they would make the helper hold the namespace again).
+   */
+  forget(): Promise<void> {
+    return this.serial(async () => {
+      this.gone = true;
+      await this.nft.forget?.(this.path);
     });
   }
 

@@ -7,7 +7,13 @@
  *   127.0.0.11 is the embedded DNS server) asks for the service's name every 2 ms and opens a
  *   TCP connection to each answer, never waiting for an earlier query or connection; the figure is the time from the task's RUNNING (its status timestamp,
  *   written by h2's worker) to the first connection that succeeds (median of the samples; same
- *   machine, same clock).
+ *   machine, same clock). The service is in VIP mode (the default).
+ * - connect_after_running_dnsrr_ms: the same with `--endpoint-mode dnsrr` (the mode Swarm was
+ *   measured in: its VIPs need IPVS).
+ * - connect_step_<step>_ms (VIP mode, medians, ms after RUNNING): `committed` (the leader on h1 saw
+ *   RUNNING committed), `received` (h1's agent got the network state saying so), `sync` (its
+ *   network sync started), `vip` (the client's VIP table applied), from the daemons' `task start
+ *   trace` and `network sync trace` log lines; each sample's steps go to stderr.
  *
  * `BENCH_CONNECT_SAMPLES` (5) sets the samples; `--no-dataplane` skips the data-plane part.
  * Progress on stderr; one JSON line on stdout. Everything made is removed at the end, also on a
@@ -15,7 +21,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { ControlClient, unary } from '@shoal/api';
@@ -23,7 +29,7 @@ import { run } from '@shoal/common';
 import { TestImages } from '../images/build-test-images.js';
 import { pushTestImages } from '../images/push-test-images.js';
 import { labDown } from '../lab/lab-down.js';
-import { hostSocketUrl, labCluster } from '../lab/lab-shoald.js';
+import { hostSocketUrl, labCluster, shoaldPaths } from '../lab/lab-shoald.js';
 import { readLabState } from '../lab/lab-state.js';
 import { labUp } from '../lab/lab-up.js';
 import { round } from './stats.js';
@@ -94,18 +100,79 @@ async function dataPlaneFigures(): Promise<Record<string, unknown>> {
   return JSON.parse(last) as Record<string, unknown>;
 }
 
-async function runningTimestamp(socket: string, service: string): Promise<number | undefined> {
+async function runningTask(socket: string, service: string): Promise<{ id: string; at: number } | undefined> {
   const c = new ControlClient(socket, credentials.createInsecure());
   try {
     const tasks = (await unary(c.listTasks.bind(c), { Filters: {} }, { deadline: Date.now() + 10_000 })).Tasks ?? [];
     const t = tasks.find((x) => x.ServiceName === service && x.Status?.State === 'running');
-    return t?.Status?.Timestamp ? Date.parse(t.Status.Timestamp) : undefined;
+    return t?.Status?.Timestamp ? { id: t.ID ?? '', at: Date.parse(t.Status.Timestamp) } : undefined;
   } finally {
     c.close();
   }
 }
 
-async function connectAfterRunning(): Promise<number[]> {
+async function runningTimestamp(socket: string, service: string): Promise<number | undefined> {
+  return (await runningTask(socket, service))?.at;
+}
+
+/** The JSON lines of a shoald log with this message. */
+function logLines(path: string, msg: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.includes(msg)) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o['msg'] === msg) out.push(o);
+    } catch (err) {
+      if (err instanceof SyntaxError) continue; // a line being written
+      throw err;
+    }
+  }
+  return out;
+}
+
+/**
+ * Where one sample's time went, in ms from the task's RUNNING timestamp (h2's worker): `committed`
+ * (the leader, on h1, saw RUNNING committed), `received` (h1's agent got the network state that
+ * says so), `dns` / `vip` (h1's sync had the DNS thread updated / the client's VIP table applied),
+ * `reached` (the prober's first connection). From the daemons' `task start trace` and
+ * `network sync trace` lines.
+ */
+type Step = 'committed' | 'received' | 'sync' | 'dns' | 'vip' | 'reached';
+const STEPS: readonly Step[] = ['committed', 'received', 'sync', 'dns', 'vip', 'reached'];
+type Mode = 'vip' | 'dnsrr';
+
+function breakdown(
+  logH1: string,
+  taskId: string,
+  running: number,
+  reached: number,
+  mode: Mode,
+): Partial<Record<Step, number>> {
+  const out: Partial<Record<Step, number>> = { reached: reached - running };
+  const m = logLines(logH1, 'task start trace').find((o) => o['task'] === taskId);
+  const steps = m?.['steps'] as Record<string, number> | undefined;
+  const committedAt = m && steps?.['running'] !== undefined ? Number(m['at']) + steps['running'] : undefined;
+  if (committedAt !== undefined) out.committed = committedAt - running;
+  // the first sync on h1 after the commit (VIP mode: that applied a VIP table, the client's)
+  const sync = logLines(logH1, 'network sync trace').find(
+    (o) => Number(o['received']) >= (committedAt ?? running) && (mode === 'dnsrr' || Number(o['vipTables']) > 0),
+  );
+  if (sync) {
+    out.received = Number(sync['received']) - running;
+    out.sync = Number(sync['start']) - running;
+    if (sync['dns'] !== undefined) out.dns = Number(sync['dns']) - running;
+    if (sync['vip'] !== undefined && mode === 'vip') out.vip = Number(sync['vip']) - running;
+  }
+  return out;
+}
+
+interface Samples {
+  samples: number[];
+  steps: Partial<Record<Step, number>>[];
+}
+
+async function connectAfterRunning(): Promise<Record<Mode, Samples>> {
   log(`lab ${lab} of 2`);
   await labUp({ name: lab, hosts: 2 });
   await labCluster({ name: lab, managers: 1 });
@@ -139,26 +206,50 @@ async function connectAfterRunning(): Promise<number[]> {
   const sandbox = readdirSync('/run/netns').find((n) => n.startsWith('shoal-t-') && n.endsWith(suffix));
   if (!sandbox) throw new Error(`no sandbox of the client task ${clientId}`);
   const httpd = ['sh', '-c', 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'];
-  const samples: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const name = `tgt${i}`;
-    const prober = spawn('nsenter', [`--net=/run/netns/${sandbox}`, '--', process.execPath, '-e', PROBER], {
-      env: { ...process.env, NAME: name },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    prober.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const done = new Promise<void>((resolve) => prober.once('exit', () => resolve()));
-    await cli('h1', ['service', 'create', '-d', '--name', name, '--network', 'benchnet', ...on('h2'), image, ...httpd]);
-    await done;
-    const reached = Number(out.trim());
-    const running = await runningTimestamp(socket, name);
-    if (!Number.isFinite(reached) || running === undefined) throw new Error(`sample ${i}: ${out.trim()}`);
-    samples.push(reached - running);
-    log(`sample ${i}: ${reached - running} ms`);
-    await cli('h1', ['service', 'rm', name]);
+  const logH1 = shoaldPaths(state.hosts[0]).log;
+  const result = {} as Record<Mode, Samples>;
+  for (const mode of ['vip', 'dnsrr'] as const) result[mode] = await sampleMode(mode);
+  return result;
+
+  async function sampleMode(mode: Mode): Promise<Samples> {
+    const samples: number[] = [];
+    const steps: Partial<Record<Step, number>>[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const name = `${mode === 'vip' ? 'tgt' : 'rr'}${i}`;
+      const prober = spawn('nsenter', [`--net=/run/netns/${sandbox}`, '--', process.execPath, '-e', PROBER], {
+        env: { ...process.env, NAME: name },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      prober.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const done = new Promise<void>((resolve) => prober.once('exit', () => resolve()));
+      const endpoint = ['--endpoint-mode', mode];
+      await cli('h1', [
+        'service',
+        'create',
+        '-d',
+        '--name',
+        name,
+        '--network',
+        'benchnet',
+        ...endpoint,
+        ...on('h2'),
+        image,
+        ...httpd,
+      ]);
+      await done;
+      const reached = Number(out.trim());
+      const task = await runningTask(socket, name);
+      if (!Number.isFinite(reached) || task === undefined) throw new Error(`sample ${i}: ${out.trim()}`);
+      const running = task.at;
+      samples.push(reached - running);
+      const b = breakdown(logH1, task.id, running, reached, mode);
+      steps.push(b);
+      log(`${mode} sample ${i}: ${reached - running} ms (${STEPS.map((k) => `${k} ${b[k] ?? '?'}`).join(', ')})`);
+      await cli('h1', ['service', 'rm', name]);
+    }
+    return { samples, steps };
   }
-  return samples;
 }
 
 let cleaned = false;
@@ -174,12 +265,22 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 
 try {
   const figures = await dataPlaneFigures();
-  const samples = await connectAfterRunning();
+  const { vip, dnsrr } = await connectAfterRunning();
+  const perStep = Object.fromEntries(
+    STEPS.filter((k) => k !== 'reached' && k !== 'dns').map((k) => {
+      const xs = vip.steps.map((s) => s[k]).filter((x): x is number => x !== undefined);
+      return [`connect_step_${k}_ms`, xs.length > 0 ? round(median(xs)) : null];
+    }),
+  );
+  const { samples } = vip;
   console.log(
     JSON.stringify({
       ...figures,
       connect_after_running_ms: round(median(samples)),
       connect_after_running_max_ms: round(Math.max(...samples)),
+      ...perStep,
+      connect_after_running_dnsrr_ms: round(median(dnsrr.samples)),
+      connect_after_running_dnsrr_max_ms: round(Math.max(...dnsrr.samples)),
     }),
   );
 } finally {

@@ -25,6 +25,7 @@ import {
   DEFAULT_GWBRIDGE_SUBNET,
   EMBEDDED_DNS_ADDRESS,
   GatewayBridge,
+  NftHelper,
   OverlayDataPlane,
   SerialQueue,
   VipBalancer,
@@ -75,6 +76,8 @@ export interface NodeNetworkOptions {
   dataPathPort?: number;
   /** The host's resolv.conf (search domains, and the resolvers the DNS server forwards to). */
   resolvConf?: () => string;
+  /** The `shoal-nft` program (default: the one built in @shoal/network). */
+  nftHelper?: string;
   logger: Logger;
 }
 
@@ -111,6 +114,8 @@ export class NetworkController {
   private readonly gateway: GatewayBridge;
   private readonly dns: NodeDns;
   private readonly ingress: IngressSandbox;
+  /** Applies the sandboxes' VIP tables without a process per update. */
+  private readonly nft: NftHelper;
   private readonly queue = new SerialQueue();
   private readonly log: Logger;
   private node: Node | undefined;
@@ -123,12 +128,15 @@ export class NetworkController {
   private gatewayUsed = false;
   private ingressClashLogged: string | undefined;
   private closed = false;
+  /** Wall-clock time of the first state change not yet taken by a sync (its trace's `received`). */
+  private changedAt: number | undefined;
 
   constructor(private readonly opts: NodeNetworkOptions) {
     this.log = opts.logger.child({ component: 'network' });
     this.overlay = this.makeOverlay(opts.vtepAddress);
     this.gateway = new GatewayBridge({ subnet: opts.gatewaySubnet ?? DEFAULT_GWBRIDGE_SUBNET, logger: this.log });
     this.dns = new NodeDns(() => resolvConfNameservers(this.resolvConf()), this.log);
+    this.nft = new NftHelper({ logger: this.log, ...(opts.nftHelper ? { path: opts.nftHelper } : {}) });
     this.ingress = new IngressSandbox(`/proc/${process.pid}/ns/net`, this.log, undefined);
   }
 
@@ -145,7 +153,10 @@ export class NetworkController {
       else this.states.set(id, state);
       changed = true;
     }
-    if (changed) this.scheduleSync();
+    if (changed) {
+      this.changedAt ??= Date.now();
+      this.scheduleSync();
+    }
   }
 
   /** The node as the managers see it: its VTEP (Status.Addr) and its ingress load-balancer address. */
@@ -270,7 +281,7 @@ export class NetworkController {
               egress: nets.length === 0 || nets.some((n) => !isInternal(n.network)),
             }
           : undefined,
-        vip: new VipBalancer(path),
+        vip: new VipBalancer(path, this.nft),
         vipKey: undefined,
       };
       this.sandboxes.set(taskId, sb);
@@ -340,6 +351,7 @@ export class NetworkController {
         await this.sync();
       }
       await this.dns.close();
+      await this.nft.close();
     });
   }
 
@@ -361,6 +373,8 @@ export class NetworkController {
 
   /** Makes the node's objects follow the states and sandboxes (inside the queue). */
   private async sync(): Promise<void> {
+    const trace = new SyncTrace(this.changedAt);
+    this.changedAt = undefined;
     const errors: unknown[] = [];
     const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
       try {
@@ -385,7 +399,7 @@ export class NetworkController {
     for (const [id, state] of this.states)
       if (!isIngress(state.Network)) this.dns.setNetwork(id, dnsRecords(state), state.Network?.Spec?.Name);
     for (const id of this.dns.networks()) if (!this.states.has(id)) this.dns.removeNetwork(id);
-    const dnsSettled = this.dns.settled(); // the DNS thread answers with them (awaited below)
+    const dnsSettled = this.dns.settled().then(() => trace.mark('dns')); // the thread answers with them
     // VIPs of each sandbox (each in its own namespace: all at once)
     await Promise.all([
       dnsSettled,
@@ -403,15 +417,18 @@ export class NetworkController {
             throw err;
           }
           sb.vipKey = key;
+          trace.vip();
         });
       }),
     ]);
+    trace.mark('vips');
     // peers of every overlay present here (each network in its own namespace: all at once)
     const present = new Set<string>();
     for (const sb of this.sandboxes.values()) for (const o of sb.overlays) present.add(o.networkId);
     if (this.ingress.isAttached && ingressState?.Network?.ID) present.add(ingressState.Network.ID);
     await Promise.all([...present].map((id) => attempt(`peers of ${id}`, () => this.syncPeers(id))));
     for (const id of this.peersKey.keys()) if (!present.has(id)) this.peersKey.delete(id);
+    trace.mark('peers');
     // published ports: the mesh, and host-mode ports of running local tasks
     const host = [...this.sandboxes.values()].flatMap((sb) =>
       this.running.has(sb.taskId) && sb.gateway ? hostPorts(this.taskPorts.get(sb.taskId), sb.gateway.address) : [],
@@ -425,6 +442,7 @@ export class NetworkController {
         this.gatewayUsed = false;
       });
     }
+    trace.done(this.log);
     if (errors.length > 0) throw errors[0];
   }
 
@@ -497,7 +515,14 @@ export class NetworkController {
   }
 
   private deps(): SandboxDeps {
-    return { hostTag: this.opts.hostTag, overlay: this.overlay, gateway: this.gateway, dns: this.dns, log: this.log };
+    return {
+      hostTag: this.opts.hostTag,
+      overlay: this.overlay,
+      gateway: this.gateway,
+      dns: this.dns,
+      nft: this.nft,
+      log: this.log,
+    };
   }
 
   private makeOverlay(vtep: string): OverlayDataPlane {
@@ -517,5 +542,35 @@ export class NetworkController {
       if (errnoCode(err) === 'ENOENT') return ''; // no resolvers: names outside the cluster fail
       throw err;
     }
+  }
+}
+
+/**
+ * When a sync after a state change did each part, as wall-clock milliseconds (to line up with the
+ * managers' and other nodes' traces on one machine, as `npm run bench:network` does): `received`
+ * (the first state change it carries arrived), `start`, `dns` (the DNS thread has the records),
+ * `vip` (the last changed VIP table applied; `vipTables` of them), `vips` (those and DNS), `peers` (FDB and neighbour
+ * entries), `end`. Logged as one `network sync trace` line for syncs that follow a state change.
+ */
+class SyncTrace {
+  private readonly marks: Record<string, number> = {};
+  private tables = 0;
+
+  constructor(private readonly received: number | undefined) {
+    this.marks['start'] = Date.now();
+  }
+
+  mark(step: 'dns' | 'vips' | 'peers'): void {
+    this.marks[step] = Date.now();
+  }
+
+  vip(): void {
+    this.tables++;
+    this.marks['vip'] = Date.now();
+  }
+
+  done(log: Logger): void {
+    if (this.received === undefined) return;
+    log.info({ received: this.received, ...this.marks, end: Date.now(), vipTables: this.tables }, 'network sync trace');
   }
 }

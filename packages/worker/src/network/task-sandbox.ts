@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import {
   NetlinkCli,
   VipBalancer,
+  type NftRunner,
   dnsRedirectRules,
   runInNetns,
   vipRules,
@@ -56,6 +57,8 @@ export interface SandboxDeps {
   overlay: OverlayDataPlane;
   gateway: GatewayBridge;
   dns: NodeDns;
+  /** Applies VIP tables (the node's nft helper). */
+  nft: NftRunner;
   log: Logger;
 }
 
@@ -109,7 +112,7 @@ export async function buildSandbox(
     path,
     overlays: [],
     gateway: undefined,
-    vip: new VipBalancer(path),
+    vip: new VipBalancer(path, deps.nft),
     vipKey: '',
   };
   const t0 = performance.now();
@@ -187,6 +190,7 @@ export async function destroySandbox(deps: SandboxDeps, sb: TaskSandbox): Promis
     ...sb.overlays.map((o) => attempt(() => deps.overlay.detach(o.networkId, o.endpointId))),
     attempt(() => deps.gateway.detach(sb.taskId)),
   ]);
+  await attempt(() => sb.vip.forget()); // the node's nft helper holds a socket in it
   await attempt(() => new NetlinkCli().execAbsentOk('ip', ['netns', 'del', sb.netns]));
   if (errors.length > 0) throw errors[0];
   deps.log.info({ task: sb.taskId, netns: sb.netns }, 'task network sandbox removed');
