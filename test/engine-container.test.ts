@@ -9,8 +9,8 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cgroup } from '@shoal/engine/internal';
-import { startRegistry, pushTestImages } from '@shoal/testkit';
+import { Cgroup, Engine } from '@shoal/engine/internal';
+import { startRegistry, pushTestImages, TestImages } from '@shoal/testkit';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -110,3 +110,56 @@ test(
     assert.equal((await shoal(['container', 'rm', ...flags, name])).code, 0);
   },
 );
+
+// `run --rm` in the foreground: the container is removed when it exits, by whichever engine
+// process collects its exit (shoald, or another CLI holding the collector role), racing the
+// CLI's own wait and removal. The exit code must always be the container's, with no error.
+test("shoal container run --rm: always the container's exit code, never an error", { timeout: 300_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-rm-'));
+  const cgroupParent = `/shoal-e2e-${randomBytes(4).toString('hex')}`;
+  const reg = await startRegistry({ dir: join(dir, 'registry') });
+  const flags = ['--data-root', join(dir, 'data'), '--run-root', join(dir, 'run'), '--cgroup-parent', cgroupParent];
+  let collector: Engine | undefined;
+  t.after(async () => {
+    await collector?.close();
+    const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
+    for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
+    await reg.stop();
+    await new Cgroup(cgroupParent).remove({ keepParent: true });
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
+    await rm(dir, { recursive: true, force: true });
+  });
+  const pushed = await pushTestImages(reg.url, { only: [TestImages.busybox] });
+  const busybox = pushed[0]?.remoteRef ?? '';
+  assert.match(busybox, /busybox/);
+  // pulled once, so that no run reports a pull on stderr
+  const first = await shoal(['container', 'run', ...flags, '--rm', busybox, 'true']);
+  assert.equal(first.code, 0, first.stderr);
+  // shoald's part: an engine holding the data root's collector role, which collects every exit
+  // as it happens and so removes --rm containers, racing each CLI's own wait
+  collector = await Engine.open({
+    dataRoot: join(dir, 'data'),
+    runRoot: join(dir, 'run'),
+    cgroupParent,
+    collector: true,
+  });
+  assert.ok(collector.collecting, 'the test holds the collector role');
+  const RUNS = 20;
+  const BATCH = 5;
+  const results: { code: number; stderr: string }[] = [];
+  for (let i = 0; i < RUNS; i += BATCH) {
+    const batch = await Promise.all(
+      Array.from({ length: BATCH }, () =>
+        shoal(['container', 'run', ...flags, '--rm', busybox, 'sh', '-c', 'sleep 1; exit 3']),
+      ),
+    );
+    results.push(...batch.map((r) => ({ code: r.code, stderr: r.stderr })));
+  }
+  assert.deepEqual(
+    results.filter((r) => r.code !== 3 || r.stderr !== ''),
+    [],
+    `every run exits with 3 and prints nothing on stderr`,
+  );
+  const left = await shoal(['container', 'ls', ...flags, '-a', '-q']);
+  assert.equal(left.stdout, '', 'every container was removed');
+});

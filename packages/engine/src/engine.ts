@@ -38,6 +38,7 @@ import type {
 } from './container/types.js';
 import { ContainerMonitor, leaseMine, newLease, removeBundle } from './monitor/container-monitor.js';
 import { leaseLive } from './monitor/verdict.js';
+import { selfIdentity } from './monitor/proc.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
 import { defaultShimPath, readExitFile, spawnShim, type ShimHandle } from './monitor/shim.js';
 import type { BundleBuilder, BundleRequest } from './runtime/bundle.js';
@@ -101,6 +102,12 @@ export interface MakeHooks {
   beforeRuntime?: () => Promise<void>;
   /** Told when a step ends: `bundle` (rootfs mounted, config written), `runtime` (runc ran). */
   phase?: (name: 'bundle' | 'runtime') => void;
+  /**
+   * With `autoRemove`: this process will `wait(id, {removed: true})` for the container, which
+   * then removes it itself. Registered in the record before the container starts, so no other
+   * process (shoald's collector) removes it first and takes its exit status along.
+   */
+  waiter?: boolean;
 }
 
 export interface StopOptions {
@@ -281,6 +288,9 @@ export class Engine {
       stopSignal,
       stopTimeoutMs: options.stopTimeoutMs ?? 10_000,
       autoRemove: options.autoRemove ?? false,
+      ...(hooks.waiter && options.autoRemove
+        ? { waiter: { pid: selfIdentity().pid, start: selfIdentity().start } }
+        : {}),
       ...(healthcheck ? { healthcheck } : {}),
       limits: { memoryBytes: options.memoryBytes, cpus: options.cpus, pidsLimit: options.pidsLimit },
       readOnly: options.readOnly ?? false,
@@ -500,9 +510,45 @@ export class Engine {
     await this.monitor.remove(held, { volumes: opts.volumes ?? false });
   }
 
-  /** Resolves when the container has exited (at once if it has). */
-  async wait(ref: string, opts: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+  /**
+   * Resolves when the container has exited (at once if it has). With `removed` (Docker's wait
+   * condition "removed"), an auto-remove container is also removed before it resolves: by this
+   * call when this process registered as its waiter at create (`MakeHooks.waiter`), so the exit
+   * status is never lost to another process's removal; else by whoever removes it.
+   */
+  async wait(ref: string, opts: { signal?: AbortSignal; removed?: boolean } = {}): Promise<ExitStatus> {
     const id = await this.store.resolve(ref);
+    const exit = await this.waitExit(id, opts);
+    if (opts.removed) await this.removeAfterWait(id);
+    return exit;
+  }
+
+  /** The auto-remove of `wait(id, {removed: true})`: done here, or by another process meanwhile. */
+  private async removeAfterWait(id: string): Promise<void> {
+    for (;;) {
+      let rec: ContainerRecord;
+      try {
+        rec = await this.store.read(id);
+      } catch (err) {
+        if (err instanceof ContainerNotFoundError) return;
+        throw err;
+      }
+      if (!rec.autoRemove) return;
+      if (!leaseLive(rec.lease)) {
+        try {
+          await this.remove(id, { volumes: true });
+          return;
+        } catch (err) {
+          if (err instanceof ContainerNotFoundError) return;
+          if (!(err instanceof ContainerStateError && err.state === 'busy')) throw err;
+        }
+      }
+      // another process is removing it (a user's rm -f): done when the record is gone
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private async waitExit(id: string, opts: { signal?: AbortSignal }): Promise<ExitStatus> {
     const dir = this.store.dir(id);
     for (;;) {
       let rec: ContainerRecord;
