@@ -312,14 +312,9 @@ test(
       await until('c2 is a peer on h3', async () =>
         (await neighbours(h3Overlay)).includes(c2Addr) ? true : undefined,
       );
-      // it stops: shoald removes it (--rm) and gives the attachment back; no CLI asks for that
-      // (it may be gone already: at low load c2 was seen to exit by itself seconds after its start,
-      // not understood yet, see the session notes; what this step checks is the release after it)
-      const stopped = await onHost('h2', ['container', 'stop', '-t', '1', 'c2']);
-      assert.ok(
-        stopped.code === 0 || /no such container/.test(stopped.stderr),
-        `h2: container stop c2: ${stopped.stderr}`,
-      );
+      // it stops: shoald removes it (--rm) and gives the attachment back; no CLI asks for that.
+      // (shoald's collector removes it as soon as it exited: the stop must not fail on that)
+      await ok('h2', ['container', 'stop', '-t', '1', 'c2']);
       await until('c2 gone with its attachment', async () => {
         const n = await inspectNet('attnet');
         const names = (await ok('h2', ['container', 'ls', '-a', '--format', '{{.Names}}'])).split('\n');

@@ -119,9 +119,16 @@ test("shoal container run --rm: always the container's exit code, never an error
   const cgroupParent = `/shoal-e2e-${randomBytes(4).toString('hex')}`;
   const reg = await startRegistry({ dir: join(dir, 'registry') });
   const flags = ['--data-root', join(dir, 'data'), '--run-root', join(dir, 'run'), '--cgroup-parent', cgroupParent];
-  let collector: Engine | undefined;
+  // shoald's part: an engine holding the data root's collector role, which collects every exit
+  // as it happens and so removes --rm containers, racing each CLI's own wait
+  const collector = await Engine.open({
+    dataRoot: join(dir, 'data'),
+    runRoot: join(dir, 'run'),
+    cgroupParent,
+    collector: true,
+  });
   t.after(async () => {
-    await collector?.close();
+    await collector.close();
     const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
     for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
     await reg.stop();
@@ -129,21 +136,13 @@ test("shoal container run --rm: always the container's exit code, never an error
     assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
     await rm(dir, { recursive: true, force: true });
   });
+  assert.ok(collector.collecting, 'the test holds the collector role');
   const pushed = await pushTestImages(reg.url, { only: [TestImages.busybox] });
   const busybox = pushed[0]?.remoteRef ?? '';
   assert.match(busybox, /busybox/);
   // pulled once, so that no run reports a pull on stderr
   const first = await shoal(['container', 'run', ...flags, '--rm', busybox, 'true']);
   assert.equal(first.code, 0, first.stderr);
-  // shoald's part: an engine holding the data root's collector role, which collects every exit
-  // as it happens and so removes --rm containers, racing each CLI's own wait
-  collector = await Engine.open({
-    dataRoot: join(dir, 'data'),
-    runRoot: join(dir, 'run'),
-    cgroupParent,
-    collector: true,
-  });
-  assert.ok(collector.collecting, 'the test holds the collector role');
   const RUNS = 20;
   const BATCH = 5;
   const results: { code: number; stderr: string }[] = [];
@@ -159,6 +158,22 @@ test("shoal container run --rm: always the container's exit code, never an error
     results.filter((r) => r.code !== 3 || r.stderr !== ''),
     [],
     `every run exits with 3 and prints nothing on stderr`,
+  );
+  // `container stop` of a `-d --rm` container: the collector removes it once it exited, racing
+  // the stop's own wait; the stop still succeeds, as Docker's
+  const detached = await Promise.all(
+    Array.from({ length: BATCH }, () => shoal(['container', 'run', ...flags, '-d', '--rm', busybox, 'sleep', '600'])),
+  );
+  assert.deepEqual(
+    detached.filter((r) => r.code !== 0),
+    [],
+  );
+  const ids = detached.map((r) => r.stdout.trim());
+  const stops = await Promise.all(ids.map((id) => shoal(['container', 'stop', ...flags, '-t', '1', id])));
+  assert.deepEqual(
+    stops.filter((r) => r.code !== 0 || r.stderr !== ''),
+    [],
+    'every stop succeeds and prints nothing on stderr',
   );
   const left = await shoal(['container', 'ls', ...flags, '-a', '-q']);
   assert.equal(left.stdout, '', 'every container was removed');

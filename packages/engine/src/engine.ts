@@ -23,7 +23,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, silentLogger, type Logger } from '@shoal/common';
-import { ContainerNotFoundError, ContainerStateError, NameInUseError, VolumeInUseError } from './errors.js';
+import {
+  ContainerNotFoundError,
+  ContainerStateError,
+  NameInUseError,
+  RuncFailedError,
+  VolumeInUseError,
+} from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, recordNetwork, validateCreate } from './container/config.js';
@@ -439,9 +445,30 @@ export class Engine {
     this.monitor.track(next);
   }
 
-  /** Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. */
+  /**
+   * Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. An
+   * auto-remove container may be removed by the collector (shoald) as soon as it exited, before
+   * this call sees the exit: that is a stop as asked too (undefined: its status went with it).
+   */
   async stop(ref: string, opts: StopOptions = {}): Promise<ExitStatus | undefined> {
-    let rec = await this.settled(ref, 'stop');
+    const rec = await this.settled(ref, 'stop');
+    try {
+      return await this.stopSettled(rec, opts);
+    } catch (err) {
+      if (!(err instanceof ContainerNotFoundError || err instanceof RuncFailedError)) throw err;
+      // removed meanwhile, or signalled after another process collected its exit (runc forgot it)
+      const now = await this.store.read(rec.id).catch(notFound);
+      if (now === undefined && rec.autoRemove) {
+        this.log.debug({ id: rec.id }, 'stopped, and removed meanwhile (auto-remove)');
+        return undefined;
+      }
+      if (now?.status === 'exited') return this.exitOf(now);
+      throw err;
+    }
+  }
+
+  private async stopSettled(settled: ContainerRecord, opts: StopOptions): Promise<ExitStatus | undefined> {
+    let rec = settled;
     const id = rec.id;
     // a user's stop: no restart policy brings it back while the supervisor runs (Docker's rule)
     if (!rec.manuallyStopped) {
@@ -794,4 +821,10 @@ export class Engine {
     if (rec.status !== 'running') throw new ContainerStateError(rec.id, rec.status, 'no stats for a stopped container');
     return this.bundles.stats(rec);
   }
+}
+
+/** Undefined for a record that is gone; any other error is thrown on. */
+function notFound(err: unknown): undefined {
+  if (err instanceof ContainerNotFoundError) return undefined;
+  throw err;
 }
