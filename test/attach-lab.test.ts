@@ -324,6 +324,35 @@ test(
         (await neighbours(h3Overlay)).includes(c2Addr) ? undefined : true,
       );
 
+      // c1 stops: it gives its attachment back, as Docker's (its address, its sandbox on h3), so
+      // it no longer holds the network; started again it is attached again and reachable by name
+      const c1Task = (
+        JSON.parse(await ok('h3', ['container', 'inspect', 'c1'])) as { Config: { Labels: Record<string, string> } }[]
+      )[0]?.Config.Labels['com.shoal.network.attachment'];
+      assert.ok(c1Task, 'c1 names its attachment');
+      await ok('h3', ['container', 'stop', '-t', '1', 'c1']);
+      await until('c1 no longer listed once stopped', async () =>
+        (await inspectNet('attnet')).Containers?.['c1'] === undefined ? true : undefined,
+      );
+      await until("c1's sandbox removed on h3", () =>
+        Promise.resolve(readdirSync('/run/netns').some((n) => n.includes(c1Task.slice(0, 12))) ? undefined : true),
+      );
+      const inUse = await onHost('h1', ['network', 'rm', 'attnet']);
+      assert.equal(inUse.code, 5, `network rm refused for the service only: ${inUse.stderr}`);
+      assert.doesNotMatch(inUse.stderr, /container c1/, 'the stopped c1 does not hold the network');
+      await ok('h3', ['container', 'start', 'c1']);
+      const again = await until('c1 listed again once started', async () => {
+        const e = (await inspectNet('attnet')).Containers?.['c1'];
+        return e ? e.IPv4Address.split('/')[0] : undefined;
+      });
+      assert.ok(again !== undefined && inSubnet(again, subnet), `c1's new address ${again} is in ${subnet}`);
+      await until('c1 resolves to its new address from the web task', async () =>
+        (await lookup('h2', webTask, 'c1')).includes(again) ? true : undefined,
+      );
+      await until('the web task reaches c1 by name again', async () =>
+        (await get('h2', webTask, 'c1')) === 'c1-body' ? true : undefined,
+      );
+
       // network rm refused while c1 is attached; after container rm it goes at once
       await ok('h1', ['service', 'rm', 'web']);
       await until('network rm refused naming only c1', async () => {

@@ -116,6 +116,19 @@ export interface MakeHooks {
   waiter?: boolean;
 }
 
+/** What a start may change of an exited container before it runs again. */
+export interface StartOptions {
+  /**
+   * Another network namespace (and its DNS and /etc/hosts entries) for an exited container
+   * (refused for a created one, which runc made in its namespace already): its earlier one is
+   * gone, e.g. a swarm network attachment given back when it stopped. The keys given replace
+   * the kept create options, for this start and later ones.
+   */
+  rejoin?: Pick<ContainerCreateOptions, 'network' | 'dns' | 'dnsSearch' | 'dnsOptions' | 'extraHosts'>;
+  /** Labels to set (or replace) with `rejoin`, e.g. the new attachment's ID. */
+  labels?: Record<string, string>;
+}
+
 export interface StopOptions {
   /** Grace period before SIGKILL; default the container's stop timeout (10 s). */
   timeoutMs?: number;
@@ -407,14 +420,16 @@ export class Engine {
   /**
    * Starts a created container, or one that exited (as `docker start`: the same container, its
    * filesystem and volumes, under a new monitor). A user's start forgets an earlier stop and
-   * the restart count, as Docker's.
+   * the restart count, as Docker's. `opts.rejoin`: see StartOptions.
    */
-  async start(ref: string): Promise<void> {
+  async start(ref: string, opts: StartOptions = {}): Promise<void> {
     const rec = await this.settled(ref, 'start');
     if (rec.status === 'exited') {
-      await this.restartExited(rec.id, { reset: true });
+      await this.restartExited(rec.id, { reset: true, ...opts });
       return;
     }
+    if (opts.rejoin || opts.labels)
+      throw new ContainerStateError(rec.id, rec.status, 'only an exited container can change its network at start');
     if (rec.status !== 'created')
       throw new ContainerStateError(rec.id, rec.status, 'only a created container can be started');
     const lease = newLease('start');
@@ -624,7 +639,7 @@ export class Engine {
    * when the supervisor begins (Docker's daemon start): clears the stop mark and the restart
    * count. Else a restart after an exit: refused once a user stopped it, counts one more.
    */
-  async restartExited(ref: string, opts: { reset?: boolean } = {}): Promise<void> {
+  async restartExited(ref: string, opts: { reset?: boolean } & StartOptions = {}): Promise<void> {
     const id = await this.store.resolve(ref);
     const lease = newLease('start', 'run');
     const held = await this.store.update(id, (r) => {
@@ -644,6 +659,16 @@ export class Engine {
       ] as const)
         delete r[k];
       delete r.health;
+      if (opts.rejoin && r.createOptions) {
+        r.createOptions = { ...r.createOptions, ...opts.rejoin };
+        const hostname =
+          r.network?.hostname ?? defaultHostname(r.id, r.createOptions.hostname, r.createOptions.network);
+        r.network = recordNetwork(r.createOptions, hostname);
+      }
+      if (opts.labels) {
+        r.labels = { ...r.labels, ...opts.labels };
+        if (r.createOptions) r.createOptions.labels = { ...r.createOptions.labels, ...opts.labels };
+      }
       if (opts.reset) {
         r.manuallyStopped = false;
         if (r.restartPolicy) r.restartCount = 0;

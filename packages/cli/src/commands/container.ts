@@ -31,6 +31,7 @@ import {
   attachmentOf,
   detachFromSwarmNetwork,
   isSwarmNetwork,
+  reattach,
   type SwarmAttachment,
 } from './container-attach.js';
 import { registerInspect, registerPs } from './container-ps.js';
@@ -645,12 +646,25 @@ export function registerContainer(program: Command): void {
     },
   );
 
-  withRoots(c.command('start').description('Start created containers').argument('<container...>')).action(
-    async (refs: string[], f: GlobalOpts) => {
+  withRoots(c.command('start').description('Start created or stopped containers').argument('<container...>')).action(
+    async (refs: string[], f: GlobalOpts, command: Command) => {
       const engine = await openEngine(f);
-      for (const r of refs) {
-        await engine.start(r);
-        process.stdout.write(`${r}\n`);
+      try {
+        for (const r of refs) {
+          // a stopped container on a swarm network gave its attachment back: attach again
+          const again = await reattach(engine, r, hostFlag(command));
+          try {
+            await engine.start(r, again?.start);
+          } catch (err) {
+            await again?.attachment.release();
+            throw err;
+          } finally {
+            again?.attachment.close();
+          }
+          process.stdout.write(`${r}\n`);
+        }
+      } finally {
+        await engine.close();
       }
     },
   );
