@@ -28,22 +28,37 @@ function shoal(args: string[]): Promise<{ code: number; stdout: string; stderr: 
   });
 }
 
+/**
+ * A data root, run root and cgroup parent of the test's own, a registry, and the `--data-root ...`
+ * flags for the CLI; removed in `t.after` (containers, registry, cgroups, then no mount may be left).
+ * `before` runs first in that cleanup.
+ */
+async function engineRig(
+  t: { after(fn: () => Promise<void>): void },
+  prefix: string,
+  before?: () => Promise<void>,
+): Promise<{ dir: string; cgroupParent: string; flags: string[]; reg: Awaited<ReturnType<typeof startRegistry>> }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const cgroupParent = `/shoal-e2e-${randomBytes(4).toString('hex')}`;
+  const reg = await startRegistry({ dir: join(dir, 'registry') });
+  const flags = ['--data-root', join(dir, 'data'), '--run-root', join(dir, 'run'), '--cgroup-parent', cgroupParent];
+  t.after(async () => {
+    await before?.();
+    const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
+    for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
+    await reg.stop();
+    await new Cgroup(cgroupParent).remove({ keepParent: true });
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { dir, cgroupParent, flags, reg };
+}
+
 test(
   'shoal container run pulls from the lab registry, streams output, exits with the code',
   { timeout: 120_000 },
   async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-'));
-    const cgroupParent = `/shoal-e2e-${randomBytes(4).toString('hex')}`;
-    const reg = await startRegistry({ dir: join(dir, 'registry') });
-    const flags = ['--data-root', join(dir, 'data'), '--run-root', join(dir, 'run'), '--cgroup-parent', cgroupParent];
-    t.after(async () => {
-      const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
-      for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
-      await reg.stop();
-      await new Cgroup(cgroupParent).remove({ keepParent: true });
-      assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { flags, reg } = await engineRig(t, 'shoal-e2e-');
     const pushed = await pushTestImages(reg.url);
     const busybox = pushed.find((p) => /busybox/.test(p.remoteRef));
     assert.ok(busybox, `a busybox test image among ${pushed.map((p) => p.remoteRef).join(', ')}`);
@@ -115,10 +130,10 @@ test(
 // process collects its exit (shoald, or another CLI holding the collector role), racing the
 // CLI's own wait and removal. The exit code must always be the container's, with no error.
 test("shoal container run --rm: always the container's exit code, never an error", { timeout: 300_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-rm-'));
-  const cgroupParent = `/shoal-e2e-${randomBytes(4).toString('hex')}`;
-  const reg = await startRegistry({ dir: join(dir, 'registry') });
-  const flags = ['--data-root', join(dir, 'data'), '--run-root', join(dir, 'run'), '--cgroup-parent', cgroupParent];
+  const opened: Engine[] = [];
+  const { dir, cgroupParent, flags, reg } = await engineRig(t, 'shoal-e2e-rm-', async () => {
+    for (const e of opened) await e.close();
+  });
   // shoald's part: an engine holding the data root's collector role, which collects every exit
   // as it happens and so removes --rm containers, racing each CLI's own wait
   const collector = await Engine.open({
@@ -127,15 +142,7 @@ test("shoal container run --rm: always the container's exit code, never an error
     cgroupParent,
     collector: true,
   });
-  t.after(async () => {
-    await collector.close();
-    const ls = await shoal(['container', 'ls', ...flags, '-a', '-q']);
-    for (const id of ls.stdout.split('\n').filter(Boolean)) await shoal(['container', 'rm', ...flags, '-f', id]);
-    await reg.stop();
-    await new Cgroup(cgroupParent).remove({ keepParent: true });
-    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(dir), 'no mounts left');
-    await rm(dir, { recursive: true, force: true });
-  });
+  opened.push(collector);
   assert.ok(collector.collecting, 'the test holds the collector role');
   const pushed = await pushTestImages(reg.url, { only: [TestImages.busybox] });
   const busybox = pushed[0]?.remoteRef ?? '';
