@@ -1,65 +1,45 @@
 /**
- * Plain containers on an attachable overlay, end to end on a lab of 3 (1 manager, 2 workers)
+ * Plain containers on an attachable overlay, end to end on a lab of 2 (h1 manager, h2 worker)
  * through the real `shoal` CLI and every host's real shoald, as
  * `docker network create -d overlay --attachable net; docker run --network net --name c ...`:
  *
  * - a service on the attachable overlay on h2, `shoal container run --network attnet --name c1
- *   --network-alias calias` on h3: the container has an address of the network's subnet
- *   (`network inspect` lists it), reaches the service by name (TCP through its VIP, the embedded
- *   DNS at 127.0.0.11), and the service's task reaches the container by its name and its alias;
- *   its default route is the gateway bridge (egress: the lab registry answers through the NAT);
+ *   --network-alias calias` on h1: the container has an address of the network's subnet
+ *   (`network inspect` on h1 lists it, and only the local node's containers, as Docker's),
+ *   reaches the service by name (TCP through its VIP, the embedded DNS at 127.0.0.11), and the
+ *   service's task reaches the container by its name and its alias; its default route is the
+ *   gateway bridge (egress: the lab registry answers through the NAT);
  * - a non-attachable network is refused with Docker's message and an unknown one as not found,
  *   and nothing is made (no container, no attachment);
- * - a `-d --rm` container that is stopped is removed by shoald, which gives its attachment back with no
- *   CLI involved (the node owns attachments), and the other host drops its peer entries;
+ * - a `-d --rm` container on h2 reaches c1 by name; once stopped shoald removes it and gives its
+ *   attachment back with no CLI involved (the node owns attachments), and h1 drops its peer
+ *   entries;
+ * - `container stop c1` gives c1's attachment back (as Docker's: not listed, its sandbox gone, it
+ *   no longer holds the network), `container start c1` attaches it again, reachable by name;
  * - `network rm` is refused naming the container while it is attached; after `container rm` the
  *   attachment is gone at once (`network rm` succeeds on the first try) and nothing is left on any
  *   host: no namespace of the cluster, no gateway bridge, vxlan or veth, no nftables table, no
  *   container.
  *
- * Images come from the lab's registry. Root only; the lab goes in `after`, also when a test fails.
+ * Images come from the lab's registry. Root only; the lab goes in `after` (lab-test-rig.ts), also
+ * when a test fails.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { run, waitFor, type RunResult } from '@shoal/common';
-import {
-  LabNotFoundError,
-  labContainerIds,
-  labDown,
-  pidsInCgroupsNamed,
-  pushTestImages,
-  readLabState,
-  TestImages,
-} from '@shoal/testkit';
+import { pushTestImages, readLabState, TestImages } from '@shoal/testkit';
+import { cliMain, labTestRig, removeNamespacesTagged } from './lab-test-rig.js';
 
-const repo = new URL('../..', import.meta.url).pathname;
-const cliMain = join(repo, 'packages/cli/dist/main.js');
-const root = await mkdtemp(join(tmpdir(), 'shoal-attlab-'));
-process.env['SHOAL_LAB_ROOT'] = root;
-const labName = `al-${randomBytes(3).toString('hex')}`;
-const HOSTS = ['h1', 'h2', 'h3'];
+const HOSTS = ['h1', 'h2'];
 /** The namespace-name tags of the cluster's nodes (their namespaces are removed in `after` too). */
 let tags: string[] = [];
 
-after(async () => {
-  const containers = labContainerIds(join(root, labName));
-  await labDown(labName).catch((err: unknown) => {
-    if (!(err instanceof LabNotFoundError)) throw err;
-  });
-  await rm(root, { recursive: true, force: true });
-  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
-    if (tags.some((tag) => n.includes(`-${tag}-`))) await run('ip', ['netns', 'del', n], { check: false });
-  assert.deepEqual(pidsInCgroupsNamed(containers), [], 'containers left running after lab down');
+const { labName, shoal } = await labTestRig({
+  rootPrefix: 'shoal-attlab-',
+  labPrefix: 'al',
+  cleanup: () => removeNamespacesTagged(tags),
 });
-
-function shoal(args: string[]): Promise<RunResult> {
-  return run(process.execPath, [cliMain, ...args], { check: false, env: { ...process.env, SHOAL_LAB_ROOT: root } });
-}
 
 function onHost(host: string, args: string[]): Promise<RunResult> {
   return shoal(['lab', 'exec', labName, host, '--', process.execPath, cliMain, ...args]);
@@ -108,6 +88,7 @@ interface Inspected {
   Containers: Record<string, { Name: string; EndpointID: string; IPv4Address: string }> | null;
 }
 
+/** `network inspect` on h1 (the manager; a worker's daemon does not serve it). */
 async function inspectNet(name: string): Promise<Inspected> {
   const out = await ok('h1', ['network', 'inspect', name]);
   return (JSON.parse(out) as Inspected[])[0] as Inspected;
@@ -141,7 +122,7 @@ test(
   'container run --network on an attachable overlay: reach and be reached by name, refusals, release on rm',
   { timeout: 900_000 },
   async () => {
-    const up = await shoal(['lab', 'up', '--name', labName, '--hosts', '3', '--managers', '1']);
+    const up = await shoal(['lab', 'up', '--name', labName, '--hosts', '2', '--managers', '1']);
     assert.equal(up.code, 0, up.stderr);
     const state = await readLabState(labName);
     assert.ok(state?.registry, 'the lab has a registry');
@@ -149,7 +130,7 @@ test(
     const image = pushed[0]?.remoteRef ?? '';
     assert.match(image, /busybox/);
     const nodeIds = (await ok('h1', ['node', 'ls', '--format', '{{.ID}}'])).split('\n').filter((l) => l !== '');
-    assert.equal(nodeIds.length, 3);
+    assert.equal(nodeIds.length, 2);
     tags = nodeIds.map(tagOf);
     const plain = ['c1', 'c2', 'cx', 'cy'];
     // the CLI pulls the image itself, from the lab's plain-HTTP registry
@@ -187,7 +168,7 @@ test(
       });
 
       // refusals first: nothing may be made by them
-      const refusedPlain = await onHost('h3', [
+      const refusedPlain = await onHost('h2', [
         'container',
         'run',
         ...insecure,
@@ -204,7 +185,7 @@ test(
         refusedPlain.stderr,
         /^shoal: network plainnet is not manually attachable \[MANAGER_NETWORK_NOT_ATTACHABLE\]$/m,
       );
-      const refusedUnknown = await onHost('h3', [
+      const refusedUnknown = await onHost('h2', [
         'container',
         'run',
         ...insecure,
@@ -218,12 +199,12 @@ test(
       ]);
       assert.equal(refusedUnknown.code, 1, refusedUnknown.stderr);
       assert.match(refusedUnknown.stderr, /^shoal: network nope not found \[MANAGER_NETWORK_NOT_FOUND\]$/m);
-      assert.doesNotMatch(await ok('h3', ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(cx|cy)$/m);
+      assert.doesNotMatch(await ok('h2', ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(cx|cy)$/m);
       assert.equal((await inspectNet('plainnet')).Containers, null, 'no attachment on plainnet');
 
-      // the plain container on h3, serving its own name
+      // the plain container on h1, serving its own name
       const serve = ['sh', '-c', 'mkdir -p /www && echo c1-body > /www/index.html && exec httpd -f -p 80 -h /www'];
-      await ok('h3', [
+      await ok('h1', [
         'container',
         'run',
         ...insecure,
@@ -244,10 +225,10 @@ test(
       const subnet = net.IPAM.Config[0]?.Subnet ?? '';
       assert.ok(inSubnet(c1Addr, subnet), `c1's address ${c1Addr} is in ${subnet}`);
       assert.match(
-        await inContainer('h3', 'c1', ['ip', 'addr', 'show', 'eth0']),
+        await inContainer('h1', 'c1', ['ip', 'addr', 'show', 'eth0']),
         new RegExp(`inet ${c1Addr.replace(/\./g, '\\.')}/`),
       );
-      assert.match(await inContainer('h3', 'c1', ['cat', '/etc/resolv.conf']), /^nameserver 127\.0\.0\.11$/m);
+      assert.match(await inContainer('h1', 'c1', ['cat', '/etc/resolv.conf']), /^nameserver 127\.0\.0\.11$/m);
 
       // container -> service by name: the VIP, and TCP through it to the task on h2
       const vips = JSON.parse(
@@ -255,10 +236,10 @@ test(
       ) as { Addr: string }[];
       const vip = vips[0]?.Addr.split('/')[0] ?? '';
       await until('web resolves to its VIP from c1', async () =>
-        (await lookup('h3', 'c1', 'web')).includes(vip) ? true : undefined,
+        (await lookup('h1', 'c1', 'web')).includes(vip) ? true : undefined,
       );
       const webBody = await until('c1 reaches web by name', async () => {
-        const b = await get('h3', 'c1', 'web');
+        const b = await get('h1', 'c1', 'web');
         return HOSTNAME.test(b) ? b : undefined;
       });
       assert.ok(webBody);
@@ -278,9 +259,9 @@ test(
       }
 
       // egress through the gateway bridge: the default route, and the lab registry through the NAT
-      assert.match(await inContainer('h3', 'c1', ['ip', 'route']), /^default via 198\.19\.255\.\d+ dev eth1/m);
+      assert.match(await inContainer('h1', 'c1', ['ip', 'route']), /^default via 198\.19\.255\.\d+ dev eth1/m);
       const reg = new URL(state.registry.url);
-      const v2 = await inContainer('h3', 'c1', [
+      const v2 = await inContainer('h1', 'c1', [
         'sh',
         '-c',
         `printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${reg.hostname} ${reg.port || '80'} | head -n 1`,
@@ -302,31 +283,62 @@ test(
         'sleep',
         '3600',
       ]);
-      // while it lives it is a peer of h3's overlay (c1's host): FDB and neighbour entries
-      const c2Entry = (await inspectNet('attnet')).Containers?.['c2'];
-      assert.ok(c2Entry, 'network inspect lists c2');
-      const c2Addr = c2Entry.IPv4Address.split('/')[0] ?? '';
+      // network inspect on h1 lists h1's containers only, as Docker's: not c2 (on h2)
+      assert.deepEqual(Object.keys((await inspectNet('attnet')).Containers ?? {}), ['c1'], 'only the local c1');
+      const c2Addr = (/inet (\d+\.\d+\.\d+\.\d+)\//.exec(
+        await inContainer('h2', 'c2', ['ip', 'addr', 'show', 'eth0']),
+      ) ?? [])[1];
+      assert.ok(c2Addr !== undefined && inSubnet(c2Addr, subnet), `c2's address ${c2Addr} is in ${subnet}`);
+      // from h2 it reaches c1 on h1 by name
+      await until('c2 reaches c1 by name', async () =>
+        (await get('h2', 'c2', 'c1')) === 'c1-body' ? true : undefined,
+      );
+      // while it lives it is a peer of h1's overlay (c1's host): FDB and neighbour entries
       const netId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'attnet'])).trim();
-      const h3Id = (await ok('h1', ['node', 'inspect', '--format', '{{.ID}}', 'h3'])).trim();
-      const h3Overlay = `shoal-ov-${tagOf(h3Id)}-${netId.slice(0, 12).toLowerCase()}`;
-      await until('c2 is a peer on h3', async () =>
-        (await neighbours(h3Overlay)).includes(c2Addr) ? true : undefined,
+      const h1Id = (await ok('h1', ['node', 'inspect', '--format', '{{.ID}}', 'h1'])).trim();
+      const h1Overlay = `shoal-ov-${tagOf(h1Id)}-${netId.slice(0, 12).toLowerCase()}`;
+      await until('c2 is a peer on h1', async () =>
+        (await neighbours(h1Overlay)).includes(c2Addr) ? true : undefined,
       );
-      // it stops: shoald removes it (--rm) and gives the attachment back; no CLI asks for that
-      // (it may be gone already: at low load c2 was seen to exit by itself seconds after its start,
-      // not understood yet, see the session notes; what this step checks is the release after it)
-      const stopped = await onHost('h2', ['container', 'stop', '-t', '1', 'c2']);
-      assert.ok(
-        stopped.code === 0 || /no such container/.test(stopped.stderr),
-        `h2: container stop c2: ${stopped.stderr}`,
-      );
-      await until('c2 gone with its attachment', async () => {
-        const n = await inspectNet('attnet');
+      // it stops: shoald removes it (--rm) and gives the attachment back; no CLI asks for that.
+      // (shoald's collector removes it as soon as it exited: the stop must not fail on that)
+      await ok('h2', ['container', 'stop', '-t', '1', 'c2']);
+      await until('c2 gone', async () => {
         const names = (await ok('h2', ['container', 'ls', '-a', '--format', '{{.Names}}'])).split('\n');
-        return n.Containers?.['c2'] === undefined && !names.includes('c2') ? true : undefined;
+        return !names.includes('c2') ? true : undefined;
       });
-      await until('h3 drops the peer entries of c2', async () =>
-        (await neighbours(h3Overlay)).includes(c2Addr) ? undefined : true,
+      // its attachment too: h1 drops its peer entries (and network rm below names no c2)
+      await until('h1 drops the peer entries of c2', async () =>
+        (await neighbours(h1Overlay)).includes(c2Addr) ? undefined : true,
+      );
+
+      // c1 stops: it gives its attachment back, as Docker's (its address, its sandbox on h1), so
+      // it no longer holds the network; started again it is attached again and reachable by name
+      const c1Task = (
+        JSON.parse(await ok('h1', ['container', 'inspect', 'c1'])) as { Config: { Labels: Record<string, string> } }[]
+      )[0]?.Config.Labels['com.shoal.network.attachment'];
+      assert.ok(c1Task, 'c1 names its attachment');
+      await ok('h1', ['container', 'stop', '-t', '1', 'c1']);
+      await until('c1 no longer listed once stopped', async () =>
+        (await inspectNet('attnet')).Containers?.['c1'] === undefined ? true : undefined,
+      );
+      await until("c1's sandbox removed on h1", () =>
+        Promise.resolve(readdirSync('/run/netns').some((n) => n.includes(c1Task.slice(0, 12))) ? undefined : true),
+      );
+      const inUse = await onHost('h1', ['network', 'rm', 'attnet']);
+      assert.equal(inUse.code, 5, `network rm refused for the service only: ${inUse.stderr}`);
+      assert.doesNotMatch(inUse.stderr, /container /, 'neither the stopped c1 nor the removed c2 holds the network');
+      await ok('h1', ['container', 'start', 'c1']);
+      const again = await until('c1 listed again once started', async () => {
+        const e = (await inspectNet('attnet')).Containers?.['c1'];
+        return e ? e.IPv4Address.split('/')[0] : undefined;
+      });
+      assert.ok(again !== undefined && inSubnet(again, subnet), `c1's new address ${again} is in ${subnet}`);
+      await until('c1 resolves to its new address from the web task', async () =>
+        (await lookup('h2', webTask, 'c1')).includes(again) ? true : undefined,
+      );
+      await until('the web task reaches c1 by name again', async () =>
+        (await get('h2', webTask, 'c1')) === 'c1-body' ? true : undefined,
       );
 
       // network rm refused while c1 is attached; after container rm it goes at once
@@ -337,7 +349,7 @@ test(
         assert.notEqual(r.code, 0, 'network rm must be refused while c1 is attached');
         return r.code === 5 && /in use by container c1: remove it first/.test(r.stderr) ? true : undefined;
       });
-      await ok('h3', ['container', 'rm', '-f', 'c1']);
+      await ok('h1', ['container', 'rm', '-f', 'c1']);
       assert.equal((await inspectNet('attnet')).Containers, null, 'c1 is no longer listed');
       await ok('h1', ['network', 'rm', 'attnet']);
       await ok('h1', ['network', 'rm', 'plainnet']);

@@ -10,6 +10,7 @@
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,4 +66,13 @@ export async function labTestRig(o: LabTestRigOptions): Promise<LabTestRig> {
       ...(opts.input === undefined ? {} : { input: Buffer.from(opts.input) }),
     });
   return { root, labName, shoal };
+}
+
+/**
+ * Removes the network namespaces named with any of the cluster nodes' tags (`-<tag>-`: their
+ * sandboxes and overlays), for a file's `cleanup`: what lab down cannot know of.
+ */
+export async function removeNamespacesTagged(tags: readonly string[]): Promise<void> {
+  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
+    if (tags.some((tag) => n.includes(`-${tag}-`))) await run('ip', ['netns', 'del', n], { check: false });
 }

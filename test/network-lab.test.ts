@@ -20,7 +20,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { run, waitFor, type RunResult } from '@shoal/common';
 import { pushTestImages, readLabState, TestImages } from '@shoal/testkit';
-import { cliMain, labTestRig } from './lab-test-rig.js';
+import { cliMain, labTestRig, removeNamespacesTagged } from './lab-test-rig.js';
 
 const HOSTS = ['h1', 'h2', 'h3', 'h4', 'h5'];
 /** The namespace-name tags of the cluster's nodes (their sandboxes and overlays are removed in `after` too). */
@@ -29,10 +29,7 @@ let tags: string[] = [];
 const { labName, shoal } = await labTestRig({
   rootPrefix: 'shoal-netlab-',
   labPrefix: 'nl',
-  cleanup: async () => {
-    for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
-      if (tags.some((tag) => n.includes(`-${tag}-`))) await run('ip', ['netns', 'del', n], { check: false });
-  },
+  cleanup: () => removeNamespacesTagged(tags),
 });
 
 function onHost(host: string, args: string[]): Promise<RunResult> {

@@ -23,7 +23,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, silentLogger, type Logger } from '@shoal/common';
-import { ContainerNotFoundError, ContainerStateError, NameInUseError, VolumeInUseError } from './errors.js';
+import {
+  ContainerNotFoundError,
+  ContainerStateError,
+  NameInUseError,
+  RuncFailedError,
+  VolumeInUseError,
+} from './errors.js';
 import { ImageService } from './image/image-service.js';
 import type { ResolvedImage } from './image/types.js';
 import { mergeHealthcheck, mergeProcess, normaliseSignal, recordNetwork, validateCreate } from './container/config.js';
@@ -38,6 +44,7 @@ import type {
 } from './container/types.js';
 import { ContainerMonitor, leaseMine, newLease, removeBundle } from './monitor/container-monitor.js';
 import { leaseLive } from './monitor/verdict.js';
+import { selfIdentity } from './monitor/proc.js';
 import { readLogs, type LogEntry, type ReadLogsOptions } from './logs/reader.js';
 import { defaultShimPath, readExitFile, spawnShim, type ShimHandle } from './monitor/shim.js';
 import type { BundleBuilder, BundleRequest } from './runtime/bundle.js';
@@ -101,6 +108,25 @@ export interface MakeHooks {
   beforeRuntime?: () => Promise<void>;
   /** Told when a step ends: `bundle` (rootfs mounted, config written), `runtime` (runc ran). */
   phase?: (name: 'bundle' | 'runtime') => void;
+  /**
+   * With `autoRemove`: this process will `wait(id, {removed: true})` for the container, which
+   * then removes it itself. Registered in the record before the container starts, so no other
+   * process (shoald's collector) removes it first and takes its exit status along.
+   */
+  waiter?: boolean;
+}
+
+/** What a start may change of an exited container before it runs again. */
+export interface StartOptions {
+  /**
+   * Another network namespace (and its DNS and /etc/hosts entries) for an exited container
+   * (refused for a created one, which runc made in its namespace already): its earlier one is
+   * gone, e.g. a swarm network attachment given back when it stopped. The keys given replace
+   * the kept create options, for this start and later ones.
+   */
+  rejoin?: Pick<ContainerCreateOptions, 'network' | 'dns' | 'dnsSearch' | 'dnsOptions' | 'extraHosts'>;
+  /** Labels to set (or replace) with `rejoin`, e.g. the new attachment's ID. */
+  labels?: Record<string, string>;
 }
 
 export interface StopOptions {
@@ -281,6 +307,9 @@ export class Engine {
       stopSignal,
       stopTimeoutMs: options.stopTimeoutMs ?? 10_000,
       autoRemove: options.autoRemove ?? false,
+      ...(hooks.waiter && options.autoRemove
+        ? { waiter: { pid: selfIdentity().pid, start: selfIdentity().start } }
+        : {}),
       ...(healthcheck ? { healthcheck } : {}),
       limits: { memoryBytes: options.memoryBytes, cpus: options.cpus, pidsLimit: options.pidsLimit },
       readOnly: options.readOnly ?? false,
@@ -391,14 +420,16 @@ export class Engine {
   /**
    * Starts a created container, or one that exited (as `docker start`: the same container, its
    * filesystem and volumes, under a new monitor). A user's start forgets an earlier stop and
-   * the restart count, as Docker's.
+   * the restart count, as Docker's. `opts.rejoin`: see StartOptions.
    */
-  async start(ref: string): Promise<void> {
+  async start(ref: string, opts: StartOptions = {}): Promise<void> {
     const rec = await this.settled(ref, 'start');
     if (rec.status === 'exited') {
-      await this.restartExited(rec.id, { reset: true });
+      await this.restartExited(rec.id, { reset: true, ...opts });
       return;
     }
+    if (opts.rejoin || opts.labels)
+      throw new ContainerStateError(rec.id, rec.status, 'only an exited container can change its network at start');
     if (rec.status !== 'created')
       throw new ContainerStateError(rec.id, rec.status, 'only a created container can be started');
     const lease = newLease('start');
@@ -429,9 +460,30 @@ export class Engine {
     this.monitor.track(next);
   }
 
-  /** Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. */
+  /**
+   * Sends the stop signal, waits the grace period, then SIGKILL; resolves once it exited. An
+   * auto-remove container may be removed by the collector (shoald) as soon as it exited, before
+   * this call sees the exit: that is a stop as asked too (undefined: its status went with it).
+   */
   async stop(ref: string, opts: StopOptions = {}): Promise<ExitStatus | undefined> {
-    let rec = await this.settled(ref, 'stop');
+    const rec = await this.settled(ref, 'stop');
+    try {
+      return await this.stopSettled(rec, opts);
+    } catch (err) {
+      if (!(err instanceof ContainerNotFoundError || err instanceof RuncFailedError)) throw err;
+      // removed meanwhile, or signalled after another process collected its exit (runc forgot it)
+      const now = await this.store.read(rec.id).catch(notFound);
+      if (now === undefined && rec.autoRemove) {
+        this.log.debug({ id: rec.id }, 'stopped, and removed meanwhile (auto-remove)');
+        return undefined;
+      }
+      if (now?.status === 'exited') return this.exitOf(now);
+      throw err;
+    }
+  }
+
+  private async stopSettled(settled: ContainerRecord, opts: StopOptions): Promise<ExitStatus | undefined> {
+    let rec = settled;
     const id = rec.id;
     // a user's stop: no restart policy brings it back while the supervisor runs (Docker's rule)
     if (!rec.manuallyStopped) {
@@ -500,9 +552,45 @@ export class Engine {
     await this.monitor.remove(held, { volumes: opts.volumes ?? false });
   }
 
-  /** Resolves when the container has exited (at once if it has). */
-  async wait(ref: string, opts: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+  /**
+   * Resolves when the container has exited (at once if it has). With `removed` (Docker's wait
+   * condition "removed"), an auto-remove container is also removed before it resolves: by this
+   * call when this process registered as its waiter at create (`MakeHooks.waiter`), so the exit
+   * status is never lost to another process's removal; else by whoever removes it.
+   */
+  async wait(ref: string, opts: { signal?: AbortSignal; removed?: boolean } = {}): Promise<ExitStatus> {
     const id = await this.store.resolve(ref);
+    const exit = await this.waitExit(id, opts);
+    if (opts.removed) await this.removeAfterWait(id);
+    return exit;
+  }
+
+  /** The auto-remove of `wait(id, {removed: true})`: done here, or by another process meanwhile. */
+  private async removeAfterWait(id: string): Promise<void> {
+    for (;;) {
+      let rec: ContainerRecord;
+      try {
+        rec = await this.store.read(id);
+      } catch (err) {
+        if (err instanceof ContainerNotFoundError) return;
+        throw err;
+      }
+      if (!rec.autoRemove) return;
+      if (!leaseLive(rec.lease)) {
+        try {
+          await this.remove(id, { volumes: true });
+          return;
+        } catch (err) {
+          if (err instanceof ContainerNotFoundError) return;
+          if (!(err instanceof ContainerStateError && err.state === 'busy')) throw err;
+        }
+      }
+      // another process is removing it (a user's rm -f): done when the record is gone
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private async waitExit(id: string, opts: { signal?: AbortSignal }): Promise<ExitStatus> {
     const dir = this.store.dir(id);
     for (;;) {
       let rec: ContainerRecord;
@@ -551,7 +639,7 @@ export class Engine {
    * when the supervisor begins (Docker's daemon start): clears the stop mark and the restart
    * count. Else a restart after an exit: refused once a user stopped it, counts one more.
    */
-  async restartExited(ref: string, opts: { reset?: boolean } = {}): Promise<void> {
+  async restartExited(ref: string, opts: { reset?: boolean } & StartOptions = {}): Promise<void> {
     const id = await this.store.resolve(ref);
     const lease = newLease('start', 'run');
     const held = await this.store.update(id, (r) => {
@@ -571,6 +659,16 @@ export class Engine {
       ] as const)
         delete r[k];
       delete r.health;
+      if (opts.rejoin && r.createOptions) {
+        r.createOptions = { ...r.createOptions, ...opts.rejoin };
+        const hostname =
+          r.network?.hostname ?? defaultHostname(r.id, r.createOptions.hostname, r.createOptions.network);
+        r.network = recordNetwork(r.createOptions, hostname);
+      }
+      if (opts.labels) {
+        r.labels = { ...r.labels, ...opts.labels };
+        if (r.createOptions) r.createOptions.labels = { ...r.createOptions.labels, ...opts.labels };
+      }
       if (opts.reset) {
         r.manuallyStopped = false;
         if (r.restartPolicy) r.restartCount = 0;
@@ -748,4 +846,10 @@ export class Engine {
     if (rec.status !== 'running') throw new ContainerStateError(rec.id, rec.status, 'no stats for a stopped container');
     return this.bundles.stats(rec);
   }
+}
+
+/** Undefined for a record that is gone; any other error is thrown on. */
+function notFound(err: unknown): undefined {
+  if (err instanceof ContainerNotFoundError) return undefined;
+  throw err;
 }

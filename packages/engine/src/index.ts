@@ -9,7 +9,14 @@
 export const PACKAGE = '@shoal/engine';
 
 // containers
-export { Engine, type EngineOptions, type ImageResolver, type MakeHooks, type StopOptions } from './engine.js';
+export {
+  Engine,
+  type EngineOptions,
+  type ImageResolver,
+  type MakeHooks,
+  type StartOptions,
+  type StopOptions,
+} from './engine.js';
 export type {
   ContainerCreateOptions,
   ContainerRecord,
@@ -29,7 +36,7 @@ export type {
   RestartPolicy,
   VolumeMount,
 } from './container/types.js';
-export { parseRestartPolicy, formatRestartPolicy } from './container/restart-policy.js';
+export { parseRestartPolicy, formatRestartPolicy, shouldRestart } from './container/restart-policy.js';
 
 // volumes
 export {

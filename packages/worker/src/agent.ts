@@ -20,7 +20,7 @@ import {
 } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
 import { ContainerNotFoundError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
-import { AttachmentRunner, isAttachmentTask } from './attachment-runner.js';
+import { AttachmentRunner, holdsSandbox, isAttachmentTask } from './attachment-runner.js';
 import { taskContainerOptions } from './container-options.js';
 import { AssignmentsSequenceError, NetworkAttachmentError, NotConnectedError } from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
@@ -250,7 +250,12 @@ export class Agent {
     this.claimTimer.unref();
   }
 
-  /** Which attachment sandboxes a container of the engine is in; the others end (attachment-runner.ts). */
+  /**
+   * Which attachment sandboxes a container of the engine holds; the others end
+   * (attachment-runner.ts). A container holds its sandbox while it is created or runs, or
+   * exited and about to be restarted by its policy; one that stopped gives it back, as Docker
+   * releases a container's endpoints at stop (its `container start` attaches again).
+   */
   private async checkClaims(): Promise<void> {
     const runners = [...this.runners.values()].filter(
       (r): r is AttachmentRunner => r instanceof AttachmentRunner && r.attached,
@@ -260,8 +265,9 @@ export class Agent {
     const used = new Set<string>();
     for (const c of await engine.list({ all: true })) {
       try {
-        const mode = (await engine.inspect(c.id)).network?.mode;
-        if (typeof mode === 'object') used.add(mode.path);
+        const rec = await engine.inspect(c.id);
+        const mode = rec.network?.mode;
+        if (typeof mode === 'object' && holdsSandbox(rec)) used.add(mode.path);
       } catch (err) {
         if (!(err instanceof ContainerNotFoundError)) throw err; // removed meanwhile
       }

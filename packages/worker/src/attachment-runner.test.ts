@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Task, TaskStatus } from '@shoal/api';
 import { silentLogger } from '@shoal/common';
-import { AttachmentRunner, isAttachmentTask } from './attachment-runner.js';
+import { AttachmentRunner, holdsSandbox, isAttachmentTask } from './attachment-runner.js';
 import type { NetworkController, TaskNetworkOptions } from './network/network-controller.js';
 
 const OPTIONS: TaskNetworkOptions = {
@@ -112,4 +112,19 @@ test('desired shutdown removes the sandbox; a sandbox that cannot be made fails 
   await assert.rejects(failing.ready, /no such network/);
   await settle();
   assert.deepEqual(bad.reports, ['failed']);
+});
+
+test('a container holds its sandbox unless it stopped for good (Docker releases endpoints at stop)', () => {
+  assert.equal(holdsSandbox({ status: 'created' }), true);
+  assert.equal(holdsSandbox({ status: 'running' }), true);
+  assert.equal(holdsSandbox({ status: 'exited', exitCode: 0 }), false);
+  assert.equal(holdsSandbox({ status: 'exited', exitCode: 137, manuallyStopped: true }), false);
+  // one its restart policy brings back keeps it, unless a user stopped it
+  assert.equal(holdsSandbox({ status: 'exited', exitCode: 0, restartPolicy: { name: 'always' } }), true);
+  assert.equal(
+    holdsSandbox({ status: 'exited', exitCode: 0, restartPolicy: { name: 'always' }, manuallyStopped: true }),
+    false,
+  );
+  assert.equal(holdsSandbox({ status: 'exited', exitCode: 0, restartPolicy: { name: 'on-failure' } }), false);
+  assert.equal(holdsSandbox({ status: 'exited', exitCode: 1, restartPolicy: { name: 'on-failure' } }), true);
 });

@@ -15,6 +15,7 @@
 import { isTerminalTaskState, taskStateRank, type Task, type TaskStatus } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
 import { existsSync } from 'node:fs';
+import { shouldRestart, type ContainerRecord } from '@shoal/engine';
 import type { NetworkController, TaskNetworkOptions } from './network/network-controller.js';
 import { wantsStop } from './task-runner.js';
 
@@ -30,6 +31,16 @@ export interface AttachmentRunnerContext {
 /** True for a task that only holds a plain container's network attachment. */
 export function isAttachmentTask(t: Task): boolean {
   return t.Spec?.Runtime === 'attachment' || t.Spec?.NetworkAttachmentSpec !== undefined;
+}
+
+/** True while a container keeps its network sandbox: not stopped for good (see the agent's checkClaims). */
+export function holdsSandbox(
+  rec: Pick<ContainerRecord, 'status' | 'restartPolicy' | 'exitCode' | 'manuallyStopped' | 'restartCount'>,
+): boolean {
+  if (rec.status !== 'exited') return true;
+  return (
+    rec.manuallyStopped !== true && shouldRestart(rec.restartPolicy, rec.exitCode ?? 0, false, rec.restartCount ?? 0)
+  );
 }
 
 export class AttachmentRunner {

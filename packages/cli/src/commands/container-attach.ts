@@ -6,10 +6,15 @@
  * at 127.0.0.11). The container is then created in that namespace (`ns:PATH`), labelled with the
  * attachment's ID, so `container rm` gives the attachment back. A container removed another way
  * (`--rm` by shoald, a CLI that died) is found by shoald, which gives it back itself.
+ *
+ * As Docker's, a container that stops gives its attachment back (shoald's claim check finds it
+ * stopped: its address is freed, its sandbox removed); `container start` attaches it again to
+ * the same network with the same aliases (labels keep them) and starts it in the new sandbox.
  */
 import { randomBytes } from 'node:crypto';
 import { hasCode } from '@shoal/common';
-import type { ContainerCreateOptions, Engine } from '@shoal/engine';
+import type { ContainerCreateOptions, Engine, StartOptions } from '@shoal/engine';
+import type { LocalAttachNetworkResponse } from '@shoal/api';
 import { connectDaemon, type DaemonClient } from '../daemon/client.js';
 
 /** A swarm network's name or ID as `--network` takes it (Docker's network name characters). */
@@ -25,6 +30,9 @@ export function isSwarmNetwork(v: string | undefined): v is string {
 
 /** The label that names a container's network attachment (its task ID). */
 export const ATTACHMENT_LABEL = 'com.shoal.network.attachment';
+/** The labels that keep the network (as given to --network) and the aliases, to attach again at start. */
+export const NETWORK_LABEL = 'com.shoal.network.name';
+export const ALIASES_LABEL = 'com.shoal.network.aliases';
 
 export interface SwarmAttachment {
   readonly id: string;
@@ -45,37 +53,96 @@ export async function attachToSwarmNetwork(
   if (!isSwarmNetwork(f.network)) return undefined;
   // The name is the container's DNS name on the network: it must be known before the ID is.
   opts.name ??= `shoal-${randomBytes(6).toString('hex')}`;
-  const aliases = [opts.name, ...(f.hostname ? [f.hostname] : []), ...f.networkAlias];
+  const aliases = [...new Set([opts.name, ...(f.hostname ? [f.hostname] : []), ...f.networkAlias])];
   const client = connectDaemon(host);
   let r;
   try {
-    r = await client.swarm.attachNetwork({
-      Target: f.network,
-      Aliases: [...new Set(aliases)],
-      ContainerName: opts.name,
-    });
+    r = await client.swarm.attachNetwork({ Target: f.network, Aliases: aliases, ContainerName: opts.name });
   } catch (err) {
     client.close();
     throw err;
   }
   const id = r.AttachmentID ?? '';
-  opts.network = { path: r.NetnsPath ?? '' };
-  if (!opts.dns?.length) {
-    opts.dns = r.DNS ?? [];
-    if (!opts.dnsSearch?.length && (r.DNSSearch ?? []).length > 0) opts.dnsSearch = r.DNSSearch ?? [];
-    if (!opts.dnsOptions?.length) opts.dnsOptions = r.DNSOptions ?? [];
-  }
-  if (f.hostname)
-    opts.extraHosts = [
-      ...(opts.extraHosts ?? []),
-      ...(r.Addresses ?? []).map((ip) => ({ host: f.hostname ?? '', ip })),
-    ];
-  opts.labels = { ...opts.labels, [ATTACHMENT_LABEL]: id };
+  Object.assign(opts, joinOptions(opts, r, f.hostname));
+  opts.labels = {
+    ...opts.labels,
+    [ATTACHMENT_LABEL]: id,
+    [NETWORK_LABEL]: f.network,
+    [ALIASES_LABEL]: JSON.stringify(aliases),
+  };
   return {
     id,
     release: () => detach(client, id),
     close: () => client.close(),
   };
+}
+
+type JoinOptions = Required<
+  Pick<ContainerCreateOptions, 'network' | 'dns' | 'dnsSearch' | 'dnsOptions' | 'extraHosts'>
+>;
+
+/**
+ * The sandbox's namespace and DNS as create options: the user's --dns flags win; a --hostname
+ * resolves to the container's addresses on the network (entries for it from an earlier
+ * attachment are replaced).
+ */
+function joinOptions(
+  given: Pick<ContainerCreateOptions, 'dns' | 'dnsSearch' | 'dnsOptions' | 'extraHosts'>,
+  r: LocalAttachNetworkResponse,
+  hostname: string | undefined,
+): JoinOptions {
+  const ownDns = (given.dns ?? []).length > 0;
+  const search = ownDns || (given.dnsSearch ?? []).length > 0 || (r.DNSSearch ?? []).length === 0;
+  return {
+    network: { path: r.NetnsPath ?? '' },
+    dns: ownDns ? (given.dns ?? []) : (r.DNS ?? []),
+    dnsSearch: search ? (given.dnsSearch ?? []) : (r.DNSSearch ?? []),
+    dnsOptions: ownDns || (given.dnsOptions ?? []).length > 0 ? (given.dnsOptions ?? []) : (r.DNSOptions ?? []),
+    extraHosts: [
+      ...(given.extraHosts ?? []).filter((e) => !hostname || e.host !== hostname),
+      ...(hostname ? (r.Addresses ?? []).map((ip) => ({ host: hostname, ip })) : []),
+    ],
+  };
+}
+
+/** What `container start` needs for a container whose attachment may be gone; see reattach(). */
+export interface Reattachment {
+  start: StartOptions;
+  attachment: SwarmAttachment;
+}
+
+/**
+ * For `container start` of an exited container that was on a swarm network: gives the old
+ * attachment back (shoald has usually done so when the container stopped; one already gone is
+ * fine) and attaches again to the same network with the same aliases. Undefined for any other
+ * container (not attached, or created and so still holding its attachment).
+ */
+export async function reattach(
+  engine: Engine,
+  ref: string,
+  host: string | undefined,
+): Promise<Reattachment | undefined> {
+  const rec = await engine.inspect(ref);
+  const old = rec.labels[ATTACHMENT_LABEL];
+  const network = rec.labels[NETWORK_LABEL];
+  if (rec.status !== 'exited' || !old || !network) return undefined;
+  const aliases = JSON.parse(rec.labels[ALIASES_LABEL] ?? '[]') as string[];
+  const client = connectDaemon(host);
+  try {
+    await detach(client, old);
+    const r = await client.swarm.attachNetwork({ Target: network, Aliases: aliases, ContainerName: rec.name });
+    const id = r.AttachmentID ?? '';
+    // the same DNS as before (the embedded server, or the user's --dns): only the namespace and
+    // the --hostname entries (its new addresses) change
+    const joined = joinOptions(rec.createOptions ?? {}, r, rec.createOptions?.hostname);
+    return {
+      start: { rejoin: { network: joined.network, extraHosts: joined.extraHosts }, labels: { [ATTACHMENT_LABEL]: id } },
+      attachment: { id, release: () => detach(client, id), close: () => client.close() },
+    };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
 }
 
 /** The attachment ID of a container (its label), if it has one and still exists. */

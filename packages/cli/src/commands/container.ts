@@ -31,6 +31,7 @@ import {
   attachmentOf,
   detachFromSwarmNetwork,
   isSwarmNetwork,
+  reattach,
   type SwarmAttachment,
 } from './container-attach.js';
 import { registerInspect, registerPs } from './container-ps.js';
@@ -586,7 +587,9 @@ export function registerContainer(program: Command): void {
         attachment = await attachToSwarmNetwork(opts, f, hostFlag(command));
         let id: string;
         try {
-          id = await engine.run(opts);
+          // in the foreground, --rm is ours to do after the exit (see below): no collector
+          // (shoald) may remove the container first and its exit status with it
+          id = await engine.run(opts, { waiter: !f.detach });
         } catch (err) {
           await attachment?.release();
           throw err;
@@ -605,18 +608,15 @@ export function registerContainer(program: Command): void {
         process.on('SIGTERM', forward);
         try {
           await streamLogs(engine, id, { follow: true });
-          const exit = await engine.wait(id);
+          // --rm: removed before this resolves (Docker's wait condition "removed")
+          const exit = await engine.wait(id, { removed: f.rm === true });
           process.exitCode = exit.exitCode;
           if (exit.oomKilled) process.stderr.write(`shoal: container ${id.slice(0, 12)} was OOM-killed\n`);
         } finally {
           process.off('SIGINT', forward);
           process.off('SIGTERM', forward);
         }
-        // --rm: the engine may have removed it already (auto-remove on exit).
-        if (f.rm) {
-          await engine.remove(id, { force: true, volumes: true }).catch(ignoreCodes('ENGINE_CONTAINER_NOT_FOUND'));
-          await attachment?.release();
-        }
+        if (f.rm) await attachment?.release();
       } finally {
         attachment?.close();
         await engine.close();
@@ -646,12 +646,25 @@ export function registerContainer(program: Command): void {
     },
   );
 
-  withRoots(c.command('start').description('Start created containers').argument('<container...>')).action(
-    async (refs: string[], f: GlobalOpts) => {
+  withRoots(c.command('start').description('Start created or stopped containers').argument('<container...>')).action(
+    async (refs: string[], f: GlobalOpts, command: Command) => {
       const engine = await openEngine(f);
-      for (const r of refs) {
-        await engine.start(r);
-        process.stdout.write(`${r}\n`);
+      try {
+        for (const r of refs) {
+          // a stopped container on a swarm network gave its attachment back: attach again
+          const again = await reattach(engine, r, hostFlag(command));
+          try {
+            await engine.start(r, again?.start);
+          } catch (err) {
+            await again?.attachment.release();
+            throw err;
+          } finally {
+            again?.attachment.close();
+          }
+          process.stdout.write(`${r}\n`);
+        }
+      } finally {
+        await engine.close();
       }
     },
   );

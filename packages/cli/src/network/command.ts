@@ -30,6 +30,16 @@ async function placement(c: DaemonClient): Promise<{ nodes: Node[]; tasks: Task[
   }
 }
 
+/** The ID of the node whose daemon the CLI talks to ('' when it cannot tell: no Containers then). */
+async function localNode(c: DaemonClient): Promise<string> {
+  try {
+    return (await c.swarm.info({})).NodeID ?? '';
+  } catch (err) {
+    if (err instanceof RemoteError) return '';
+    throw err;
+  }
+}
+
 function find(all: readonly Network[], ref: string): Network {
   return findObject(all, 'network', ref);
 }
@@ -145,10 +155,12 @@ export function registerNetwork(program: Command): void {
           }
         }
         const { nodes, tasks } = found.length > 0 ? await placement(c) : { nodes: [], tasks: [] };
+        // Containers: the local node's only, as Docker's (the node of the daemon we talk to)
+        const self = tasks.some((t) => t.Spec?.NetworkAttachmentSpec !== undefined) ? await localNode(c) : '';
         if (found.length > 0 || failed === undefined)
           process.stdout.write(
             formatInspect(
-              found.map((n) => networkResource(n, networkPeers(n, nodes, tasks), networkContainers(n, tasks))),
+              found.map((n) => networkResource(n, networkPeers(n, nodes, tasks), networkContainers(n, tasks, self))),
               o.format,
             ),
           );

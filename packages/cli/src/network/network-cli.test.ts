@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import {
   ControlService,
+  SwarmService,
   unaryHandler,
   type CreateNetworkRequest,
   type CreateServiceRequest,
@@ -36,6 +37,8 @@ class FakeDaemon {
   readonly inUse = new Set<string>();
   /** What ListNodes and ListTasks answer (for `Peers`); unset: those calls are not served. */
   placement: { nodes: Node[]; tasks: Task[] } | undefined;
+  /** The node this daemon runs on (Swarm.Info). */
+  nodeId = 'h1-id';
   private readonly server = new Server();
 
   constructor(readonly socket: string) {
@@ -96,6 +99,7 @@ class FakeDaemon {
       }),
     };
     this.server.addService(ControlService, control);
+    this.server.addService(SwarmService, { info: handle(() => ({ NodeID: this.nodeId })) });
   }
 
   async start(): Promise<void> {
@@ -301,6 +305,49 @@ test('network inspect lists the nodes the network is on as Peers', async (t) => 
   d.placement = { nodes: [node('h1', 'ready', '198.18.0.11')], tasks: [] };
   const none = JSON.parse((await run(['network', 'inspect', 'app'])).stdout) as Record<string, unknown>[];
   assert.equal(none[0]?.['Peers'], undefined);
+});
+
+test("network inspect lists as Containers the plain containers of the daemon's node only, as Docker's", async (t) => {
+  const { d, run } = await withDaemon(t);
+  const created = await run(['network', 'create', '--attachable', 'att']);
+  assert.equal(created.code, 0, created.stderr);
+  const id = created.stdout.trim();
+  const attachment = (container: string, nodeId: string, addr: string, state = 'running'): Task => ({
+    ID: `t-${container}`,
+    NodeID: nodeId,
+    Spec: { Runtime: 'attachment', NetworkAttachmentSpec: { ContainerID: container } },
+    Status: { State: state },
+    NetworksAttachments: [{ Network: { ID: id }, Addresses: [addr] }],
+  });
+  d.placement = {
+    nodes: [
+      { ID: 'h1-id', Description: { Hostname: 'h1' }, Status: { State: 'ready', Addr: '198.18.0.11' } },
+      { ID: 'h2-id', Description: { Hostname: 'h2' }, Status: { State: 'ready', Addr: '198.18.0.12' } },
+    ],
+    tasks: [
+      attachment('c1', 'h1-id', '198.19.128.4/24'),
+      attachment('c2', 'h2-id', '198.19.128.5/24'),
+      attachment('c3', 'h1-id', '198.19.128.6/24', 'complete'), // stopped: given back
+    ],
+  };
+  const containers = async (): Promise<unknown> => {
+    const insp = await run(['network', 'inspect', '-f', '{{json .Containers}}', 'att']);
+    assert.equal(insp.code, 0, insp.stderr);
+    return JSON.parse(insp.stdout);
+  };
+  assert.deepEqual(await containers(), {
+    c1: {
+      Name: 'c1',
+      EndpointID: 't-c1',
+      MacAddress: '02:42:c6:13:80:04',
+      IPv4Address: '198.19.128.4/24',
+      IPv6Address: '',
+    },
+  });
+  d.nodeId = 'h2-id';
+  assert.deepEqual(Object.keys((await containers()) as object), ['c2']);
+  d.nodeId = 'h3-id';
+  assert.equal(await containers(), null);
 });
 
 test('service create --network NAME[,alias=X] and --endpoint-mode reach the daemon', async (t) => {

@@ -41,14 +41,19 @@ export interface AttachedContainer {
 }
 
 /**
- * The plain containers attached to a network (`container run --network`): its live
- * network-attachment tasks, by container name, on every node (Docker lists only the local ones).
+ * The plain containers attached to a network (`container run --network`) on node `nodeId`, the
+ * one the CLI talks to (as Docker's, which lists the local node's only): its live
+ * network-attachment tasks there, by container name.
  */
-export function networkContainers(n: Network, tasks: readonly Task[]): Record<string, AttachedContainer> {
+export function networkContainers(
+  n: Network,
+  tasks: readonly Task[],
+  nodeId: string,
+): Record<string, AttachedContainer> {
   const out: Record<string, AttachedContainer> = {};
   for (const t of tasks) {
     const name = t.Spec?.NetworkAttachmentSpec?.ContainerID;
-    if (name === undefined || !LIVE_TASK_STATES.has(t.Status?.State ?? '')) continue;
+    if (name === undefined || t.NodeID !== nodeId || !LIVE_TASK_STATES.has(t.Status?.State ?? '')) continue;
     const att = (t.NetworksAttachments ?? []).find((a) => a.Network?.ID === n.ID);
     const addr = att?.Addresses?.[0];
     if (addr === undefined) continue;

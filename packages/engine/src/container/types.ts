@@ -190,6 +190,13 @@ export interface ContainerRecord {
   oomKilled?: boolean;
   /** Set while an engine process creates, starts or removes the container. */
   lease?: ContainerLease;
+  /**
+   * With `autoRemove`: the process that waits for this container's exit and then removes it
+   * itself (`run --rm` in the foreground, as Docker's wait condition "removed", registered before
+   * the start). While it lives nobody else removes the exited container, so its exit status
+   * cannot be lost to a faster collector; once it is gone, the usual auto-remove applies.
+   */
+  waiter?: { pid: number; start: number };
   /** `pid:starttime` of the engine process collecting the exit (cleared once it is done). */
   collector?: string;
   /** Set when the monitor vanished while the container ran: the exit status is unknown. */

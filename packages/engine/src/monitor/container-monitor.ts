@@ -24,7 +24,7 @@ import type { Runc } from '../runtime/runc.js';
 import { tryStateLock, type LockHandle } from '../state-lock.js';
 import { processAlive, selfIdentity } from './proc.js';
 import { readExitFile, type ExitRecord } from './shim.js';
-import { judge, leaseLive, view, type Verdict } from './verdict.js';
+import { autoRemoveDue, judge, leaseLive, view, type Verdict } from './verdict.js';
 
 export interface ContainerMonitorDeps {
   store: ContainerStore;
@@ -152,7 +152,8 @@ export class ContainerMonitor {
   }
 
   /**
-   * Removes a container whose remover (or creator) died, or that exited with auto-remove: takes
+   * Removes a container whose remover (or creator) died, or that exited with auto-remove and
+   * has no live waiter (the waiter removes it itself, see `Engine.wait`): takes
    * the dead owner's lease over (one taker among all processes), then removes it. Throws
    * ContainerNotFoundError once it is gone; returns the record if another process took over.
    */
@@ -161,7 +162,7 @@ export class ContainerMonitor {
     const taken = await this.store.update(rec.id, (r) => {
       if (r.lease && leaseLive(r.lease)) return false;
       if (r.lease && !sameLease(r.lease, rec.lease)) return false;
-      if (!r.lease && !(r.status === 'exited' && r.autoRemove)) return false;
+      if (!r.lease && !(r.status === 'exited' && autoRemoveDue(r))) return false;
       r.lease = mine;
     });
     if (!sameLease(taken.lease, mine)) return taken;
@@ -201,7 +202,7 @@ export class ContainerMonitor {
     });
     this.log.debug({ id: rec.id, exit }, 'container exited');
     this.deps.onExit?.(next);
-    if (next.autoRemove) {
+    if (autoRemoveDue(next)) {
       await this.takeOverRemoval(next, 'auto-remove').catch((err: unknown) => {
         if (!(err instanceof ContainerNotFoundError)) throw err; // removed: as asked
       });

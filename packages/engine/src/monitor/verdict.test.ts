@@ -107,6 +107,10 @@ test('removals: a dead remover is finished, an exited auto-remove container is r
   assert.equal((await verdict({ ...r, lease: lease(me, 'remove') }, undefined, 'running')).kind, 'busy');
   assert.equal((await verdict(rec({ status: 'exited', autoRemove: true }), undefined, undefined)).kind, 'remove');
   assert.equal((await verdict(rec({ status: 'exited' }), undefined, undefined)).kind, 'settled');
+  // a live waiter (run --rm in the foreground) removes it itself; a dead one leaves it to anyone
+  const waited = rec({ status: 'exited', autoRemove: true, waiter: { pid: me.pid, start: me.start } });
+  assert.equal((await verdict(waited, undefined, undefined)).kind, 'settled');
+  assert.equal((await verdict({ ...waited, waiter: dead }, undefined, undefined)).kind, 'remove');
   // a starter that died: adopt what runc says
   const s = rec({ status: 'created', shimPid: me.pid, shimStart: me.start, lease: lease(dead, 'start') });
   assert.equal((await verdict(s, undefined, 'running')).kind, 'adopt');

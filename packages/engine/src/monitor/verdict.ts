@@ -29,7 +29,7 @@ export type Verdict =
   | { kind: 'pending' }
   /** Its creator died before anything ran: remove every trace (record, name, mounts, bundle). */
   | { kind: 'half-made' }
-  /** Its remover died, or it exited with auto-remove: finish the removal. */
+  /** Its remover died, or it exited with auto-remove (and no live waiter): finish the removal. */
   | { kind: 'remove' }
   /** The shim died while the container runs: the exit status will be unknown. */
   | { kind: 'monitor-lost' };
@@ -46,11 +46,16 @@ export function leaseLive(lease: ContainerLease | undefined): boolean {
   return !!lease && processAlive(lease.pid, lease.start);
 }
 
+/** An exited auto-remove container is removed by anyone only once no live waiter will do it. */
+export function autoRemoveDue(rec: ContainerRecord): boolean {
+  return rec.autoRemove && !(rec.waiter && processAlive(rec.waiter.pid, rec.waiter.start));
+}
+
 export async function judge(rec: ContainerRecord, facts: VerdictFacts): Promise<Verdict> {
   const lease = rec.lease;
   if (lease && leaseLive(lease)) return { kind: 'busy', lease };
   if (lease?.op === 'remove') return { kind: 'remove' };
-  if (rec.status === 'exited') return rec.autoRemove ? { kind: 'remove' } : { kind: 'settled' };
+  if (rec.status === 'exited') return autoRemoveDue(rec) ? { kind: 'remove' } : { kind: 'settled' };
   let exit = await facts.exit();
   if (exit) return { kind: 'exited', exit };
   const shimUp = processAlive(rec.shimPid, rec.shimStart);
