@@ -12,9 +12,13 @@
  *   route (the default route stays on the gateway leg), `network inspect netb` and `container
  *   inspect c1` (NetworkSettings.Networks) list it, c1 reaches the service on netb by name
  *   (its VIP) and the service's task on h1 reaches c1 by its name and its alias;
+ * - shoald of h2 killed and started again takes the leg back: both networks listed, the address
+ *   on its interface, the service's name still resolving in c1;
  * - disconnected, the interface, address and route are gone, netb's names no longer resolve in
  *   c1 nor c1's in netb, netb lists no container; connected again and disconnected while netb
  *   is otherwise unused, `network rm netb` goes from refused (naming c1) to done at once;
+ * - `container rm` gives the container's connected networks back with it (netc lists nothing at
+ *   once, `network rm netc` succeeds);
  * - nothing of the cluster is left on any host.
  *
  * Images come from the lab's registry. Root only; the lab goes in `after`, also when a test fails.
@@ -242,6 +246,23 @@ test(
         );
       }
 
+      // shoald of h2 killed and started again: it takes the leg back (interface, DNS scope)
+      const lab = async (args: string[]): Promise<void> => {
+        const r = await shoal(['lab', ...args]);
+        assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
+      };
+      await lab(['stop', labName, 'h2', '--signal', 'KILL']);
+      await lab(['start', labName, 'h2']);
+      await until('container inspect lists both networks again (once shoald answers)', async () => {
+        const r = await onHost('h2', ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
+        lastOutput = `${r.stdout}${r.stderr}`;
+        return r.code === 0 && /"neta"/.test(r.stdout) && /"netb"/.test(r.stdout) ? true : undefined;
+      });
+      assert.match(await c1Addrs(), new RegExp(`inet ${esc(c1b)}/`));
+      await until('web still resolves in c1 after the restart', async () =>
+        (await lookup('h2', 'c1', 'web')).includes(vip) ? true : undefined,
+      );
+
       // disconnect: the interface, address, route and names go
       await ok('h2', ['network', 'disconnect', 'netb', 'c1']);
       assert.equal((await inspectNet('netb')).Containers, null, 'netb lists no container');
@@ -272,10 +293,17 @@ test(
       await ok('h2', ['network', 'disconnect', '-f', 'netb', 'c1']);
       await ok('h1', ['network', 'rm', 'netb']);
       assert.equal(await c1Addrs(), before);
+      // container rm gives every attachment of the container back: its connected networks too
+      await ok('h1', ['network', 'create', '-d', 'overlay', '--attachable', 'netc']);
+      await ok('h2', ['network', 'connect', 'netc', 'c1']);
+      assert.ok((await inspectNet('netc')).Containers?.['c1'], 'network inspect netc lists c1');
       await ok('h2', ['container', 'rm', '-f', 'c1', 'c0']);
+      assert.equal((await inspectNet('netc')).Containers, null, 'netc lists nothing once c1 is removed');
+      await ok('h1', ['network', 'rm', 'netc']);
       await ok('h1', ['network', 'rm', 'neta', 'netp']);
     } finally {
       for (const h of HOSTS) await onHost(h, ['container', 'rm', '-f', 'c1', 'c0']);
+      await onHost('h1', ['network', 'rm', 'netc', 'netb', 'neta', 'netp']);
     }
 
     // nothing left on any host but the nodes' ingress sandboxes
