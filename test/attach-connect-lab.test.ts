@@ -120,7 +120,7 @@ const esc = (s: string): string => s.replace(/\./g, '\\.');
 
 test(
   'network connect / disconnect: a second network in the container, reach and be reached, refusals, release',
-  { timeout: 900_000 },
+  { timeout: 1_500_000 },
   async () => {
     const up = await shoal(['lab', 'up', '--name', labName, '--hosts', '2', '--managers', '1']);
     assert.equal(up.code, 0, up.stderr);
