@@ -265,8 +265,9 @@ export class Agent {
    * container's sandbox.
    */
   async disconnectNetwork(containerName: string, target: string): Promise<void> {
-    const found = this.attachmentsOf(containerName).find(({ task }) => {
+    const found = this.attachmentsOf(containerName).find(({ runner, task }) => {
       const net = task.NetworksAttachments?.[0]?.Network;
+      if (isTerminalTaskState(runner.observedState)) return false; // ended: its container is gone
       return (
         net?.Spec?.Name === target || net?.ID === target || (target.length > 0 && (net?.ID ?? '').startsWith(target))
       );
