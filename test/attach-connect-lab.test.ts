@@ -1,6 +1,6 @@
 /**
  * `shoal network connect` / `disconnect` of a plain container, end to end on a lab of 2 (h1
- * manager, h2 worker) through the real `shoal` CLI and each host's real shoald, as
+ * manager with c1, h2 worker with the service) through the real `shoal` CLI and each host's real shoald, as
  * `docker run --network neta ...; docker network connect --alias cb netb c1; docker network
  * disconnect netb c1`:
  *
@@ -11,8 +11,8 @@
  * - connected, c1 has a second interface with an address of netb's subnet and that subnet's
  *   route (the default route stays on the gateway leg), `network inspect netb` and `container
  *   inspect c1` (NetworkSettings.Networks) list it, c1 reaches the service on netb by name
- *   (its VIP) and the service's task on h1 reaches c1 by its name and its alias;
- * - shoald of h2 killed and started again takes the leg back: both networks listed, the address
+ *   (its VIP) and the service's task on h2 reaches c1 by its name and its alias;
+ * - shoald of h1 killed and started again takes the leg back: both networks listed, the address
  *   on its interface, the service's name still resolving in c1;
  * - disconnected, the interface, address and route are gone, netb's names no longer resolve in
  *   c1 nor c1's in netb, netb lists no container; connected again and disconnected while netb
@@ -41,6 +41,10 @@ const { labName, shoal } = await labTestRig({
   },
 });
 const HOSTS = ['h1', 'h2'];
+/** c1's node: the manager, where `network inspect` lists it (only the local node's, as Docker's). */
+const C = 'h1';
+/** The web service's node. */
+const W = 'h2';
 
 function onHost(host: string, args: string[]): Promise<RunResult> {
   return shoal(['lab', 'exec', labName, host, '--', process.execPath, cliMain, ...args]);
@@ -97,7 +101,7 @@ async function inspectNet(name: string): Promise<{ IPAM: { Config: { Subnet: str
 
 /** c1's swarm networks as `container inspect` shows them: name → address. */
 async function c1Networks(): Promise<Record<string, string>> {
-  const out = await ok('h2', ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
+  const out = await ok(C, ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
   const nets = JSON.parse(out) as Record<string, { IPAddress: string; IPPrefixLen: number }>;
   return Object.fromEntries(Object.entries(nets).map(([k, v]) => [k, `${v.IPAddress}/${v.IPPrefixLen}`]));
 }
@@ -149,14 +153,14 @@ test(
         '--network',
         'netb',
         '--constraint',
-        'node.hostname==h1',
+        `node.hostname==${W}`,
         image,
         ...httpd,
       ]);
       const serve = ['sh', '-c', 'mkdir -p /www && echo c1-body > /www/index.html && exec httpd -f -p 80 -h /www'];
-      await ok('h2', ['container', 'run', ...insecure, '-d', '--name', 'c1', '--network', 'neta', image, ...serve]);
-      await ok('h2', ['container', 'run', ...insecure, '-d', '--name', 'c0', image, 'sleep', '3600']);
-      const webTask = await until('web running on h1', async () => {
+      await ok(C, ['container', 'run', ...insecure, '-d', '--name', 'c1', '--network', 'neta', image, ...serve]);
+      await ok(C, ['container', 'run', ...insecure, '-d', '--name', 'c0', image, 'sleep', '3600']);
+      const webTask = await until(`web running on ${W}`, async () => {
         const out = await ok('h1', [
           'service',
           'ps',
@@ -169,7 +173,7 @@ test(
         ]);
         return out
           .split('\n')
-          .find((x) => /^h1 Running /.test(x))
+          .find((x) => x.startsWith(`${W} Running `))
           ?.split(' ')
           .at(-1);
       });
@@ -179,7 +183,7 @@ test(
             Addr: string;
           }[]
         )[0]?.Addr.split('/')[0] ?? '';
-      const c1Addrs = async (): Promise<string> => inContainer('h2', 'c1', ['ip', '-o', '-4', 'addr', 'show']);
+      const c1Addrs = async (): Promise<string> => inContainer(C, 'c1', ['ip', '-o', '-4', 'addr', 'show']);
       const before = await c1Addrs();
       assert.match(before, /eth0/);
       assert.deepEqual(Object.keys(await c1Networks()), ['neta']);
@@ -199,7 +203,7 @@ test(
       const refuse = async (args: string[], msg: RegExp): Promise<void> => {
         const netb = JSON.stringify((await inspectNet('netb')).Containers);
         const ifs = await c1Addrs();
-        const r = await onHost('h2', args);
+        const r = await onHost(C, args);
         assert.notEqual(r.code, 0, `${args.join(' ')} must be refused`);
         assert.match(r.stderr, msg);
         assert.equal(JSON.stringify((await inspectNet('netb')).Containers), netb, `${args.join(' ')}: netb unchanged`);
@@ -209,13 +213,13 @@ test(
 
       // connect: a second interface in c1 with an address of netb, its route, its names
       const connectAndCheck = async (): Promise<string> => {
-        await ok('h2', ['network', 'connect', '--alias', 'cb', 'netb', 'c1']);
+        await ok(C, ['network', 'connect', '--alias', 'cb', 'netb', 'c1']);
         const entry = (await inspectNet('netb')).Containers?.['c1'];
         assert.ok(entry, 'network inspect netb lists c1');
         const addr = entry.IPv4Address.split('/')[0] ?? '';
         assert.ok(inSubnet(addr, netbSubnet), `c1's address ${addr} is in ${netbSubnet}`);
         assert.match(await c1Addrs(), new RegExp(`eth\\d+\\s+inet ${esc(addr)}/`));
-        const routes = await inContainer('h2', 'c1', ['ip', 'route']);
+        const routes = await inContainer(C, 'c1', ['ip', 'route']);
         assert.match(routes, new RegExp(`^${esc(netbSubnet)} dev eth\\d+`, 'm'), 'the subnet route of netb');
         assert.match(routes, /^default via 198\.19\.255\.\d+ dev eth1/m, 'the default route stays on the gateway leg');
         const nets = await c1Networks();
@@ -232,55 +236,55 @@ test(
 
       // c1 -> web by name (the VIP on netb); web's task -> c1 by its name and its alias
       await until('web resolves to its VIP in c1', async () =>
-        (await lookup('h2', 'c1', 'web')).includes(vip) ? true : undefined,
+        (await lookup(C, 'c1', 'web')).includes(vip) ? true : undefined,
       );
       await until('c1 reaches web by name (its task answers with its hostname)', async () =>
-        /^[0-9a-f]{12}$/.test(await get('h2', 'c1', 'web')) ? true : undefined,
+        /^[0-9a-f]{12}$/.test(await get(C, 'c1', 'web')) ? true : undefined,
       );
       for (const name of ['c1', 'cb']) {
         await until(`${name} resolves to c1's netb address in the web task`, async () =>
-          (await lookup('h1', webTask, name)).includes(c1b) ? true : undefined,
+          (await lookup(W, webTask, name)).includes(c1b) ? true : undefined,
         );
         await until(`the web task reaches ${name}`, async () =>
-          (await get('h1', webTask, name)) === 'c1-body' ? true : undefined,
+          (await get(W, webTask, name)) === 'c1-body' ? true : undefined,
         );
       }
 
-      // shoald of h2 killed and started again: it takes the leg back (interface, DNS scope)
+      // shoald of c1's node killed (the manager too) and started again: it takes the leg back (interface, DNS scope)
       const lab = async (args: string[]): Promise<void> => {
         const r = await shoal(['lab', ...args]);
         assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
       };
-      await lab(['stop', labName, 'h2', '--signal', 'KILL']);
-      await lab(['start', labName, 'h2']);
+      await lab(['stop', labName, C, '--signal', 'KILL']);
+      await lab(['start', labName, C]);
       await until('container inspect lists both networks again (once shoald answers)', async () => {
-        const r = await onHost('h2', ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
+        const r = await onHost(C, ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
         lastOutput = `${r.stdout}${r.stderr}`;
         return r.code === 0 && /"neta"/.test(r.stdout) && /"netb"/.test(r.stdout) ? true : undefined;
       });
       assert.match(await c1Addrs(), new RegExp(`inet ${esc(c1b)}/`));
       await until('web still resolves in c1 after the restart', async () =>
-        (await lookup('h2', 'c1', 'web')).includes(vip) ? true : undefined,
+        (await lookup(C, 'c1', 'web')).includes(vip) ? true : undefined,
       );
 
       // disconnect: the interface, address, route and names go
-      await ok('h2', ['network', 'disconnect', 'netb', 'c1']);
+      await ok(C, ['network', 'disconnect', 'netb', 'c1']);
       assert.equal((await inspectNet('netb')).Containers, null, 'netb lists no container');
       assert.doesNotMatch(await c1Addrs(), new RegExp(`inet ${esc(c1b)}/`));
-      assert.doesNotMatch(await inContainer('h2', 'c1', ['ip', 'route']), new RegExp(`^${esc(netbSubnet)} `, 'm'));
+      assert.doesNotMatch(await inContainer(C, 'c1', ['ip', 'route']), new RegExp(`^${esc(netbSubnet)} `, 'm'));
       assert.deepEqual(Object.keys(await c1Networks()), ['neta']);
       assert.equal(await c1Addrs(), before, "c1's interfaces are those it started with");
       // (not to anything of netb: a name the cluster does not answer goes to the host's resolvers)
       const netbAddr = (a: string): boolean => inSubnet(a, netbSubnet);
       await until('web no longer resolves in c1', async () =>
-        (await lookup('h2', 'c1', 'web')).some(netbAddr) ? undefined : true,
+        (await lookup(C, 'c1', 'web')).some(netbAddr) ? undefined : true,
       );
-      assert.equal(await get('h2', 'c1', vip), '', 'the VIP does not answer c1');
+      assert.equal(await get(C, 'c1', vip), '', 'the VIP does not answer c1');
       await until("c1's names no longer resolve in the web task", async () => {
-        const seen = [...(await lookup('h1', webTask, 'c1')), ...(await lookup('h1', webTask, 'cb'))];
+        const seen = [...(await lookup(W, webTask, 'c1')), ...(await lookup(W, webTask, 'cb'))];
         return seen.some(netbAddr) ? undefined : true;
       });
-      assert.equal(await get('h1', webTask, c1b), '', "c1's old address does not answer the web task");
+      assert.equal(await get(W, webTask, c1b), '', "c1's old address does not answer the web task");
 
       // connected again; with netb otherwise unused, network rm is refused naming c1 until the
       // disconnect, then done at once
@@ -292,14 +296,14 @@ test(
         assert.notEqual(r.code, 0, 'network rm must be refused while c1 is connected');
         return /in use by container c1: remove it first/.test(r.stderr) ? true : undefined;
       });
-      await ok('h2', ['network', 'disconnect', '-f', 'netb', 'c1']);
+      await ok(C, ['network', 'disconnect', '-f', 'netb', 'c1']);
       await ok('h1', ['network', 'rm', 'netb']);
       assert.equal(await c1Addrs(), before);
       // container rm gives every attachment of the container back: its connected networks too
       await ok('h1', ['network', 'create', '-d', 'overlay', '--attachable', 'netc']);
-      await ok('h2', ['network', 'connect', 'netc', 'c1']);
+      await ok(C, ['network', 'connect', 'netc', 'c1']);
       assert.ok((await inspectNet('netc')).Containers?.['c1'], 'network inspect netc lists c1');
-      await ok('h2', ['container', 'rm', '-f', 'c1', 'c0']);
+      await ok(C, ['container', 'rm', '-f', 'c1', 'c0']);
       assert.equal((await inspectNet('netc')).Containers, null, 'netc lists nothing once c1 is removed');
       await ok('h1', ['network', 'rm', 'netc']);
       await ok('h1', ['network', 'rm', 'neta', 'netp']);
