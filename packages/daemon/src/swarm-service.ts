@@ -262,7 +262,12 @@ export function swarmService(d: Daemon): SwarmServer {
     attachNetwork: unaryHandler(async (req, _call, signal) => {
       const agent = attachingAgent(d);
       const r = await agent.attachNetwork(
-        { target: req.Target ?? '', aliases: req.Aliases ?? [], containerName: req.ContainerName ?? '' },
+        {
+          target: req.Target ?? '',
+          aliases: req.Aliases ?? [],
+          containerName: req.ContainerName ?? '',
+          ...(req.Sandbox ? { sandbox: req.Sandbox } : {}),
+        },
         signal,
       );
       return {
@@ -275,8 +280,25 @@ export function swarmService(d: Daemon): SwarmServer {
       };
     }),
     detachNetwork: unaryHandler(async (req) => {
-      await attachingAgent(d).detachNetwork(req.AttachmentID ?? '');
+      const agent = attachingAgent(d);
+      // `network disconnect NET CONTAINER` names the container and the network; `container rm` the attachment
+      if (!req.AttachmentID && req.ContainerName) await agent.disconnectNetwork(req.ContainerName, req.Target ?? '');
+      else await agent.detachNetwork(req.AttachmentID ?? '');
       return {};
+    }),
+    // `container inspect`: NetworkSettings.Networks of a container of this node
+    containerNetworks: unaryHandler(async (req) => {
+      await Promise.resolve(); // a refusal below is this call's rejection
+      const agent = attachingAgent(d);
+      return {
+        Networks: agent.containerNetworks(req.ContainerName ?? '').map((n) => ({
+          NetworkID: n.networkId,
+          NetworkName: n.networkName,
+          AttachmentID: n.attachmentId,
+          Address: n.address,
+          Aliases: n.aliases,
+        })),
+      };
     }),
   };
 }

@@ -238,6 +238,17 @@ export class NetworkNotAttachableError extends ManagerError {
   }
 }
 
+/** `network connect` (or `container run --network`) of a container already on the network (Docker's message). */
+export class EndpointExistsError extends ManagerError {
+  constructor(container: string, network: string) {
+    super(
+      'MANAGER_ENDPOINT_EXISTS',
+      `endpoint with name ${container} already exists in network ${network}`,
+      'already-exists',
+    );
+  }
+}
+
 export class NetworkInUseError extends ManagerError {
   constructor(name: string, users: readonly string[]) {
     super(

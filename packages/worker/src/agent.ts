@@ -19,10 +19,17 @@ import {
   type TaskStatus,
 } from '@shoal/api';
 import { errorMessage, type Logger } from '@shoal/common';
+import { existsSync } from 'node:fs';
 import { ContainerNotFoundError, type ContainerCreateOptions, type Engine } from '@shoal/engine';
 import { AttachmentRunner, holdsSandbox, isAttachmentTask } from './attachment-runner.js';
 import { taskContainerOptions } from './container-options.js';
-import { AssignmentsSequenceError, NetworkAttachmentError, NotConnectedError } from './errors.js';
+import {
+  AssignmentsSequenceError,
+  ConnectUnsupportedError,
+  EndpointNotFoundError,
+  NetworkAttachmentError,
+  NotConnectedError,
+} from './errors.js';
 import type { DispatcherLink } from './dispatcher-link.js';
 import { LABEL_TASK_ID } from './labels.js';
 import { ImagePuller } from './image-puller.js';
@@ -78,6 +85,16 @@ export interface NetworkAttachmentResult {
   dnsOptions: string[];
 }
 
+/** A swarm network a container of this node is on (its network-attachment task). */
+export interface ContainerNetwork {
+  attachmentId: string;
+  networkId: string;
+  networkName: string;
+  /** CIDR. */
+  address: string;
+  aliases: string[];
+}
+
 /** What the agent runs per task: a container (TaskRunner) or a network attachment. */
 interface Runner {
   readonly taskId: string;
@@ -97,6 +114,8 @@ export class Agent {
   private readonly runners = new Map<string, Runner>();
   /** Waiters for an attachment runner not assigned yet (attachNetwork before its assignment). */
   private readonly attachWaiters = new Map<string, (r: AttachmentRunner) => void>();
+  /** `network connect` calls in flight: the container's name → the attachment whose sandbox it joins. */
+  private readonly connecting = new Map<string, { host: string; calls: number }>();
   private link: DispatcherLink | undefined;
   private claimTimer: NodeJS.Timeout | undefined;
   private claimCheck: Promise<void> | undefined;
@@ -182,13 +201,27 @@ export class Agent {
    * with. If the sandbox cannot be made (or `signal` aborts), the attachment is given back.
    */
   async attachNetwork(
-    req: { target: string; aliases: string[]; containerName: string },
+    req: { target: string; aliases: string[]; containerName: string; sandbox?: string },
     signal?: AbortSignal,
   ): Promise<NetworkAttachmentResult> {
     const link = this.link;
     if (link?.attachNetwork === undefined || link.detachNetwork === undefined || this.network === undefined)
       throw new NotConnectedError('attach a container to a network');
-    const id = await link.attachNetwork({ Target: req.target, Aliases: req.aliases }, req.containerName);
+    // `network connect`: a leg in the sandbox of the container's first attachment
+    const host = req.sandbox ? this.sandboxHost(req.containerName, req.sandbox) : undefined;
+    if (host !== undefined) {
+      const c = this.connecting.get(req.containerName) ?? { host, calls: 0 };
+      c.calls++;
+      this.connecting.set(req.containerName, c);
+    }
+    let id: string;
+    try {
+      id = await link.attachNetwork({ Target: req.target, Aliases: req.aliases }, req.containerName);
+      if (host !== undefined) this.network.setLegHost(id, host);
+    } finally {
+      const c = this.connecting.get(req.containerName);
+      if (host !== undefined && c !== undefined && --c.calls === 0) this.connecting.delete(req.containerName);
+    }
     try {
       const runner = await this.attachmentRunner(id, signal);
       const opts: TaskNetworkOptions = await raceAbort(runner.ready, signal, ATTACH_WAIT_MS, id);
@@ -218,10 +251,104 @@ export class Agent {
   async detachNetwork(attachmentId: string): Promise<void> {
     const link = this.link;
     if (link?.detachNetwork === undefined) throw new NotConnectedError('detach a container from a network');
-    await link.detachNetwork(attachmentId);
+    // the container goes: its `network connect` legs go with its sandbox, and their addresses too
+    const ids = [attachmentId, ...(this.network?.legsOf(attachmentId) ?? [])];
+    for (const id of ids) await link.detachNetwork(id);
     const until = Date.now() + DETACH_WAIT_MS;
-    while (this.runners.has(attachmentId) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (ids.some((id) => this.runners.has(id)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     await this.network?.settled();
+  }
+
+  /**
+   * `network disconnect NET CONTAINER`: gives back the container's attachment on that network
+   * (network ID, name or ID prefix). Only a `network connect` leg: the first network is the
+   * container's sandbox.
+   */
+  async disconnectNetwork(containerName: string, target: string): Promise<void> {
+    const found = this.attachmentsOf(containerName).find(({ runner, task }) => {
+      const net = task.NetworksAttachments?.[0]?.Network;
+      if (isTerminalTaskState(runner.observedState)) return false; // ended: its container is gone
+      return (
+        net?.Spec?.Name === target || net?.ID === target || (target.length > 0 && (net?.ID ?? '').startsWith(target))
+      );
+    });
+    if (found === undefined) throw new EndpointNotFoundError(containerName, target);
+    if (this.network?.legHostOf(found.runner.taskId) === undefined)
+      throw new ConnectUnsupportedError(
+        `container ${containerName} cannot be disconnected from network ${target}: it is the network the container was started on (its sandbox); remove the container instead`,
+      );
+    await this.detachNetwork(found.runner.taskId);
+  }
+
+  /** The swarm networks container `containerName` of this node is on, first network first. */
+  containerNetworks(containerName: string): ContainerNetwork[] {
+    return this.attachmentsOf(containerName)
+      .filter(({ runner }) => !isTerminalTaskState(runner.observedState))
+      .map(({ runner, task }) => {
+        const att = task.NetworksAttachments?.[0];
+        return {
+          attachmentId: runner.taskId,
+          networkId: att?.Network?.ID ?? '',
+          networkName: att?.Network?.Spec?.Name ?? '',
+          address: att?.Addresses?.[0] ?? '',
+          aliases: [...(att?.Aliases ?? [])],
+          leg: this.network?.legHostOf(runner.taskId) !== undefined,
+        };
+      })
+      .sort((a, b) => Number(a.leg) - Number(b.leg))
+      .map(({ leg: _leg, ...n }) => n);
+  }
+
+  private attachmentsOf(containerName: string): { runner: AttachmentRunner; task: Task }[] {
+    return [...this.runners.values()]
+      .filter((r): r is AttachmentRunner => r instanceof AttachmentRunner)
+      .map((runner) => ({ runner, task: runner.current }))
+      .filter(({ task }) => task.Spec?.NetworkAttachmentSpec?.ContainerID === containerName);
+  }
+
+  /** The attachment whose sandbox is `path` (container `name`'s namespace), for `network connect`. */
+  private sandboxHost(name: string, path: string): string {
+    const host = this.attachmentsOf(name).find(
+      ({ runner }) =>
+        this.network?.legHostOf(runner.taskId) === undefined && this.sandboxPathOf(runner.taskId) === path,
+    );
+    if (host === undefined)
+      throw new ConnectUnsupportedError(
+        `container ${name} cannot be connected to another network: it is not on an attachable overlay of this node (start it with --network NET first)`,
+      );
+    return host.runner.taskId;
+  }
+
+  /** The namespace a task's container is in: its own sandbox, or its host's for a `network connect` leg. */
+  private sandboxPathOf(taskId: string): string {
+    const tag = this.opts.network?.hostTag ?? '';
+    return `/run/netns/${sandboxName(tag, this.network?.legHostOf(taskId) ?? taskId)}`;
+  }
+
+  /**
+   * Whether a new attachment task is a `network connect` leg, and of which attachment: one in
+   * flight here (`connecting`), or, after a restart of shoald, a running one without a sandbox of
+   * its own while another attachment of the same container has one.
+   */
+  private legHostFor(task: Task, incoming: readonly Task[]): string | undefined {
+    const id = task.ID ?? '';
+    const known = this.network?.legHostOf(id);
+    if (known !== undefined) return known;
+    const name = task.Spec?.NetworkAttachmentSpec?.ContainerID ?? '';
+    const c = this.connecting.get(name);
+    if (c !== undefined && c.host !== id) return c.host;
+    const state = task.Status?.State ?? 'new';
+    if (state !== 'running' || existsSync(this.sandboxPathOf(id))) return undefined;
+    const others = [
+      ...incoming,
+      ...[...this.runners.values()].flatMap((r) => (r instanceof AttachmentRunner ? [r.current] : [])),
+    ];
+    return others.find(
+      (t) =>
+        t.ID !== id &&
+        t.Spec?.NetworkAttachmentSpec?.ContainerID === name &&
+        existsSync(`/run/netns/${sandboxName(this.opts.network?.hostTag ?? '', t.ID ?? '')}`),
+    )?.ID;
   }
 
   /** The attachment runner of task `id`, once its assignment has arrived. */
@@ -272,13 +399,9 @@ export class Agent {
         if (!(err instanceof ContainerNotFoundError)) throw err; // removed meanwhile
       }
     }
-    const tag = this.opts.network?.hostTag ?? '';
     for (const r of runners) {
       if (this.runners.get(r.taskId) !== r) continue;
-      await r.checkClaim(
-        used.has(`/run/netns/${sandboxName(tag, r.taskId)}`),
-        this.opts.attachmentClaimMs ?? ATTACHMENT_CLAIM_MS,
-      );
+      await r.checkClaim(used.has(this.sandboxPathOf(r.taskId)), this.opts.attachmentClaimMs ?? ATTACHMENT_CLAIM_MS);
     }
   }
 
@@ -334,6 +457,10 @@ export class Agent {
     }
     const seen = new Set<string>();
     const gone: Runner[] = [];
+    const incoming = changes.flatMap((c) => {
+      const t = c.Assignment?.Task;
+      return c.Action !== 'remove' && t && isAttachmentTask(t) ? [t] : [];
+    });
     for (const c of changes) {
       const task = c.Assignment?.Task;
       if (!task?.ID) continue;
@@ -346,7 +473,7 @@ export class Agent {
         continue;
       }
       seen.add(task.ID);
-      this.upsert(task);
+      this.upsert(task, incoming);
     }
     if (complete) {
       for (const [id, r] of this.runners) {
@@ -366,7 +493,7 @@ export class Agent {
     }
   }
 
-  private upsert(task: Task): void {
+  private upsert(task: Task, incoming: readonly Task[] = []): void {
     const id = task.ID!;
     const r = this.runners.get(id);
     if (r) {
@@ -374,13 +501,14 @@ export class Agent {
       return;
     }
     if (isAttachmentTask(task) && this.network !== undefined) {
-      const tag = this.opts.network?.hostTag ?? '';
+      const host = this.legHostFor(task, incoming);
+      if (host !== undefined) this.network.setLegHost(id, host);
       const runner = new AttachmentRunner(
         {
           network: this.network,
           log: this.log,
           report: (taskId, status) => this.report(taskId, status),
-          sandboxPath: (taskId) => `/run/netns/${sandboxName(tag, taskId)}`,
+          sandboxPath: (taskId) => this.sandboxPathOf(taskId),
           now: () => Date.now(),
         },
         task,

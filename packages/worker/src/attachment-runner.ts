@@ -67,6 +67,11 @@ export class AttachmentRunner {
     return this.task.ID ?? '';
   }
 
+  /** The task as last assigned. */
+  get current(): Task {
+    return this.task;
+  }
+
   get observedState(): string {
     return this.state;
   }

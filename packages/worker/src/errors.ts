@@ -46,6 +46,23 @@ export class NetworkAttachmentError extends WorkerError {
   }
 }
 
+/** `network disconnect` of a container from a network it has no attachment on (Docker's message). */
+export class EndpointNotFoundError extends WorkerError {
+  constructor(container: string, network: string) {
+    super('WORKER_ENDPOINT_NOT_FOUND', `container ${container} is not connected to network ${network}`, 'not-found');
+  }
+}
+
+/**
+ * `network connect` of a container whose network namespace is no attachment sandbox of this node,
+ * or `network disconnect` from the network that made its sandbox (its first): not supported.
+ */
+export class ConnectUnsupportedError extends WorkerError {
+  constructor(message: string) {
+    super('WORKER_CONNECT_UNSUPPORTED', message, 'failed-precondition');
+  }
+}
+
 /** The node has no dispatcher session (not in a swarm, or reconnecting): nothing to ask the managers. */
 export class NotConnectedError extends WorkerError {
   constructor(what: string) {

@@ -58,4 +58,5 @@ export const METHOD_ROLES: Readonly<Record<string, readonly string[]>> = {
   '/shoal.Swarm/Info': ['local'],
   '/shoal.Swarm/AttachNetwork': ['local'],
   '/shoal.Swarm/DetachNetwork': ['local'],
+  '/shoal.Swarm/ContainerNetworks': ['local'],
 };

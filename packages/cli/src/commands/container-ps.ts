@@ -8,6 +8,8 @@ import type { ContainerRecord, Engine } from '@shoal/engine';
 import { checkFormat, formatInspect, formatList, parseFilters } from '../format/index.js';
 import { ignoreCodes } from '../ignore.js';
 import { openEngine, withRoots, type GlobalOpts } from './container.js';
+import { ATTACHMENT_LABEL } from './container-attach.js';
+import { swarmNetworkSettings } from './container-networks.js';
 import {
   PS_FILTERS,
   PS_HEADERS,
@@ -100,12 +102,13 @@ export function registerInspect(c: Command): void {
             process.exitCode = 1;
             continue;
           }
-          out.push(
-            inspectJson(r, {
-              volumeSource: (n) => engine.volumes.mountpointOf(n),
-              imageConfig: await imageConfig(engine, r),
-            }),
-          );
+          const j = inspectJson(r, {
+            volumeSource: (n) => engine.volumes.mountpointOf(n),
+            imageConfig: await imageConfig(engine, r),
+          });
+          // on swarm networks (an attachment sandbox): every network with its address, from shoald
+          const settings = r.labels[ATTACHMENT_LABEL] ? await swarmNetworkSettings(r.name) : undefined;
+          out.push(settings ? { ...j, NetworkSettings: settings } : j);
         }
         if (out.length > 0 || refs.length === 0) process.stdout.write(formatInspect(out, f.format));
       } finally {

@@ -73,6 +73,8 @@ import {
   type LocalAttachNetworkResponse,
   type LocalDetachNetworkRequest,
   type LocalDetachNetworkResponse,
+  type LocalContainerNetworksRequest,
+  type LocalContainerNetworksResponse,
   type UpdateClusterRequest,
   type UpdateClusterResponse,
   type UpdateNodeRequest,
@@ -135,6 +137,7 @@ export interface SwarmCalls {
   info: Unary<SwarmInfoRequest, SwarmInfo>;
   attachNetwork: Unary<LocalAttachNetworkRequest, LocalAttachNetworkResponse>;
   detachNetwork: Unary<LocalDetachNetworkRequest, LocalDetachNetworkResponse>;
+  containerNetworks: Unary<LocalContainerNetworksRequest, LocalContainerNetworksResponse>;
 }
 
 /** The Control calls the CLI makes, promise-returning. */
@@ -205,7 +208,16 @@ function promised<C extends object>(
   return out;
 }
 
-const SWARM_METHODS = ['init', 'join', 'leave', 'unlock', 'info', 'attachNetwork', 'detachNetwork'] as const;
+const SWARM_METHODS = [
+  'init',
+  'join',
+  'leave',
+  'unlock',
+  'info',
+  'attachNetwork',
+  'detachNetwork',
+  'containerNetworks',
+] as const;
 const CONTROL_METHODS = [
   'getNode',
   'listNodes',

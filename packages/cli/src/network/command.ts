@@ -1,5 +1,5 @@
 /**
- * `shoal network create|ls|inspect|rm|prune`: swarm (overlay) networks through the daemon's
+ * `shoal network create|ls|inspect|rm|prune` (and connect|disconnect, connect.ts): swarm (overlay) networks through the daemon's
  * Control service, with docker's columns, filters and JSON (view.ts).
  */
 import { createInterface } from 'node:readline';
@@ -10,6 +10,7 @@ import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.j
 import type { DaemonClient } from '../daemon/client.js';
 import { checkFormat, formatInspect, formatList, matchLabels, matchesAny, parseFilters } from '../format/index.js';
 import { findObject } from '../secret/objects.js';
+import { registerConnect } from './connect.js';
 import { networkContainers, networkPeers, networkResource, networkSpecFromFlags, type CreateFlags } from './view.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -57,6 +58,7 @@ async function confirm(question: string): Promise<boolean> {
 
 export function registerNetwork(program: Command): void {
   const cmd = program.command('network').description('Manage swarm networks');
+  registerConnect(cmd);
 
   cmd
     .command('create')

@@ -19,6 +19,7 @@ import { newObjectId } from '@shoal/common';
 import type { ManagerContext, StoredNode } from '../context.js';
 import {
   CallerNotAllowedError,
+  EndpointExistsError,
   InvalidRequestError,
   NetworkNotAttachableError,
   NetworkNotFoundError,
@@ -62,6 +63,7 @@ export class NetworkAttachments {
       if (net === undefined) throw new NetworkNotFoundError(target);
       const name = net.Spec?.Name ?? net.ID;
       if (net.Spec?.Attachable !== true || net.Spec.Ingress === true) throw new NetworkNotAttachableError(name);
+      if (this.endpointOf(containerId, net.ID) !== undefined) throw new EndpointExistsError(containerId, name);
       const now = new Date(this.ctx.clock.now()).toISOString();
       const task: StoredTask = {
         ID: newObjectId(),
@@ -98,6 +100,24 @@ export class NetworkAttachments {
       this.ctx.logger.info({ task: task.ID, node: nodeId, network: name, container: containerId }, 'network attached');
       return task.ID;
     });
+  }
+
+  /**
+   * The container's live attachment task on a network, if any (`network connect` a second time):
+   * its name is its endpoint's name there, one per network, as Docker's.
+   */
+  private endpointOf(containerId: string, networkId: string): StoredTask | undefined {
+    return this.ctx.store
+      .list<StoredTask>('task')
+      .find(
+        (t) =>
+          (t.ServiceID ?? '') === '' &&
+          isNetworkAttachmentTask(t) &&
+          t.Spec?.NetworkAttachmentSpec?.ContainerID === containerId &&
+          t.DesiredState === 'running' &&
+          !isTerminalTaskState(t.Status?.State ?? 'new') &&
+          (t.Spec.Networks ?? []).some((n) => n.Target === networkId),
+      );
   }
 
   /** Deletes one of `nodeId`'s attachment tasks and gives its address back; one already gone is fine. */

@@ -52,6 +52,7 @@ import {
   vipServices,
 } from './network-views.js';
 import { NodeDns } from './node-dns.js';
+import { addLeg, adoptLeg, removeLeg } from './sandbox-legs.js';
 import {
   buildSandbox,
   destroySandbox,
@@ -130,6 +131,10 @@ export class NetworkController {
   private closed = false;
   /** Wall-clock time of the first state change not yet taken by a sync (its trace's `received`). */
   private changedAt: number | undefined;
+  /** `network connect` legs (sandbox-legs.ts): the leg's task ID → the task whose sandbox it joins. */
+  private readonly legHosts = new Map<string, string>();
+  /** Legs to take back once their host's sandbox is taken back (restart: any order). */
+  private readonly legsToAdopt = new Map<string, Task[]>();
 
   constructor(private readonly opts: NodeNetworkOptions) {
     this.log = opts.logger.child({ component: 'network' });
@@ -186,6 +191,8 @@ export class NetworkController {
    */
   prepare(task: Task): SandboxPrep {
     const taskId = task.ID ?? '';
+    const host = this.legHosts.get(taskId);
+    if (host !== undefined) return this.prepareLeg(task, host);
     let netnsMade: () => void = () => undefined;
     const made = new Promise<void>((resolve) => (netnsMade = resolve));
     const ready = this.perTask(taskId, async () => {
@@ -216,6 +223,93 @@ export class NetworkController {
     ready.catch(handledElsewhere);
     options.catch(handledElsewhere);
     return { options, ready };
+  }
+
+  /**
+   * Task `legId` (a network-attachment task of `network connect`) is a leg of `hostId`'s sandbox:
+   * its prepare, adopt and release add, take back and remove a leg there (sandbox-legs.ts)
+   * instead of a sandbox of its own. Set before its prepare or adopt.
+   */
+  setLegHost(legId: string, hostId: string): void {
+    this.legHosts.set(legId, hostId);
+  }
+
+  /** The task whose sandbox task `taskId` is a leg of, if it is one. */
+  legHostOf(taskId: string): string | undefined {
+    return this.legHosts.get(taskId);
+  }
+
+  /** The legs on task `hostId`'s sandbox (their task IDs). */
+  legsOf(hostId: string): string[] {
+    return [...this.legHosts].filter(([, h]) => h === hostId).map(([leg]) => leg);
+  }
+
+  /** `prepare` of a leg: after the host's prepares and releases, in the host's sandbox. */
+  private prepareLeg(task: Task, hostId: string): SandboxPrep {
+    const taskId = task.ID ?? '';
+    const ready = this.perTask(hostId, async () => {
+      if (this.closed) throw new NetworkAttachmentError(taskId, 'the node agent is stopping');
+      const sb = this.sandboxes.get(hostId);
+      if (!sb) throw new NetworkAttachmentError(taskId, `the sandbox it joins (task ${hostId}) is gone`);
+      const nets = this.sandboxNetworksOf(task);
+      const n = nets[0];
+      if (nets.length !== 1 || n === undefined)
+        throw new NetworkAttachmentError(taskId, `a leg is on one network, not ${nets.length}`);
+      await requireEncryptionSupportFor(n.network.Spec ?? {});
+      this.refuseGatewayOverlap(taskId, nets);
+      if (sb.overlays.some((o) => o.networkId === n.spec.id))
+        throw new NetworkAttachmentError(
+          taskId,
+          `its sandbox is already on network ${n.network.Spec?.Name ?? n.spec.id}`,
+        );
+      await addLeg(this.deps(), sb, taskId, n);
+      await this.syncSoon(); // peers, DNS and VIPs of the network in the sandbox
+    });
+    const options = ready.then(() => {
+      const opts = this.createOptionsOf(task);
+      return {
+        ...opts,
+        create: { ...opts.create, network: { path: `/run/netns/${sandboxName(this.opts.hostTag, hostId)}` } },
+      };
+    });
+    ready.catch(handledElsewhere);
+    options.catch(handledElsewhere);
+    return { options, ready };
+  }
+
+  /** `release` of a leg: removes it from its host's sandbox (if both are still there). */
+  private releaseLeg(taskId: string, hostId: string): Promise<void> {
+    this.legHosts.delete(taskId);
+    return this.perTask(hostId, async () => {
+      const sb = this.sandboxes.get(hostId);
+      if (!sb?.overlays.some((o) => o.leg === taskId)) return;
+      await removeLeg(this.deps(), sb, taskId);
+      await this.syncSoon();
+    });
+  }
+
+  /** `adopt` of a leg: taken back now if its host's sandbox is, else once the host's is. */
+  private adoptLegOf(task: Task, hostId: string): Promise<void> {
+    return this.queue.run(async () => {
+      const sb = this.sandboxes.get(hostId);
+      if (!sb) {
+        this.legsToAdopt.set(hostId, [...(this.legsToAdopt.get(hostId) ?? []), task]);
+        return;
+      }
+      await this.adoptLegsLocked(sb, [task]);
+      await this.sync();
+    });
+  }
+
+  private async adoptLegsLocked(sb: TaskSandbox, legs: readonly Task[]): Promise<void> {
+    for (const leg of legs) {
+      const [n] = this.sandboxNetworksOf(leg);
+      if (n && !(await adoptLeg(this.deps(), sb, leg.ID ?? '', n)))
+        this.log.warn(
+          { task: sb.taskId, leg: leg.ID },
+          'a network connect leg of an earlier agent is not in the sandbox',
+        );
+    }
   }
 
   /** The create options of a task's container in its sandbox (pure: names and addresses). */
@@ -259,6 +353,8 @@ export class NetworkController {
   /** Takes back the sandbox of a task whose container an earlier agent made (restart of shoald). */
   adopt(task: Task): Promise<void> {
     const taskId = task.ID ?? '';
+    const host = this.legHosts.get(taskId);
+    if (host !== undefined) return this.adoptLegOf(task, host);
     return this.queue.run(async () => {
       const path = `/run/netns/${sandboxName(this.opts.hostTag, taskId)}`;
       if (this.sandboxes.has(taskId) || !this.needsSandbox(task) || !existsSync(path)) return;
@@ -294,6 +390,9 @@ export class NetworkController {
         await installDnsRedirect({ containerNetns: path, uplink, uplinkAddress: gw.address, server, exclusive });
         this.dns.setScope(plainAddress(gw.address), sandboxNetworks(sb));
       }
+      const legs = this.legsToAdopt.get(taskId) ?? [];
+      this.legsToAdopt.delete(taskId);
+      await this.adoptLegsLocked(sb, legs);
       await this.sync();
     });
   }
@@ -317,6 +416,8 @@ export class NetworkController {
   /** Removes a task's sandbox (its container is over); idempotent. After the task's prepares. */
   release(taskId: string): Promise<void> {
     this.running.delete(taskId);
+    const host = this.legHosts.get(taskId);
+    if (host !== undefined) return this.releaseLeg(taskId, host);
     return this.perTask(taskId, async () => {
       const sb = this.sandboxes.get(taskId);
       this.taskPorts.delete(taskId);

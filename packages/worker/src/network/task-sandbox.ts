@@ -44,7 +44,15 @@ export interface TaskSandbox {
   taskId: string;
   netns: string;
   path: string;
-  overlays: { networkId: string; endpointId: string; address: string; ingress: boolean }[];
+  overlays: {
+    networkId: string;
+    endpointId: string;
+    address: string;
+    ingress: boolean;
+    /** A leg added by `network connect` (sandbox-legs.ts): its attachment task, and its interface. */
+    leg?: string;
+    ifname?: string;
+  }[];
   /** The leg on the gateway bridge: its address, and whether it is the way out. */
   gateway: { ifname: string; address: string; egress: boolean } | undefined;
   vip: VipBalancer;

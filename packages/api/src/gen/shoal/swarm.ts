@@ -103,6 +103,11 @@ export interface LocalAttachNetworkRequest {
   Aliases?: string[] | undefined;
   /** The container's name. */
   ContainerName?: string | undefined;
+  /**
+   * `shoal network connect`: the network namespace of the container (its first attachment's
+   * sandbox) that gets a leg on the network; empty for a new sandbox (`container run`).
+   */
+  Sandbox?: string | undefined;
 }
 
 export interface LocalAttachNetworkResponse {
@@ -119,9 +124,37 @@ export interface LocalAttachNetworkResponse {
 
 export interface LocalDetachNetworkRequest {
   AttachmentID?: string | undefined;
+  /**
+   * `shoal network disconnect` (AttachmentID empty): the container's name and the network's ID,
+   * name or ID prefix; the attachment is found on this node.
+   */
+  ContainerName?: string | undefined;
+  Target?: string | undefined;
 }
 
 export interface LocalDetachNetworkResponse {}
+
+/**
+ * `shoal container inspect` (NetworkSettings.Networks): the swarm networks a container of this
+ * node is on, through its network-attachment tasks.
+ */
+export interface LocalContainerNetworksRequest {
+  ContainerName?: string | undefined;
+}
+
+export interface LocalContainerNetwork {
+  NetworkID?: string | undefined;
+  NetworkName?: string | undefined;
+  /** The network-attachment task (Docker's EndpointID). */
+  AttachmentID?: string | undefined;
+  /** CIDR. */
+  Address?: string | undefined;
+  Aliases?: string[] | undefined;
+}
+
+export interface LocalContainerNetworksResponse {
+  Networks?: LocalContainerNetwork[] | undefined;
+}
 
 function createBaseSwarmInitRequest(): SwarmInitRequest {
   return {
@@ -969,7 +1002,7 @@ export const SwarmInfo: MessageFns<SwarmInfo> = {
 };
 
 function createBaseLocalAttachNetworkRequest(): LocalAttachNetworkRequest {
-  return { Target: '', Aliases: [], ContainerName: '' };
+  return { Target: '', Aliases: [], ContainerName: '', Sandbox: '' };
 }
 
 export const LocalAttachNetworkRequest: MessageFns<LocalAttachNetworkRequest> = {
@@ -984,6 +1017,9 @@ export const LocalAttachNetworkRequest: MessageFns<LocalAttachNetworkRequest> = 
     }
     if (message.ContainerName !== undefined && message.ContainerName !== '') {
       writer.uint32(26).string(message.ContainerName);
+    }
+    if (message.Sandbox !== undefined && message.Sandbox !== '') {
+      writer.uint32(34).string(message.Sandbox);
     }
     return writer;
   },
@@ -1028,6 +1064,14 @@ export const LocalAttachNetworkRequest: MessageFns<LocalAttachNetworkRequest> = 
             message.ContainerName = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Sandbox = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1048,6 +1092,7 @@ export const LocalAttachNetworkRequest: MessageFns<LocalAttachNetworkRequest> = 
     message.Target = object.Target ?? '';
     message.Aliases = object.Aliases?.map((e) => e) || [];
     message.ContainerName = object.ContainerName ?? '';
+    message.Sandbox = object.Sandbox ?? '';
     return message;
   },
 };
@@ -1188,13 +1233,19 @@ export const LocalAttachNetworkResponse: MessageFns<LocalAttachNetworkResponse> 
 };
 
 function createBaseLocalDetachNetworkRequest(): LocalDetachNetworkRequest {
-  return { AttachmentID: '' };
+  return { AttachmentID: '', ContainerName: '', Target: '' };
 }
 
 export const LocalDetachNetworkRequest: MessageFns<LocalDetachNetworkRequest> = {
   encode(message: LocalDetachNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.AttachmentID !== undefined && message.AttachmentID !== '') {
       writer.uint32(10).string(message.AttachmentID);
+    }
+    if (message.ContainerName !== undefined && message.ContainerName !== '') {
+      writer.uint32(18).string(message.ContainerName);
+    }
+    if (message.Target !== undefined && message.Target !== '') {
+      writer.uint32(26).string(message.Target);
     }
     return writer;
   },
@@ -1220,6 +1271,22 @@ export const LocalDetachNetworkRequest: MessageFns<LocalDetachNetworkRequest> = 
             message.AttachmentID = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ContainerName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Target = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1238,6 +1305,8 @@ export const LocalDetachNetworkRequest: MessageFns<LocalDetachNetworkRequest> = 
   fromPartial<I extends Exact<DeepPartial<LocalDetachNetworkRequest>, I>>(object: I): LocalDetachNetworkRequest {
     const message = createBaseLocalDetachNetworkRequest();
     message.AttachmentID = object.AttachmentID ?? '';
+    message.ContainerName = object.ContainerName ?? '';
+    message.Target = object.Target ?? '';
     return message;
   },
 };
@@ -1281,6 +1350,233 @@ export const LocalDetachNetworkResponse: MessageFns<LocalDetachNetworkResponse> 
   },
   fromPartial<I extends Exact<DeepPartial<LocalDetachNetworkResponse>, I>>(_: I): LocalDetachNetworkResponse {
     const message = createBaseLocalDetachNetworkResponse();
+    return message;
+  },
+};
+
+function createBaseLocalContainerNetworksRequest(): LocalContainerNetworksRequest {
+  return { ContainerName: '' };
+}
+
+export const LocalContainerNetworksRequest: MessageFns<LocalContainerNetworksRequest> = {
+  encode(message: LocalContainerNetworksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ContainerName !== undefined && message.ContainerName !== '') {
+      writer.uint32(10).string(message.ContainerName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalContainerNetworksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalContainerNetworksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ContainerName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalContainerNetworksRequest>, I>>(base?: I): LocalContainerNetworksRequest {
+    return LocalContainerNetworksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalContainerNetworksRequest>, I>>(
+    object: I,
+  ): LocalContainerNetworksRequest {
+    const message = createBaseLocalContainerNetworksRequest();
+    message.ContainerName = object.ContainerName ?? '';
+    return message;
+  },
+};
+
+function createBaseLocalContainerNetwork(): LocalContainerNetwork {
+  return { NetworkID: '', NetworkName: '', AttachmentID: '', Address: '', Aliases: [] };
+}
+
+export const LocalContainerNetwork: MessageFns<LocalContainerNetwork> = {
+  encode(message: LocalContainerNetwork, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.NetworkID !== undefined && message.NetworkID !== '') {
+      writer.uint32(10).string(message.NetworkID);
+    }
+    if (message.NetworkName !== undefined && message.NetworkName !== '') {
+      writer.uint32(18).string(message.NetworkName);
+    }
+    if (message.AttachmentID !== undefined && message.AttachmentID !== '') {
+      writer.uint32(26).string(message.AttachmentID);
+    }
+    if (message.Address !== undefined && message.Address !== '') {
+      writer.uint32(34).string(message.Address);
+    }
+    if (message.Aliases !== undefined && message.Aliases.length !== 0) {
+      for (const v of message.Aliases) {
+        writer.uint32(42).string(v!);
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalContainerNetwork {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalContainerNetwork();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.NetworkID = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NetworkName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.AttachmentID = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Address = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.Aliases!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalContainerNetwork>, I>>(base?: I): LocalContainerNetwork {
+    return LocalContainerNetwork.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalContainerNetwork>, I>>(object: I): LocalContainerNetwork {
+    const message = createBaseLocalContainerNetwork();
+    message.NetworkID = object.NetworkID ?? '';
+    message.NetworkName = object.NetworkName ?? '';
+    message.AttachmentID = object.AttachmentID ?? '';
+    message.Address = object.Address ?? '';
+    message.Aliases = object.Aliases?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseLocalContainerNetworksResponse(): LocalContainerNetworksResponse {
+  return { Networks: [] };
+}
+
+export const LocalContainerNetworksResponse: MessageFns<LocalContainerNetworksResponse> = {
+  encode(message: LocalContainerNetworksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Networks !== undefined && message.Networks.length !== 0) {
+      for (const v of message.Networks) {
+        LocalContainerNetwork.encode(v!, writer.uint32(10).fork()).join();
+      }
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalContainerNetworksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalContainerNetworksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            const el = LocalContainerNetwork.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.Networks!.push(el);
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LocalContainerNetworksResponse>, I>>(base?: I): LocalContainerNetworksResponse {
+    return LocalContainerNetworksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalContainerNetworksResponse>, I>>(
+    object: I,
+  ): LocalContainerNetworksResponse {
+    const message = createBaseLocalContainerNetworksResponse();
+    message.Networks = object.Networks?.map((e) => LocalContainerNetwork.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1354,6 +1650,18 @@ export const SwarmService = {
       Buffer.from(LocalDetachNetworkResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LocalDetachNetworkResponse => LocalDetachNetworkResponse.decode(value),
   },
+  containerNetworks: {
+    path: '/shoal.Swarm/ContainerNetworks' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LocalContainerNetworksRequest): Buffer =>
+      Buffer.from(LocalContainerNetworksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LocalContainerNetworksRequest => LocalContainerNetworksRequest.decode(value),
+    responseSerialize: (value: LocalContainerNetworksResponse): Buffer =>
+      Buffer.from(LocalContainerNetworksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LocalContainerNetworksResponse =>
+      LocalContainerNetworksResponse.decode(value),
+  },
 } as const;
 
 export interface SwarmServer extends UntypedServiceImplementation {
@@ -1364,6 +1672,7 @@ export interface SwarmServer extends UntypedServiceImplementation {
   info: handleUnaryCall<SwarmInfoRequest, SwarmInfo>;
   attachNetwork: handleUnaryCall<LocalAttachNetworkRequest, LocalAttachNetworkResponse>;
   detachNetwork: handleUnaryCall<LocalDetachNetworkRequest, LocalDetachNetworkResponse>;
+  containerNetworks: handleUnaryCall<LocalContainerNetworksRequest, LocalContainerNetworksResponse>;
 }
 
 export interface SwarmClient extends Client {
@@ -1468,6 +1777,21 @@ export interface SwarmClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LocalDetachNetworkResponse) => void,
+  ): ClientUnaryCall;
+  containerNetworks(
+    request: LocalContainerNetworksRequest,
+    callback: (error: ServiceError | null, response: LocalContainerNetworksResponse) => void,
+  ): ClientUnaryCall;
+  containerNetworks(
+    request: LocalContainerNetworksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LocalContainerNetworksResponse) => void,
+  ): ClientUnaryCall;
+  containerNetworks(
+    request: LocalContainerNetworksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LocalContainerNetworksResponse) => void,
   ): ClientUnaryCall;
 }
 
