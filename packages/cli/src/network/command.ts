@@ -10,6 +10,7 @@ import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.j
 import type { DaemonClient } from '../daemon/client.js';
 import { checkFormat, formatInspect, formatList, matchLabels, matchesAny, parseFilters } from '../format/index.js';
 import { findObject } from '../secret/objects.js';
+import { openEngine, withRoots, type GlobalOpts } from '../commands/container.js';
 import { registerConnect } from './connect.js';
 import { networkContainers, networkPeers, networkResource, networkSpecFromFlags, type CreateFlags } from './view.js';
 
@@ -39,6 +40,35 @@ async function localNode(c: DaemonClient): Promise<string> {
     if (err instanceof RemoteError) return '';
     throw err;
   }
+}
+
+/**
+ * The full IDs of the plain containers attached on node `self` (their attachment tasks name them),
+ * from this node's engine, by name. Names the engine does not know are left out (the CLI runs
+ * with another data root than the containers' own).
+ */
+async function plainContainerIds(o: GlobalOpts, tasks: readonly Task[], self: string): Promise<Map<string, string>> {
+  const ids = new Map<string, string>();
+  const names = new Set(
+    tasks.flatMap((t) => {
+      const name = t.Spec?.NetworkAttachmentSpec?.ContainerID;
+      return name !== undefined && t.NodeID === self && self !== '' ? [name] : [];
+    }),
+  );
+  if (names.size === 0) return ids;
+  const engine = await openEngine(o, false, false);
+  try {
+    for (const name of names) {
+      try {
+        ids.set(name, (await engine.inspect(name)).id);
+      } catch (err) {
+        if (!hasCode(err, 'ENGINE_CONTAINER_NOT_FOUND')) throw err;
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+  return ids;
 }
 
 function find(all: readonly Network[], ref: string): Network {
@@ -137,38 +167,42 @@ export function registerNetwork(program: Command): void {
       }),
     );
 
-  cmd
-    .command('inspect')
-    .description('Display detailed information on one or more networks')
-    .argument('<network...>')
-    .option('-f, --format <format>', "format output: 'json' or a Go template")
-    .action(
-      daemonAction(async (c, refs: string[], o: { format?: string }) => {
-        checkFormat(o.format);
-        const all = await listAll(c);
-        const found: Network[] = [];
-        let failed: unknown;
-        for (const ref of refs) {
-          try {
-            found.push(find(all, ref));
-          } catch (err) {
-            failed = err;
-            process.stderr.write(failureLine(err) + '\n');
-          }
+  withRoots(
+    cmd
+      .command('inspect')
+      .description('Display detailed information on one or more networks')
+      .argument('<network...>')
+      .option('-f, --format <format>', "format output: 'json' or a Go template"),
+  ).action(
+    daemonAction(async (c, refs: string[], o: GlobalOpts & { format?: string }) => {
+      checkFormat(o.format);
+      const all = await listAll(c);
+      const found: Network[] = [];
+      let failed: unknown;
+      for (const ref of refs) {
+        try {
+          found.push(find(all, ref));
+        } catch (err) {
+          failed = err;
+          process.stderr.write(failureLine(err) + '\n');
         }
-        const { nodes, tasks } = found.length > 0 ? await placement(c) : { nodes: [], tasks: [] };
-        // Containers: the local node's only, as Docker's (the node of the daemon we talk to)
-        const self = tasks.some((t) => t.Spec?.NetworkAttachmentSpec !== undefined) ? await localNode(c) : '';
-        if (found.length > 0 || failed === undefined)
-          process.stdout.write(
-            formatInspect(
-              found.map((n) => networkResource(n, networkPeers(n, nodes, tasks), networkContainers(n, tasks, self))),
-              o.format,
+      }
+      const { nodes, tasks } = found.length > 0 ? await placement(c) : { nodes: [], tasks: [] };
+      // Containers: the local node's only, as Docker's (the node of the daemon we talk to)
+      const self = nodes.length > 0 ? await localNode(c) : '';
+      const ids = await plainContainerIds(o, tasks, self);
+      if (found.length > 0 || failed === undefined)
+        process.stdout.write(
+          formatInspect(
+            found.map((n) =>
+              networkResource(n, networkPeers(n, nodes, tasks), networkContainers(n, tasks, self, ids, nodes)),
             ),
-          );
-        if (failed !== undefined) process.exitCode = EXIT_CODE_OF_KIND[errorKind(failed)];
-      }),
-    );
+            o.format,
+          ),
+        );
+      if (failed !== undefined) process.exitCode = EXIT_CODE_OF_KIND[errorKind(failed)];
+    }),
+  );
 
   cmd
     .command('rm')

@@ -136,7 +136,14 @@ async function withDaemon(t: {
     new Promise((resolve, reject) => {
       const c = spawn(process.execPath, [main, ...args], {
         stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        env: { ...process.env, SHOAL_DEBUG: '', SHOAL_HOST: `unix://${d.socket}` },
+        env: {
+          ...process.env,
+          SHOAL_DEBUG: '',
+          SHOAL_HOST: `unix://${d.socket}`,
+          // the engine `network inspect` reads container IDs from: an empty one of this test
+          SHOAL_DATA_ROOT: join(dir, 'data'),
+          SHOAL_RUN_ROOT: join(dir, 'run'),
+        },
       });
       let stdout = '';
       let stderr = '';
@@ -307,7 +314,7 @@ test('network inspect lists the nodes the network is on as Peers', async (t) => 
   assert.equal(none[0]?.['Peers'], undefined);
 });
 
-test("network inspect lists as Containers the plain containers of the daemon's node only, as Docker's", async (t) => {
+test("network inspect lists as Containers the plain and task containers of the daemon's node only, as Docker's", async (t) => {
   const { d, run } = await withDaemon(t);
   const created = await run(['network', 'create', '--attachable', 'att']);
   assert.equal(created.code, 0, created.stderr);
@@ -328,6 +335,15 @@ test("network inspect lists as Containers the plain containers of the daemon's n
       attachment('c1', 'h1-id', '198.19.128.4/24'),
       attachment('c2', 'h2-id', '198.19.128.5/24'),
       attachment('c3', 'h1-id', '198.19.128.6/24', 'complete'), // stopped: given back
+      {
+        ID: 'task1',
+        NodeID: 'h1-id',
+        ServiceID: 'svc-id',
+        ServiceName: 'web',
+        Slot: 2,
+        Status: { State: 'running', ContainerStatus: { ContainerID: 'f'.repeat(64) } },
+        NetworksAttachments: [{ Network: { ID: id }, Addresses: ['198.19.128.7/24'] }],
+      },
     ],
   };
   const containers = async (): Promise<unknown> => {
@@ -335,7 +351,15 @@ test("network inspect lists as Containers the plain containers of the daemon's n
     assert.equal(insp.code, 0, insp.stderr);
     return JSON.parse(insp.stdout);
   };
+  // c1 is not in this engine (its name is its key then); the service task's container by its ID
   assert.deepEqual(await containers(), {
+    ['f'.repeat(64)]: {
+      Name: 'web.2.task1',
+      EndpointID: 'task1',
+      MacAddress: '02:42:c6:13:80:07',
+      IPv4Address: '198.19.128.7/24',
+      IPv6Address: '',
+    },
     c1: {
       Name: 'c1',
       EndpointID: 't-c1',

@@ -2,7 +2,7 @@
  * A swarm network as `docker network inspect` prints it (the engine's NetworkResource shape,
  * not the swarm object), and the flags of `network create` as a NetworkSpec.
  */
-import type { IPAMConfig, Network, NetworkSpec, Node, Task } from '@shoal/api';
+import { containerName, type IPAMConfig, type Network, type NetworkSpec, type Node, type Task } from '@shoal/api';
 import { InvalidArgumentError } from '@shoal/common';
 
 /** A node the network is instantiated on, as Docker's `Peers` lists it. */
@@ -31,7 +31,7 @@ export function networkPeers(n: Network, nodes: readonly Node[], tasks: readonly
     .sort((a, b) => a.Name.localeCompare(b.Name));
 }
 
-/** A plain container attached to the network, as Docker's `Containers` entries. */
+/** An endpoint on the network, as Docker's `Containers` entries. */
 export interface AttachedContainer {
   Name: string;
   EndpointID: string;
@@ -40,33 +40,62 @@ export interface AttachedContainer {
   IPv6Address: string;
 }
 
+/** The MAC address Shoal gives an address (as Docker's: 02:42 then the IPv4 octets). */
+function macOf(addr: string): string {
+  const octets = (addr.split('/')[0] ?? '').split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
+  return ['02', '42', ...octets].join(':');
+}
+
+function endpoint(name: string, endpointId: string, addr: string): AttachedContainer {
+  return { Name: name, EndpointID: endpointId, MacAddress: macOf(addr), IPv4Address: addr, IPv6Address: '' };
+}
+
+/** The key and `Name` of a node's ingress load-balancer endpoint, as Docker's ingress sandbox. */
+export const INGRESS_SANDBOX = 'ingress-sbox';
+export const INGRESS_ENDPOINT = 'ingress-endpoint';
+
 /**
- * The plain containers attached to a network (`container run --network`) on node `nodeId`, the
- * one the CLI talks to (as Docker's, which lists the local node's only): its live
- * network-attachment tasks there, by container name.
+ * Docker's `Containers` of a network on node `nodeId`, the one the CLI talks to (Docker lists the
+ * local node's endpoints only), keyed by container ID, in key order (as Go prints a map):
+ * - the plain containers attached there (`container run --network`, `network connect`): its
+ *   live network-attachment tasks, whose NetworkAttachmentSpec.ContainerID is the container's
+ *   name; `containerIds` gives the full ID of a name (from the node's engine); a name it does not
+ *   know is its own key (the CLI could not read that engine);
+ * - the containers of service tasks there (live, with a container): key the container's ID,
+ *   Name the task container's name (`<service>.<slot>.<task ID>`, `<service>.<node ID>.<task ID>`);
+ * - on the ingress network, the node's load-balancer address: key `ingress-sbox`, Name
+ *   `ingress-endpoint` (other networks have no per-node load-balancer address in Shoal).
+ * EndpointID is the task's ID (the node's load-balancer endpoint's for ingress).
  */
 export function networkContainers(
   n: Network,
   tasks: readonly Task[],
   nodeId: string,
+  containerIds: ReadonlyMap<string, string> = new Map(),
+  nodes: readonly Node[] = [],
 ): Record<string, AttachedContainer> {
-  const out: Record<string, AttachedContainer> = {};
+  const found: [string, AttachedContainer][] = [];
+  if (nodeId === '') return {};
   for (const t of tasks) {
-    const name = t.Spec?.NetworkAttachmentSpec?.ContainerID;
-    if (name === undefined || t.NodeID !== nodeId || !LIVE_TASK_STATES.has(t.Status?.State ?? '')) continue;
-    const att = (t.NetworksAttachments ?? []).find((a) => a.Network?.ID === n.ID);
-    const addr = att?.Addresses?.[0];
+    if (t.NodeID !== nodeId || !LIVE_TASK_STATES.has(t.Status?.State ?? '')) continue;
+    const addr = (t.NetworksAttachments ?? []).find((a) => a.Network?.ID === n.ID)?.Addresses?.[0];
     if (addr === undefined) continue;
-    const octets = (addr.split('/')[0] ?? '').split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
-    out[name] = {
-      Name: name,
-      EndpointID: t.ID ?? '',
-      MacAddress: ['02', '42', ...octets].join(':'),
-      IPv4Address: addr,
-      IPv6Address: '',
-    };
+    const plain = t.Spec?.NetworkAttachmentSpec?.ContainerID;
+    if (plain !== undefined) {
+      found.push([containerIds.get(plain) ?? plain, endpoint(plain, t.ID ?? '', addr)]);
+      continue;
+    }
+    const id = t.Status?.ContainerStatus?.ContainerID ?? '';
+    if ((t.ServiceID ?? '') === '' || id === '') continue;
+    found.push([id, endpoint(containerName(t), t.ID ?? '', addr)]);
   }
-  return out;
+  if (n.Spec?.Ingress === true) {
+    const self = nodes.find((x) => x.ID === nodeId);
+    const addr = (self?.Attachments ?? []).find((a) => a.Network?.ID === n.ID)?.Addresses?.[0];
+    if (addr !== undefined) found.push([INGRESS_SANDBOX, endpoint(INGRESS_ENDPOINT, `lb-${nodeId}`, addr)]);
+  }
+  found.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Object.fromEntries(found);
 }
 
 /** Docker's `network inspect` JSON of a swarm network (`Peers` when the network is on any node). */
