@@ -87,6 +87,13 @@ async function lookup(host: string, name: string, target: string): Promise<strin
   return [...answers.matchAll(/Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1] ?? '').sort();
 }
 
+/** A container's full ID (`network inspect` lists containers by it, as Docker's). */
+async function idOf(host: string, name: string): Promise<string> {
+  const id = (await ok(host, ['container', 'inspect', '--format', '{{.Id}}', name])).trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  return id;
+}
+
 type Containers = Record<string, { Name: string; EndpointID: string; IPv4Address: string }> | null;
 
 async function inspectNet(name: string): Promise<{ IPAM: { Config: { Subnet: string }[] }; Containers: Containers }> {
@@ -214,8 +221,9 @@ test(
       // connect: a second interface in c1 with an address of netb, its route, its names
       const connectAndCheck = async (): Promise<string> => {
         await ok(C, ['network', 'connect', '--alias', 'cb', 'netb', 'c1']);
-        const entry = (await inspectNet('netb')).Containers?.['c1'];
-        assert.ok(entry, 'network inspect netb lists c1');
+        const entry = (await inspectNet('netb')).Containers?.[await idOf(C, 'c1')];
+        assert.ok(entry, 'network inspect netb lists c1 by its ID');
+        assert.equal(entry.Name, 'c1');
         const addr = entry.IPv4Address.split('/')[0] ?? '';
         assert.ok(inSubnet(addr, netbSubnet), `c1's address ${addr} is in ${netbSubnet}`);
         assert.match(await c1Addrs(), new RegExp(`eth\\d+\\s+inet ${esc(addr)}/`));
@@ -302,7 +310,7 @@ test(
       // container rm gives every attachment of the container back: its connected networks too
       await ok('h1', ['network', 'create', '-d', 'overlay', '--attachable', 'netc']);
       await ok(C, ['network', 'connect', 'netc', 'c1']);
-      assert.ok((await inspectNet('netc')).Containers?.['c1'], 'network inspect netc lists c1');
+      assert.ok((await inspectNet('netc')).Containers?.[await idOf(C, 'c1')], 'network inspect netc lists c1');
       await ok(C, ['container', 'rm', '-f', 'c1', 'c0']);
       assert.equal((await inspectNet('netc')).Containers, null, 'netc lists nothing once c1 is removed');
       await ok('h1', ['network', 'rm', 'netc']);

@@ -218,9 +218,13 @@ test(
         image,
         ...serve,
       ]);
+      // listed by its full container ID, as Docker's, with its name inside
+      const c1Id = (await ok('h1', ['container', 'inspect', '--format', '{{.Id}}', 'c1'])).trim();
+      assert.match(c1Id, /^[0-9a-f]{64}$/);
       const net = await inspectNet('attnet');
-      const entry = net.Containers?.['c1'];
-      assert.ok(entry, `network inspect lists c1: ${JSON.stringify(net.Containers)}`);
+      const entry = net.Containers?.[c1Id];
+      assert.ok(entry, `network inspect lists c1 by its ID: ${JSON.stringify(net.Containers)}`);
+      assert.equal(entry.Name, 'c1');
       const c1Addr = entry.IPv4Address.split('/')[0] ?? '';
       const subnet = net.IPAM.Config[0]?.Subnet ?? '';
       assert.ok(inSubnet(c1Addr, subnet), `c1's address ${c1Addr} is in ${subnet}`);
@@ -284,7 +288,7 @@ test(
         '3600',
       ]);
       // network inspect on h1 lists h1's containers only, as Docker's: not c2 (on h2)
-      assert.deepEqual(Object.keys((await inspectNet('attnet')).Containers ?? {}), ['c1'], 'only the local c1');
+      assert.deepEqual(Object.keys((await inspectNet('attnet')).Containers ?? {}), [c1Id], 'only the local c1');
       const c2Addr = (/inet (\d+\.\d+\.\d+\.\d+)\//.exec(
         await inContainer('h2', 'c2', ['ip', 'addr', 'show', 'eth0']),
       ) ?? [])[1];
@@ -320,7 +324,7 @@ test(
       assert.ok(c1Task, 'c1 names its attachment');
       await ok('h1', ['container', 'stop', '-t', '1', 'c1']);
       await until('c1 no longer listed once stopped', async () =>
-        (await inspectNet('attnet')).Containers?.['c1'] === undefined ? true : undefined,
+        (await inspectNet('attnet')).Containers?.[c1Id] === undefined ? true : undefined,
       );
       await until("c1's sandbox removed on h1", () =>
         Promise.resolve(readdirSync('/run/netns').some((n) => n.includes(c1Task.slice(0, 12))) ? undefined : true),
@@ -330,7 +334,7 @@ test(
       assert.doesNotMatch(inUse.stderr, /container /, 'neither the stopped c1 nor the removed c2 holds the network');
       await ok('h1', ['container', 'start', 'c1']);
       const again = await until('c1 listed again once started', async () => {
-        const e = (await inspectNet('attnet')).Containers?.['c1'];
+        const e = (await inspectNet('attnet')).Containers?.[c1Id];
         return e ? e.IPv4Address.split('/')[0] : undefined;
       });
       assert.ok(again !== undefined && inSubnet(again, subnet), `c1's new address ${again} is in ${subnet}`);
