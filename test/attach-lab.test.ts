@@ -345,6 +345,49 @@ test(
         (await get('h2', webTask, 'c1')) === 'c1-body' ? true : undefined,
       );
 
+      // a service task on h1 is listed too: by its container's ID, named <service>.<slot>.<task ID>
+      await ok('h1', [
+        'service',
+        'create',
+        '-d',
+        '--name',
+        'near',
+        '--network',
+        'attnet',
+        '--constraint',
+        'node.hostname==h1',
+        image,
+        'sleep',
+        '3600',
+      ]);
+      const nearTask = await until('near running on h1', async () => {
+        const out = await ok('h1', [
+          'service',
+          'ps',
+          '--no-trunc',
+          '--format',
+          '{{.Node}} {{.CurrentState}} {{.Name}}.{{.ID}}',
+          'near',
+        ]);
+        return out
+          .split('\n')
+          .find((x) => /^h1 Running /.test(x))
+          ?.split(' ')
+          .at(-1);
+      });
+      const [nearKey, nearEntry] = await until('network inspect lists the near task', async () =>
+        Object.entries((await inspectNet('attnet')).Containers ?? {}).find(([, e]) => e.Name === nearTask),
+      );
+      assert.match(nearKey, /^[0-9a-f]{64}$/);
+      assert.ok(inSubnet(nearEntry.IPv4Address.split('/')[0] ?? '', subnet), `near's address is in ${subnet}`);
+      assert.match(await ok('h1', ['container', 'inspect', '--format', '{{.Name}}', nearKey]), new RegExp(nearTask));
+      await ok('h1', ['service', 'rm', 'near']);
+      await until('the near task no longer listed', async () =>
+        Object.values((await inspectNet('attnet')).Containers ?? {}).some((e) => e.Name === nearTask)
+          ? undefined
+          : true,
+      );
+
       // network rm refused while c1 is attached; after container rm it goes at once
       await ok('h1', ['service', 'rm', 'web']);
       await until('network rm refused naming only c1', async () => {
@@ -362,7 +405,12 @@ test(
     }
 
     // nothing left on any host but the nodes' ingress sandboxes (they stay while the node is in
-    // the swarm, as Docker's ingress-sbox)
+    // the swarm, as Docker's ingress-sbox; network inspect ingress lists h1's as Docker's does)
+    const ingress = JSON.parse(
+      await ok('h1', ['network', 'inspect', '--format', '{{json .Containers}}', 'ingress']),
+    ) as Record<string, { Name: string; IPv4Address: string }>;
+    assert.deepEqual(Object.keys(ingress), ['ingress-sbox']);
+    assert.equal(ingress['ingress-sbox']?.Name, 'ingress-endpoint');
     const ingressId = (await ok('h1', ['network', 'inspect', '--format', '{{.Id}}', 'ingress'])).trim();
     const ingressNs = tags.map((t) => `shoal-ov-${t}-${ingressId.slice(0, 12).toLowerCase()}`);
     const ours = (n: string): boolean => tags.some((tag) => n.includes(`-${tag}-`)) && !ingressNs.includes(n);
@@ -381,7 +429,7 @@ test(
     }
     for (const h of HOSTS) {
       const out = await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']);
-      assert.doesNotMatch(out, /^(web\.|c1$|c2$|cx$|cy$)/m, `containers left on ${h}`);
+      assert.doesNotMatch(out, /^(web\.|near\.|c1$|c2$|cx$|cy$)/m, `containers left on ${h}`);
     }
   },
 );
