@@ -5,7 +5,8 @@
  * IPAMOptions with the subnet and gateway the allocator gave, here Docker's own values) printed by
  * `networkResource` must be Docker's JSON: every field, its value and the key order. Left out:
  * `Id` and `Created` (Docker's), and `Containers`/`Peers`, which describe the node the CLI asks
- * (Docker lists the local endpoints there; Shoal prints null).
+ * (Docker lists the local endpoints there; in these goldens only the node's load-balancer endpoint
+ * of the network, keyed `ep-<endpoint ID>`, which Shoal does not have: see network-view.test.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
