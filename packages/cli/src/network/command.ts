@@ -5,7 +5,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { RemoteError, type Network, type Node, type Task } from '@shoal/api';
-import { errorKind, hasCode } from '@shoal/common';
+import { errnoCode, errorKind, hasCode } from '@shoal/common';
 import { EXIT_CODE_OF_KIND, daemonAction, failureLine } from '../daemon/action.js';
 import type { DaemonClient } from '../daemon/client.js';
 import { checkFormat, formatInspect, formatList, matchLabels, matchesAny, parseFilters } from '../format/index.js';
@@ -44,8 +44,8 @@ async function localNode(c: DaemonClient): Promise<string> {
 
 /**
  * The full IDs of the plain containers attached on node `self` (their attachment tasks name them),
- * from this node's engine, by name. Names the engine does not know are left out (the CLI runs
- * with another data root than the containers' own).
+ * from the engine this CLI opens, by name. Names it does not know (the CLI runs with another data
+ * root than the containers') are left out, and all of them when it may not read the engine.
  */
 async function plainContainerIds(o: GlobalOpts, tasks: readonly Task[], self: string): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
@@ -56,7 +56,14 @@ async function plainContainerIds(o: GlobalOpts, tasks: readonly Task[], self: st
     }),
   );
   if (names.size === 0) return ids;
-  const engine = await openEngine(o, false, false);
+  let engine;
+  try {
+    engine = await openEngine(o, false, false);
+  } catch (err) {
+    // a CLI that may not read the engine (not root): the names stay the keys
+    if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EPERM') return ids;
+    throw err;
+  }
   try {
     for (const name of names) {
       try {
