@@ -759,6 +759,28 @@ export class Engine {
   }
 
   /**
+   * Sets (a string) or removes (undefined) labels of a container in any state, in its record and
+   * its kept create options (so a later start keeps them). For what the container is part of
+   * elsewhere, e.g. the swarm networks shoald connected it to (`network connect`), which
+   * `container start` attaches again. Runtime settings do not change.
+   */
+  async setLabels(ref: string, labels: Record<string, string | undefined>): Promise<void> {
+    const id = await this.store.resolve(ref);
+    const apply = (to: Record<string, string>): Record<string, string> => {
+      const out = { ...to };
+      for (const [k, v] of Object.entries(labels)) {
+        if (v === undefined) delete out[k];
+        else out[k] = v;
+      }
+      return out;
+    };
+    await this.store.update(id, (r) => {
+      r.labels = apply(r.labels);
+      if (r.createOptions) r.createOptions.labels = apply(r.createOptions.labels ?? {});
+    });
+  }
+
+  /**
    * A named local volume, created with `opts` when it does not exist (the worker calls this
    * for a task's volume mounts). Returns the volume and whether it was created now.
    */
