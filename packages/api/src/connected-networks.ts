@@ -6,6 +6,11 @@
  * succeeds and drops the network from it on disconnect; the CLI reads it at start.
  */
 export const CONNECTED_NETWORKS_LABEL = 'com.shoal.network.connected';
+/** The label that names a container's first network attachment (its task ID). */
+export const ATTACHMENT_LABEL = 'com.shoal.network.attachment';
+/** The labels that keep the first network (as given to --network) and its aliases (JSON list). */
+export const NETWORK_LABEL = 'com.shoal.network.name';
+export const ALIASES_LABEL = 'com.shoal.network.aliases';
 
 export interface ConnectedNetwork {
   /** The network as given to `network connect` (name or ID). */

@@ -15,7 +15,14 @@
 import { randomBytes } from 'node:crypto';
 import { hasCode } from '@shoal/common';
 import type { ContainerCreateOptions, Engine, StartOptions } from '@shoal/engine';
-import { CONNECTED_NETWORKS_LABEL, parseConnectedNetworks, type LocalAttachNetworkResponse } from '@shoal/api';
+import {
+  ALIASES_LABEL,
+  ATTACHMENT_LABEL,
+  CONNECTED_NETWORKS_LABEL,
+  NETWORK_LABEL,
+  parseConnectedNetworks,
+  type LocalAttachNetworkResponse,
+} from '@shoal/api';
 import { connectDaemon, type DaemonClient } from '../daemon/client.js';
 
 /** A swarm network's name or ID as `--network` takes it (Docker's network name characters). */
@@ -29,11 +36,8 @@ export function isSwarmNetwork(v: string | undefined): v is string {
   return v !== undefined && !LOCAL_MODES.has(v) && !v.startsWith('ns:') && SWARM_NETWORK.test(v);
 }
 
-/** The label that names a container's network attachment (its task ID). */
-export const ATTACHMENT_LABEL = 'com.shoal.network.attachment';
-/** The labels that keep the network (as given to --network) and the aliases, to attach again at start. */
-export const NETWORK_LABEL = 'com.shoal.network.name';
-export const ALIASES_LABEL = 'com.shoal.network.aliases';
+// the labels that name the attachment and keep the network and aliases, to attach again at start
+export { ATTACHMENT_LABEL, NETWORK_LABEL, ALIASES_LABEL };
 
 export interface SwarmAttachment {
   readonly id: string;
