@@ -12,8 +12,15 @@
  *   route (the default route stays on the gateway leg), `network inspect netb` and `container
  *   inspect c1` (NetworkSettings.Networks) list it, c1 reaches the service on netb by name
  *   (its VIP) and the service's task on h2 reaches c1 by its name and its alias;
+ * - c3 (`--restart always`, on neta and connected to netb) stopped by the user gives its
+ *   attachments back; shoald of h1 killed and started again starts it (Docker's daemon start) on
+ *   both networks again, in order, reaching c2 (neta, on h2) and web (netb);
  * - shoald of h1 killed and started again takes the leg back: both networks listed, the address
  *   on its interface, the service's name still resolving in c1;
+ * - c1 stopped gives both attachments back; `container start` attaches it again to neta, then
+ *   netb (eth2, alias cb): `container inspect` lists both in that order, and on each network it
+ *   resolves and reaches, and is resolved and reached (c2 on h2 over neta, web's task over netb);
+ *   after a disconnect, a stop/start brings back neta alone;
  * - disconnected, the interface, address and route are gone, netb's names no longer resolve in
  *   c1 nor c1's in netb, netb lists no container; connected again and disconnected while netb
  *   is otherwise unused, `network rm netb` goes from refused (naming c1) to done at once;
@@ -263,8 +270,49 @@ test(
         const r = await shoal(['lab', ...args]);
         assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
       };
+      // c3 (`--restart always`) on neta and netb, stopped by the user: it gives its attachments back
+      await ok(C, [
+        'container',
+        'run',
+        ...insecure,
+        '-d',
+        '--name',
+        'c3',
+        '--restart',
+        'always',
+        '--network',
+        'neta',
+        image,
+        'sleep',
+        '3600',
+      ]);
+      await ok(C, ['network', 'connect', 'netb', 'c3']);
+      await ok(C, ['container', 'stop', '-t', '1', 'c3']);
+      await until('a stopped c3 is on no network', async () => {
+        const [a, b] = [(await inspectNet('neta')).Containers, (await inspectNet('netb')).Containers];
+        return a?.['c3'] === undefined && b?.['c3'] === undefined ? true : undefined;
+      });
       await lab(['stop', labName, C, '--signal', 'KILL']);
       await lab(['start', labName, C]);
+      // Docker's daemon start: an `always` container starts, here on its networks again
+      await until('shoald started c3 again on neta and netb, in order', async () => {
+        const r = await onHost(C, [
+          'container',
+          'inspect',
+          '--format',
+          '{{.State.Status}} {{json .NetworkSettings.Networks}}',
+          'c3',
+        ]);
+        lastOutput = `${r.stdout}${r.stderr}`;
+        if (r.code !== 0 || !r.stdout.startsWith('running ')) return undefined;
+        const nets = Object.keys(JSON.parse(r.stdout.slice('running '.length)) as Record<string, unknown>);
+        return nets.join(',') === 'neta,netb' ? true : undefined;
+      });
+      await until('c3 reaches c2 on neta', async () => ((await get(C, 'c3', 'c2')) === 'c2-body' ? true : undefined));
+      await until('c3 reaches web on netb', async () =>
+        /^[0-9a-f]{12}$/.test(await get(C, 'c3', 'web')) ? true : undefined,
+      );
+      await ok(C, ['container', 'rm', '-f', 'c3']);
       await until('container inspect lists both networks again (once shoald answers)', async () => {
         const r = await onHost(C, ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
         lastOutput = `${r.stdout}${r.stderr}`;
@@ -368,7 +416,7 @@ test(
       await ok('h1', ['network', 'rm', 'netc']);
       await ok('h1', ['network', 'rm', 'neta', 'netp']);
     } finally {
-      for (const h of HOSTS) await onHost(h, ['container', 'rm', '-f', 'c1', 'c0', 'c2']);
+      for (const h of HOSTS) await onHost(h, ['container', 'rm', '-f', 'c1', 'c0', 'c2', 'c3']);
       await onHost('h1', ['network', 'rm', 'netc', 'netb', 'neta', 'netp']);
     }
 
@@ -390,6 +438,6 @@ test(
       });
     }
     for (const h of HOSTS)
-      assert.doesNotMatch(await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(web\.|c[012]$)/m);
+      assert.doesNotMatch(await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(web\.|c[0-3]$)/m);
   },
 );
