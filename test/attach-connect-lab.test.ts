@@ -12,8 +12,15 @@
  *   route (the default route stays on the gateway leg), `network inspect netb` and `container
  *   inspect c1` (NetworkSettings.Networks) list it, c1 reaches the service on netb by name
  *   (its VIP) and the service's task on h2 reaches c1 by its name and its alias;
+ * - c3 (`--restart always`, on neta and connected to netb) stopped by the user gives its
+ *   attachments back; shoald of h1 killed and started again starts it (Docker's daemon start) on
+ *   both networks again, in order, reaching c2 (neta, on h2) and web (netb);
  * - shoald of h1 killed and started again takes the leg back: both networks listed, the address
  *   on its interface, the service's name still resolving in c1;
+ * - c1 stopped gives both attachments back; `container start` attaches it again to neta, then
+ *   netb (eth2, alias cb): `container inspect` lists both in that order, and on each network it
+ *   resolves and reaches, and is resolved and reached (c2 on h2 over neta, web's task over netb);
+ *   after a disconnect, a stop/start brings back neta alone;
  * - disconnected, the interface, address and route are gone, netb's names no longer resolve in
  *   c1 nor c1's in netb, netb lists no container; connected again and disconnected while netb
  *   is otherwise unused, `network rm netb` goes from refused (naming c1) to done at once;
@@ -167,6 +174,13 @@ test(
       const serve = ['sh', '-c', 'mkdir -p /www && echo c1-body > /www/index.html && exec httpd -f -p 80 -h /www'];
       await ok(C, ['container', 'run', ...insecure, '-d', '--name', 'c1', '--network', 'neta', image, ...serve]);
       await ok(C, ['container', 'run', ...insecure, '-d', '--name', 'c0', image, 'sleep', '3600']);
+      // c2: another container on neta, on the other host
+      const serve2 = ['sh', '-c', 'mkdir -p /www && echo c2-body > /www/index.html && exec httpd -f -p 80 -h /www'];
+      await ok(W, ['container', 'run', ...insecure, '-d', '--name', 'c2', '--network', 'neta', image, ...serve2]);
+      const c2a = (await inContainer(W, 'c2', ['ip', '-o', '-4', 'addr', 'show', 'eth0'])).match(
+        /inet (\d+\.\d+\.\d+\.\d+)\//,
+      )?.[1];
+      assert.ok(c2a, "c2's neta address");
       const webTask = await until(`web running on ${W}`, async () => {
         const out = await ok('h1', [
           'service',
@@ -191,7 +205,8 @@ test(
           }[]
         )[0]?.Addr.split('/')[0] ?? '';
       const c1Addrs = async (): Promise<string> => inContainer(C, 'c1', ['ip', '-o', '-4', 'addr', 'show']);
-      const before = await c1Addrs();
+      /** c1's addresses on its first network alone (new ones after each stop/start). */
+      let before = await c1Addrs();
       assert.match(before, /eth0/);
       assert.deepEqual(Object.keys(await c1Networks()), ['neta']);
 
@@ -235,7 +250,7 @@ test(
         assert.equal(nets['netb'], entry.IPv4Address);
         return addr;
       };
-      const c1b = await connectAndCheck();
+      let c1b = await connectAndCheck();
       await refuse(
         ['network', 'connect', 'netb', 'c1'],
         /^Error response from daemon: endpoint with name c1 already exists in network netb$/m,
@@ -263,8 +278,49 @@ test(
         const r = await shoal(['lab', ...args]);
         assert.equal(r.code, 0, `lab ${args.join(' ')}: ${r.stderr}`);
       };
+      // c3 (`--restart always`) on neta and netb, stopped by the user: it gives its attachments back
+      await ok(C, [
+        'container',
+        'run',
+        ...insecure,
+        '-d',
+        '--name',
+        'c3',
+        '--restart',
+        'always',
+        '--network',
+        'neta',
+        image,
+        'sleep',
+        '3600',
+      ]);
+      await ok(C, ['network', 'connect', 'netb', 'c3']);
+      await ok(C, ['container', 'stop', '-t', '1', 'c3']);
+      await until('a stopped c3 is on no network', async () => {
+        const [a, b] = [(await inspectNet('neta')).Containers, (await inspectNet('netb')).Containers];
+        return a?.['c3'] === undefined && b?.['c3'] === undefined ? true : undefined;
+      });
       await lab(['stop', labName, C, '--signal', 'KILL']);
       await lab(['start', labName, C]);
+      // Docker's daemon start: an `always` container starts, here on its networks again
+      await until('shoald started c3 again on neta and netb, in order', async () => {
+        const r = await onHost(C, [
+          'container',
+          'inspect',
+          '--format',
+          '{{.State.Status}} {{json .NetworkSettings.Networks}}',
+          'c3',
+        ]);
+        lastOutput = `${r.stdout}${r.stderr}`;
+        if (r.code !== 0 || !r.stdout.startsWith('running ')) return undefined;
+        const nets = Object.keys(JSON.parse(r.stdout.slice('running '.length)) as Record<string, unknown>);
+        return nets.join(',') === 'neta,netb' ? true : undefined;
+      });
+      await until('c3 reaches c2 on neta', async () => ((await get(C, 'c3', 'c2')) === 'c2-body' ? true : undefined));
+      await until('c3 reaches web on netb', async () =>
+        /^[0-9a-f]{12}$/.test(await get(C, 'c3', 'web')) ? true : undefined,
+      );
+      await ok(C, ['container', 'rm', '-f', 'c3']);
       await until('container inspect lists both networks again (once shoald answers)', async () => {
         const r = await onHost(C, ['container', 'inspect', '--format', '{{json .NetworkSettings.Networks}}', 'c1']);
         lastOutput = `${r.stdout}${r.stderr}`;
@@ -274,6 +330,51 @@ test(
       await until('web still resolves in c1 after the restart', async () =>
         (await lookup(C, 'c1', 'web')).includes(vip) ? true : undefined,
       );
+
+      // stopped, c1 gives every attachment back; started again it is on both networks again, in
+      // order (neta first, netb on eth2 with its alias), and reaches and is reached on each
+      await ok(C, ['container', 'stop', '-t', '1', 'c1']);
+      await until('a stopped c1 is on no network', async () => {
+        const [a, b] = [(await inspectNet('neta')).Containers, (await inspectNet('netb')).Containers];
+        return a === null && b === null ? true : undefined;
+      });
+      await ok(C, ['container', 'start', 'c1']);
+      const again = await c1Networks();
+      assert.deepEqual(Object.keys(again), ['neta', 'netb'], 'both networks, the first one first');
+      const c1b2 = again['netb']?.split('/')[0] ?? '';
+      const c1a2 = again['neta']?.split('/')[0] ?? '';
+      assert.ok(inSubnet(c1b2, netbSubnet), `c1's new address ${c1b2} is in ${netbSubnet}`);
+      assert.match(await c1Addrs(), new RegExp(`eth2\\s+inet ${esc(c1b2)}/`), 'netb on eth2 again');
+      assert.equal((await inspectNet('netb')).Containers?.['c1']?.IPv4Address.split('/')[0], c1b2);
+      before = (await c1Addrs())
+        .split('\n')
+        .filter((l) => !l.includes(`inet ${c1b2}/`))
+        .join('\n');
+      c1b = c1b2; // the disconnect below takes this address away
+      // on netb: web by its VIP from c1; c1 and its alias cb from web's task
+      await until('web resolves to its VIP in c1 after the start', async () =>
+        (await lookup(C, 'c1', 'web')).includes(vip) ? true : undefined,
+      );
+      await until('c1 reaches web after the start', async () =>
+        /^[0-9a-f]{12}$/.test(await get(C, 'c1', 'web')) ? true : undefined,
+      );
+      for (const name of ['c1', 'cb']) {
+        await until(`${name} resolves to c1's new netb address in the web task`, async () =>
+          (await lookup(W, webTask, name)).includes(c1b2) ? true : undefined,
+        );
+        await until(`the web task reaches ${name} after the start`, async () =>
+          (await get(W, webTask, name)) === 'c1-body' ? true : undefined,
+        );
+      }
+      // on neta: c2 on the other host, both ways
+      await until('c2 resolves to its neta address in c1', async () =>
+        (await lookup(C, 'c1', 'c2')).includes(c2a) ? true : undefined,
+      );
+      await until('c1 reaches c2 on neta', async () => ((await get(C, 'c1', 'c2')) === 'c2-body' ? true : undefined));
+      await until('c1 resolves to its new neta address in c2', async () =>
+        (await lookup(W, 'c2', 'c1')).includes(c1a2) ? true : undefined,
+      );
+      await until('c2 reaches c1 on neta', async () => ((await get(W, 'c2', 'c1')) === 'c1-body' ? true : undefined));
 
       // disconnect: the interface, address, route and names go
       await ok(C, ['network', 'disconnect', 'netb', 'c1']);
@@ -293,6 +394,12 @@ test(
         return seen.some(netbAddr) ? undefined : true;
       });
       assert.equal(await get(W, webTask, c1b), '', "c1's old address does not answer the web task");
+      // a disconnected network is not attached again at the next start
+      await ok(C, ['container', 'stop', '-t', '1', 'c1']);
+      await ok(C, ['container', 'start', 'c1']);
+      assert.deepEqual(Object.keys(await c1Networks()), ['neta'], 'only neta after a stop/start');
+      before = await c1Addrs();
+      assert.equal((await inspectNet('netb')).Containers, null, 'netb lists no container');
 
       // connected again; with netb otherwise unused, network rm is refused naming c1 until the
       // disconnect, then done at once
@@ -312,11 +419,12 @@ test(
       await ok(C, ['network', 'connect', 'netc', 'c1']);
       assert.ok((await inspectNet('netc')).Containers?.[await idOf(C, 'c1')], 'network inspect netc lists c1');
       await ok(C, ['container', 'rm', '-f', 'c1', 'c0']);
+      await ok(W, ['container', 'rm', '-f', 'c2']);
       assert.equal((await inspectNet('netc')).Containers, null, 'netc lists nothing once c1 is removed');
       await ok('h1', ['network', 'rm', 'netc']);
       await ok('h1', ['network', 'rm', 'neta', 'netp']);
     } finally {
-      for (const h of HOSTS) await onHost(h, ['container', 'rm', '-f', 'c1', 'c0']);
+      for (const h of HOSTS) await onHost(h, ['container', 'rm', '-f', 'c1', 'c0', 'c2', 'c3']);
       await onHost('h1', ['network', 'rm', 'netc', 'netb', 'neta', 'netp']);
     }
 
@@ -338,6 +446,6 @@ test(
       });
     }
     for (const h of HOSTS)
-      assert.doesNotMatch(await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(web\.|c1$|c0$)/m);
+      assert.doesNotMatch(await ok(h, ['container', 'ls', '-a', '--format', '{{.Names}}']), /^(web\.|c[0-3]$)/m);
   },
 );

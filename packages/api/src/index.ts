@@ -27,3 +27,4 @@ export * from './validate.js';
 export * from './inspect.js';
 export * from './auth.js';
 export * from './tls.js';
+export * from './connected-networks.js';

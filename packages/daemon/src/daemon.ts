@@ -52,6 +52,7 @@ import { WorkerSession } from './worker-session.js';
 import { startNodeAgent, stopNodeAgent, type NodeAgent } from './node-agent.js';
 import { startRenewer } from './node-certificate.js';
 import { openLocalEngine } from './local-engine.js';
+import { rejoinNetworks } from './rejoin.js';
 import type { Engine } from '@shoal/engine';
 
 export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked';
@@ -115,7 +116,10 @@ export class Daemon {
 
   async start(): Promise<void> {
     await ensureLayout(this.layout);
-    this.engine = await openLocalEngine(this.layout.engine, this.settings.runRoot, this.log);
+    // a container on swarm networks restarted by its policy is attached again (rejoin.ts)
+    this.engine = await openLocalEngine(this.layout.engine, this.settings.runRoot, this.log, (rec) =>
+      rejoinNetworks(() => this.node?.agent, rec),
+    );
     this.state = await readNodeState(this.layout);
     if (this.state) {
       if (await this.keyStore.isLocked()) {

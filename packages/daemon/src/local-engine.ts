@@ -8,14 +8,20 @@
  */
 import { join } from 'node:path';
 import type { Logger } from '@shoal/common';
-import { Engine } from '@shoal/engine';
+import { Engine, type EngineOptions } from '@shoal/engine';
 
-export function openLocalEngine(engineRoot: string, runRoot: string, log: Logger): Promise<Engine> {
+export function openLocalEngine(
+  engineRoot: string,
+  runRoot: string,
+  log: Logger,
+  rejoin?: EngineOptions['rejoin'],
+): Promise<Engine> {
   return Engine.open({
     dataRoot: engineRoot,
     runRoot: join(runRoot, 'engine'),
     collector: true,
     supervise: true,
+    ...(rejoin ? { rejoin } : {}),
     logger: log.child({ component: 'engine' }),
   });
 }

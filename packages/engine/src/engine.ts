@@ -20,13 +20,14 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, watch } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, watch } from 'node:fs';
 import { join } from 'node:path';
-import { errnoCode, silentLogger, type Logger } from '@shoal/common';
+import { errnoCode, errorMessage, silentLogger, type Logger } from '@shoal/common';
 import {
   ContainerNotFoundError,
   ContainerStateError,
   NameInUseError,
+  NetnsGoneError,
   RuncFailedError,
   VolumeInUseError,
 } from './errors.js';
@@ -88,6 +89,14 @@ export interface EngineOptions {
    * Docker when dockerd is not running.
    */
   supervise?: boolean;
+  /**
+   * For a restart by policy (`supervise`) of a container whose network namespace is gone (a
+   * swarm network attachment given back when a user stopped it, then shoald restarted: Docker
+   * starts `always` containers at daemon start): attaches it again and says where it starts
+   * (shoald sets it; it may wait for the node's session with a manager). Without it such a
+   * restart is refused with a log line and the container stays stopped.
+   */
+  rejoin?: (rec: ContainerRecord) => Promise<StartOptions>;
   /** @deprecated the former name of `collector`. */
   background?: boolean;
   /**
@@ -198,7 +207,7 @@ export class Engine {
         e.supervisor = new RestartSupervisor({
           store: e.store,
           collecting: () => e.collecting,
-          restart: (id, reset) => e.restartExited(id, { reset }),
+          restart: (id, reset) => e.restartSupervised(id, reset),
           log: e.log,
         });
       }
@@ -756,6 +765,54 @@ export class Engine {
     }
     this.log.info({ id, restartCount: rec.restartCount, reset: opts.reset ?? false }, 'container started again');
     this.monitor.track(rec);
+  }
+
+  /**
+   * A restart by the supervisor. A container whose network namespace (`ns:PATH`) is gone cannot
+   * start there: with the `rejoin` option it is attached again first, in the background (the
+   * supervisor goes on with the others; a failure is logged and the container stays stopped),
+   * without it the restart is refused (NetnsGoneError, logged) and the record is unchanged.
+   */
+  private async restartSupervised(id: string, reset: boolean): Promise<void> {
+    const rec = await this.store.read(id);
+    const mode = rec.createOptions?.network;
+    const path = typeof mode === 'object' ? mode.path : undefined;
+    if (path === undefined || existsSync(path)) return this.restartExited(id, { reset });
+    const rejoin = this.opts.rejoin;
+    if (rejoin === undefined) {
+      const err = new NetnsGoneError(id, path);
+      this.log.warn({ id, netns: path }, `not restarted: ${err.message}`);
+      throw err;
+    }
+    this.log.info({ id, netns: path }, 'its network namespace is gone: attaching it again before the restart');
+    void rejoin(rec)
+      .then((opts) => this.restartExited(id, { reset, ...opts }))
+      .then(() => this.log.info({ id }, 'restarted on its networks again'))
+      .catch((err: unknown) =>
+        this.log.warn({ id, err: errorMessage(err) }, 'not restarted: cannot attach it to its networks again'),
+      );
+  }
+
+  /**
+   * Sets (a string) or removes (undefined) labels of a container in any state, in its record and
+   * its kept create options (so a later start keeps them). For what the container is part of
+   * elsewhere, e.g. the swarm networks shoald connected it to (`network connect`), which
+   * `container start` attaches again. Runtime settings do not change.
+   */
+  async setLabels(ref: string, labels: Record<string, string | undefined>): Promise<void> {
+    const id = await this.store.resolve(ref);
+    const apply = (to: Record<string, string>): Record<string, string> => {
+      const out = { ...to };
+      for (const [k, v] of Object.entries(labels)) {
+        if (v === undefined) delete out[k];
+        else out[k] = v;
+      }
+      return out;
+    };
+    await this.store.update(id, (r) => {
+      r.labels = apply(r.labels);
+      if (r.createOptions) r.createOptions.labels = apply(r.createOptions.labels ?? {});
+    });
   }
 
   /**

@@ -288,6 +288,20 @@ export class ContainerStateError extends EngineError {
   }
 }
 
+/**
+ * A restart by policy of a container whose network namespace is gone (given back when it
+ * stopped) and that nothing attaches again: it stays stopped (a state error, so not retried).
+ */
+export class NetnsGoneError extends ContainerStateError {
+  constructor(containerId: string, path: string) {
+    super(
+      containerId,
+      'exited',
+      `its network namespace ${path} is gone (its network attachment was given back when it stopped): start it with \`shoal container start\`, which attaches it again`,
+    );
+  }
+}
+
 /** Thrown when the per-container monitor (shoal-shim) is missing or cannot start. */
 export class MonitorError extends EngineError {
   constructor(detail: string, options?: { cause?: unknown }) {

@@ -104,6 +104,7 @@ export {
   NameInUseError,
   RuncFailedError,
   ContainerStateError,
+  NetnsGoneError,
   MonitorError,
   InvalidSpecError,
   InvalidMountError,

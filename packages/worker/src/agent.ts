@@ -10,9 +10,14 @@
  * stopped and removed.
  */
 import {
+  CONNECTED_NETWORKS_LABEL,
+  formatConnectedNetworks,
   isTerminalTaskState,
+  parseConnectedNetworks,
+  withConnectedNetwork,
   type AssignmentsMessage,
   type Config,
+  type ConnectedNetwork,
   type Node,
   type Secret,
   type Task,
@@ -225,6 +230,11 @@ export class Agent {
     try {
       const runner = await this.attachmentRunner(id, signal);
       const opts: TaskNetworkOptions = await raceAbort(runner.ready, signal, ATTACH_WAIT_MS, id);
+      // a connected network is the container's for good: `container start` attaches it again
+      if (host !== undefined)
+        await this.recordConnected(req.containerName, (l) =>
+          withConnectedNetwork(l, { network: req.target, aliases: req.aliases }),
+        );
       const path = opts.create.network;
       return {
         attachmentId: id,
@@ -272,12 +282,48 @@ export class Agent {
         net?.Spec?.Name === target || net?.ID === target || (target.length > 0 && (net?.ID ?? '').startsWith(target))
       );
     });
-    if (found === undefined) throw new EndpointNotFoundError(containerName, target);
+    if (found === undefined) {
+      // a stopped container gave its attachments back: it is disconnected from a kept network
+      // (not attached again at its next start), as Docker disconnects a stopped container
+      const kept = parseConnectedNetworks(await this.connectedLabel(containerName));
+      if (!kept.some((e) => e.network === target)) throw new EndpointNotFoundError(containerName, target);
+      await this.recordConnected(containerName, (l) => l.filter((e) => e.network !== target));
+      return;
+    }
     if (this.network?.legHostOf(found.runner.taskId) === undefined)
       throw new ConnectUnsupportedError(
         `container ${containerName} cannot be disconnected from network ${target}: it is the network the container was started on (its sandbox); remove the container instead`,
       );
     await this.detachNetwork(found.runner.taskId);
+    const net = found.task.NetworksAttachments?.[0]?.Network;
+    const names = new Set([target, net?.Spec?.Name, net?.ID].filter((n) => n !== undefined && n !== ''));
+    await this.recordConnected(containerName, (l) => l.filter((e) => !names.has(e.network)));
+  }
+
+  /** The container's label of kept connected networks (undefined: none, or no such container). */
+  private async connectedLabel(containerName: string): Promise<string | undefined> {
+    try {
+      return (await this.opts.engine.inspect(containerName)).labels[CONNECTED_NETWORKS_LABEL];
+    } catch (err) {
+      if (err instanceof ContainerNotFoundError) return undefined; // removed meanwhile
+      throw err;
+    }
+  }
+
+  /** Rewrites the container's list of connected networks (docs/network.md, "Network connect"). */
+  private async recordConnected(
+    containerName: string,
+    change: (l: ConnectedNetwork[]) => ConnectedNetwork[],
+  ): Promise<void> {
+    const label = await this.connectedLabel(containerName);
+    const next = formatConnectedNetworks(change(parseConnectedNetworks(label)));
+    if (next === label) return;
+    try {
+      await this.opts.engine.setLabels(containerName, { [CONNECTED_NETWORKS_LABEL]: next });
+    } catch (err) {
+      if (err instanceof ContainerNotFoundError) return; // removed meanwhile: nothing to keep
+      throw err;
+    }
   }
 
   /** The swarm networks container `containerName` of this node is on, first network first. */

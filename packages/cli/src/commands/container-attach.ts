@@ -7,14 +7,22 @@
  * attachment's ID, so `container rm` gives the attachment back. A container removed another way
  * (`--rm` by shoald, a CLI that died) is found by shoald, which gives it back itself.
  *
- * As Docker's, a container that stops gives its attachment back (shoald's claim check finds it
- * stopped: its address is freed, its sandbox removed); `container start` attaches it again to
- * the same network with the same aliases (labels keep them) and starts it in the new sandbox.
+ * As Docker's, a container that stops gives its attachments back (shoald's claim check finds it
+ * stopped: its addresses are freed, its sandbox removed); `container start` attaches it again to
+ * the same network with the same aliases (labels keep them), then to each network `network
+ * connect` added (shoald keeps them in CONNECTED_NETWORKS_LABEL), and starts it in the new sandbox.
  */
 import { randomBytes } from 'node:crypto';
 import { hasCode } from '@shoal/common';
 import type { ContainerCreateOptions, Engine, StartOptions } from '@shoal/engine';
-import type { LocalAttachNetworkResponse } from '@shoal/api';
+import {
+  ALIASES_LABEL,
+  ATTACHMENT_LABEL,
+  CONNECTED_NETWORKS_LABEL,
+  NETWORK_LABEL,
+  parseConnectedNetworks,
+  type LocalAttachNetworkResponse,
+} from '@shoal/api';
 import { connectDaemon, type DaemonClient } from '../daemon/client.js';
 
 /** A swarm network's name or ID as `--network` takes it (Docker's network name characters). */
@@ -28,11 +36,8 @@ export function isSwarmNetwork(v: string | undefined): v is string {
   return v !== undefined && !LOCAL_MODES.has(v) && !v.startsWith('ns:') && SWARM_NETWORK.test(v);
 }
 
-/** The label that names a container's network attachment (its task ID). */
-export const ATTACHMENT_LABEL = 'com.shoal.network.attachment';
-/** The labels that keep the network (as given to --network) and the aliases, to attach again at start. */
-export const NETWORK_LABEL = 'com.shoal.network.name';
-export const ALIASES_LABEL = 'com.shoal.network.aliases';
+// the labels that name the attachment and keep the network and aliases, to attach again at start
+export { ATTACHMENT_LABEL, NETWORK_LABEL, ALIASES_LABEL };
 
 export interface SwarmAttachment {
   readonly id: string;
@@ -132,6 +137,21 @@ export async function reattach(
     await detach(client, old);
     const r = await client.swarm.attachNetwork({ Target: network, Aliases: aliases, ContainerName: rec.name });
     const id = r.AttachmentID ?? '';
+    // then each network it was connected to, in order, as `network connect` made them (legs in
+    // the new sandbox); one that fails gives everything back (the legs go with the first)
+    for (const c of parseConnectedNetworks(rec.labels[CONNECTED_NETWORKS_LABEL])) {
+      try {
+        await client.swarm.attachNetwork({
+          Target: c.network,
+          Aliases: c.aliases,
+          ContainerName: rec.name,
+          Sandbox: r.NetnsPath ?? '',
+        });
+      } catch (err) {
+        await detach(client, id);
+        throw err;
+      }
+    }
     // the same DNS as before (the embedded server, or the user's --dns): only the namespace and
     // the --hostname entries (its new addresses) change
     const joined = joinOptions(rec.createOptions ?? {}, r, rec.createOptions?.hostname);
