@@ -48,7 +48,7 @@ export async function rejoinNetworks(
       if (!hasCode(err, 'WORKER_NOT_CONNECTED') && !hasCode(err, 'DAEMON_NOT_IN_SWARM')) throw err;
       if (Date.now() > until)
         throw new DaemonError(
-          'DAEMON_REJOIN_REFUSED',
+          'DAEMON_REJOIN_NO_MANAGER',
           `container ${rec.name}: this node has no session with a manager after ${waitMs / 1000} s: not attached again`,
           'unavailable',
           { cause: err },
