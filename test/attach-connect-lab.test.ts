@@ -345,7 +345,7 @@ test(
       const c1a2 = again['neta']?.split('/')[0] ?? '';
       assert.ok(inSubnet(c1b2, netbSubnet), `c1's new address ${c1b2} is in ${netbSubnet}`);
       assert.match(await c1Addrs(), new RegExp(`eth2\\s+inet ${esc(c1b2)}/`), 'netb on eth2 again');
-      assert.equal((await inspectNet('netb')).Containers?.['c1']?.IPv4Address.split('/')[0], c1b2);
+      assert.equal((await inspectNet('netb')).Containers?.[await idOf(C, 'c1')]?.IPv4Address.split('/')[0], c1b2);
       before = (await c1Addrs())
         .split('\n')
         .filter((l) => !l.includes(`inet ${c1b2}/`))
